@@ -1,0 +1,162 @@
+"""Segment-compatible Tracking API: ``/v1/identify``, ``track``, ``page``, ``screen``,
+``group``, ``alias`` and ``batch``, authenticated the way Segment's SDKs do it (the
+write key as the HTTP Basic username, or ``writeKey`` in the body).
+
+A batch is not all-or-nothing: the SDKs retry a rejected batch as a whole, so one
+bad event would block every good one forever. Good events are stored; bad ones are
+reported by index and dropped. A batch with no good event at all is a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from leads.api.errors import error_response
+from leads.models import ApiKey, Event
+from leads.services.api_keys import api_key_check
+from leads.services.events import events_record
+from leads.services.ingest import (
+    IngestError,
+    PayloadTooLarge,
+    message_size_ok,
+    parse_timestamp,
+    read_json_body,
+    segment_message_to_event,
+)
+
+
+def _key_from_headers(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0]
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return None
+
+
+def _authenticate(request: HttpRequest, body: Any) -> ApiKey | None:
+    key = _key_from_headers(request)
+    if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        key = body["writeKey"]
+    return api_key_check(key) if key else None
+
+
+def _unauthorized() -> JsonResponse:
+    response = error_response(401, "unauthenticated", "A valid write key is required.")
+    response["WWW-Authenticate"] = 'Basic realm="leadflow"'
+    return response
+
+
+def _single(request: HttpRequest, type_: str) -> JsonResponse:
+    try:
+        body = read_json_body(request, max_bytes=settings.INGEST_MAX_EVENT_BYTES)
+    except PayloadTooLarge:
+        return error_response(
+            413, "too_large", f"An event is limited to {settings.INGEST_MAX_EVENT_BYTES} bytes."
+        )
+    except IngestError as exc:
+        if _authenticate(request, None) is None:
+            return _unauthorized()
+        return error_response(400, "invalid", exc.message, exc.fields)
+    if _authenticate(request, body) is None:
+        return _unauthorized()
+    try:
+        event = segment_message_to_event(
+            body, type_=type_, received_at=timezone.now(), sent_at=None
+        )
+    except IngestError as exc:
+        return error_response(400, "invalid", exc.message, exc.fields)
+    events_record(events=[event])
+    return JsonResponse({"success": True})
+
+
+def _single_view(type_: str):  # type: ignore[no-untyped-def]
+    @csrf_exempt
+    @require_POST
+    def view(request: HttpRequest) -> JsonResponse:
+        return _single(request, type_)
+
+    view.__name__ = f"segment_{type_}"
+    return view
+
+
+identify = _single_view("identify")
+track = _single_view("track")
+page = _single_view("page")
+screen = _single_view("screen")
+group = _single_view("group")
+alias = _single_view("alias")
+
+
+@csrf_exempt
+@require_POST
+def batch(request: HttpRequest) -> JsonResponse:
+    try:
+        body = read_json_body(request, max_bytes=settings.INGEST_MAX_BATCH_BYTES)
+    except PayloadTooLarge:
+        return error_response(
+            413, "too_large", f"A batch is limited to {settings.INGEST_MAX_BATCH_BYTES} bytes."
+        )
+    except IngestError as exc:
+        if _authenticate(request, None) is None:
+            return _unauthorized()
+        return error_response(400, "invalid", exc.message, exc.fields)
+    if _authenticate(request, body) is None:
+        return _unauthorized()
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        return error_response(400, "invalid", "Expected {\"batch\": [...]}.", {"batch": ["Required."]})
+    messages = body["batch"]
+    if len(messages) > settings.INGEST_MAX_BATCH_EVENTS:
+        return error_response(
+            413, "too_large", f"A batch holds at most {settings.INGEST_MAX_BATCH_EVENTS} events."
+        )
+    received_at = timezone.now()
+    sent_at = None
+    try:
+        if body.get("sentAt") is not None:
+            sent_at = parse_timestamp(body["sentAt"], "sentAt")
+    except IngestError as exc:
+        return error_response(400, "invalid", exc.message, exc.fields)
+    events: list[Event] = []
+    rejected: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        if not message_size_ok(message):
+            rejected.append(
+                {
+                    "index": index,
+                    "code": "too_large",
+                    "message": f"An event is limited to {settings.INGEST_MAX_EVENT_BYTES} bytes.",
+                    "fields": {},
+                }
+            )
+            continue
+        try:
+            events.append(
+                segment_message_to_event(
+                    message, type_=None, received_at=received_at, sent_at=sent_at
+                )
+            )
+        except IngestError as exc:
+            fields = {f"batch[{index}].{k}" if k else f"batch[{index}]": v for k, v in exc.fields.items()}
+            rejected.append({"index": index, "code": "invalid", "message": exc.message, "fields": fields})
+    if messages and not events:
+        fields: dict[str, list[str]] = {}
+        for item in rejected:
+            fields.update(item["fields"] or {f"batch[{item['index']}]": [item["message"]]})
+        response = error_response(400, "invalid", "No event in the batch is valid.", fields)
+        return response
+    events_record(events=events)
+    return JsonResponse({"success": True, "accepted": len(events), "rejected": rejected})

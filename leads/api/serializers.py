@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Stage
+from leads.services.events import INBOUND_TYPES
+from leads.services.fields import (
+    RESERVED_KEYS,
+    FieldValueError,
+    choice_options_clean,
+    custom_definitions,
+    custom_value_clean,
+)
+from leads.services.leads import lead_create, lead_update
+
+User = get_user_model()
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class TagListField(serializers.Field):
+    def to_representation(self, value: Any) -> list[str]:
+        return sorted(tag.name for tag in value.all())
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+            raise serializers.ValidationError("Expected a list of tag names.")
+        names = [t.strip() for t in data if t.strip()]
+        if any(len(n) > 100 for n in names):
+            raise serializers.ValidationError("A tag name is at most 100 characters.")
+        return names
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(max_length=254, required=False, allow_null=True)
+    tags = TagListField(required=False)
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    custom_fields = serializers.DictField(required=False)
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "email",
+            "external_id",
+            "first_name",
+            "last_name",
+            "phone",
+            "job_title",
+            "company_name",
+            "company_size",
+            "industry",
+            "country",
+            "city",
+            "stage",
+            "owner",
+            "tags",
+            "unsubscribed",
+            "custom_fields",
+            "created_at",
+            "updated_at",
+            "last_activity_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at", "last_activity_at"]
+
+    def validate_email(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.strip().lower()
+        taken = Lead.objects.filter(email=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("A lead with this email already exists.")
+        return value
+
+    def validate_external_id(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        taken = Lead.objects.filter(external_id=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("A lead with this external id already exists.")
+        return value
+
+    def validate_custom_fields(self, value: dict[str, Any]) -> dict[str, Any]:
+        definitions = custom_definitions()
+        errors: dict[str, list[str]] = {}
+        cleaned: dict[str, Any] = {}
+        for key, raw in value.items():
+            definition = definitions.get(key)
+            if definition is None:
+                errors[key] = [f"Unknown custom field {key!r}."]
+                continue
+            try:
+                cleaned[key] = custom_value_clean(definition, raw)
+            except FieldValueError as exc:
+                errors[key] = [str(exc)]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return cleaned
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None and not attrs.get("email") and not attrs.get("external_id"):
+            raise serializers.ValidationError(
+                {"email": ["A lead needs an email or an external id."]}
+            )
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Lead:
+        tags = validated_data.pop("tags", [])
+        custom = {k: v for k, v in validated_data.pop("custom_fields", {}).items() if v is not None}
+        owner = validated_data.pop("owner", None)
+        return lead_create(fields=validated_data, custom=custom, tags=tags, owner=owner)
+
+    def update(self, instance: Lead, validated_data: dict[str, Any]) -> Lead:
+        tags = validated_data.pop("tags", None)
+        custom = validated_data.pop("custom_fields", None)
+        with transaction.atomic():
+            lead = Lead.objects.select_for_update().get(pk=instance.pk)
+            current = set(lead.tags.values_list("name", flat=True))
+            lead_update(
+                lead=lead,
+                changes=validated_data,
+                custom=custom,
+                tags_add=tags or [],
+                tags_remove=current - set(tags) if tags is not None else [],
+            )
+        return Lead.objects.prefetch_related("tags").get(pk=lead.pk)
+
+
+class FieldDefinitionSerializer(serializers.ModelSerializer):
+    type = serializers.ChoiceField(choices=FieldType.choices)
+
+    class Meta:
+        model = FieldDefinition
+        fields = ["id", "key", "label", "type", "options", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_key(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.key:
+            raise serializers.ValidationError("The key of a field cannot change.")
+        if value in RESERVED_KEYS:
+            raise serializers.ValidationError(f"{value!r} is a standard lead field.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        field_type = attrs.get("type", getattr(self.instance, "type", None))
+        if self.instance is not None and field_type != self.instance.type:
+            raise serializers.ValidationError({"type": ["The type of a field cannot change."]})
+        options = attrs.get("options", getattr(self.instance, "options", []))
+        try:
+            attrs["options"] = choice_options_clean(str(field_type), options)
+        except FieldValueError as exc:
+            raise serializers.ValidationError({"options": [str(exc)]}) from None
+        return attrs
+
+
+REST_EVENT_TYPES = sorted(INBOUND_TYPES - {"group", "alias"})
+
+
+class EventInSerializer(serializers.Serializer):
+    """An event sent through the REST API. Name the lead by ``lead`` (id), ``email``,
+    ``user_id`` or ``anonymous_id``; for ``identify`` the properties are traits."""
+
+    type = serializers.ChoiceField(choices=REST_EVENT_TYPES)
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    properties = serializers.DictField(required=False, default=dict)
+    occurred_at = serializers.DateTimeField(required=False)
+    lead = serializers.IntegerField(required=False, min_value=1)
+    email = serializers.EmailField(required=False, max_length=254)
+    user_id = serializers.CharField(required=False, max_length=255)
+    anonymous_id = serializers.CharField(required=False, max_length=255)
+    idempotency_key = serializers.CharField(required=False, max_length=200)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not any(attrs.get(k) for k in ("lead", "email", "user_id", "anonymous_id")):
+            raise serializers.ValidationError(
+                {"lead": ["Give one of lead, email, user_id or anonymous_id."]}
+            )
+        visible = self.context.get("visible_leads")
+        if attrs.get("lead") and visible is not None:
+            if not visible.filter(pk=attrs["lead"]).exists():
+                raise serializers.ValidationError({"lead": ["No such lead."]})
+        return attrs
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "lead",
+            "type",
+            "name",
+            "properties",
+            "occurred_at",
+            "received_at",
+            "source",
+            "processed_at",
+        ]
+        read_only_fields = fields
+
+
+class EmailEventInSerializer(serializers.Serializer):
+    """Email activity from a provider Leadflow has no webhook parser for, or a reply
+    detected by your own mail system."""
+
+    type = serializers.ChoiceField(
+        choices=[
+            "delivered",
+            "opened",
+            "clicked",
+            "replied",
+            "bounced",
+            "complained",
+            "unsubscribed",
+        ]
+    )
+    email = serializers.EmailField(max_length=254)
+    event_id = serializers.CharField(required=False, max_length=200)
+    occurred_at = serializers.DateTimeField(required=False)
+    message_id = serializers.CharField(required=False, max_length=255, allow_blank=True)
+    campaign = serializers.CharField(required=False, max_length=255, allow_blank=True)
+    url = serializers.URLField(required=False, max_length=2000, allow_blank=True)
+    provider = serializers.SlugField(required=False, max_length=30, default="generic")
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="Shown once; store it now.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+
+class AcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    ids = serializers.ListField(child=serializers.IntegerField())
+

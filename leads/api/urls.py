@@ -1,0 +1,12 @@
+from rest_framework.routers import DefaultRouter
+
+from leads.api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.register("leads", views.LeadViewSet, basename="lead")
+router.register("fields", views.FieldDefinitionViewSet, basename="field")
+router.register("events", views.EventViewSet, basename="event")
+router.register("email-events", views.EmailEventViewSet, basename="email-event")
+router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
+
+urlpatterns = router.urls

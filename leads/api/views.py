@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leads.api.errors import error_body
+from leads.api.permissions import ALL_ROLES, RoleAccess
+from leads.api.serializers import (
+    AcceptedSerializer,
+    ApiKeyCreatedSerializer,
+    ApiKeySerializer,
+    EmailEventInSerializer,
+    EventInSerializer,
+    EventSerializer,
+    FieldDefinitionSerializer,
+    LeadSerializer,
+)
+from leads.models import ApiKey, Event, FieldDefinition, Lead, Role, Stage
+from leads.roles import ApiKeyPrincipal
+from leads.selectors import events_visible_to, lead_search, leads_visible_to
+from leads.services.api_keys import api_key_create, api_key_revoke
+from leads.services.email_events import email_event_build
+from leads.services.events import events_record
+from leads.services.leads import lead_delete
+
+ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
+
+
+class LeadFilter(django_filters.FilterSet):
+    email = django_filters.CharFilter(method="filter_email")
+    stage = django_filters.ChoiceFilter(choices=Stage.choices)
+    owner = django_filters.CharFilter(method="filter_owner", help_text="A user id, or 'none'.")
+    tag = django_filters.CharFilter(field_name="tags__name")
+    q = django_filters.CharFilter(method="filter_search", help_text="Name, email or company.")
+
+    class Meta:
+        model = Lead
+        fields = ["email", "stage", "owner", "tag", "q"]
+
+    def filter_email(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        return queryset.filter(email=value.strip().lower())
+
+    def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        if value == "none":
+            return queryset.filter(owner__isnull=True)
+        if not value.isdigit():
+            raise ValidationError({"owner": ["Expected a user id or 'none'."]})
+        return queryset.filter(owner_id=int(value))
+
+    def filter_search(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        return lead_search(queryset, value)
+
+
+class LeadViewSet(viewsets.ModelViewSet):
+    """Leads. Sales reps see and edit their own and unassigned leads only."""
+
+    serializer_class = LeadSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = ALL_ROLES
+    delete_roles = ADMIN_MARKETER
+    filterset_class = LeadFilter
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        return leads_visible_to(self.request.user).prefetch_related("tags")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not _is_admin_or_marketer(request):
+            return Response(
+                error_body("permission_denied", "Sales reps cannot create leads."),
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        return super().create(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: Lead) -> None:
+        lead_delete(lead=instance)
+
+
+def _is_admin_or_marketer(request: Request) -> bool:
+    from leads.roles import user_role
+
+    return user_role(request.user) in ADMIN_MARKETER
+
+
+class FieldDefinitionViewSet(viewsets.ModelViewSet):
+    """Custom lead fields."""
+
+    queryset = FieldDefinition.objects.all()
+    serializer_class = FieldDefinitionSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = ADMIN_MARKETER
+    pagination_class = None
+
+
+class EventFilter(django_filters.FilterSet):
+    lead = django_filters.NumberFilter(field_name="lead_id")
+    type = django_filters.CharFilter()
+    name = django_filters.CharFilter()
+    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = Event
+        fields = ["lead", "type", "name", "occurred_after", "occurred_before"]
+
+
+def _body_too_large(request: Request) -> Response | None:
+    if len(request._request.body) > settings.INGEST_MAX_BATCH_BYTES:
+        return Response(
+            error_body(
+                "too_large", f"A request is limited to {settings.INGEST_MAX_BATCH_BYTES} bytes."
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return None
+
+
+def _items(request: Request) -> tuple[list[Any], bool]:
+    """The events of a request: one object, or ``{"events": [...]}``."""
+    data = request.data
+    if isinstance(data, dict) and "events" in data:
+        if not isinstance(data["events"], list):
+            raise ValidationError({"events": ["Expected a list."]})
+        return data["events"], True
+    return [data], False
+
+
+def _batch_too_long(items: list[Any]) -> Response | None:
+    if len(items) > settings.INGEST_MAX_BATCH_EVENTS:
+        return Response(
+            error_body(
+                "too_large", f"A batch holds at most {settings.INGEST_MAX_BATCH_EVENTS} events."
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return None
+
+
+def _validate_all(serializer_class: type, items: list[Any], batch: bool, context: dict) -> list:
+    """Validate every item; any error rejects the whole request (nothing is written)."""
+    errors: dict[str, Any] = {}
+    valid = []
+    for index, item in enumerate(items):
+        serializer = serializer_class(data=item, context=context)
+        if serializer.is_valid():
+            valid.append(serializer.validated_data)
+        elif batch:
+            errors[f"events[{index}]"] = serializer.errors
+        else:
+            raise ValidationError(serializer.errors)
+    if errors:
+        raise ValidationError(errors)
+    return valid
+
+
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Activity events. ``POST`` takes one event or ``{"events": [...]}`` (at most 500
+    events and 500 KB). A batch is all or nothing: if any event is invalid, none is
+    stored and the errors are reported as ``events[i].field``."""
+
+    serializer_class = EventSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = ADMIN_MARKETER
+    ingest_methods = ("POST",)
+    filterset_class = EventFilter
+
+    def get_queryset(self) -> QuerySet[Event]:
+        return events_visible_to(self.request.user)
+
+    @extend_schema(request=EventInSerializer, responses={202: AcceptedSerializer})
+    def create(self, request: Request) -> Response:
+        if (too_large := _body_too_large(request)) is not None:
+            return too_large
+        items, batch = _items(request)
+        if (too_long := _batch_too_long(items)) is not None:
+            return too_long
+        visible = None if isinstance(request.user, ApiKeyPrincipal) else leads_visible_to(request.user)
+        valid = _validate_all(EventInSerializer, items, batch, {"visible_leads": visible})
+        now = timezone.now()
+        events = [
+            Event(
+                lead_id=data.get("lead"),
+                type=data["type"],
+                name=data.get("name", ""),
+                properties=data.get("properties", {}),
+                email=_event_email(data),
+                user_id=data.get("user_id", ""),
+                anonymous_id=data.get("anonymous_id", ""),
+                occurred_at=data.get("occurred_at") or now,
+                received_at=now,
+                source="api",
+                idempotency_key=data.get("idempotency_key") or uuid.uuid4().hex,
+            )
+            for data in valid
+        ]
+        ids = events_record(events=events)
+        return Response({"accepted": len(events), "ids": ids}, status=status.HTTP_202_ACCEPTED)
+
+
+def _event_email(data: dict[str, Any]) -> str:
+    email = data.get("email")
+    traits_email = data.get("properties", {}).get("email")
+    if not email and data["type"] == "identify" and isinstance(traits_email, str):
+        email = traits_email
+    return (email or "").strip().lower()[:254]
+
+
+class EmailEventViewSet(viewsets.GenericViewSet):
+    """Generic email activity (``email.opened`` …) for providers without a webhook
+    parser, and for replies. One object or ``{"events": [...]}``, all or nothing."""
+
+    permission_classes = [RoleAccess]
+    write_roles = ADMIN_MARKETER
+    ingest_methods = ("POST",)
+    serializer_class = EmailEventInSerializer
+
+    @extend_schema(request=EmailEventInSerializer, responses={202: AcceptedSerializer})
+    def create(self, request: Request) -> Response:
+        if (too_large := _body_too_large(request)) is not None:
+            return too_large
+        items, batch = _items(request)
+        if (too_long := _batch_too_long(items)) is not None:
+            return too_long
+        valid = _validate_all(EmailEventInSerializer, items, batch, {})
+        events = [
+            email_event_build(
+                type_=data["type"],
+                email=data["email"],
+                provider=data.get("provider") or "generic",
+                event_id=data.get("event_id"),
+                occurred_at=data.get("occurred_at"),
+                message_id=data.get("message_id", ""),
+                campaign=data.get("campaign", ""),
+                url=data.get("url", ""),
+            )
+            for data in valid
+        ]
+        ids = events_record(events=events)
+        return Response({"accepted": len(events), "ids": ids}, status=status.HTTP_202_ACCEPTED)
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """API keys (admins only). The key itself is returned once, on creation."""
+
+    serializer_class = ApiKeySerializer
+    permission_classes = [RoleAccess]
+    read_roles = frozenset({Role.ADMIN})
+    write_roles = frozenset({Role.ADMIN})
+    queryset = ApiKey.objects.all()
+
+    @extend_schema(responses={201: ApiKeyCreatedSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = ApiKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = request.user if not isinstance(request.user, ApiKeyPrincipal) else None
+        row, key = api_key_create(
+            name=serializer.validated_data["name"],
+            scope=serializer.validated_data["scope"],
+            created_by=user,
+        )
+        data = ApiKeySerializer(row).data
+        data["key"] = key
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: ApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        key = self.get_object()
+        api_key_revoke(key=key)
+        key.refresh_from_db()
+        return Response(ApiKeySerializer(key).data)
+

@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class Stage(models.TextChoices):
+    SUBSCRIBER = "subscriber", "Subscriber"
+    LEAD = "lead", "Lead"
+    MQL = "mql", "Marketing qualified"
+    SQL = "sql", "Sales qualified"
+    CUSTOMER = "customer", "Customer"
+    DISQUALIFIED = "disqualified", "Disqualified"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    MARKETER = "marketer", "Marketer"
+    SALES = "sales", "Sales"
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FieldType(models.TextChoices):
+    TEXT = "text", "Text"
+    NUMBER = "number", "Number"
+    DATE = "date", "Date"
+    BOOLEAN = "boolean", "Boolean"
+    CHOICE = "choice", "Choice"
+
+
+class FieldDefinition(models.Model):
+    """A custom lead field. Values live in ``Lead.custom_fields`` under ``key``."""
+
+    key = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=120)
+    type = models.CharField(max_length=16, choices=FieldType.choices)
+    options = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Lead(models.Model):
+    # Stored lower-cased (a check constraint holds it), so the plain unique
+    # constraint is the case-insensitive one and bulk upserts can target it.
+    email = models.EmailField(max_length=254, null=True, blank=True, unique=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    first_name = models.CharField(max_length=120, blank=True)
+    last_name = models.CharField(max_length=120, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    job_title = models.CharField(max_length=200, blank=True)
+    company_name = models.CharField(max_length=200, blank=True)
+    company_size = models.PositiveIntegerField(null=True, blank=True)
+    industry = models.CharField(max_length=120, blank=True)
+    country = models.CharField(max_length=120, blank=True)
+    city = models.CharField(max_length=120, blank=True)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.SUBSCRIBER)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
+    unsubscribed = models.BooleanField(default=False)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    # Segment traits with no matching field: kept, never reported as errors.
+    raw_traits = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="lead_email_lowercase"),
+        ]
+        indexes = [
+            models.Index(fields=["stage"], name="lead_stage_idx"),
+            models.Index(fields=["created_at"], name="lead_created_idx"),
+            models.Index(fields=["last_activity_at"], name="lead_activity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.external_id or f"anonymous #{self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not self.email and not self.external_id
+
+
+class IdentityKind(models.TextChoices):
+    ANONYMOUS_ID = "anonymous_id", "Anonymous id"
+
+
+class Identity(models.Model):
+    """An identifier other than email / user id that points at a lead, such as a
+    Segment ``anonymousId``. Moves with the lead when leads are merged."""
+
+    kind = models.CharField(max_length=20, choices=IdentityKind.choices)
+    value = models.CharField(max_length=255)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="identities")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "value"], name="identity_unique"),
+        ]
+        verbose_name_plural = "identities"
+
+
+class Event(models.Model):
+    """Everything that happens to a lead, and the outbox of work: a row with
+    ``processed_at`` unset still has to be applied by a worker."""
+
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    type = models.CharField(max_length=40)
+    name = models.CharField(max_length=255, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    # Who the event is about, as the sender named them; resolved to ``lead`` by
+    # the worker (a new identifier creates a lead, an identify may merge two).
+    user_id = models.CharField(max_length=255, blank=True)
+    anonymous_id = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    source = models.CharField(max_length=40)
+    idempotency_key = models.CharField(max_length=255)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # How many derived events led here; a chain past the limit is stopped.
+    depth = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"], name="event_idempotency"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "-occurred_at"], name="event_timeline_idx"),
+            models.Index(fields=["type", "name", "occurred_at"], name="event_type_name_idx"),
+            models.Index(
+                fields=["received_at"],
+                name="event_unprocessed_idx",
+                condition=Q(processed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}".strip()
+
+
+class ApiScope(models.TextChoices):
+    INGEST = "ingest", "Ingest (events and identify only)"
+    FULL = "full", "Full API access"
+
+
+class ApiKey(models.Model):
+    """A machine credential. Only a SHA-256 of the key is stored; the prefix is
+    kept in clear to find the row and to show which key is which."""
+
+    name = models.CharField(max_length=120)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=10, choices=ApiScope.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class LeadImport(models.Model):
+    """A CSV import of leads: the uploaded file, its column mapping and the outcome."""
+
+    file = models.FileField(upload_to="imports/")
+    original_name = models.CharField(max_length=255)
+    mapping = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=ImportStatus.choices, default="pending")
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    # [{"row": 12, "error": "..."}], capped so a broken file cannot bloat the row.
+    errors = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+
+class Heartbeat(models.Model):
+    """Last time a periodic task ran: proof for /healthz that beat and a worker live."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    seen_at = models.DateTimeField()

@@ -1,0 +1,173 @@
+"""What each inbound event does to its lead."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from leads.models import Event, Lead
+from leads.services.events import ACTIVITY_TYPES
+from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
+from leads.services.leads import lead_touch, lead_update
+
+logger = logging.getLogger(__name__)
+
+TEXT_LIMITS = {
+    f.name: f.max_length
+    for f in Lead._meta.concrete_fields
+    if getattr(f, "max_length", None) and f.name not in ("email", "external_id")
+}
+# Segment's reserved traits and the common spellings of ours, mapped to Lead fields.
+TRAIT_ALIASES = {
+    "firstName": "first_name",
+    "first_name": "first_name",
+    "lastName": "last_name",
+    "last_name": "last_name",
+    "phone": "phone",
+    "title": "job_title",
+    "job_title": "job_title",
+    "jobTitle": "job_title",
+    "company_name": "company_name",
+    "companyName": "company_name",
+    "company_size": "company_size",
+    "companySize": "company_size",
+    "employees": "company_size",
+    "industry": "industry",
+    "country": "country",
+    "city": "city",
+}
+# Keys that identify rather than describe; handled by lead resolution.
+IDENTITY_TRAITS = {"email", "userId", "user_id", "anonymousId", "id"}
+
+
+def traits_to_changes(
+    traits: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Split Segment traits into (standard field changes, custom values, raw bag).
+
+    Nothing is an error here: a value that does not fit its field goes to the raw
+    bag instead, so no trait a client sent is ever lost.
+    """
+    standard: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    candidates: dict[str, Any] = {}
+    for key, value in traits.items():
+        if key in IDENTITY_TRAITS:
+            continue
+        if key == "name" and isinstance(value, str):
+            first, _, last = value.strip().partition(" ")
+            candidates.setdefault("first_name", first)
+            if last:
+                candidates.setdefault("last_name", last.strip())
+            continue
+        if key == "company" and isinstance(value, dict):
+            for sub, field in (
+                ("name", "company_name"),
+                ("employee_count", "company_size"),
+                ("employees", "company_size"),
+                ("industry", "industry"),
+            ):
+                if sub in value:
+                    candidates[field] = value[sub]
+            continue
+        if key == "company" and isinstance(value, str):
+            candidates["company_name"] = value
+            continue
+        if key == "address" and isinstance(value, dict):
+            for sub in ("city", "country"):
+                if sub in value:
+                    candidates[sub] = value[sub]
+            continue
+        if key in TRAIT_ALIASES:
+            candidates[TRAIT_ALIASES[key]] = value
+            continue
+        raw[key] = value
+    # Explicit first/last names win over a split "name".
+    for key in ("firstName", "first_name", "lastName", "last_name"):
+        if key in traits and isinstance(traits[key], str):
+            candidates[TRAIT_ALIASES[key]] = traits[key]
+
+    for field, value in candidates.items():
+        cleaned = _standard_clean(field, value)
+        if cleaned is None:
+            raw[field] = value
+        else:
+            standard[field] = cleaned
+
+    custom: dict[str, Any] = {}
+    if raw:
+        definitions = custom_definitions()
+        for key in list(raw):
+            definition = definitions.get(key)
+            if definition is None:
+                continue
+            try:
+                custom[key] = custom_value_clean(definition, raw[key], lenient=True)
+            except FieldValueError:
+                continue
+            del raw[key]
+    return standard, custom, raw
+
+
+def _standard_clean(field: str, value: Any) -> Any:
+    if field == "company_size":
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int) and value >= 0:
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    limit = TEXT_LIMITS.get(field)
+    if limit and len(value) > limit:
+        return None
+    return value
+
+
+def event_apply(*, event: Event, lead: Lead) -> None:
+    """Apply an event to its locked lead. Derived events change nothing here:
+    segments and flows react to them."""
+    if event.type in ACTIVITY_TYPES:
+        lead_touch(lead=lead, at=event.occurred_at)
+    if event.type == "identify":
+        traits = event.properties or {}
+        standard, custom, raw = traits_to_changes(traits)
+        email = traits.get("email")
+        if isinstance(email, str) and email.strip() and email.strip().lower() != lead.email:
+            try:
+                validate_email(email.strip())
+                standard["email"] = email.strip().lower()
+            except ValidationError:
+                raw["email"] = email
+        if (
+            "email" in standard
+            and Lead.objects.filter(email=standard["email"]).exclude(pk=lead.pk).exists()
+        ):
+            # The address belongs to someone else already; keep it, don't steal it.
+            raw["email"] = standard.pop("email")
+        lead_update(lead=lead, changes=standard, custom=custom, raw_traits=raw, cause=event)
+    elif event.type == "group":
+        traits = event.properties.get("traits") or {}
+        company = {
+            "company_name": traits.get("name"),
+            "company_size": traits.get("employees", traits.get("employee_count")),
+            "industry": traits.get("industry"),
+        }
+        changes = {}
+        for field, value in company.items():
+            if value is None:
+                continue
+            cleaned = _standard_clean(field, value)
+            if cleaned is not None:
+                changes[field] = cleaned
+        lead_update(lead=lead, changes=changes, cause=event)
+    elif event.type in ("email.unsubscribed", "email.complained") and not lead.unsubscribed:
+        lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)

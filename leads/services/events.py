@@ -1,0 +1,307 @@
+"""The event pipeline: record events (the outbox), then process them in a worker.
+
+Recording is the hot path of ingestion: one multi-row insert that skips rows whose
+(source, idempotency key) already exists, and one Celery message of ids after
+commit. Processing resolves who the event is about (creating or merging leads),
+applies it to the lead under a row lock, and marks it processed, one transaction
+per event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
+
+logger = logging.getLogger(__name__)
+
+# A chain of derived events deeper than this is a loop: it is stopped and logged.
+DERIVED_DEPTH_LIMIT = 8
+MAX_ATTEMPTS = 5
+SYSTEM_SOURCE = "system"
+
+# Event types that count as something the lead did (moves last_activity_at).
+ACTIVITY_TYPES = frozenset(
+    {
+        "identify",
+        "track",
+        "page",
+        "screen",
+        "form.submitted",
+        "email.opened",
+        "email.clicked",
+        "email.replied",
+    }
+)
+# Sent by a client or a provider; the rest are emitted by Leadflow itself.
+INBOUND_TYPES = frozenset(
+    {
+        "identify",
+        "track",
+        "page",
+        "screen",
+        "group",
+        "alias",
+        "form.submitted",
+        "email.delivered",
+        "email.opened",
+        "email.clicked",
+        "email.replied",
+        "email.bounced",
+        "email.complained",
+        "email.unsubscribed",
+    }
+)
+
+
+def _enqueue(ids: list[int]) -> None:
+    if not ids:
+        return
+    from leads.tasks import events_process_task
+
+    ids = list(ids)
+    transaction.on_commit(lambda: events_process_task.delay(ids))
+
+
+def events_record(*, events: Sequence[Event]) -> list[int]:
+    """Insert events, skipping duplicates of (source, idempotency key), and have a
+    worker process them after commit. Returns the ids still waiting to be processed
+    among the given keys (a duplicate of a processed event is not returned)."""
+    if not events:
+        return []
+    with transaction.atomic():
+        Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
+        by_source: dict[str, list[str]] = {}
+        for event in events:
+            by_source.setdefault(event.source, []).append(event.idempotency_key)
+        ids: list[int] = []
+        for source, keys in by_source.items():
+            ids += Event.objects.filter(
+                source=source, idempotency_key__in=keys, processed_at__isnull=True
+            ).values_list("id", flat=True)
+        _enqueue(ids)
+    return ids
+
+
+def event_derive(
+    *,
+    lead: Lead,
+    type: str,
+    key: str,
+    name: str = "",
+    properties: dict[str, Any] | None = None,
+    depth: int = 0,
+) -> None:
+    """Record an event Leadflow itself emits about ``lead`` (``lead.created``,
+    ``field.changed`` …), keyed so that redoing the cause emits it once."""
+    now = timezone.now()
+    events_record(
+        events=[
+            Event(
+                lead=lead,
+                type=type,
+                name=name,
+                properties=properties or {},
+                occurred_at=now,
+                received_at=now,
+                source=SYSTEM_SOURCE,
+                idempotency_key=key,
+                depth=depth,
+            )
+        ]
+    )
+
+
+def events_process(*, event_ids: Sequence[int]) -> None:
+    """Process events in the order they happened, one transaction each. A failure
+    is recorded on the event and left for the sweeper to retry."""
+    order = list(
+        Event.objects.filter(pk__in=event_ids, processed_at__isnull=True)
+        .order_by("occurred_at", "id")
+        .values_list("id", flat=True)
+    )
+    for event_id in order:
+        try:
+            event_process(event_id=event_id)
+        except Exception as exc:
+            logger.exception("event %s failed", event_id)
+            Event.objects.filter(pk=event_id).update(
+                attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+
+
+def event_process(*, event_id: int) -> None:
+    """Apply one event to its lead and mark it processed (a no-op if it already is)."""
+    from leads.services.apply import event_apply
+
+    with transaction.atomic():
+        event = (
+            Event.objects.select_for_update()
+            .filter(pk=event_id, processed_at__isnull=True)
+            .first()
+        )
+        if event is None:
+            return
+        if event.depth > DERIVED_DEPTH_LIMIT:
+            logger.error(
+                "event %s (%s) stopped: derived-event chain deeper than %s",
+                event.pk,
+                event.type,
+                DERIVED_DEPTH_LIMIT,
+            )
+            event.error = f"Stopped: derived-event chain deeper than {DERIVED_DEPTH_LIMIT}."
+            event.processed_at = timezone.now()
+            event.save(update_fields=["error", "processed_at"])
+            return
+        lead = lead_resolve(event=event)
+        event.lead = lead
+        event_apply(event=event, lead=lead)
+        event.processed_at = timezone.now()
+        event.save(update_fields=["lead", "processed_at"])
+
+
+def _lock(lead_id: int) -> Lead:
+    return Lead.objects.select_for_update().get(pk=lead_id)
+
+
+def _find(**lookup: Any) -> Lead | None:
+    return Lead.objects.select_for_update().filter(**lookup).first()
+
+
+def lead_resolve(*, event: Event) -> Lead:
+    """The lead an event is about, locked for this transaction.
+
+    Known identifiers (user id, email) win over an anonymous id; an event that
+    carries both links them, merging an anonymous lead into the known one. A new
+    identifier creates a lead. Alias folds ``previous_id`` into ``user_id``.
+    """
+    from leads.services.leads import lead_merge
+
+    if event.lead_id:
+        return _lock(event.lead_id)
+    email = (event.email or "").strip().lower()
+    user_id = event.user_id
+    anonymous_id = event.anonymous_id
+
+    known = _find(external_id=user_id) if user_id else None
+    if known is None and email:
+        known = _find(email=email)
+
+    if event.type == "alias":
+        previous_id = str(event.properties.get("previous_id") or "")
+        previous = None
+        if previous_id:
+            previous = _find(external_id=previous_id) or _lead_by_anonymous_id(previous_id)
+        if known is None and previous is not None:
+            if previous.external_id in (None, "", previous_id):
+                previous.external_id = user_id
+                previous.save(update_fields=["external_id", "updated_at"])
+            return previous
+        if known is not None and previous is not None and previous.pk != known.pk:
+            first, second = sorted([known, previous], key=lambda lead: lead.pk)
+            _lock(first.pk), _lock(second.pk)
+            return lead_merge(source=previous, target=known, cause=event)
+
+    anonymous = _lead_by_anonymous_id(anonymous_id) if anonymous_id else None
+    if known is not None:
+        if anonymous is not None and anonymous.pk != known.pk:
+            if anonymous.is_anonymous:
+                return lead_merge(source=anonymous, target=known, cause=event)
+            # The anonymous id belonged to another known person (a shared
+            # browser): it now points at whoever identified last.
+            Identity.objects.filter(kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id).update(
+                lead=known
+            )
+        elif anonymous is None and anonymous_id:
+            _identity_add(lead=known, anonymous_id=anonymous_id)
+        return known
+    if anonymous is not None:
+        updates = []
+        if user_id and not anonymous.external_id:
+            anonymous.external_id = user_id
+            updates.append("external_id")
+        if email and not anonymous.email:
+            anonymous.email = email
+            updates.append("email")
+        if updates:
+            anonymous.save(update_fields=[*updates, "updated_at"])
+        return anonymous
+    return _lead_create_for(event=event, email=email, user_id=user_id, anonymous_id=anonymous_id)
+
+
+def _lead_by_anonymous_id(anonymous_id: str) -> Lead | None:
+    lead_id = (
+        Identity.objects.filter(kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id)
+        .values_list("lead_id", flat=True)
+        .first()
+    )
+    return _lock(lead_id) if lead_id else None
+
+
+def _identity_add(*, lead: Lead, anonymous_id: str) -> None:
+    try:
+        with transaction.atomic():
+            Identity.objects.create(
+                kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, lead=lead
+            )
+    except IntegrityError:
+        pass
+
+
+def _lead_create_for(*, event: Event, email: str, user_id: str, anonymous_id: str) -> Lead:
+    from leads.services.leads import lead_create
+
+    try:
+        with transaction.atomic():
+            lead = lead_create(
+                fields={"email": email or None, "external_id": user_id or None}, cause=event
+            )
+            if anonymous_id:
+                Identity.objects.create(
+                    kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, lead=lead
+                )
+            return lead
+    except IntegrityError:
+        # Another worker created this person between our lookup and insert.
+        found = None
+        if user_id:
+            found = _find(external_id=user_id)
+        if found is None and email:
+            found = _find(email=email)
+        if found is None and anonymous_id:
+            found = _lead_by_anonymous_id(anonymous_id)
+        if found is None:
+            raise
+        return found
+
+
+def events_sweep() -> int:
+    """Re-enqueue events nobody processed (a lost message, a killed worker).
+
+    Returns how many were re-enqueued. Also records the scheduler's heartbeat.
+    """
+    now = timezone.now()
+    Heartbeat.objects.update_or_create(name="scheduler", defaults={"seen_at": now})
+    cutoff = now - timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS)
+    ids = list(
+        Event.objects.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS
+        )
+        .order_by("received_at")
+        .values_list("id", flat=True)[:5000]
+    )
+    from leads.tasks import events_process_task
+
+    for start in range(0, len(ids), 500):
+        events_process_task.delay(ids[start : start + 500])
+    if ids:
+        logger.warning("re-enqueued %s unprocessed events", len(ids))
+    return len(ids)

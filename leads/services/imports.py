@@ -1,0 +1,382 @@
+"""CSV import of leads: map columns to fields, upsert by email, report bad rows.
+
+Rows stream from the file in batches, so memory stays flat whatever the size;
+each batch is one transaction (a few queries), and the counters on the
+LeadImport row move as it goes, which is what the progress page shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport, Stage, Tag
+from leads.services.events import SYSTEM_SOURCE, events_record
+from leads.services.fields import FieldValueError, custom_value_clean
+
+logger = logging.getLogger(__name__)
+
+IMPORT_MAX_BYTES = 200 * 1024 * 1024
+BATCH_SIZE = 1000
+MAX_STORED_ERRORS = 1000
+
+IMPORT_FIELDS = [
+    ("email", "Email"),
+    ("external_id", "External user id"),
+    ("first_name", "First name"),
+    ("last_name", "Last name"),
+    ("phone", "Phone"),
+    ("job_title", "Job title"),
+    ("company_name", "Company"),
+    ("company_size", "Company size"),
+    ("industry", "Industry"),
+    ("country", "Country"),
+    ("city", "City"),
+    ("stage", "Lifecycle stage"),
+    ("unsubscribed", "Unsubscribed"),
+    ("tags", "Tags (separated by ; or ,)"),
+]
+HEADER_ALIASES = {
+    "e_mail": "email",
+    "email_address": "email",
+    "mail": "email",
+    "user_id": "external_id",
+    "userid": "external_id",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "title": "job_title",
+    "jobtitle": "job_title",
+    "position": "job_title",
+    "company": "company_name",
+    "organization": "company_name",
+    "organisation": "company_name",
+    "employees": "company_size",
+    "tag": "tags",
+}
+TEXT_LIMITS = {f.name: f.max_length for f in Lead._meta.concrete_fields if getattr(f, "max_length", None)}
+LEAD_COLUMNS = {f.name for f in Lead._meta.concrete_fields}
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "y": True, "false": False, "no": False, "0": False, "n": False, "": False}
+
+
+def import_target_choices() -> list[tuple[str, str]]:
+    custom = [(f"custom:{d.key}", f"{d.label} (custom)") for d in FieldDefinition.objects.all()]
+    return [*IMPORT_FIELDS, *custom]
+
+
+def import_guess_mapping(headers: Iterable[str]) -> dict[str, str]:
+    """A starting mapping from header names ("E-mail", "Job Title" …)."""
+    targets = {key for key, _ in import_target_choices()}
+    mapping: dict[str, str] = {}
+    for header in headers:
+        normal = re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
+        target = HEADER_ALIASES.get(normal, normal)
+        if target not in targets and f"custom:{target}" in targets:
+            target = f"custom:{target}"
+        if target in targets and target not in mapping.values():
+            mapping[header] = target
+    return mapping
+
+
+def _text(stream: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def import_read_headers(stream: IO[bytes]) -> list[str]:
+    text = _text(stream)
+    try:
+        row = next(csv.reader(text), [])
+    finally:
+        text.detach()
+    return [h.strip() for h in row]
+
+
+def lead_import_upload(*, upload: File, created_by: AbstractBaseUser | None) -> LeadImport:
+    """Keep an uploaded file until its columns are mapped."""
+    return LeadImport.objects.create(
+        file=upload,
+        original_name=str(getattr(upload, "name", "import.csv"))[:255],
+        created_by=created_by,
+    )
+
+
+def lead_import_start(*, record: LeadImport, mapping: dict[str, str]) -> LeadImport:
+    """Save the column mapping and have a worker run the import after commit."""
+    from leads.tasks import lead_import_run as task
+
+    record.mapping = mapping
+    record.save(update_fields=["mapping"])
+    transaction.on_commit(lambda: task.delay(record.pk))
+    return record
+
+
+class RowError(Exception):
+    pass
+
+
+def _clean_row(
+    row: list[str], columns: list[tuple[int, str]], definitions: dict[str, FieldDefinition]
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(standard fields, custom fields, tags) of one row; raises RowError."""
+    standard: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    tags: list[str] = []
+    for index, target in columns:
+        value = row[index].strip() if index < len(row) else ""
+        if target == "tags":
+            tags += [t.strip()[:100] for t in re.split(r"[;,]", value) if t.strip()]
+            continue
+        if value == "":
+            continue
+        if target.startswith("custom:"):
+            definition = definitions[target[7:]]
+            try:
+                custom[definition.key] = custom_value_clean(definition, value, lenient=True)
+            except FieldValueError as exc:
+                raise RowError(f"{definition.key}: {exc}") from None
+            continue
+        if target == "email":
+            value = value.lower()
+            try:
+                validate_email(value)
+            except ValidationError:
+                raise RowError(f"email: {value!r} is not a valid email address.") from None
+        elif target == "company_size":
+            digits = value.replace(",", "").replace(" ", "")
+            if not digits.isdigit():
+                raise RowError(f"company_size: {value!r} is not a whole number.")
+            value = int(digits)
+        elif target == "stage":
+            value = value.lower()
+            if value not in Stage.values:
+                raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
+        elif target == "unsubscribed":
+            if value.lower() not in BOOL_WORDS:
+                raise RowError(f"unsubscribed: {value!r} is not yes/no.")
+            value = BOOL_WORDS[value.lower()]
+        limit = TEXT_LIMITS.get(target)
+        if limit and isinstance(value, str) and len(value) > limit:
+            raise RowError(f"{target}: longer than {limit} characters.")
+        standard[target] = value
+    if not standard.get("email"):
+        raise RowError("email: missing; rows are matched by email.")
+    return standard, custom, tags
+
+
+def _batches(rows: Iterator[list[str]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
+    batch: list[tuple[int, list[str]]] = []
+    # Row 1 is the header, so the first data row is row 2, as a spreadsheet shows it.
+    for number, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        batch.append((number, row))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def leads_import_stream(
+    *,
+    stream: IO[bytes],
+    mapping: dict[str, str],
+    on_batch: Any = None,
+) -> dict[str, Any]:
+    """Import leads from a CSV byte stream. Returns counts and row errors.
+
+    An existing lead (same email) gets the non-empty cells of its row; a cell left
+    empty never erases a value. Tags are added, never removed.
+    """
+    text = _text(stream)
+    reader = csv.reader(text)
+    headers = [h.strip() for h in next(reader, [])]
+    definitions = {d.key: d for d in FieldDefinition.objects.all()}
+    columns: list[tuple[int, str]] = []
+    for header, target in mapping.items():
+        if header not in headers:
+            raise ValueError(f"The file has no column {header!r}.")
+        if target.startswith("custom:") and target[7:] not in definitions:
+            raise ValueError(f"No custom field {target[7:]!r}.")
+        columns.append((headers.index(header), target))
+    totals: dict[str, Any] = {"total": 0, "created": 0, "updated": 0, "failed": 0, "errors": []}
+    for batch in _batches(reader, BATCH_SIZE):
+        counts = _import_batch(batch, columns, definitions)
+        for key in ("total", "created", "updated", "failed"):
+            totals[key] += counts[key]
+        room = MAX_STORED_ERRORS - len(totals["errors"])
+        totals["errors"] += counts["errors"][: max(room, 0)]
+        if on_batch is not None:
+            on_batch(counts)
+    text.detach()
+    return totals
+
+
+@transaction.atomic
+def _import_batch(
+    batch: list[tuple[int, list[str]]],
+    columns: list[tuple[int, str]],
+    definitions: dict[str, FieldDefinition],
+) -> dict[str, Any]:
+    errors: list[dict[str, Any]] = []
+    rows: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {}
+    row_numbers: dict[str, int] = {}
+    for number, row in batch:
+        try:
+            standard, custom, tags = _clean_row(row, columns, definitions)
+        except RowError as exc:
+            errors.append({"row": number, "error": str(exc)})
+            continue
+        email = standard["email"]
+        if email in rows:
+            # A later row for the same address wins, as it would one by one.
+            prev_standard, prev_custom, prev_tags = rows[email]
+            standard = {**prev_standard, **standard}
+            custom = {**prev_custom, **custom}
+            tags = prev_tags + tags
+        rows[email] = (standard, custom, tags)
+        row_numbers[email] = number
+
+    existing = {
+        lead.email: lead
+        for lead in Lead.objects.filter(email__in=list(rows)).only(
+            "id", "email", "custom_fields", *{t for _, t in columns if t in LEAD_COLUMNS}
+        )
+    }
+    external_ids = {s["external_id"]: e for e, (s, _, _) in rows.items() if s.get("external_id")}
+    if external_ids:
+        taken = dict(
+            Lead.objects.filter(external_id__in=list(external_ids)).values_list("external_id", "email")
+        )
+        for external_id, email in external_ids.items():
+            if external_id in taken and taken[external_id] != email:
+                errors.append(
+                    {
+                        "row": row_numbers[email],
+                        "error": f"external_id: {external_id!r} belongs to another lead.",
+                    }
+                )
+                rows.pop(email, None)
+
+    now = timezone.now()
+    new_leads: list[Lead] = []
+    changed: list[Lead] = []
+    update_fields: set[str] = set()
+    for email, (standard, custom, _) in rows.items():
+        lead = existing.get(email)
+        if lead is None:
+            new_leads.append(Lead(**standard, custom_fields=custom, created_at=now, updated_at=now))
+            continue
+        for field, value in standard.items():
+            if field != "email" and getattr(lead, field) != value:
+                setattr(lead, field, value)
+                update_fields.add(field)
+        if custom and {**lead.custom_fields, **custom} != lead.custom_fields:
+            lead.custom_fields = {**lead.custom_fields, **custom}
+            update_fields.add("custom_fields")
+        lead.updated_at = now
+        changed.append(lead)
+    if new_leads:
+        Lead.objects.bulk_create(new_leads, batch_size=500)
+    if changed and update_fields:
+        Lead.objects.bulk_update(changed, [*sorted(update_fields), "updated_at"], batch_size=500)
+
+    tag_rows = [(email, tags) for email, (_, _, tags) in rows.items() if tags]
+    if tag_rows:
+        names = {name for _, tags in tag_rows for name in tags}
+        Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
+        tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
+        lead_ids = dict(
+            Lead.objects.filter(email__in=[e for e, _ in tag_rows]).values_list("email", "id")
+        )
+        through = Lead.tags.through
+        through.objects.bulk_create(
+            [
+                through(lead_id=lead_ids[email], tag_id=tag_ids[name])
+                for email, tags in tag_rows
+                for name in set(tags)
+            ],
+            ignore_conflicts=True,
+        )
+    if new_leads:
+        if new_leads[0].pk is None:
+            ids = dict(
+                Lead.objects.filter(email__in=[lead.email for lead in new_leads]).values_list(
+                    "email", "id"
+                )
+            )
+            for lead in new_leads:
+                lead.pk = ids[lead.email]
+        events_record(
+            events=[
+                Event(
+                    lead_id=lead.pk,
+                    type="lead.created",
+                    properties={"email": lead.email, "source": "import"},
+                    occurred_at=now,
+                    received_at=now,
+                    source=SYSTEM_SOURCE,
+                    idempotency_key=f"lead.created:{lead.pk}",
+                )
+                for lead in new_leads
+            ]
+        )
+    return {
+        "total": len(batch),
+        "created": len(new_leads),
+        "updated": len(batch) - len(new_leads) - len(errors),
+        "failed": len(errors),
+        "errors": errors,
+    }
+
+
+def lead_import_run(*, import_id: int) -> None:
+    """Run a stored import (in a worker). Safe to call again: a finished import is
+    left alone, and re-running one cut short upserts the same rows again."""
+    record = LeadImport.objects.get(pk=import_id)
+    if record.status in (ImportStatus.DONE, ImportStatus.FAILED):
+        return
+    LeadImport.objects.filter(pk=import_id).update(
+        status=ImportStatus.RUNNING, rows_total=0, rows_created=0, rows_updated=0, rows_failed=0
+    )
+    stored_errors: list[dict[str, Any]] = []
+
+    def progress(counts: dict[str, Any]) -> None:
+        room = MAX_STORED_ERRORS - len(stored_errors)
+        stored_errors.extend(counts["errors"][: max(room, 0)])
+        LeadImport.objects.filter(pk=import_id).update(
+            rows_total=F("rows_total") + counts["total"],
+            rows_created=F("rows_created") + counts["created"],
+            rows_updated=F("rows_updated") + counts["updated"],
+            rows_failed=F("rows_failed") + counts["failed"],
+            errors=stored_errors,
+        )
+
+    try:
+        with record.file.open("rb") as stream:
+            leads_import_stream(stream=stream, mapping=record.mapping, on_batch=progress)
+    except Exception as exc:
+        logger.exception("import %s failed", import_id)
+        LeadImport.objects.filter(pk=import_id).update(
+            status=ImportStatus.FAILED,
+            errors=[*stored_errors, {"row": None, "error": f"The import stopped: {exc}"}],
+            finished_at=timezone.now(),
+        )
+        return
+    LeadImport.objects.filter(pk=import_id).update(
+        status=ImportStatus.DONE, finished_at=timezone.now()
+    )

@@ -1,0 +1,219 @@
+"""Turning inbound payloads (Segment Tracking API, our REST events) into Event rows.
+
+Validation here is hand-written rather than a DRF serializer per event: a batch of
+500 events is parsed in a few milliseconds this way, which is what keeps ingest
+close to the speed of a raw insert (see bench/ingest.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import zlib
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from leads.models import Event
+
+SEGMENT_SOURCE = "segment"
+SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+MAX_ID_LENGTH = 255
+MAX_NAME_LENGTH = 255
+
+
+class IngestError(Exception):
+    """A payload we refuse: ``fields`` maps a path to its messages."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+def read_json_body(request: HttpRequest, *, max_bytes: int) -> Any:
+    """Parse the request body as JSON, inflating gzip/deflate, never past ``max_bytes``."""
+    encoding = request.headers.get("Content-Encoding", "").lower().strip()
+    length = request.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > max_bytes and not encoding:
+        raise PayloadTooLarge()
+    raw = request.read(max_bytes + 1)
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            wbits = 16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
+            inflater = zlib.decompressobj(wbits)
+            # Inflate at most one byte past the limit: a small bomb stays small.
+            raw = inflater.decompress(raw, max_bytes + 1)
+        except (zlib.error, gzip.BadGzipFile):
+            raise IngestError("The body is not valid gzip.") from None
+    elif encoding and encoding != "identity":
+        raise IngestError(f"Unsupported Content-Encoding {encoding!r}.")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise IngestError("The body is not valid JSON.") from None
+
+
+def parse_timestamp(value: Any, path: str) -> dt.datetime:
+    """An ISO 8601 timestamp as an aware datetime (naive means UTC)."""
+    if not isinstance(value, str):
+        raise IngestError("Bad timestamp.", {path: ["Expected an ISO 8601 timestamp string."]})
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise IngestError("Bad timestamp.", {path: [f"{value!r} is not an ISO 8601 timestamp."]})
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def occurred_at_for(
+    message: dict[str, Any], *, received_at: dt.datetime, sent_at: dt.datetime | None
+) -> dt.datetime:
+    """When the event happened, corrected for the sender's clock (Segment's rule).
+
+    The sender's own clock time of the event (``originalTimestamp``, else
+    ``timestamp``) is trusted only relative to its ``sentAt``:
+    ``receivedAt - (sentAt - originalTimestamp)``. Without ``sentAt`` the
+    sender's time is taken as it is; without either, ``receivedAt``.
+    """
+    base_value = message.get("originalTimestamp")
+    path = "originalTimestamp"
+    if base_value is None:
+        base_value, path = message.get("timestamp"), "timestamp"
+    if base_value is None:
+        return received_at
+    base = parse_timestamp(base_value, path)
+    if sent_at is None:
+        return base
+    return received_at - (sent_at - base)
+
+
+def _identifier(message: dict[str, Any], key: str) -> str:
+    value = message.get(key)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise IngestError("Bad identifier.", {key: ["Expected a string."]})
+    text = str(value)
+    if len(text) > MAX_ID_LENGTH:
+        raise IngestError("Bad identifier.", {key: [f"Longer than {MAX_ID_LENGTH} characters."]})
+    return text
+
+
+def _object(message: dict[str, Any], key: str) -> dict[str, Any]:
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise IngestError("Bad payload.", {key: ["Expected an object."]})
+    return value
+
+
+def _name(message: dict[str, Any], key: str, *, required: bool) -> str:
+    value = message.get(key)
+    if value is None or value == "":
+        if required:
+            raise IngestError("Missing field.", {key: ["This field is required."]})
+        return ""
+    if not isinstance(value, str):
+        raise IngestError("Bad payload.", {key: ["Expected a string."]})
+    if len(value) > MAX_NAME_LENGTH:
+        raise IngestError("Bad payload.", {key: [f"Longer than {MAX_NAME_LENGTH} characters."]})
+    return value
+
+
+def _content_key(message: dict[str, Any]) -> str:
+    # Without a messageId, an exact resend of the same message is still one event.
+    encoded = json.dumps(message, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def segment_message_to_event(
+    message: Any,
+    *,
+    type_: str | None,
+    received_at: dt.datetime,
+    sent_at: dt.datetime | None,
+) -> Event:
+    """Validate one Segment Tracking API message and build its (unsaved) Event."""
+    if not isinstance(message, dict):
+        raise IngestError("Bad payload.", {"": ["Expected an object."]})
+    kind = type_ or message.get("type")
+    if kind not in SEGMENT_TYPES:
+        raise IngestError(
+            "Unknown message type.", {"type": [f"Expected one of: {', '.join(SEGMENT_TYPES)}."]}
+        )
+    user_id = _identifier(message, "userId")
+    anonymous_id = _identifier(message, "anonymousId")
+    if not user_id and not anonymous_id:
+        raise IngestError(
+            "Missing identity.", {"userId": ["Either userId or anonymousId is required."]}
+        )
+    context = _object(message, "context")
+    if message.get("sentAt") is not None:
+        sent_at = parse_timestamp(message["sentAt"], "sentAt")
+    occurred_at = occurred_at_for(message, received_at=received_at, sent_at=sent_at)
+    email = ""
+    name = ""
+    properties: dict[str, Any]
+    if kind == "identify":
+        properties = _object(message, "traits") or dict(_object(context, "traits"))
+        if isinstance(properties.get("email"), str):
+            email = properties["email"]
+    elif kind == "track":
+        name = _name(message, "event", required=True)
+        properties = _object(message, "properties")
+    elif kind in ("page", "screen"):
+        name = _name(message, "name", required=False)
+        properties = dict(_object(message, "properties"))
+        page = _object(context, "page") if kind == "page" else {}
+        for key in ("url", "path", "title", "referrer"):
+            if key not in properties and isinstance(page.get(key), str):
+                properties[key] = page[key]
+        if message.get("category") is not None:
+            properties.setdefault("category", message.get("category"))
+    elif kind == "group":
+        group_id = _identifier(message, "groupId")
+        if not group_id:
+            raise IngestError("Missing field.", {"groupId": ["This field is required."]})
+        name = group_id
+        properties = {"group_id": group_id, "traits": _object(message, "traits")}
+    else:  # alias
+        previous_id = _identifier(message, "previousId")
+        if not previous_id:
+            raise IngestError("Missing field.", {"previousId": ["This field is required."]})
+        if not user_id:
+            raise IngestError("Missing field.", {"userId": ["This field is required."]})
+        properties = {"previous_id": previous_id}
+    message_id = _identifier(message, "messageId")
+    return Event(
+        type=kind,
+        name=name,
+        properties=properties,
+        context=context,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        email=email.strip().lower()[:254],
+        occurred_at=occurred_at,
+        received_at=received_at,
+        source=SEGMENT_SOURCE,
+        idempotency_key=message_id or _content_key(message),
+    )
+
+
+def message_size_ok(message: Any) -> bool:
+    encoded = json.dumps(message, separators=(",", ":"), default=str)
+    return len(encoded.encode()) <= settings.INGEST_MAX_EVENT_BYTES

@@ -1,0 +1,270 @@
+"""Writes to leads: create, update with change events, tags, merge."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+
+from leads.models import Event, Identity, Lead, Stage, Tag
+from leads.services.events import event_derive
+
+logger = logging.getLogger(__name__)
+
+# Standard fields copied from a merged lead when the surviving lead has none.
+MERGE_FILL_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_size",
+    "industry",
+    "country",
+    "city",
+)
+
+
+def _change_key(cause: Event | None, what: str) -> str:
+    # A change caused by an event is keyed by that event, so reprocessing it
+    # cannot emit the change twice; a change from a person is unique anyway.
+    if cause is not None and cause.pk:
+        return f"{what}:{cause.pk}"
+    return f"{what}:{uuid.uuid4().hex}"
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def lead_update(
+    *,
+    lead: Lead,
+    changes: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+    raw_traits: dict[str, Any] | None = None,
+    tags_add: Iterable[str] = (),
+    tags_remove: Iterable[str] = (),
+    cause: Event | None = None,
+) -> list[str]:
+    """Apply changes to a (locked) lead and emit ``field.changed`` / ``tag.*`` events.
+
+    ``custom`` values must already be cleaned; a ``None`` custom value removes it.
+    Returns the names of the fields that changed.
+    """
+    changed: list[str] = []
+    depth = cause.depth + 1 if cause is not None else 0
+    for field, value in (changes or {}).items():
+        old = getattr(lead, field)
+        if field == "owner":
+            old_id = lead.owner_id
+            new_id = value.pk if value is not None else None
+            if old_id == new_id:
+                continue
+            lead.owner = value
+            changed.append(field)
+            event_derive(
+                lead=lead,
+                type="field.changed",
+                name="owner",
+                properties={"field": "owner", "from": old_id, "to": new_id},
+                key=_change_key(cause, "field.changed:owner"),
+                depth=depth,
+            )
+            continue
+        if old == value:
+            continue
+        setattr(lead, field, value)
+        changed.append(field)
+        event_derive(
+            lead=lead,
+            type="field.changed",
+            name=field,
+            properties={"field": field, "from": _json_value(old), "to": _json_value(value)},
+            key=_change_key(cause, f"field.changed:{field}"),
+            depth=depth,
+        )
+    if custom:
+        merged = dict(lead.custom_fields)
+        for key, value in custom.items():
+            old = merged.get(key)
+            if old == value:
+                continue
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+            changed.append(key)
+            event_derive(
+                lead=lead,
+                type="field.changed",
+                name=key,
+                properties={"field": key, "from": old, "to": value, "custom": True},
+                key=_change_key(cause, f"field.changed:{key}"),
+                depth=depth,
+            )
+        if merged != lead.custom_fields:
+            lead.custom_fields = merged
+            changed.append("custom_fields")
+    if raw_traits:
+        merged_raw = {**lead.raw_traits, **raw_traits}
+        if merged_raw != lead.raw_traits:
+            lead.raw_traits = merged_raw
+            changed.append("raw_traits")
+    if changed:
+        fields = {c for c in changed if c in _model_fields()}
+        lead.save(update_fields=[*sorted(fields), "updated_at"])
+    changed += lead_tags_change(
+        lead=lead, add=tags_add, remove=tags_remove, cause=cause, depth=depth
+    )
+    return changed
+
+
+def _model_fields() -> set[str]:
+    return {f.name for f in Lead._meta.concrete_fields}
+
+
+def lead_tags_change(
+    *,
+    lead: Lead,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    cause: Event | None = None,
+    depth: int = 0,
+) -> list[str]:
+    """Add and remove tags by name (new names create tags); emits tag events."""
+    add_names = {n.strip() for n in add if n and n.strip()}
+    remove_names = {n.strip() for n in remove if n and n.strip()} - add_names
+    if not add_names and not remove_names:
+        return []
+    current = set(lead.tags.values_list("name", flat=True))
+    to_add = sorted(add_names - current)
+    to_remove = sorted(remove_names & current)
+    if to_add:
+        Tag.objects.bulk_create([Tag(name=n) for n in to_add], ignore_conflicts=True)
+        lead.tags.add(*Tag.objects.filter(name__in=to_add))
+    if to_remove:
+        lead.tags.remove(*Tag.objects.filter(name__in=to_remove))
+    for name in to_add:
+        event_derive(
+            lead=lead,
+            type="tag.added",
+            name=name,
+            properties={"tag": name},
+            key=_change_key(cause, f"tag.added:{name}"),
+            depth=depth,
+        )
+    for name in to_remove:
+        event_derive(
+            lead=lead,
+            type="tag.removed",
+            name=name,
+            properties={"tag": name},
+            key=_change_key(cause, f"tag.removed:{name}"),
+            depth=depth,
+        )
+    return ["tags"] if to_add or to_remove else []
+
+
+@transaction.atomic
+def lead_create(
+    *,
+    fields: dict[str, Any],
+    custom: dict[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    owner: AbstractBaseUser | None = None,
+    cause: Event | None = None,
+) -> Lead:
+    """Create a lead (email lower-cased) and emit ``lead.created``."""
+    data = dict(fields)
+    if data.get("email"):
+        data["email"] = data["email"].strip().lower()
+    lead = Lead.objects.create(**data, owner=owner, custom_fields=custom or {})
+    depth = cause.depth + 1 if cause is not None else 0
+    event_derive(
+        lead=lead,
+        type="lead.created",
+        properties={"email": lead.email, "external_id": lead.external_id},
+        key=f"lead.created:{lead.pk}",
+        depth=depth,
+    )
+    if tags:
+        lead_tags_change(lead=lead, add=tags, cause=cause, depth=depth)
+    return lead
+
+
+@transaction.atomic
+def lead_touch(*, lead: Lead, at: Any) -> None:
+    """Move ``last_activity_at`` forward to ``at`` (never back: late events exist)."""
+    Lead.objects.filter(pk=lead.pk).filter(
+        Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=at)
+    ).update(last_activity_at=at)
+
+
+@transaction.atomic
+def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lead:
+    """Fold ``source`` into ``target``: events, identities, tags, blank fields and
+    custom fields move over (the target's values win), then ``source`` is deleted.
+
+    Both rows must be locked by the caller. Merging a lead that no longer exists
+    is a no-op, so a retried merge does nothing twice.
+    """
+    if source.pk == target.pk or not Lead.objects.filter(pk=source.pk).exists():
+        return target
+    Event.objects.filter(lead=source).update(lead=target)
+    Identity.objects.filter(lead=source).update(lead=target)
+    tag_names = list(source.tags.values_list("name", flat=True))
+    update_fields = {"custom_fields", "raw_traits", "unsubscribed", "updated_at"}
+    for field in MERGE_FILL_FIELDS:
+        if not getattr(target, field) and getattr(source, field):
+            setattr(target, field, getattr(source, field))
+            update_fields.add(field)
+    identifiers = {}
+    for field in ("email", "external_id"):
+        if not getattr(target, field) and getattr(source, field):
+            identifiers[field] = getattr(source, field)
+    if target.owner_id is None and source.owner_id is not None:
+        target.owner_id = source.owner_id
+        update_fields.add("owner")
+    if target.stage == Stage.SUBSCRIBER and source.stage != Stage.SUBSCRIBER:
+        target.stage = source.stage
+        update_fields.add("stage")
+    target.custom_fields = {**source.custom_fields, **target.custom_fields}
+    target.raw_traits = {**source.raw_traits, **target.raw_traits}
+    target.unsubscribed = target.unsubscribed or source.unsubscribed
+    activity = [t for t in (target.last_activity_at, source.last_activity_at) if t]
+    if activity:
+        target.last_activity_at = max(activity)
+        update_fields.add("last_activity_at")
+    created_at = min(target.created_at, source.created_at)
+    source_id = source.pk
+    # Deleting first frees the source's unique identifiers for the target.
+    source.delete()
+    for field, value in identifiers.items():
+        setattr(target, field, value)
+        update_fields.add(field)
+    target.save(update_fields=sorted(update_fields))
+    Lead.objects.filter(pk=target.pk).update(created_at=created_at)
+    target.created_at = created_at
+    if tag_names:
+        target.tags.add(*Tag.objects.filter(name__in=tag_names))
+    event_derive(
+        lead=target,
+        type="lead.merged",
+        properties={"merged_lead_id": source_id},
+        key=f"lead.merged:{source_id}",
+        depth=cause.depth + 1 if cause is not None else 0,
+    )
+    logger.info("merged lead %s into %s", source_id, target.pk)
+    return target
+
+
+def lead_delete(*, lead: Lead) -> None:
+    lead.delete()

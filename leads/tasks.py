@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from leads.services import events as event_services
+
+
+@shared_task(name="leads.tasks.events_process", acks_late=True, reject_on_worker_lost=True)
+def events_process_task(event_ids: list[int]) -> None:
+    event_services.events_process(event_ids=event_ids)
+
+
+@shared_task(name="leads.tasks.events_sweep")
+def events_sweep() -> int:
+    return event_services.events_sweep()
+
+
+@shared_task(name="leads.tasks.broker_purge")
+def broker_purge() -> int:
+    from leads.services.health import embedded_broker_purge
+
+    return embedded_broker_purge()
+
+
+@shared_task(name="leads.tasks.lead_import_run")
+def lead_import_run(import_id: int) -> None:
+    from leads.services.imports import lead_import_run as run
+
+    run(import_id=import_id)

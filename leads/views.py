@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from leads.decorators import role_required
+from leads.forms import LeadImportMappingForm, LeadImportUploadForm
+from leads.models import Event, LeadImport, Role, Stage
+from leads.selectors import lead_search, leads_visible_to
+from leads.services.health import health_report
+from leads.services.imports import import_guess_mapping, import_read_headers, lead_import_start, lead_import_upload
+
+ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SALES)
+PAGE_SIZE = 50
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    healthy, report = health_report()
+    report["status"] = "ok" if healthy else "error"
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+@role_required(*ALL_ROLES)
+def home(request: HttpRequest) -> HttpResponse:
+    leads = leads_visible_to(request.user)
+    week_ago = timezone.now() - dt.timedelta(days=7)
+    counts = leads.aggregate(
+        total=Count("id"),
+        new_this_week=Count("id", filter=Q(created_at__gte=week_ago)),
+        mine=Count("id", filter=Q(owner=request.user)),
+    )
+    backlog = Event.objects.filter(processed_at__isnull=True).count()
+    return render(request, "leads/home.html", {"counts": counts, "backlog": backlog})
+
+
+@role_required(*ALL_ROLES)
+def lead_list(request: HttpRequest) -> HttpResponse:
+    """Leads, newest first, keyset-paginated by id (``?after=<id>``)."""
+    leads = leads_visible_to(request.user).select_related("owner").order_by("-id")
+    query = request.GET.get("q", "")
+    stage = request.GET.get("stage", "")
+    leads = lead_search(leads, query)
+    if stage in Stage.values:
+        leads = leads.filter(stage=stage)
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        leads = leads.filter(id__lt=int(after))
+    page = list(leads[: PAGE_SIZE + 1])
+    next_after = page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None
+    context = {
+        "leads": page[:PAGE_SIZE],
+        "next_after": next_after,
+        "q": query,
+        "stage": stage,
+        "stages": Stage.choices,
+    }
+    template = "leads/_lead_rows.html" if request.htmx and after else "leads/lead_list.html"
+    return render(request, template, context)
+
+
+@role_required(*ALL_ROLES)
+def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = get_object_or_404(
+        leads_visible_to(request.user).select_related("owner").prefetch_related("tags"), pk=pk
+    )
+    events = lead.events.order_by("-occurred_at", "-id")[:50]
+    return render(request, "leads/lead_detail.html", {"lead": lead, "events": events})
+
+
+@role_required(Role.ADMIN, Role.MARKETER)
+def lead_import_new(request: HttpRequest) -> HttpResponse:
+    """Step 1 uploads the file; step 2 maps its columns and starts the import."""
+    if request.method == "POST" and "mapping_step" in request.POST:
+        pending_id = request.session.get("lead_import_upload")
+        pending = LeadImport.objects.filter(pk=pending_id, status="pending", rows_total=0).first()
+        if pending is None:
+            return redirect("lead-import")
+        with pending.file.open("rb") as stream:
+            headers = import_read_headers(stream)
+        form = LeadImportMappingForm(request.POST, headers=headers, initial_mapping={})
+        if form.is_valid():
+            lead_import_start(record=pending, mapping=form.cleaned_data["mapping"])
+            del request.session["lead_import_upload"]
+            return redirect("lead-import-detail", pk=pending.pk)
+        return render(request, "leads/import_mapping.html", {"form": form, "upload": pending})
+    if request.method == "POST":
+        upload_form = LeadImportUploadForm(request.POST, request.FILES)
+        if upload_form.is_valid():
+            upload = upload_form.cleaned_data["file"]
+            headers = import_read_headers(upload.file)
+            upload.file.seek(0)
+            if not headers:
+                upload_form.add_error("file", "The file has no header row.")
+            else:
+                pending = lead_import_upload(upload=upload, created_by=request.user)
+                request.session["lead_import_upload"] = pending.pk
+                form = LeadImportMappingForm(
+                    headers=headers, initial_mapping=import_guess_mapping(headers)
+                )
+                return render(
+                    request, "leads/import_mapping.html", {"form": form, "upload": pending}
+                )
+    else:
+        upload_form = LeadImportUploadForm()
+    recent = LeadImport.objects.exclude(mapping={}).order_by("-id")[:10]
+    return render(request, "leads/import_upload.html", {"form": upload_form, "recent": recent})
+
+
+@role_required(Role.ADMIN, Role.MARKETER)
+def lead_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LeadImport, pk=pk)
+    template = "leads/_import_progress.html" if request.htmx else "leads/import_detail.html"
+    return render(request, template, {"record": record})
+

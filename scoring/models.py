@@ -1,0 +1,1 @@
+# The ScoreChange ledger, categories and grades live here (see DESIGN.md).
