@@ -139,6 +139,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -190,9 +191,10 @@ ANYMAIL = {
     # sign their payloads get their signing key in addition.
     "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="")
     or "leadflow:" + _embedded_secret("webhook_secret")[:32],
-    "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
-    "POSTMARK_WEBHOOK_SECRET": env.str("POSTMARK_WEBHOOK_SECRET", default=""),
 }
+# Mailgun signs its webhooks; Anymail refuses them until the signing key is set.
+if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""):
+    ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env.str("MAILGUN_WEBHOOK_SIGNING_KEY")
 
 # --- ingestion limits (Segment's Tracking API limits) ---------------------------
 INGEST_MAX_EVENT_BYTES = 32 * 1024

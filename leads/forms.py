@@ -22,7 +22,9 @@ class LeadImportUploadForm(forms.Form):
 class LeadImportMappingForm(forms.Form):
     """One select per CSV column: which lead field it fills, or skip it."""
 
-    def __init__(self, *args: Any, headers: list[str], initial_mapping: dict[str, str], **kwargs: Any):
+    def __init__(
+        self, *args: Any, headers: list[str], initial_mapping: dict[str, str], **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.headers = headers
         choices = [("", "— skip —"), *import_target_choices()]

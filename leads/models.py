@@ -127,6 +127,9 @@ class Identity(models.Model):
         ]
         verbose_name_plural = "identities"
 
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
 
 class Event(models.Model):
     """Everything that happens to a lead, and the outbox of work: a row with
@@ -156,9 +159,7 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["source", "idempotency_key"], name="event_idempotency"
-            ),
+            models.UniqueConstraint(fields=["source", "idempotency_key"], name="event_idempotency"),
         ]
         indexes = [
             models.Index(fields=["lead", "-occurred_at"], name="event_timeline_idx"),
@@ -224,9 +225,15 @@ class LeadImport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"
+
 
 class Heartbeat(models.Model):
     """Last time a periodic task ran: proof for /healthz that beat and a worker live."""
 
     name = models.CharField(max_length=40, primary_key=True)
     seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

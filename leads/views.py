@@ -2,21 +2,35 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
 
 from leads.decorators import role_required
 from leads.forms import LeadImportMappingForm, LeadImportUploadForm
 from leads.models import Event, LeadImport, Role, Stage
 from leads.selectors import lead_search, leads_visible_to
 from leads.services.health import health_report
-from leads.services.imports import import_guess_mapping, import_read_headers, lead_import_start, lead_import_upload
+from leads.services.imports import (
+    import_guess_mapping,
+    import_read_headers,
+    lead_import_start,
+    lead_import_upload,
+)
 
 ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SALES)
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+    user: User
+
+
 PAGE_SIZE = 50
 
 
@@ -29,7 +43,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @role_required(*ALL_ROLES)
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: HtmxHttpRequest) -> HttpResponse:
     leads = leads_visible_to(request.user)
     week_ago = timezone.now() - dt.timedelta(days=7)
     counts = leads.aggregate(
@@ -42,7 +56,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*ALL_ROLES)
-def lead_list(request: HttpRequest) -> HttpResponse:
+def lead_list(request: HtmxHttpRequest) -> HttpResponse:
     """Leads, newest first, keyset-paginated by id (``?after=<id>``)."""
     leads = leads_visible_to(request.user).select_related("owner").order_by("-id")
     query = request.GET.get("q", "")
@@ -67,7 +81,7 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*ALL_ROLES)
-def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     lead = get_object_or_404(
         leads_visible_to(request.user).select_related("owner").prefetch_related("tags"), pk=pk
     )
@@ -76,11 +90,15 @@ def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN, Role.MARKETER)
-def lead_import_new(request: HttpRequest) -> HttpResponse:
+def lead_import_new(request: HtmxHttpRequest) -> HttpResponse:
     """Step 1 uploads the file; step 2 maps its columns and starts the import."""
     if request.method == "POST" and "mapping_step" in request.POST:
         pending_id = request.session.get("lead_import_upload")
-        pending = LeadImport.objects.filter(pk=pending_id, status="pending", rows_total=0).first()
+        pending = (
+            LeadImport.objects.filter(pk=pending_id, status="pending", mapping={}).first()
+            if isinstance(pending_id, int)
+            else None
+        )
         if pending is None:
             return redirect("lead-import")
         with pending.file.open("rb") as stream:
@@ -115,8 +133,7 @@ def lead_import_new(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN, Role.MARKETER)
-def lead_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(LeadImport, pk=pk)
     template = "leads/_import_progress.html" if request.htmx else "leads/import_detail.html"
     return render(request, template, {"record": record})
-

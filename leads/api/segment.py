@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -83,7 +84,7 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
     return JsonResponse({"success": True})
 
 
-def _single_view(type_: str):  # type: ignore[no-untyped-def]
+def _single_view(type_: str) -> Callable[[HttpRequest], JsonResponse]:
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest) -> JsonResponse:
@@ -117,7 +118,9 @@ def batch(request: HttpRequest) -> JsonResponse:
     if _authenticate(request, body) is None:
         return _unauthorized()
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
-        return error_response(400, "invalid", "Expected {\"batch\": [...]}.", {"batch": ["Required."]})
+        return error_response(
+            400, "invalid", 'Expected {"batch": [...]}.', {"batch": ["Required."]}
+        )
     messages = body["batch"]
     if len(messages) > settings.INGEST_MAX_BATCH_EVENTS:
         return error_response(
@@ -150,8 +153,12 @@ def batch(request: HttpRequest) -> JsonResponse:
                 )
             )
         except IngestError as exc:
-            fields = {f"batch[{index}].{k}" if k else f"batch[{index}]": v for k, v in exc.fields.items()}
-            rejected.append({"index": index, "code": "invalid", "message": exc.message, "fields": fields})
+            paths = {
+                f"batch[{index}].{k}" if k else f"batch[{index}]": v for k, v in exc.fields.items()
+            }
+            rejected.append(
+                {"index": index, "code": "invalid", "message": exc.message, "fields": paths}
+            )
     if messages and not events:
         fields: dict[str, list[str]] = {}
         for item in rejected:

@@ -182,14 +182,21 @@ class EventInSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(required=False, max_length=200)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not any(attrs.get(k) for k in ("lead", "email", "user_id", "anonymous_id")):
+        traits_email = attrs.get("properties", {}).get("email")
+        identified = attrs["type"] == "identify" and isinstance(traits_email, str)
+        if not identified and not any(
+            attrs.get(k) for k in ("lead", "email", "user_id", "anonymous_id")
+        ):
             raise serializers.ValidationError(
                 {"lead": ["Give one of lead, email, user_id or anonymous_id."]}
             )
         visible = self.context.get("visible_leads")
-        if attrs.get("lead") and visible is not None:
-            if not visible.filter(pk=attrs["lead"]).exists():
-                raise serializers.ValidationError({"lead": ["No such lead."]})
+        if (
+            attrs.get("lead")
+            and visible is not None
+            and not visible.filter(pk=attrs["lead"]).exists()
+        ):
+            raise serializers.ValidationError({"lead": ["No such lead."]})
         return attrs
 
 
@@ -251,4 +258,3 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class AcceptedSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     ids = serializers.ListField(child=serializers.IntegerField())
-

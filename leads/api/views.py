@@ -5,6 +5,7 @@ from typing import Any
 
 import django_filters
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -187,7 +188,11 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         items, batch = _items(request)
         if (too_long := _batch_too_long(items)) is not None:
             return too_long
-        visible = None if isinstance(request.user, ApiKeyPrincipal) else leads_visible_to(request.user)
+        visible = (
+            Lead.objects.all()
+            if isinstance(request.user, ApiKeyPrincipal)
+            else leads_visible_to(request.user)
+        )
         valid = _validate_all(EventInSerializer, items, batch, {"visible_leads": visible})
         now = timezone.now()
         events = [
@@ -265,7 +270,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Gen
     def create(self, request: Request) -> Response:
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = request.user if not isinstance(request.user, ApiKeyPrincipal) else None
+        user = request.user if isinstance(request.user, User) else None
         row, key = api_key_create(
             name=serializer.validated_data["name"],
             scope=serializer.validated_data["scope"],
@@ -282,4 +287,3 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Gen
         api_key_revoke(key=key)
         key.refresh_from_db()
         return Response(ApiKeySerializer(key).data)
-

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from leads.models import ApiKey, ApiScope
@@ -19,9 +19,7 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_key_create(
-    *, name: str, scope: str, created_by: AbstractBaseUser | None = None
-) -> tuple[ApiKey, str]:
+def api_key_create(*, name: str, scope: str, created_by: User | None = None) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the key itself, which is never stored."""
     if scope not in ApiScope.values:
         raise ValueError(f"Unknown scope {scope!r}; use one of {', '.join(ApiScope.values)}.")

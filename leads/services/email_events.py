@@ -104,5 +104,3 @@ def anymail_tracking_received(sender: Any, event: Any, esp_name: str, **kwargs: 
     )
     events_record(events=[record])
     logger.info("recorded %s for a recipient from %s", record.type, provider)
-
-

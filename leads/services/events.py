@@ -144,9 +144,7 @@ def event_process(*, event_id: int) -> None:
 
     with transaction.atomic():
         event = (
-            Event.objects.select_for_update()
-            .filter(pk=event_id, processed_at__isnull=True)
-            .first()
+            Event.objects.select_for_update().filter(pk=event_id, processed_at__isnull=True).first()
         )
         if event is None:
             return
@@ -249,9 +247,7 @@ def _lead_by_anonymous_id(anonymous_id: str) -> Lead | None:
 def _identity_add(*, lead: Lead, anonymous_id: str) -> None:
     try:
         with transaction.atomic():
-            Identity.objects.create(
-                kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, lead=lead
-            )
+            Identity.objects.create(kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, lead=lead)
     except IntegrityError:
         pass
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.validators import validate_email
@@ -68,9 +68,21 @@ HEADER_ALIASES = {
     "employees": "company_size",
     "tag": "tags",
 }
-TEXT_LIMITS = {f.name: f.max_length for f in Lead._meta.concrete_fields if getattr(f, "max_length", None)}
+TEXT_LIMITS = {
+    f.name: f.max_length for f in Lead._meta.concrete_fields if getattr(f, "max_length", None)
+}
 LEAD_COLUMNS = {f.name for f in Lead._meta.concrete_fields}
-BOOL_WORDS = {"true": True, "yes": True, "1": True, "y": True, "false": False, "no": False, "0": False, "n": False, "": False}
+BOOL_WORDS = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "y": True,
+    "false": False,
+    "no": False,
+    "0": False,
+    "n": False,
+    "": False,
+}
 
 
 def import_target_choices() -> list[tuple[str, str]]:
@@ -105,7 +117,7 @@ def import_read_headers(stream: IO[bytes]) -> list[str]:
     return [h.strip() for h in row]
 
 
-def lead_import_upload(*, upload: File, created_by: AbstractBaseUser | None) -> LeadImport:
+def lead_import_upload(*, upload: File, created_by: User | None) -> LeadImport:
     """Keep an uploaded file until its columns are mapped."""
     return LeadImport.objects.create(
         file=upload,
@@ -142,6 +154,7 @@ def _clean_row(
             continue
         if value == "":
             continue
+        cleaned: Any = value
         if target.startswith("custom:"):
             definition = definitions[target[7:]]
             try:
@@ -150,28 +163,28 @@ def _clean_row(
                 raise RowError(f"{definition.key}: {exc}") from None
             continue
         if target == "email":
-            value = value.lower()
+            cleaned = value.lower()
             try:
-                validate_email(value)
+                validate_email(cleaned)
             except ValidationError:
-                raise RowError(f"email: {value!r} is not a valid email address.") from None
+                raise RowError(f"email: {cleaned!r} is not a valid email address.") from None
         elif target == "company_size":
             digits = value.replace(",", "").replace(" ", "")
             if not digits.isdigit():
                 raise RowError(f"company_size: {value!r} is not a whole number.")
-            value = int(digits)
+            cleaned = int(digits)
         elif target == "stage":
-            value = value.lower()
-            if value not in Stage.values:
+            cleaned = value.lower()
+            if cleaned not in Stage.values:
                 raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
         elif target == "unsubscribed":
             if value.lower() not in BOOL_WORDS:
                 raise RowError(f"unsubscribed: {value!r} is not yes/no.")
-            value = BOOL_WORDS[value.lower()]
+            cleaned = BOOL_WORDS[value.lower()]
         limit = TEXT_LIMITS.get(target)
-        if limit and isinstance(value, str) and len(value) > limit:
+        if limit and isinstance(cleaned, str) and len(cleaned) > limit:
             raise RowError(f"{target}: longer than {limit} characters.")
-        standard[target] = value
+        standard[target] = cleaned
     if not standard.get("email"):
         raise RowError("email: missing; rows are matched by email.")
     return standard, custom, tags
@@ -260,7 +273,9 @@ def _import_batch(
     external_ids = {s["external_id"]: e for e, (s, _, _) in rows.items() if s.get("external_id")}
     if external_ids:
         taken = dict(
-            Lead.objects.filter(external_id__in=list(external_ids)).values_list("external_id", "email")
+            Lead.objects.filter(external_id__in=list(external_ids)).values_list(
+                "external_id", "email"
+            )
         )
         for external_id, email in external_ids.items():
             if external_id in taken and taken[external_id] != email:

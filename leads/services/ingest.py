@@ -73,7 +73,9 @@ def parse_timestamp(value: Any, path: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise IngestError("Bad timestamp.", {path: [f"{value!r} is not an ISO 8601 timestamp."]})
+        raise IngestError(
+            "Bad timestamp.", {path: [f"{value!r} is not an ISO 8601 timestamp."]}
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 
@@ -179,7 +179,7 @@ def lead_create(
     fields: dict[str, Any],
     custom: dict[str, Any] | None = None,
     tags: Iterable[str] = (),
-    owner: AbstractBaseUser | None = None,
+    owner: User | None = None,
     cause: Event | None = None,
 ) -> Lead:
     """Create a lead (email lower-cased) and emit ``lead.created``."""

@@ -17,6 +17,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+DEMO_LOGINS = (
+    "Demo logins (password: leadflow): admin (admin), marketer (marketer), sales (sales rep)\n"
+)
+
 
 class Command(BaseCommand):
     help = "Start web (gunicorn), a Celery worker and Celery beat; stop them all on Ctrl-C."
@@ -25,7 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--concurrency", type=int, default=2)
-        parser.add_argument("--banner", default="", help="Printed once the app answers.")
+        parser.add_argument(
+            "--demo-logins", action="store_true", help="Print the demo logins once up."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         python = sys.executable
@@ -33,19 +39,48 @@ class Command(BaseCommand):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         commands = {
             "web": [
-                python, "-m", "gunicorn", "config.wsgi:application",
-                "--bind", bind, "--workers", "2", "--threads", "4",
-                "--access-logfile", "-", "--graceful-timeout", "5",
+                python,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                bind,
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "5",
             ],
             "worker": [
-                python, "-m", "celery", "-A", "config", "worker",
-                "--queues", "ingest,flows,deliveries,periodic",
-                "--concurrency", str(options["concurrency"]),
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--queues",
+                "ingest,flows,deliveries,periodic",
+                "--concurrency",
+                str(options["concurrency"]),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
             ],
             "beat": [
-                python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                "--schedule", settings.CELERY_BEAT_SCHEDULE_FILE,
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                settings.CELERY_BEAT_SCHEDULE_FILE,
             ],
         }
         processes = {
@@ -70,10 +105,12 @@ class Command(BaseCommand):
                     break
                 if not announced and _answers(url):
                     announced = True
+                    logins = DEMO_LOGINS if options["demo_logins"] else ""
                     self.stdout.write(
-                        f"\nLeadflow is running at http://{bind}/\n{options['banner']}"
+                        f"\nLeadflow is running at http://{bind}/\n{logins}"
                         "Press Ctrl-C to stop web, worker and beat.\n"
                     )
+                    self.stdout.flush()
                 time.sleep(0.5)
         finally:
             _stop_all(processes)

@@ -1,0 +1,713 @@
+"""Demo data: one user per role, about 300 B2B and B2C leads and six months of their
+email, website and product activity, the same on every run."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from leads.models import Event, Lead, Role, Stage, Tag
+from leads.services.events import ACTIVITY_TYPES
+
+SEED = 2026
+LEAD_COUNT = 300
+SALES_OWNED = 60
+HISTORY_DAYS = 182
+SOURCE = "demo"
+DEMO_PASSWORD = "leadflow"  # noqa: S105 - the known password of demo installs, not a secret
+USER_DOMAIN = "demo.leadflow.local"
+SITE = "https://www.leadflow.example"
+
+# username, role, first name, last name
+USERS = [
+    ("admin", Role.ADMIN, "Jana", "Richter"),
+    ("marketer", Role.MARKETER, "Lena", "Fischer"),
+    ("sales", Role.SALES, "Tom", "Becker"),
+]
+
+
+def _words(text: str) -> list[str]:
+    return [word.strip() for word in text.split(",") if word.strip()]
+
+
+FIRST_NAMES = {
+    "de": _words(
+        """Anna, Lukas, Sophie, Jonas, Marie, Felix, Laura, Maximilian, Katharina, Tobias,
+        Julia, Sebastian, Lea, Florian, Hannah, Moritz, Sarah, Daniel, Johanna, Matthias,
+        Clara, Stefan, Miriam, Jürgen, Sabine, Andreas, Nina, Philipp, Franziska, Benedikt"""
+    ),
+    "en": _words(
+        """Emily, James, Olivia, Michael, Sophia, William, Emma, Benjamin, Ava, Daniel,
+        Charlotte, Matthew, Grace, Ethan, Chloe, Jack, Hannah, Ryan, Megan, Oliver, Jessica,
+        Thomas, Lucy, Noah, Rachel, Samuel, Amelia, David, Priya, Marcus"""
+    ),
+    "fr": _words(
+        """Camille, Louis, Léa, Hugo, Chloé, Lucas, Manon, Julien, Inès, Mathieu, Élodie,
+        Antoine, Claire, Nicolas, Margaux, Théo, Amélie, Pierre, Céline, Romain"""
+    ),
+    "nl": _words("Daan, Sanne, Lars, Femke, Bram, Lotte, Thijs, Eva, Ruben, Anouk, Jeroen, Maaike"),
+    "es": _words("Lucía, Pablo, María, Javier, Carmen, Alejandro, Elena, Diego, Sofía, Álvaro"),
+    "sv": _words("Erik, Elsa, Oskar, Maja, Johan, Ingrid, Linnea, Anders"),
+}
+LAST_NAMES = {
+    "de": _words(
+        """Müller, Schmidt, Schneider, Fischer, Weber, Meyer, Wagner, Becker, Schulz,
+        Hoffmann, Koch, Bauer, Richter, Klein, Wolf, Schröder, Neumann, Schwarz, Zimmermann,
+        Braun, Krüger, Hofmann, Hartmann, Lange, Huber, Gruber, Steiner, Moser, Keller,
+        Brunner, Baumann, Frei, Vogel, Lehmann, Krause, Maier, Pichler, Egger"""
+    ),
+    "en": _words(
+        """Smith, Johnson, Williams, Brown, Jones, Miller, Davis, Wilson, Taylor, Anderson,
+        Thomas, Moore, Martin, Thompson, White, Clark, Lewis, Walker, Hall, Young, King,
+        Wright, Green, Baker, Evans, Patel, Hughes, Edwards, Murphy, O'Brien, Campbell,
+        Nguyen, Chen"""
+    ),
+    "fr": _words(
+        """Martin, Bernard, Dubois, Thomas, Robert, Richard, Petit, Durand, Leroy, Moreau,
+        Simon, Laurent, Lefèvre, Michel, Garcia, Fontaine, Rousseau, Girard, Bonnet, Mercier"""
+    ),
+    "nl": _words(
+        """de Jong, Jansen, de Vries, van den Berg, Bakker, Visser, Smit, Meijer, Mulder,
+        de Boer, Bos, Vos"""
+    ),
+    "es": _words(
+        "García, Fernández, González, Rodríguez, López, Martínez, Sánchez, Pérez, Gómez, Romero"
+    ),
+    "sv": _words("Andersson, Johansson, Karlsson, Nilsson, Eriksson, Larsson, Lindqvist"),
+}
+
+# country, weight, language of the names there, cities
+PLACES = [
+    ("Germany", 30, "de", "Berlin, Munich, Hamburg, Cologne, Frankfurt, Stuttgart, Leipzig"),
+    ("Austria", 10, "de", "Vienna, Graz, Linz, Salzburg"),
+    ("Switzerland", 7, "de", "Zurich, Basel, Bern"),
+    ("Switzerland", 3, "fr", "Geneva, Lausanne"),
+    ("United States", 20, "en", "New York, San Francisco, Austin, Boston, Chicago, Seattle"),
+    ("United Kingdom", 12, "en", "London, Manchester, Edinburgh, Bristol"),
+    ("France", 8, "fr", "Paris, Lyon, Toulouse, Bordeaux, Nantes"),
+    ("Netherlands", 5, "nl", "Amsterdam, Rotterdam, Utrecht"),
+    ("Spain", 3, "es", "Madrid, Barcelona, Valencia"),
+    ("Sweden", 2, "sv", "Stockholm, Gothenburg"),
+]
+
+COUNTRY_WEIGHTS = [(country, weight) for country, weight, _, _ in PLACES]
+
+FREE_MAIL = {
+    "Germany": ["gmail.com", "gmx.de", "web.de", "t-online.de"],
+    "Austria": ["gmail.com", "gmx.at", "aon.at"],
+    "Switzerland": ["gmail.com", "bluewin.ch", "gmx.ch"],
+    "United States": ["gmail.com", "yahoo.com", "outlook.com", "icloud.com"],
+    "United Kingdom": ["gmail.com", "outlook.com", "hotmail.co.uk", "btinternet.com"],
+    "France": ["gmail.com", "orange.fr", "free.fr"],
+    "Netherlands": ["gmail.com", "hotmail.com", "ziggo.nl"],
+    "Spain": ["gmail.com", "hotmail.es"],
+    "Sweden": ["gmail.com", "telia.com"],
+}
+
+# country: [(name, domain, employees, industry)]
+COMPANIES = {
+    "Germany": [
+        ("Nordlicht Software GmbH", "nordlicht-software.de", 120, "Software"),
+        ("Brückner Maschinenbau AG", "brueckner-maschinenbau.de", 5000, "Manufacturing"),
+        ("Kaffeerösterei Hansen", "kaffee-hansen.de", 25, "Food & Beverage"),
+        ("Datenwerk Analytics GmbH", "datenwerk-analytics.de", 45, "Software"),
+        ("Sonnenfeld Energie GmbH", "sonnenfeld-energie.de", 800, "Energy"),
+        ("Lindner & Vogt Steuerberatung", "lindner-vogt.de", 8, "Professional Services"),
+        ("Möbelmanufaktur Krüger", "moebel-krueger.de", 60, "Retail"),
+        ("Praxiswolke GmbH", "praxiswolke.de", 30, "Healthcare"),
+        ("Flinkpost Logistik GmbH", "flinkpost-logistik.de", 1500, "Logistics"),
+        ("Rheinwerk Digitalagentur", "rheinwerk-digital.de", 18, "Marketing Agency"),
+    ],
+    "Austria": [
+        ("Alpenblick Hotels GmbH", "alpenblick-hotels.at", 350, "Hospitality"),
+        ("Donauwerk IT Solutions", "donauwerk-it.at", 75, "IT Services"),
+        ("Murtal Fintech Labs", "murtal-fintech.at", 22, "Financial Services"),
+    ],
+    "Switzerland": [
+        ("Jurapräzision AG", "jurapraezision.ch", 900, "Manufacturing"),
+        ("Limmat Capital Partners", "limmat-capital.ch", 40, "Financial Services"),
+        ("Seeklinik Digital AG", "seeklinik-digital.ch", 200, "Healthcare"),
+        ("Léman Software SA", "leman-software.ch", 35, "Software"),
+    ],
+    "United States": [
+        ("Brightpath Analytics Inc.", "brightpath-analytics.com", 250, "Software"),
+        ("Cobalt Ridge Logistics", "cobaltridge-logistics.com", 5000, "Logistics"),
+        ("Maplestone Health", "maplestonehealth.com", 1200, "Healthcare"),
+        ("Quillstack", "quillstack.io", 12, "Software"),
+        ("Redwood Trail Outfitters", "redwoodtrail-outfitters.com", 400, "Retail"),
+        ("Summit Ledger", "summitledger.io", 85, "Financial Services"),
+        ("Brightwater EdTech", "brightwater-edtech.com", 60, "Education"),
+    ],
+    "United Kingdom": [
+        ("Thameside Consulting Ltd", "thameside-consulting.co.uk", 45, "Professional Services"),
+        ("Greenleaf Grocers", "greenleaf-grocers.co.uk", 800, "Retail"),
+        ("Kestrel Cloud Ltd", "kestrelcloud.co.uk", 150, "Software"),
+        ("Pennine Media", "pennine-media.co.uk", 25, "Media"),
+    ],
+    "France": [
+        ("Atelier Lumière SAS", "atelier-lumiere.fr", 15, "Design"),
+        ("Vigneron Logistique", "vigneron-logistique.fr", 600, "Logistics"),
+        ("Datapôle SAS", "datapole-sas.fr", 90, "Software"),
+    ],
+    "Netherlands": [
+        ("Grachtenhuis Software BV", "grachtenhuis-software.nl", 55, "Software"),
+        ("Polderkracht Energie", "polderkracht.nl", 300, "Energy"),
+    ],
+    "Spain": [("Solmar Turismo SL", "solmar-turismo.es", 140, "Hospitality")],
+    "Sweden": [("Fjällskog AB", "fjallskog.se", 70, "Software")],
+}
+
+B2B_TITLES = [
+    ("CEO", 4),
+    ("Founder", 2),
+    ("CTO", 3),
+    ("CFO", 1),
+    ("VP Marketing", 3),
+    ("Head of Sales", 3),
+    ("Head of Growth", 2),
+    ("Marketing Manager", 8),
+    ("Marketing Operations Manager", 3),
+    ("Content Marketing Manager", 3),
+    ("Sales Development Representative", 4),
+    ("Account Executive", 4),
+    ("Product Manager", 3),
+    ("Software Engineer", 6),
+    ("Data Analyst", 2),
+    ("Operations Manager", 2),
+]
+B2C_TITLES = [
+    ("Student", 4),
+    ("Freelancer", 4),
+    ("Designer", 2),
+    ("Consultant", 2),
+    ("Teacher", 1),
+    ("Photographer", 1),
+    ("", 3),
+]
+B2C_INDUSTRIES = {
+    "Student": ["Education"],
+    "Teacher": ["Education"],
+    "Freelancer": ["Design", "Software", "Media"],
+    "Designer": ["Design"],
+    "Consultant": ["Consulting"],
+    "Photographer": ["Media"],
+    "": [""],
+}
+TAG_CHANCES = [("webinar-2026", 0.15), ("ebook-lead-scoring", 0.12), ("conference-2025", 0.05)]
+PROJECTS = ["Newsletter", "Onboarding emails", "Q3 launch", "Webinar follow-up", "Trial nurture"]
+
+STAGE_WEIGHTS = {
+    True: {  # B2B
+        Stage.SUBSCRIBER: 28,
+        Stage.LEAD: 36,
+        Stage.MQL: 14,
+        Stage.SQL: 10,
+        Stage.CUSTOMER: 8,
+        Stage.DISQUALIFIED: 4,
+    },
+    False: {
+        Stage.SUBSCRIBER: 50,
+        Stage.LEAD: 35,
+        Stage.MQL: 6,
+        Stage.SQL: 2,
+        Stage.CUSTOMER: 5,
+        Stage.DISQUALIFIED: 2,
+    },
+}
+# Chance that a lead of this stage uses the product (has an app user id).
+APP_USER_CHANCE = {
+    Stage.SUBSCRIBER: 0.1,
+    Stage.LEAD: 0.3,
+    Stage.MQL: 0.6,
+    Stage.SQL: 0.7,
+    Stage.CUSTOMER: 0.95,
+    Stage.DISQUALIFIED: 0.2,
+}
+# Sales owns the leads furthest down the funnel.
+OWNER_RANK = {
+    Stage.SQL: 3,
+    Stage.CUSTOMER: 3,
+    Stage.MQL: 2,
+    Stage.LEAD: 1,
+    Stage.DISQUALIFIED: 0.5,
+    Stage.SUBSCRIBER: 0,
+}
+# (dormant, light, medium, heavy) weights per stage
+ACTIVITY_WEIGHTS = {
+    Stage.SUBSCRIBER: (30, 45, 20, 5),
+    Stage.LEAD: (15, 45, 30, 10),
+    Stage.MQL: (5, 25, 45, 25),
+    Stage.SQL: (0, 15, 45, 40),
+    Stage.CUSTOMER: (0, 10, 40, 50),
+    Stage.DISQUALIFIED: (30, 50, 20, 0),
+}
+ACTIVITY_EVENTS = ((0, 0), (1, 12), (13, 40), (41, 80))
+
+# name, subject, link path
+CAMPAIGNS = [
+    ("Welcome 1/3", "Welcome to Leadflow", "/docs/quickstart"),
+    ("Welcome 2/3", "Score your first leads in ten minutes", "/features/lead-scoring"),
+    ("Welcome 3/3", "Your first automation flow", "/features/flows"),
+    ("Monthly newsletter", "What's new in marketing automation", "/blog/from-mql-to-sql"),
+    (
+        "Webinar invitation",
+        "Webinar: lead scoring that sales trusts",
+        "/webinars/lead-scoring-2026",
+    ),
+    ("Webinar recording", "The recording you asked for", "/webinars/lead-scoring-2026"),
+    ("Case study", "How Nordlicht doubled demo bookings", "/customers/nordlicht"),
+    ("Product update", "New: the segment builder", "/blog/segment-builder"),
+    ("Pricing follow-up", "Questions about plans?", "/pricing"),
+]
+TRIAL_CAMPAIGNS = [
+    ("Trial day 1", "Create your first project", "/docs/quickstart"),
+    ("Trial day 3", "Invite your team", "/docs/teams"),
+    ("Trial ending", "Your trial ends in 3 days", "/pricing"),
+]
+
+# title, path, weight
+PAGES = [
+    ("Home", "/", 10),
+    ("Pricing", "/pricing", 8),
+    ("Features", "/features", 7),
+    ("Lead scoring", "/features/lead-scoring", 4),
+    ("Automation flows", "/features/flows", 4),
+    ("Integrations", "/integrations", 3),
+    ("Customers", "/customers", 2),
+    ("Book a demo", "/demo", 2),
+    ("Lead scoring without the guesswork", "/blog/lead-scoring-without-guesswork", 4),
+    ("Self-hosting your marketing automation", "/blog/self-hosting-marketing-automation", 3),
+    ("GDPR-friendly email tracking", "/blog/gdpr-friendly-email-tracking", 3),
+    ("From MQL to SQL", "/blog/from-mql-to-sql", 2),
+    ("Quickstart", "/docs/quickstart", 3),
+    ("Tracking API", "/docs/tracking-api", 2),
+    ("Segment integration", "/docs/integrations/segment", 2),
+    ("Scoring rules", "/docs/scoring", 2),
+]
+REFERRERS = [
+    "",
+    "",
+    "https://www.google.com/",
+    "https://www.linkedin.com/",
+    "https://duckduckgo.com/",
+    "https://news.ycombinator.com/",
+]
+
+# name, weight; "Signed up for trial" and "Upgraded plan" happen once, placed apart.
+APP_ACTIONS = [
+    ("Logged in", 6),
+    ("Created project", 4),
+    ("Created flow", 3),
+    ("Invited teammate", 2),
+    ("Imported contacts", 2),
+    ("Published flow", 1),
+    ("Connected integration", 1),
+    ("Booked a call", 1),
+]
+INTEGRATIONS = ["Segment", "Stripe", "HubSpot", "Slack", "Webhooks"]
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+@dataclass
+class DemoEvent:
+    ago: float  # seconds before now
+    type: str
+    name: str
+    properties: dict[str, Any]
+
+
+@dataclass
+class DemoLead:
+    email: str
+    first_name: str
+    last_name: str
+    job_title: str
+    company_name: str
+    company_size: int | None
+    industry: str
+    country: str
+    city: str
+    stage: str
+    tags: list[str]
+    unsubscribed: bool
+    external_id: str | None
+    owner_rank: float
+    created_ago: float
+    events: list[DemoEvent] = field(default_factory=list)
+
+
+def _weighted(rng: random.Random, pairs: Sequence[tuple[Any, float]]) -> Any:
+    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+
+
+def _ascii(text: str) -> str:
+    text = text.lower()
+    for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(umlaut, plain)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c for c in text if c.isalnum())
+
+
+def _lead_specs(rng: random.Random) -> list[DemoLead]:
+    """The demo leads with their histories; the same list for the same ``rng`` seed."""
+    leads: list[DemoLead] = []
+    taken: set[str] = set()
+    for _ in range(LEAD_COUNT):
+        b2b = rng.random() < 0.7
+        size: int | None
+        if b2b:
+            country = _weighted(rng, COUNTRY_WEIGHTS)
+            company, domain, size, industry = rng.choice(COMPANIES[country])
+            places = [place for place in PLACES if place[0] == country]
+        else:
+            places = PLACES
+        country, _, language, cities = _weighted(rng, [(place, place[1]) for place in places])
+        city = rng.choice(_words(cities))
+        first = rng.choice(FIRST_NAMES[language])
+        last = rng.choice(LAST_NAMES[language])
+        given, family = _ascii(first), _ascii(last)
+        if b2b:
+            if size is not None and size <= 25:
+                local = rng.choice([given, f"{given}.{family}"])
+            elif country == "United States":
+                local = f"{given[0]}{family}"
+            else:
+                local = f"{given}.{family}"
+            title = _weighted(rng, B2B_TITLES)
+            if title == "Founder" and size is not None and size > 200:
+                title = "CEO"
+        else:
+            local = rng.choice(
+                [
+                    f"{given}.{family}",
+                    f"{given}{family}",
+                    f"{given}.{family}{rng.randint(70, 99)}",
+                    f"{given[0]}.{family}",
+                ]
+            )
+            domain = rng.choice(FREE_MAIL[country])
+            title = _weighted(rng, B2C_TITLES)
+            freelancer = title == "Freelancer"
+            company = "Self-employed" if freelancer else ""
+            size = 1 if freelancer else None
+            industry = rng.choice(B2C_INDUSTRIES[title])
+        # Demo addresses must never reach a real mailbox, whatever mail backend an
+        # install has: every domain is moved under the reserved .example TLD.
+        domain = domain.rsplit(".", 1)[0] + ".example"
+        email = f"{local}@{domain}"
+        suffix = 2
+        while email in taken:
+            email = f"{local}{suffix}@{domain}"
+            suffix += 1
+        taken.add(email)
+
+        stage = _weighted(rng, list(STAGE_WEIGHTS[b2b].items()))
+        app_user = rng.random() < APP_USER_CHANCE[stage]
+        tags = []
+        unsubscribed = rng.random() < 0.05
+        if not unsubscribed and rng.random() < 0.6:
+            tags.append("newsletter")
+        for name, chance in TAG_CHANCES:
+            if rng.random() < chance:
+                tags.append(name)
+        if app_user and rng.random() < 0.7:
+            tags.append("trial")
+        if app_user and rng.random() < 0.1:
+            tags.append("beta")
+        if b2b and rng.random() < 0.05:
+            tags.append("partner")
+        if stage == Stage.CUSTOMER and rng.random() < 0.3:
+            tags.append("vip")
+        # Skewed towards the start of the window: most leads have been around a while.
+        start_ago = max(2.0, HISTORY_DAYS * rng.random() ** 0.7) * DAY
+        lead = DemoLead(
+            email=email,
+            first_name=first,
+            last_name=last,
+            job_title=title,
+            company_name=company,
+            company_size=size,
+            industry=industry,
+            country=country,
+            city=city,
+            stage=stage,
+            tags=tags,
+            unsubscribed=unsubscribed,
+            external_id=f"usr_{rng.getrandbits(48):012x}" if app_user else None,
+            owner_rank=OWNER_RANK[stage] - (0 if b2b else 2) + rng.random(),
+            created_ago=start_ago + rng.uniform(60, HOUR),
+        )
+        lead.events = _history(rng, lead, start_ago=start_ago)
+        leads.append(lead)
+    return leads
+
+
+def _page(ago: float, path: str, title: str, referrer: str) -> DemoEvent:
+    properties = {"url": f"{SITE}{path}", "path": path, "title": f"{title} | Leadflow"}
+    if referrer:
+        properties["referrer"] = referrer
+    return DemoEvent(ago, "page", title, properties)
+
+
+def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[DemoEvent]:
+    """The lead's activity from ``start_ago`` until it went quiet, oldest first.
+
+    Events come in episodes (an email, a website visit, a product session) so that
+    an open follows its delivery, a click its open and a product event the sign-up.
+    """
+    level = rng.choices(range(4), weights=ACTIVITY_WEIGHTS[Stage(lead.stage)])[0]
+    budget = rng.randint(*ACTIVITY_EVENTS[level])
+    if lead.external_id:
+        budget = max(budget, 2)
+    # Some leads went quiet weeks ago; the busiest are active until today.
+    quiet = level < 3 and rng.random() >= 0.55
+    end_ago = max(rng.uniform(0, start_ago * 0.9) if quiet else 0.0, 600.0)
+
+    def later(ago: float, low: float, high: float) -> float:
+        return max(ago - rng.uniform(low, high), 60.0)
+
+    events: list[DemoEvent] = []
+    signup_ago = start_ago
+    if lead.external_id:
+        signup_ago = rng.uniform(start_ago - DAY / 2, start_ago)
+        events.append(DemoEvent(signup_ago, "track", "Signed up for trial", {"plan": "trial"}))
+        if rng.random() < 0.7:
+            project = {"project": rng.choice(PROJECTS)}
+            events.append(
+                DemoEvent(later(signup_ago, 120, HOUR), "track", "Created project", project)
+            )
+        if lead.stage == Stage.CUSTOMER:
+            plan = {"plan": rng.choice(["starter", "team", "business"])}
+            ago = rng.uniform(end_ago, signup_ago)
+            events.append(DemoEvent(ago, "track", "Upgraded plan", plan))
+    # Mail stops at the unsubscribe.
+    mail_end_ago = end_ago
+    if lead.unsubscribed:
+        mail_end_ago = rng.uniform(end_ago, start_ago)
+        campaign = rng.choice(CAMPAIGNS)[0]
+        props = {"email": lead.email, "campaign": campaign}
+        events.append(DemoEvent(mail_end_ago, "email.unsubscribed", campaign, props))
+
+    kinds = [("email", 45.0), ("web", 35.0), ("app", 20.0 if lead.external_id else 0.0)]
+    campaigns = CAMPAIGNS + (TRIAL_CAMPAIGNS if lead.external_id else [])
+    engaged = (0.2, 0.35, 0.5, 0.65)[level]
+    mailbox = lead.email.split("@")[0]
+    message = 0
+    while len(events) < budget:
+        kind = _weighted(rng, kinds)
+        if kind == "email":
+            message += 1
+            name, subject, path = rng.choice(campaigns)
+            # Onboarding mail goes out in the first two weeks, the rest any time.
+            first = signup_ago if name.startswith("Trial") else start_ago
+            if name.startswith(("Welcome", "Trial")):
+                ago = rng.uniform(max(first - 14 * DAY, mail_end_ago), first)
+            else:
+                ago = rng.uniform(mail_end_ago, start_ago)
+            props = {
+                "email": lead.email,
+                "campaign": name,
+                "subject": subject,
+                "message_id": f"<{mailbox}.{message}@mail.leadflow.example>",
+            }
+            events.append(DemoEvent(ago, "email.delivered", name, props))
+            if rng.random() >= engaged:
+                continue
+            ago = later(ago, 300, 2 * DAY)
+            events.append(DemoEvent(ago, "email.opened", name, props))
+            if rng.random() < 0.4:
+                ago = later(ago, 10, 600)
+                slug = name.lower().replace(" ", "-").replace("/", "-")
+                url = f"{SITE}{path}?utm_source=leadflow&utm_medium=email&utm_campaign={slug}"
+                events.append(DemoEvent(ago, "email.clicked", name, {**props, "url": url}))
+                if rng.random() < 0.7:
+                    title = next((t for t, p, _ in PAGES if p == path), subject)
+                    events.append(_page(later(ago, 2, 20), path, title, ""))
+            if rng.random() < (0.08 if lead.company_size and lead.company_size > 1 else 0.02):
+                reply = {**props, "message_id": f"<re.{mailbox}.{message}@{lead.email}>"}
+                events.append(DemoEvent(later(ago, 30 * 60, DAY), "email.replied", name, reply))
+        elif kind == "web":
+            ago = rng.uniform(end_ago, start_ago)
+            referrer = rng.choice(REFERRERS)
+            for _ in range(rng.randint(1, 5)):
+                title, path, _weight = rng.choices(PAGES, weights=[p[2] for p in PAGES])[0]
+                events.append(_page(ago, path, title, referrer))
+                referrer = f"{SITE}{path}"
+                ago = later(ago, 15, 240)
+        else:
+            ago = rng.uniform(end_ago, signup_ago)
+            for _ in range(rng.randint(1, 3)):
+                action = _weighted(rng, APP_ACTIONS)
+                properties: dict[str, Any] = {}
+                if action in ("Created project", "Created flow"):
+                    properties = {"project": rng.choice(PROJECTS)}
+                elif action == "Invited teammate":
+                    properties = {"role": rng.choice(["marketer", "sales", "admin"])}
+                elif action == "Imported contacts":
+                    properties = {"rows": rng.choice([48, 250, 1200, 5000])}
+                elif action == "Connected integration":
+                    properties = {"integration": rng.choice(INTEGRATIONS)}
+                elif action == "Booked a call":
+                    properties = {"calendar": "sales-demo"}
+                events.append(DemoEvent(ago, "track", action, properties))
+                ago = later(ago, 30, 20 * 60)
+    # The budget is checked per episode; cutting the last one keeps its first steps.
+    events = events[:budget]
+    events.sort(key=lambda event: -event.ago)
+    return events
+
+
+def _users() -> None:
+    """Create the demo users that are missing; existing users keep their password
+    and flags and only gain their role's group."""
+    user_model = get_user_model()
+    for username, role, first, last in USERS:
+        user = user_model.objects.filter(username=username).first()
+        if user is None:
+            user = user_model(
+                username=username,
+                first_name=first,
+                last_name=last,
+                email=f"{first.lower()}.{last.lower()}@{USER_DOMAIN}",
+                is_staff=role == Role.ADMIN,
+                is_superuser=role == Role.ADMIN,
+            )
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        user.groups.add(Group.objects.get(name=role))
+
+
+def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
+    """Insert the leads and events that are missing. Returns (new leads, new events)."""
+    emails = [spec.email for spec in specs]
+    existing = set(Lead.objects.filter(email__in=emails).values_list("email", flat=True))
+    sales_id = get_user_model().objects.values_list("pk", flat=True).get(username="sales")
+    owned = {spec.email for spec in sorted(specs, key=lambda s: -s.owner_rank)[:SALES_OWNED]}
+    new_specs = [spec for spec in specs if spec.email not in existing]
+    Lead.objects.bulk_create(
+        [
+            Lead(
+                email=spec.email,
+                external_id=spec.external_id,
+                first_name=spec.first_name,
+                last_name=spec.last_name,
+                job_title=spec.job_title,
+                company_name=spec.company_name,
+                company_size=spec.company_size,
+                industry=spec.industry,
+                country=spec.country,
+                city=spec.city,
+                stage=spec.stage,
+                unsubscribed=spec.unsubscribed,
+                owner_id=sales_id if spec.email in owned else None,
+            )
+            for spec in new_specs
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    lead_ids = dict(Lead.objects.filter(email__in=emails).values_list("email", "pk"))
+    new_ids = {lead_ids[s.email]: s for s in new_specs if s.email in lead_ids}
+    # A lead with one of these addresses that a person entered is not ours to
+    # fill with invented history.
+    demo_ids = set(new_ids) | set(
+        Event.objects.filter(source=SOURCE, lead_id__in=list(lead_ids.values()))
+        .values_list("lead_id", flat=True)
+        .distinct()
+    )
+
+    # auto_now_add ignores given values on insert; bulk_update does not.
+    backdated = []
+    for pk, spec in new_ids.items():
+        backdated.append(Lead(pk=pk, created_at=now - timedelta(seconds=spec.created_ago)))
+    Lead.objects.bulk_update(backdated, ["created_at"], batch_size=1000)
+
+    tag_names = sorted({name for spec in new_ids.values() for name in spec.tags})
+    Tag.objects.bulk_create([Tag(name=name) for name in tag_names], ignore_conflicts=True)
+    tag_ids = dict(Tag.objects.filter(name__in=tag_names).values_list("name", "pk"))
+    through = Lead.tags.through
+    through.objects.bulk_create(
+        [
+            through(lead_id=pk, tag_id=tag_ids[name])
+            for pk, spec in new_ids.items()
+            for name in spec.tags
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+
+    events = []
+    for spec in specs:
+        lead_id = lead_ids.get(spec.email)
+        if lead_id not in demo_ids:
+            continue
+        for n, demo in enumerate(spec.events):
+            at = now - timedelta(seconds=demo.ago)
+            events.append(
+                Event(
+                    lead_id=lead_id,
+                    type=demo.type,
+                    name=demo.name,
+                    properties=demo.properties,
+                    # As a tracking client or an email provider would have sent it.
+                    user_id=(spec.external_id or "") if demo.type in ("track", "page") else "",
+                    email=spec.email if demo.type.startswith("email.") else "",
+                    occurred_at=at,
+                    received_at=at,
+                    processed_at=at,
+                    source=SOURCE,
+                    idempotency_key=f"demo:{spec.email}:{n}",
+                )
+            )
+    before = Event.objects.filter(source=SOURCE).count()
+    Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=1000)
+    added = Event.objects.filter(source=SOURCE).count() - before
+
+    latest = (
+        Event.objects.filter(lead_id__in=demo_ids, type__in=ACTIVITY_TYPES)
+        .values("lead_id")
+        .annotate(at=Max("occurred_at"))
+    )
+    current = dict(Lead.objects.filter(pk__in=demo_ids).values_list("pk", "last_activity_at"))
+    touched = [
+        Lead(pk=row["lead_id"], last_activity_at=row["at"])
+        for row in latest
+        if current.get(row["lead_id"]) is None or current[row["lead_id"]] < row["at"]
+    ]
+    Lead.objects.bulk_update(touched, ["last_activity_at"], batch_size=1000)
+    return len(new_ids), added
+
+
+class Command(BaseCommand):
+    help = (
+        "Load demo users (admin, marketer, sales; password 'leadflow'), about 300 leads "
+        "and six months of their activity. Safe to run again: only what is missing is added."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Everything random is drawn before the database is read, so the data does
+        # not depend on what is already there.
+        specs = _lead_specs(random.Random(SEED))
+        now = timezone.now()
+        with transaction.atomic():
+            _users()
+            new_leads, new_events = _apply(specs, now)
+        leads = Lead.objects.filter(email__in=[s.email for s in specs]).count()
+        events = Event.objects.filter(source=SOURCE).count()
+        self.stdout.write(
+            f"Demo data: {leads} leads ({new_leads} new), {events} events ({new_events} new), "
+            f"users {'/'.join(u[0] for u in USERS)} (password: {DEMO_PASSWORD})"
+        )

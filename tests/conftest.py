@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from leads.services.api_keys import api_key_create
+from tests.factories import UserFactory
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(request: pytest.FixtureRequest):
+    """Unit tests run tasks inline; tests marked ``integration`` use a real worker."""
+    eager = request.node.get_closest_marker("integration") is None
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory.create(username="admin-t", role="admin")
+
+
+@pytest.fixture
+def marketer(db):
+    return UserFactory.create(username="marketer-t", role="marketer")
+
+
+@pytest.fixture
+def sales(db):
+    return UserFactory.create(username="sales-t", role="sales")
+
+
+@pytest.fixture
+def other_sales(db):
+    return UserFactory.create(username="sales-2", role="sales")
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
+
+
+@pytest.fixture
+def admin_api(admin_user) -> APIClient:
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def marketer_api(marketer) -> APIClient:
+    return _client_for(marketer)
+
+
+@pytest.fixture
+def sales_api(sales) -> APIClient:
+    return _client_for(sales)
+
+
+@pytest.fixture
+def ingest_key(db) -> str:
+    return api_key_create(name="ingest", scope="ingest")[1]
+
+
+@pytest.fixture
+def full_key(db) -> str:
+    return api_key_create(name="full", scope="full")[1]
+
+
+@pytest.fixture
+def ingest_api(ingest_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ingest_key}")
+    return client
+
+
+@pytest.fixture
+def full_api(full_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {full_key}")
+    return client

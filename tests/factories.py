@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+
+import factory
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from leads.models import Event, Lead
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
+
+    @factory.post_generation
+    def role(obj: User, create: bool, extracted: str | None, **kwargs: object) -> None:
+        if extracted:
+            obj.groups.add(Group.objects.get(name=extracted))
+        obj.save()
+
+
+class LeadFactory(factory.django.DjangoModelFactory[Lead]):
+    class Meta:
+        model = Lead
+
+    email = factory.Sequence(lambda n: f"lead{n}@acme.example")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    company_name = "Acme GmbH"
+    job_title = "Head of Marketing"
+
+
+class EventFactory(factory.django.DjangoModelFactory[Event]):
+    class Meta:
+        model = Event
+
+    lead = factory.SubFactory(LeadFactory)
+    type = "track"
+    name = "Created project"
+    occurred_at = factory.LazyFunction(timezone.now)
+    received_at = factory.LazyFunction(timezone.now)
+    source = "api"
+    idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex)

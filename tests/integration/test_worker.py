@@ -1,0 +1,63 @@
+"""Events posted to /v1/batch are processed by a real Celery worker process."""
+
+import base64
+import json
+
+import pytest
+import requests
+
+from leads.models import Event, Lead
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_batch_is_processed_by_a_worker(live_server, ingest_key, celery_worker_process):
+    batch = []
+    for user in range(5):
+        batch.append(
+            {
+                "type": "identify",
+                "userId": f"user-{user}",
+                "messageId": f"id-{user}",
+                "traits": {"email": f"person{user}@example.com", "title": "VP Sales"},
+            }
+        )
+        batch += [
+            {
+                "type": "track",
+                "userId": f"user-{user}",
+                "event": "Created project",
+                "messageId": f"t-{user}-{n}",
+                "properties": {"n": n},
+            }
+            for n in range(9)
+        ]
+    auth = "Basic " + base64.b64encode(f"{ingest_key}:".encode()).decode()
+    response = requests.post(
+        f"{live_server.url}/v1/batch",
+        data=json.dumps({"batch": batch}),
+        headers={"Authorization": auth, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 50
+
+    wait_for(
+        lambda: Event.objects.filter(source="segment", processed_at__isnull=False).count() == 50,
+        timeout=90,
+        what="the worker to process 50 events",
+    )
+    wait_for(
+        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
+        timeout=60,
+        what="derived events to be processed",
+    )
+    leads = Lead.objects.order_by("external_id")
+    assert [(lead.external_id, lead.email, lead.job_title) for lead in leads] == [
+        (f"user-{u}", f"person{u}@example.com", "VP Sales") for u in range(5)
+    ]
+    for lead in leads:
+        assert lead.events.filter(type="track").count() == 9
+    assert Event.objects.filter(type="lead.created").count() == 5
+    assert celery_worker_process.poll() is None

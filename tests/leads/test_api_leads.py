@@ -1,0 +1,199 @@
+import pytest
+
+from leads.models import Event, FieldDefinition, Lead
+from tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_lead_lowercases_email_and_emits_lead_created(marketer_api):
+    response = marketer_api.post(
+        "/api/v1/leads/",
+        {"email": "Ada@Example.COM", "first_name": "Ada", "tags": ["vip", "webinar"]},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["email"] == "ada@example.com"
+    assert body["tags"] == ["vip", "webinar"]
+    assert body["stage"] == "subscriber"
+    lead = Lead.objects.get(pk=body["id"])
+    types = sorted(Event.objects.filter(lead=lead).values_list("type", "name"))
+    assert types == [("lead.created", ""), ("tag.added", "vip"), ("tag.added", "webinar")]
+
+
+def test_email_is_unique_case_insensitively(marketer_api):
+    LeadFactory.create(email="ada@example.com")
+    response = marketer_api.post("/api/v1/leads/", {"email": "ADA@example.com"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "invalid",
+            "message": "The request has invalid fields.",
+            "fields": {"email": ["A lead with this email already exists."]},
+        }
+    }
+
+
+def test_lead_needs_an_identifier(marketer_api):
+    response = marketer_api.post("/api/v1/leads/", {"first_name": "Nobody"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "email": ["A lead needs an email or an external id."]
+    }
+
+
+def test_custom_fields_are_typed_and_unknown_keys_rejected(marketer_api):
+    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinition.objects.create(key="plan", label="Plan", type="choice", options=["free", "pro"])
+    response = marketer_api.post(
+        "/api/v1/leads/",
+        {
+            "email": "x@example.com",
+            "custom_fields": {"seats": "many", "plan": "gold", "shoe_size": 42},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "custom_fields.seats": ["Expected a number."],
+        "custom_fields.plan": ["'gold' is not one of: free, pro."],
+        "custom_fields.shoe_size": ["Unknown custom field 'shoe_size'."],
+    }
+    assert not Lead.objects.exists()
+
+    response = marketer_api.post(
+        "/api/v1/leads/",
+        {"email": "x@example.com", "custom_fields": {"seats": 12, "plan": "pro"}},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert response.json()["custom_fields"] == {"seats": 12, "plan": "pro"}
+
+
+def test_patch_emits_field_changed_with_old_and_new_values(marketer_api):
+    lead = LeadFactory.create(job_title="Engineer")
+    response = marketer_api.patch(
+        f"/api/v1/leads/{lead.pk}/", {"job_title": "CTO", "stage": "mql"}, format="json"
+    )
+    assert response.status_code == 200
+    changes = {e.name: e.properties for e in Event.objects.filter(lead=lead, type="field.changed")}
+    assert changes == {
+        "job_title": {"field": "job_title", "from": "Engineer", "to": "CTO"},
+        "stage": {"field": "stage", "from": "subscriber", "to": "mql"},
+    }
+
+
+def test_put_tags_replaces_them(marketer_api):
+    lead = LeadFactory.create()
+    marketer_api.patch(f"/api/v1/leads/{lead.pk}/", {"tags": ["a", "b"]}, format="json")
+    response = marketer_api.patch(f"/api/v1/leads/{lead.pk}/", {"tags": ["b", "c"]}, format="json")
+    assert response.json()["tags"] == ["b", "c"]
+    removed = Event.objects.filter(lead=lead, type="tag.removed").values_list("name", flat=True)
+    assert list(removed) == ["a"]
+
+
+def test_filters_and_search(marketer_api, sales):
+    LeadFactory.create(email="a@one.example", stage="mql", owner=sales, company_name="Umbrella")
+    b = LeadFactory.create(email="b@two.example", stage="lead")
+    marketer_api.patch(f"/api/v1/leads/{b.pk}/", {"tags": ["trial"]}, format="json")
+
+    def emails(query):
+        response = marketer_api.get(f"/api/v1/leads/?{query}")
+        assert response.status_code == 200, response.json()
+        return sorted(r["email"] for r in response.json()["results"])
+
+    assert emails("email=A@ONE.example") == ["a@one.example"]
+    assert emails("stage=lead") == ["b@two.example"]
+    assert emails(f"owner={sales.pk}") == ["a@one.example"]
+    assert emails("owner=none") == ["b@two.example"]
+    assert emails("tag=trial") == ["b@two.example"]
+    assert emails("q=umbrella") == ["a@one.example"]
+    assert marketer_api.get("/api/v1/leads/?owner=abc").status_code == 400
+
+
+def test_cursor_pagination_walks_every_lead_once(marketer_api):
+    LeadFactory.create_batch(7)
+    seen = []
+    url = "/api/v1/leads/?page_size=3"
+    while url:
+        body = marketer_api.get(url).json()
+        seen += [r["id"] for r in body["results"]]
+        url = body["next"]
+    assert sorted(seen) == sorted(Lead.objects.values_list("id", flat=True))
+    assert seen == sorted(seen, reverse=True)
+
+
+def test_list_has_no_n_plus_one(marketer_api, django_assert_max_num_queries):
+    for lead in LeadFactory.create_batch(30):
+        marketer_api.patch(f"/api/v1/leads/{lead.pk}/", {"tags": ["x"]}, format="json")
+    with django_assert_max_num_queries(6):
+        response = marketer_api.get("/api/v1/leads/?page_size=30")
+    assert len(response.json()["results"]) == 30
+
+
+def test_sales_sees_own_and_unassigned_only(sales_api, sales, other_sales):
+    mine = LeadFactory.create(owner=sales)
+    free = LeadFactory.create()
+    theirs = LeadFactory.create(owner=other_sales)
+    ids = {r["id"] for r in sales_api.get("/api/v1/leads/").json()["results"]}
+    assert ids == {mine.pk, free.pk}
+    assert sales_api.get(f"/api/v1/leads/{theirs.pk}/").status_code == 404
+    assert (
+        sales_api.patch(f"/api/v1/leads/{mine.pk}/", {"phone": "1"}, format="json").status_code
+        == 200
+    )
+    assert sales_api.delete(f"/api/v1/leads/{mine.pk}/").status_code == 403
+    assert (
+        sales_api.post("/api/v1/leads/", {"email": "n@x.example"}, format="json").status_code == 403
+    )
+
+
+def test_delete_lead(marketer_api):
+    lead = LeadFactory.create()
+    assert marketer_api.delete(f"/api/v1/leads/{lead.pk}/").status_code == 204
+    assert not Lead.objects.filter(pk=lead.pk).exists()
+
+
+def test_ingest_key_cannot_read_leads_and_full_key_can(ingest_api, full_api):
+    LeadFactory.create()
+    response = ingest_api.get("/api/v1/leads/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert full_api.get("/api/v1/leads/").status_code == 200
+
+
+def test_missing_or_bad_key_is_401(client, db):
+    assert client.get("/api/v1/leads/").status_code in (401, 403)
+    response = client.get("/api/v1/leads/", HTTP_AUTHORIZATION="Bearer lf_nope_nope")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_field_definitions_crud(marketer_api, sales_api):
+    response = marketer_api.post(
+        "/api/v1/fields/",
+        {"key": "plan", "label": "Plan", "type": "choice", "options": ["free", "pro"]},
+        format="json",
+    )
+    assert response.status_code == 201
+    field_id = response.json()["id"]
+    bad = marketer_api.post(
+        "/api/v1/fields/", {"key": "email", "label": "E", "type": "text"}, format="json"
+    )
+    assert bad.json()["error"]["fields"] == {"key": ["'email' is a standard lead field."]}
+    no_options = marketer_api.post(
+        "/api/v1/fields/", {"key": "tier", "label": "Tier", "type": "choice"}, format="json"
+    )
+    assert no_options.json()["error"]["fields"] == {
+        "options": ["A choice field needs a non-empty list of options."]
+    }
+    change_type = marketer_api.patch(f"/api/v1/fields/{field_id}/", {"type": "text"}, format="json")
+    assert change_type.json()["error"]["fields"] == {"type": ["The type of a field cannot change."]}
+    assert [f["key"] for f in sales_api.get("/api/v1/fields/").json()] == ["plan"]
+    assert (
+        sales_api.post(
+            "/api/v1/fields/", {"key": "x", "label": "X", "type": "text"}, format="json"
+        ).status_code
+        == 403
+    )

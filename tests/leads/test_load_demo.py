@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.db.models import Max, Q
+
+from leads.models import Event, Lead, Tag
+from leads.services.events import ACTIVITY_TYPES
+
+
+@pytest.fixture
+def fast_hasher(settings):
+    # The default PBKDF2 hasher spends most of the test's time on three passwords.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "leads": Lead.objects.count(),
+        "events": Event.objects.count(),
+        "users": get_user_model().objects.count(),
+        "tags": Tag.objects.count(),
+        "lead_tags": Lead.tags.through.objects.count(),
+        "owned": Lead.objects.filter(owner__isnull=False).count(),
+    }
+
+
+@pytest.mark.django_db
+def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
+    first_out, second_out = StringIO(), StringIO()
+
+    call_command("load_demo", stdout=first_out)
+    first = _counts()
+    call_command("load_demo", stdout=second_out)
+
+    assert _counts() == first
+    assert first["leads"] == 300
+    assert first["users"] == 3
+    assert 3000 <= first["events"] <= 15000
+    events = first["events"]
+    users = "users admin/marketer/sales (password: leadflow)"
+    assert first_out.getvalue() == (
+        f"Demo data: 300 leads (300 new), {events} events ({events} new), {users}\n"
+    )
+    assert second_out.getvalue() == (
+        f"Demo data: 300 leads (0 new), {events} events (0 new), {users}\n"
+    )
+
+
+@pytest.mark.django_db
+def test_load_demo_users_have_roles_and_the_demo_password(fast_hasher):
+    call_command("load_demo", stdout=StringIO())
+
+    user_model = get_user_model()
+    for username in ("admin", "marketer", "sales"):
+        user = user_model.objects.get(username=username)
+        assert list(user.groups.values_list("name", flat=True)) == [username]
+        assert user.email.endswith("@demo.leadflow.local")
+        assert user.first_name
+        assert user.last_name
+        assert authenticate(username=username, password="leadflow") == user
+    admin = user_model.objects.get(username="admin")
+    assert (admin.is_staff, admin.is_superuser) == (True, True)
+    marketer = user_model.objects.get(username="marketer")
+    assert (marketer.is_staff, marketer.is_superuser) == (False, False)
+    assert Lead.objects.filter(owner__username="sales").count() == 60
+    assert Lead.objects.filter(owner__isnull=False).exclude(owner__username="sales").count() == 0
+
+
+@pytest.mark.django_db
+def test_load_demo_events_are_processed_history(fast_hasher):
+    call_command("load_demo", stdout=StringIO())
+
+    demo = Event.objects.filter(source="demo")
+    assert demo.count() == Event.objects.count()
+    assert Event.objects.filter(Q(processed_at__isnull=True) | Q(lead__isnull=True)).count() == 0
+    assert demo.filter(type="page", properties__url__icontains="/pricing").exists()
+    assert demo.filter(type="track", name="Signed up for trial").exists()
+    assert demo.filter(type="track", name="Created project").exists()
+    for type_ in ("email.delivered", "email.opened", "email.clicked", "email.replied"):
+        assert demo.filter(type=type_).exists(), type_
+    assert demo.filter(type="email.clicked", properties__url__startswith="https://").count() == (
+        demo.filter(type="email.clicked").count()
+    )
+    latest = dict(
+        Event.objects.filter(type__in=ACTIVITY_TYPES)
+        .values("lead_id")
+        .annotate(at=Max("occurred_at"))
+        .values_list("lead_id", "at")
+    )
+    activity = dict(Lead.objects.values_list("pk", "last_activity_at"))
+    assert activity == {pk: latest.get(pk) for pk in activity}
+
+
+@pytest.mark.django_db
+def test_load_demo_keeps_existing_users_and_leads(fast_hasher):
+    sales = get_user_model().objects.create_user(username="sales", password="own-secret")
+    own = Lead.objects.create(email="anna@customer.example", first_name="Anna", stage="sql")
+
+    call_command("load_demo", stdout=StringIO())
+
+    sales.refresh_from_db()
+    assert sales.check_password("own-secret")
+    assert sales.groups.filter(pk=Group.objects.get(name="sales").pk).exists()
+    own.refresh_from_db()
+    assert (own.first_name, own.stage, own.owner_id, own.last_activity_at) == (
+        "Anna",
+        "sql",
+        None,
+        None,
+    )
+    assert own.events.count() == 0
+    assert Lead.objects.count() == 301

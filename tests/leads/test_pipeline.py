@@ -1,0 +1,137 @@
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from leads.models import Event, FieldDefinition, Heartbeat, Lead
+from leads.services.events import DERIVED_DEPTH_LIMIT, events_process, events_sweep
+from leads.services.leads import lead_merge
+from tests.factories import EventFactory, LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def unprocessed(**kwargs):
+    defaults = {"lead": None, "type": "track", "name": "E", "user_id": "u-1"}
+    return EventFactory.create(**{**defaults, **kwargs})
+
+
+def test_processing_twice_applies_once():
+    event = unprocessed()
+    events_process(event_ids=[event.pk])
+    events_process(event_ids=[event.pk])
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    assert Lead.objects.count() == 1
+    assert Event.objects.filter(type="lead.created").count() == 1
+
+
+def test_events_of_a_batch_apply_in_occurred_order():
+    now = timezone.now()
+    later = unprocessed(type="identify", name="", properties={"title": "CEO"}, occurred_at=now)
+    earlier = unprocessed(
+        type="identify",
+        name="",
+        properties={"title": "Intern"},
+        occurred_at=now - dt.timedelta(hours=1),
+    )
+    events_process(event_ids=[later.pk, earlier.pk])
+    assert Lead.objects.get().job_title == "CEO"
+
+
+def test_identify_custom_fields_are_cleaned_and_bad_values_kept_raw():
+    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinition.objects.create(key="trial_ends", label="Trial ends", type="date")
+    event = unprocessed(
+        type="identify",
+        name="",
+        properties={"seats": "12", "trial_ends": "2026-05-01T00:00:00Z", "extra": [1, 2]},
+    )
+    events_process(event_ids=[event.pk])
+    lead = Lead.objects.get()
+    assert lead.custom_fields == {"seats": 12, "trial_ends": "2026-05-01"}
+    assert lead.raw_traits == {"extra": [1, 2]}
+    bad = unprocessed(type="identify", name="", properties={"seats": "lots"})
+    events_process(event_ids=[bad.pk])
+    lead.refresh_from_db()
+    assert lead.custom_fields["seats"] == 12
+    assert lead.raw_traits["seats"] == "lots"
+
+
+def test_sweeper_reenqueues_stale_events_and_beats():
+    stale = unprocessed(received_at=timezone.now() - dt.timedelta(minutes=5))
+    fresh = unprocessed(user_id="u-2")
+    assert events_sweep() == 1
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.processed_at is not None
+    assert fresh.processed_at is None
+    assert Heartbeat.objects.get(name="scheduler").seen_at > timezone.now() - dt.timedelta(
+        seconds=5
+    )
+
+
+def test_failing_event_records_error_and_gives_up_after_max_attempts(monkeypatch):
+    event = unprocessed(received_at=timezone.now() - dt.timedelta(minutes=5))
+
+    def explode(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("leads.services.apply.event_apply", explode)
+    for _ in range(6):
+        events_sweep()
+    event.refresh_from_db()
+    assert (event.processed_at, event.attempts, event.error) == (None, 5, "RuntimeError: boom")
+
+
+def test_derived_chain_past_the_limit_is_stopped():
+    lead = LeadFactory.create()
+    event = EventFactory.create(lead=lead, type="field.changed", depth=DERIVED_DEPTH_LIMIT + 1)
+    events_process(event_ids=[event.pk])
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    assert event.error.startswith("Stopped: derived-event chain deeper than")
+
+
+def test_merge_moves_everything_and_twice_is_noop():
+    target = LeadFactory.create(email="t@example.com", job_title="", custom_fields={"a": 1})
+    source = LeadFactory.create(
+        email=None, external_id=None, job_title="CTO", custom_fields={"a": 2, "b": 3}
+    )
+    EventFactory.create(lead=source, name="from source")
+    source_id = source.pk
+    lead_merge(source=source, target=target)
+    lead_merge(source=source, target=target)
+    target.refresh_from_db()
+    assert target.job_title == "CTO"
+    assert target.custom_fields == {"a": 1, "b": 3}
+    assert not Lead.objects.filter(pk=source_id).exists()
+    assert Event.objects.get(name="from source").lead_id == target.pk
+    assert Event.objects.filter(type="lead.merged").count() == 1
+
+
+def test_unsubscribe_event_marks_lead():
+    lead = LeadFactory.create(email="u@example.com")
+    event = EventFactory.create(
+        lead=None, email="u@example.com", type="email.unsubscribed", name=""
+    )
+    events_process(event_ids=[event.pk])
+    lead.refresh_from_db()
+    assert lead.unsubscribed is True
+    change = Event.objects.get(type="field.changed", lead=lead)
+    assert change.properties == {"field": "unsubscribed", "from": False, "to": True}
+    assert change.depth == 1
+
+
+def test_celery_is_configured_for_at_least_once():
+    conf = celery_app.conf
+    assert (
+        conf.task_acks_late,
+        conf.task_reject_on_worker_lost,
+        conf.worker_prefetch_multiplier,
+    ) == (
+        True,
+        True,
+        1,
+    )

@@ -1,0 +1,64 @@
+import pytest
+from django.core.management import call_command
+
+from config.celery import app as celery_app
+from leads.models import ApiKey
+from leads.services.api_keys import api_key_check
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["database"], body["broker"]) == ("ok", "ok", "ok")
+
+
+def test_healthz_503_when_broker_is_down(client):
+    previous = celery_app.conf.broker_url
+    celery_app.conf.update(broker_url="redis://127.0.0.1:1/0")
+    try:
+        response = client.get("/healthz")
+    finally:
+        celery_app.conf.update(broker_url=previous)
+    assert response.status_code == 503
+    assert response.json()["broker"] == "error"
+
+
+def test_create_api_key_prints_only_the_key(capsys):
+    call_command("create_api_key", "--name", "site", "--scope", "ingest")
+    out = capsys.readouterr().out
+    key = out.strip()
+    assert out == key + "\n"
+    row = api_key_check(key)
+    assert row is not None
+    assert (row.name, row.scope) == ("site", "ingest")
+    assert key not in str(ApiKey.objects.values_list("key_hash", flat=True)[0])
+    assert key.startswith(f"lf_{row.prefix}_")
+
+
+def test_api_keys_endpoint_admin_only(admin_api, marketer_api):
+    response = admin_api.post("/api/v1/api-keys/", {"name": "app", "scope": "full"}, format="json")
+    assert response.status_code == 201
+    key = response.json()["key"]
+    assert api_key_check(key) is not None
+    listed = admin_api.get("/api/v1/api-keys/").json()["results"]
+    assert "key" not in listed[0]
+    revoke = admin_api.post(f"/api/v1/api-keys/{listed[0]['id']}/revoke/")
+    assert revoke.json()["revoked_at"] is not None
+    assert api_key_check(key) is None
+    assert marketer_api.get("/api/v1/api-keys/").status_code == 403
+
+
+def test_openapi_schema_and_docs_without_cdn(client, admin_user):
+    schema = client.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for path in ("/api/v1/leads/", "/api/v1/events/", "/api/v1/email-events/", "/api/v1/fields/"):
+        assert path in paths
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "/static/drf_spectacular_sidecar/" in html
+    assert "cdn" not in html.lower()
