@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 from django.core.management import call_command
 
@@ -62,3 +66,26 @@ def test_openapi_schema_and_docs_without_cdn(client, admin_user):
     html = docs.content.decode()
     assert "/static/drf_spectacular_sidecar/" in html
     assert "cdn" not in html.lower()
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "SECRET_KEY": "x" * 60 + "-production-secret-for-the-check-only",
+        "ALLOWED_HOSTS": "leads.example.com",
+        "SECURE_SSL_REDIRECT": "true",
+        "SECURE_COOKIES": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+        "SECURE_HSTS_PRELOAD": "true",
+        "LEADFLOW_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

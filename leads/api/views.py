@@ -102,7 +102,6 @@ class FieldDefinitionViewSet(viewsets.ModelViewSet):
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
     write_roles = ADMIN_MARKETER
-    pagination_class = None
 
 
 class EventFilter(django_filters.FilterSet):

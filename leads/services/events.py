@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -71,6 +71,69 @@ def _enqueue(ids: list[int]) -> None:
     transaction.on_commit(lambda: events_process_task.delay(ids))
 
 
+# Columns of one PostgreSQL multi-row insert, with their types for unnest().
+_EVENT_COLUMNS = (
+    ("type", "varchar"),
+    ("name", "varchar"),
+    ("properties", "jsonb"),
+    ("context", "jsonb"),
+    ("user_id", "varchar"),
+    ("anonymous_id", "varchar"),
+    ("email", "varchar"),
+    ("occurred_at", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("source", "varchar"),
+    ("idempotency_key", "varchar"),
+    ("depth", "int2"),
+    ("attempts", "int2"),
+    ("error", "text"),
+    ("lead_id", "int8"),
+)
+# Built from the constants above only; every value travels as a bound parameter.
+_PG_INSERT = (
+    f"INSERT INTO {Event._meta.db_table} ({', '.join(c for c, _ in _EVENT_COLUMNS)}) "  # noqa: S608
+    f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for _, t in _EVENT_COLUMNS)}) "
+    "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id"
+)
+
+
+def _pg_insert(events: Sequence[Event]) -> list[int]:
+    """One insert of all rows, parameters bound on the server in binary.
+
+    Django's bulk_create binds on the client, where psycopg escapes every element
+    of every array in Python: over half the time of a 500-event request. This is
+    the ingest hot path, so it speaks to psycopg directly (see bench/ingest.py).
+    """
+    from psycopg import Cursor
+    from psycopg.types.json import Jsonb
+
+    columns: list[list[Any]] = [[] for _ in _EVENT_COLUMNS]
+    for event in events:
+        values = (
+            event.type,
+            event.name,
+            Jsonb(event.properties),
+            Jsonb(event.context),
+            event.user_id,
+            event.anonymous_id,
+            event.email,
+            event.occurred_at,
+            event.received_at,
+            event.source,
+            event.idempotency_key,
+            event.depth,
+            event.attempts,
+            event.error,
+            event.lead_id,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    connection.ensure_connection()
+    with Cursor(connection.connection) as cursor:
+        cursor.execute(_PG_INSERT, columns)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def events_record(*, events: Sequence[Event]) -> list[int]:
     """Insert events, skipping duplicates of (source, idempotency key), and have a
     worker process them after commit. Returns the ids still waiting to be processed
@@ -78,15 +141,22 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
     if not events:
         return []
     with transaction.atomic():
-        Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
-        by_source: dict[str, list[str]] = {}
-        for event in events:
-            by_source.setdefault(event.source, []).append(event.idempotency_key)
         ids: list[int] = []
-        for source, keys in by_source.items():
-            ids += Event.objects.filter(
-                source=source, idempotency_key__in=keys, processed_at__isnull=True
-            ).values_list("id", flat=True)
+        if connection.vendor == "postgresql":
+            ids = _pg_insert(events)
+        else:
+            Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
+        if len(ids) < len(events):
+            # Duplicates (or a backend without RETURNING here): a resent event that
+            # is still unprocessed is handed to the worker again.
+            by_source: dict[str, list[str]] = {}
+            for event in events:
+                by_source.setdefault(event.source, []).append(event.idempotency_key)
+            ids = []
+            for source, keys in by_source.items():
+                ids += Event.objects.filter(
+                    source=source, idempotency_key__in=keys, processed_at__isnull=True
+                ).values_list("id", flat=True)
         _enqueue(ids)
     return ids
 

@@ -38,8 +38,10 @@ class PayloadTooLarge(Exception):
     pass
 
 
-def read_json_body(request: HttpRequest, *, max_bytes: int) -> Any:
-    """Parse the request body as JSON, inflating gzip/deflate, never past ``max_bytes``."""
+def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int]:
+    """Parse the request body as JSON, inflating gzip/deflate, never past ``max_bytes``.
+
+    Returns the parsed body and its size in bytes once inflated."""
     encoding = request.headers.get("Content-Encoding", "").lower().strip()
     length = request.headers.get("Content-Length")
     if length and length.isdigit() and int(length) > max_bytes and not encoding:
@@ -58,7 +60,7 @@ def read_json_body(request: HttpRequest, *, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise PayloadTooLarge()
     try:
-        return json.loads(raw)
+        return json.loads(raw), len(raw)
     except (ValueError, UnicodeDecodeError):
         raise IngestError("The body is not valid JSON.") from None
 

@@ -1,9 +1,11 @@
-"""The official Segment Python SDK, pointed at a live Leadflow, works unchanged."""
+"""The official Segment and RudderStack Python SDKs, pointed at a live Leadflow,
+work unchanged."""
 
 import datetime as dt
 
 import pytest
-from segment.analytics.client import Client
+from rudderstack.analytics.client import Client as RudderClient
+from segment.analytics.client import Client as SegmentClient
 
 from leads.models import Event, Identity, Lead
 
@@ -11,9 +13,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
-def test_segment_sdk_calls_land_as_events(live_server, ingest_key, gzip):
-    errors = []
-    client = Client(
+@pytest.mark.parametrize("sdk", [SegmentClient, RudderClient], ids=["segment", "rudderstack"])
+def test_sdk_calls_land_as_events(live_server, ingest_key, gzip, sdk):
+    errors: list[Exception] = []
+    client = sdk(
         ingest_key,
         host=live_server.url,
         sync_mode=True,
@@ -25,20 +28,35 @@ def test_segment_sdk_calls_land_as_events(live_server, ingest_key, gzip):
         anonymous_id="anon-42", name="Pricing", properties={"url": "https://x.example/pricing"}
     )
     client.identify(
-        "user-42",
-        {"email": "Sam@Example.com", "firstName": "Sam", "title": "Head of Growth", "plan": "team"},
+        user_id="user-42",
+        traits={
+            "email": "Sam@Example.com",
+            "firstName": "Sam",
+            "title": "Head of Growth",
+            "plan": "team",
+        },
         anonymous_id="anon-42",
     )
-    client.track("user-42", "Signed up for trial", {"seats": 3}, message_id="fixed-id-1")
-    client.track("user-42", "Signed up for trial", {"seats": 3}, message_id="fixed-id-1")
-    client.group("user-42", "company-7", {"name": "Globex", "employees": 120, "industry": "Energy"})
-    client.screen("user-42", name="Dashboard")
+    for _ in range(2):
+        client.track(
+            user_id="user-42",
+            event="Signed up for trial",
+            properties={"seats": 3},
+            message_id="fixed-id-1",
+        )
+    client.group(
+        user_id="user-42",
+        group_id="company-7",
+        traits={"name": "Globex", "employees": 120, "industry": "Energy"},
+    )
+    client.screen(user_id="user-42", name="Dashboard")
     client.track(
-        "user-42",
-        "Created project",
+        user_id="user-42",
+        event="Created project",
         timestamp=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
     )
-    client.alias("user-42-new", "user-42")
+    # The app renames the user: the old id folds into the new one.
+    client.alias(previous_id="user-42", user_id="user-42-renamed")
     client.flush()
     assert errors == []
 
@@ -49,7 +67,7 @@ def test_segment_sdk_calls_land_as_events(live_server, ingest_key, gzip):
         "Head of Growth",
     )
     assert (lead.company_name, lead.company_size, lead.industry) == ("Globex", 120, "Energy")
-    assert lead.external_id == "user-42"
+    assert lead.external_id == "user-42-renamed"
     assert lead.raw_traits == {"plan": "team"}
     assert list(Identity.objects.values_list("value", flat=True)) == ["anon-42"]
     sdk_events = Event.objects.filter(source="segment")

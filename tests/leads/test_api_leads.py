@@ -190,7 +190,7 @@ def test_field_definitions_crud(marketer_api, sales_api):
     }
     change_type = marketer_api.patch(f"/api/v1/fields/{field_id}/", {"type": "text"}, format="json")
     assert change_type.json()["error"]["fields"] == {"type": ["The type of a field cannot change."]}
-    assert [f["key"] for f in sales_api.get("/api/v1/fields/").json()] == ["plan"]
+    assert [f["key"] for f in sales_api.get("/api/v1/fields/").json()["results"]] == ["plan"]
     assert (
         sales_api.post(
             "/api/v1/fields/", {"key": "x", "label": "X", "type": "text"}, format="json"
