@@ -10,7 +10,9 @@ per event.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -62,8 +64,17 @@ INBOUND_TYPES = frozenset(
 )
 
 
+# While a worker processes an event, the events it derives are collected here and
+# processed by the same loop right after, instead of one broker message each.
+_derived_sink: ContextVar[list[int] | None] = ContextVar("derived_sink", default=None)
+
+
 def _enqueue(ids: list[int]) -> None:
     if not ids:
+        return
+    sink = _derived_sink.get()
+    if sink is not None:
+        sink.extend(ids)
         return
     from leads.tasks import events_process_task
 
@@ -193,14 +204,15 @@ def event_derive(
 def events_process(*, event_ids: Sequence[int]) -> None:
     """Process events in the order they happened, one transaction each. A failure
     is recorded on the event and left for the sweeper to retry."""
-    order = list(
+    queue = deque(
         Event.objects.filter(pk__in=event_ids, processed_at__isnull=True)
         .order_by("occurred_at", "id")
         .values_list("id", flat=True)
     )
-    for event_id in order:
+    while queue:
+        event_id = queue.popleft()
         try:
-            event_process(event_id=event_id)
+            queue.extend(event_process(event_id=event_id))
         except Exception as exc:
             logger.exception("event %s failed", event_id)
             Event.objects.filter(pk=event_id).update(
@@ -208,8 +220,21 @@ def events_process(*, event_ids: Sequence[int]) -> None:
             )
 
 
-def event_process(*, event_id: int) -> None:
-    """Apply one event to its lead and mark it processed (a no-op if it already is)."""
+def event_process(*, event_id: int) -> list[int]:
+    """Apply one event to its lead and mark it processed (a no-op if it already is).
+
+    Returns the ids of the events it derived, committed and waiting to be processed.
+    """
+    derived: list[int] = []
+    token = _derived_sink.set(derived)
+    try:
+        _event_process(event_id)
+    finally:
+        _derived_sink.reset(token)
+    return derived
+
+
+def _event_process(event_id: int) -> None:
     from leads.services.apply import event_apply
 
     with transaction.atomic():

@@ -25,6 +25,8 @@ def test_processing_twice_applies_once():
     assert event.processed_at is not None
     assert Lead.objects.count() == 1
     assert Event.objects.filter(type="lead.created").count() == 1
+    # Derived events are processed by the same loop, with no message of their own.
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
 
 
 def test_events_of_a_batch_apply_in_occurred_order():
