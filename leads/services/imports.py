@@ -270,22 +270,30 @@ def _import_batch(
             "id", "email", "custom_fields", *{t for _, t in columns if t in LEAD_COLUMNS}
         )
     }
-    external_ids = {s["external_id"]: e for e, (s, _, _) in rows.items() if s.get("external_id")}
-    if external_ids:
-        taken = dict(
-            Lead.objects.filter(external_id__in=list(external_ids)).values_list(
-                "external_id", "email"
-            )
-        )
-        for external_id, email in external_ids.items():
-            if external_id in taken and taken[external_id] != email:
-                errors.append(
-                    {
-                        "row": row_numbers[email],
-                        "error": f"external_id: {external_id!r} belongs to another lead.",
-                    }
-                )
-                rows.pop(email, None)
+
+    def reject(email: str, message: str) -> None:
+        errors.append({"row": row_numbers[email], "error": message})
+        rows.pop(email, None)
+
+    # An external id names one lead: it cannot move away from a lead that already
+    # has it, and among the rows of a batch the first to claim it keeps it.
+    wanted = [s["external_id"] for s, _, _ in rows.values() if s.get("external_id")]
+    taken = dict(
+        Lead.objects.filter(external_id__in=wanted).values_list("external_id", "email")
+        if wanted
+        else []
+    )
+    claimed: dict[str, str] = {}
+    for email, (standard, _, _) in list(rows.items()):
+        external_id = standard.get("external_id")
+        if not external_id:
+            continue
+        if external_id in taken:
+            if taken[external_id] != email:
+                reject(email, f"external_id: {external_id!r} belongs to another lead.")
+        elif claimed.setdefault(external_id, email) != email:
+            first_row = row_numbers[claimed[external_id]]
+            reject(email, f"external_id: {external_id!r} is already used on row {first_row}.")
 
     now = timezone.now()
     new_leads: list[Lead] = []
@@ -296,28 +304,39 @@ def _import_batch(
         if lead is None:
             new_leads.append(Lead(**standard, custom_fields=custom, created_at=now, updated_at=now))
             continue
+        dirty = False
         for field, value in standard.items():
             if field != "email" and getattr(lead, field) != value:
                 setattr(lead, field, value)
                 update_fields.add(field)
+                dirty = True
         if custom and {**lead.custom_fields, **custom} != lead.custom_fields:
             lead.custom_fields = {**lead.custom_fields, **custom}
             update_fields.add("custom_fields")
-        lead.updated_at = now
-        changed.append(lead)
+            dirty = True
+        if dirty:
+            lead.updated_at = now
+            changed.append(lead)
     if new_leads:
         Lead.objects.bulk_create(new_leads, batch_size=500)
-    if changed and update_fields:
+        if new_leads[0].pk is None:
+            ids = dict(
+                Lead.objects.filter(email__in=[lead.email for lead in new_leads]).values_list(
+                    "email", "id"
+                )
+            )
+            for lead in new_leads:
+                lead.pk = ids[lead.email]
+    if changed:
         Lead.objects.bulk_update(changed, [*sorted(update_fields), "updated_at"], batch_size=500)
 
     tag_rows = [(email, tags) for email, (_, _, tags) in rows.items() if tags]
     if tag_rows:
+        lead_ids = {email: lead.pk for email, lead in existing.items()}
+        lead_ids.update({str(lead.email): lead.pk for lead in new_leads})
         names = {name for _, tags in tag_rows for name in tags}
         Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
         tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
-        lead_ids = dict(
-            Lead.objects.filter(email__in=[e for e, _ in tag_rows]).values_list("email", "id")
-        )
         through = Lead.tags.through
         through.objects.bulk_create(
             [
@@ -328,14 +347,6 @@ def _import_batch(
             ignore_conflicts=True,
         )
     if new_leads:
-        if new_leads[0].pk is None:
-            ids = dict(
-                Lead.objects.filter(email__in=[lead.email for lead in new_leads]).values_list(
-                    "email", "id"
-                )
-            )
-            for lead in new_leads:
-                lead.pk = ids[lead.email]
         events_record(
             events=[
                 Event(
@@ -355,7 +366,7 @@ def _import_batch(
         "created": len(new_leads),
         "updated": len(batch) - len(new_leads) - len(errors),
         "failed": len(errors),
-        "errors": errors,
+        "errors": sorted(errors, key=lambda e: e["row"]),
     }
 
 

@@ -147,3 +147,31 @@ def test_web_mapping_requires_email(client, marketer):
 def test_sales_cannot_import(client, sales):
     client.force_login(sales)
     assert client.get("/leads/import/").status_code == 403
+
+
+def test_external_id_claimed_twice_is_a_row_error_not_a_crash():
+    LeadFactory.create(email="owner@example.com", external_id="u-9")
+    text = (
+        "Email,User ID\n"
+        "a@example.com,u-1\n"
+        "b@example.com,u-1\n"
+        "c@example.com,u-9\n"
+        "owner@example.com,u-9\n"
+    )
+    totals = run(text)
+    assert totals["errors"] == [
+        {"row": 3, "error": "external_id: 'u-1' is already used on row 2."},
+        {"row": 4, "error": "external_id: 'u-9' belongs to another lead."},
+    ]
+    assert Lead.objects.get(external_id="u-1").email == "a@example.com"
+    assert not Lead.objects.filter(email__in=["b@example.com", "c@example.com"]).exists()
+
+
+def test_reimport_touches_only_changed_leads():
+    run("email,job_title\nsame@example.com,CTO\nchange@example.com,CTO\n")
+    before = dict(Lead.objects.values_list("email", "updated_at"))
+    run("email,job_title\nsame@example.com,CTO\nchange@example.com,CEO\n")
+    after = dict(Lead.objects.values_list("email", "updated_at"))
+    assert after["same@example.com"] == before["same@example.com"]
+    assert after["change@example.com"] > before["change@example.com"]
+    assert Lead.objects.get(email="change@example.com").job_title == "CEO"
