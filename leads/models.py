@@ -110,11 +110,15 @@ class Lead(models.Model):
 
 class IdentityKind(models.TextChoices):
     ANONYMOUS_ID = "anonymous_id", "Anonymous id"
+    # Former or extra user ids and emails of a lead (after a merge or an alias).
+    USER_ID = "user_id", "User id"
+    EMAIL = "email", "Email"
 
 
 class Identity(models.Model):
-    """An identifier other than email / user id that points at a lead, such as a
-    Segment ``anonymousId``. Moves with the lead when leads are merged."""
+    """An identifier that points at a lead besides its own email and user id: a
+    Segment ``anonymousId``, or a former user id or email kept after a merge or an
+    alias. Moves with the lead when leads are merged."""
 
     kind = models.CharField(max_length=20, choices=IdentityKind.choices)
     value = models.CharField(max_length=255)

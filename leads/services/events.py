@@ -265,113 +265,163 @@ def _lock(lead_id: int) -> Lead:
     return Lead.objects.select_for_update().get(pk=lead_id)
 
 
-def _find(**lookup: Any) -> Lead | None:
-    return Lead.objects.select_for_update().filter(**lookup).first()
+def _by_identity(kind: str, value: str) -> Lead | None:
+    lead_id = (
+        Identity.objects.filter(kind=kind, value=value).values_list("lead_id", flat=True).first()
+    )
+    return _lock(lead_id) if lead_id else None
+
+
+def _by_user_id(user_id: str) -> Lead | None:
+    found = Lead.objects.select_for_update().filter(external_id=user_id).first()
+    return found or _by_identity(IdentityKind.USER_ID, user_id)
+
+
+def _by_email(email: str) -> Lead | None:
+    found = Lead.objects.select_for_update().filter(email=email).first()
+    return found or _by_identity(IdentityKind.EMAIL, email)
+
+
+def identity_add(*, lead: Lead, kind: str, value: str, repoint: bool = False) -> None:
+    """Point ``kind:value`` at ``lead``; an identity already pointing elsewhere is
+    left alone unless ``repoint``."""
+    if repoint:
+        moved = Identity.objects.filter(kind=kind, value=value).update(lead=lead)
+        if moved:
+            return
+    with transaction.atomic():
+        Identity.objects.bulk_create(
+            [Identity(kind=kind, value=value, lead=lead)], ignore_conflicts=True
+        )
+
+
+class _ResolveRace(Exception):
+    """Another worker created a lead with one of our identifiers meanwhile."""
 
 
 def lead_resolve(*, event: Event) -> Lead:
     """The lead an event is about, locked for this transaction.
 
-    Known identifiers (user id, email) win over an anonymous id; an event that
-    carries both links them, merging an anonymous lead into the known one. A new
-    identifier creates a lead. Alias folds ``previous_id`` into ``user_id``.
+    Known identifiers (user id, email, also former ones kept as identities) win
+    over an anonymous id; an event that carries both links them, merging an
+    anonymous lead into the known one. A new identifier creates a lead. Alias
+    folds ``previous_id`` into ``user_id``. If another worker creates the same
+    person meanwhile, resolution starts over and finds that lead.
     """
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _resolve(event)
+        except (_ResolveRace, IntegrityError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _resolve(event: Event) -> Lead:
     from leads.services.leads import lead_merge
 
     if event.lead_id:
         return _lock(event.lead_id)
-    email = (event.email or "").strip().lower()
+    email = event.email
     user_id = event.user_id
     anonymous_id = event.anonymous_id
-
-    known = _find(external_id=user_id) if user_id else None
-    if known is None and email:
-        known = _find(email=email)
-
     if event.type == "alias":
-        previous_id = str(event.properties.get("previous_id") or "")
-        previous = None
-        if previous_id:
-            previous = _find(external_id=previous_id) or _lead_by_anonymous_id(previous_id)
-        if known is None and previous is not None:
-            if previous.external_id in (None, "", previous_id):
-                previous.external_id = user_id
-                previous.save(update_fields=["external_id", "updated_at"])
-            return previous
-        if known is not None and previous is not None and previous.pk != known.pk:
-            first, second = sorted([known, previous], key=lambda lead: lead.pk)
-            _lock(first.pk), _lock(second.pk)
-            return lead_merge(source=previous, target=known, cause=event)
+        return _resolve_alias(event, user_id, str(event.properties.get("previous_id") or ""))
 
-    anonymous = _lead_by_anonymous_id(anonymous_id) if anonymous_id else None
+    known = _by_user_id(user_id) if user_id else None
+    if known is None and email:
+        known = _by_email(email)
     if known is not None:
-        if anonymous is not None and anonymous.pk != known.pk:
-            if anonymous.is_anonymous:
-                return lead_merge(source=anonymous, target=known, cause=event)
-            # The anonymous id belonged to another known person (a shared
-            # browser): it now points at whoever identified last.
-            Identity.objects.filter(kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id).update(
-                lead=known
-            )
-        elif anonymous is None and anonymous_id:
-            _identity_add(lead=known, anonymous_id=anonymous_id)
+        _attach(known, user_id=user_id, email=email)
+        if anonymous_id:
+            anonymous = _by_identity(IdentityKind.ANONYMOUS_ID, anonymous_id)
+            if anonymous is None:
+                identity_add(lead=known, kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id)
+            elif anonymous.pk != known.pk:
+                if anonymous.is_anonymous:
+                    return lead_merge(source=anonymous, target=known, cause=event)
+                # The anonymous id belonged to another known person (a shared
+                # browser): it now points at whoever identified last.
+                identity_add(
+                    lead=known, kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, repoint=True
+                )
         return known
+
+    anonymous = _by_identity(IdentityKind.ANONYMOUS_ID, anonymous_id) if anonymous_id else None
     if anonymous is not None:
-        updates = []
-        if user_id and not anonymous.external_id:
-            anonymous.external_id = user_id
+        conflicting = (user_id and anonymous.external_id) or (email and anonymous.email)
+        if not conflicting:
+            _attach(anonymous, user_id=user_id, email=email)
+            return anonymous
+        # Someone else identifies on a browser that belonged to a known person.
+        lead = _lead_create_for(event=event, email=email, user_id=user_id)
+        identity_add(lead=lead, kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, repoint=True)
+        return lead
+    lead = _lead_create_for(event=event, email=email, user_id=user_id)
+    if anonymous_id:
+        identity_add(lead=lead, kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id)
+    return lead
+
+
+def _attach(lead: Lead, *, user_id: str, email: str) -> None:
+    """Give ``lead`` the identifiers it lacks; one it already has differently is
+    kept as an extra identity, so later events with it find this lead too."""
+    updates = []
+    if user_id and lead.external_id != user_id:
+        if not lead.external_id:
+            lead.external_id = user_id
             updates.append("external_id")
-        if email and not anonymous.email:
-            anonymous.email = email
+        else:
+            identity_add(lead=lead, kind=IdentityKind.USER_ID, value=user_id)
+    if email and lead.email != email:
+        if not lead.email:
+            lead.email = email
             updates.append("email")
-        if updates:
-            anonymous.save(update_fields=[*updates, "updated_at"])
-        return anonymous
-    return _lead_create_for(event=event, email=email, user_id=user_id, anonymous_id=anonymous_id)
+        else:
+            identity_add(lead=lead, kind=IdentityKind.EMAIL, value=email)
+    if updates:
+        lead.save(update_fields=[*updates, "updated_at"])
 
 
-def _lead_by_anonymous_id(anonymous_id: str) -> Lead | None:
-    lead_id = (
-        Identity.objects.filter(kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id)
-        .values_list("lead_id", flat=True)
-        .first()
-    )
-    return _lock(lead_id) if lead_id else None
+def _resolve_alias(event: Event, user_id: str, previous_id: str) -> Lead:
+    from leads.services.leads import lead_merge
+
+    target = _by_user_id(user_id)
+    previous = None
+    if previous_id:
+        previous = _by_user_id(previous_id) or _by_identity(IdentityKind.ANONYMOUS_ID, previous_id)
+    if previous is None:
+        # Alias before any traffic under the old id: remember the old id, so the
+        # events that carry it later find the lead.
+        lead = target or _lead_create_for(event=event, email="", user_id=user_id)
+        if previous_id:
+            identity_add(lead=lead, kind=IdentityKind.USER_ID, value=previous_id)
+            identity_add(lead=lead, kind=IdentityKind.ANONYMOUS_ID, value=previous_id)
+        return lead
+    if target is None:
+        if previous.external_id == previous_id:
+            previous.external_id = user_id
+            previous.save(update_fields=["external_id", "updated_at"])
+            identity_add(lead=previous, kind=IdentityKind.USER_ID, value=previous_id)
+        else:
+            _attach(previous, user_id=user_id, email="")
+        return previous
+    if target.pk != previous.pk:
+        return lead_merge(source=previous, target=target, cause=event)
+    return target
 
 
-def _identity_add(*, lead: Lead, anonymous_id: str) -> None:
-    try:
-        with transaction.atomic():
-            Identity.objects.create(kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, lead=lead)
-    except IntegrityError:
-        pass
-
-
-def _lead_create_for(*, event: Event, email: str, user_id: str, anonymous_id: str) -> Lead:
+def _lead_create_for(*, event: Event, email: str, user_id: str) -> Lead:
     from leads.services.leads import lead_create
 
     try:
         with transaction.atomic():
-            lead = lead_create(
+            return lead_create(
                 fields={"email": email or None, "external_id": user_id or None}, cause=event
             )
-            if anonymous_id:
-                Identity.objects.create(
-                    kind=IdentityKind.ANONYMOUS_ID, value=anonymous_id, lead=lead
-                )
-            return lead
     except IntegrityError:
-        # Another worker created this person between our lookup and insert.
-        found = None
-        if user_id:
-            found = _find(external_id=user_id)
-        if found is None and email:
-            found = _find(email=email)
-        if found is None and anonymous_id:
-            found = _lead_by_anonymous_id(anonymous_id)
-        if found is None:
-            raise
-        return found
+        raise _ResolveRace() from None
 
 
 def events_sweep() -> int:

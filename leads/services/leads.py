@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 
-from leads.models import Event, Identity, Lead, Stage, Tag
+from leads.models import Event, Identity, IdentityKind, Lead, Stage, Tag
 from leads.services.events import event_derive
 
 logger = logging.getLogger(__name__)
@@ -227,9 +227,16 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
             setattr(target, field, getattr(source, field))
             update_fields.add(field)
     identifiers = {}
-    for field in ("email", "external_id"):
-        if not getattr(target, field) and getattr(source, field):
-            identifiers[field] = getattr(source, field)
+    kept: list[tuple[str, str]] = []
+    for field, kind in (("email", IdentityKind.EMAIL), ("external_id", IdentityKind.USER_ID)):
+        value = getattr(source, field)
+        if not value:
+            continue
+        if not getattr(target, field):
+            identifiers[field] = value
+        else:
+            # The target has its own: the source's stays findable as an identity.
+            kept.append((kind, value))
     if target.owner_id is None and source.owner_id is not None:
         target.owner_id = source.owner_id
         update_fields.add("owner")
@@ -255,6 +262,10 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
     target.created_at = created_at
     if tag_names:
         target.tags.add(*Tag.objects.filter(name__in=tag_names))
+    Identity.objects.bulk_create(
+        [Identity(kind=kind, value=value, lead=target) for kind, value in kept],
+        ignore_conflicts=True,
+    )
     event_derive(
         lead=target,
         type="lead.merged",
