@@ -55,7 +55,17 @@ def test_api_keys_endpoint_admin_only(admin_api, marketer_api):
     assert marketer_api.get("/api/v1/api-keys/").status_code == 403
 
 
+def test_no_api_key_can_mint_keys(full_api):
+    response = full_api.post("/api/v1/api-keys/", {"name": "x", "scope": "full"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "API keys cannot manage API keys; sign in as an admin."
+    )
+
+
 def test_openapi_schema_and_docs_without_cdn(client, admin_user):
+    assert client.get("/api/schema/?format=json").status_code == 401
+    client.force_login(admin_user)
     schema = client.get("/api/schema/?format=json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]

@@ -6,7 +6,7 @@ from rest_framework import permissions
 from rest_framework.request import Request
 
 from leads.models import Role
-from leads.roles import is_ingest_key, user_role
+from leads.roles import ApiKeyPrincipal, is_ingest_key, user_role
 
 ALL_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.SALES})
 
@@ -34,3 +34,12 @@ class RoleAccess(permissions.BasePermission):
         if request.method == "DELETE":
             allowed = getattr(view, "delete_roles", allowed)
         return role in allowed
+
+
+class HumanOnly(permissions.BasePermission):
+    """For actions only a person may take (managing API keys): no key can mint keys."""
+
+    message = "API keys cannot manage API keys; sign in as an admin."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return not isinstance(request.user, ApiKeyPrincipal)

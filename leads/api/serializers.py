@@ -7,7 +7,8 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Stage
+from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Role, Stage
+from leads.roles import user_role
 from leads.services.events import INBOUND_TYPES
 from leads.services.fields import (
     RESERVED_KEYS,
@@ -16,6 +17,7 @@ from leads.services.fields import (
     custom_definitions,
     custom_value_clean,
 )
+from leads.services.ingest import valid_email
 from leads.services.leads import lead_create, lead_update
 
 User = get_user_model()
@@ -33,6 +35,9 @@ class TagListField(serializers.Field):
         if any(len(n) > 100 for n in names):
             raise serializers.ValidationError("A tag name is at most 100 characters.")
         return names
+
+
+SALES_READ_ONLY = ("email", "external_id", "unsubscribed")
 
 
 class LeadSerializer(serializers.ModelSerializer):
@@ -109,11 +114,27 @@ class LeadSerializer(serializers.ModelSerializer):
         return cleaned
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        request = self.context.get("request")
+        if request is not None and user_role(request.user) == Role.SALES:
+            self._validate_sales_write(attrs, request.user)
         if self.instance is None and not attrs.get("email") and not attrs.get("external_id"):
             raise serializers.ValidationError(
                 {"email": ["A lead needs an email or an external id."]}
             )
         return attrs
+
+    def _validate_sales_write(self, attrs: dict[str, Any], user: Any) -> None:
+        """Sales reps work their leads; they don't re-identify them or hand them to
+        colleagues (an admin or marketer assigns leads)."""
+        errors: dict[str, list[str]] = {}
+        for field in SALES_READ_ONLY:
+            if field in attrs and getattr(self.instance, field, None) != attrs[field]:
+                errors[field] = ["Sales reps cannot change this field."]
+        owner = attrs.get("owner", getattr(self.instance, "owner", None))
+        if "owner" in attrs and owner is not None and owner.pk != user.pk:
+            errors["owner"] = ["Sales reps can only assign a lead to themselves or to no one."]
+        if errors:
+            raise serializers.ValidationError(errors)
 
     def create(self, validated_data: dict[str, Any]) -> Lead:
         tags = validated_data.pop("tags", [])
@@ -167,6 +188,17 @@ class FieldDefinitionSerializer(serializers.ModelSerializer):
 REST_EVENT_TYPES = sorted(INBOUND_TYPES - {"group", "alias"})
 
 
+def contains_nul(value: Any) -> bool:
+    """PostgreSQL text and jsonb cannot hold NUL; refuse it instead of failing."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
 class EventInSerializer(serializers.Serializer):
     """An event sent through the REST API. Name the lead by ``lead`` (id), ``email``,
     ``user_id`` or ``anonymous_id``; for ``identify`` the properties are traits."""
@@ -181,9 +213,25 @@ class EventInSerializer(serializers.Serializer):
     anonymous_id = serializers.CharField(required=False, max_length=255)
     idempotency_key = serializers.CharField(required=False, max_length=200)
 
+    def validate_properties(self, value: dict[str, Any]) -> dict[str, Any]:
+        if contains_nul(value):
+            raise serializers.ValidationError("Text may not contain NUL characters.")
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.context.get("ingest_only"):
+            # Ingest keys can be public (a website snippet): they describe what a
+            # person did, never what a mailbox did, and never address a lead by id.
+            if attrs["type"].startswith("email."):
+                raise serializers.ValidationError(
+                    {"type": ["An ingest key cannot send email events; use a full key."]}
+                )
+            if attrs.get("lead"):
+                raise serializers.ValidationError(
+                    {"lead": ["An ingest key names leads by email, user_id or anonymous_id."]}
+                )
         traits_email = attrs.get("properties", {}).get("email")
-        identified = attrs["type"] == "identify" and isinstance(traits_email, str)
+        identified = attrs["type"] == "identify" and valid_email(traits_email) is not None
         if not identified and not any(
             attrs.get(k) for k in ("lead", "email", "user_id", "anonymous_id")
         ):

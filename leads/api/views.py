@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leads.api.errors import error_body
-from leads.api.permissions import ALL_ROLES, RoleAccess
+from leads.api.permissions import ALL_ROLES, HumanOnly, RoleAccess
 from leads.api.serializers import (
     AcceptedSerializer,
     ApiKeyCreatedSerializer,
@@ -28,11 +28,12 @@ from leads.api.serializers import (
     LeadSerializer,
 )
 from leads.models import ApiKey, Event, FieldDefinition, Lead, Role, Stage
-from leads.roles import ApiKeyPrincipal
+from leads.roles import ApiKeyPrincipal, is_ingest_key
 from leads.selectors import events_visible_to, lead_search, leads_visible_to
 from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.email_events import email_event_build
 from leads.services.events import events_record
+from leads.services.ingest import message_size_ok, valid_email
 from leads.services.leads import lead_delete
 
 ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
@@ -117,7 +118,12 @@ class EventFilter(django_filters.FilterSet):
 
 
 def _body_too_large(request: Request) -> Response | None:
-    if len(request._request.body) > settings.INGEST_MAX_BATCH_BYTES:
+    length = request.headers.get("Content-Length", "")
+    declared = int(length) if length.isdigit() else 0
+    # Checked before the body is read, so a huge body never reaches memory.
+    if declared > settings.INGEST_MAX_BATCH_BYTES or (
+        len(request._request.body) > settings.INGEST_MAX_BATCH_BYTES
+    ):
         return Response(
             error_body(
                 "too_large", f"A request is limited to {settings.INGEST_MAX_BATCH_BYTES} bytes."
@@ -138,6 +144,15 @@ def _items(request: Request) -> tuple[list[Any], bool]:
 
 
 def _batch_too_long(items: list[Any]) -> Response | None:
+    for index, item in enumerate(items):
+        if not message_size_ok(item):
+            return Response(
+                error_body(
+                    "too_large",
+                    f"Event {index} is larger than {settings.INGEST_MAX_EVENT_BYTES} bytes.",
+                ),
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
     if len(items) > settings.INGEST_MAX_BATCH_EVENTS:
         return Response(
             error_body(
@@ -192,7 +207,8 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if isinstance(request.user, ApiKeyPrincipal)
             else leads_visible_to(request.user)
         )
-        valid = _validate_all(EventInSerializer, items, batch, {"visible_leads": visible})
+        context = {"visible_leads": visible, "ingest_only": is_ingest_key(request.user)}
+        valid = _validate_all(EventInSerializer, items, batch, context)
         now = timezone.now()
         events = [
             Event(
@@ -215,20 +231,21 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 def _event_email(data: dict[str, Any]) -> str:
-    email = data.get("email")
-    traits_email = data.get("properties", {}).get("email")
-    if not email and data["type"] == "identify" and isinstance(traits_email, str):
-        email = traits_email
-    return (email or "").strip().lower()[:254]
+    if data.get("email"):
+        return str(data["email"]).strip().lower()
+    if data["type"] == "identify":
+        return valid_email(data.get("properties", {}).get("email")) or ""
+    return ""
 
 
 class EmailEventViewSet(viewsets.GenericViewSet):
     """Generic email activity (``email.opened`` …) for providers without a webhook
-    parser, and for replies. One object or ``{"events": [...]}``, all or nothing."""
+    parser, and for replies. One object or ``{"events": [...]}``, all or nothing.
+    Needs a ``full`` key: an ``ingest`` key may be public, and email activity can
+    unsubscribe a lead."""
 
     permission_classes = [RoleAccess]
     write_roles = ADMIN_MARKETER
-    ingest_methods = ("POST",)
     serializer_class = EmailEventInSerializer
 
     @extend_schema(request=EmailEventInSerializer, responses={202: AcceptedSerializer})
@@ -260,7 +277,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Gen
     """API keys (admins only). The key itself is returned once, on creation."""
 
     serializer_class = ApiKeySerializer
-    permission_classes = [RoleAccess]
+    permission_classes = [RoleAccess, HumanOnly]
     read_roles = frozenset({Role.ADMIN})
     write_roles = frozenset({Role.ADMIN})
     queryset = ApiKey.objects.all()

@@ -15,6 +15,8 @@ import zlib
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import HttpRequest
 
 from leads.models import Event
@@ -175,8 +177,7 @@ def segment_message_to_event(
     properties: dict[str, Any]
     if kind == "identify":
         properties = _object(message, "traits") or dict(_object(context, "traits"))
-        if isinstance(properties.get("email"), str):
-            email = properties["email"]
+        email = valid_email(properties.get("email")) or ""
     elif kind == "track":
         name = _name(message, "event", required=True)
         properties = _object(message, "properties")
@@ -210,7 +211,7 @@ def segment_message_to_event(
         context=context,
         user_id=user_id,
         anonymous_id=anonymous_id,
-        email=email.strip().lower()[:254],
+        email=email,
         occurred_at=occurred_at,
         received_at=received_at,
         source=SEGMENT_SOURCE,
@@ -219,5 +220,20 @@ def segment_message_to_event(
 
 
 def message_size_ok(message: Any) -> bool:
-    encoded = json.dumps(message, separators=(",", ":"), default=str)
+    encoded = json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
     return len(encoded.encode()) <= settings.INGEST_MAX_EVENT_BYTES
+
+
+def valid_email(value: Any) -> str | None:
+    """``value`` as a lower-cased address if it is one, else None (then it is a
+    trait like any other, never an identifier)."""
+    if not isinstance(value, str):
+        return None
+    address = value.strip().lower()
+    if not address or len(address) > 254:
+        return None
+    try:
+        validate_email(address)
+    except ValidationError:
+        return None
+    return address

@@ -85,11 +85,53 @@ def test_limits(ingest_api, send):
         ]
     }
     assert send(ingest_api, big).status_code == 413
+    one_big = {"type": "track", "name": "E", "user_id": "u", "properties": {"p": "ü" * 17_000}}
+    response = send(ingest_api, one_big)
+    assert response.status_code == 413
+    assert response.json()["error"]["message"] == "Event 0 is larger than 32768 bytes."
 
 
-def test_unknown_lead_id_is_400(ingest_api, send):
-    response = send(ingest_api, {"type": "track", "name": "E", "lead": 999999})
+def test_unknown_lead_id_is_400(full_api, send):
+    response = send(full_api, {"type": "track", "name": "E", "lead": 999999})
     assert response.json()["error"]["fields"] == {"lead": ["No such lead."]}
+
+
+def test_ingest_key_cannot_address_leads_by_id_or_send_email_activity(ingest_api, send):
+    lead = LeadFactory.create(email="victim@example.com")
+    by_id = send(ingest_api, {"type": "track", "name": "E", "lead": lead.pk})
+    assert by_id.json()["error"]["fields"] == {
+        "lead": ["An ingest key names leads by email, user_id or anonymous_id."]
+    }
+    email_type = send(ingest_api, {"type": "email.unsubscribed", "email": "victim@example.com"})
+    assert email_type.json()["error"]["fields"] == {
+        "type": ["An ingest key cannot send email events; use a full key."]
+    }
+    generic = send(
+        ingest_api,
+        {"type": "unsubscribed", "email": "victim@example.com"},
+        "/api/v1/email-events/",
+    )
+    assert generic.status_code == 403
+    lead.refresh_from_db()
+    assert lead.unsubscribed is False
+    assert not Event.objects.filter(type__startswith="email.").exists()
+
+
+def test_nul_characters_are_refused(full_api, send):
+    response = send(
+        full_api, {"type": "track", "name": "E", "user_id": "u", "properties": {"a": "x\x00y"}}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "properties": ["Text may not contain NUL characters."]
+    }
+
+
+def test_identify_with_a_blank_or_invalid_email_needs_another_identifier(ingest_api, send):
+    for value in (" ", "not an email"):
+        response = send(ingest_api, {"type": "identify", "properties": {"email": value}})
+        assert response.status_code == 400
+    assert not Event.objects.exists()
 
 
 def test_list_filters(marketer_api):
@@ -143,7 +185,7 @@ def test_sales_lists_events_of_visible_leads_only(
     assert [r["id"] for r in results] == [mine.pk]
 
 
-def test_generic_email_events(ingest_api, send):
+def test_generic_email_events(full_api, send):
     lead = LeadFactory.create(email="r@example.com")
     payload = {
         "events": [
@@ -161,8 +203,8 @@ def test_generic_email_events(ingest_api, send):
             },
         ]
     }
-    assert send(ingest_api, payload, "/api/v1/email-events/").status_code == 202
-    assert send(ingest_api, payload, "/api/v1/email-events/").status_code == 202
+    assert send(full_api, payload, "/api/v1/email-events/").status_code == 202
+    assert send(full_api, payload, "/api/v1/email-events/").status_code == 202
     events = Event.objects.filter(type__startswith="email.").order_by("type")
     assert [(e.type, e.source, e.name, e.lead_id) for e in events] == [
         ("email.replied", "email:generic", "Q1 outreach", lead.pk),
@@ -172,8 +214,8 @@ def test_generic_email_events(ingest_api, send):
     assert lead.unsubscribed is True
 
 
-def test_generic_email_event_validation(ingest_api, send):
-    response = send(ingest_api, {"type": "exploded", "email": "nope"}, "/api/v1/email-events/")
+def test_generic_email_event_validation(full_api, send):
+    response = send(full_api, {"type": "exploded", "email": "nope"}, "/api/v1/email-events/")
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"type", "email"}
 

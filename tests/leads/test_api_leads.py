@@ -197,3 +197,20 @@ def test_field_definitions_crud(marketer_api, sales_api):
         ).status_code
         == 403
     )
+
+
+def test_sales_cannot_reassign_or_reidentify(sales_api, sales, other_sales):
+    lead = LeadFactory.create(email="mine@example.com")
+    response = sales_api.patch(
+        f"/api/v1/leads/{lead.pk}/",
+        {"owner": other_sales.pk, "email": "x@example.com", "unsubscribed": True},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "email": ["Sales reps cannot change this field."],
+        "unsubscribed": ["Sales reps cannot change this field."],
+        "owner": ["Sales reps can only assign a lead to themselves or to no one."],
+    }
+    taken = sales_api.patch(f"/api/v1/leads/{lead.pk}/", {"owner": sales.pk}, format="json")
+    assert taken.json()["owner"] == sales.pk
