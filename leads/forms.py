@@ -4,11 +4,12 @@ from typing import Any
 
 from django import forms
 
-from leads.services.imports import IMPORT_MAX_BYTES, import_target_choices
+from leads.services.imports import IMPORT_MAX_BYTES, import_read_headers, import_target_choices
 
 
 class LeadImportUploadForm(forms.Form):
     file = forms.FileField(help_text="A CSV file with a header row; one lead per row.")
+    headers: list[str]
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
@@ -16,6 +17,13 @@ class LeadImportUploadForm(forms.Form):
             raise forms.ValidationError("Upload a .csv file.")
         if upload.size > IMPORT_MAX_BYTES:
             raise forms.ValidationError("The file is larger than the import limit.")
+        try:
+            self.headers = import_read_headers(upload.file)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        upload.file.seek(0)
+        if not any(self.headers):
+            raise forms.ValidationError("The file has no header row.")
         return upload
 
 

@@ -112,20 +112,15 @@ def lead_import_new(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         upload_form = LeadImportUploadForm(request.POST, request.FILES)
         if upload_form.is_valid():
-            upload = upload_form.cleaned_data["file"]
-            headers = import_read_headers(upload.file)
-            upload.file.seek(0)
-            if not headers:
-                upload_form.add_error("file", "The file has no header row.")
-            else:
-                pending = lead_import_upload(upload=upload, created_by=request.user)
-                request.session["lead_import_upload"] = pending.pk
-                form = LeadImportMappingForm(
-                    headers=headers, initial_mapping=import_guess_mapping(headers)
-                )
-                return render(
-                    request, "leads/import_mapping.html", {"form": form, "upload": pending}
-                )
+            headers = upload_form.headers
+            pending = lead_import_upload(
+                upload=upload_form.cleaned_data["file"], created_by=request.user
+            )
+            request.session["lead_import_upload"] = pending.pk
+            form = LeadImportMappingForm(
+                headers=headers, initial_mapping=import_guess_mapping(headers)
+            )
+            return render(request, "leads/import_mapping.html", {"form": form, "upload": pending})
     else:
         upload_form = LeadImportUploadForm()
     recent = LeadImport.objects.exclude(mapping={}).order_by("-id")[:10]

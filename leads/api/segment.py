@@ -63,7 +63,7 @@ def _unauthorized() -> JsonResponse:
 
 def _single(request: HttpRequest, type_: str) -> JsonResponse:
     try:
-        body, _ = read_json_body(request, max_bytes=settings.INGEST_MAX_EVENT_BYTES)
+        body, _, has_nul = read_json_body(request, max_bytes=settings.INGEST_MAX_EVENT_BYTES)
     except PayloadTooLarge:
         return error_response(
             413, "too_large", f"An event is limited to {settings.INGEST_MAX_EVENT_BYTES} bytes."
@@ -76,7 +76,7 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
         return _unauthorized()
     try:
         event = segment_message_to_event(
-            body, type_=type_, received_at=timezone.now(), sent_at=None
+            body, type_=type_, received_at=timezone.now(), sent_at=None, has_nul=has_nul
         )
     except IngestError as exc:
         return error_response(400, "invalid", exc.message, exc.fields)
@@ -106,7 +106,9 @@ alias = _single_view("alias")
 @require_POST
 def batch(request: HttpRequest) -> JsonResponse:
     try:
-        body, body_size = read_json_body(request, max_bytes=settings.INGEST_MAX_BATCH_BYTES)
+        body, body_size, has_nul = read_json_body(
+            request, max_bytes=settings.INGEST_MAX_BATCH_BYTES
+        )
     except PayloadTooLarge:
         return error_response(
             413, "too_large", f"A batch is limited to {settings.INGEST_MAX_BATCH_BYTES} bytes."
@@ -151,7 +153,11 @@ def batch(request: HttpRequest) -> JsonResponse:
         try:
             events.append(
                 segment_message_to_event(
-                    message, type_=None, received_at=received_at, sent_at=sent_at
+                    message,
+                    type_=None,
+                    received_at=received_at,
+                    sent_at=sent_at,
+                    has_nul=has_nul,
                 )
             )
         except IngestError as exc:

@@ -17,7 +17,7 @@ from leads.services.fields import (
     custom_definitions,
     custom_value_clean,
 )
-from leads.services.ingest import valid_email
+from leads.services.ingest import contains_nul, valid_email
 from leads.services.leads import lead_create, lead_update
 
 User = get_user_model()
@@ -186,17 +186,6 @@ class FieldDefinitionSerializer(serializers.ModelSerializer):
 
 
 REST_EVENT_TYPES = sorted(INBOUND_TYPES - {"group", "alias"})
-
-
-def contains_nul(value: Any) -> bool:
-    """PostgreSQL text and jsonb cannot hold NUL; refuse it instead of failing."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(v) for v in value)
-    return False
 
 
 class EventInSerializer(serializers.Serializer):

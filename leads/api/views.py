@@ -56,9 +56,7 @@ class LeadFilter(django_filters.FilterSet):
     def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         if value == "none":
             return queryset.filter(owner__isnull=True)
-        if not value.isdigit():
-            raise ValidationError({"owner": ["Expected a user id or 'none'."]})
-        return queryset.filter(owner_id=int(value))
+        return queryset.filter(owner_id=id_param(value, "owner", "Expected a user id or 'none'."))
 
     def filter_search(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         return lead_search(queryset, value)
@@ -105,8 +103,18 @@ class FieldDefinitionViewSet(viewsets.ModelViewSet):
     write_roles = ADMIN_MARKETER
 
 
+MAX_ID = 2**63 - 1
+
+
+def id_param(value: str, name: str, message: str = "Expected an id.") -> int:
+    """A query-string id, refused with a 400 when it cannot be a database id."""
+    if not value.isdigit() or int(value) > MAX_ID:
+        raise ValidationError({name: [message]})
+    return int(value)
+
+
 class EventFilter(django_filters.FilterSet):
-    lead = django_filters.NumberFilter(field_name="lead_id")
+    lead = django_filters.CharFilter(method="filter_lead", help_text="A lead id.")
     type = django_filters.CharFilter()
     name = django_filters.CharFilter()
     occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
@@ -115,6 +123,9 @@ class EventFilter(django_filters.FilterSet):
     class Meta:
         model = Event
         fields = ["lead", "type", "name", "occurred_after", "occurred_before"]
+
+    def filter_lead(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
+        return queryset.filter(lead_id=id_param(value, "lead"))
 
 
 def _body_too_large(request: Request) -> Response | None:

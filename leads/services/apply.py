@@ -20,6 +20,7 @@ TEXT_LIMITS = {
     for f in Lead._meta.concrete_fields
     if getattr(f, "max_length", None) and f.name not in ("email", "external_id")
 }
+MAX_COMPANY_SIZE = 2_147_483_647  # the column's range on every backend
 # Segment's reserved traits and the common spellings of ours, mapped to Lead fields.
 TRAIT_ALIASES = {
     "firstName": "first_name",
@@ -116,11 +117,12 @@ def _standard_clean(field: str, value: Any) -> Any:
     if field == "company_size":
         if isinstance(value, bool):
             return None
+        number = None
         if isinstance(value, int) and value >= 0:
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
-        return None
+            number = value
+        elif isinstance(value, str) and value.strip().isdigit():
+            number = int(value.strip())
+        return number if number is not None and number <= MAX_COMPANY_SIZE else None
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport, Stage, Tag
+from leads.services.apply import MAX_COMPANY_SIZE
 from leads.services.events import SYSTEM_SOURCE, events_record
 from leads.services.fields import FieldValueError, custom_value_clean
 
@@ -112,6 +113,8 @@ def import_read_headers(stream: IO[bytes]) -> list[str]:
     text = _text(stream)
     try:
         row = next(csv.reader(text), [])
+    except csv.Error as exc:
+        raise ValueError(f"The file is not readable as CSV: {exc}.") from None
     finally:
         text.detach()
     return [h.strip() for h in row]
@@ -173,6 +176,8 @@ def _clean_row(
             if not digits.isdigit():
                 raise RowError(f"company_size: {value!r} is not a whole number.")
             cleaned = int(digits)
+            if cleaned > MAX_COMPANY_SIZE:
+                raise RowError(f"company_size: {value!r} is too large.")
         elif target == "stage":
             cleaned = value.lower()
             if cleaned not in Stage.values:

@@ -25,6 +25,9 @@ SEGMENT_SOURCE = "segment"
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
+# Timestamps outside these bounds are typos or broken clocks, not history.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 class IngestError(Exception):
@@ -40,15 +43,19 @@ class PayloadTooLarge(Exception):
     pass
 
 
-def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int]:
+def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int, bool]:
     """Parse the request body as JSON, inflating gzip/deflate, never past ``max_bytes``.
 
-    Returns the parsed body and its size in bytes once inflated."""
+    Returns the parsed body, its size in bytes once inflated, and whether it may
+    contain a NUL character (JSON can only carry one escaped)."""
     encoding = request.headers.get("Content-Encoding", "").lower().strip()
     length = request.headers.get("Content-Length")
     if length and length.isdigit() and int(length) > max_bytes and not encoding:
         raise PayloadTooLarge()
     raw = request.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        # Compressed or not, a body this long inflates to more than the limit.
+        raise PayloadTooLarge()
     if encoding in ("gzip", "x-gzip", "deflate"):
         try:
             wbits = 16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
@@ -57,12 +64,14 @@ def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int]:
             raw = inflater.decompress(raw, max_bytes + 1)
         except (zlib.error, gzip.BadGzipFile):
             raise IngestError("The body is not valid gzip.") from None
+        if inflater.unconsumed_tail:
+            raise PayloadTooLarge()
     elif encoding and encoding != "identity":
         raise IngestError(f"Unsupported Content-Encoding {encoding!r}.")
     if len(raw) > max_bytes:
         raise PayloadTooLarge()
     try:
-        return json.loads(raw), len(raw)
+        return json.loads(raw), len(raw), b"\\u0000" in raw
     except (ValueError, UnicodeDecodeError):
         raise IngestError("The body is not valid JSON.") from None
 
@@ -82,6 +91,12 @@ def parse_timestamp(value: Any, path: str) -> dt.datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
+    try:
+        parsed = parsed.astimezone(dt.UTC)
+    except OverflowError:
+        parsed = dt.datetime.min.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= parsed <= LATEST:
+        raise IngestError("Bad timestamp.", {path: [f"{value!r} is out of range."]})
     return parsed
 
 
@@ -104,7 +119,10 @@ def occurred_at_for(
     base = parse_timestamp(base_value, path)
     if sent_at is None:
         return base
-    return received_at - (sent_at - base)
+    corrected = received_at - (sent_at - base)
+    if not EARLIEST <= corrected <= LATEST:
+        raise IngestError("Bad timestamp.", {path: ["Out of range once corrected by sentAt."]})
+    return corrected
 
 
 def _identifier(message: dict[str, Any], key: str) -> str:
@@ -153,8 +171,12 @@ def segment_message_to_event(
     type_: str | None,
     received_at: dt.datetime,
     sent_at: dt.datetime | None,
+    has_nul: bool = True,
 ) -> Event:
-    """Validate one Segment Tracking API message and build its (unsaved) Event."""
+    """Validate one Segment Tracking API message and build its (unsaved) Event.
+
+    ``has_nul=False`` says the raw body held no escaped NUL, which spares the scan.
+    """
     if not isinstance(message, dict):
         raise IngestError("Bad payload.", {"": ["Expected an object."]})
     kind = type_ or message.get("type")
@@ -203,6 +225,8 @@ def segment_message_to_event(
         if not user_id:
             raise IngestError("Missing field.", {"userId": ["This field is required."]})
         properties = {"previous_id": previous_id}
+    if has_nul and contains_nul(message):
+        raise IngestError("Bad payload.", {"": ["Text may not contain NUL characters."]})
     message_id = _identifier(message, "messageId")
     return Event(
         type=kind,
@@ -237,3 +261,14 @@ def valid_email(value: Any) -> str | None:
     except ValidationError:
         return None
     return address
+
+
+def contains_nul(value: Any) -> bool:
+    """PostgreSQL text and jsonb cannot hold NUL: such input is refused, not failed."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False

@@ -214,3 +214,11 @@ def test_sales_cannot_reassign_or_reidentify(sales_api, sales, other_sales):
     }
     taken = sales_api.patch(f"/api/v1/leads/{lead.pk}/", {"owner": sales.pk}, format="json")
     assert taken.json()["owner"] == sales.pk
+
+
+def test_out_of_range_ids_in_filters_are_400(marketer_api):
+    huge = "9" * 30
+    response = marketer_api.get(f"/api/v1/leads/?owner={huge}")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"owner": ["Expected a user id or 'none'."]}
+    assert marketer_api.get(f"/api/v1/events/?lead={huge}").status_code == 400

@@ -175,3 +175,17 @@ def test_reimport_touches_only_changed_leads():
     assert after["same@example.com"] == before["same@example.com"]
     assert after["change@example.com"] > before["change@example.com"]
     assert Lead.objects.get(email="change@example.com").job_title == "CEO"
+
+
+def test_unreadable_csv_header_is_a_form_error(client, marketer):
+    client.force_login(marketer)
+    upload = SimpleUploadedFile("big.csv", b'"' + b"x" * 200_000 + b'"\n', content_type="text/csv")
+    response = client.post("/leads/import/", {"file": upload})
+    assert response.status_code == 200
+    assert b"The file is not readable as CSV" in response.content
+    assert not LeadImport.objects.exists()
+
+
+def test_company_size_too_large_is_a_row_error():
+    totals = run("email,company_size\nbig@example.com,99999999999\n")
+    assert totals["errors"] == [{"row": 2, "error": "company_size: '99999999999' is too large."}]

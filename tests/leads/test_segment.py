@@ -260,3 +260,55 @@ def test_full_scope_key_may_also_send(post, full_key):
 
 def test_get_is_405(client, ingest_key):
     assert client.get("/v1/track", HTTP_AUTHORIZATION=basic(ingest_key)).status_code == 405
+
+
+def test_nul_character_rejects_only_that_event(post):
+    response = post(
+        "/v1/batch",
+        {
+            "batch": [
+                {"type": "track", "userId": "u", "event": "ok", "messageId": "a"},
+                {"type": "track", "userId": "u", "event": "E", "properties": {"x": "a\u0000b"}},
+            ]
+        },
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["fields"] == {"batch[1]": ["Text may not contain NUL characters."]}
+    assert Event.objects.filter(source="segment").count() == 1
+
+
+def test_huge_company_size_trait_goes_to_raw_traits(post):
+    post("/v1/identify", {"userId": "u", "traits": {"company_size": 99_999_999_999}})
+    lead = Lead.objects.get()
+    assert lead.company_size is None
+    assert lead.raw_traits == {"company_size": 99_999_999_999}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"timestamp": "9999-12-31T23:59:59-05:00"},
+        {"timestamp": "0001-01-01T00:00:00Z"},
+        {"originalTimestamp": "2199-12-31T00:00:00Z", "sentAt": "1970-01-02T00:00:00Z"},
+    ],
+)
+def test_out_of_range_timestamps_are_400(post, message):
+    response = post("/v1/track", {"userId": "u", "event": "E", **message})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Bad timestamp."
+
+
+def test_gzip_body_over_the_limit_is_413(post):
+    import os
+
+    noise = os.urandom(40_000).hex()  # incompressible, so the gzip stays large
+    payload = json.dumps({"userId": "u", "event": "E", "properties": {"n": noise}})
+    response = post(
+        "/v1/track",
+        None,
+        raw=gzip.compress(payload.encode()),
+        headers={"HTTP_CONTENT_ENCODING": "gzip"},
+    )
+    assert response.status_code == 413

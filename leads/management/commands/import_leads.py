@@ -20,7 +20,7 @@ class Command(BaseCommand):
         try:
             with open(path, "rb") as stream:
                 headers = import_read_headers(stream)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         mapping = import_guess_mapping(headers)
         for item in options["map"]:
