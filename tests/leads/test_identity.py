@@ -53,7 +53,7 @@ def test_browser_of_a_known_person_used_by_a_new_person_without_user_id():
         email="w@example.com",
         properties={"email": "w@example.com"},
     )
-    emails = sorted(Lead.objects.values_list("email", flat=True))
+    emails = sorted(str(e) for e in Lead.objects.values_list("email", flat=True))
     assert emails == ["v@example.com", "w@example.com"]
 
 
