@@ -158,6 +158,9 @@ class Event(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The sweeper leaves the event alone until then: a failed event backs off, a
+    # re-enqueued one gets time to reach a worker before it is enqueued again.
+    retry_at = models.DateTimeField(null=True, blank=True)
     # How many derived events led here; a chain past the limit is stopped.
     depth = models.PositiveSmallIntegerField(default=0)
 

@@ -13,8 +13,9 @@ from django_htmx.middleware import HtmxDetails
 
 from leads.decorators import role_required
 from leads.forms import LeadImportMappingForm, LeadImportUploadForm
-from leads.models import Event, LeadImport, Role, Stage
+from leads.models import LeadImport, Role, Stage
 from leads.selectors import lead_search, leads_visible_to
+from leads.services.events import events_backlog
 from leads.services.health import health_report
 from leads.services.imports import (
     import_guess_mapping,
@@ -51,8 +52,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
         new_this_week=Count("id", filter=Q(created_at__gte=week_ago)),
         mine=Count("id", filter=Q(owner=request.user)),
     )
-    backlog = Event.objects.filter(processed_at__isnull=True).count()
-    return render(request, "leads/home.html", {"counts": counts, "backlog": backlog})
+    return render(request, "leads/home.html", {"counts": counts, "backlog": events_backlog()})
 
 
 @role_required(*ALL_ROLES)

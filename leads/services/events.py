@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
@@ -215,9 +215,19 @@ def events_process(*, event_ids: Sequence[int]) -> None:
             queue.extend(event_process(event_id=event_id))
         except Exception as exc:
             logger.exception("event %s failed", event_id)
-            Event.objects.filter(pk=event_id).update(
-                attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:2000]
-            )
+            event_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def event_failed(*, event_id: int, error: str) -> None:
+    """Count a failed attempt and back off: 30 s, 2 min, 8 min, 32 min, then the
+    event is left failed (visible in /healthz) with its error."""
+    attempts = (
+        Event.objects.filter(pk=event_id).values_list("attempts", flat=True).first() or 0
+    ) + 1
+    delay = timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS * 4 ** (attempts - 1))
+    Event.objects.filter(pk=event_id).update(
+        attempts=F("attempts") + 1, error=error[:2000], retry_at=timezone.now() + delay
+    )
 
 
 def event_process(*, event_id: int) -> list[int]:
@@ -436,9 +446,13 @@ def events_sweep() -> int:
         Event.objects.filter(
             processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS
         )
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .order_by("received_at")
         .values_list("id", flat=True)[:5000]
     )
+    if ids:
+        # Not again before a worker had its chance: no pile-up behind a backlog.
+        Event.objects.filter(pk__in=ids).update(retry_at=cutoff + 2 * (now - cutoff))
     from leads.tasks import events_process_task
 
     for start in range(0, len(ids), 500):
@@ -446,3 +460,12 @@ def events_sweep() -> int:
     if ids:
         logger.warning("re-enqueued %s unprocessed events", len(ids))
     return len(ids)
+
+
+def events_backlog() -> dict[str, int]:
+    """Events waiting to be processed, and events that failed for good."""
+    pending = Event.objects.filter(processed_at__isnull=True)
+    return {
+        "waiting": pending.filter(attempts__lt=MAX_ATTEMPTS).count(),
+        "failed": pending.filter(attempts__gte=MAX_ATTEMPTS).count(),
+    }

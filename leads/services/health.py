@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from leads.models import Heartbeat
+from leads.services.events import events_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         "broker": "ok" if broker else "error",
     }
     if db:
+        backlog = events_backlog()
+        report["events_waiting"] = backlog["waiting"]
+        report["events_failed"] = backlog["failed"]
         beat = Heartbeat.objects.filter(name="scheduler").first()
         if beat is None:
             report["scheduler"] = "never seen"

@@ -74,17 +74,28 @@ def test_sweeper_reenqueues_stale_events_and_beats():
     )
 
 
-def test_failing_event_records_error_and_gives_up_after_max_attempts(monkeypatch):
-    event = unprocessed(received_at=timezone.now() - dt.timedelta(minutes=5))
+def test_failing_event_backs_off_and_gives_up_after_max_attempts(monkeypatch, client):
+    event = unprocessed(received_at=timezone.now() - dt.timedelta(hours=5))
 
     def explode(**kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr("leads.services.apply.event_apply", explode)
-    for _ in range(6):
-        events_sweep()
+    waits = []
+    for attempt in range(1, 6):
+        assert events_sweep() == 1
+        event.refresh_from_db()
+        assert (event.attempts, event.error) == (attempt, "RuntimeError: boom")
+        assert event.retry_at is not None
+        waits.append(round((event.retry_at - timezone.now()).total_seconds() / 30))
+        assert events_sweep() == 0  # backing off
+        Event.objects.filter(pk=event.pk).update(retry_at=timezone.now())
+    assert waits == [1, 4, 16, 64, 256]
+    assert events_sweep() == 0
     event.refresh_from_db()
-    assert (event.processed_at, event.attempts, event.error) == (None, 5, "RuntimeError: boom")
+    assert event.processed_at is None
+    health = client.get("/healthz").json()
+    assert (health["events_failed"], health["events_waiting"]) == (1, 0)
 
 
 def test_derived_chain_past_the_limit_is_stopped():
