@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -18,7 +19,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -232,8 +233,14 @@ def leads_import_stream(
             raise ValueError(f"No custom field {target[7:]!r}.")
         columns.append((headers.index(header), target))
     totals: dict[str, Any] = {"total": 0, "created": 0, "updated": 0, "failed": 0, "errors": []}
+    run_key = uuid.uuid4().hex
     for batch in _batches(reader, BATCH_SIZE):
-        counts = _import_batch(batch, columns, definitions)
+        try:
+            counts = _import_batch(batch, columns, definitions, run_key)
+        except IntegrityError:
+            # A worker created one of these leads meanwhile; the batch rolled
+            # back whole, and a second pass finds that lead and updates it.
+            counts = _import_batch(batch, columns, definitions, run_key)
         for key in ("total", "created", "updated", "failed"):
             totals[key] += counts[key]
         room = MAX_STORED_ERRORS - len(totals["errors"])
@@ -249,6 +256,7 @@ def _import_batch(
     batch: list[tuple[int, list[str]]],
     columns: list[tuple[int, str]],
     definitions: dict[str, FieldDefinition],
+    run_key: str,
 ) -> dict[str, Any]:
     errors: list[dict[str, Any]] = []
     rows: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {}
@@ -271,9 +279,11 @@ def _import_batch(
 
     existing = {
         lead.email: lead
-        for lead in Lead.objects.filter(email__in=list(rows)).only(
-            "id", "email", "custom_fields", *{t for _, t in columns if t in LEAD_COLUMNS}
-        )
+        # Locked, so a worker applying an event to one of them waits for us
+        # instead of having its change overwritten.
+        for lead in Lead.objects.select_for_update()
+        .filter(email__in=list(rows))
+        .only("id", "email", "custom_fields", *{t for _, t in columns if t in LEAD_COLUMNS})
     }
 
     def reject(email: str, message: str) -> None:
@@ -304,6 +314,7 @@ def _import_batch(
     new_leads: list[Lead] = []
     changed: list[Lead] = []
     update_fields: set[str] = set()
+    changes: list[tuple[int, str, Any, Any, bool]] = []
     for email, (standard, custom, _) in rows.items():
         lead = existing.get(email)
         if lead is None:
@@ -311,14 +322,19 @@ def _import_batch(
             continue
         dirty = False
         for field, value in standard.items():
-            if field != "email" and getattr(lead, field) != value:
+            old = getattr(lead, field)
+            if field != "email" and old != value:
                 setattr(lead, field, value)
                 update_fields.add(field)
+                changes.append((lead.pk, field, old, value, False))
                 dirty = True
-        if custom and {**lead.custom_fields, **custom} != lead.custom_fields:
-            lead.custom_fields = {**lead.custom_fields, **custom}
-            update_fields.add("custom_fields")
-            dirty = True
+        for key, value in custom.items():
+            old = lead.custom_fields.get(key)
+            if old != value:
+                lead.custom_fields = {**lead.custom_fields, key: value}
+                update_fields.add("custom_fields")
+                changes.append((lead.pk, key, old, value, True))
+                dirty = True
         if dirty:
             lead.updated_at = now
             changed.append(lead)
@@ -335,6 +351,24 @@ def _import_batch(
     if changed:
         Lead.objects.bulk_update(changed, [*sorted(update_fields), "updated_at"], batch_size=500)
 
+    derived = [
+        Event(
+            lead_id=lead_id,
+            type="field.changed",
+            name=field,
+            properties={
+                "field": field,
+                "from": old,
+                "to": new,
+                **({"custom": True} if custom_field else {}),
+            },
+            occurred_at=now,
+            received_at=now,
+            source=SYSTEM_SOURCE,
+            idempotency_key=f"field.changed:import:{run_key}:{lead_id}:{field}",
+        )
+        for lead_id, field, old, new, custom_field in changes
+    ]
     tag_rows = [(email, tags) for email, (_, _, tags) in rows.items() if tags]
     if tag_rows:
         lead_ids = {email: lead.pk for email, lead in existing.items()}
@@ -343,17 +377,34 @@ def _import_batch(
         Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
         tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
         through = Lead.tags.through
-        through.objects.bulk_create(
-            [
-                through(lead_id=lead_ids[email], tag_id=tag_ids[name])
-                for email, tags in tag_rows
-                for name in set(tags)
-            ],
-            ignore_conflicts=True,
+        links = {(lead_ids[email], tag_ids[name]) for email, tags in tag_rows for name in set(tags)}
+        present = set(
+            through.objects.filter(lead_id__in={lead for lead, _ in links}).values_list(
+                "lead_id", "tag_id"
+            )
         )
-    if new_leads:
+        added = sorted(links - present)
+        through.objects.bulk_create(
+            [through(lead_id=lead, tag_id=tag) for lead, tag in added], ignore_conflicts=True
+        )
+        tag_names = {tag_id: name for name, tag_id in tag_ids.items()}
+        derived += [
+            Event(
+                lead_id=lead,
+                type="tag.added",
+                name=tag_names[tag],
+                properties={"tag": tag_names[tag]},
+                occurred_at=now,
+                received_at=now,
+                source=SYSTEM_SOURCE,
+                idempotency_key=f"tag.added:import:{run_key}:{lead}:{tag}",
+            )
+            for lead, tag in added
+        ]
+    if new_leads or derived:
         events_record(
-            events=[
+            events=derived
+            + [
                 Event(
                     lead_id=lead.pk,
                     type="lead.created",

@@ -189,3 +189,15 @@ def test_unreadable_csv_header_is_a_form_error(client, marketer):
 def test_company_size_too_large_is_a_row_error():
     totals = run("email,company_size\nbig@example.com,99999999999\n")
     assert totals["errors"] == [{"row": 2, "error": "company_size: '99999999999' is too large."}]
+
+
+def test_import_emits_change_and_tag_events_for_existing_leads():
+    lead = LeadFactory.create(email="known@example.com", job_title="Engineer")
+    run("email,job_title,tags\nknown@example.com,CTO,vip\n")
+    change = Event.objects.get(lead=lead, type="field.changed")
+    assert change.properties == {"field": "job_title", "from": "Engineer", "to": "CTO"}
+    assert list(
+        Event.objects.filter(lead=lead, type="tag.added").values_list("name", flat=True)
+    ) == ["vip"]
+    run("email,job_title,tags\nknown@example.com,CTO,vip\n")
+    assert Event.objects.filter(lead=lead, type__in=["field.changed", "tag.added"]).count() == 2
