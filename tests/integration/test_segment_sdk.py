@@ -69,7 +69,11 @@ def test_sdk_calls_land_as_events(live_server, ingest_key, gzip, sdk):
     assert (lead.company_name, lead.company_size, lead.industry) == ("Globex", 120, "Energy")
     assert lead.external_id == "user-42-renamed"
     assert lead.raw_traits == {"plan": "team"}
-    assert list(Identity.objects.values_list("value", flat=True)) == ["anon-42"]
+    # The anonymous id, and the user id from before the alias, both still find the lead.
+    assert sorted(Identity.objects.values_list("kind", "value")) == [
+        ("anonymous_id", "anon-42"),
+        ("user_id", "user-42"),
+    ]
     sdk_events = Event.objects.filter(source="segment")
     assert sorted(sdk_events.values_list("type", "name")) == [
         ("alias", ""),
