@@ -12,6 +12,17 @@ from tests.factories import UserFactory
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_persistent_connections(django_db_setup):
+    """live_server threads must not keep connections open past their request, or
+    the test database cannot be dropped at the end."""
+    from django.db import connections
+
+    for alias in connections:
+        connections.settings[alias]["CONN_MAX_AGE"] = 0
+        connections[alias].settings_dict["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(autouse=True)
 def _celery_eager(request: pytest.FixtureRequest):
     """Unit tests run tasks inline; tests marked ``integration`` use a real worker."""
