@@ -19,6 +19,7 @@ app.conf.update(
     task_routes={
         "leads.tasks.events_sweep": {"queue": "periodic"},
         "leads.tasks.broker_purge": {"queue": "periodic"},
+        "leads.tasks.segments_refresh": {"queue": "periodic"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered
     # if the worker process dies mid-task. Effects are idempotent (see DESIGN.md).
@@ -32,6 +33,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "events-sweep": {"task": "leads.tasks.events_sweep", "schedule": 10.0},
+        # Segments with rules relative to now ("in the last 30 days").
+        "segments-refresh": {"task": "leads.tasks.segments_refresh", "schedule": 600.0},
     },
 )
 

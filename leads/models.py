@@ -244,3 +244,100 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SegmentKind(models.TextChoices):
+    DYNAMIC = "dynamic", "Dynamic (by conditions)"
+    STATIC = "static", "Static (by hand or import)"
+
+
+class Segment(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=SegmentKind.choices, default="dynamic")
+    conditions = models.JSONField(default=dict, blank=True)
+    # Rules relative to now ("in the last 30 days") change without any event:
+    # such segments are recomputed by beat.
+    time_relative = models.BooleanField(default=False)
+    member_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MembershipSource(models.TextChoices):
+    CONDITION = "condition", "Conditions"
+    MANUAL = "manual", "Added by hand"
+    IMPORT = "import", "Imported"
+
+
+class SegmentMembership(models.Model):
+    """One stay of a lead in a segment: open while ``left_at`` is null. A lead that
+    leaves and comes back has a row per stay, which is its history."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="memberships")
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=MembershipSource.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "lead"],
+                condition=Q(left_at__isnull=True),
+                name="membership_one_open_stay",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "segment"], name="membership_lead_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} in {self.segment_id}"
+
+
+class SegmentExclusion(models.Model):
+    """A lead taken out of a dynamic segment by hand: it stays out, whatever its
+    conditions say, until it is included again."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="exclusions")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="segment_exclusions")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "lead"], name="exclusion_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} kept out of {self.segment_id}"
+
+
+class SegmentDependency(models.Model):
+    """What can change a dynamic segment's outcome for one lead (``field:job_title``,
+    ``activity:page``, ``segment:12``): processing a change looks up only the
+    segments that depend on it."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="dependencies")
+    key = models.CharField(max_length=120, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "key"], name="dependency_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} ← {self.key}"

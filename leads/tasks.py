@@ -27,3 +27,20 @@ def lead_import_run(import_id: int) -> None:
     from leads.services.imports import lead_import_run as run
 
     run(import_id=import_id)
+
+
+@shared_task(name="leads.tasks.segment_recompute")
+def segment_recompute_task(segment_id: int) -> None:
+    from leads.models import Segment
+    from leads.services.segments import segment_recompute
+
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is not None:
+        segment_recompute(segment=segment)
+
+
+@shared_task(name="leads.tasks.segments_refresh")
+def segments_refresh_task() -> int:
+    from leads.services.segments import segments_refresh_time_relative
+
+    return segments_refresh_time_relative()

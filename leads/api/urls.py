@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from leads.api import views
+from leads.api import segments, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("leads", views.LeadViewSet, basename="lead")
@@ -8,5 +9,13 @@ router.register("fields", views.FieldDefinitionViewSet, basename="field")
 router.register("events", views.EventViewSet, basename="event")
 router.register("email-events", views.EmailEventViewSet, basename="email-event")
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
+router.register("segments", segments.SegmentViewSet, basename="segment")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "leads/<int:lead_pk>/segments/",
+        segments.LeadSegmentsViewSet.as_view({"get": "list"}),
+        name="lead-segments",
+    ),
+    *router.urls,
+]

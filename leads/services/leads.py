@@ -9,9 +9,19 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, Q
 
-from leads.models import Event, Identity, IdentityKind, Lead, Stage, Tag
+from leads.models import (
+    Event,
+    Identity,
+    IdentityKind,
+    Lead,
+    Segment,
+    SegmentExclusion,
+    SegmentMembership,
+    Stage,
+    Tag,
+)
 from leads.services.events import event_derive
 
 logger = logging.getLogger(__name__)
@@ -220,6 +230,7 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
         return target
     Event.objects.filter(lead=source).update(lead=target)
     Identity.objects.filter(lead=source).update(lead=target)
+    _merge_memberships(source=source, target=target)
     tag_names = list(source.tags.values_list("name", flat=True))
     update_fields = {"custom_fields", "raw_traits", "unsubscribed", "updated_at"}
     for field in MERGE_FILL_FIELDS:
@@ -279,3 +290,27 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
 
 def lead_delete(*, lead: Lead) -> None:
     lead.delete()
+
+
+def _merge_memberships(*, source: Lead, target: Lead) -> None:
+    """Segment history moves to the target; where both are in a segment, the
+    target's stay is kept. Dynamic segments are re-checked through lead.merged."""
+    both = SegmentMembership.objects.filter(lead=target, left_at__isnull=True).values("segment_id")
+    open_duplicates = SegmentMembership.objects.filter(
+        lead=source, left_at__isnull=True, segment_id__in=both
+    )
+    counts = dict(
+        open_duplicates.values_list("segment_id")
+        .annotate(n=Count("id"))
+        .values_list("segment_id", "n")
+    )
+    open_duplicates.delete()
+    for segment_id, n in counts.items():
+        Segment.objects.filter(pk=segment_id).update(member_count=F("member_count") - n)
+    SegmentMembership.objects.filter(lead=source).update(lead=target)
+    excluded = set(
+        SegmentExclusion.objects.filter(lead=target).values_list("segment_id", flat=True)
+    )
+    SegmentExclusion.objects.filter(lead=source).exclude(segment_id__in=excluded).update(
+        lead=target
+    )

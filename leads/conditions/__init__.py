@@ -1,0 +1,30 @@
+"""The condition tree: one JSON shape for segments, flow conditions and wait-until.
+
+``validate`` checks a tree and names the path of every bad rule; ``compile_tree``
+turns a valid tree into a Django ``Q`` (activity rules become ``Exists`` or a
+counted subquery), used alike for a whole segment, one lead, and a preview count.
+"""
+
+from leads.conditions.compiler import compile_tree
+from leads.conditions.schema import (
+    ACTIVITY_TYPES,
+    FIELD_TYPES,
+    OPERATORS,
+    ConditionError,
+    dependencies,
+    is_time_relative,
+    referenced_segments,
+    validate,
+)
+
+__all__ = [
+    "ACTIVITY_TYPES",
+    "FIELD_TYPES",
+    "OPERATORS",
+    "ConditionError",
+    "compile_tree",
+    "dependencies",
+    "is_time_relative",
+    "referenced_segments",
+    "validate",
+]

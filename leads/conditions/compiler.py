@@ -1,0 +1,272 @@
+"""Compile a validated condition tree into a Django ``Q`` over ``Lead``.
+
+Semantics, mirrored exactly by the plain-Python evaluator in the tests:
+text comparisons ignore case; a missing value (NULL, or no custom key) fails
+every positive test and passes its negation (``is_not``, ``not_contains``,
+``ne``, ``has_not``); dates compare by UTC day; relative ranges are measured
+from ``now``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact, GreaterThanOrEqual, LessThanOrEqual
+from django.utils import timezone
+
+from leads.conditions.schema import FIELD_TYPES, field_type, parse_date
+from leads.models import Event, Lead, SegmentMembership
+
+
+def compile_tree(tree: dict[str, Any], *, now: dt.datetime | None = None) -> Q:
+    """The ``Q`` selecting the leads that match ``tree`` (validated beforehand)."""
+    from leads.models import FieldDefinition
+
+    definitions = {d.key: d for d in FieldDefinition.objects.all()}
+    return _Compiler(now or timezone.now(), definitions).node(tree)
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+class _Compiler:
+    def __init__(self, now: dt.datetime, definitions: dict[str, Any]):
+        self.now = now
+        self.definitions = definitions
+
+    def node(self, node: dict[str, Any]) -> Q:
+        if "all" in node:
+            q = Q()
+            for child in node["all"]:
+                q &= self.node(child)
+            return q
+        if "any" in node:
+            if not node["any"]:
+                return Q(pk__in=[])
+            q = Q(pk__in=[])
+            for child in node["any"]:
+                q |= self.node(child)
+            return q
+        if "field" in node:
+            return self.field(node)
+        if "activity" in node:
+            return self.activity(node)
+        return self.segment(node)
+
+    # --- field rules -------------------------------------------------------------
+    def field(self, rule: dict[str, Any]) -> Q:
+        name: str = rule["field"]
+        op: str = rule["op"]
+        value = rule.get("value")
+        kind = field_type(name, self.definitions)
+        if name == "tags":
+            return self.tags(op, value)
+        if name == "owner":
+            return self.owner(op, value)
+        column = name if name in FIELD_TYPES else f"custom_fields__{name[7:]}"
+        custom = name not in FIELD_TYPES
+        if kind == "text":
+            return self.text(column, op, value, custom)
+        if kind == "number":
+            return self.number(column, op, value, custom)
+        if kind == "date":
+            return self.date(column, op, value, custom)
+        if kind == "boolean":
+            return Q(**{column: value})
+        # choice
+        if op == "is":
+            return Q(**{column: value})
+        if op == "is_not":
+            return ~Q(**{column: value}) | self.missing(column, custom)
+        if op == "in":
+            return Q(**{f"{column}__in": value})
+        return self.present(column, custom) if op == "is_set" else ~self.present(column, custom)
+
+    def present(self, column: str, custom: bool) -> Q:
+        if custom:
+            key = column.removeprefix("custom_fields__")
+            return Q(custom_fields__has_key=key) & ~Q(**{column: None}) & ~Q(**{column: ""})
+        q = Q(**{f"{column}__isnull": False})
+        if FIELD_TYPES.get(column) == "text":
+            q &= ~Q(**{column: ""})
+        return q
+
+    def missing(self, column: str, custom: bool) -> Q:
+        if custom:
+            key = column.removeprefix("custom_fields__")
+            return ~Q(custom_fields__has_key=key) | Q(**{column: None})
+        return Q(**{f"{column}__isnull": True})
+
+    def text(self, column: str, op: str, value: Any, custom: bool) -> Q:
+        if op in ("is_set", "is_not_set"):
+            present = self.present(column, custom)
+            return present if op == "is_set" else ~present
+        if op == "in":
+            q = Q(pk__in=[])
+            for item in value:
+                q |= Q(**{f"{column}__iexact": item})
+            return self.present(column, custom) & q
+        lookup = {
+            "is": "iexact",
+            "is_not": "iexact",
+            "contains": "icontains",
+            "not_contains": "icontains",
+            "starts_with": "istartswith",
+            "ends_with": "iendswith",
+        }[op]
+        q = self.present(column, custom) & Q(**{f"{column}__{lookup}": value})
+        return ~q if op in ("is_not", "not_contains") else q
+
+    def number(self, column: str, op: str, value: Any, custom: bool) -> Q:
+        if op in ("is_set", "is_not_set"):
+            present = self.present(column, custom)
+            return present if op == "is_set" else ~present
+        present = self.present(column, custom)
+        if op == "between":
+            return present & Q(**{f"{column}__gte": value[0], f"{column}__lte": value[1]})
+        if op in ("eq", "ne"):
+            q = present & Q(**{column: value})
+            return ~q if op == "ne" else q
+        return present & Q(**{f"{column}__{op}": value})
+
+    def date(self, column: str, op: str, value: Any, custom: bool) -> Q:
+        if op in ("is_set", "is_not_set"):
+            present = self.present(column, custom)
+            return present if op == "is_set" else ~present
+        today = self.now.astimezone(dt.UTC).date()
+        if op in ("before", "after", "on", "between"):
+            if op == "between":
+                first, last = parse_date(value[0]), parse_date(value[1])
+            else:
+                first = last = parse_date(value)
+            assert first is not None and last is not None
+            low: dt.date | None = first
+            high: dt.date | None = last + dt.timedelta(days=1)
+            if op == "before":
+                low, high = None, first
+            elif op == "after":
+                low, high = last + dt.timedelta(days=1), None
+            return self.date_range(column, custom, low, high)
+        days = dt.timedelta(days=value)
+        if custom:
+            # Custom dates are days: "in the last N days" is today-N .. today.
+            ranges: dict[str, tuple[dt.date | None, dt.date | None]] = {
+                "in_last_days": (today - days, today + dt.timedelta(days=1)),
+                "more_than_days_ago": (None, today - days),
+                "in_next_days": (today, today + days + dt.timedelta(days=1)),
+            }
+            return self.date_range(column, custom, *ranges[op])
+        moments = {
+            "in_last_days": (self.now - days, self.now),
+            "more_than_days_ago": (None, self.now - days),
+            "in_next_days": (self.now, self.now + days),
+        }
+        start, end = moments[op]
+        q = self.present(column, custom)
+        if start is not None:
+            q &= Q(**{f"{column}__gte": start})
+        if op == "more_than_days_ago":
+            return q & Q(**{f"{column}__lt": end})
+        return q & Q(**{f"{column}__lte": end})
+
+    def date_range(self, column: str, custom: bool, low: dt.date | None, high: dt.date | None) -> Q:
+        q = self.present(column, custom)
+        if custom:
+            if low is not None:
+                q &= Q(**{f"{column}__gte": low.isoformat()})
+            if high is not None:
+                q &= Q(**{f"{column}__lt": high.isoformat()})
+            return q
+        if low is not None:
+            q &= Q(**{f"{column}__gte": day_start(low)})
+        if high is not None:
+            q &= Q(**{f"{column}__lt": day_start(high)})
+        return q
+
+    def owner(self, op: str, value: Any) -> Q:
+        if op == "is":
+            return Q(owner_id=value)
+        if op == "is_not":
+            return ~Q(owner_id=value) | Q(owner__isnull=True)
+        if op == "in":
+            return Q(owner_id__in=value)
+        return Q(owner__isnull=op == "is_not_set")
+
+    def tags(self, op: str, value: Any) -> Q:
+        through = Lead.tags.through
+
+        def has(names: list[str]) -> Exists:
+            return Exists(through.objects.filter(lead_id=OuterRef("pk"), tag__name__in=names))
+
+        if op == "has":
+            return Q(has([value]))
+        if op == "has_not":
+            return ~Q(has([value]))
+        if op == "has_any":
+            return Q(has(value))
+        q = Q()
+        for name in value:
+            q &= Q(has([name]))
+        return q
+
+    # --- activity rules ----------------------------------------------------------
+    def activity(self, rule: dict[str, Any]) -> Q:
+        events = Event.objects.filter(lead_id=OuterRef("pk"), type=rule["activity"])
+        if "name" in rule:
+            events = events.filter(name=rule["name"])
+        for prop, test in rule.get("where", {}).items():
+            events = events.filter(self.property(prop, test["op"], test["value"]))
+        if "within_days" in rule:
+            events = events.filter(
+                occurred_at__gte=self.now - dt.timedelta(days=rule["within_days"])
+            )
+        elif "between" in rule:
+            first, last = parse_date(rule["between"][0]), parse_date(rule["between"][1])
+            assert first is not None and last is not None
+            events = events.filter(
+                occurred_at__gte=day_start(first),
+                occurred_at__lt=day_start(last + dt.timedelta(days=1)),
+            )
+        count = rule.get("count", {"op": "gte", "value": 1})
+        op, n = count["op"], count["value"]
+        if (op == "gte" and n <= 1) or (op == "eq" and n == 0) or (op == "lte" and n == 0):
+            exists = Q(Exists(events))
+            if op == "gte":
+                return exists if n == 1 else Q()
+            return ~exists
+        counted = Coalesce(
+            Subquery(events.order_by().values("lead_id").annotate(n=Count("id")).values("n")[:1]),
+            0,
+        )
+        lookup = {"gte": GreaterThanOrEqual, "lte": LessThanOrEqual, "eq": Exact}[op]
+        return Q(lookup(counted, n))
+
+    def property(self, prop: str, op: str, value: Any) -> Q:
+        column = f"properties__{prop}"
+        if op in ("gt", "gte", "lt", "lte"):
+            return Q(**{f"{column}__{op}": value})
+        if isinstance(value, bool) or not isinstance(value, str):
+            q = Q(**{column: value})
+        else:
+            lookup = {
+                "is": "iexact",
+                "is_not": "iexact",
+                "contains": "icontains",
+                "starts_with": "istartswith",
+                "ends_with": "iendswith",
+            }[op]
+            q = Q(**{f"{column}__{lookup}": value})
+        return ~q if op == "is_not" else q
+
+    # --- segment rules -----------------------------------------------------------
+    def segment(self, rule: dict[str, Any]) -> Q:
+        member = Exists(
+            SegmentMembership.objects.filter(
+                lead_id=OuterRef("pk"), segment_id=rule["segment"], left_at__isnull=True
+            )
+        )
+        return Q(member) if rule["op"] == "in" else ~Q(member)

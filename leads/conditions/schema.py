@@ -1,0 +1,406 @@
+"""The shape of a condition tree, and its validation.
+
+A tree is a group, ``{"all": [...]}`` or ``{"any": [...]}``, of rules and groups,
+nested to any depth. Rules:
+
+- field: ``{"field": "job_title", "op": "contains", "value": "CEO"}``; custom
+  fields as ``"custom.<key>"``; ``owner`` takes user ids; ``tags`` takes names.
+- activity: ``{"activity": "page", "name": "...", "where": {"url": {"op":
+  "contains", "value": "/pricing"}}, "count": {"op": "gte", "value": 2},
+  "within_days": 30}`` (or ``"between": ["2026-01-01", "2026-03-31"]``; neither
+  means ever). ``count`` defaults to at least once; ``{"op": "eq", "value": 0}``
+  is "has not".
+- segment: ``{"segment": 12, "op": "in"}`` or ``"not_in"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from leads.models import FieldDefinition, FieldType, Stage
+
+FIELD_TYPES: dict[str, str] = {
+    "email": "text",
+    "external_id": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "phone": "text",
+    "job_title": "text",
+    "company_name": "text",
+    "industry": "text",
+    "country": "text",
+    "city": "text",
+    "company_size": "number",
+    "stage": "choice",
+    "unsubscribed": "boolean",
+    "created_at": "date",
+    "updated_at": "date",
+    "last_activity_at": "date",
+    "owner": "owner",
+    "tags": "tags",
+}
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "text": (
+        "is",
+        "is_not",
+        "contains",
+        "not_contains",
+        "starts_with",
+        "ends_with",
+        "in",
+        "is_set",
+        "is_not_set",
+    ),
+    "number": ("eq", "ne", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"),
+    "date": (
+        "before",
+        "after",
+        "on",
+        "between",
+        "in_last_days",
+        "more_than_days_ago",
+        "in_next_days",
+        "is_set",
+        "is_not_set",
+    ),
+    "boolean": ("is",),
+    "choice": ("is", "is_not", "in", "is_set", "is_not_set"),
+    "owner": ("is", "is_not", "in", "is_set", "is_not_set"),
+    "tags": ("has", "has_not", "has_any", "has_all"),
+}
+# Operators on event properties (``where``).
+PROPERTY_OPERATORS = (
+    "is",
+    "is_not",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+)
+COUNT_OPERATORS = ("gte", "lte", "eq")
+ACTIVITY_TYPES = (
+    "track",
+    "page",
+    "screen",
+    "form.submitted",
+    "email.delivered",
+    "email.opened",
+    "email.clicked",
+    "email.replied",
+    "email.bounced",
+    "email.complained",
+    "email.unsubscribed",
+)
+NO_VALUE = ("is_set", "is_not_set")
+RELATIVE = ("in_last_days", "more_than_days_ago", "in_next_days")
+PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+MAX_DEPTH = 10
+MAX_RULES = 200
+MAX_DAYS = 36_500
+
+
+class ConditionError(ValueError):
+    """A bad tree; ``fields`` maps the path of each bad rule to its messages."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        super().__init__("; ".join(f"{p}: {' '.join(m)}" for p, m in fields.items()))
+        self.fields = fields
+
+
+class _Checker:
+    def __init__(self, definitions: dict[str, FieldDefinition], segment_ids: set[int] | None):
+        self.definitions = definitions
+        self.segment_ids = segment_ids
+        self.errors: dict[str, list[str]] = {}
+        self.rules = 0
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.setdefault(path, []).append(message)
+
+    def node(self, node: Any, path: str, depth: int) -> None:
+        if not isinstance(node, dict):
+            self.fail(path, "Expected an object: a group or a rule.")
+            return
+        if "all" in node or "any" in node:
+            self.group(node, path, depth)
+        elif "field" in node:
+            self.field_rule(node, path)
+        elif "activity" in node:
+            self.activity_rule(node, path)
+        elif "segment" in node:
+            self.segment_rule(node, path)
+        else:
+            self.fail(path, "Expected a group (all / any) or a field, activity or segment rule.")
+
+    def group(self, node: dict[str, Any], path: str, depth: int) -> None:
+        keys = set(node)
+        if len(keys & {"all", "any"}) != 1 or keys - {"all", "any"}:
+            self.fail(path, "A group has exactly one key: all or any.")
+            return
+        key = "all" if "all" in node else "any"
+        children = node[key]
+        if depth > MAX_DEPTH:
+            self.fail(path, f"Groups nest at most {MAX_DEPTH} deep.")
+            return
+        if not isinstance(children, list):
+            self.fail(f"{path}.{key}" if path else key, "Expected a list of rules.")
+            return
+        for index, child in enumerate(children):
+            prefix = f"{path}.{key}" if path else key
+            self.node(child, f"{prefix}[{index}]", depth + 1)
+
+    def count_rule(self, path: str) -> bool:
+        self.rules += 1
+        if self.rules > MAX_RULES:
+            if self.rules == MAX_RULES + 1:
+                self.fail(path, f"A tree holds at most {MAX_RULES} rules.")
+            return False
+        return True
+
+    def field_rule(self, node: dict[str, Any], path: str) -> None:
+        if not self.count_rule(path):
+            return
+        unknown = set(node) - {"field", "op", "value"}
+        if unknown:
+            self.fail(path, f"Unknown keys: {', '.join(sorted(unknown))}.")
+        name = node.get("field")
+        kind = field_type(name, self.definitions) if isinstance(name, str) else None
+        if kind is None:
+            self.fail(f"{path}.field", f"Unknown field {name!r}.")
+            return
+        op = node.get("op")
+        if op not in OPERATORS[kind]:
+            self.fail(
+                f"{path}.op",
+                f"{op!r} is not an operator for {kind} fields; use one of: "
+                f"{', '.join(OPERATORS[kind])}.",
+            )
+            return
+        if op in NO_VALUE:
+            if node.get("value") is not None:
+                self.fail(f"{path}.value", f"{op} takes no value.")
+            return
+        if "value" not in node:
+            self.fail(f"{path}.value", "A value is required.")
+            return
+        message = value_problem(kind, op, node["value"], str(name), self.definitions)
+        if message:
+            self.fail(f"{path}.value", message)
+
+    def activity_rule(self, node: dict[str, Any], path: str) -> None:
+        if not self.count_rule(path):
+            return
+        unknown = set(node) - {"activity", "name", "where", "count", "within_days", "between"}
+        if unknown:
+            self.fail(path, f"Unknown keys: {', '.join(sorted(unknown))}.")
+        if node.get("activity") not in ACTIVITY_TYPES:
+            self.fail(f"{path}.activity", f"Expected one of: {', '.join(ACTIVITY_TYPES)}.")
+        if "name" in node and not (isinstance(node["name"], str) and node["name"]):
+            self.fail(f"{path}.name", "Expected a non-empty string.")
+        where = node.get("where", {})
+        if not isinstance(where, dict):
+            self.fail(f"{path}.where", "Expected an object of property filters.")
+        else:
+            for prop, test in where.items():
+                self.property_filter(prop, test, f"{path}.where.{prop}")
+        count = node.get("count", {"op": "gte", "value": 1})
+        if (
+            not isinstance(count, dict)
+            or count.get("op") not in COUNT_OPERATORS
+            or not _is_int(count.get("value"))
+            or count["value"] < 0
+            or set(count) - {"op", "value"}
+        ):
+            self.fail(
+                f"{path}.count",
+                'Expected {"op": "gte" | "lte" | "eq", "value": a whole number ≥ 0}.',
+            )
+        if "within_days" in node and "between" in node:
+            self.fail(path, "Use within_days or between, not both.")
+        if "within_days" in node:
+            days = node["within_days"]
+            if not _is_int(days) or not 1 <= days <= MAX_DAYS:
+                self.fail(
+                    f"{path}.within_days", f"Expected a whole number of days, 1 to {MAX_DAYS}."
+                )
+        if "between" in node:
+            problem = value_problem("date", "between", node["between"], "between", {})
+            if problem:
+                self.fail(f"{path}.between", problem)
+
+    def property_filter(self, prop: Any, test: Any, path: str) -> None:
+        if not isinstance(prop, str) or not PROPERTY_NAME.match(prop):
+            self.fail(path, "A property name is 1 to 64 letters, digits, - or _.")
+            return
+        if not isinstance(test, dict) or set(test) != {"op", "value"}:
+            self.fail(path, 'Expected {"op": ..., "value": ...}.')
+            return
+        op, value = test["op"], test["value"]
+        if op not in PROPERTY_OPERATORS:
+            self.fail(f"{path}.op", f"Expected one of: {', '.join(PROPERTY_OPERATORS)}.")
+        elif op in ("gt", "gte", "lt", "lte"):
+            if not _is_number(value):
+                self.fail(f"{path}.value", "Expected a number.")
+        elif op in ("contains", "starts_with", "ends_with"):
+            if not isinstance(value, str) or not value:
+                self.fail(f"{path}.value", "Expected a non-empty string.")
+        elif not isinstance(value, str | int | float | bool) or value is None:
+            self.fail(f"{path}.value", "Expected a string, number or boolean.")
+
+    def segment_rule(self, node: dict[str, Any], path: str) -> None:
+        if not self.count_rule(path):
+            return
+        unknown = set(node) - {"segment", "op"}
+        if unknown:
+            self.fail(path, f"Unknown keys: {', '.join(sorted(unknown))}.")
+        segment = node.get("segment")
+        if not _is_int(segment):
+            self.fail(f"{path}.segment", "Expected a segment id.")
+        elif self.segment_ids is not None and segment not in self.segment_ids:
+            self.fail(f"{path}.segment", f"No segment {segment}.")
+        if node.get("op") not in ("in", "not_in"):
+            self.fail(f"{path}.op", "Expected in or not_in.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_date(value: Any) -> dt.date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def field_type(name: str, definitions: dict[str, FieldDefinition]) -> str | None:
+    if name in FIELD_TYPES:
+        return FIELD_TYPES[name]
+    if name.startswith("custom."):
+        definition = definitions.get(name[7:])
+        return str(definition.type) if definition is not None else None
+    return None
+
+
+def value_problem(
+    kind: str, op: str, value: Any, name: str, definitions: dict[str, FieldDefinition]
+) -> str | None:
+    """Why ``value`` does not fit ``op`` on a field of ``kind``, or None."""
+    if kind == "text":
+        if op == "in":
+            ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+            return None if ok else "Expected a non-empty list of strings."
+        return None if isinstance(value, str) and value != "" else "Expected a non-empty string."
+    if kind == "number":
+        if op == "between":
+            ok = isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+            if not ok:
+                return "Expected [low, high], two numbers."
+            return None if value[0] <= value[1] else "The low bound is above the high bound."
+        return None if _is_number(value) else "Expected a number."
+    if kind == "date":
+        if op in RELATIVE:
+            ok = _is_int(value) and 0 <= value <= MAX_DAYS
+            return None if ok else f"Expected a whole number of days, 0 to {MAX_DAYS}."
+        if op == "between":
+            if not (isinstance(value, list) and len(value) == 2):
+                return "Expected [first day, last day] as YYYY-MM-DD."
+            first, last = parse_date(value[0]), parse_date(value[1])
+            if first is None or last is None:
+                return "Expected [first day, last day] as YYYY-MM-DD."
+            return None if first <= last else "The first day is after the last day."
+        return None if parse_date(value) else "Expected a date as YYYY-MM-DD."
+    if kind == "boolean":
+        return None if isinstance(value, bool) else "Expected true or false."
+    if kind == "choice":
+        options = _choice_options(name, definitions)
+        values = value if op == "in" else [value]
+        if op == "in" and (not isinstance(value, list) or not value):
+            return "Expected a non-empty list."
+        bad = [v for v in values if v not in options]
+        return f"Not one of: {', '.join(options)}." if bad else None
+    if kind == "owner":
+        if op == "in":
+            ok = isinstance(value, list) and value and all(map(_is_int, value))
+            return None if ok else "Expected a non-empty list of user ids."
+        return None if _is_int(value) else "Expected a user id."
+    if kind == "tags":
+        if op in ("has", "has_not"):
+            return None if isinstance(value, str) and value else "Expected a tag name."
+        ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+        return None if ok else "Expected a non-empty list of tag names."
+    return f"Unknown field type {kind!r}."
+
+
+def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[str]:
+    if name == "stage":
+        return list(Stage.values)
+    definition = definitions.get(name[7:]) if name.startswith("custom.") else None
+    return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
+
+
+def validate(tree: Any, *, segment_ids: set[int] | None = None) -> dict[str, Any]:
+    """Return ``tree`` if it is a valid condition tree, else raise ConditionError.
+
+    ``segment_ids``, when given, are the segments a segment rule may name.
+    """
+    definitions = {d.key: d for d in FieldDefinition.objects.all()}
+    checker = _Checker(definitions, segment_ids)
+    if not isinstance(tree, dict) or not ("all" in tree or "any" in tree):
+        checker.fail("", 'The root is a group: {"all": [...]} or {"any": [...]}.')
+    else:
+        checker.node(tree, "", 0)
+    if checker.errors:
+        raise ConditionError(checker.errors)
+    return tree
+
+
+def _rules(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if "all" in node or "any" in node:
+            stack.extend(node.get("all", node.get("any", [])))
+        else:
+            out.append(node)
+    return out
+
+
+def referenced_segments(tree: dict[str, Any]) -> set[int]:
+    return {rule["segment"] for rule in _rules(tree) if "segment" in rule}
+
+
+def is_time_relative(tree: dict[str, Any]) -> bool:
+    """Whether membership can change with time alone (needs periodic refresh)."""
+    for rule in _rules(tree):
+        if "activity" in rule and "within_days" in rule:
+            return True
+        if "field" in rule and rule.get("op") in RELATIVE:
+            return True
+    return False
+
+
+def dependencies(tree: dict[str, Any]) -> set[str]:
+    """What a change must touch to possibly change the tree's outcome for a lead:
+    ``field:<name>``, ``activity:<type>``, ``segment:<id>``."""
+    keys: set[str] = set()
+    for rule in _rules(tree):
+        if "field" in rule:
+            keys.add(f"field:{rule['field']}")
+        elif "activity" in rule:
+            keys.add(f"activity:{rule['activity']}")
+        elif "segment" in rule:
+            keys.add(f"segment:{rule['segment']}")
+    return keys

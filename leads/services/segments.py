@@ -1,0 +1,395 @@
+"""Segments: saving, full recompute, the per-lead check after a change, and the
+hand-made moves (static members, exclusions). Every entry and exit is an open
+or closed SegmentMembership row and one ``segment.entered`` / ``segment.left``
+event keyed by that row, so each change is announced exactly once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from leads.conditions import (
+    ConditionError,
+    compile_tree,
+    dependencies,
+    is_time_relative,
+    referenced_segments,
+    validate,
+)
+from leads.models import (
+    Event,
+    Lead,
+    MembershipSource,
+    Segment,
+    SegmentDependency,
+    SegmentExclusion,
+    SegmentKind,
+    SegmentMembership,
+)
+from leads.services.events import SYSTEM_SOURCE, events_record
+
+logger = logging.getLogger(__name__)
+
+BATCH = 2000
+# Keys every dynamic segment depends on: a new lead must be checked against all
+# of them ("has not opened an email" holds for someone who just arrived).
+ALWAYS = "lead.created"
+
+
+def segment_conditions_clean(
+    *, conditions: Any, kind: str, segment: Segment | None = None
+) -> dict[str, Any]:
+    """Validate a tree for a segment: known segments only, and no cycle of
+    segments referring to each other (which could never settle)."""
+    if kind == SegmentKind.STATIC:
+        if conditions:
+            raise ConditionError({"": ["A static segment has no conditions."]})
+        return {}
+    ids = set(Segment.objects.values_list("id", flat=True))
+    tree = validate(conditions, segment_ids=ids)
+    if segment is not None and segment.pk:
+        refs = referenced_segments(tree)
+        if segment.pk in refs or segment.pk in _reachable(refs):
+            raise ConditionError({"": ["Segments would refer to each other in a cycle."]})
+    return tree
+
+
+def _reachable(start: set[int]) -> set[int]:
+    """Segments reachable through segment rules from ``start``."""
+    seen: set[int] = set()
+    frontier = set(start)
+    trees = dict(Segment.objects.filter(kind=SegmentKind.DYNAMIC).values_list("id", "conditions"))
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        frontier |= referenced_segments(trees.get(current) or {"all": []}) - seen
+    return seen
+
+
+def _index(segment: Segment) -> None:
+    SegmentDependency.objects.filter(segment=segment).delete()
+    if segment.kind != SegmentKind.DYNAMIC:
+        return
+    keys = dependencies(segment.conditions) | {ALWAYS}
+    SegmentDependency.objects.bulk_create(
+        [SegmentDependency(segment=segment, key=key) for key in sorted(keys)]
+    )
+
+
+def _schedule_recompute(segment: Segment) -> None:
+    from leads.tasks import segment_recompute_task
+
+    segment_id = segment.pk
+    transaction.on_commit(lambda: segment_recompute_task.delay(segment_id))
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    name: str,
+    kind: str = SegmentKind.DYNAMIC,
+    conditions: Any = None,
+    description: str = "",
+    created_by: User | None = None,
+) -> Segment:
+    """Create a segment; a dynamic one is filled by a recompute after commit."""
+    tree = segment_conditions_clean(conditions=conditions or {}, kind=kind)
+    segment = Segment.objects.create(
+        name=name,
+        description=description,
+        kind=kind,
+        conditions=tree,
+        time_relative=kind == SegmentKind.DYNAMIC and is_time_relative(tree),
+        created_by=created_by,
+    )
+    _index(segment)
+    if kind == SegmentKind.DYNAMIC:
+        _schedule_recompute(segment)
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment: Segment,
+    name: str | None = None,
+    description: str | None = None,
+    conditions: Any = None,
+) -> Segment:
+    """Rename or re-describe a segment, or change its conditions (then recompute)."""
+    fields = ["updated_at"]
+    if name is not None:
+        segment.name = name
+        fields.append("name")
+    if description is not None:
+        segment.description = description
+        fields.append("description")
+    if conditions is not None:
+        tree = segment_conditions_clean(conditions=conditions, kind=segment.kind, segment=segment)
+        segment.conditions = tree
+        segment.time_relative = segment.kind == SegmentKind.DYNAMIC and is_time_relative(tree)
+        fields += ["conditions", "time_relative"]
+    segment.save(update_fields=fields)
+    if conditions is not None:
+        _index(segment)
+        if segment.kind == SegmentKind.DYNAMIC:
+            _schedule_recompute(segment)
+    return segment
+
+
+def segment_delete(*, segment: Segment) -> None:
+    """Delete a segment that no other segment refers to."""
+    users = [
+        s.name
+        for s in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment.pk)
+        if segment.pk in referenced_segments(s.conditions or {"all": []})
+    ]
+    if users:
+        raise ConditionError({"": [f"Used by the segments: {', '.join(sorted(users))}."]})
+    segment.delete()
+
+
+# --- entering and leaving -----------------------------------------------------------
+
+
+def _segment_event(
+    membership_id: int, lead_id: int, segment: Segment, type_: str, at: Any, depth: int
+) -> Event:
+    return Event(
+        lead_id=lead_id,
+        type=type_,
+        name=segment.name[:255],
+        properties={"segment_id": segment.pk, "segment_name": segment.name},
+        occurred_at=at,
+        received_at=at,
+        source=SYSTEM_SOURCE,
+        idempotency_key=f"{type_}:{membership_id}",
+        depth=depth,
+    )
+
+
+def _enter(segment: Segment, lead_ids: Iterable[int], source: str, *, depth: int = 0) -> list[int]:
+    """Open a stay for each lead not already in; returns who actually entered."""
+    lead_ids = list(lead_ids)
+    if not lead_ids:
+        return []
+    now = timezone.now()
+    SegmentMembership.objects.bulk_create(
+        [
+            SegmentMembership(segment=segment, lead_id=lead_id, entered_at=now, source=source)
+            for lead_id in lead_ids
+        ],
+        ignore_conflicts=True,
+    )
+    # Rows that are ours carry our timestamp; a concurrent entry kept its own
+    # and announced itself.
+    entered = list(
+        SegmentMembership.objects.filter(
+            segment=segment, lead_id__in=lead_ids, entered_at=now, left_at__isnull=True
+        ).values_list("id", "lead_id")
+    )
+    if entered:
+        Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") + len(entered))
+        events_record(
+            events=[
+                _segment_event(mid, lid, segment, "segment.entered", now, depth)
+                for mid, lid in entered
+            ]
+        )
+    return [lead_id for _, lead_id in entered]
+
+
+def _leave(segment: Segment, lead_ids: Iterable[int], *, depth: int = 0) -> list[int]:
+    """Close the open stay of each lead; returns who actually left."""
+    lead_ids = list(lead_ids)
+    if not lead_ids:
+        return []
+    now = timezone.now()
+    open_stays = SegmentMembership.objects.filter(
+        segment=segment, lead_id__in=lead_ids, left_at__isnull=True
+    )
+    stays = list(open_stays.values_list("id", "lead_id"))
+    closed = SegmentMembership.objects.filter(
+        pk__in=[mid for mid, _ in stays], left_at__isnull=True
+    ).update(left_at=now)
+    if not closed:
+        return []
+    left = list(
+        SegmentMembership.objects.filter(pk__in=[mid for mid, _ in stays], left_at=now).values_list(
+            "id", "lead_id"
+        )
+    )
+    Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") - len(left))
+    events_record(
+        events=[_segment_event(mid, lid, segment, "segment.left", now, depth) for mid, lid in left]
+    )
+    return [lead_id for _, lead_id in left]
+
+
+def _open_stay(segment: Segment) -> Exists:
+    return Exists(
+        SegmentMembership.objects.filter(
+            segment=segment, lead_id=OuterRef("pk"), left_at__isnull=True
+        )
+    )
+
+
+def _excluded(segment: Segment) -> Exists:
+    return Exists(SegmentExclusion.objects.filter(segment=segment, lead_id=OuterRef("pk")))
+
+
+def segment_recompute(*, segment: Segment) -> dict[str, int]:
+    """Bring a dynamic segment's members in line with its conditions: joiners and
+    leavers are found by set queries and moved in batches. Returns the counts."""
+    if segment.kind != SegmentKind.DYNAMIC:
+        return {"entered": 0, "left": 0}
+    matches = compile_tree(segment.conditions)
+    joiners = (
+        Lead.objects.filter(matches)
+        .exclude(_open_stay(segment))
+        .exclude(_excluded(segment))
+        .values_list("id", flat=True)
+        .order_by()
+    )
+    leavers = (
+        Lead.objects.filter(_open_stay(segment))
+        .filter(~Q(matches) | Q(_excluded(segment)))
+        .values_list("id", flat=True)
+        .order_by()
+    )
+    entered = left = 0
+    for ids in _chunks(joiners.iterator(chunk_size=BATCH)):
+        with transaction.atomic():
+            entered += len(_enter(segment, ids, MembershipSource.CONDITION))
+    for ids in _chunks(leavers.iterator(chunk_size=BATCH)):
+        with transaction.atomic():
+            left += len(_leave(segment, ids))
+    count = SegmentMembership.objects.filter(segment=segment, left_at__isnull=True).count()
+    Segment.objects.filter(pk=segment.pk).update(
+        member_count=count, last_refreshed_at=timezone.now()
+    )
+    logger.info("segment %s recomputed: %s entered, %s left", segment.pk, entered, left)
+    return {"entered": entered, "left": left}
+
+
+def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    batch: list[int] = []
+    for lead_id in ids:
+        batch.append(lead_id)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def segments_refresh_time_relative() -> int:
+    """Recompute every segment whose rules are relative to now (from beat)."""
+    segments = Segment.objects.filter(kind=SegmentKind.DYNAMIC, time_relative=True)
+    for segment in segments:
+        segment_recompute(segment=segment)
+    return len(segments)
+
+
+# --- the per-lead check ---------------------------------------------------------------
+
+
+def dependency_keys(event: Event) -> set[str]:
+    """What this (applied) event may have changed, as dependency keys."""
+    if event.type == "lead.created":
+        return {ALWAYS}
+    if event.type == "field.changed":
+        custom = event.properties.get("custom")
+        return {f"field:custom.{event.name}" if custom else f"field:{event.name}"}
+    if event.type in ("tag.added", "tag.removed"):
+        return {"field:tags"}
+    if event.type in ("segment.entered", "segment.left"):
+        return {f"segment:{event.properties.get('segment_id')}"}
+    if event.type == "lead.merged":
+        return {ALWAYS}
+    return {f"activity:{event.type}"}
+
+
+def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = None) -> None:
+    """Re-check, for this lead only, the dynamic segments that depend on ``keys``;
+    enter or leave where the answer changed. The lead is locked by the caller."""
+    segment_ids = set(
+        SegmentDependency.objects.filter(key__in=keys).values_list("segment_id", flat=True)
+    )
+    if not segment_ids:
+        return
+    depth = cause.depth + 1 if cause is not None else 0
+    segments = Segment.objects.filter(pk__in=segment_ids, kind=SegmentKind.DYNAMIC)
+    member_of = set(
+        SegmentMembership.objects.filter(
+            lead=lead, segment_id__in=segment_ids, left_at__isnull=True
+        ).values_list("segment_id", flat=True)
+    )
+    excluded = set(
+        SegmentExclusion.objects.filter(lead=lead, segment_id__in=segment_ids).values_list(
+            "segment_id", flat=True
+        )
+    )
+    for segment in segments:
+        matches = (
+            segment.pk not in excluded
+            and Lead.objects.filter(pk=lead.pk).filter(compile_tree(segment.conditions)).exists()
+        )
+        if matches and segment.pk not in member_of:
+            _enter(segment, [lead.pk], MembershipSource.CONDITION, depth=depth)
+        elif not matches and segment.pk in member_of:
+            _leave(segment, [lead.pk], depth=depth)
+
+
+# --- by hand ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def segment_add_leads(
+    *, segment: Segment, lead_ids: Iterable[int], source: str = MembershipSource.MANUAL
+) -> int:
+    """Add leads to a static segment; returns how many were not in it already."""
+    if segment.kind != SegmentKind.STATIC:
+        raise ConditionError({"": ["Leads are added by hand to static segments only."]})
+    return len(_enter(segment, lead_ids, source))
+
+
+@transaction.atomic
+def segment_remove_leads(*, segment: Segment, lead_ids: Iterable[int]) -> int:
+    if segment.kind != SegmentKind.STATIC:
+        raise ConditionError({"": ["Leads are removed by hand from static segments only."]})
+    return len(_leave(segment, lead_ids))
+
+
+@transaction.atomic
+def segment_exclude_leads(
+    *, segment: Segment, lead_ids: Iterable[int], created_by: User | None = None
+) -> int:
+    """Keep leads out of a dynamic segment until they are included again."""
+    if segment.kind != SegmentKind.DYNAMIC:
+        raise ConditionError({"": ["Only dynamic segments have exclusions; remove the lead."]})
+    lead_ids = list(lead_ids)
+    SegmentExclusion.objects.bulk_create(
+        [SegmentExclusion(segment=segment, lead_id=i, created_by=created_by) for i in lead_ids],
+        ignore_conflicts=True,
+    )
+    return len(_leave(segment, lead_ids))
+
+
+@transaction.atomic
+def segment_include_leads(*, segment: Segment, lead_ids: Iterable[int]) -> int:
+    """Lift exclusions; leads that match the conditions enter again."""
+    lead_ids = list(lead_ids)
+    SegmentExclusion.objects.filter(segment=segment, lead_id__in=lead_ids).delete()
+    if segment.kind != SegmentKind.DYNAMIC:
+        return 0
+    matching = Lead.objects.filter(pk__in=lead_ids).filter(compile_tree(segment.conditions))
+    return len(_enter(segment, matching.values_list("id", flat=True), MembershipSource.CONDITION))

@@ -1,0 +1,270 @@
+"""Each operator of each field type, and activity and segment rules, compiled and
+run on the real database (SQLite or PostgreSQL, whichever the suite runs on)."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from leads.conditions import ConditionError, compile_tree, validate
+from leads.models import FieldDefinition, Lead, Tag
+from tests.factories import EventFactory, LeadFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+def emails(tree):
+    validate(tree)
+    return sorted(
+        str(e)
+        for e in Lead.objects.filter(compile_tree(tree, now=NOW)).values_list("email", flat=True)
+    )
+
+
+def rule(field, op, value=None):
+    node = {"field": field, "op": op}
+    if value is not None:
+        node["value"] = value
+    return {"all": [node]}
+
+
+@pytest.fixture
+def people():
+    ann = LeadFactory.create(
+        email="ann@a.example",
+        job_title="Chief Executive Officer",
+        company_size=30,
+        stage="mql",
+        city="",
+    )
+    bob = LeadFactory.create(
+        email="bob@b.example", job_title="Engineer", company_size=None, stage="lead", city="Berlin"
+    )
+    cid = LeadFactory.create(
+        email="cid@c.example",
+        job_title="",
+        company_size=5,
+        stage="customer",
+        city="Bern",
+        unsubscribed=True,
+    )
+    return ann, bob, cid
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "expected"),
+    [
+        ("is", "engineer", ["bob@b.example"]),
+        ("is_not", "engineer", ["ann@a.example", "cid@c.example"]),
+        ("contains", "EXEC", ["ann@a.example"]),
+        ("not_contains", "exec", ["bob@b.example", "cid@c.example"]),
+        ("starts_with", "chief", ["ann@a.example"]),
+        ("ends_with", "NEER", ["bob@b.example"]),
+        ("in", ["engineer", "cto"], ["bob@b.example"]),
+        ("is_set", None, ["ann@a.example", "bob@b.example"]),
+        ("is_not_set", None, ["cid@c.example"]),
+    ],
+)
+def test_text_operators(people, op, value, expected):
+    assert emails(rule("job_title", op, value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "expected"),
+    [
+        ("eq", 30, ["ann@a.example"]),
+        ("ne", 30, ["bob@b.example", "cid@c.example"]),
+        ("gt", 5, ["ann@a.example"]),
+        ("gte", 5, ["ann@a.example", "cid@c.example"]),
+        ("lt", 30, ["cid@c.example"]),
+        ("lte", 30, ["ann@a.example", "cid@c.example"]),
+        ("between", [5, 29], ["cid@c.example"]),
+        ("is_set", None, ["ann@a.example", "cid@c.example"]),
+        ("is_not_set", None, ["bob@b.example"]),
+    ],
+)
+def test_number_operators(people, op, value, expected):
+    assert emails(rule("company_size", op, value)) == expected
+
+
+def test_choice_boolean_owner_and_tags(people):
+    ann, bob, _ = people
+    rep = UserFactory.create(username="rep")
+    Lead.objects.filter(pk=ann.pk).update(owner=rep)
+    bob.tags.add(Tag.objects.create(name="vip"), Tag.objects.create(name="beta"))
+    ann.tags.add(Tag.objects.get(name="beta"))
+    assert emails(rule("stage", "is", "mql")) == ["ann@a.example"]
+    assert emails(rule("stage", "is_not", "mql")) == ["bob@b.example", "cid@c.example"]
+    assert emails(rule("stage", "in", ["lead", "customer"])) == ["bob@b.example", "cid@c.example"]
+    assert emails(rule("unsubscribed", "is", True)) == ["cid@c.example"]
+    assert emails(rule("owner", "is", rep.pk)) == ["ann@a.example"]
+    assert emails(rule("owner", "is_not", rep.pk)) == ["bob@b.example", "cid@c.example"]
+    assert emails(rule("owner", "is_not_set")) == ["bob@b.example", "cid@c.example"]
+    assert emails(rule("tags", "has", "vip")) == ["bob@b.example"]
+    assert emails(rule("tags", "has_not", "vip")) == ["ann@a.example", "cid@c.example"]
+    assert emails(rule("tags", "has_any", ["vip", "beta"])) == ["ann@a.example", "bob@b.example"]
+    assert emails(rule("tags", "has_all", ["vip", "beta"])) == ["bob@b.example"]
+
+
+def test_date_operators(people):
+    ann, bob, _ = people
+    Lead.objects.filter(pk=ann.pk).update(last_activity_at=NOW - dt.timedelta(days=2))
+    Lead.objects.filter(pk=bob.pk).update(last_activity_at=NOW - dt.timedelta(days=40))
+    day = (NOW - dt.timedelta(days=2)).date().isoformat()
+    assert emails(rule("last_activity_at", "in_last_days", 7)) == ["ann@a.example"]
+    assert emails(rule("last_activity_at", "more_than_days_ago", 30)) == ["bob@b.example"]
+    assert emails(rule("last_activity_at", "on", day)) == ["ann@a.example"]
+    assert emails(rule("last_activity_at", "before", day)) == ["bob@b.example"]
+    assert emails(rule("last_activity_at", "after", day)) == []
+    assert emails(
+        rule("last_activity_at", "between", [(NOW - dt.timedelta(days=50)).date().isoformat(), day])
+    ) == [
+        "ann@a.example",
+        "bob@b.example",
+    ]
+    assert emails(rule("last_activity_at", "is_not_set")) == ["cid@c.example"]
+
+
+def test_custom_fields(people):
+    ann, bob, _ = people
+    FieldDefinition.objects.create(key="plan", label="Plan", type="choice", options=["free", "pro"])
+    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinition.objects.create(key="renewal", label="Renewal", type="date")
+    FieldDefinition.objects.create(key="nickname", label="Nickname", type="text")
+    Lead.objects.filter(pk=ann.pk).update(
+        custom_fields={"plan": "pro", "seats": 12, "renewal": "2026-05-01", "nickname": "Annie"}
+    )
+    Lead.objects.filter(pk=bob.pk).update(custom_fields={"plan": "free", "seats": 3})
+    assert emails(rule("custom.plan", "is", "pro")) == ["ann@a.example"]
+    assert emails(rule("custom.plan", "is_not", "pro")) == ["bob@b.example", "cid@c.example"]
+    assert emails(rule("custom.seats", "gte", 10)) == ["ann@a.example"]
+    assert emails(rule("custom.seats", "is_not_set")) == ["cid@c.example"]
+    assert emails(rule("custom.renewal", "before", "2026-06-01")) == ["ann@a.example"]
+    assert emails(rule("custom.nickname", "contains", "ANN")) == ["ann@a.example"]
+    assert emails(rule("custom.nickname", "not_contains", "ann")) == [
+        "bob@b.example",
+        "cid@c.example",
+    ]
+
+
+def test_activity_rules(people):
+    ann, bob, cid = people
+    for days in (1, 3):
+        EventFactory.create(
+            lead=ann,
+            type="page",
+            name="Pricing",
+            properties={"url": "https://x.example/pricing"},
+            occurred_at=NOW - dt.timedelta(days=days),
+        )
+    EventFactory.create(
+        lead=bob,
+        type="page",
+        name="Pricing",
+        properties={"url": "https://x.example/PRICING?a=1"},
+        occurred_at=NOW - dt.timedelta(days=45),
+    )
+    EventFactory.create(
+        lead=bob, type="email.opened", name="Newsletter", occurred_at=NOW - dt.timedelta(days=10)
+    )
+    EventFactory.create(
+        lead=cid,
+        type="track",
+        name="Created project",
+        properties={"seats": 4},
+        occurred_at=NOW - dt.timedelta(days=1),
+    )
+    pricing = {"activity": "page", "where": {"url": {"op": "contains", "value": "/pricing"}}}
+    assert emails(
+        {"all": [{**pricing, "count": {"op": "gte", "value": 2}, "within_days": 30}]}
+    ) == ["ann@a.example"]
+    assert emails({"all": [pricing]}) == ["ann@a.example", "bob@b.example"]
+    assert emails({"all": [{**pricing, "count": {"op": "eq", "value": 1}}]}) == ["bob@b.example"]
+    assert emails({"all": [{**pricing, "count": {"op": "lte", "value": 1}}]}) == [
+        "bob@b.example",
+        "cid@c.example",
+    ]
+    no_opens = {"activity": "email.opened", "within_days": 60, "count": {"op": "eq", "value": 0}}
+    assert emails({"all": [no_opens]}) == ["ann@a.example", "cid@c.example"]
+    assert emails(
+        {
+            "all": [
+                {
+                    "activity": "track",
+                    "name": "Created project",
+                    "where": {"seats": {"op": "gte", "value": 3}},
+                }
+            ]
+        }
+    ) == ["cid@c.example"]
+    assert emails(
+        {
+            "all": [
+                {
+                    "activity": "page",
+                    "between": [
+                        (NOW - dt.timedelta(days=50)).date().isoformat(),
+                        (NOW - dt.timedelta(days=40)).date().isoformat(),
+                    ],
+                }
+            ]
+        }
+    ) == ["bob@b.example"]
+
+
+def test_nested_groups(people):
+    tree = {
+        "any": [
+            {
+                "all": [
+                    {"field": "company_size", "op": "gte", "value": 25},
+                    {"field": "stage", "op": "is", "value": "mql"},
+                ]
+            },
+            {"field": "city", "op": "starts_with", "value": "ber"},
+        ]
+    }
+    assert emails(tree) == ["ann@a.example", "bob@b.example", "cid@c.example"]
+    assert emails({"all": [tree, {"field": "unsubscribed", "op": "is", "value": False}]}) == [
+        "ann@a.example",
+        "bob@b.example",
+    ]
+    assert emails({"any": []}) == []
+    assert emails({"all": []}) == ["ann@a.example", "bob@b.example", "cid@c.example"]
+
+
+def test_validation_names_the_path_of_each_bad_rule():
+    tree = {
+        "all": [
+            {"field": "shoe_size", "op": "is", "value": "9"},
+            {"field": "company_size", "op": "contains", "value": "big"},
+            {
+                "any": [
+                    {"field": "company_size", "op": "gt", "value": "ten"},
+                    {"field": "job_title", "op": "is"},
+                ]
+            },
+            {"activity": "email.opened", "count": {"op": "eq", "value": -1}, "within_days": 0},
+            {"segment": "x", "op": "member"},
+        ]
+    }
+    with pytest.raises(ConditionError) as caught:
+        validate(tree, segment_ids=set())
+    assert caught.value.fields == {
+        "all[0].field": ["Unknown field 'shoe_size'."],
+        "all[1].op": [
+            "'contains' is not an operator for number fields; use one of: "
+            "eq, ne, gt, gte, lt, lte, between, is_set, is_not_set."
+        ],
+        "all[2].any[0].value": ["Expected a number."],
+        "all[2].any[1].value": ["A value is required."],
+        "all[3].count": ['Expected {"op": "gte" | "lte" | "eq", "value": a whole number ≥ 0}.'],
+        "all[3].within_days": ["Expected a whole number of days, 1 to 36500."],
+        "all[4].segment": ["Expected a segment id."],
+        "all[4].op": ["Expected in or not_in."],
+    }
+    with pytest.raises(ConditionError) as caught:
+        validate({"field": "x"})
+    assert caught.value.fields == {"": ['The root is a group: {"all": [...]} or {"any": [...]}.']}

@@ -1,0 +1,282 @@
+import io
+
+import pytest
+
+from leads.models import Event, Lead, Segment, SegmentMembership
+from leads.services.events import events_process
+from leads.services.segments import segment_create, segment_recompute
+from tests.factories import EventFactory, LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+CEOS = {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+
+
+def members(segment):
+    return sorted(
+        str(e)
+        for e in Lead.objects.filter(
+            memberships__segment=segment, memberships__left_at__isnull=True
+        ).values_list("email", flat=True)
+    )
+
+
+def segment_events(type_):
+    return sorted(
+        (str(e.lead.email if e.lead else None), e.properties["segment_id"])
+        for e in Event.objects.filter(type=type_).select_related("lead")
+    )
+
+
+@pytest.fixture
+def create(marketer_api, django_capture_on_commit_callbacks):
+    def _create(payload):
+        with django_capture_on_commit_callbacks(execute=True):
+            return marketer_api.post("/api/v1/segments/", payload, format="json")
+
+    return _create
+
+
+def test_create_recomputes_and_announces_each_entry_once(create):
+    LeadFactory.create(email="a@x.example", job_title="CEO")
+    LeadFactory.create(email="b@x.example", job_title="Intern")
+    response = create({"name": "CEOs", "conditions": CEOS})
+    assert response.status_code == 201, response.json()
+    segment = Segment.objects.get()
+    assert response.json()["kind"] == "dynamic"
+    assert members(segment) == ["a@x.example"]
+    segment.refresh_from_db()
+    assert segment.member_count == 1
+    segment_recompute(segment=segment)
+    assert segment_events("segment.entered") == [("a@x.example", segment.pk)]
+
+
+def test_incremental_entry_and_exit_through_the_pipeline(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        segment = segment_create(name="CEOs", conditions=CEOS)
+    lead = LeadFactory.create(email="c@x.example", job_title="Engineer")
+    promote = EventFactory.create(
+        lead=None, type="identify", name="", email="c@x.example", properties={"title": "CEO"}
+    )
+    events_process(event_ids=[promote.pk])
+    assert members(segment) == ["c@x.example"]
+    demote = EventFactory.create(
+        lead=None, type="identify", name="", email="c@x.example", properties={"title": "CTO"}
+    )
+    events_process(event_ids=[demote.pk])
+    assert members(segment) == []
+    assert segment_events("segment.entered") == [("c@x.example", segment.pk)]
+    assert segment_events("segment.left") == [("c@x.example", segment.pk)]
+    stays = list(SegmentMembership.objects.filter(lead=lead).values_list("left_at", flat=True))
+    assert len(stays) == 1 and stays[0] is not None
+    segment.refresh_from_db()
+    assert segment.member_count == 0
+
+
+def test_activity_segment_updates_when_the_event_arrives(django_capture_on_commit_callbacks):
+    tree = {
+        "all": [
+            {
+                "activity": "page",
+                "where": {"url": {"op": "contains", "value": "/pricing"}},
+                "count": {"op": "gte", "value": 2},
+                "within_days": 30,
+            }
+        ]
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        segment = segment_create(name="Pricing twice", conditions=tree)
+    lead = LeadFactory.create(email="p@x.example")
+    for n in range(2):
+        event = EventFactory.create(
+            lead=lead,
+            type="page",
+            properties={"url": "https://x.example/pricing"},
+            idempotency_key=f"p{n}",
+        )
+        events_process(event_ids=[event.pk])
+        assert members(segment) == ([] if n == 0 else ["p@x.example"])
+
+
+def test_segment_of_segments_and_cycles(create, marketer_api):
+    LeadFactory.create(email="a@x.example", job_title="CEO", company_size=50)
+    LeadFactory.create(email="b@x.example", job_title="CEO", company_size=5)
+    ceos = create({"name": "CEOs", "conditions": CEOS}).json()
+    big = create(
+        {
+            "name": "Big-company CEOs",
+            "conditions": {
+                "all": [
+                    {"segment": ceos["id"], "op": "in"},
+                    {"field": "company_size", "op": "gte", "value": 25},
+                ]
+            },
+        }
+    ).json()
+    assert members(Segment.objects.get(pk=big["id"])) == ["a@x.example"]
+    cycle = marketer_api.patch(
+        f"/api/v1/segments/{ceos['id']}/",
+        {"conditions": {"all": [{"segment": big["id"], "op": "not_in"}]}},
+        format="json",
+    )
+    assert cycle.status_code == 400
+    assert cycle.json()["error"]["fields"] == {
+        "conditions": ["Segments would refer to each other in a cycle."]
+    }
+    unknown = create({"name": "X", "conditions": {"all": [{"segment": 999999, "op": "in"}]}})
+    assert unknown.json()["error"]["fields"] == {
+        "conditions.all[0].segment": ["No segment 999999."]
+    }
+    in_use = marketer_api.delete(f"/api/v1/segments/{ceos['id']}/")
+    assert in_use.status_code == 400
+    assert in_use.json()["error"]["fields"] == {
+        "segment": ["Used by the segments: Big-company CEOs."]
+    }
+
+
+def test_bad_tree_is_400_with_paths(create):
+    response = create(
+        {
+            "name": "Bad",
+            "conditions": {
+                "all": [
+                    {"field": "score", "op": "gte", "value": 10},
+                    {"any": [{"field": "stage", "op": "is", "value": "vip"}]},
+                ]
+            },
+        }
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "conditions.all[0].field": ["Unknown field 'score'."],
+        "conditions.all[1].any[0].value": [
+            "Not one of: subscriber, lead, mql, sql, customer, disqualified."
+        ],
+    }
+    assert not Segment.objects.exists()
+
+
+def test_preview_counts_and_samples_an_unsaved_tree(marketer_api):
+    for n in range(25):
+        LeadFactory.create(email=f"ceo{n}@x.example", job_title="CEO")
+    LeadFactory.create(email="dev@x.example", job_title="Developer")
+    response = marketer_api.post("/api/v1/segments/preview/", {"conditions": CEOS}, format="json")
+    body = response.json()
+    assert body["count"] == 25
+    assert len(body["sample"]) == 20
+    assert all(lead["job_title"] == "CEO" for lead in body["sample"])
+    bad = marketer_api.post(
+        "/api/v1/segments/preview/",
+        {"conditions": {"all": [{"field": "nope", "op": "is", "value": "x"}]}},
+        format="json",
+    )
+    assert bad.json()["error"]["fields"] == {"conditions.all[0].field": ["Unknown field 'nope'."]}
+
+
+def test_static_segment_add_remove_and_csv(create, marketer_api):
+    a = LeadFactory.create(email="a@x.example")
+    LeadFactory.create(email="b@x.example")
+    LeadFactory.create(email="c@x.example")
+    static = create({"name": "Trade fair 2026", "kind": "static"}).json()
+    url = f"/api/v1/segments/{static['id']}"
+    added = marketer_api.post(
+        f"{url}/members/add/",
+        {"leads": [a.pk], "emails": ["B@x.example", "nobody@x.example"]},
+        format="json",
+    )
+    assert added.json() == {"changed": 2, "not_found": ["nobody@x.example"]}
+    again = marketer_api.post(f"{url}/members/add/", {"leads": [a.pk]}, format="json")
+    assert again.json()["changed"] == 0
+    csv_file = io.BytesIO(b"Email,Name\nc@x.example,C\nghost@x.example,G\n")
+    csv_file.name = "fair.csv"
+    imported = marketer_api.post(f"{url}/members/import/", {"file": csv_file}, format="multipart")
+    assert imported.json() == {"changed": 1, "not_found": ["ghost@x.example"]}
+    segment = Segment.objects.get(pk=static["id"])
+    assert members(segment) == ["a@x.example", "b@x.example", "c@x.example"]
+    removed = marketer_api.post(
+        f"{url}/members/remove/", {"emails": ["a@x.example"]}, format="json"
+    )
+    assert removed.json()["changed"] == 1
+    listed = marketer_api.get(f"{url}/members/").json()["results"]
+    assert sorted(r["email"] for r in listed) == ["b@x.example", "c@x.example"]
+    history = marketer_api.get(f"/api/v1/leads/{a.pk}/segments/").json()["results"]
+    assert [(h["segment_name"], h["left_at"] is not None, h["source"]) for h in history] == [
+        ("Trade fair 2026", True, "manual")
+    ]
+    dynamic_add = create({"name": "CEOs", "conditions": CEOS}).json()
+    refused = marketer_api.post(
+        f"/api/v1/segments/{dynamic_add['id']}/members/add/", {"leads": [a.pk]}, format="json"
+    )
+    assert refused.json()["error"]["fields"] == {
+        "segment": ["Leads are added by hand to static segments only."]
+    }
+
+
+def test_excluded_lead_stays_out_until_included(
+    create, marketer_api, django_capture_on_commit_callbacks
+):
+    lead = LeadFactory.create(email="a@x.example", job_title="CEO")
+    segment_id = create({"name": "CEOs", "conditions": CEOS}).json()["id"]
+    segment = Segment.objects.get(pk=segment_id)
+    out = marketer_api.post(
+        f"/api/v1/segments/{segment_id}/exclude/", {"leads": [lead.pk]}, format="json"
+    )
+    assert out.json()["changed"] == 1
+    segment_recompute(segment=segment)
+    event = EventFactory.create(
+        lead=lead, type="identify", name="", properties={"title": "CEO & Founder"}
+    )
+    events_process(event_ids=[event.pk])
+    assert members(segment) == []
+    back = marketer_api.post(
+        f"/api/v1/segments/{segment_id}/include/", {"leads": [lead.pk]}, format="json"
+    )
+    assert back.json()["changed"] == 1
+    assert members(segment) == ["a@x.example"]
+    assert len(segment_events("segment.entered")) == 2
+    assert len(segment_events("segment.left")) == 1
+
+
+def test_sales_reads_segments_but_cannot_edit(sales_api, create):
+    create({"name": "CEOs", "conditions": CEOS})
+    assert sales_api.get("/api/v1/segments/").status_code == 200
+    assert (
+        sales_api.post(
+            "/api/v1/segments/", {"name": "X", "kind": "static"}, format="json"
+        ).status_code
+        == 403
+    )
+
+
+def test_segment_list_query_count(marketer_api, django_assert_max_num_queries):
+    for n in range(15):
+        segment_create(name=f"S{n}", kind="static")
+    with django_assert_max_num_queries(4):
+        response = marketer_api.get("/api/v1/segments/")
+    assert len(response.json()["results"]) == 15
+
+
+def test_merge_moves_static_membership(django_capture_on_commit_callbacks):
+    static = segment_create(name="Fair", kind="static")
+    from leads.services.segments import segment_add_leads
+
+    anon_event = EventFactory.create(
+        lead=None, type="track", anonymous_id="anon-1", idempotency_key="a1"
+    )
+    events_process(event_ids=[anon_event.pk])
+    anon = Lead.objects.get()
+    segment_add_leads(segment=static, lead_ids=[anon.pk])
+    identify = EventFactory.create(
+        lead=None,
+        type="identify",
+        name="",
+        user_id="u1",
+        anonymous_id="anon-1",
+        email="k@x.example",
+        idempotency_key="i1",
+    )
+    known = LeadFactory.create(email="k@x.example")
+    events_process(event_ids=[identify.pk])
+    assert members(static) == ["k@x.example"]
+    assert not Lead.objects.filter(pk=anon.pk).exists()
+    assert known.memberships.count() == 1
