@@ -61,3 +61,45 @@ def test_batch_is_processed_by_a_worker(live_server, ingest_key, celery_worker_p
         assert lead.events.filter(type="track").count() == 9
     assert Event.objects.filter(type="lead.created").count() == 5
     assert celery_worker_process.poll() is None
+
+
+def test_segment_entry_and_exit_exactly_once_through_a_worker(
+    live_server, ingest_key, celery_worker_process
+):
+    from leads.models import Segment, SegmentMembership
+    from leads.services.segments import segment_create
+
+    segment_create(
+        name="CEOs", conditions={"all": [{"field": "job_title", "op": "is", "value": "CEO"}]}
+    )
+    segment = Segment.objects.get()
+    auth = "Basic " + base64.b64encode(f"{ingest_key}:".encode()).decode()
+
+    def identify(message_id: str, title: str) -> None:
+        body = {"userId": "u-1", "messageId": message_id, "traits": {"title": title}}
+        for _ in range(2):  # a client retry: the same message twice
+            response = requests.post(
+                f"{live_server.url}/v1/identify",
+                data=json.dumps(body),
+                headers={"Authorization": auth, "Content-Type": "application/json"},
+                timeout=30,
+            )
+            assert response.status_code == 200
+
+    def settled() -> bool:
+        return not Event.objects.filter(processed_at__isnull=True).exists()
+
+    identify("m-1", "CEO")
+    wait_for(lambda: Event.objects.filter(type="segment.entered").exists(), 90, "the entry")
+    wait_for(settled, 60, "the pipeline to settle")
+    identify("m-2", "CTO")
+    wait_for(lambda: Event.objects.filter(type="segment.left").exists(), 90, "the exit")
+    wait_for(settled, 60, "the pipeline to settle")
+
+    lead = Lead.objects.get(external_id="u-1")
+    assert Event.objects.filter(type="segment.entered", lead=lead).count() == 1
+    assert Event.objects.filter(type="segment.left", lead=lead).count() == 1
+    stay = SegmentMembership.objects.get(segment=segment, lead=lead)
+    assert stay.left_at is not None
+    segment.refresh_from_db()
+    assert segment.member_count == 0

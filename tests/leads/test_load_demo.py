@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db.models import Max, Q
 
-from leads.models import Event, Lead, Tag
+from leads.models import Event, Lead, Segment, SegmentMembership, Tag
 from leads.services.events import ACTIVITY_TYPES
 
 
@@ -21,7 +21,9 @@ def fast_hasher(settings):
 def _counts() -> dict[str, int]:
     return {
         "leads": Lead.objects.count(),
-        "events": Event.objects.count(),
+        "events": Event.objects.filter(source="demo").count(),
+        "segment_events": Event.objects.filter(type="segment.entered").count(),
+        "memberships": SegmentMembership.objects.count(),
         "users": get_user_model().objects.count(),
         "tags": Tag.objects.count(),
         "lead_tags": Lead.tags.through.objects.count(),
@@ -44,11 +46,21 @@ def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
     events = first["events"]
     users = "users admin/marketer/sales (password: leadflow)"
     assert first_out.getvalue() == (
-        f"Demo data: 300 leads (300 new), {events} events ({events} new), {users}\n"
+        f"Demo data: 300 leads (300 new), {events} events ({events} new), "
+        f"4 segments (4 new), {users}\n"
     )
     assert second_out.getvalue() == (
-        f"Demo data: 300 leads (0 new), {events} events (0 new), {users}\n"
+        f"Demo data: 300 leads (0 new), {events} events (0 new), 4 segments (0 new), {users}\n"
     )
+    segments = {s.name: s.member_count for s in Segment.objects.all()}
+    assert sorted(segments) == [
+        "Active subscribers",
+        "Dead-end: no opens in 60 days",
+        "Decision makers at companies of 25+",
+        "Visited pricing in last 30 days",
+    ]
+    assert all(count > 0 for count in segments.values())
+    assert sum(segments.values()) == first["memberships"] == first["segment_events"]
 
 
 @pytest.mark.django_db
@@ -76,8 +88,11 @@ def test_load_demo_events_are_processed_history(fast_hasher):
     call_command("load_demo", stdout=StringIO())
 
     demo = Event.objects.filter(source="demo")
-    assert demo.count() == Event.objects.count()
-    assert Event.objects.filter(Q(processed_at__isnull=True) | Q(lead__isnull=True)).count() == 0
+    # Besides the history, only the demo segments' entries were recorded.
+    assert demo.count() + Event.objects.filter(type="segment.entered").count() == (
+        Event.objects.count()
+    )
+    assert demo.filter(Q(processed_at__isnull=True) | Q(lead__isnull=True)).count() == 0
     assert demo.filter(type="page", properties__url__icontains="/pricing").exists()
     assert demo.filter(type="track", name="Signed up for trial").exists()
     assert demo.filter(type="track", name="Created project").exists()

@@ -280,3 +280,14 @@ def test_merge_moves_static_membership(django_capture_on_commit_callbacks):
     assert members(static) == ["k@x.example"]
     assert not Lead.objects.filter(pk=anon.pk).exists()
     assert known.memberships.count() == 1
+
+
+def test_segments_refresh_command(capsys):
+    from django.core.management import call_command
+
+    segment = segment_create(name="CEOs", conditions=CEOS)
+    LeadFactory.create(email="a@x.example", job_title="CEO")
+    call_command("segments_refresh", "--segment", str(segment.pk))
+    assert capsys.readouterr().out == "CEOs: 1 entered, 0 left, 1 members\n"
+    call_command("segments_refresh")
+    assert capsys.readouterr().out == "CEOs: 0 entered, 0 left, 1 members\n"

@@ -17,8 +17,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from leads.models import Event, Lead, Role, Stage, Tag
+from leads.models import Event, Lead, Role, Segment, Stage, Tag
 from leads.services.events import ACTIVITY_TYPES
+from leads.services.segments import segment_create, segment_recompute
 
 SEED = 2026
 LEAD_COUNT = 300
@@ -691,6 +692,75 @@ def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
     return len(new_ids), added
 
 
+TITLE_WORDS = ["CEO", "Founder", "Chief", "CTO", "VP", "Head", "Director"]
+DEMO_SEGMENTS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "Active subscribers",
+        "Subscribers and leads who opened an email in the last 30 days.",
+        {
+            "all": [
+                {"field": "stage", "op": "in", "value": ["subscriber", "lead"]},
+                {"field": "unsubscribed", "op": "is", "value": False},
+                {"activity": "email.opened", "within_days": 30},
+            ]
+        },
+    ),
+    (
+        "Visited pricing in last 30 days",
+        "Looked at the pricing page at least once in the last 30 days.",
+        {
+            "all": [
+                {
+                    "activity": "page",
+                    "where": {"url": {"op": "contains", "value": "/pricing"}},
+                    "within_days": 30,
+                }
+            ]
+        },
+    ),
+    (
+        "Dead-end: no opens in 60 days",
+        "Mailed, but no email opened in the last 60 days.",
+        {
+            "all": [
+                {"activity": "email.delivered"},
+                {"activity": "email.opened", "within_days": 60, "count": {"op": "eq", "value": 0}},
+            ]
+        },
+    ),
+    (
+        "Decision makers at companies of 25+",
+        "Founders, C-level, VPs, heads and directors at companies of 25 people or more.",
+        {
+            "all": [
+                {
+                    "any": [
+                        {"field": "job_title", "op": "contains", "value": word}
+                        for word in TITLE_WORDS
+                    ]
+                },
+                {"field": "company_size", "op": "gte", "value": 25},
+            ]
+        },
+    ),
+]
+
+
+def _segments() -> int:
+    """The demo segments, created once and filled now (a worker may not run yet)."""
+    author = get_user_model().objects.filter(username="marketer").first()
+    created = 0
+    for name, description, tree in DEMO_SEGMENTS:
+        segment = Segment.objects.filter(name=name).first()
+        if segment is None:
+            segment = segment_create(
+                name=name, description=description, conditions=tree, created_by=author
+            )
+            created += 1
+        segment_recompute(segment=segment)
+    return created
+
+
 class Command(BaseCommand):
     help = (
         "Load demo users (admin, marketer, sales; password 'leadflow'), about 300 leads "
@@ -705,9 +775,11 @@ class Command(BaseCommand):
         with transaction.atomic():
             _users()
             new_leads, new_events = _apply(specs, now)
+        new_segments = _segments()
         leads = Lead.objects.filter(email__in=[s.email for s in specs]).count()
         events = Event.objects.filter(source=SOURCE).count()
         self.stdout.write(
             f"Demo data: {leads} leads ({new_leads} new), {events} events ({new_events} new), "
+            f"{len(DEMO_SEGMENTS)} segments ({new_segments} new), "
             f"users {'/'.join(u[0] for u in USERS)} (password: {DEMO_PASSWORD})"
         )
