@@ -19,6 +19,7 @@ segment_urls = [
 urlpatterns = [
     path("healthz", lead_views.healthz, name="healthz"),
     path("api/v1/", include("leads.api.urls")),
+    path("api/v1/", include("scoring.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -79,6 +79,13 @@ class Lead(models.Model):
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
     unsubscribed = models.BooleanField(default=False)
+    # Sums of the score ledger (scoring.ScoreChange), kept in the same transaction.
+    score = models.IntegerField(default=0)
+    grade = models.CharField(
+        max_length=8,
+        choices=[("cold", "Cold"), ("warm", "Warm"), ("hot", "Hot")],
+        default="cold",
+    )
     custom_fields = models.JSONField(default=dict, blank=True)
     # Segment traits with no matching field: kept, never reported as errors.
     raw_traits = models.JSONField(default=dict, blank=True)
@@ -94,6 +101,7 @@ class Lead(models.Model):
             models.Index(fields=["stage"], name="lead_stage_idx"),
             models.Index(fields=["created_at"], name="lead_created_idx"),
             models.Index(fields=["last_activity_at"], name="lead_activity_idx"),
+            models.Index(fields=["score"], name="lead_score_idx"),
         ]
 
     def __str__(self) -> str:

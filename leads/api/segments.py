@@ -331,6 +331,7 @@ class LeadSegmentsViewSet(viewsets.GenericViewSet):
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
     serializer_class = MembershipSerializer
+    queryset = SegmentMembership.objects.none()
 
     def list(self, request: Request, lead_pk: int) -> Response:
         lead = leads_visible_to(request.user).filter(pk=lead_pk).first()

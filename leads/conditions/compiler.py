@@ -14,7 +14,13 @@ from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.db.models.lookups import Exact, GreaterThanOrEqual, LessThanOrEqual
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+)
 from django.utils import timezone
 
 from leads.conditions.schema import FIELD_TYPES, field_type, parse_date
@@ -67,6 +73,8 @@ class _Compiler:
             return self.tags(op, value)
         if name == "owner":
             return self.owner(op, value)
+        if name.startswith("score."):
+            return self.category_score(name[6:], op, value)
         column = name if name in FIELD_TYPES else f"custom_fields__{name[7:]}"
         custom = name not in FIELD_TYPES
         if kind == "text":
@@ -186,6 +194,33 @@ class _Compiler:
         if high is not None:
             q &= Q(**{f"{column}__lt": day_start(high)})
         return q
+
+    def category_score(self, key: str, op: str, value: Any) -> Q:
+        """Points in one category; a lead with none there has 0."""
+        from scoring.models import LeadScore
+
+        points = Coalesce(
+            Subquery(
+                LeadScore.objects.filter(lead_id=OuterRef("pk"), category__key=key).values("score")[
+                    :1
+                ]
+            ),
+            0,
+        )
+        if op in ("is_set", "is_not_set"):
+            return Q() if op == "is_set" else Q(pk__in=[])
+        if op == "between":
+            return Q(GreaterThanOrEqual(points, value[0])) & Q(LessThanOrEqual(points, value[1]))
+        lookups = {
+            "eq": Exact,
+            "gt": GreaterThan,
+            "gte": GreaterThanOrEqual,
+            "lt": LessThan,
+            "lte": LessThanOrEqual,
+        }
+        if op == "ne":
+            return ~Q(Exact(points, value))
+        return Q(lookups[op](points, value))
 
     def owner(self, op: str, value: Any) -> Q:
         if op == "is":

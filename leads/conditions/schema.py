@@ -4,7 +4,8 @@ A tree is a group, ``{"all": [...]}`` or ``{"any": [...]}``, of rules and groups
 nested to any depth. Rules:
 
 - field: ``{"field": "job_title", "op": "contains", "value": "CEO"}``; custom
-  fields as ``"custom.<key>"``; ``owner`` takes user ids; ``tags`` takes names.
+  fields as ``"custom.<key>"``; ``owner`` takes user ids; ``tags`` takes names;
+  ``score``, ``score.<category>`` and ``grade`` (cold, warm, hot).
 - activity: ``{"activity": "page", "name": "...", "where": {"url": {"op":
   "contains", "value": "/pricing"}}, "count": {"op": "gte", "value": 2},
   "within_days": 30}`` (or ``"between": ["2026-01-01", "2026-03-31"]``; neither
@@ -40,7 +41,10 @@ FIELD_TYPES: dict[str, str] = {
     "last_activity_at": "date",
     "owner": "owner",
     "tags": "tags",
+    "score": "number",
+    "grade": "choice",
 }
+GRADES = ("cold", "warm", "hot")
 OPERATORS: dict[str, tuple[str, ...]] = {
     "text": (
         "is",
@@ -287,6 +291,10 @@ def parse_date(value: Any) -> dt.date | None:
 def field_type(name: str, definitions: dict[str, FieldDefinition]) -> str | None:
     if name in FIELD_TYPES:
         return FIELD_TYPES[name]
+    if name.startswith("score."):
+        from scoring.models import ScoreCategory
+
+        return "number" if ScoreCategory.objects.filter(key=name[6:]).exists() else None
     if name.startswith("custom."):
         definition = definitions.get(name[7:])
         return str(definition.type) if definition is not None else None
@@ -346,6 +354,8 @@ def value_problem(
 def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[str]:
     if name == "stage":
         return list(Stage.values)
+    if name == "grade":
+        return list(GRADES)
     definition = definitions.get(name[7:]) if name.startswith("custom.") else None
     return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
 

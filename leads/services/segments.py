@@ -315,6 +315,10 @@ def dependency_keys(event: Event) -> set[str]:
         return {f"segment:{event.properties.get('segment_id')}"}
     if event.type == "lead.merged":
         return {ALWAYS}
+    if event.type == "score.changed":
+        return {"field:score", f"field:score.{event.properties.get('category')}"}
+    if event.type == "grade.changed":
+        return {"field:grade"}
     return {f"activity:{event.type}"}
 
 

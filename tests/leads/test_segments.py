@@ -140,7 +140,7 @@ def test_bad_tree_is_400_with_paths(create):
             "name": "Bad",
             "conditions": {
                 "all": [
-                    {"field": "score", "op": "gte", "value": 10},
+                    {"field": "shoe_size", "op": "gte", "value": 10},
                     {"any": [{"field": "stage", "op": "is", "value": "vip"}]},
                 ]
             },
@@ -148,7 +148,7 @@ def test_bad_tree_is_400_with_paths(create):
     )
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "conditions.all[0].field": ["Unknown field 'score'."],
+        "conditions.all[0].field": ["Unknown field 'shoe_size'."],
         "conditions.all[1].any[0].value": [
             "Not one of: subscriber, lead, mql, sql, customer, disqualified."
         ],

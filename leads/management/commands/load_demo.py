@@ -719,6 +719,11 @@ DEMO_SEGMENTS: list[tuple[str, str, dict[str, Any]]] = [
         },
     ),
     (
+        "Hot leads",
+        "Score at or above the hot threshold (see the scoring settings).",
+        {"all": [{"field": "grade", "op": "is", "value": "hot"}]},
+    ),
+    (
         "Dead-end: no opens in 60 days",
         "Mailed, but no email opened in the last 60 days.",
         {

@@ -1,0 +1,216 @@
+"""Scoring API: a lead's score with its breakdown and ledger, manual adjustment,
+score categories and the grade / MQL settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Sum
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leads.api.permissions import ALL_ROLES, RoleAccess
+from leads.models import Lead, Role
+from leads.roles import user_role
+from leads.selectors import leads_visible_to
+from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
+from scoring.services import score_adjust, scoring_settings, scoring_settings_update
+
+ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
+
+
+class ScoreChangeSerializer(serializers.ModelSerializer):
+    category: serializers.SlugRelatedField[ScoreCategory] = serializers.SlugRelatedField(
+        slug_field="key", read_only=True
+    )
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+
+    class Meta:
+        model = ScoreChange
+        fields = ["id", "delta", "category", "reason", "source", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class AdjustSerializer(serializers.Serializer):
+    delta = serializers.IntegerField(min_value=-10_000, max_value=10_000)
+    category = serializers.SlugRelatedField(slug_field="key", queryset=ScoreCategory.objects.all())
+    reason = serializers.CharField(max_length=255)
+
+    def validate_delta(self, value: int) -> int:
+        if value == 0:
+            raise ValidationError("A change of 0 points changes nothing.")
+        return value
+
+
+class ScoreCategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScoreCategory
+        fields = ["id", "key", "label", "builtin"]
+        read_only_fields = ["id", "builtin"]
+
+    def validate_key(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.key:
+            raise ValidationError("The key of a category cannot change.")
+        return value
+
+
+class ScoringSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScoringSettings
+        fields = [
+            "warm_threshold",
+            "hot_threshold",
+            "mql_threshold",
+            "mql_moves_stage",
+            "sales_can_adjust",
+        ]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        warm = attrs.get("warm_threshold", getattr(self.instance, "warm_threshold", 0))
+        hot = attrs.get("hot_threshold", getattr(self.instance, "hot_threshold", 0))
+        if hot <= warm:
+            raise ValidationError({"hot_threshold": ["Must be above the warm threshold."]})
+        return attrs
+
+
+Breakdown = inline_serializer(
+    "ScoreBreakdown",
+    {
+        "score": serializers.IntegerField(),
+        "grade": serializers.CharField(),
+        "categories": serializers.DictField(child=serializers.IntegerField()),
+        "reasons": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class LeadScoreView(viewsets.GenericViewSet):
+    """A lead's score: total, grade, per category, and where the points came from."""
+
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = ALL_ROLES
+    serializer_class = ScoreChangeSerializer
+    queryset = ScoreChange.objects.none()
+
+    def _lead(self, request: Request, lead_pk: int) -> Lead:
+        lead = leads_visible_to(request.user).filter(pk=lead_pk).first()
+        if lead is None:
+            raise Http404
+        return lead
+
+    @extend_schema(responses=Breakdown)
+    def breakdown(self, request: Request, lead_pk: int) -> Response:
+        lead = self._lead(request, lead_pk)
+        categories = {c.key: 0 for c in ScoreCategory.objects.all()}
+        categories.update(LeadScore.objects.filter(lead=lead).values_list("category__key", "score"))
+        reasons = (
+            ScoreChange.objects.filter(lead=lead)
+            .values("category__key", "reason", "source")
+            .annotate(points=Sum("delta"), changes=Count("id"))
+            .order_by("-points", "reason")
+        )
+        return Response(
+            {
+                "score": lead.score,
+                "grade": lead.grade,
+                "categories": categories,
+                "reasons": [
+                    {
+                        "category": r["category__key"],
+                        "reason": r["reason"],
+                        "source": r["source"],
+                        "points": r["points"],
+                        "changes": r["changes"],
+                    }
+                    for r in reasons
+                ],
+            }
+        )
+
+    @extend_schema(responses=ScoreChangeSerializer(many=True))
+    def ledger(self, request: Request, lead_pk: int) -> Response:
+        lead = self._lead(request, lead_pk)
+        changes = ScoreChange.objects.filter(lead=lead).select_related("category", "created_by")
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(ScoreChangeSerializer(page, many=True).data)
+
+    @extend_schema(request=AdjustSerializer, responses={201: ScoreChangeSerializer})
+    def adjust(self, request: Request, lead_pk: int) -> Response:
+        """Add or take away points by hand, with a reason; logged with the user."""
+        lead = self._lead(request, lead_pk)
+        role = user_role(request.user)
+        if role == Role.SALES and not scoring_settings().sales_can_adjust:
+            raise PermissionDenied("Manual score changes by sales reps are turned off.")
+        serializer = AdjustSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = request.user if isinstance(request.user, User) else None
+        change = score_adjust(
+            lead=lead,
+            delta=data["delta"],
+            category=data["category"],
+            reason=data["reason"],
+            source=ScoreSource.MANUAL,
+            source_key=f"manual:{uuid.uuid4().hex}",
+            created_by=user,
+        )
+        return Response(ScoreChangeSerializer(change).data, status=status.HTTP_201_CREATED)
+
+
+class ScoreCategoryViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Score categories: fit and engagement are built in; add your own."""
+
+    queryset = ScoreCategory.objects.all()
+    serializer_class = ScoreCategorySerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = ADMIN_MARKETER
+
+    def perform_destroy(self, instance: ScoreCategory) -> None:
+        if instance.builtin:
+            raise ValidationError({"key": ["Built-in categories cannot be deleted."]})
+        if ScoreChange.objects.filter(category=instance).exists():
+            raise ValidationError({"key": ["The ledger has points in this category."]})
+        instance.delete()
+
+
+class ScoringSettingsView(APIView):
+    """Grade thresholds (cold below warm, hot at or above hot) and the MQL rule."""
+
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.ADMIN})
+    serializer_class = ScoringSettingsSerializer
+
+    def get(self, request: Request) -> Response:
+        return Response(ScoringSettingsSerializer(scoring_settings()).data)
+
+    def put(self, request: Request) -> Response:
+        return self._save(request, partial=False)
+
+    def patch(self, request: Request) -> Response:
+        return self._save(request, partial=True)
+
+    def _save(self, request: Request, *, partial: bool) -> Response:
+        serializer = ScoringSettingsSerializer(
+            scoring_settings(), data=request.data, partial=partial
+        )
+        serializer.is_valid(raise_exception=True)
+        settings = scoring_settings_update(**serializer.validated_data)
+        return Response(ScoringSettingsSerializer(settings).data)
