@@ -20,6 +20,10 @@ app.conf.update(
         "leads.tasks.events_sweep": {"queue": "periodic"},
         "leads.tasks.broker_purge": {"queue": "periodic"},
         "leads.tasks.segments_refresh": {"queue": "periodic"},
+        "flows.tasks.wakeups_claim": {"queue": "periodic"},
+        "flows.tasks.deliveries_due": {"queue": "periodic"},
+        "flows.tasks.wakeup_fire": {"queue": "flows"},
+        "flows.tasks.delivery_send": {"queue": "deliveries"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered
     # if the worker process dies mid-task. Effects are idempotent (see DESIGN.md).
@@ -35,6 +39,9 @@ app.conf.update(
         "events-sweep": {"task": "leads.tasks.events_sweep", "schedule": 10.0},
         # Segments with rules relative to now ("in the last 30 days").
         "segments-refresh": {"task": "leads.tasks.segments_refresh", "schedule": 600.0},
+        # Due waits are claimed often: a wait's precision is this interval.
+        "wakeups-claim": {"task": "flows.tasks.wakeups_claim", "schedule": 2.0},
+        "deliveries-due": {"task": "flows.tasks.deliveries_due", "schedule": 10.0},
     },
 )
 

@@ -349,3 +349,59 @@ class SegmentDependency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id} ← {self.key}"
+
+
+class TaskPriority(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+    URGENT = "urgent", "Urgent"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+
+
+class Task(models.Model):
+    """Something a sales rep should do about a lead."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="tasks")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+    )
+    title = models.CharField(max_length=255)
+    due_at = models.DateTimeField(null=True, blank=True)
+    priority = models.CharField(max_length=8, choices=TaskPriority.choices, default="normal")
+    status = models.CharField(max_length=6, choices=TaskStatus.choices, default="open")
+    # ``step:<steprun id>`` for a task a flow created: one per step, ever.
+    source_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["assignee", "status", "due_at"], name="task_queue_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE)
+    message = models.CharField(max_length=500)
+    source_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_inbox_idx")]
+
+    def __str__(self) -> str:
+        return self.message

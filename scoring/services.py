@@ -77,6 +77,9 @@ def score_adjust(
     LeadScore.objects.bulk_create(
         [LeadScore(lead=lead, category=category, score=0)], ignore_conflicts=True
     )
+    category_before = (
+        LeadScore.objects.filter(lead=lead, category=category).values_list("score", flat=True).get()
+    )
     LeadScore.objects.filter(lead=lead, category=category).update(score=F("score") + delta)
     new_score = old_score + delta
     settings = scoring_settings()
@@ -87,6 +90,8 @@ def score_adjust(
         "from": old_score,
         "to": new_score,
         "category": category.key,
+        "category_from": category_before,
+        "category_to": category_before + delta,
         "reason": change.reason,
     }
     event_derive(

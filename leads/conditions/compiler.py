@@ -35,6 +35,12 @@ def compile_tree(tree: dict[str, Any], *, now: dt.datetime | None = None) -> Q:
     return _Compiler(now or timezone.now(), definitions).node(tree)
 
 
+# Explicit truth values: an empty Q() vanishes when OR-ed, which would turn
+# "any of (everything)" into "nothing".
+TRUE = Q(pk__isnull=False)
+FALSE = Q(pk__in=[])
+
+
 def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
@@ -46,15 +52,17 @@ class _Compiler:
 
     def node(self, node: dict[str, Any]) -> Q:
         if "all" in node:
-            q = Q()
-            for child in node["all"]:
+            if not node["all"]:
+                return TRUE
+            q = self.node(node["all"][0])
+            for child in node["all"][1:]:
                 q &= self.node(child)
             return q
         if "any" in node:
             if not node["any"]:
-                return Q(pk__in=[])
-            q = Q(pk__in=[])
-            for child in node["any"]:
+                return FALSE
+            q = self.node(node["any"][0])
+            for child in node["any"][1:]:
                 q |= self.node(child)
             return q
         if "field" in node:
@@ -114,7 +122,7 @@ class _Compiler:
             present = self.present(column, custom)
             return present if op == "is_set" else ~present
         if op == "in":
-            q = Q(pk__in=[])
+            q = FALSE
             for item in value:
                 q |= Q(**{f"{column}__iexact": item})
             return self.present(column, custom) & q
@@ -208,7 +216,7 @@ class _Compiler:
             0,
         )
         if op in ("is_set", "is_not_set"):
-            return Q() if op == "is_set" else Q(pk__in=[])
+            return TRUE if op == "is_set" else FALSE
         if op == "between":
             return Q(GreaterThanOrEqual(points, value[0])) & Q(LessThanOrEqual(points, value[1]))
         lookups = {
@@ -243,7 +251,7 @@ class _Compiler:
             return ~Q(has([value]))
         if op == "has_any":
             return Q(has(value))
-        q = Q()
+        q = TRUE
         for name in value:
             q &= Q(has([name]))
         return q
@@ -271,7 +279,7 @@ class _Compiler:
         if (op == "gte" and n <= 1) or (op == "eq" and n == 0) or (op == "lte" and n == 0):
             exists = Q(Exists(events))
             if op == "gte":
-                return exists if n == 1 else Q()
+                return exists if n == 1 else TRUE
             return ~exists
         counted = Coalesce(
             Subquery(events.order_by().values("lead_id").annotate(n=Count("id")).values("n")[:1]),

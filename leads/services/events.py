@@ -246,6 +246,7 @@ def event_process(*, event_id: int) -> list[int]:
 
 def _event_process(event_id: int) -> None:
     from leads.services.apply import event_apply
+    from flows.services import flows_on_event
     from leads.services.segments import dependency_keys, segments_check_lead
 
     with transaction.atomic():
@@ -269,6 +270,7 @@ def _event_process(event_id: int) -> None:
         event.lead = lead
         event_apply(event=event, lead=lead)
         segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
+        flows_on_event(event=event, lead=lead)
         event.processed_at = timezone.now()
         event.save(update_fields=["lead", "processed_at"])
 

@@ -1,0 +1,6 @@
+"""The node registry: every node type, declared once (see base.NodeType)."""
+
+from flows.nodes import actions, logic, triggers
+from flows.nodes.base import REGISTRY, NodeType, StepContext, StepResult
+
+__all__ = ["REGISTRY", "NodeType", "StepContext", "StepResult", "actions", "logic", "triggers"]

@@ -1,0 +1,497 @@
+"""Action nodes: what a flow does to a lead. Effects are keyed by the step run
+(``step:<id>``), so a step executed twice has its effect once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Q
+
+from flows.nodes.base import NodeType, StepContext, StepResult, obj, register
+from leads.models import (
+    Lead,
+    Notification,
+    Role,
+    Segment,
+    SegmentKind,
+    Stage,
+    Task,
+    TaskPriority,
+)
+from leads.services.fields import (
+    STANDARD_FIELDS,
+    FieldValueError,
+    custom_definitions,
+    custom_value_clean,
+)
+from leads.services.leads import lead_tags_change, lead_update
+from scoring.models import ScoreCategory, ScoreSource
+from scoring.services import score_adjust
+
+STAGE_ORDER: list[str] = [Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SQL, Stage.CUSTOMER]
+SETTABLE_FIELDS = sorted(set(STANDARD_FIELDS) - {"email", "external_id", "stage", "unsubscribed"})
+
+
+def _key(ctx: StepContext) -> str:
+    return f"step:{ctx.step.pk}"
+
+
+def _category_exists(config: dict[str, Any]) -> dict[str, list[str]]:
+    if not ScoreCategory.objects.filter(key=config.get("category")).exists():
+        return {"category": [f"No score category {config.get('category')!r}."]}
+    return {}
+
+
+def _adjust_score(ctx: StepContext) -> StepResult:
+    category = ScoreCategory.objects.get(key=ctx.config["category"])
+    change = score_adjust(
+        lead=ctx.lead,
+        delta=ctx.config["points"],
+        category=category,
+        reason=ctx.config["reason"],
+        source=ScoreSource.FLOW,
+        source_key=_key(ctx),
+        cause=ctx.trigger_event,
+    )
+    return StepResult(output={"score_change": change.pk if change else None})
+
+
+register(
+    NodeType(
+        key="score.adjust",
+        kind="action",
+        label="Adjust lead score",
+        description="Adds or takes away points in a category, with the reason shown on "
+        "the lead's profile.",
+        icon="award",
+        schema=obj(
+            {
+                "points": {
+                    "type": "integer",
+                    "minimum": -1000,
+                    "maximum": 1000,
+                    "not": {"const": 0},
+                },
+                "category": {"type": "string", "default": "engagement"},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 255},
+            },
+            ("points", "category", "reason"),
+        ),
+        execute=_adjust_score,
+        check=_category_exists,
+        summary=lambda c: f"{c['points']:+d} {c['category']}: {c['reason']}",
+    )
+)
+
+
+def sales_round_robin() -> User | None:
+    """The active sales rep with the fewest open tasks (ties: the lowest id)."""
+    return (
+        User.objects.filter(is_active=True, groups__name=Role.SALES)
+        .annotate(open_tasks=Count("tasks", filter=Q(tasks__status="open")))
+        .order_by("open_tasks", "id")
+        .first()
+    )
+
+
+def _assignee(ctx: StepContext) -> User | None:
+    if ctx.lead.owner_id:
+        return User.objects.filter(pk=ctx.lead.owner_id, is_active=True).first()
+    rep = sales_round_robin()
+    if rep is not None:
+        lead_update(lead=ctx.lead, changes={"owner": rep}, cause=ctx.trigger_event)
+    return rep
+
+
+def _notify_sales(ctx: StepContext) -> StepResult:
+    from flows.services import delivery_create
+
+    config = ctx.config
+    rep = _assignee(ctx)
+    due = None
+    if config.get("due_in"):
+        unit = 3600 if config["due_in"]["unit"] == "hours" else 86400
+        due = ctx.now + dt.timedelta(seconds=config["due_in"]["amount"] * unit)
+    name = ctx.lead.full_name or ctx.lead.email or f"lead #{ctx.lead.pk}"
+    title = config["title"].replace("{lead}", name)
+    task, _ = Task.objects.get_or_create(
+        source_key=_key(ctx),
+        defaults={
+            "lead": ctx.lead,
+            "assignee": rep,
+            "title": title[:255],
+            "due_at": due,
+            "priority": config.get("priority", TaskPriority.NORMAL),
+        },
+    )
+    output: dict[str, Any] = {"task": task.pk, "assignee": rep.pk if rep else None}
+    if rep is not None:
+        Notification.objects.get_or_create(
+            source_key=_key(ctx),
+            defaults={"user": rep, "lead": ctx.lead, "message": f"New task: {title}"[:500]},
+        )
+        if config.get("email", True) and rep.email:
+            delivery_create(
+                kind="email",
+                key=f"{_key(ctx)}:email",
+                step=ctx.step,
+                target=rep.email,
+                payload={"subject": f"Leadflow: {title}", "body": _task_mail(task, ctx.lead)},
+            )
+    if config.get("slack_webhook"):
+        delivery_create(
+            kind="slack",
+            key=f"{_key(ctx)}:slack",
+            step=ctx.step,
+            target=config["slack_webhook"],
+            payload={"text": f"{title} ({name})"},
+        )
+    return StepResult(output=output)
+
+
+def _task_mail(task: Task, lead: Lead) -> str:
+    from django.conf import settings
+
+    return (
+        f"{task.title}\n\nLead: {lead.full_name or lead.email} <{lead.email or ''}>\n"
+        f"Company: {lead.company_name}\nScore: {lead.score} ({lead.grade})\n"
+        f"Due: {task.due_at:%Y-%m-%d %H:%M} UTC\n\n{settings.SITE_URL}/leads/{lead.pk}/\n"
+        if task.due_at
+        else f"{task.title}\n\nLead: {lead.full_name or lead.email}\n"
+        f"{settings.SITE_URL}/leads/{lead.pk}/\n"
+    )
+
+
+register(
+    NodeType(
+        key="sales.notify",
+        kind="action",
+        label="Notify sales",
+        description="Creates a task for the lead's owner (or the next sales rep in turn, "
+        "who becomes the owner), notifies them in the app and by email, and optionally "
+        "posts to Slack.",
+        icon="bell",
+        schema=obj(
+            {
+                "title": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "default": "Follow up with {lead}",
+                },
+                "due_in": obj(
+                    {
+                        "amount": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "unit": {"type": "string", "enum": ["hours", "days"]},
+                    },
+                    ("amount", "unit"),
+                ),
+                "priority": {
+                    "type": "string",
+                    "enum": list(TaskPriority.values),
+                    "default": "normal",
+                },
+                "email": {"type": "boolean", "default": True},
+                "slack_webhook": {
+                    "type": "string",
+                    "format": "uri",
+                    "pattern": "^https://",
+                    "maxLength": 500,
+                },
+            },
+            ("title",),
+        ),
+        execute=_notify_sales,
+        summary=lambda c: c["title"],
+    )
+)
+
+
+def _assign_owner(ctx: StepContext) -> StepResult:
+    if ctx.config.get("user"):
+        rep = User.objects.filter(pk=ctx.config["user"], is_active=True).first()
+    else:
+        rep = sales_round_robin()
+    if rep is not None:
+        lead_update(lead=ctx.lead, changes={"owner": rep}, cause=ctx.trigger_event)
+    return StepResult(output={"owner": rep.pk if rep else None})
+
+
+def _user_exists(config: dict[str, Any]) -> dict[str, list[str]]:
+    if config.get("user") and not User.objects.filter(pk=config["user"], is_active=True).exists():
+        return {"user": [f"No active user {config['user']}."]}
+    return {}
+
+
+register(
+    NodeType(
+        key="owner.assign",
+        kind="action",
+        label="Assign owner",
+        description="Makes a user the lead's owner, or the next sales rep in turn.",
+        icon="user-check",
+        schema=obj({"user": {"type": "integer", "minimum": 1}}),
+        execute=_assign_owner,
+        check=_user_exists,
+    )
+)
+
+
+def _set_field(ctx: StepContext) -> StepResult:
+    field, value = ctx.config["field"], ctx.config["value"]
+    if field.startswith("custom."):
+        definition = custom_definitions()[field[7:]]
+        lead_update(
+            lead=ctx.lead,
+            custom={definition.key: custom_value_clean(definition, value, lenient=True)},
+            cause=ctx.trigger_event,
+        )
+    else:
+        lead_update(lead=ctx.lead, changes={field: value}, cause=ctx.trigger_event)
+    return StepResult()
+
+
+def _field_problems(config: dict[str, Any]) -> dict[str, list[str]]:
+    field, value = config.get("field", ""), config.get("value")
+    if field.startswith("custom."):
+        definition = custom_definitions().get(field[7:])
+        if definition is None:
+            return {"field": [f"No custom field {field[7:]!r}."]}
+        try:
+            custom_value_clean(definition, value, lenient=True)
+        except FieldValueError as exc:
+            return {"value": [str(exc)]}
+        return {}
+    if field not in SETTABLE_FIELDS:
+        return {"field": [f"Expected one of: {', '.join(SETTABLE_FIELDS)}, or custom.<key>."]}
+    if field == "company_size":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
+        return {} if ok else {"value": ["Expected a whole number."]}
+    limit = Lead._meta.get_field(field).max_length  # type: ignore[union-attr]
+    if not isinstance(value, str) or (limit and len(value) > limit):
+        return {"value": [f"Expected text of at most {limit} characters."]}
+    return {}
+
+
+register(
+    NodeType(
+        key="field.set",
+        kind="action",
+        label="Set field",
+        description="Sets a lead field (standard or custom) to a value.",
+        icon="edit-3",
+        schema=obj(
+            {
+                "field": {"type": "string", "minLength": 1},
+                "value": {"type": ["string", "number", "boolean"]},
+            },
+            ("field", "value"),
+        ),
+        execute=_set_field,
+        check=_field_problems,
+    )
+)
+
+
+def _tags_action(add: bool) -> Any:
+    def execute(ctx: StepContext) -> StepResult:
+        changed = lead_tags_change(
+            lead=ctx.lead,
+            add=[ctx.config["tag"]] if add else [],
+            remove=[] if add else [ctx.config["tag"]],
+            cause=ctx.trigger_event,
+            depth=(ctx.trigger_event.depth + 1) if ctx.trigger_event else 0,
+        )
+        return StepResult(output={"changed": bool(changed)})
+
+    return execute
+
+
+for _node_key, _label, _adding in (
+    ("tag.add", "Add tag", True),
+    ("tag.remove", "Remove tag", False),
+):
+    register(
+        NodeType(
+            key=_node_key,
+            kind="action",
+            label=_label,
+            description=f"{'Adds' if _adding else 'Removes'} a tag.",
+            icon="tag",
+            schema=obj({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
+            execute=_tags_action(_adding),
+        )
+    )
+
+
+def _change_stage(ctx: StepContext) -> StepResult:
+    stage = ctx.config["stage"]
+    current = ctx.lead.stage
+    forward_only = ctx.config.get("forward_only", True)
+    ordered = current in STAGE_ORDER and stage in STAGE_ORDER
+    if forward_only and ordered and STAGE_ORDER.index(stage) <= STAGE_ORDER.index(current):
+        return StepResult(output={"changed": False})
+    if current == Stage.DISQUALIFIED and ctx.config.get("forward_only", True):
+        return StepResult(output={"changed": False})
+    lead_update(lead=ctx.lead, changes={"stage": stage}, cause=ctx.trigger_event)
+    return StepResult(output={"changed": True})
+
+
+register(
+    NodeType(
+        key="stage.change",
+        kind="action",
+        label="Change lifecycle stage",
+        description="Moves the lead to a stage; with 'forward only', never back.",
+        icon="flag",
+        schema=obj(
+            {
+                "stage": {"type": "string", "enum": list(Stage.values)},
+                "forward_only": {"type": "boolean", "default": True},
+            },
+            ("stage",),
+        ),
+        execute=_change_stage,
+    )
+)
+
+
+def _disqualify(ctx: StepContext) -> StepResult:
+    lead_update(
+        lead=ctx.lead,
+        changes={"stage": Stage.DISQUALIFIED},
+        raw_traits=None,
+        custom=None,
+        cause=ctx.trigger_event,
+    )
+    return StepResult(output={"reason": ctx.config["reason"]})
+
+
+register(
+    NodeType(
+        key="lead.disqualify",
+        kind="action",
+        label="Disqualify",
+        description="Sets the stage to disqualified, with a reason.",
+        icon="x-circle",
+        schema=obj({"reason": {"type": "string", "minLength": 1, "maxLength": 255}}, ("reason",)),
+        execute=_disqualify,
+    )
+)
+
+
+def _static_segment(config: dict[str, Any]) -> dict[str, list[str]]:
+    segment = Segment.objects.filter(pk=config.get("segment") or 0).first()
+    if segment is None:
+        return {"segment": [f"No segment {config.get('segment')}."]}
+    if segment.kind != SegmentKind.STATIC:
+        return {"segment": ["Only static segments take leads by hand."]}
+    return {}
+
+
+def _segment_move(ctx: StepContext, add: bool) -> StepResult:
+    from leads.services.segments import segment_add_leads, segment_remove_leads
+
+    segment = Segment.objects.get(pk=ctx.config["segment"])
+    if add:
+        changed = segment_add_leads(segment=segment, lead_ids=[ctx.lead.pk])
+    else:
+        changed = segment_remove_leads(segment=segment, lead_ids=[ctx.lead.pk])
+    return StepResult(output={"changed": changed})
+
+
+def _segment_action(add: bool) -> Any:
+    def execute(ctx: StepContext) -> StepResult:
+        return _segment_move(ctx, add)
+
+    return execute
+
+
+for _node_key, _label, _add in (
+    ("segment.add", "Add to static segment", True),
+    ("segment.remove", "Remove from static segment", False),
+):
+    register(
+        NodeType(
+            key=_node_key,
+            kind="action",
+            label=_label,
+            description=("Adds the lead to" if _add else "Removes the lead from")
+            + " a static segment.",
+            icon="list",
+            schema=obj({"segment": {"type": "integer", "minimum": 1}}, ("segment",)),
+            execute=_segment_action(_add),
+            check=_static_segment,
+        )
+    )
+
+
+def _webhook(ctx: StepContext) -> StepResult:
+    from flows.services import delivery_create
+
+    delivery_create(
+        kind="webhook",
+        key=_key(ctx),
+        step=ctx.step,
+        target=ctx.config["url"],
+        payload={
+            "secret": ctx.config.get("secret", ""),
+            "body": _webhook_body(ctx),
+        },
+        blocking=True,
+    )
+    return StepResult(wait_for_delivery=True)
+
+
+def _webhook_body(ctx: StepContext) -> dict[str, Any]:
+    from flows.services import lead_payload
+
+    event = ctx.trigger_event
+    return {
+        "lead": lead_payload(ctx.lead),
+        "event": {
+            "id": event.pk,
+            "type": event.type,
+            "name": event.name,
+            "properties": event.properties,
+            "occurred_at": event.occurred_at.isoformat(),
+        }
+        if event is not None
+        else None,
+        "flow": {"id": ctx.enrollment.flow_id, "enrollment": ctx.enrollment.pk},
+    }
+
+
+register(
+    NodeType(
+        key="webhook.send",
+        kind="action",
+        label="Send webhook",
+        description="POSTs the lead and the triggering event as JSON to a URL, signed "
+        "with HMAC-SHA256 (X-Leadflow-Signature), retried with backoff.",
+        icon="send",
+        schema=obj(
+            {
+                "url": {"type": "string", "pattern": "^https?://", "maxLength": 2000},
+                "secret": {"type": "string", "maxLength": 200},
+            },
+            ("url",),
+        ),
+        execute=_webhook,
+    )
+)
+
+register(
+    NodeType(
+        key="flow.end",
+        kind="action",
+        label="End flow",
+        description="Ends the flow here for this lead.",
+        icon="square",
+        schema=obj({}),
+        outputs=(),
+        execute=lambda ctx: StepResult(follow=(), end=True),
+    )
+)

@@ -1,0 +1,175 @@
+"""Logic nodes: if / else on any segment-style condition, waits, and exit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flows.nodes.base import REGISTRY, NodeType, StepContext, StepResult, obj, register
+from leads.conditions import ConditionError, compile_tree, validate
+from leads.models import Lead
+
+UNITS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
+
+
+def _tree_problems(config: dict[str, Any]) -> dict[str, list[str]]:
+    try:
+        validate(config.get("conditions"))
+    except ConditionError as exc:
+        return {f"conditions.{p}" if p else "conditions": m for p, m in exc.fields.items()}
+    return {}
+
+
+def _condition(ctx: StepContext) -> StepResult:
+    tree = ctx.config["conditions"]
+    met = Lead.objects.filter(pk=ctx.lead.pk).filter(compile_tree(tree, now=ctx.now)).exists()
+    return StepResult(follow=("yes",) if met else ("no",), output={"met": met})
+
+
+register(
+    NodeType(
+        key="condition",
+        kind="condition",
+        label="If / else",
+        description="Checks the lead against conditions (like a segment's) and goes on "
+        "through yes or no.",
+        icon="git-branch",
+        schema=obj({"conditions": {"type": "object"}}, ("conditions",)),
+        outputs=("yes", "no"),
+        execute=_condition,
+        check=_tree_problems,
+    )
+)
+
+
+def wait_due(config: dict[str, Any], now: dt.datetime) -> dt.datetime:
+    """When a wait started ``now`` ends: the duration, then (optionally) the next
+    moment inside the allowed weekdays and hours, in UTC."""
+    due = now + dt.timedelta(seconds=config["amount"] * UNITS[config["unit"]])
+    weekdays = config.get("weekdays")
+    window = config.get("between")
+    if not weekdays and not window:
+        return due
+    start_t, end_t = dt.time.min, dt.time.max
+    if window:
+        start_t = dt.time.fromisoformat(window[0])
+        end_t = dt.time.fromisoformat(window[1])
+    for offset in range(0, 8):
+        day = (due + dt.timedelta(days=offset)).date()
+        if weekdays and day.weekday() not in weekdays:
+            continue
+        opens = dt.datetime.combine(day, start_t, tzinfo=dt.UTC)
+        closes = dt.datetime.combine(day, end_t, tzinfo=dt.UTC)
+        if due <= opens:
+            return opens
+        if due < closes:
+            return due
+    return due
+
+
+def _wait(ctx: StepContext) -> StepResult:
+    return StepResult(wait_until=wait_due(ctx.config, ctx.now))
+
+
+def _window_problems(config: dict[str, Any]) -> dict[str, list[str]]:
+    window = config.get("between")
+    if window and window[0] >= window[1]:
+        return {"between": ["The window must end after it starts."]}
+    return {}
+
+
+register(
+    NodeType(
+        key="wait",
+        kind="wait",
+        label="Wait",
+        description="Waits for a while (minutes to weeks), optionally until a weekday "
+        "and time window (UTC).",
+        icon="clock",
+        schema=obj(
+            {
+                "amount": {"type": "integer", "minimum": 1, "maximum": 10000},
+                "unit": {"type": "string", "enum": list(UNITS)},
+                "weekdays": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0, "maximum": 6},
+                    "uniqueItems": True,
+                    "minItems": 1,
+                    "description": "0 is Monday.",
+                },
+                "between": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+            },
+            ("amount", "unit"),
+        ),
+        execute=_wait,
+        check=_window_problems,
+    )
+)
+
+
+def _wait_until(ctx: StepContext) -> StepResult:
+    # Met or timed out is decided later: by a matching event, or by the wake-up.
+    due = ctx.now + dt.timedelta(days=ctx.config["within_days"])
+    return StepResult(wait_until=due, output={"listening": True})
+
+
+def wait_until_matches(config: dict[str, Any], event: Any) -> bool:
+    trigger = REGISTRY.get(config["event"]["type"])
+    if trigger is None or trigger.kind != "trigger":
+        return False
+    assert trigger.subscribe is not None and trigger.matches is not None
+    event_type, _ = trigger.subscribe(config["event"].get("config", {}))
+    return event.type == event_type and trigger.matches(event, config["event"].get("config", {}))
+
+
+def _wait_until_problems(config: dict[str, Any]) -> dict[str, list[str]]:
+    from flows.graph import config_problems
+
+    spec = config.get("event", {})
+    trigger = REGISTRY.get(spec.get("type", ""))
+    if trigger is None or trigger.kind != "trigger":
+        return {"event.type": ["Expected a trigger type, such as email.activity."]}
+    return {
+        f"event.config.{k}" if k else "event.config": v
+        for k, v in config_problems(trigger, spec.get("config", {})).items()
+    }
+
+
+register(
+    NodeType(
+        key="wait.until",
+        kind="wait",
+        label="Wait until",
+        description="Waits for an event (matched like a trigger) for up to N days; goes on "
+        "through met, or through timeout.",
+        icon="hourglass",
+        schema=obj(
+            {
+                "event": obj({"type": {"type": "string"}, "config": {"type": "object"}}, ("type",)),
+                "within_days": {"type": "integer", "minimum": 1, "maximum": 365},
+            },
+            ("event", "within_days"),
+        ),
+        outputs=("met", "timeout"),
+        execute=_wait_until,
+        check=_wait_until_problems,
+    )
+)
+
+register(
+    NodeType(
+        key="exit",
+        kind="exit",
+        label="Exit",
+        description="Ends the flow for this lead.",
+        icon="log-out",
+        schema=obj({}),
+        outputs=(),
+        execute=lambda ctx: StepResult(follow=(), end=True),
+    )
+)

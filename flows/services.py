@@ -1,0 +1,630 @@
+"""Flows: editing and publishing, and the engine that runs them.
+
+The engine runs inside the worker's per-event transaction, with the lead row
+locked: an event enrolls the lead into matching flows and runs steps until a
+wait or the end. Waits are Wakeup rows that beat claims; outgoing messages are
+Delivery rows sent by their own task. Every effect is keyed by its StepRun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+from collections import deque
+from typing import Any
+
+import requests
+from django.contrib.auth.models import User
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from flows.graph import GraphError, graph_validate
+from flows.models import (
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Flow,
+    FlowStatus,
+    FlowVersion,
+    Reentry,
+    StepRun,
+    StepStatus,
+    TriggerSubscription,
+    Wakeup,
+)
+from flows.nodes import REGISTRY, StepContext, StepResult
+from flows.nodes.logic import wait_until_matches
+from leads.models import Event, Lead
+
+logger = logging.getLogger(__name__)
+
+STEP_RETRY_DELAYS = (10, 60, 300)  # seconds before the 2nd, 3rd and 4th try
+DELIVERY_RETRY_DELAYS = (10, 60, 300, 1800)
+MAX_STEPS_PER_RUN = 1000
+
+
+class DraftConflict(Exception):
+    """The draft changed since the editor loaded it."""
+
+
+# --- editing ---------------------------------------------------------------------
+
+
+def flow_create(
+    *,
+    name: str,
+    description: str = "",
+    reentry: str = Reentry.ONCE,
+    reentry_days: int | None = None,
+    graph: dict[str, Any] | None = None,
+    created_by: User | None = None,
+) -> Flow:
+    return Flow.objects.create(
+        name=name,
+        description=description,
+        reentry=reentry,
+        reentry_days=reentry_days,
+        draft=graph or {"nodes": [], "edges": []},
+        created_by=created_by,
+    )
+
+
+@transaction.atomic
+def flow_draft_save(*, flow: Flow, graph: dict[str, Any], revision: int) -> Flow:
+    """Save the draft if nobody saved since ``revision``; else DraftConflict."""
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    if locked.draft_revision != revision:
+        raise DraftConflict()
+    locked.draft = graph
+    locked.draft_revision = F("draft_revision") + 1
+    locked.save(update_fields=["draft", "draft_revision", "updated_at"])
+    locked.refresh_from_db()
+    return locked
+
+
+@transaction.atomic
+def flow_publish(*, flow: Flow, user: User | None = None) -> FlowVersion:
+    """Validate the draft and make it the new published version; route events to
+    its triggers from now on. Running enrollments stay on their version."""
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    graph = graph_validate(locked.draft)
+    number = (locked.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    version = FlowVersion.objects.create(flow=locked, number=number, graph=graph, created_by=user)
+    TriggerSubscription.objects.filter(flow=locked).delete()
+    subscriptions = []
+    for node in graph["nodes"]:
+        node_type = REGISTRY[node["type"]]
+        if node_type.kind == "trigger":
+            assert node_type.subscribe is not None
+            event_type, key = node_type.subscribe(node.get("config", {}))
+            subscriptions.append(
+                TriggerSubscription(
+                    flow=locked,
+                    version=version,
+                    node_id=node["id"],
+                    event_type=event_type,
+                    match_key=key,
+                )
+            )
+    TriggerSubscription.objects.bulk_create(subscriptions)
+    locked.published = version
+    if locked.status in (FlowStatus.DRAFT, FlowStatus.ARCHIVED):
+        locked.status = FlowStatus.ACTIVE
+    locked.save(update_fields=["published", "status", "updated_at"])
+    return version
+
+
+def flow_set_status(*, flow: Flow, status: str) -> Flow:
+    """Pause (no new enrollments; waiting ones hold), resume, or archive."""
+    if status in (FlowStatus.ACTIVE, FlowStatus.PAUSED) and flow.published_id is None:
+        raise GraphError({"graph": ["Publish the flow first."]})
+    Flow.objects.filter(pk=flow.pk).update(status=status, updated_at=timezone.now())
+    flow.refresh_from_db()
+    return flow
+
+
+# --- the engine --------------------------------------------------------------------
+
+
+def _graph_index(
+    graph: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], list[str]]]:
+    nodes = {node["id"]: node for node in graph["nodes"]}
+    edges: dict[tuple[str, str], list[str]] = {}
+    for edge in graph.get("edges", []):
+        edges.setdefault((edge["source"], edge.get("sourceHandle") or "next"), []).append(
+            edge["target"]
+        )
+    return nodes, edges
+
+
+def flows_on_event(*, event: Event, lead: Lead) -> None:
+    """Route an applied event: resume waits listening for it, enroll the lead in
+    flows whose triggers match. Runs in the event's transaction."""
+    _resume_listeners(event=event, lead=lead)
+    keys = {"", event.name}
+    if "segment_id" in event.properties:
+        keys.add(str(event.properties["segment_id"]))
+    subscriptions = TriggerSubscription.objects.filter(
+        event_type=event.type, match_key__in=keys, flow__status=FlowStatus.ACTIVE
+    ).select_related("flow", "version")
+    for subscription in subscriptions:
+        nodes, _ = _graph_index(subscription.version.graph)
+        node = nodes.get(subscription.node_id)
+        if node is None:
+            continue
+        node_type = REGISTRY[node["type"]]
+        assert node_type.matches is not None
+        if node_type.matches(event, node.get("config", {})):
+            enroll(
+                flow=subscription.flow,
+                version=subscription.version,
+                lead=lead,
+                node=node,
+                event=event,
+            )
+
+
+def _may_enter(flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> bool:
+    earlier = Enrollment.objects.filter(flow=flow, lead=lead)
+    if (
+        node.get("config", {}).get("once_per_lead")
+        and earlier.filter(trigger_node=node["id"]).exists()
+    ):
+        return False
+    if flow.reentry == Reentry.ONCE:
+        return not earlier.exists()
+    if flow.reentry == Reentry.DAYS:
+        since = now - dt.timedelta(days=flow.reentry_days or 1)
+        return not earlier.filter(created_at__gte=since).exists()
+    return True
+
+
+def enroll(
+    *, flow: Flow, version: FlowVersion, lead: Lead, node: dict[str, Any], event: Event | None
+) -> Enrollment | None:
+    """Start the lead on the flow at a trigger node, obeying the re-entry rule;
+    one enrollment per (flow, lead, trigger event), whatever retries happen."""
+    now = timezone.now()
+    if not _may_enter(flow, lead, node, now):
+        return None
+    try:
+        with transaction.atomic():
+            enrollment = Enrollment.objects.create(
+                flow=flow, version=version, lead=lead, trigger_event=event, trigger_node=node["id"]
+            )
+    except IntegrityError:
+        return None
+    StepRun.objects.create(
+        enrollment=enrollment,
+        node_id=node["id"],
+        node_type=node["type"],
+        status=StepStatus.COMPLETED,
+        finished_at=now,
+        output={"event": event.pk if event else None},
+    )
+    _advance(enrollment, lead, [(node["id"], "next")], event)
+    return enrollment
+
+
+def _advance(
+    enrollment: Enrollment,
+    lead: Lead,
+    starts: list[tuple[str, str]],
+    event: Event | None,
+) -> None:
+    """Run steps from the given (node, output handle) pairs until every branch
+    waits or ends, then settle the enrollment's status."""
+    nodes, edges = _graph_index(enrollment.version.graph)
+    queue: deque[str] = deque()
+    for node_id, handle in starts:
+        queue.extend(edges.get((node_id, handle), []))
+    ran = 0
+    ended = False
+    while queue and not ended:
+        ran += 1
+        if ran > MAX_STEPS_PER_RUN:
+            raise RuntimeError("Too many steps in one run.")
+        node_id = queue.popleft()
+        node = nodes[node_id]
+        result = _execute(enrollment, lead, node, event)
+        if result is None:
+            continue
+        if result.end:
+            ended = True
+            break
+        if result.wait_until is None and not result.wait_for_delivery:
+            for handle in result.follow:
+                queue.extend(edges.get((node_id, handle), []))
+    _settle(enrollment, ended=ended)
+
+
+def _execute(
+    enrollment: Enrollment, lead: Lead, node: dict[str, Any], event: Event | None
+) -> StepResult | None:
+    node_type = REGISTRY[node["type"]]
+    visit = StepRun.objects.filter(enrollment=enrollment, node_id=node["id"]).count()
+    now = timezone.now()
+    step = StepRun.objects.create(
+        enrollment=enrollment,
+        node_id=node["id"],
+        node_type=node["type"],
+        visit=visit,
+        status=StepStatus.COMPLETED,
+    )
+    return _run_step(step, enrollment, lead, node_type, node.get("config", {}), event, now)
+
+
+def _run_step(
+    step: StepRun,
+    enrollment: Enrollment,
+    lead: Lead,
+    node_type: Any,
+    config: dict[str, Any],
+    event: Event | None,
+    now: dt.datetime,
+) -> StepResult | None:
+    ctx = StepContext(
+        enrollment=enrollment, step=step, lead=lead, config=config, trigger_event=event, now=now
+    )
+    try:
+        with transaction.atomic():
+            result: StepResult = node_type.execute(ctx)
+    except Exception as exc:
+        logger.exception("step %s (%s) failed", step.pk, node_type.key)
+        _step_failed(step, f"{type(exc).__name__}: {exc}", now)
+        return None
+    step.output = result.output
+    step.finished_at = now
+    if result.wait_until is not None:
+        step.status = StepStatus.WAITING
+        Wakeup.objects.create(step=step, due_at=result.wait_until)
+    elif result.wait_for_delivery:
+        step.status = StepStatus.WAITING
+    else:
+        step.status = StepStatus.COMPLETED
+        step.output = {**result.output, "handles": list(result.follow)}
+    step.save(update_fields=["status", "output", "finished_at"])
+    return result
+
+
+def _step_failed(step: StepRun, error: str, now: dt.datetime) -> None:
+    """Retry with backoff through a wake-up; after the last try the step fails
+    and the enrollment stops there."""
+    step.error = error[:4000]
+    if step.attempts <= len(STEP_RETRY_DELAYS):
+        step.status = StepStatus.RETRYING
+        delay = STEP_RETRY_DELAYS[step.attempts - 1]
+        Wakeup.objects.update_or_create(
+            step=step, defaults={"due_at": now + dt.timedelta(seconds=delay), "claimed_at": None}
+        )
+    else:
+        step.status = StepStatus.FAILED
+        step.finished_at = now
+        Enrollment.objects.filter(pk=step.enrollment_id).update(
+            status=EnrollmentStatus.FAILED, finished_at=now
+        )
+    step.save(update_fields=["status", "error", "finished_at"])
+
+
+def _settle(enrollment: Enrollment, *, ended: bool) -> None:
+    now = timezone.now()
+    if (
+        enrollment.status == EnrollmentStatus.FAILED
+        or Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.FAILED).exists()
+    ):
+        return
+    pending = StepRun.objects.filter(
+        enrollment=enrollment, status__in=[StepStatus.WAITING, StepStatus.RETRYING]
+    )
+    if ended:
+        pending.update(status=StepStatus.COMPLETED, finished_at=now)
+        Wakeup.objects.filter(step__enrollment=enrollment, claimed_at__isnull=True).delete()
+        status, finished = EnrollmentStatus.COMPLETED, now
+    elif pending.exists():
+        status, finished = EnrollmentStatus.WAITING, None
+    else:
+        status, finished = EnrollmentStatus.COMPLETED, now
+    Enrollment.objects.filter(pk=enrollment.pk).update(status=status, finished_at=finished)
+    enrollment.status = status
+
+
+def step_resume(*, step: StepRun, handle: str) -> None:
+    """A waiting step is done (its time came, its event arrived, its delivery
+    went out): go on through ``handle``. The caller holds the lead's lock."""
+    enrollment = Enrollment.objects.select_related("version", "lead", "trigger_event").get(
+        pk=step.enrollment_id
+    )
+    if enrollment.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.FAILED):
+        return
+    now = timezone.now()
+    updated = StepRun.objects.filter(pk=step.pk, status=StepStatus.WAITING).update(
+        status=StepStatus.COMPLETED, finished_at=now, output={**step.output, "handles": [handle]}
+    )
+    if not updated:
+        return
+    Wakeup.objects.filter(step=step).delete()
+    _advance(enrollment, enrollment.lead, [(step.node_id, handle)], enrollment.trigger_event)
+
+
+def _step_retry(step: StepRun) -> None:
+    enrollment = Enrollment.objects.select_related("version", "lead", "trigger_event").get(
+        pk=step.enrollment_id
+    )
+    nodes, _ = _graph_index(enrollment.version.graph)
+    node = nodes[step.node_id]
+    StepRun.objects.filter(pk=step.pk).update(attempts=F("attempts") + 1)
+    step.refresh_from_db()
+    result = _run_step(
+        step,
+        enrollment,
+        enrollment.lead,
+        REGISTRY[node["type"]],
+        node.get("config", {}),
+        enrollment.trigger_event,
+        timezone.now(),
+    )
+    if result is None:
+        return
+    if result.end:
+        _settle(enrollment, ended=True)
+        return
+    starts = (
+        []
+        if result.wait_until or result.wait_for_delivery
+        else [(step.node_id, h) for h in result.follow]
+    )
+    nodes_edges = starts
+    _advance(enrollment, enrollment.lead, nodes_edges, enrollment.trigger_event)
+
+
+def _resume_listeners(*, event: Event, lead: Lead) -> None:
+    waiting = StepRun.objects.filter(
+        enrollment__lead=lead,
+        enrollment__flow__status=FlowStatus.ACTIVE,
+        node_type="wait.until",
+        status=StepStatus.WAITING,
+    ).select_related("enrollment__version")
+    for step in waiting:
+        nodes, _ = _graph_index(step.enrollment.version.graph)
+        config = nodes[step.node_id].get("config", {})
+        started = step.started_at
+        if event.occurred_at >= started and wait_until_matches(config, event):
+            step_resume(step=step, handle="met")
+
+
+# --- wake-ups ------------------------------------------------------------------------
+
+
+def wakeups_claim(*, limit: int = 500) -> list[int]:
+    """Claim due wake-ups of active flows (SKIP LOCKED: any number of beats or
+    workers may claim side by side) and dispatch each after commit."""
+    from flows.tasks import wakeup_fire_task
+
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            Wakeup.objects.select_for_update(skip_locked=True)
+            .filter(
+                claimed_at__isnull=True,
+                due_at__lte=now,
+                step__enrollment__flow__status=FlowStatus.ACTIVE,
+            )
+            .order_by("due_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if due:
+            Wakeup.objects.filter(pk__in=due).update(claimed_at=now)
+            transaction.on_commit(lambda: [wakeup_fire_task.delay(w) for w in due])
+    return due
+
+
+def wakeup_fire(*, wakeup_id: int) -> None:
+    """The wait is over: lock the lead, then resume (or retry) the step."""
+    wakeup = Wakeup.objects.select_related("step").filter(pk=wakeup_id).first()
+    if wakeup is None:
+        return
+    with transaction.atomic():
+        lead_id = wakeup.step.enrollment.lead_id
+        Lead.objects.select_for_update().filter(pk=lead_id).first()
+        step = StepRun.objects.get(pk=wakeup.step_id)
+        if step.status == StepStatus.RETRYING:
+            Wakeup.objects.filter(pk=wakeup_id).delete()
+            _step_retry(step)
+        elif step.status == StepStatus.WAITING:
+            handle = "timeout" if step.node_type == "wait.until" else "next"
+            step_resume(step=step, handle=handle)
+        else:
+            Wakeup.objects.filter(pk=wakeup_id).delete()
+
+
+def wakeups_release_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
+    """Claimed but never fired (a lost message): claim them again."""
+    cutoff = timezone.now() - older_than
+    return Wakeup.objects.filter(claimed_at__lt=cutoff).update(claimed_at=None)
+
+
+# --- deliveries ------------------------------------------------------------------------
+
+
+def delivery_create(
+    *,
+    kind: str,
+    key: str,
+    step: StepRun | None,
+    target: str,
+    payload: dict[str, Any],
+    blocking: bool = False,
+) -> Delivery:
+    """Record an outgoing message (once per key) and send it after commit."""
+    from flows.tasks import delivery_send_task
+
+    delivery, created = Delivery.objects.get_or_create(
+        key=key,
+        defaults={
+            "kind": kind,
+            "step": step,
+            "target": target,
+            "payload": payload,
+            "blocking": blocking,
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: delivery_send_task.delay(delivery.pk))
+    return delivery
+
+
+def lead_payload(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.pk,
+        "email": lead.email,
+        "external_id": lead.external_id,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "job_title": lead.job_title,
+        "company_name": lead.company_name,
+        "company_size": lead.company_size,
+        "stage": lead.stage,
+        "score": lead.score,
+        "grade": lead.grade,
+        "custom_fields": lead.custom_fields,
+    }
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _send(delivery: Delivery) -> int | None:
+    if delivery.kind == "webhook":
+        body = json.dumps(delivery.payload["body"], separators=(",", ":"), default=str).encode()
+        headers = {"Content-Type": "application/json", "X-Leadflow-Delivery": delivery.key}
+        if delivery.payload.get("secret"):
+            headers["X-Leadflow-Signature"] = webhook_signature(delivery.payload["secret"], body)
+        response = requests.post(delivery.target, data=body, headers=headers, timeout=10)
+        if response.status_code >= 300:
+            raise DeliveryError(response.status_code, f"HTTP {response.status_code}")
+        return response.status_code
+    if delivery.kind == "slack":
+        response = requests.post(delivery.target, json=delivery.payload, timeout=10)
+        if response.status_code >= 300:
+            raise DeliveryError(response.status_code, f"HTTP {response.status_code}")
+        return response.status_code
+    send_mail(
+        delivery.payload["subject"],
+        delivery.payload["body"],
+        None,
+        [delivery.target],
+        fail_silently=False,
+    )
+    return None
+
+
+class DeliveryError(Exception):
+    def __init__(self, code: int | None, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def delivery_send(*, delivery_id: int) -> None:
+    """Send once; on failure back off (10 s, 1 min, 5 min, 30 min), then give up
+    and fail the step that waits for it."""
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return
+        now = timezone.now()
+        delivery.attempts += 1
+        try:
+            delivery.response_code = _send(delivery)
+        except (DeliveryError, requests.RequestException, OSError) as exc:
+            delivery.response_code = getattr(exc, "code", None)
+            delivery.last_error = str(exc)[:2000]
+            if delivery.attempts <= len(DELIVERY_RETRY_DELAYS):
+                delay = DELIVERY_RETRY_DELAYS[delivery.attempts - 1]
+                delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
+            else:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.next_attempt_at = None
+            delivery.save()
+            if delivery.status == DeliveryStatus.FAILED and delivery.blocking and delivery.step_id:
+                _delivery_failed_step(delivery)
+            return
+        delivery.status = DeliveryStatus.SENT
+        delivery.sent_at = now
+        delivery.next_attempt_at = None
+        delivery.save()
+    if delivery.blocking and delivery.step_id:
+        _resume_after_delivery(delivery)
+
+
+def _resume_after_delivery(delivery: Delivery) -> None:
+    with transaction.atomic():
+        step = StepRun.objects.select_related("enrollment").get(pk=delivery.step_id or 0)
+        Lead.objects.select_for_update().filter(pk=step.enrollment.lead_id).first()
+        step.output = {**step.output, "response_code": delivery.response_code}
+        step.save(update_fields=["output"])
+        step_resume(step=step, handle="next")
+
+
+def _delivery_failed_step(delivery: Delivery) -> None:
+    now = timezone.now()
+    step = StepRun.objects.get(pk=delivery.step_id or 0)
+    StepRun.objects.filter(pk=step.pk).update(
+        status=StepStatus.FAILED,
+        error=f"Delivery failed after {delivery.attempts} tries: {delivery.last_error}"[:4000],
+        finished_at=now,
+        output={**step.output, "response_code": delivery.response_code},
+    )
+    Enrollment.objects.filter(pk=step.enrollment_id).update(
+        status=EnrollmentStatus.FAILED, finished_at=now
+    )
+
+
+def deliveries_due() -> list[int]:
+    """Pending deliveries whose retry time came (from beat)."""
+    from flows.tasks import delivery_send_task
+
+    ids = list(
+        Delivery.objects.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now()
+        ).values_list("id", flat=True)[:500]
+    )
+    for delivery_id in ids:
+        delivery_send_task.delay(delivery_id)
+    return ids
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def flow_node_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
+    """Per node: entered (steps run), completed, waiting, failed."""
+    rows = (
+        StepRun.objects.filter(enrollment__flow=flow)
+        .values("node_id", "status")
+        .annotate(n=Count("id"))
+    )
+    stats: dict[str, dict[str, int]] = {}
+    for row in rows:
+        node = stats.setdefault(
+            row["node_id"], {"entered": 0, "completed": 0, "waiting": 0, "failed": 0}
+        )
+        node["entered"] += row["n"]
+        if row["status"] == StepStatus.COMPLETED:
+            node["completed"] += row["n"]
+        elif row["status"] in (StepStatus.WAITING, StepStatus.RETRYING):
+            node["waiting"] += row["n"]
+        elif row["status"] == StepStatus.FAILED:
+            node["failed"] += row["n"]
+    return stats

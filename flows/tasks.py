@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from flows import services
+
+
+@shared_task(name="flows.tasks.wakeups_claim")
+def wakeups_claim_task() -> int:
+    services.wakeups_release_stale()
+    return len(services.wakeups_claim())
+
+
+@shared_task(name="flows.tasks.wakeup_fire", acks_late=True, reject_on_worker_lost=True)
+def wakeup_fire_task(wakeup_id: int) -> None:
+    services.wakeup_fire(wakeup_id=wakeup_id)
+
+
+@shared_task(name="flows.tasks.delivery_send", acks_late=True, reject_on_worker_lost=True)
+def delivery_send_task(delivery_id: int) -> None:
+    services.delivery_send(delivery_id=delivery_id)
+
+
+@shared_task(name="flows.tasks.deliveries_due")
+def deliveries_due_task() -> int:
+    return len(services.deliveries_due())
