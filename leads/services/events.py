@@ -245,8 +245,8 @@ def event_process(*, event_id: int) -> list[int]:
 
 
 def _event_process(event_id: int) -> None:
-    from leads.services.apply import event_apply
     from flows.services import flows_on_event
+    from leads.services.apply import event_apply
     from leads.services.segments import dependency_keys, segments_check_lead
 
     with transaction.atomic():
