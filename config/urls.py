@@ -20,6 +20,7 @@ urlpatterns = [
     path("healthz", lead_views.healthz, name="healthz"),
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("scoring.api.urls")),
+    path("api/v1/", include("flows.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

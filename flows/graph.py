@@ -16,7 +16,7 @@ NODE_ID = r"^[A-Za-z0-9_\-]{1,64}$"
 class GraphError(ValueError):
     """``nodes`` maps node ids (and ``edges``/``graph``) to their messages."""
 
-    def __init__(self, problems: dict[str, dict[str, list[str]] | list[str]]):
+    def __init__(self, problems: dict[str, Any]):
         super().__init__("The flow has problems.")
         self.problems = problems
 

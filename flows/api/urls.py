@@ -1,0 +1,13 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from flows.api import views
+
+router = DefaultRouter()
+router.register("flows", views.FlowViewSet, basename="flow")
+router.register("enrollments", views.EnrollmentViewSet, basename="enrollment")
+
+urlpatterns = [
+    path("flows/node-types/", views.NodeTypesView.as_view(), name="flow-node-types"),
+    *router.urls,
+]

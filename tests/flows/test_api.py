@@ -1,0 +1,98 @@
+import pytest
+
+from flows.models import Flow, TriggerSubscription
+from flows.nodes import REGISTRY
+from leads.services.segments import segment_create
+from tests.flows.helpers import graph
+
+pytestmark = pytest.mark.django_db
+
+
+def test_node_types_come_from_the_registry(sales_api):
+    body = sales_api.get("/api/v1/flows/node-types/").json()["results"]
+    keys = {n["key"]: n for n in body}
+    assert set(keys) == set(REGISTRY)
+    assert keys["condition"]["outputs"] == ["yes", "no"]
+    assert keys["wait.until"]["outputs"] == ["met", "timeout"]
+    assert keys["segment.entered"]["kind"] == "trigger"
+    assert keys["score.adjust"]["config_schema"]["required"] == ["points", "category", "reason"]
+    triggers = {k for k, n in keys.items() if n["kind"] == "trigger"}
+    assert triggers == {
+        "segment.entered",
+        "segment.left",
+        "email.activity",
+        "app.event",
+        "page.visited",
+        "field.changed",
+        "tag.added",
+        "tag.removed",
+        "lead.created",
+        "form.submitted",
+        "score.threshold",
+        "grade.changed",
+    }
+
+
+def test_create_edit_publish_pause_resume(marketer_api):
+    segment = segment_create(
+        name="CEOs", conditions={"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+    )
+    created = marketer_api.post("/api/v1/flows/", {"name": "Welcome CEOs"}, format="json").json()
+    url = f"/api/v1/flows/{created['id']}"
+    draft = marketer_api.get(f"{url}/draft/").json()
+    assert draft == {"graph": {"nodes": [], "edges": []}, "revision": 0}
+    g = graph(
+        ("t", "segment.entered", {"segment": segment.pk}),
+        ("s", "score.adjust", {"points": 5, "category": "fit", "reason": "CEO"}),
+    )
+    saved = marketer_api.put(f"{url}/draft/", {"graph": g, "revision": 0}, format="json")
+    assert saved.json()["revision"] == 1
+    stale = marketer_api.put(f"{url}/draft/", {"graph": g, "revision": 0}, format="json")
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "conflict"
+    assert marketer_api.post(f"{url}/validate/").json() == {"valid": True}
+    version = marketer_api.post(f"{url}/publish/")
+    assert version.status_code == 201
+    assert version.json()["number"] == 1
+    flow = Flow.objects.get()
+    assert flow.published is not None
+    assert (flow.status, flow.published.number) == ("active", 1)
+    assert list(TriggerSubscription.objects.values_list("event_type", "match_key")) == [
+        ("segment.entered", str(segment.pk))
+    ]
+    assert marketer_api.post(f"{url}/pause/").json()["status"] == "paused"
+    assert marketer_api.post(f"{url}/resume/").json()["status"] == "active"
+    marketer_api.put(f"{url}/draft/", {"graph": g, "revision": 1}, format="json")
+    assert marketer_api.post(f"{url}/publish/").json()["number"] == 2
+    versions = marketer_api.get(f"{url}/versions/").json()["results"]
+    assert [v["number"] for v in versions] == [2, 1]
+    assert marketer_api.get(f"{url}/stats/").json() == {"nodes": {}}
+
+
+def test_publish_errors_come_back_per_node(marketer_api):
+    created = marketer_api.post("/api/v1/flows/", {"name": "Broken"}, format="json").json()
+    url = f"/api/v1/flows/{created['id']}"
+    g = graph(
+        ("t", "app.event", {}),
+        ("s", "score.adjust", {"points": 5, "category": "nope", "reason": "x"}),
+    )
+    marketer_api.put(f"{url}/draft/", {"graph": g, "revision": 0}, format="json")
+    response = marketer_api.post(f"{url}/publish/")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_graph"
+    assert error["nodes"] == {
+        "t": {"config": ["'event' is required"]},
+        "s": {"config.category": ["No score category 'nope'."]},
+    }
+    assert Flow.objects.get().status == "draft"
+
+
+def test_reentry_days_needs_days(marketer_api):
+    response = marketer_api.post("/api/v1/flows/", {"name": "X", "reentry": "days"}, format="json")
+    assert response.json()["error"]["fields"] == {"reentry_days": ["Give the number of days."]}
+
+
+def test_sales_cannot_edit_flows(sales_api):
+    assert sales_api.get("/api/v1/flows/").status_code == 200
+    assert sales_api.post("/api/v1/flows/", {"name": "X"}, format="json").status_code == 403

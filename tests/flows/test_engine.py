@@ -1,0 +1,455 @@
+import datetime as dt
+import http.server
+import json
+import threading
+
+import pytest
+from django.test import TestCase
+from django.utils import timezone
+
+from flows.graph import GraphError, graph_validate
+from flows.models import Delivery, Enrollment, StepRun, Wakeup
+from flows.services import flow_set_status, wakeup_fire, wakeups_claim, webhook_signature
+from leads.models import Event, Notification, Task
+from leads.services.events import events_process
+from leads.services.segments import segment_create
+from scoring.models import ScoreChange
+from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.flows.helpers import claim, graph, published
+
+pytestmark = pytest.mark.django_db
+
+ACTIVE = {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+
+
+def drain():
+    """Process everything pending, as the worker would, until nothing is left;
+    what is sent after commit (deliveries) is sent too."""
+    for _ in range(20):
+        pending = list(Event.objects.filter(processed_at__isnull=True).values_list("id", flat=True))
+        if not pending:
+            return
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            events_process(event_ids=pending)
+
+
+def identify(lead, **traits):
+    event = EventFactory.create(lead=lead, type="identify", name="", properties=traits)
+    drain()
+    return event
+
+
+@pytest.fixture
+def rep(db):
+    return UserFactory.create(username="rep-1", email="rep1@example.com", role="sales")
+
+
+@pytest.fixture
+def segment(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return segment_create(name="CEOs", conditions=ACTIVE)
+
+
+def test_entered_segment_scores_and_notifies_the_owner(segment, rep, mailoutbox):
+    published(
+        "Hot CEO",
+        graph(
+            ("t", "segment.entered", {"segment": segment.pk}),
+            ("score", "score.adjust", {"points": 5, "category": "fit", "reason": "Became a CEO"}),
+            (
+                "notify",
+                "sales.notify",
+                {
+                    "title": "Call {lead}",
+                    "due_in": {"amount": 2, "unit": "days"},
+                    "priority": "high",
+                },
+            ),
+        ),
+    )
+    lead = LeadFactory.create(email="ceo@x.example", first_name="Ada", last_name="King", owner=rep)
+    identify(lead, title="CEO")
+    lead.refresh_from_db()
+    assert lead.score == 5
+    change = ScoreChange.objects.get(lead=lead)
+    assert (change.delta, change.reason, change.source, change.category.key) == (
+        5,
+        "Became a CEO",
+        "flow",
+        "fit",
+    )
+    task = Task.objects.get(lead=lead)
+    assert (task.assignee, task.title, task.priority) == (rep, "Call Ada King", "high")
+    assert Notification.objects.get(user=rep).message == "New task: Call Ada King"
+    assert [m.to for m in mailoutbox] == [["rep1@example.com"]]
+    enrollment = Enrollment.objects.get(lead=lead)
+    assert enrollment.status == "completed"
+    assert list(
+        StepRun.objects.filter(enrollment=enrollment)
+        .order_by("id")
+        .values_list("node_id", "status")
+    ) == [
+        ("t", "completed"),
+        ("score", "completed"),
+        ("notify", "completed"),
+    ]
+
+
+def test_unowned_lead_goes_round_robin_and_gets_an_owner(segment, rep):
+    other = UserFactory.create(username="rep-2", role="sales")
+    Task.objects.create(lead=LeadFactory.create(), assignee=rep, title="busy")
+    published(
+        "Notify",
+        graph(
+            ("t", "segment.entered", {"segment": segment.pk}),
+            ("n", "sales.notify", {"title": "Hi", "email": False}),
+        ),
+    )
+    lead = LeadFactory.create(email="x@x.example")
+    identify(lead, title="CEO")
+    lead.refresh_from_db()
+    assert lead.owner == other
+    assert Task.objects.get(lead=lead).assignee == other
+
+
+def test_processing_twice_has_one_effect(segment, rep):
+    published(
+        "Score",
+        graph(
+            ("t", "app.event", {"event": "Booked a call"}),
+            (
+                "s",
+                "score.adjust",
+                {"points": 20, "category": "engagement", "reason": "Booked a call"},
+            ),
+        ),
+    )
+    lead = LeadFactory.create()
+    event = EventFactory.create(lead=lead, type="track", name="Booked a call")
+    events_process(event_ids=[event.pk])
+    Event.objects.filter(pk=event.pk).update(processed_at=None)  # a redelivered message
+    events_process(event_ids=[event.pk])
+    drain()
+    assert ScoreChange.objects.filter(lead=lead).count() == 1
+    assert Enrollment.objects.filter(lead=lead).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("reentry", "days", "expected"), [("once", None, 1), ("always", None, 3), ("days", 7, 1)]
+)
+def test_reentry_rules(reentry, days, expected):
+    published(
+        "R",
+        graph(
+            ("t", "app.event", {"event": "Ping"}),
+            ("s", "score.adjust", {"points": 1, "category": "engagement", "reason": "Ping"}),
+        ),
+        reentry=reentry,
+        reentry_days=days,
+    )
+    lead = LeadFactory.create()
+    for n in range(3):
+        EventFactory.create(lead=lead, type="track", name="Ping", idempotency_key=f"p{n}")
+        drain()
+    assert Enrollment.objects.filter(lead=lead).count() == expected
+    lead.refresh_from_db()
+    assert lead.score == expected
+
+
+def test_condition_branches():
+    published(
+        "Branch",
+        graph(
+            ("t", "app.event", {"event": "Signed up for trial"}),
+            (
+                "c",
+                "condition",
+                {"conditions": {"all": [{"field": "company_size", "op": "gte", "value": 25}]}},
+            ),
+            extra=(
+                ("big", "tag.add", {"tag": "big-company"}),
+                ("small", "tag.add", {"tag": "small-company"}),
+            ),
+            branches=(("c", "yes", "big"), ("c", "no", "small")),
+        ),
+        reentry="always",
+    )
+    big = LeadFactory.create(company_size=100)
+    small = LeadFactory.create(company_size=3)
+    for lead in (big, small):
+        EventFactory.create(lead=lead, type="track", name="Signed up for trial")
+    drain()
+    assert list(big.tags.values_list("name", flat=True)) == ["big-company"]
+    assert list(small.tags.values_list("name", flat=True)) == ["small-company"]
+
+
+def test_wait_then_continue_through_a_wakeup():
+    published(
+        "Wait",
+        graph(
+            ("t", "app.event", {"event": "Go"}),
+            ("w", "wait", {"amount": 2, "unit": "days"}),
+            ("s", "tag.add", {"tag": "nudged"}),
+        ),
+    )
+    lead = LeadFactory.create()
+    EventFactory.create(lead=lead, type="track", name="Go")
+    drain()
+    wakeup = Wakeup.objects.get()
+    assert wakeup.due_at - timezone.now() > dt.timedelta(days=1, hours=23)
+    assert Enrollment.objects.get().status == "waiting"
+    assert claim() == []  # not due yet
+    Wakeup.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
+    claimed = claim()
+    assert claimed == [wakeup.pk]
+    assert list(lead.tags.values_list("name", flat=True)) == ["nudged"]
+    assert Enrollment.objects.get().status == "completed"
+    assert not Wakeup.objects.exists()
+
+
+def test_pause_holds_waiting_leads_and_resume_continues():
+    flow = published(
+        "Wait",
+        graph(
+            ("t", "app.event", {"event": "Go"}),
+            ("w", "wait", {"amount": 1, "unit": "minutes"}),
+            ("s", "tag.add", {"tag": "done"}),
+        ),
+    )
+    lead = LeadFactory.create()
+    EventFactory.create(lead=lead, type="track", name="Go", idempotency_key="g1")
+    drain()
+    flow_set_status(flow=flow, status="paused")
+    Wakeup.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
+    assert claim() == []
+    EventFactory.create(lead=LeadFactory.create(), type="track", name="Go", idempotency_key="g2")
+    drain()
+    assert Enrollment.objects.count() == 1  # paused: nobody new enters
+    flow_set_status(flow=flow, status="active")
+    assert len(claim()) == 1
+    assert list(lead.tags.values_list("name", flat=True)) == ["done"]
+
+
+def test_wait_until_met_and_timeout():
+    published(
+        "Until",
+        graph(
+            ("t", "app.event", {"event": "Signed up for trial"}),
+            (
+                "u",
+                "wait.until",
+                {
+                    "event": {"type": "app.event", "config": {"event": "Created project"}},
+                    "within_days": 3,
+                },
+            ),
+            extra=(
+                ("met", "tag.add", {"tag": "activated"}),
+                ("late", "tag.add", {"tag": "stalled"}),
+            ),
+            branches=(("u", "met", "met"), ("u", "timeout", "late")),
+        ),
+        reentry="always",
+    )
+    quick, slow = LeadFactory.create(), LeadFactory.create()
+    for lead in (quick, slow):
+        EventFactory.create(lead=lead, type="track", name="Signed up for trial")
+    drain()
+    EventFactory.create(lead=quick, type="track", name="Created project")
+    drain()
+    Wakeup.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
+    claim()
+    assert list(quick.tags.values_list("name", flat=True)) == ["activated"]
+    assert list(slow.tags.values_list("name", flat=True)) == ["stalled"]
+
+
+def test_flows_that_retrigger_each_other_are_stopped_by_the_depth_limit():
+    published(
+        "Ping",
+        graph(
+            ("t", "tag.added", {"tag": "ping"}),
+            ("r", "tag.remove", {"tag": "ping"}),
+            ("a", "tag.add", {"tag": "pong"}),
+        ),
+        reentry="always",
+    )
+    published(
+        "Pong",
+        graph(
+            ("t", "tag.added", {"tag": "pong"}),
+            ("r", "tag.remove", {"tag": "pong"}),
+            ("a", "tag.add", {"tag": "ping"}),
+        ),
+        reentry="always",
+    )
+    lead = LeadFactory.create()
+    EventFactory.create(lead=lead, type="track", name="Start")
+    from leads.services.leads import lead_tags_change
+
+    lead_tags_change(lead=lead, add=["ping"])
+    drain()
+    stopped = Event.objects.filter(error__startswith="Stopped: derived-event chain")
+    assert stopped.exists()
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert Enrollment.objects.filter(lead=lead).count() < 20
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append((dict(self.headers), body))
+        self.send_response(_Hook.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hook_server():
+    _Hook.received = []
+    _Hook.status = 200
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_webhook_is_signed_and_recorded(hook_server):
+    published(
+        "Hook",
+        graph(
+            ("t", "app.event", {"event": "Paid"}),
+            ("h", "webhook.send", {"url": hook_server, "secret": "s3cret"}),
+            ("tag", "tag.add", {"tag": "synced"}),
+        ),
+    )
+    lead = LeadFactory.create(email="w@x.example")
+    EventFactory.create(lead=lead, type="track", name="Paid")
+    drain()
+    headers, body = _Hook.received[0]
+    assert headers["X-Leadflow-Signature"] == webhook_signature("s3cret", body)
+    payload = json.loads(body)
+    assert (payload["lead"]["email"], payload["event"]["name"]) == ("w@x.example", "Paid")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.response_code, delivery.attempts) == ("sent", 200, 1)
+    assert list(lead.tags.values_list("name", flat=True)) == ["synced"]
+    assert Enrollment.objects.get().status == "completed"
+
+
+def test_failing_webhook_retries_then_fails_the_step(
+    hook_server, django_capture_on_commit_callbacks
+):
+    from flows.services import delivery_send
+
+    _Hook.status = 500
+    published(
+        "Hook",
+        graph(
+            ("t", "app.event", {"event": "Paid"}),
+            ("h", "webhook.send", {"url": hook_server}),
+            ("tag", "tag.add", {"tag": "synced"}),
+        ),
+    )
+    lead = LeadFactory.create()
+    EventFactory.create(lead=lead, type="track", name="Paid")
+    drain()
+    delivery = Delivery.objects.get()
+    for _ in range(4):
+        delivery.refresh_from_db()
+        assert delivery.status == "pending" and delivery.next_attempt_at is not None
+        delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("failed", 5, 500)
+    step = StepRun.objects.get(node_id="h")
+    assert step.status == "failed"
+    assert step.error.startswith("Delivery failed after 5 tries: HTTP 500")
+    assert Enrollment.objects.get().status == "failed"
+    assert not lead.tags.exists()
+
+
+def test_failing_action_retries_with_backoff_then_fails(monkeypatch):
+    from flows.nodes import REGISTRY
+
+    published("Boom", graph(("t", "app.event", {"event": "Go"}), ("s", "tag.add", {"tag": "x"})))
+
+    node = REGISTRY["tag.add"]
+    original = node.execute
+
+    def explode(ctx):
+        raise RuntimeError("tag service down")
+
+    object.__setattr__(node, "execute", explode)
+    try:
+        lead = LeadFactory.create()
+        EventFactory.create(lead=lead, type="track", name="Go")
+        drain()
+        step = StepRun.objects.get(node_id="s")
+        assert (step.status, step.attempts) == ("retrying", 1)
+        for attempt in range(2, 5):
+            Wakeup.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
+            for wakeup_id in wakeups_claim():
+                wakeup_fire(wakeup_id=wakeup_id)
+            step.refresh_from_db()
+            assert step.attempts == attempt
+        assert step.status == "failed"
+        assert step.error == "RuntimeError: tag service down"
+        assert Enrollment.objects.get().status == "failed"
+    finally:
+        object.__setattr__(node, "execute", original)
+
+
+def test_graph_validation_reports_per_node(segment):
+    bad = {
+        "nodes": [
+            {"id": "t", "type": "segment.entered", "config": {"segment": 999999}},
+            {"id": "s", "type": "score.adjust", "config": {"points": 0, "category": "fit"}},
+            {
+                "id": "c",
+                "type": "condition",
+                "config": {"conditions": {"all": [{"field": "nope", "op": "is", "value": 1}]}},
+            },
+            {"id": "x", "type": "teleport", "config": {}},
+            {"id": "lonely", "type": "tag.add", "config": {"tag": "t"}},
+            {"id": "a", "type": "tag.add", "config": {"tag": "a"}},
+            {"id": "b", "type": "tag.add", "config": {"tag": "b"}},
+        ],
+        "edges": [
+            {"id": "1", "source": "t", "target": "s"},
+            {"id": "2", "source": "s", "target": "c"},
+            {"id": "3", "source": "c", "sourceHandle": "maybe", "target": "a"},
+            {"id": "4", "source": "s", "target": "t"},
+            {"id": "5", "source": "c", "sourceHandle": "yes", "target": "a"},
+            {"id": "6", "source": "a", "target": "b"},
+            {"id": "7", "source": "b", "target": "a"},
+        ],
+    }
+    with pytest.raises(GraphError) as caught:
+        graph_validate(bad)
+    nodes = caught.value.problems["nodes"]
+    assert nodes["t"] == {
+        "config.segment": ["No segment 999999."],
+        "edges": ["Nothing can lead into a trigger."],
+    }
+    assert nodes["s"]["config.points"] == ["0 is not allowed here."]
+    assert nodes["s"]["config"] == ["'reason' is required"]
+    assert nodes["c"] == {
+        "config.conditions.all[0].field": ["Unknown field 'nope'."],
+        "edges": ["No output 'maybe'; outputs: yes, no."],
+    }
+    assert nodes["x"] == {
+        "type": ["Unknown node type 'teleport'."],
+        "node": ["No trigger leads here."],
+    }
+    assert nodes["lonely"] == {"node": ["No trigger leads here."]}
+    assert nodes["a"] == {"node": ["This node is part of a loop."]}
+    assert nodes["b"] == {"node": ["This node is part of a loop."]}
+    with pytest.raises(GraphError) as caught:
+        graph_validate(
+            {"nodes": [{"id": "a", "type": "tag.add", "config": {"tag": "x"}}], "edges": []}
+        )
+    assert caught.value.problems["graph"] == ["A flow needs at least one trigger."]
