@@ -9,7 +9,7 @@ from flows.nodes.base import REGISTRY, NodeType, StepContext, StepResult, obj, r
 from leads.conditions import ConditionError, compile_tree, validate
 from leads.models import Lead
 
-UNITS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
+UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 
 
 def _tree_problems(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -83,7 +83,7 @@ register(
         key="wait",
         kind="wait",
         label="Wait",
-        description="Waits for a while (minutes to weeks), optionally until a weekday "
+        description="Waits for a while (seconds to weeks), optionally until a weekday "
         "and time window (UTC).",
         icon="clock",
         schema=obj(

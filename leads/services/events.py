@@ -268,11 +268,14 @@ def _event_process(event_id: int) -> None:
             return
         lead = lead_resolve(event=event)
         event.lead = lead
+        # Saved before anything reads the lead's activity: segment and flow rules
+        # that count events must count this one.
+        event.save(update_fields=["lead"])
         event_apply(event=event, lead=lead)
         segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
         flows_on_event(event=event, lead=lead)
         event.processed_at = timezone.now()
-        event.save(update_fields=["lead", "processed_at"])
+        event.save(update_fields=["processed_at"])
 
 
 def _lock(lead_id: int) -> Lead:

@@ -291,3 +291,14 @@ def test_segments_refresh_command(capsys):
     assert capsys.readouterr().out == "CEOs: 1 entered, 0 left, 1 members\n"
     call_command("segments_refresh")
     assert capsys.readouterr().out == "CEOs: 0 entered, 0 left, 1 members\n"
+
+
+def test_the_event_being_processed_counts_for_activity_rules(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        segment = segment_create(
+            name="Opened", conditions={"all": [{"activity": "email.opened", "within_days": 30}]}
+        )
+    LeadFactory.create(email="o@x.example")
+    opened = EventFactory.create(lead=None, email="o@x.example", type="email.opened", name="")
+    events_process(event_ids=[opened.pk])
+    assert members(segment) == ["o@x.example"]
