@@ -102,5 +102,6 @@ def test_active_subscriber_flow_runs_through_worker_and_beat(
         lambda: Enrollment.objects.get(pk=enrollment.pk).status == "completed", 30, "completion"
     )
     wait_step = StepRun.objects.get(enrollment=enrollment, node_id="wait")
+    assert wait_step.finished_at is not None
     assert (wait_step.finished_at - wait_step.started_at).total_seconds() >= 3
     assert Lead.objects.count() == 1
