@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -67,6 +68,18 @@ INBOUND_TYPES = frozenset(
 # While a worker processes an event, the events it derives are collected here and
 # processed by the same loop right after, instead of one broker message each.
 _derived_sink: ContextVar[list[int] | None] = ContextVar("derived_sink", default=None)
+
+
+@contextmanager
+def derived_collected() -> Iterator[list[int]]:
+    """Collect the ids of events recorded inside the block instead of sending a
+    message for each; the caller processes them (bulk work such as a replay)."""
+    collected: list[int] = []
+    token = _derived_sink.set(collected)
+    try:
+        yield collected
+    finally:
+        _derived_sink.reset(token)
 
 
 def _enqueue(ids: list[int]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, F, Q
+from django.db.models.functions import Greatest
 
 from leads.models import (
     Event,
@@ -306,7 +307,9 @@ def _merge_memberships(*, source: Lead, target: Lead) -> None:
     )
     open_duplicates.delete()
     for segment_id, n in counts.items():
-        Segment.objects.filter(pk=segment_id).update(member_count=F("member_count") - n)
+        Segment.objects.filter(pk=segment_id).update(
+            member_count=Greatest(F("member_count") - n, 0)
+        )
     SegmentMembership.objects.filter(lead=source).update(lead=target)
     excluded = set(
         SegmentExclusion.objects.filter(lead=target).values_list("segment_id", flat=True)

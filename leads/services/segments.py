@@ -11,7 +11,8 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from leads.conditions import (
@@ -227,7 +228,11 @@ def _leave(segment: Segment, lead_ids: Iterable[int], *, depth: int = 0) -> list
             "id", "lead_id"
         )
     )
-    Segment.objects.filter(pk=segment.pk).update(member_count=F("member_count") - len(left))
+    # Never below zero, whatever a concurrent recount did; the next recompute
+    # sets the exact number.
+    Segment.objects.filter(pk=segment.pk).update(
+        member_count=Greatest(F("member_count") - len(left), 0)
+    )
     events_record(
         events=[_segment_event(mid, lid, segment, "segment.left", now, depth) for mid, lid in left]
     )
@@ -272,9 +277,17 @@ def segment_recompute(*, segment: Segment) -> dict[str, int]:
     for ids in _chunks(leavers.iterator(chunk_size=BATCH)):
         with transaction.atomic():
             left += len(_leave(segment, ids))
-    count = SegmentMembership.objects.filter(segment=segment, left_at__isnull=True).count()
+    # One statement: a count read first and written later would race with the
+    # per-lead updates of a worker.
+    open_stays = (
+        SegmentMembership.objects.filter(segment_id=OuterRef("pk"), left_at__isnull=True)
+        .order_by()
+        .values("segment_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     Segment.objects.filter(pk=segment.pk).update(
-        member_count=count, last_refreshed_at=timezone.now()
+        member_count=Coalesce(Subquery(open_stays), 0), last_refreshed_at=timezone.now()
     )
     logger.info("segment %s recomputed: %s entered, %s left", segment.pk, entered, left)
     return {"entered": entered, "left": left}

@@ -35,9 +35,9 @@ def _counts() -> dict[str, int]:
 def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
     first_out, second_out = StringIO(), StringIO()
 
-    call_command("load_demo", stdout=first_out)
+    call_command("load_demo", "--no-replay", stdout=first_out)
     first = _counts()
-    call_command("load_demo", stdout=second_out)
+    call_command("load_demo", "--no-replay", stdout=second_out)
 
     assert _counts() == first
     assert first["leads"] == 300
@@ -47,10 +47,11 @@ def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
     users = "users admin/marketer/sales (password: leadflow)"
     assert first_out.getvalue() == (
         f"Demo data: 300 leads (300 new), {events} events ({events} new), "
-        f"5 segments (5 new), {users}\n"
+        f"5 segments (5 new), 5 flows (5 new), {users}\n"
     )
     assert second_out.getvalue() == (
-        f"Demo data: 300 leads (0 new), {events} events (0 new), 5 segments (0 new), {users}\n"
+        f"Demo data: 300 leads (0 new), {events} events (0 new), 5 segments (0 new), "
+        f"5 flows (0 new), {users}\n"
     )
     segments = {s.name: s.member_count for s in Segment.objects.all()}
     assert sorted(segments) == [
@@ -68,7 +69,7 @@ def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
 
 @pytest.mark.django_db
 def test_load_demo_users_have_roles_and_the_demo_password(fast_hasher):
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--no-replay", stdout=StringIO())
 
     user_model = get_user_model()
     for username in ("admin", "marketer", "sales"):
@@ -88,7 +89,7 @@ def test_load_demo_users_have_roles_and_the_demo_password(fast_hasher):
 
 @pytest.mark.django_db
 def test_load_demo_events_are_processed_history(fast_hasher):
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--no-replay", stdout=StringIO())
 
     demo = Event.objects.filter(source="demo")
     # Besides the history, only the demo segments' entries were recorded.
@@ -119,7 +120,7 @@ def test_load_demo_keeps_existing_users_and_leads(fast_hasher):
     sales = get_user_model().objects.create_user(username="sales", password="own-secret")
     own = Lead.objects.create(email="anna@customer.example", first_name="Anna", stage="sql")
 
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--no-replay", stdout=StringIO())
 
     sales.refresh_from_db()
     assert sales.check_password("own-secret")
@@ -133,3 +134,34 @@ def test_load_demo_keeps_existing_users_and_leads(fast_hasher):
     )
     assert own.events.count() == 0
     assert Lead.objects.count() == 301
+
+
+@pytest.mark.django_db
+def test_load_demo_runs_the_last_month_through_the_scoring_flows(fast_hasher, capsys):
+    from flows.models import Enrollment, Flow
+    from leads.models import Task
+    from scoring.models import ScoreChange
+
+    call_command("load_demo", stdout=StringIO())
+    assert sorted(Flow.objects.values_list("name", "status")) == [
+        ("App activity scoring", "active"),
+        ("Decision maker fit", "active"),
+        ("Email engagement scoring", "active"),
+        ("Hot lead: notify the owner", "active"),
+        ("Online behaviour scoring", "active"),
+    ]
+    assert Enrollment.objects.count() > 100
+    reasons = set(ScoreChange.objects.values_list("reason", flat=True))
+    assert {
+        "Opened an email",
+        "Visited the pricing page",
+        "Decision maker at a company of 25+",
+    } <= reasons
+    hot = Lead.objects.filter(grade="hot")
+    assert hot.exists()
+    assert Segment.objects.get(name="Hot leads").member_count == hot.count()
+    # Every lead that turned hot has its follow-up task, assigned to a sales rep.
+    assert Task.objects.filter(lead__in=hot).count() == hot.count()
+    assert not Task.objects.filter(assignee__isnull=True).exists()
+    call_command("scoring_verify")
+    assert capsys.readouterr().out.strip().endswith("Scores match the ledger.")

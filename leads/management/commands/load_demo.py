@@ -12,9 +12,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from leads.models import Event, Lead, Role, Segment, Stage, Tag
@@ -766,11 +766,210 @@ def _segments() -> int:
     return created
 
 
+def _score_flow(
+    name: str, rules: list[tuple[str, dict[str, Any], int, str, str]]
+) -> dict[str, Any]:
+    """One flow of triggers each wired to its own score adjustment."""
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    for n, (trigger, config, points, category, reason) in enumerate(rules):
+        nodes.append(
+            {"id": f"t{n}", "type": trigger, "config": config, "position": {"x": n * 260, "y": 0}}
+        )
+        nodes.append(
+            {
+                "id": f"s{n}",
+                "type": "score.adjust",
+                "config": {"points": points, "category": category, "reason": reason},
+                "position": {"x": n * 260, "y": 160},
+            }
+        )
+        edges.append({"id": f"e{n}", "source": f"t{n}", "sourceHandle": "next", "target": f"s{n}"})
+    return {"nodes": nodes, "edges": edges}
+
+
+def _demo_flows() -> list[tuple[str, str, str, dict[str, Any]]]:
+    decision_makers = Segment.objects.get(name="Decision makers at companies of 25+")
+    return [
+        (
+            "Email engagement scoring",
+            "Opens, clicks and replies show interest; unsubscribing shows the opposite.",
+            "always",
+            _score_flow(
+                "Email engagement scoring",
+                [
+                    ("email.activity", {"activity": "opened"}, 1, "engagement", "Opened an email"),
+                    (
+                        "email.activity",
+                        {"activity": "clicked"},
+                        3,
+                        "engagement",
+                        "Clicked a link in an email",
+                    ),
+                    (
+                        "email.activity",
+                        {"activity": "replied"},
+                        5,
+                        "engagement",
+                        "Replied to an email",
+                    ),
+                    (
+                        "email.activity",
+                        {"activity": "unsubscribed"},
+                        -10,
+                        "engagement",
+                        "Unsubscribed",
+                    ),
+                ],
+            ),
+        ),
+        (
+            "App activity scoring",
+            "Trial sign-ups and projects created in the app.",
+            "always",
+            _score_flow(
+                "App activity scoring",
+                [
+                    (
+                        "app.event",
+                        {"event": "Signed up for trial"},
+                        15,
+                        "engagement",
+                        "Signed up for a trial",
+                    ),
+                    (
+                        "app.event",
+                        {"event": "Created project"},
+                        5,
+                        "engagement",
+                        "Created a project",
+                    ),
+                ],
+            ),
+        ),
+        (
+            "Online behaviour scoring",
+            "Looking at pricing and booking a call are buying signals.",
+            "always",
+            _score_flow(
+                "Online behaviour scoring",
+                [
+                    (
+                        "page.visited",
+                        {"url": {"op": "contains", "value": "/pricing"}},
+                        10,
+                        "engagement",
+                        "Visited the pricing page",
+                    ),
+                    ("app.event", {"event": "Booked a call"}, 20, "engagement", "Booked a call"),
+                ],
+            ),
+        ),
+        (
+            "Decision maker fit",
+            "Decision makers at companies of 25+ fit our ideal customer profile.",
+            "once",
+            _score_flow(
+                "Decision maker fit",
+                [
+                    (
+                        "segment.entered",
+                        {"segment": decision_makers.pk},
+                        10,
+                        "fit",
+                        "Decision maker at a company of 25+",
+                    )
+                ],
+            ),
+        ),
+        (
+            "Hot lead: notify the owner",
+            "When a lead turns hot, its owner (or the next sales rep) gets a task.",
+            "once",
+            {
+                "nodes": [
+                    {
+                        "id": "hot",
+                        "type": "grade.changed",
+                        "config": {"grade": "hot"},
+                        "position": {"x": 0, "y": 0},
+                    },
+                    {
+                        "id": "notify",
+                        "type": "sales.notify",
+                        "config": {
+                            "title": "Hot lead: follow up with {lead}",
+                            "due_in": {"amount": 1, "unit": "days"},
+                            "priority": "high",
+                            "email": False,
+                        },
+                        "position": {"x": 0, "y": 160},
+                    },
+                ],
+                "edges": [{"id": "e", "source": "hot", "sourceHandle": "next", "target": "notify"}],
+            },
+        ),
+    ]
+
+
+def _flows(*, replay: bool = True) -> int:
+    """Publish the demo flows once, then run the last month of demo history
+    through them, so profiles show scores with their reasons."""
+    from flows.models import Flow
+    from flows.services import flow_create, flow_publish
+
+    author = get_user_model().objects.filter(username="marketer").first()
+    created = 0
+    for name, description, reentry, graph in _demo_flows():
+        if Flow.objects.filter(name=name).exists():
+            continue
+        flow = flow_create(
+            name=name, description=description, reentry=reentry, graph=graph, created_by=author
+        )
+        flow_publish(flow=flow, user=author)
+        created += 1
+    if created and replay:
+        _replay_history()
+    return created
+
+
+REPLAY_DAYS = 30
+
+
+def _replay_history() -> None:
+    from flows.services import flows_on_event
+    from leads.services.events import derived_collected, events_process
+
+    # The flows went live a month ago: older history happened before them.
+    since = timezone.now() - timedelta(days=REPLAY_DAYS)
+    events = Event.objects.filter(
+        Q(source=SOURCE, occurred_at__gte=since) | Q(type="segment.entered")
+    ).order_by("occurred_at", "id")
+    leads = Lead.objects.in_bulk(set(events.values_list("lead_id", flat=True)))
+    # One transaction, and no message per derived event: this is a batch job.
+    with transaction.atomic(), derived_collected() as derived:
+        for event in events.iterator(chunk_size=2000):
+            lead = leads.get(event.lead_id or 0)
+            if lead is not None:
+                lead.refresh_from_db(fields=["score", "grade", "stage", "owner"])
+                flows_on_event(event=event, lead=lead)
+    # Score and grade changes, segment entries: what the worker would do next.
+    with transaction.atomic():
+        events_process(event_ids=derived)
+
+
 class Command(BaseCommand):
     help = (
         "Load demo users (admin, marketer, sales; password 'leadflow'), about 300 leads "
         "and six months of their activity. Safe to run again: only what is missing is added."
     )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--no-replay",
+            action="store_true",
+            help="Publish the demo flows without running the history through them.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Everything random is drawn before the database is read, so the data does
@@ -781,10 +980,12 @@ class Command(BaseCommand):
             _users()
             new_leads, new_events = _apply(specs, now)
         new_segments = _segments()
+        new_flows = _flows(replay=not options["no_replay"])
         leads = Lead.objects.filter(email__in=[s.email for s in specs]).count()
         events = Event.objects.filter(source=SOURCE).count()
         self.stdout.write(
             f"Demo data: {leads} leads ({new_leads} new), {events} events ({new_events} new), "
             f"{len(DEMO_SEGMENTS)} segments ({new_segments} new), "
+            f"{len(_demo_flows())} flows ({new_flows} new), "
             f"users {'/'.join(u[0] for u in USERS)} (password: {DEMO_PASSWORD})"
         )
