@@ -309,8 +309,10 @@ class _Compiler:
 
     def property(self, prop: str, op: str, value: Any) -> Q:
         column = f"properties__{prop}"
+        # Absent, or JSON null: no value, which fails every positive test.
+        present = Q(properties__has_key=prop) & ~Q(**{column: None})
         if op in ("gt", "gte", "lt", "lte"):
-            return Q(**{f"{column}__{op}": value})
+            return present & Q(**{f"{column}__{op}": value})
         if isinstance(value, bool) or not isinstance(value, str):
             q = Q(**{column: value})
         else:
@@ -322,10 +324,8 @@ class _Compiler:
                 "ends_with": "iendswith",
             }[op]
             q = Q(**{f"{column}__{lookup}": value})
-        if op == "is_not":
-            # A missing property is "not" any value, as a missing field is.
-            return ~q | ~Q(properties__has_key=prop)
-        return q
+        q = present & q
+        return ~q if op == "is_not" else q
 
     # --- segment rules -----------------------------------------------------------
     def segment(self, rule: dict[str, Any]) -> Q:

@@ -45,6 +45,7 @@ FIELD_TYPES: dict[str, str] = {
     "grade": "choice",
 }
 GRADES = ("cold", "warm", "hot")
+WHOLE_NUMBER_FIELDS = ("company_size", "score")
 OPERATORS: dict[str, tuple[str, ...]] = {
     "text": (
         "is",
@@ -280,12 +281,15 @@ def _is_number(value: Any) -> bool:
 
 
 def parse_date(value: Any) -> dt.date | None:
+    """A rule's date, within the years rules can compute with (a day before and
+    after must exist)."""
     if not isinstance(value, str):
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         return None
+    return day if 1900 <= day.year <= 9000 else None
 
 
 def field_type(name: str, definitions: dict[str, FieldDefinition]) -> str | None:
@@ -311,12 +315,16 @@ def value_problem(
             return None if ok else "Expected a non-empty list of strings."
         return None if isinstance(value, str) and value != "" else "Expected a non-empty string."
     if kind == "number":
+        # Whole-number columns compare with whole numbers only (2.5 would be cut to 2).
+        whole = name in WHOLE_NUMBER_FIELDS or name.startswith("score.")
+        check = _is_int if whole else _is_number
+        noun = "whole number" if whole else "number"
         if op == "between":
-            ok = isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+            ok = isinstance(value, list) and len(value) == 2 and all(map(check, value))
             if not ok:
-                return "Expected [low, high], two numbers."
+                return f"Expected [low, high], two {noun}s."
             return None if value[0] <= value[1] else "The low bound is above the high bound."
-        return None if _is_number(value) else "Expected a number."
+        return None if check(value) else f"Expected a {noun}."
     if kind == "date":
         if op in RELATIVE:
             ok = _is_int(value) and 0 <= value <= MAX_DAYS
@@ -328,7 +336,7 @@ def value_problem(
             if first is None or last is None:
                 return "Expected [first day, last day] as YYYY-MM-DD."
             return None if first <= last else "The first day is after the last day."
-        return None if parse_date(value) else "Expected a date as YYYY-MM-DD."
+        return None if parse_date(value) else "Expected a date as YYYY-MM-DD (years 1900 to 9000)."
     if kind == "boolean":
         return None if isinstance(value, bool) else "Expected true or false."
     if kind == "choice":

@@ -258,7 +258,7 @@ def test_validation_names_the_path_of_each_bad_rule():
             "'contains' is not an operator for number fields; use one of: "
             "eq, ne, gt, gte, lt, lte, between, is_set, is_not_set."
         ],
-        "all[2].any[0].value": ["Expected a number."],
+        "all[2].any[0].value": ["Expected a whole number."],
         "all[2].any[1].value": ["A value is required."],
         "all[3].count": ['Expected {"op": "gte" | "lte" | "eq", "value": a whole number ≥ 0}.'],
         "all[3].within_days": ["Expected a whole number of days, 1 to 36500."],
@@ -268,3 +268,37 @@ def test_validation_names_the_path_of_each_bad_rule():
     with pytest.raises(ConditionError) as caught:
         validate({"field": "x"})
     assert caught.value.fields == {"": ['The root is a group: {"all": [...]} or {"any": [...]}.']}
+
+
+def test_whole_number_fields_and_date_range_are_validated():
+    with pytest.raises(ConditionError) as caught:
+        validate(
+            {
+                "all": [
+                    {"field": "company_size", "op": "eq", "value": 2.5},
+                    {"field": "last_activity_at", "op": "after", "value": "9999-12-31"},
+                    {"activity": "page", "between": ["2026-01-01", "9999-12-31"]},
+                ]
+            }
+        )
+    assert caught.value.fields == {
+        "all[0].value": ["Expected a whole number."],
+        "all[1].value": ["Expected a date as YYYY-MM-DD (years 1900 to 9000)."],
+        "all[2].between": ["Expected [first day, last day] as YYYY-MM-DD."],
+    }
+
+
+def test_json_null_event_property_counts_as_missing(people):
+    ann, bob, _ = people
+    EventFactory.create(lead=ann, type="page", properties={"url": None, "seats": None})
+    EventFactory.create(lead=bob, type="page", properties={"url": "/pricing", "seats": 9})
+    assert emails(
+        {"all": [{"activity": "page", "where": {"seats": {"op": "gt", "value": 5}}}]}
+    ) == ["bob@b.example"]
+    assert (
+        emails({"all": [{"activity": "page", "where": {"url": {"op": "contains", "value": "ul"}}}]})
+        == []
+    )
+    assert emails(
+        {"all": [{"activity": "page", "where": {"url": {"op": "is_not", "value": "/pricing"}}}]}
+    ) == ["ann@a.example"]
