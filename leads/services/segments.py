@@ -11,7 +11,16 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -25,6 +34,7 @@ from leads.conditions import (
 )
 from leads.models import (
     Event,
+    FieldDefinition,
     Lead,
     MembershipSource,
     Segment,
@@ -337,29 +347,40 @@ def dependency_keys(event: Event) -> set[str]:
 
 def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = None) -> None:
     """Re-check, for this lead only, the dynamic segments that depend on ``keys``;
-    enter or leave where the answer changed. The lead is locked by the caller."""
-    segment_ids = set(
-        SegmentDependency.objects.filter(key__in=keys).values_list("segment_id", flat=True)
+    enter or leave where the answer changed. The lead is locked by the caller.
+
+    A handful of queries whatever the number of segments: their conditions are
+    evaluated together, as columns of one query on the lead's row."""
+    segments = list(
+        Segment.objects.filter(kind=SegmentKind.DYNAMIC, dependencies__key__in=keys).distinct()
     )
-    if not segment_ids:
+    if not segments:
         return
-    depth = cause.depth + 1 if cause is not None else 0
-    segments = Segment.objects.filter(pk__in=segment_ids, kind=SegmentKind.DYNAMIC)
+    ids = [segment.pk for segment in segments]
     member_of = set(
         SegmentMembership.objects.filter(
-            lead=lead, segment_id__in=segment_ids, left_at__isnull=True
+            lead=lead, segment_id__in=ids, left_at__isnull=True
         ).values_list("segment_id", flat=True)
     )
     excluded = set(
-        SegmentExclusion.objects.filter(lead=lead, segment_id__in=segment_ids).values_list(
+        SegmentExclusion.objects.filter(lead=lead, segment_id__in=ids).values_list(
             "segment_id", flat=True
         )
     )
-    for segment in segments:
-        matches = (
-            segment.pk not in excluded
-            and Lead.objects.filter(pk=lead.pk).filter(compile_tree(segment.conditions)).exists()
+    definitions = {d.key: d for d in FieldDefinition.objects.all()}
+    now = timezone.now()
+    checks = {
+        f"s{segment.pk}": ExpressionWrapper(
+            compile_tree(segment.conditions, now=now, definitions=definitions),
+            output_field=BooleanField(),
         )
+        for segment in segments
+        if segment.pk not in excluded
+    }
+    row = Lead.objects.filter(pk=lead.pk).values(**checks).first() if checks else {}
+    depth = cause.depth + 1 if cause is not None else 0
+    for segment in segments:
+        matches = bool((row or {}).get(f"s{segment.pk}"))
         if matches and segment.pk not in member_of:
             _enter(segment, [lead.pk], MembershipSource.CONDITION, depth=depth)
         elif not matches and segment.pk in member_of:
