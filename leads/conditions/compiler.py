@@ -32,14 +32,19 @@ def compile_tree(
     *,
     now: dt.datetime | None = None,
     definitions: dict[str, Any] | None = None,
+    per_lead: bool = False,
 ) -> Q:
     """The ``Q`` selecting the leads that match ``tree`` (validated beforehand).
-    Pass ``definitions`` (custom fields by key) when compiling many trees."""
+    Pass ``definitions`` (custom fields by key) when compiling many trees.
+
+    ``per_lead`` compiles for evaluating one lead at a time (as a column of a
+    query on that lead): activity counts are then correlated to the lead, where
+    the set form would aggregate every lead's events."""
     from leads.models import FieldDefinition
 
     if definitions is None:
         definitions = {d.key: d for d in FieldDefinition.objects.all()}
-    return _Compiler(now or timezone.now(), definitions).node(tree)
+    return _Compiler(now or timezone.now(), definitions, per_lead).node(tree)
 
 
 # Explicit truth values: an empty Q() vanishes when OR-ed, which would turn
@@ -53,9 +58,10 @@ def day_start(day: dt.date) -> dt.datetime:
 
 
 class _Compiler:
-    def __init__(self, now: dt.datetime, definitions: dict[str, Any]):
+    def __init__(self, now: dt.datetime, definitions: dict[str, Any], per_lead: bool = False):
         self.now = now
         self.definitions = definitions
+        self.per_lead = per_lead
 
     def node(self, node: dict[str, Any]) -> Q:
         if "all" in node:
@@ -288,7 +294,7 @@ class _Compiler:
             if op == "gte":
                 return exists if n == 1 else TRUE
             return ~exists
-        if op in ("gte", "eq"):
+        if op in ("gte", "eq") and not self.per_lead:
             # Needs at least one event: group the matching events once and take
             # their leads, rather than counting per lead (one scan, not one per lead;
             # see bench/segments.py). For one lead the planner still narrows by lead.
@@ -312,7 +318,8 @@ class _Compiler:
             ),
             0,
         )
-        return Q(LessThanOrEqual(counted, n))
+        lookup = {"gte": GreaterThanOrEqual, "lte": LessThanOrEqual, "eq": Exact}[op]
+        return Q(lookup(counted, n))
 
     def property(self, prop: str, op: str, value: Any) -> Q:
         column = f"properties__{prop}"

@@ -371,7 +371,7 @@ def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = Non
     now = timezone.now()
     checks = {
         f"s{segment.pk}": ExpressionWrapper(
-            compile_tree(segment.conditions, now=now, definitions=definitions),
+            compile_tree(segment.conditions, now=now, definitions=definitions, per_lead=True),
             output_field=BooleanField(),
         )
         for segment in segments

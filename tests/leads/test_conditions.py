@@ -302,3 +302,26 @@ def test_json_null_event_property_counts_as_missing(people):
     assert emails(
         {"all": [{"activity": "page", "where": {"url": {"op": "is_not", "value": "/pricing"}}}]}
     ) == ["ann@a.example"]
+
+
+def test_per_lead_compilation_agrees_with_the_set_form(people):
+    from django.db.models import BooleanField, ExpressionWrapper
+
+    ann, bob, cid = people
+    for n, lead in enumerate((ann, ann, ann, bob)):
+        EventFactory.create(
+            lead=lead, type="page", properties={"url": "/pricing"}, idempotency_key=f"k{n}"
+        )
+    trees = [
+        {"all": [{"activity": "page", "count": {"op": op, "value": value}}]}
+        for op in ("gte", "eq", "lte")
+        for value in (0, 1, 2, 3)
+    ]
+    for tree in trees:
+        in_set = set(Lead.objects.filter(compile_tree(tree, now=NOW)).values_list("id", flat=True))
+        for lead in (ann, bob, cid):
+            column = ExpressionWrapper(
+                compile_tree(tree, now=NOW, per_lead=True), output_field=BooleanField()
+            )
+            row = Lead.objects.filter(pk=lead.pk).values(m=column).get()
+            assert bool(row["m"]) == (lead.pk in in_set), (tree, lead.email)
