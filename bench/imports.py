@@ -28,7 +28,6 @@ import argparse
 import csv
 import datetime as dt
 import os
-import platform
 import random
 import re
 import sqlite3
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from machine import machine as shared_machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
@@ -409,20 +409,7 @@ def run_size(
 
 
 def machine() -> dict[str, str]:
-    ram = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return {
-        "arch": platform.machine(),
-        "cores": str(os.cpu_count()),
-        "ram": ram,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-    }
+    return {**shared_machine(), "sqlite": sqlite3.sqlite_version}
 
 
 def postgres_version(conninfo: str) -> str:

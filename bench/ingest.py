@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -39,6 +38,7 @@ from typing import Any
 import psycopg
 import redis
 import requests
+from machine import machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import pq, sql
 from psycopg.adapt import PyFormat, Transformer
@@ -456,22 +456,6 @@ class Gunicorn:
 
 
 # --- report ---------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    ram = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return {
-        "arch": platform.machine(),
-        "cores": str(os.cpu_count()),
-        "ram": ram,
-        "python": platform.python_version(),
-    }
 
 
 def postgres_version(conninfo: str) -> str:

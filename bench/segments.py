@@ -32,7 +32,6 @@ import datetime as dt
 import itertools
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -48,6 +47,7 @@ from typing import Any, TypeVar
 from unittest import mock
 
 import psycopg
+from machine import machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
@@ -929,22 +929,6 @@ def p95(values: Sequence[float]) -> float:
 
 
 # --- report -----------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    ram = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return {
-        "arch": platform.machine(),
-        "cores": str(os.cpu_count()),
-        "ram": ram,
-        "python": platform.python_version(),
-    }
 
 
 def postgres_settings(conninfo: str) -> dict[str, str]:
