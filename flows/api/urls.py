@@ -9,5 +9,10 @@ router.register("enrollments", views.EnrollmentViewSet, basename="enrollment")
 
 urlpatterns = [
     path("flows/node-types/", views.NodeTypesView.as_view(), name="flow-node-types"),
+    path(
+        "leads/<int:lead_pk>/enrollments/",
+        views.LeadEnrollmentsViewSet.as_view({"get": "list"}),
+        name="lead-enrollments",
+    ),
     *router.urls,
 ]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -288,6 +289,37 @@ class EnrollmentViewSet(viewsets.ReadOnlyModelViewSet):
         enrollment = self.get_object()
         page = self.paginate_queryset(StepRun.objects.filter(enrollment=enrollment).order_by("-id"))
         return self.get_paginated_response(StepRunSerializer(page, many=True).data)
+
+
+class LeadEnrollmentSerializer(EnrollmentSerializer):
+    flow_name = serializers.CharField(source="flow.name", read_only=True)
+    steps = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(EnrollmentSerializer.Meta):
+        fields = [*EnrollmentSerializer.Meta.fields, "flow_name", "steps"]
+        read_only_fields = fields
+
+
+class LeadEnrollmentsViewSet(viewsets.GenericViewSet):
+    """The flows a lead is or was in, newest first, each with its step log."""
+
+    serializer_class = LeadEnrollmentSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    queryset = Enrollment.objects.none()
+
+    def list(self, request: Request, lead_pk: int) -> Response:
+        lead = leads_visible_to(request.user).filter(pk=lead_pk).first()
+        if lead is None:
+            raise Http404
+        enrollments = (
+            Enrollment.objects.filter(lead=lead)
+            .select_related("flow", "version")
+            .prefetch_related(Prefetch("steps", StepRun.objects.order_by("id")))
+            .order_by("-id")
+        )
+        page = self.paginate_queryset(enrollments)
+        return self.get_paginated_response(LeadEnrollmentSerializer(page, many=True).data)
 
 
 class NodeTypesView(APIView):

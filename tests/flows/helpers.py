@@ -7,6 +7,8 @@ from django.test import TestCase
 
 from flows.models import Flow
 from flows.services import flow_create, flow_publish, wakeups_claim
+from leads.models import Event
+from leads.services.events import events_process
 
 Node = tuple[str, str, dict[str, Any]]
 
@@ -43,3 +45,14 @@ def claim() -> list[int]:
     """What beat does: claim due wake-ups; the fired steps run (eagerly) on commit."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         return wakeups_claim()
+
+
+def drain():
+    """Process everything pending, as the worker would, until nothing is left;
+    what is sent after commit (deliveries) is sent too."""
+    for _ in range(20):
+        pending = list(Event.objects.filter(processed_at__isnull=True).values_list("id", flat=True))
+        if not pending:
+            return
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            events_process(event_ids=pending)

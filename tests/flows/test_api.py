@@ -3,7 +3,8 @@ import pytest
 from flows.models import Flow, TriggerSubscription
 from flows.nodes import REGISTRY
 from leads.services.segments import segment_create
-from tests.flows.helpers import graph
+from tests.factories import EventFactory, LeadFactory
+from tests.flows.helpers import drain, graph, published
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,57 @@ def test_reentry_days_needs_days(marketer_api):
 def test_sales_cannot_edit_flows(sales_api):
     assert sales_api.get("/api/v1/flows/").status_code == 200
     assert sales_api.post("/api/v1/flows/", {"name": "X"}, format="json").status_code == 403
+
+
+def test_enrollments_step_logs_and_stats_per_flow_and_per_lead(
+    marketer_api, sales, sales_api, other_sales
+):
+    flow = published(
+        "Trial scoring",
+        graph(
+            ("t", "app.event", {"event": "Signed up for trial"}),
+            ("score", "score.adjust", {"points": 15, "category": "engagement", "reason": "Trial"}),
+            ("wait", "wait", {"amount": 2, "unit": "days"}),
+            ("end", "exit", {}),
+        ),
+    )
+    mine = LeadFactory.create(owner=sales)
+    theirs = LeadFactory.create(owner=other_sales)
+    for lead in (mine, theirs):
+        EventFactory.create(lead=lead, type="track", name="Signed up for trial", properties={})
+    drain()
+
+    listed = marketer_api.get(f"/api/v1/flows/{flow.pk}/enrollments/").json()["results"]
+    assert [(e["lead"], e["version"], e["status"]) for e in listed] == [
+        (theirs.pk, 1, "waiting"),
+        (mine.pk, 1, "waiting"),
+    ]
+    assert marketer_api.get(f"/api/v1/flows/{flow.pk}/stats/").json() == {
+        "nodes": {
+            "t": {"entered": 2, "completed": 2, "waiting": 0, "failed": 0},
+            "score": {"entered": 2, "completed": 2, "waiting": 0, "failed": 0},
+            "wait": {"entered": 2, "completed": 0, "waiting": 2, "failed": 0},
+        }
+    }
+
+    body = marketer_api.get(f"/api/v1/leads/{mine.pk}/enrollments/").json()["results"]
+    assert len(body) == 1
+    assert (body[0]["flow"], body[0]["flow_name"], body[0]["trigger_node"]) == (
+        flow.pk,
+        "Trial scoring",
+        "t",
+    )
+    assert [(s["node_id"], s["node_type"], s["status"]) for s in body[0]["steps"]] == [
+        ("t", "app.event", "completed"),
+        ("score", "score.adjust", "completed"),
+        ("wait", "wait", "waiting"),
+    ]
+    steps = marketer_api.get(f"/api/v1/enrollments/{body[0]['id']}/steps/").json()["results"]
+    assert [s["node_id"] for s in steps] == ["wait", "score", "t"]
+
+    # A sales rep sees their own lead's flows, and nothing of another rep's lead.
+    assert len(sales_api.get(f"/api/v1/leads/{mine.pk}/enrollments/").json()["results"]) == 1
+    assert sales_api.get(f"/api/v1/leads/{theirs.pk}/enrollments/").status_code == 404
+    assert sales_api.get(f"/api/v1/leads/{10**9}/enrollments/").status_code == 404
+    by_filter = sales_api.get(f"/api/v1/enrollments/?flow={flow.pk}").json()["results"]
+    assert [e["lead"] for e in by_filter] == [mine.pk]

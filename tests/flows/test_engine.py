@@ -4,7 +4,6 @@ import json
 import threading
 
 import pytest
-from django.test import TestCase
 from django.utils import timezone
 
 from flows.graph import GraphError, graph_validate
@@ -15,22 +14,11 @@ from leads.services.events import events_process
 from leads.services.segments import segment_create
 from scoring.models import ScoreChange
 from tests.factories import EventFactory, LeadFactory, UserFactory
-from tests.flows.helpers import claim, graph, published
+from tests.flows.helpers import claim, drain, graph, published
 
 pytestmark = pytest.mark.django_db
 
 ACTIVE = {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
-
-
-def drain():
-    """Process everything pending, as the worker would, until nothing is left;
-    what is sent after commit (deliveries) is sent too."""
-    for _ in range(20):
-        pending = list(Event.objects.filter(processed_at__isnull=True).values_list("id", flat=True))
-        if not pending:
-            return
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            events_process(event_ids=pending)
 
 
 def identify(lead, **traits):
