@@ -5,7 +5,7 @@ turns a valid tree into a Django ``Q`` (activity rules become ``Exists`` or a
 counted subquery), used alike for a whole segment, one lead, and a preview count.
 """
 
-from leads.conditions.compiler import compile_tree
+from leads.conditions.compiler import Compiler, compile_tree
 from leads.conditions.schema import (
     ACTIVITY_TYPES,
     FIELD_TYPES,
@@ -21,6 +21,7 @@ __all__ = [
     "ACTIVITY_TYPES",
     "FIELD_TYPES",
     "OPERATORS",
+    "Compiler",
     "ConditionError",
     "compile_tree",
     "dependencies",

@@ -40,11 +40,7 @@ def compile_tree(
     ``per_lead`` compiles for evaluating one lead at a time (as a column of a
     query on that lead): activity counts are then correlated to the lead, where
     the set form would aggregate every lead's events."""
-    from leads.models import FieldDefinition
-
-    if definitions is None:
-        definitions = {d.key: d for d in FieldDefinition.objects.all()}
-    return _Compiler(now or timezone.now(), definitions, per_lead).node(tree)
+    return Compiler(now or timezone.now(), definitions, per_lead=per_lead).node(tree)
 
 
 # Explicit truth values: an empty Q() vanishes when OR-ed, which would turn
@@ -57,11 +53,30 @@ def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
-class _Compiler:
-    def __init__(self, now: dt.datetime, definitions: dict[str, Any], per_lead: bool = False):
+class Compiler:
+    """Compiles trees against one clock; one compiler reads the custom field
+    definitions at most once for all the trees it compiles."""
+
+    def __init__(
+        self,
+        now: dt.datetime,
+        definitions: dict[str, Any] | None = None,
+        *,
+        per_lead: bool = False,
+    ):
         self.now = now
-        self.definitions = definitions
+        self._definitions = definitions
         self.per_lead = per_lead
+
+    @property
+    def definitions(self) -> dict[str, Any]:
+        """Custom field definitions, read once and only for a tree that has custom
+        field rules."""
+        if self._definitions is None:
+            from leads.models import FieldDefinition
+
+            self._definitions = {d.key: d for d in FieldDefinition.objects.all()}
+        return self._definitions
 
     def node(self, node: dict[str, Any]) -> Q:
         if "all" in node:
@@ -89,13 +104,13 @@ class _Compiler:
         name: str = rule["field"]
         op: str = rule["op"]
         value = rule.get("value")
-        kind = field_type(name, self.definitions)
         if name == "tags":
             return self.tags(op, value)
         if name == "owner":
             return self.owner(op, value)
         if name.startswith("score."):
             return self.category_score(name[6:], op, value)
+        kind = field_type(name, self.definitions if name.startswith("custom.") else {})
         column = name if name in FIELD_TYPES else f"custom_fields__{name[7:]}"
         custom = name not in FIELD_TYPES
         if kind == "text":

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Count,
@@ -18,13 +18,13 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
-    Q,
     Subquery,
 )
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from leads.conditions import (
+    Compiler,
     ConditionError,
     compile_tree,
     dependencies,
@@ -34,7 +34,6 @@ from leads.conditions import (
 )
 from leads.models import (
     Event,
-    FieldDefinition,
     Lead,
     MembershipSource,
     Segment,
@@ -249,44 +248,24 @@ def _leave(segment: Segment, lead_ids: Iterable[int], *, depth: int = 0) -> list
     return [lead_id for _, lead_id in left]
 
 
-def _open_stay(segment: Segment) -> Exists:
-    return Exists(
-        SegmentMembership.objects.filter(
-            segment=segment, lead_id=OuterRef("pk"), left_at__isnull=True
-        )
-    )
-
-
 def _excluded(segment: Segment) -> Exists:
     return Exists(SegmentExclusion.objects.filter(segment=segment, lead_id=OuterRef("pk")))
 
 
 def segment_recompute(*, segment: Segment) -> dict[str, int]:
     """Bring a dynamic segment's members in line with its conditions: joiners and
-    leavers are found by set queries and moved in batches. Returns the counts."""
+    leavers come from one set query and are moved in batches. Returns the counts."""
     if segment.kind != SegmentKind.DYNAMIC:
         return {"entered": 0, "left": 0}
-    matches = compile_tree(segment.conditions)
-    joiners = (
-        Lead.objects.filter(matches)
-        .exclude(_open_stay(segment))
-        .exclude(_excluded(segment))
-        .values_list("id", flat=True)
-        .order_by()
-    )
-    leavers = (
-        Lead.objects.filter(_open_stay(segment))
-        .filter(~Q(matches) | Q(_excluded(segment)))
-        .values_list("id", flat=True)
-        .order_by()
-    )
+    joiners, leavers = _differences(segment)
     entered = left = 0
-    for ids in _chunks(joiners.iterator(chunk_size=BATCH)):
+    for start in range(0, len(joiners), BATCH):
         with transaction.atomic():
-            entered += len(_enter(segment, ids, MembershipSource.CONDITION))
-    for ids in _chunks(leavers.iterator(chunk_size=BATCH)):
+            batch = joiners[start : start + BATCH]
+            entered += len(_enter(segment, batch, MembershipSource.CONDITION))
+    for start in range(0, len(leavers), BATCH):
         with transaction.atomic():
-            left += len(_leave(segment, ids))
+            left += len(_leave(segment, leavers[start : start + BATCH]))
     # One statement: a count read first and written later would race with the
     # per-lead updates of a worker.
     open_stays = (
@@ -303,15 +282,42 @@ def segment_recompute(*, segment: Segment) -> dict[str, int]:
     return {"entered": entered, "left": left}
 
 
-def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
-    batch: list[int] = []
-    for lead_id in ids:
-        batch.append(lead_id)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _differences(segment: Segment) -> tuple[list[int], list[int]]:
+    """Who should be in but is not (joiners) and who is in but should not be
+    (leavers), in one statement that evaluates the conditions once: the wanted
+    leads and the open stays are stacked, and an id found on one side only is a
+    difference. Evaluating the conditions twice, once negated, costs a
+    correlated probe per member wherever ``NOT EXISTS`` is no longer an anti
+    join, and a server-side cursor is never run in parallel on PostgreSQL."""
+    wanted = (
+        Lead.objects.filter(compile_tree(segment.conditions))
+        .exclude(_excluded(segment))
+        .values("id")
+        .order_by()
+    )
+    stays = (
+        SegmentMembership.objects.filter(segment=segment, left_at__isnull=True)
+        .values("lead_id")
+        .order_by()
+    )
+    wanted_sql, wanted_params = wanted.query.sql_with_params()
+    stays_sql, stays_params = stays.query.sql_with_params()
+    # Both parts are compiled by the ORM; every value is a bound parameter.
+    statement = (
+        "SELECT u.lead_id, max(u.side) FROM ("  # noqa: S608
+        f"SELECT w.id AS lead_id, 1 AS side FROM ({wanted_sql}) w "
+        f"UNION ALL SELECT s.lead_id, 2 AS side FROM ({stays_sql}) s"
+        ") u GROUP BY u.lead_id HAVING count(*) = 1"
+    )
+    joiners: list[int] = []
+    leavers: list[int] = []
+    with connection.cursor() as cursor:
+        cursor.execute(statement, (*wanted_params, *stays_params))
+        while rows := cursor.fetchmany(BATCH):
+            for lead_id, side in rows:
+                (joiners if side == 1 else leavers).append(lead_id)
+    # Oldest leads first, as a recompute always moved them.
+    return sorted(joiners), sorted(leavers)
 
 
 def segments_refresh_time_relative() -> int:
@@ -349,41 +355,45 @@ def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = Non
     """Re-check, for this lead only, the dynamic segments that depend on ``keys``;
     enter or leave where the answer changed. The lead is locked by the caller.
 
-    A handful of queries whatever the number of segments: their conditions are
-    evaluated together, as columns of one query on the lead's row."""
+    Two queries when nothing changes, whatever the number of segments (a third
+    reads the custom field types if a tree has custom field rules): one reads the
+    segments with this lead's stay and exclusion in each, the other evaluates all
+    their conditions together, as columns of one query on the lead's row."""
     segments = list(
-        Segment.objects.filter(kind=SegmentKind.DYNAMIC, dependencies__key__in=keys).distinct()
+        Segment.objects.filter(
+            kind=SegmentKind.DYNAMIC,
+            pk__in=SegmentDependency.objects.filter(key__in=keys).values("segment_id"),
+        )
+        .annotate(
+            is_member=Exists(
+                SegmentMembership.objects.filter(
+                    segment_id=OuterRef("pk"), lead_id=lead.pk, left_at__isnull=True
+                )
+            ),
+            is_excluded=Exists(
+                SegmentExclusion.objects.filter(segment_id=OuterRef("pk"), lead_id=lead.pk)
+            ),
+        )
+        .order_by("pk")
     )
     if not segments:
         return
-    ids = [segment.pk for segment in segments]
-    member_of = set(
-        SegmentMembership.objects.filter(
-            lead=lead, segment_id__in=ids, left_at__isnull=True
-        ).values_list("segment_id", flat=True)
-    )
-    excluded = set(
-        SegmentExclusion.objects.filter(lead=lead, segment_id__in=ids).values_list(
-            "segment_id", flat=True
-        )
-    )
-    definitions = {d.key: d for d in FieldDefinition.objects.all()}
     now = timezone.now()
+    compiler = Compiler(now, per_lead=True)
     checks = {
         f"s{segment.pk}": ExpressionWrapper(
-            compile_tree(segment.conditions, now=now, definitions=definitions, per_lead=True),
-            output_field=BooleanField(),
+            compiler.node(segment.conditions), output_field=BooleanField()
         )
         for segment in segments
-        if segment.pk not in excluded
+        if not segment.is_excluded
     }
     row = Lead.objects.filter(pk=lead.pk).values(**checks).first() if checks else {}
     depth = cause.depth + 1 if cause is not None else 0
     for segment in segments:
         matches = bool((row or {}).get(f"s{segment.pk}"))
-        if matches and segment.pk not in member_of:
+        if matches and not segment.is_member:
             _enter(segment, [lead.pk], MembershipSource.CONDITION, depth=depth)
-        elif not matches and segment.pk in member_of:
+        elif not matches and segment.is_member:
             _leave(segment, [lead.pk], depth=depth)
 
 

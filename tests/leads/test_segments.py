@@ -1,10 +1,17 @@
 import io
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
-from leads.models import Event, Lead, Segment, SegmentMembership
+from leads.models import Event, FieldDefinition, Lead, Segment, SegmentMembership
 from leads.services.events import events_process
-from leads.services.segments import segment_create, segment_recompute
+from leads.services.segments import (
+    ALWAYS,
+    segment_create,
+    segment_recompute,
+    segments_check_lead,
+)
 from tests.factories import EventFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -302,3 +309,48 @@ def test_the_event_being_processed_counts_for_activity_rules(django_capture_on_c
     opened = EventFactory.create(lead=None, email="o@x.example", type="email.opened", name="")
     events_process(event_ids=[opened.pk])
     assert members(segment) == ["o@x.example"]
+
+
+def test_single_lead_check_is_three_queries_for_any_number_of_segments(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    trees = {
+        "CEOs": CEOS,
+        "Big accounts": {"all": [{"field": "custom.seats", "op": "gte", "value": 50}]},
+        "Engaged": {"all": [{"field": "score.engagement", "op": "gte", "value": 0}]},
+        "Pricing visitors": {
+            "all": [
+                {
+                    "activity": "page",
+                    "where": {"url": {"op": "contains", "value": "/pricing"}},
+                    "count": {"op": "gte", "value": 2},
+                    "within_days": 30,
+                }
+            ]
+        },
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        segments = {name: segment_create(name=name, conditions=t) for name, t in trees.items()}
+    lead = LeadFactory.create(job_title="CEO", custom_fields={"seats": 80})
+    # In CEOs, Big accounts and Engaged already; nothing to change.
+    for name in ("CEOs", "Big accounts", "Engaged"):
+        SegmentMembership.objects.create(
+            segment=segments[name], lead=lead, entered_at=timezone.now()
+        )
+    fresh = Lead.objects.get(pk=lead.pk)
+    # The segments with their state, the custom field types, the conditions.
+    with transaction.atomic(), django_assert_num_queries(3):
+        segments_check_lead(lead=fresh, keys={ALWAYS})
+
+    for _ in range(2):
+        EventFactory.create(lead=lead, type="page", name="", properties={"url": "/pricing"})
+    lead.job_title = "Intern"
+    lead.save()
+    with transaction.atomic():
+        segments_check_lead(lead=lead, keys={ALWAYS})
+    assert sorted(
+        SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).values_list(
+            "segment__name", flat=True
+        )
+    ) == ["Big accounts", "Engaged", "Pricing visitors"]
