@@ -184,6 +184,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several models have a "status"; each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "FlowStatusEnum": "flows.models.FlowStatus",
+        "EnrollmentStatusEnum": "flows.models.EnrollmentStatus",
+        "StepStatusEnum": "flows.models.StepStatus",
+        "DeliveryStatusEnum": "flows.models.DeliveryStatus",
+    },
 }
 
 # --- email ----------------------------------------------------------------------

@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
-from flows.nodes.base import NodeType, StepContext, StepResult, obj, register
+from flows.nodes.base import (
+    SALES_USER,
+    SCORE_CATEGORY,
+    SETTABLE_FIELD,
+    STATIC_SEGMENT,
+    TAG,
+    NodeType,
+    StepContext,
+    StepResult,
+    obj,
+    register,
+    value_text,
+)
 from leads.models import (
     Lead,
     Notification,
@@ -81,7 +94,8 @@ register(
         ),
         execute=_adjust_score,
         check=_category_exists,
-        summary=lambda c: f"{c['points']:+d} {c['category']}: {c['reason']}",
+        summary=lambda c, n: f"{c['points']:+d} {n.categories[c['category']]}: {c['reason']}",
+        pickers={"category": SCORE_CATEGORY},
     )
 )
 
@@ -204,7 +218,7 @@ register(
             ("title",),
         ),
         execute=_notify_sales,
-        summary=lambda c: c["title"],
+        summary=lambda c, n: c["title"],
     )
 )
 
@@ -235,6 +249,10 @@ register(
         schema=obj({"user": {"type": "integer", "minimum": 1}}),
         execute=_assign_owner,
         check=_user_exists,
+        summary=lambda c, n: (
+            f"Assign to {n.users[c['user']]}" if c.get("user") else "Assign to the next sales rep"
+        ),
+        pickers={"user": SALES_USER},
     )
 )
 
@@ -291,6 +309,12 @@ register(
         ),
         execute=_set_field,
         check=_field_problems,
+        summary=lambda c, n: (
+            f"Set {n.field_label(c['field'])} to {value_text(c['value'])}"
+            if c["value"] != ""
+            else f"Clear {n.field_label(c['field'])}"
+        ),
+        pickers={"field": SETTABLE_FIELD},
     )
 )
 
@@ -309,6 +333,11 @@ def _tags_action(add: bool) -> Any:
     return execute
 
 
+def _tag_summary(add: bool) -> Any:
+    verb = "Add" if add else "Remove"
+    return lambda c, n: f"{verb} tag {c['tag']}"
+
+
 for _node_key, _label, _adding in (
     ("tag.add", "Add tag", True),
     ("tag.remove", "Remove tag", False),
@@ -322,6 +351,8 @@ for _node_key, _label, _adding in (
             icon="tag",
             schema=obj({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
             execute=_tags_action(_adding),
+            summary=_tag_summary(_adding),
+            pickers={"tag": TAG},
         )
     )
 
@@ -354,6 +385,10 @@ register(
             ("stage",),
         ),
         execute=_change_stage,
+        summary=lambda c, n: (
+            f"Move to stage {Stage(c['stage']).label}"
+            + ("" if c.get("forward_only", True) else ", also backwards")
+        ),
     )
 )
 
@@ -378,6 +413,7 @@ register(
         icon="x-circle",
         schema=obj({"reason": {"type": "string", "minLength": 1, "maxLength": 255}}, ("reason",)),
         execute=_disqualify,
+        summary=lambda c, n: f"Disqualify: {c['reason']}",
     )
 )
 
@@ -409,6 +445,11 @@ def _segment_action(add: bool) -> Any:
     return execute
 
 
+def _segment_summary(add: bool) -> Any:
+    where = "Add to" if add else "Remove from"
+    return lambda c, n: f"{where} {n.segments[c['segment']]}"
+
+
 for _node_key, _label, _add in (
     ("segment.add", "Add to static segment", True),
     ("segment.remove", "Remove from static segment", False),
@@ -424,6 +465,8 @@ for _node_key, _label, _add in (
             schema=obj({"segment": {"type": "integer", "minimum": 1}}, ("segment",)),
             execute=_segment_action(_add),
             check=_static_segment,
+            summary=_segment_summary(_add),
+            pickers={"segment": STATIC_SEGMENT},
         )
     )
 
@@ -480,6 +523,8 @@ register(
             ("url",),
         ),
         execute=_webhook,
+        # The host only: the rest of a webhook URL often carries a token.
+        summary=lambda c, n: f"POST to {urlsplit(c['url']).hostname or c['url']}",
     )
 )
 
@@ -493,5 +538,6 @@ register(
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
+        summary=lambda c, n: "End of the flow",
     )
 )

@@ -8,11 +8,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jsonschema import Draft202012Validator
+
 if TYPE_CHECKING:
     from flows.models import Enrollment, StepRun
     from leads.models import Event, Lead
 
 KINDS = ("trigger", "action", "condition", "wait", "exit")
+
+# Pickers: what a config value is chosen from. The first kinds name a record (or
+# a trigger type), which the config form offers as a select and a summary shows
+# by name; the next are free text with suggestions from data seen; the last two
+# are widgets.
+SEGMENT = "segment"
+STATIC_SEGMENT = "static_segment"
+SALES_USER = "sales_user"
+SCORE_CATEGORY = "score_category"
+LEAD_FIELD = "lead_field"  # standard fields, owner, and custom fields by bare key
+SETTABLE_FIELD = "settable_field"  # standard fields a flow may set, custom as custom.<key>
+TRIGGER = "trigger"  # a trigger type; its config sits next to it under "config"
+EVENT_NAME = "event_name"
+PAGE_URL = "page_url"
+FORM_NAME = "form_name"
+TAG = "tag"
+WEEKDAYS = "weekdays"
+TIME_WINDOW = "time_window"
 
 
 @dataclass
@@ -40,6 +60,23 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class Names:
+    """Display names of the records configs point at, loaded before summarising
+    so that a whole graph costs one query per kind. A missing id raises KeyError,
+    which makes the summary empty: the config names something that is gone."""
+
+    segments: dict[int, str] = field(default_factory=dict)
+    users: dict[int, str] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    # Bare field key (``job_title``, a custom key) to its label.
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def field_label(self, key: str) -> str:
+        bare = key.removeprefix("custom.")
+        return self.fields.get(bare, bare)
+
+
+@dataclass(frozen=True)
 class NodeType:
     key: str
     kind: str
@@ -57,7 +94,10 @@ class NodeType:
     # Server-side checks JSON Schema cannot express (ids that must exist …):
     # returns {config path: [messages]}.
     check: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None
-    summary: Callable[[dict[str, Any]], str] | None = None
+    # The canvas label for a valid config, e.g. "Entered segment: Hot leads".
+    summary: Callable[[dict[str, Any], Names], str] | None = None
+    # Config path (dotted for nested objects) to picker kind, see above.
+    pickers: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -85,6 +125,41 @@ def register(node: NodeType) -> NodeType:
         raise ValueError(f"Node {node.key!r} needs execute.")
     REGISTRY[node.key] = node
     return node
+
+
+_validators: dict[str, Draft202012Validator] = {}
+
+
+def summarise(node_type: NodeType, config: Any, names: Names) -> str:
+    """The node's canvas summary, or "" when the config does not fit its schema
+    or names a record that is gone."""
+    validator = _validators.get(node_type.key)
+    if validator is None:
+        validator = _validators[node_type.key] = Draft202012Validator(node_type.schema)
+    if node_type.summary is None or not validator.is_valid(config):
+        return ""
+    try:
+        return node_type.summary(config, names)
+    except KeyError:
+        return ""
+
+
+def once_suffix(config: dict[str, Any]) -> str:
+    return ", once per lead" if config.get("once_per_lead") else ""
+
+
+def text_match_phrase(test: dict[str, Any]) -> str:
+    """``{"op": "contains", "value": "/pricing"}`` as "containing /pricing"."""
+    prefix = {"is": "", "contains": "containing ", "starts_with": "starting with "}
+    return prefix.get(test["op"], "") + test["value"]
+
+
+def value_text(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:

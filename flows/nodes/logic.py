@@ -5,7 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flows.nodes.base import REGISTRY, NodeType, StepContext, StepResult, obj, register
+from flows.nodes.base import (
+    REGISTRY,
+    TIME_WINDOW,
+    TRIGGER,
+    WEEKDAYS,
+    Names,
+    NodeType,
+    StepContext,
+    StepResult,
+    obj,
+    register,
+    summarise,
+)
 from leads.conditions import ConditionError, compile_tree, validate
 from leads.models import Lead
 
@@ -26,6 +38,17 @@ def _condition(ctx: StepContext) -> StepResult:
     return StepResult(follow=("yes",) if met else ("no",), output={"met": met})
 
 
+def _condition_summary(config: dict[str, Any], names: Names) -> str:
+    tree = config["conditions"]
+    group = "all" if "all" in tree else "any"
+    rules = tree.get(group)
+    if not isinstance(rules, list) or not rules:
+        return ""
+    if len(rules) == 1:
+        return "1 condition"
+    return f"{group.capitalize()} of {len(rules)} conditions"
+
+
 register(
     NodeType(
         key="condition",
@@ -38,6 +61,7 @@ register(
         outputs=("yes", "no"),
         execute=_condition,
         check=_tree_problems,
+        summary=_condition_summary,
     )
 )
 
@@ -65,6 +89,41 @@ def wait_due(config: dict[str, Any], now: dt.datetime) -> dt.datetime:
         if due < closes:
             return due
     return due
+
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _days_text(weekdays: list[int]) -> str:
+    """[0, 1, 2, 3, 4, 6] as "Mon-Fri, Sun": runs of three or more days collapse."""
+    runs: list[list[int]] = []
+    for day in sorted(weekdays):
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}")
+        else:
+            parts.extend(DAY_NAMES[day] for day in run)
+    return ", ".join(parts)
+
+
+def amount_text(amount: int, unit: str) -> str:
+    return f"{amount} {unit.removesuffix('s') if amount == 1 else unit}"
+
+
+def _wait_summary(config: dict[str, Any], names: Names) -> str:
+    text = f"Wait {amount_text(config['amount'], config['unit'])}"
+    if config.get("weekdays") or config.get("between"):
+        text += ", then"
+    if config.get("weekdays"):
+        text += f" {_days_text(config['weekdays'])}"
+    if config.get("between"):
+        text += f" {config['between'][0]}-{config['between'][1]} UTC"
+    return text
 
 
 def _wait(ctx: StepContext) -> StepResult:
@@ -108,6 +167,8 @@ register(
         ),
         execute=_wait,
         check=_window_problems,
+        summary=_wait_summary,
+        pickers={"weekdays": WEEKDAYS, "between": TIME_WINDOW},
     )
 )
 
@@ -140,6 +201,16 @@ def _wait_until_problems(config: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+def _wait_until_summary(config: dict[str, Any], names: Names) -> str:
+    trigger = REGISTRY.get(config["event"]["type"])
+    if trigger is None or trigger.kind != "trigger":
+        return ""
+    awaited = summarise(trigger, config["event"].get("config", {}), names)
+    if not awaited:
+        return ""
+    return f"Until {awaited}, at most {amount_text(config['within_days'], 'days')}"
+
+
 register(
     NodeType(
         key="wait.until",
@@ -158,6 +229,8 @@ register(
         outputs=("met", "timeout"),
         execute=_wait_until,
         check=_wait_until_problems,
+        summary=_wait_until_summary,
+        pickers={"event.type": TRIGGER},
     )
 )
 
@@ -171,5 +244,6 @@ register(
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
+        summary=lambda c, n: "End of the flow",
     )
 )

@@ -5,8 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.nodes.base import TEXT_MATCH, NodeType, obj, register, text_matches
-from leads.models import Event, Segment
+from flows.nodes.base import (
+    EVENT_NAME,
+    FORM_NAME,
+    LEAD_FIELD,
+    PAGE_URL,
+    SCORE_CATEGORY,
+    SEGMENT,
+    TAG,
+    TEXT_MATCH,
+    Names,
+    NodeType,
+    obj,
+    once_suffix,
+    register,
+    text_match_phrase,
+    text_matches,
+    value_text,
+)
+from leads.models import Event, Segment, Stage
 
 ONCE = {
     "once_per_lead": {
@@ -44,6 +61,8 @@ def _segment_trigger(key: str, event_type: str, label: str, verb: str) -> NodeTy
             subscribe=lambda c: (event_type, str(c["segment"])),
             matches=lambda e, c: e.properties.get("segment_id") == c["segment"],
             check=_segment_exists,
+            summary=lambda c, n: f"{label}: {n.segments[c['segment']]}{once_suffix(c)}",
+            pickers={"segment": SEGMENT},
         )
     )
 
@@ -56,6 +75,15 @@ def _email_matches(event: Event, config: dict[str, Any]) -> bool:
     if config.get("campaign") and event.name != config["campaign"]:
         return False
     return text_matches(config.get("url"), event.properties.get("url"))
+
+
+def _email_summary(config: dict[str, Any], names: Names) -> str:
+    text = f"Email {config['activity']}"
+    if config.get("campaign"):
+        text += f": {config['campaign']}"
+    if config.get("url"):
+        text += f", link {text_match_phrase(config['url'])}"
+    return text + once_suffix(config)
 
 
 register(
@@ -77,6 +105,7 @@ register(
         ),
         subscribe=lambda c: (f"email.{c['activity']}", ""),
         matches=_email_matches,
+        summary=_email_summary,
     )
 )
 
@@ -122,6 +151,28 @@ PROPERTY_FILTERS = {
     ),
 }
 
+PROPERTY_OPS = {
+    "is": "is",
+    "contains": "contains",
+    "starts_with": "starts with",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+}
+
+
+def _app_event_summary(config: dict[str, Any], names: Names) -> str:
+    text = f"App event: {config['event']}"
+    filters = [
+        f"{prop} {PROPERTY_OPS[test['op']]} {value_text(test['value'])}"
+        for prop, test in config.get("where", {}).items()
+    ]
+    if filters:
+        text += " where " + " and ".join(filters)
+    return text + once_suffix(config)
+
+
 register(
     NodeType(
         key="app.event",
@@ -141,6 +192,8 @@ register(
         matches=lambda e, c: (
             e.name == c["event"] and _properties_match(c.get("where", {}), e.properties)
         ),
+        summary=_app_event_summary,
+        pickers={"event": EVENT_NAME},
     )
 )
 
@@ -154,6 +207,8 @@ register(
         schema=obj({"url": TEXT_MATCH, **ONCE}, ("url",)),
         subscribe=lambda c: ("page", ""),
         matches=lambda e, c: text_matches(c["url"], e.properties.get("url")),
+        summary=lambda c, n: f"Visited page {text_match_phrase(c['url'])}{once_suffix(c)}",
+        pickers={"url.value": PAGE_URL},
     )
 )
 
@@ -162,6 +217,20 @@ def _field_changed_matches(event: Event, config: dict[str, Any]) -> bool:
     if "from" in config and event.properties.get("from") != config["from"]:
         return False
     return "to" not in config or event.properties.get("to") == config["to"]
+
+
+def _field_changed_summary(config: dict[str, Any], names: Names) -> str:
+    def shown(value: Any) -> str:
+        if config["field"] == "stage" and value in Stage.values:
+            return str(Stage(value).label)
+        return value_text(value)
+
+    text = f"{names.field_label(config['field'])} changed"
+    if "from" in config:
+        text += f" from {shown(config['from'])}"
+    if "to" in config:
+        text += f" to {shown(config['to'])}"
+    return text + once_suffix(config)
 
 
 register(
@@ -182,6 +251,8 @@ register(
         ),
         subscribe=lambda c: ("field.changed", c["field"]),
         matches=_field_changed_matches,
+        summary=_field_changed_summary,
+        pickers={"field": LEAD_FIELD},
     )
 )
 
@@ -199,6 +270,8 @@ def _tag_trigger(key: str, label: str, verb: str) -> None:
             ),
             subscribe=lambda c: (key, c["tag"]),
             matches=lambda e, c: e.name == c["tag"],
+            summary=lambda c, n: f"{label}: {c['tag']}{once_suffix(c)}",
+            pickers={"tag": TAG},
         )
     )
 
@@ -216,6 +289,7 @@ register(
         schema=obj({**ONCE}),
         subscribe=lambda c: ("lead.created", ""),
         matches=lambda e, c: True,
+        summary=lambda c, n: f"Every new lead{once_suffix(c)}",
     )
 )
 
@@ -229,6 +303,11 @@ register(
         schema=obj({"form": {"type": "string", "maxLength": 255}, **ONCE}),
         subscribe=lambda c: ("form.submitted", c.get("form") or ""),
         matches=lambda e, c: not c.get("form") or e.name == c["form"],
+        summary=lambda c, n: (
+            (f"Form submitted: {c['form']}" if c.get("form") else "Any form submitted")
+            + once_suffix(c)
+        ),
+        pickers={"form": FORM_NAME},
     )
 )
 
@@ -250,6 +329,15 @@ def _crossed(event: Event, config: dict[str, Any]) -> bool:
     return before >= threshold > after
 
 
+def _threshold_summary(config: dict[str, Any], names: Names) -> str:
+    category = config.get("category")
+    # An unknown category key is not an error here (the trigger just never fires).
+    score = f"{names.categories.get(category, category)} score" if category else "Score"
+    if config.get("direction", "up") == "up":
+        return f"{score} reaches {config['threshold']}{once_suffix(config)}"
+    return f"{score} drops below {config['threshold']}{once_suffix(config)}"
+
+
 register(
     NodeType(
         key="score.threshold",
@@ -269,6 +357,8 @@ register(
         ),
         subscribe=lambda c: ("score.changed", ""),
         matches=_crossed,
+        summary=_threshold_summary,
+        pickers={"category": SCORE_CATEGORY},
     )
 )
 
@@ -284,5 +374,6 @@ register(
         ),
         subscribe=lambda c: ("grade.changed", c["grade"]),
         matches=lambda e, c: e.name == c["grade"],
+        summary=lambda c, n: f"Grade became {c['grade']}{once_suffix(c)}",
     )
 )

@@ -535,7 +535,7 @@ export default function Builder({ initial }) {
               nodesConnectable={!readOnly}
               deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
               multiSelectionKeyCode={["Shift", "Meta", "Control"]}
-              fitView
+              fitView={start.nodes.length > 0}
               fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
               minZoom={0.1}
               ariaLabelConfig={{ "node.a11yDescription.default": "Press Enter to select this node, arrow keys to move it, Delete to remove it." }}

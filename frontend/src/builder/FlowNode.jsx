@@ -17,9 +17,12 @@ function FlowNode({ id, data, selected }) {
   return (
     <div className={classes.join(" ")} data-node-id={id} data-node-type={data.nodeType}>
       {kind !== "trigger" && <Handle type="target" position={Position.Top} id="in" />}
-      <div className="lf-node-kind">{kind}</div>
-      <div className="lf-node-label">{type ? type.label : data.nodeType}</div>
-      <div className="lf-node-summary">{data.summary || "Not configured yet"}</div>
+      <div className="lf-node-kind">
+        {kind} · <span className="lf-node-label">{type ? type.label : data.nodeType}</span>
+      </div>
+      <div className={data.summary ? "lf-node-summary" : "lf-node-summary lf-unset"}>
+        {data.summary || "Not configured yet"}
+      </div>
       {data.stats && (
         <div className="lf-node-stats" aria-label="Leads at this step">
           <span title="Entered">{data.stats.entered} in</span>

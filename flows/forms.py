@@ -1,0 +1,714 @@
+"""The node configuration form of the builder's side panel.
+
+Its fields come from the node type's JSON Schema and pickers; what is posted is
+parsed back into a config with the right JSON types and checked by
+``config_problems``, the validation publishing uses. Field names are config
+paths: ``segment``, nested objects dotted (``url.op``, ``due_in.amount``,
+``event.config``), property filters as rows (``where.0.property``,
+``where.0.op``, ``where.0.value``), a time window as ``between.0`` and
+``between.1``, weekdays as repeated ``weekdays`` values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import QueryDict
+from django.utils.text import capfirst
+
+from flows import selectors
+from flows.graph import config_problems
+from flows.nodes import REGISTRY, NodeType
+from flows.nodes import base as picks
+from flows.nodes.actions import SETTABLE_FIELDS
+from flows.nodes.summaries import standard_field_labels
+from leads.models import Stage, TaskPriority
+from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
+from scoring.models import Grade
+
+
+class _Missing:
+    """No value: the key stays out of the config."""
+
+
+MISSING: Any = _Missing()
+
+SELECT_PICKERS = {
+    picks.SEGMENT,
+    picks.STATIC_SEGMENT,
+    picks.SALES_USER,
+    picks.SCORE_CATEGORY,
+    picks.LEAD_FIELD,
+    picks.SETTABLE_FIELD,
+    picks.TRIGGER,
+}
+INTEGER_PICKERS = {picks.SEGMENT, picks.STATIC_SEGMENT, picks.SALES_USER}
+SUGGEST_PICKERS = {picks.EVENT_NAME, picks.PAGE_URL, picks.FORM_NAME, picks.TAG}
+WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MAX_ROWS = 50
+
+# Labels and help texts, by "<node type>:<path>", then by path, then by property name.
+LABELS = {
+    "once_per_lead": "Only once per lead",
+    "segment": "Segment",
+    "campaign": "Email name",
+    "email.activity:url": "Clicked link",
+    "page.visited:url": "Page URL",
+    "url.op": "Match",
+    "url.value": "URL",
+    "app.event:event": "Event name",
+    "where": "Where the event's properties",
+    "property": "Property",
+    "op": "Comparison",
+    "from": "From value",
+    "to": "To value",
+    "form": "Form name",
+    "category": "Score category",
+    "title": "Task title",
+    "priority": "Priority",
+    "email": "Email the owner",
+    "slack_webhook": "Slack webhook URL",
+    "user": "Owner",
+    "forward_only": "Forward only",
+    "webhook.send:url": "URL",
+    "secret": "Signing secret",
+    "conditions": "Conditions",
+    "wait:amount": "Wait for",
+    "weekdays": "Then only on",
+    "between": "Then only between (UTC)",
+    "wait.until:event": "Event to wait for",
+    "event.type": "Trigger",
+    "event.config": "Trigger settings",
+    "within_days": "At most (days)",
+}
+HELP = {
+    "campaign": "Only for this email (its name in your email tool); blank for any.",
+    "form": "Blank for any form.",
+    "score.threshold:category": "Blank for the total score.",
+    "score.adjust:points": "Negative to take points away.",
+    "from": "Blank for any value. Typed as the field is; null means no value.",
+    "to": "Blank for any value. Typed as the field is; null means no value.",
+    "value": "Typed as the field is: a number field takes a number, a yes/no field true or false.",
+    "where": "Optional. For “is”, numbers and true/false are read as such; put text "
+    'in double quotes ("42") to keep it text. Apply to get another row.',
+    "title": "{lead} is replaced by the lead's name.",
+    "user": "Blank: the lead's owner stays, or the sales rep in turn (fewest open tasks).",
+    "secret": "Signs each request with HMAC-SHA256 (X-Leadflow-Signature).",
+    "weekdays": "Optional: after the wait, go on only on these days (UTC).",
+    "between": "Optional: after the wait, go on only within these hours (UTC).",
+    "conditions": 'A condition tree as JSON, like a segment\'s: {"all": [...]} or '
+    '{"any": [...]} of field, activity and segment rules.',
+    "event.config": "The trigger's settings as JSON, as that trigger's own form would "
+    'set them, e.g. {"activity": "opened"}.',
+}
+BLANK_LABELS = {
+    "user": "The next sales rep in turn",
+    "score.threshold:category": "Total score",
+}
+ENUM_LABELS: dict[str, str] = {
+    **dict(Stage.choices),
+    **dict(TaskPriority.choices),
+    **dict(Grade.choices),
+    "is": "is",
+    "contains": "contains",
+    "starts_with": "starts with",
+    "gt": "greater than",
+    "gte": "at least",
+    "lt": "less than",
+    "lte": "at most",
+    "up": "Rises to it or above",
+    "down": "Drops below it",
+}
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+INTEGER = re.compile(r"[+-]?\d+")
+REQUIRED = re.compile(r"'(.+)' is required")
+NUMERIC_OPS = {"gt", "gte", "lt", "lte"}
+
+
+@dataclass
+class ConfigField:
+    """One input of the form (or a group of them), with what it shows and its errors.
+
+    ``widget``: text, number, checkbox, select, checkboxes, times, json, group
+    (a nested object), rows (property filters) or scalar (text read as a string,
+    number or boolean: by the node's lead field, or by the row's comparison).
+    """
+
+    name: str
+    label: str
+    widget: str
+    html_id: str
+    schema: dict[str, Any] = field(default_factory=dict)
+    picker: str = ""
+    required: bool = False
+    html_required: bool = False
+    help: str = ""
+    input_type: str = "text"
+    value: Any = ""
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    groups: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    attrs: dict[str, str] = field(default_factory=dict)
+    datalist: list[str] = field(default_factory=list)
+    children: list[ConfigField] = field(default_factory=list)
+    rows: list[list[ConfigField]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    in_row: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name.rpartition(".")[2]
+
+    @property
+    def datalist_id(self) -> str:
+        return f"{self.html_id}-options"
+
+    def option_values(self) -> set[str]:
+        values = {value for value, _ in self.choices}
+        for _, options in self.groups:
+            values.update(value for value, _ in options)
+        return values
+
+
+class NodeConfigForm:
+    """The configuration form of one node: shown from a config (GET) or bound to
+    posted data, then ``is_valid()`` and ``config``."""
+
+    def __init__(
+        self,
+        node_type: NodeType,
+        *,
+        node_id: str,
+        config: Any = None,
+        data: QueryDict | None = None,
+    ):
+        self.node_type = node_type
+        self.node_id = node_id
+        self.prefix = f"nf-{node_id}"
+        self.general: list[str] = []
+        self.config: dict[str, Any] = {}
+        self._loaded: dict[str, Any] = {}
+        self._parse_failed: set[str] = set()
+        # For each rows field: filtered property name -> row index.
+        self._row_of: dict[str, dict[str, int]] = {}
+        schema = node_type.schema
+        self.fields = self._build_fields(schema, "", set(schema.get("required", [])), True)
+        self.bound = data is not None
+        if data is not None:
+            self._bind_data(self.fields, data)
+            self.config = self._parse_into(self.fields, {})
+            self._validate()
+        else:
+            self._bind_config(self.fields, config if isinstance(config, dict) else {})
+
+    def is_valid(self) -> bool:
+        return self.bound and not self.general and not any(f.errors for f in self._all_fields())
+
+    # --- building -------------------------------------------------------------------
+
+    def _build_fields(
+        self, schema: dict[str, Any], prefix: str, required: set[str], parent_required: bool
+    ) -> list[ConfigField]:
+        return [
+            self._build_field(prop, f"{prefix}{key}", key in required, parent_required)
+            for key, prop in schema.get("properties", {}).items()
+        ]
+
+    def _text(self, table: dict[str, str], path: str, default: str = "") -> str:
+        key = path.rpartition(".")[2]
+        for candidate in (f"{self.node_type.key}:{path}", path, key):
+            if candidate in table:
+                return table[candidate]
+        return default
+
+    def _build_field(
+        self,
+        prop: dict[str, Any],
+        path: str,
+        required: bool,
+        parent_required: bool,
+        *,
+        in_row: bool = False,
+    ) -> ConfigField:
+        picker = "" if in_row else self.node_type.pickers.get(path, "")
+        key = path.rpartition(".")[2]
+        f = ConfigField(
+            name=path,
+            label=prop.get("title") or self._text(LABELS, path, capfirst(key.replace("_", " "))),
+            widget="text",
+            html_id=f"{self.prefix}-{path.replace('.', '-')}",
+            schema=prop,
+            picker=picker,
+            required=required,
+            html_required=required and parent_required and not in_row,
+            help="" if in_row else self._text(HELP, path, prop.get("description", "")),
+            in_row=in_row,
+        )
+        kind = prop.get("type")
+        if picker in SELECT_PICKERS:
+            f.widget = "select"
+            self._picker_options(f)
+        elif picker in SUGGEST_PICKERS:
+            f.datalist = self._suggestions(picker)
+            self._text_attrs(f)
+        elif picker == picks.WEEKDAYS:
+            f.widget = "checkboxes"
+            f.choices = [(str(day), label) for day, label in enumerate(WEEKDAY_LABELS)]
+        elif picker == picks.TIME_WINDOW:
+            f.widget = "times"
+            f.children = [
+                ConfigField(
+                    name=f"{path}.{index}",
+                    label=label,
+                    widget="text",
+                    input_type="time",
+                    html_id=f"{f.html_id}-{index}",
+                    schema=prop.get("items", {}),
+                )
+                for index, label in enumerate(("From", "Until"))
+            ]
+        elif "enum" in prop:
+            f.widget = "select"
+            options = [
+                (str(v), ENUM_LABELS.get(str(v), capfirst(str(v).replace("_", " "))))
+                for v in prop["enum"]
+            ]
+            if not in_row and "default" not in prop:
+                f.choices.append(("", "Choose…" if required else "—"))
+            f.choices.extend(options)
+        elif kind == "boolean":
+            f.widget = "checkbox"
+        elif kind in ("integer", "number"):
+            f.widget = "number"
+            f.input_type = "number"
+            f.attrs["step"] = "1" if kind == "integer" else "any"
+            if "minimum" in prop:
+                f.attrs["min"] = str(prop["minimum"])
+            if "maximum" in prop:
+                f.attrs["max"] = str(prop["maximum"])
+        elif kind == "string":
+            self._text_attrs(f)
+        elif kind == "object" and prop.get("properties"):
+            f.widget = "group"
+            f.children = self._build_fields(
+                prop, f"{path}.", set(prop.get("required", [])), f.html_required
+            )
+        elif kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+            f.widget = "rows"
+        elif isinstance(kind, list) and not {"object", "array"} & set(kind):
+            f.widget = "scalar"
+        else:
+            f.widget = "json"
+        if f.widget not in ("text", "number", "select", "json"):
+            f.html_required = False
+        return f
+
+    def _text_attrs(self, f: ConfigField) -> None:
+        if "maxLength" in f.schema:
+            f.attrs["maxlength"] = str(f.schema["maxLength"])
+        if f.schema.get("format") == "uri" or str(f.schema.get("pattern", "")).startswith("^http"):
+            f.input_type = "url"
+        if f.datalist:
+            f.attrs["list"] = f.datalist_id
+
+    def _load(self, name: str, loader: Any) -> Any:
+        if name not in self._loaded:
+            self._loaded[name] = loader()
+        return self._loaded[name]
+
+    def _custom_fields(self) -> list[tuple[str, str, str]]:
+        return self._load("custom_fields", selectors.custom_field_choices)
+
+    def _picker_options(self, f: ConfigField) -> None:
+        picker = f.picker
+        if "default" not in f.schema:
+            blank = self._text(BLANK_LABELS, f.name, "Choose…" if f.required else "—")
+            f.choices.append(("", blank))
+        if picker in (picks.SEGMENT, picks.STATIC_SEGMENT):
+            static = picker == picks.STATIC_SEGMENT
+            segments = self._load(picker, lambda: selectors.segment_choices(static_only=static))
+            f.choices.extend((str(pk), name) for pk, name in segments)
+        elif picker == picks.SALES_USER:
+            users = self._load(picker, selectors.sales_user_choices)
+            f.choices.extend((str(pk), name) for pk, name in users)
+        elif picker == picks.SCORE_CATEGORY:
+            f.choices.extend(self._load(picker, selectors.score_category_choices))
+        elif picker in (picks.LEAD_FIELD, picks.SETTABLE_FIELD):
+            labels = standard_field_labels()
+            if picker == picks.LEAD_FIELD:
+                standard = [(name, labels[name]) for name in (*STANDARD_FIELDS, "owner")]
+                custom = [(key, label) for key, label, _ in self._custom_fields()]
+            else:
+                standard = [(name, labels[name]) for name in SETTABLE_FIELDS]
+                custom = [(f"custom.{key}", label) for key, label, _ in self._custom_fields()]
+            f.groups.append(("Standard fields", standard))
+            if custom:
+                f.groups.append(("Custom fields", custom))
+        elif picker == picks.TRIGGER:
+            f.choices.extend((t.key, t.label) for t in REGISTRY.values() if t.kind == "trigger")
+
+    def _suggestions(self, picker: str) -> list[str]:
+        if picker == picks.EVENT_NAME:
+            return self._load(picker, lambda: selectors.event_names_seen("track"))
+        if picker == picks.FORM_NAME:
+            return self._load(picker, lambda: selectors.event_names_seen("form.submitted"))
+        if picker == picks.PAGE_URL:
+            return self._load(picker, selectors.page_urls_seen)
+        return self._load(picker, selectors.tag_names)
+
+    def _row(self, f: ConfigField, index: int) -> list[ConfigField]:
+        item = f.schema["additionalProperties"]
+        prefix = f"{f.name}.{index}."
+        property_field = ConfigField(
+            name=f"{prefix}property",
+            label=LABELS["property"],
+            widget="text",
+            html_id=f"{f.html_id}-{index}-property",
+            attrs={"maxlength": "64"},
+            in_row=True,
+        )
+        cells = [
+            self._build_field(sub, f"{prefix}{key}", False, False, in_row=True)
+            for key, sub in item.get("properties", {}).items()
+        ]
+        return [property_field, *cells]
+
+    # --- showing values ---------------------------------------------------------------
+
+    def _bind_config(self, fields: list[ConfigField], values: dict[str, Any]) -> None:
+        for f in fields:
+            value = values.get(f.key, f.schema.get("default", MISSING))
+            self._show(f, value)
+
+    def _show(self, f: ConfigField, value: Any) -> None:
+        if f.widget == "group":
+            self._bind_config(f.children, value if isinstance(value, dict) else {})
+        elif f.widget == "rows":
+            entries = list(value.items()) if isinstance(value, dict) else []
+            for index, (prop, test) in enumerate(entries[:MAX_ROWS]):
+                row = self._row(f, index)
+                row[0].value = str(prop)
+                test = test if isinstance(test, dict) else {}
+                for cell in row[1:]:
+                    value = test.get(cell.key, cell.schema.get("default", MISSING))
+                    if cell.widget == "scalar":
+                        cell.value = self._scalar_text(cell, value, op=test.get("op"))
+                    else:
+                        self._show(cell, value)
+                f.rows.append(row)
+            self._add_blank_row(f)
+        elif f.widget == "times":
+            items = value if isinstance(value, list) else []
+            for index, child in enumerate(f.children):
+                item = items[index] if index < len(items) else ""
+                child.value = item if isinstance(item, str) else ""
+        elif f.widget == "checkbox":
+            f.value = value is True
+        elif f.widget == "checkboxes":
+            f.value = [str(v) for v in value] if isinstance(value, list) else []
+        elif f.widget == "json":
+            f.value = "" if value is MISSING else json.dumps(value, indent=2, ensure_ascii=False)
+        elif f.widget == "scalar":
+            f.value = self._scalar_text(f, value)
+        else:
+            f.value = "" if value is MISSING or value is None else str(value)
+        if f.widget == "select":
+            self._keep_unlisted_option(f)
+
+    def _scalar_text(self, f: ConfigField, value: Any, *, op: Any = None) -> str:
+        if value is MISSING:
+            return ""
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if f.in_row and isinstance(value, str) and op == "is":
+            # Quoted when the text would otherwise be read back as a number or boolean.
+            return json.dumps(value, ensure_ascii=False) if _literal(value) != value else value
+        return str(value)
+
+    def _keep_unlisted_option(self, f: ConfigField) -> None:
+        # A config can name something no longer offered (a deleted segment, a rep
+        # who left sales): keep it visible rather than silently showing another.
+        if f.value != "" and f.value not in f.option_values():
+            f.choices.append((f.value, f"{f.value} (not available)"))
+
+    def _add_blank_row(self, f: ConfigField) -> None:
+        limit = int(f.schema.get("maxProperties", MAX_ROWS))
+        if len(f.rows) < limit:
+            row = self._row(f, len(f.rows))
+            self._bind_config(row[1:], {})
+            f.rows.append(row)
+
+    def _bind_data(self, fields: list[ConfigField], data: QueryDict) -> None:
+        for f in fields:
+            if f.widget == "group":
+                self._bind_data(f.children, data)
+            elif f.widget == "rows":
+                pattern = re.compile(re.escape(f.name) + r"\.(\d{1,3})\.")
+                indexes = sorted({int(m.group(1)) for key in data if (m := pattern.match(key))})[
+                    :MAX_ROWS
+                ]
+                for position, index in enumerate(indexes):
+                    row = self._row(f, position)
+                    for cell in row:
+                        posted = f"{f.name}.{index}.{cell.key}"
+                        cell.value = data.get(posted, "")
+                    f.rows.append(row)
+            elif f.widget == "times":
+                for child in f.children:
+                    child.value = data.get(child.name, "")
+            elif f.widget == "checkbox":
+                f.value = f.name in data
+            elif f.widget == "checkboxes":
+                f.value = data.getlist(f.name)
+            else:
+                f.value = data.get(f.name, "")
+                if f.widget == "select":
+                    self._keep_unlisted_option(f)
+
+    # --- parsing ----------------------------------------------------------------------
+
+    def _fail(self, f: ConfigField, message: str) -> Any:
+        f.errors.append(message)
+        self._parse_failed.add(f.name)
+        return MISSING
+
+    def _parse_into(self, fields: list[ConfigField], out: dict[str, Any]) -> dict[str, Any]:
+        for f in fields:
+            value = self._parse(f, out)
+            if value is not MISSING:
+                out[f.key] = value
+        return out
+
+    def _parse(self, f: ConfigField, siblings: dict[str, Any]) -> Any:
+        if f.widget == "group":
+            if not f.required and self._blank(f.children):
+                return MISSING
+            return self._parse_into(f.children, {})
+        if f.widget == "rows":
+            return self._parse_rows(f)
+        if f.widget == "checkbox":
+            return bool(f.value)
+        if f.widget == "checkboxes":
+            return self._parse_checkboxes(f)
+        if f.widget == "times":
+            return self._parse_times(f)
+        text = str(f.value).strip()
+        if f.widget == "json":
+            return self._parse_json(f, text)
+        if f.widget == "scalar":
+            return self._parse_scalar(f, text, siblings)
+        if text == "":
+            return MISSING
+        if f.schema.get("type") == "integer" or f.picker in INTEGER_PICKERS:
+            if not INTEGER.fullmatch(text):
+                if f.widget == "select":
+                    return self._fail(f, "Choose one of the options.")
+                return self._fail(f, "Enter a whole number.")
+            return int(text)
+        if f.schema.get("type") == "number":
+            number = _number(text)
+            return self._fail(f, "Enter a number.") if number is None else number
+        return text
+
+    def _blank(self, fields: list[ConfigField]) -> bool:
+        for f in fields:
+            if f.widget == "group":
+                if not self._blank(f.children):
+                    return False
+            elif f.widget == "select":
+                if f.value not in ("", str(f.schema.get("default", ""))):
+                    return False
+            elif f.widget == "times":
+                if not self._blank(f.children):
+                    return False
+            elif f.widget == "rows":
+                if any(str(cell.value).strip() for row in f.rows for cell in row):
+                    return False
+            elif f.value and str(f.value).strip():
+                return False
+        return True
+
+    def _parse_rows(self, f: ConfigField) -> Any:
+        result: dict[str, Any] = {}
+        positions = self._row_of.setdefault(f.name, {})
+        for index, row in enumerate(f.rows):
+            name_field, cells = row[0], row[1:]
+            prop = str(name_field.value).strip()
+            if not prop and not any(str(c.value).strip() for c in cells if c.widget != "select"):
+                continue
+            if not prop:
+                self._fail(name_field, "Name the property.")
+                continue
+            if prop in result:
+                self._fail(name_field, "This property is filtered in another row.")
+                continue
+            positions[prop] = index
+            result[prop] = self._parse_into(cells, {})
+        return result or MISSING
+
+    def _parse_checkboxes(self, f: ConfigField) -> Any:
+        allowed = {value for value, _ in f.choices}
+        if any(value not in allowed for value in f.value):
+            return self._fail(f, "Choose from the listed options.")
+        return sorted({int(value) for value in f.value}) or MISSING
+
+    def _parse_times(self, f: ConfigField) -> Any:
+        values = []
+        for child in f.children:
+            text = str(child.value).strip()
+            if re.fullmatch(r"\d\d:\d\d:\d\d", text):
+                text = text[:5]
+            values.append(text)
+        if not any(values):
+            return MISSING
+        for child, text in zip(f.children, values, strict=True):
+            if not text:
+                self._fail(child, "Enter both times, or neither.")
+        return MISSING if not all(values) else values
+
+    def _parse_json(self, f: ConfigField, text: str) -> Any:
+        if not text:
+            return MISSING
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            return self._fail(
+                f, f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            )
+        except RecursionError:
+            return self._fail(f, "This JSON is nested too deeply.")
+
+    def _parse_scalar(self, f: ConfigField, text: str, siblings: dict[str, Any]) -> Any:
+        if f.in_row:
+            op = siblings.get("op")
+            if text == "":
+                return MISSING
+            if op in NUMERIC_OPS:
+                number = _number(text)
+                return self._fail(f, "Enter a number.") if number is None else number
+            return _literal(text) if op == "is" else text
+        kind = self._field_kind(f)
+        if text == "":
+            if f.required and kind in ("text", "choice", "date", None):
+                return ""
+            return MISSING
+        if text == "null" and "null" in f.schema.get("type", []):
+            return None
+        if kind in ("number", "user"):
+            number = _number(text, integer=kind == "user")
+            return self._fail(f, "Enter a number.") if number is None else number
+        if kind == "boolean":
+            if text.lower() not in BOOL_WORDS:
+                return self._fail(f, "Enter true or false.")
+            return BOOL_WORDS[text.lower()]
+        return text
+
+    def _field_kind(self, f: ConfigField) -> str | None:
+        """The type of the lead field chosen next to ``f`` (text, number, boolean,
+        choice, date, user for the owner), or None when none is chosen."""
+        parent = f.name.rpartition(".")[0]
+        sibling = self._by_name().get(f"{parent}.field" if parent else "field")
+        if sibling is None or not sibling.value:
+            return None
+        key = str(sibling.value)
+        if key == "owner":
+            return "user"
+        if not key.startswith("custom.") and key in STANDARD_FIELDS:
+            return STANDARD_FIELDS[key]
+        custom = {k: kind for k, _, kind in self._custom_fields()}
+        return custom.get(key.removeprefix("custom."))
+
+    # --- validation -------------------------------------------------------------------
+
+    def _all_fields(self) -> list[ConfigField]:
+        found: list[ConfigField] = []
+        stack = list(self.fields)
+        while stack:
+            f = stack.pop()
+            found.append(f)
+            stack.extend(f.children)
+            for row in f.rows:
+                stack.extend(row)
+        return found
+
+    def _by_name(self) -> dict[str, ConfigField]:
+        return {f.name: f for f in self._all_fields()}
+
+    def _validate(self) -> None:
+        by_name = self._by_name()
+        for path, messages in config_problems(self.node_type, self.config).items():
+            for message in messages:
+                target, text = self._locate(path, message, by_name)
+                if target is None:
+                    self.general.append(text)
+                elif target.name not in self._parse_failed and text not in target.errors:
+                    target.errors.append(text)
+
+    def _locate(
+        self, path: str, message: str, by_name: dict[str, ConfigField]
+    ) -> tuple[ConfigField | None, str]:
+        """The field a problem at a config path belongs to, and how to word it."""
+        parts = path.split(".") if path else []
+        for rows_name, positions in self._row_of.items():
+            depth = len(rows_name.split("."))
+            inside = parts[:depth] == rows_name.split(".") and len(parts) > depth
+            if inside and parts[depth] in positions:
+                parts[depth] = str(positions[parts[depth]])
+        missing = REQUIRED.fullmatch(message)
+        if missing:
+            name = ".".join([*parts, missing.group(1)])
+            if name in by_name:
+                return by_name[name], "This is required."
+        for end in range(len(parts), 0, -1):
+            target = by_name.get(".".join(parts[:end]))
+            if target is not None:
+                rest = ".".join(parts[end:])
+                if rest and target.widget == "json":
+                    return target, f"At {rest}: {message}"
+                return target, message
+        return None, message
+
+
+def _number(text: str, *, integer: bool = False) -> int | float | None:
+    text = text.strip()
+    if INTEGER.fullmatch(text):
+        return int(text)
+    if integer or not NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def _literal(text: str) -> Any:
+    """What an "is" comparison value means: true/false and numbers as such, text
+    in double quotes as that text, anything else as typed."""
+    if text in ("true", "false"):
+        return text == "true"
+    number = _number(text)
+    if number is not None:
+        return number
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return text[1:-1]
+        return value if isinstance(value, str) else text
+    return text
+
+
+def config_from_param(raw: str) -> tuple[dict[str, Any], str]:
+    """The ``config`` query parameter as a dict, or {} with the problem to show."""
+    if not raw.strip():
+        return {}, ""
+    try:
+        config = json.loads(raw)
+    except (ValueError, RecursionError):
+        config = None
+    if not isinstance(config, dict):
+        return {}, "The node's settings could not be read, so the defaults are shown."
+    return config, ""

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from flows import views
+
+urlpatterns = [
+    path("flows/", views.flow_list, name="flow-list"),
+    path("flows/<int:pk>/", views.flow_builder, name="flow-builder"),
+    path("flows/<int:flow_id>/node-form/", views.flow_node_form, name="flow-node-form"),
+]

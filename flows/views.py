@@ -1,0 +1,137 @@
+"""Flow pages: the list of flows, creating one, the builder canvas, and its
+side panel's node configuration form."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db.models import Count
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import trigger_client_event
+
+from flows.forms import NodeConfigForm, config_from_param
+from flows.graph import NODE_ID
+from flows.models import Flow, FlowVersion
+from flows.nodes import REGISTRY
+from flows.nodes.summaries import node_summary
+from flows.selectors import node_summaries
+from flows.services import flow_create
+from leads.decorators import role_required
+from leads.models import Role
+from leads.views import HtmxHttpRequest
+
+EDITORS = (Role.ADMIN, Role.MARKETER)
+
+
+@role_required(*EDITORS)
+@require_http_methods(["GET", "POST"])
+def flow_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Every flow with its status, published version and enrollments; a name
+    typed in the form creates a new, empty flow and opens it in the builder."""
+    error = ""
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()
+        if not name:
+            error = "Give the flow a name."
+        elif len(name) > 200:
+            error = "A flow name has at most 200 characters."
+        else:
+            flow = flow_create(name=name, created_by=request.user)
+            return redirect("flow-builder", pk=flow.pk)
+    flows = (
+        Flow.objects.select_related("published")
+        .annotate(enrollment_count=Count("enrollments"))
+        .order_by("-updated_at", "-id")
+    )
+    return render(request, "flows/flow_list.html", {"flows": flows, "error": error})
+
+
+def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) -> dict[str, Any]:
+    """What the canvas starts with: the graph (the draft, or a published
+    version read-only), node types, summaries and the URLs it talks to."""
+    graph = version.graph if version is not None else flow.draft
+    api = f"/api/v1/flows/{flow.pk}/"
+    return {
+        "flow": {
+            "id": flow.pk,
+            "name": flow.name,
+            "status": flow.status,
+            "version": flow.published.number if flow.published else None,
+        },
+        "graph": graph,
+        "revision": flow.draft_revision,
+        "readOnly": version is not None,
+        "viewing": version.number if version is not None else None,
+        "nodeTypes": [t.describe() for t in REGISTRY.values()],
+        "summaries": node_summaries(graph),
+        "csrfToken": csrf_token,
+        "urls": {
+            "draft": f"{api}draft/",
+            "validate": f"{api}validate/",
+            "publish": f"{api}publish/",
+            "pause": f"{api}pause/",
+            "resume": f"{api}resume/",
+            "stats": f"{api}stats/",
+            "nodeForm": reverse("flow-node-form", args=[flow.pk]),
+        },
+    }
+
+
+@role_required(*EDITORS)
+def flow_builder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The canvas: the draft, or with ``?version=N`` that published version,
+    read-only."""
+    flow = get_object_or_404(Flow.objects.select_related("published"), pk=pk)
+    version = None
+    number = request.GET.get("version", "")
+    if number:
+        if not number.isdigit():
+            return redirect("flow-builder", pk=flow.pk)
+        version = get_object_or_404(FlowVersion, flow=flow, number=int(number))
+    data = builder_data(flow, version=version, csrf_token=get_token(request))
+    return render(request, "flows/builder.html", {"flow": flow, "version": version, "data": data})
+
+
+@role_required(*EDITORS)
+@require_http_methods(["GET", "POST"])
+def flow_node_form(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
+    """The side panel's form for one node. GET shows it filled from ``config``
+    (JSON); POST validates it and, when valid, sends the canvas the parsed config
+    and its summary in the ``leadflow:node-configured`` event."""
+    flow = get_object_or_404(Flow, pk=flow_id)
+    params = request.POST if request.method == "POST" else request.GET
+    node_type = REGISTRY.get(params.get("type", ""))
+    if node_type is None:
+        raise Http404("Unknown node type.")
+    node_id = params.get("node", "")
+    if not re.fullmatch(NODE_ID, node_id):
+        return HttpResponseBadRequest("Expected a node id.")
+    context: dict[str, Any] = {"flow": flow, "node_type": node_type, "node_id": node_id}
+    if request.method == "GET":
+        config, problem = config_from_param(request.GET.get("config", ""))
+        form = NodeConfigForm(node_type, node_id=node_id, config=config)
+        if problem:
+            form.general.append(problem)
+        context.update(form=form, readonly=request.GET.get("readonly") == "1")
+        return render(request, "flows/_node_form.html", context)
+    form = NodeConfigForm(node_type, node_id=node_id, data=request.POST)
+    if not form.is_valid():
+        return render(request, "flows/_node_form.html", {**context, "form": form})
+    config = form.config
+    saved = NodeConfigForm(node_type, node_id=node_id, config=config)
+    response = render(request, "flows/_node_form.html", {**context, "form": saved, "applied": True})
+    return trigger_client_event(
+        response,
+        "leadflow:node-configured",
+        {
+            "node": node_id,
+            "type": node_type.key,
+            "config": config,
+            "summary": node_summary(node_type.key, config),
+        },
+    )
