@@ -44,9 +44,8 @@ import psycopg
 from machine import machine as shared_machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
+from stack import RESULTS, ROOT, app_env, manage, postgres_version, record
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_import"
 DATABASES = ("sqlite", "postgresql")
 LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -200,20 +199,6 @@ def run_measured(args: Sequence[str], env: dict[str, str]) -> Child:
         )
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
 # --- the databases --------------------------------------------------------------
 
 
@@ -230,22 +215,6 @@ COUNT_QUERIES = (
     "SELECT count(*) FROM leads_event WHERE type = 'lead.created'",
     "SELECT count(*) FROM leads_lead_tags",
 )
-
-
-def app_env(kind: str, *, database_url: str, data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("REDIS_URL", None)
-    env.pop("DATABASE_URL", None)
-    if kind == "postgresql":
-        env["DATABASE_URL"] = database_url
-    env.update(
-        LEADFLOW_DATA_DIR=str(data_dir),
-        # A developer's shell must not change what is measured: no query log, and
-        # no events processed inline by the import.
-        DEBUG="false",
-        CELERY_TASK_ALWAYS_EAGER="false",
-    )
-    return env
 
 
 def database_recreate(conninfo: str) -> None:
@@ -346,7 +315,12 @@ def run_size(
     conninfo = pg_conninfo.make_conninfo(database_url) if kind == "postgresql" else ""
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-import-") as tmp:
         data_dir = Path(tmp)
-        env = app_env(kind, database_url=database_url, data_dir=data_dir)
+        env = app_env(
+            DATABASE_URL=database_url if kind == "postgresql" else None,
+            # No broker: task messages go to the embedded one in the data directory.
+            REDIS_URL=None,
+            LEADFLOW_DATA_DIR=str(data_dir),
+        )
         if kind == "postgresql":
             database_recreate(conninfo)
         manage(env, "migrate", "--noinput")
@@ -412,13 +386,6 @@ def machine() -> dict[str, str]:
     return {**shared_machine(), "sqlite": sqlite3.sqlite_version}
 
 
-def postgres_version(conninfo: str) -> str:
-    admin = pg_conninfo.make_conninfo(conninfo, dbname="postgres")
-    with psycopg.connect(admin) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]).split()[0] if row else "?"
-
-
 def table(measurements: Sequence[Measurement]) -> str:
     lines = [
         "| database | rows | pass | seconds | rows/s | peak RSS MB |",
@@ -471,15 +438,6 @@ def findings(measurements: Sequence[Measurement], *, rows: int, small: int) -> s
         "pass, Django start-up included."
     )
     return " ".join(sentences)
-
-
-def record(text: str) -> None:
-    if not RESULTS.exists():
-        RESULTS.write_text("# Benchmarks\n")
-    # One append of the whole section, so another bench appending to the same
-    # file never interleaves with it.
-    with RESULTS.open("a") as out:
-        out.write("\n" + text)
 
 
 # --- main -----------------------------------------------------------------------
@@ -569,7 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = machine()
         versions = f"Python {info['python']}, SQLite {info['sqlite']}"
         if "postgresql" in databases:
-            versions += f", PostgreSQL {postgres_version(args.database_url)}"
+            admin = pg_conninfo.make_conninfo(args.database_url, dbname="postgres")
+            versions += f", PostgreSQL {postgres_version(admin)}"
         _, large = files[args.rows]
         now = dt.datetime.now().astimezone()
         record(
@@ -587,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"CSV {large.csv_bytes / 1e6:.1f} MB, {large.bad:,} bad rows (invalid email or "
             "non-numeric Employees); REDIS_URL unset, so task messages go to the "
             "embedded broker and no worker runs\n\n"
-            f"{result}\n\n{summary}\n"
+            f"{result}\n\n{summary}\n",
+            header="# Benchmarks\n",
         )
         print(f"\nrecorded in {RESULTS.relative_to(ROOT)}")
     return 0

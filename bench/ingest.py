@@ -20,33 +20,37 @@ import base64
 import contextlib
 import datetime as dt
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import redis
 import requests
 from machine import machine
 from psycopg import conninfo as pg_conninfo
-from psycopg import pq, sql
+from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.types.json import Jsonb
+from stack import (
+    HOST,
+    RESULTS,
+    RESULTS_HEADER,
+    ROOT,
+    Gunicorn,
+    app_env,
+    broker_connect,
+    database_ensure,
+    free_port,
+    manage,
+    postgres_version,
+    record,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
-HOST = "127.0.0.1"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 INGEST_QUEUE = "ingest"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench"
@@ -73,12 +77,10 @@ COLUMNS = (
 KEY_INDEX = COLUMNS.index("idempotency_key")
 JSON_INDEXES = (COLUMNS.index("properties"), COLUMNS.index("context"))
 
-RESULTS_HEADER = """\
-# Benchmarks
-
-Each section is one recorded run on the machine it names; compare runs on the
-same machine only.
-
+# A new bench/RESULTS.md starts with what this bench measures.
+INGEST_HEADER = (
+    RESULTS_HEADER
+    + """
 - `bench/ingest.py`: events per second accepted by `POST /v1/batch` (gunicorn,
   2 workers of 2 threads, PostgreSQL, Redis broker, no worker running) from
   concurrent keep-alive clients sending pre-serialised Segment batches, against
@@ -90,6 +92,7 @@ same machine only.
   small machines are noisy: by default each phase runs twice, alternating, and the
   best counts.
 """
+)
 
 
 # --- payloads -----------------------------------------------------------------
@@ -351,124 +354,7 @@ def table_count(conninfo: str) -> int:
     return int(row[0]) if row else 0
 
 
-# --- the stack ------------------------------------------------------------------
-
-
-def database_ensure(conninfo: str) -> None:
-    params = pg_conninfo.conninfo_to_dict(conninfo)
-    name = str(params.get("dbname") or "")
-    try:
-        psycopg.connect(conninfo).close()
-        return
-    except psycopg.OperationalError as exc:
-        if f'database "{name}" does not exist' not in str(exc):
-            raise
-    admin = pg_conninfo.make_conninfo(conninfo, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def app_env(database_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        # A developer's shell must not change what is measured: no query log, no
-        # inline task execution.
-        "DEBUG": "false",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class Gunicorn:
-    def __init__(self, *, env: dict[str, str], port: int):
-        self.port = port
-        # Kept open for the server's lifetime and read only if it fails.
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--workers",
-                "2",
-                "--threads",
-                "2",
-                "--bind",
-                f"{HOST}:{port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        url = f"http://{HOST}:{self.port}/healthz"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn exited:\n{self.output()}")
-            try:
-                if requests.get(url, timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
-
-
-# --- report ---------------------------------------------------------------------
-
-
-def postgres_version(conninfo: str) -> str:
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]).split()[0] if row else "?"
-
-
-def record(text: str) -> None:
-    if not RESULTS.exists():
-        RESULTS.write_text(RESULTS_HEADER)
-    with RESULTS.open("a") as out:
-        out.write("\n" + text)
+# --- main -----------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -525,11 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     conninfo = pg_conninfo.make_conninfo(args.database_url)
     database_ensure(conninfo)
-    env = app_env(args.database_url)
+    env = app_env(DATABASE_URL=args.database_url, REDIS_URL=REDIS_URL, PYTHONUNBUFFERED="1")
     print("migrating…", flush=True)
     manage(env, "migrate", "--noinput")
     key = manage(env, "create_api_key", "--name", "bench", "--scope", "ingest").strip()
-    broker = redis.Redis.from_url(REDIS_URL)
+    broker = broker_connect(REDIS_URL)
     broker.flushdb()
     table_reset(conninfo)
 
@@ -542,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(args.seed + 2000)
 
     port = args.port or free_port()
-    server = Gunicorn(env=env, port=port)
+    server = Gunicorn(env=env, port=port, threads=2)
     app_runs: list[Run] = []
     raw_runs: list[Run] = []
     try:
@@ -621,7 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- parameters: --events {args.events} --batch {args.batch} "
             f"--clients {args.clients} --runs {args.runs} --seed {args.seed}; "
             f"mean event {mean_event:.0f} bytes of JSON; gunicorn 2 workers of 2 threads\n\n"
-            f"{table}\n"
+            f"{table}\n",
+            header=INGEST_HEADER,
         )
         print(f"\nrecorded in {RESULTS.relative_to(ROOT)}")
     return 0

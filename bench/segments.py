@@ -35,7 +35,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,6 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 from unittest import mock
 
@@ -51,9 +49,18 @@ import psycopg
 from machine import machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
+from stack import (
+    RESULTS,
+    ROOT,
+    app_env,
+    database_ensure,
+    django_setup,
+    manage,
+    postgres_settings,
+    record,
+    vacuum_analyze,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_segments"
 SOURCE = "bench"
 DAYS = 180
@@ -69,13 +76,6 @@ GOAL_CHECK_MS = 5.0
 LOADED_TABLES = ("leads_lead", "leads_event", "leads_lead_tags")
 
 T = TypeVar("T")
-
-RESULTS_HEADER = """\
-# Benchmarks
-
-Each section is one recorded run on the machine it names; compare runs on the
-same machine only.
-"""
 
 # --- leads ----------------------------------------------------------------------
 
@@ -557,12 +557,6 @@ def generate(conninfo: str, *, leads: int, events: int, seed: int) -> Generated:
     return Generated(seconds=seconds, anchor=anchor, reused=False)
 
 
-def vacuum_analyze(conninfo: str, tables: Sequence[str]) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for table in tables:
-            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
-
-
 def existing_anchor(conninfo: str, *, leads: int, events: int) -> dt.datetime | None:
     """The end of the generated window if the database holds exactly the
     requested data, else None."""
@@ -735,31 +729,6 @@ class CaseResult:
     @property
     def compiled_best(self) -> float:
         return min(self.compiled_runs)
-
-
-def django_setup(database_url: str, data_dir: str) -> None:
-    os.environ.update(app_env(database_url, data_dir))
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def app_env(database_url: str, data_dir: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url,
-        # A throwaway embedded broker: the recompute's task messages must not
-        # reach a developer's worker, and nobody consumes them here.
-        "LEADFLOW_DATA_DIR": data_dir,
-        "DEBUG": "false",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    return env
 
 
 def segments_reset(conninfo: str) -> None:
@@ -935,52 +904,6 @@ def p95(values: Sequence[float]) -> float:
 # --- report -----------------------------------------------------------------------
 
 
-def postgres_settings(conninfo: str) -> dict[str, str]:
-    names = ("server_version", "shared_buffers", "work_mem", "max_parallel_workers_per_gather")
-    settings: dict[str, str] = {}
-    with psycopg.connect(conninfo) as conn:
-        for name in names:
-            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
-            settings[name] = str(row[0]) if row else "?"
-    return settings
-
-
-def database_ensure(conninfo: str) -> None:
-    params = pg_conninfo.conninfo_to_dict(conninfo)
-    name = str(params.get("dbname") or "")
-    if name in ("", "postgres", "test", "template0", "template1"):
-        raise SystemExit(f"refusing to fill the database {name!r}: name a scratch database")
-    try:
-        psycopg.connect(conninfo).close()
-        return
-    except psycopg.OperationalError as exc:
-        if f'database "{name}" does not exist' not in str(exc):
-            raise
-    admin = pg_conninfo.make_conninfo(conninfo, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-
-
-def record(text: str) -> None:
-    if not RESULTS.exists():
-        RESULTS.write_text(RESULTS_HEADER)
-    with RESULTS.open("a") as out:
-        out.write("\n" + text)
-
-
 def results_table(results: Sequence[CaseResult], runs: int) -> str:
     best = f"best of {runs}" if runs > 1 else "1 run"
     lines = [
@@ -1131,7 +1054,10 @@ def section(
     load: tuple[float, float],
 ) -> str:
     info = machine()
-    pg = postgres_settings(conninfo)
+    pg = postgres_settings(
+        conninfo,
+        ("server_version", "shared_buffers", "work_mem", "max_parallel_workers_per_gather"),
+    )
     now = dt.datetime.now().astimezone()
     by_type = ", ".join(f"{kind} {n:,}" for kind, n in sorted(summary["by_type"].items()))
     reuse = " --reuse" if generated.reused else ""
@@ -1178,8 +1104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     conninfo = pg_conninfo.make_conninfo(args.database_url)
     database_ensure(conninfo)
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as data_dir:
+        env = app_env(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DATABASE_URL=args.database_url,
+            # A throwaway embedded broker: the recompute's task messages must not
+            # reach a developer's worker, and nobody consumes them here.
+            REDIS_URL=None,
+            LEADFLOW_DATA_DIR=data_dir,
+            PYTHONUNBUFFERED="1",
+        )
         print("migrating…", flush=True)
-        manage(app_env(args.database_url, data_dir), "migrate", "--noinput")
+        manage(env, "migrate", "--noinput")
         segments_reset(conninfo)
         anchor = (
             existing_anchor(conninfo, leads=args.leads, events=args.events) if args.reuse else None
@@ -1194,7 +1129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             generated = generate(conninfo, leads=args.leads, events=args.events, seed=args.seed)
             print(f"generated in {sum(generated.seconds.values()):.0f} s", flush=True)
         summary = data_summary(conninfo, generated.anchor)
-        django_setup(args.database_url, data_dir)
+        django_setup(env)
         results, checks_ms = measure_segments(
             conninfo, anchor=generated.anchor, runs=args.runs, checks=args.checks, seed=args.seed
         )
