@@ -48,7 +48,7 @@ One run does three things:
    every wake-up due, until ``--claim`` are claimed; and with all of them due in
    the future but ``--due``, until those are claimed, then ``--empty-claims``
    calls that find nothing, alone and with ``wakeups_release_stale`` (beat's
-   whole tick). The calls dispatch their ``wakeup_fire`` messages to Redis as
+   whole tick). The calls dispatch their ``wakeups_fire`` messages to Redis as
    in production, and that time is counted; the messages are counted and
    deleted between calls, outside the clock, so nothing fires.
 
@@ -70,10 +70,7 @@ import json
 import multiprocessing
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -82,7 +79,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -91,12 +87,24 @@ import redis
 import requests
 from machine import machine
 from psycopg import conninfo as pg_conninfo
-from psycopg import sql
 from psycopg.types.json import Jsonb
+from stack import (
+    HOST,
+    RESULTS,
+    ROOT,
+    Gunicorn,
+    Process,
+    app_env,
+    broker_connect,
+    database_ensure,
+    django_setup,
+    free_port,
+    manage,
+    postgres_settings,
+    record,
+    vacuum_analyze,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
-HOST = "127.0.0.1"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_flows"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 WORKER_QUEUES = "ingest,flows,deliveries,periodic"
@@ -125,13 +133,6 @@ RUN_TABLES = (
     "scoring_leadscore",
 )
 
-RESULTS_HEADER = """\
-# Benchmarks
-
-Each section is one recorded run on the machine it names; compare runs on the
-same machine only.
-"""
-
 
 def user_id(index: int) -> str:
     return f"bench-{index:06d}"
@@ -149,108 +150,7 @@ def percentile(values: Sequence[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-# --- the stack ------------------------------------------------------------------
-
-
-def database_ensure(conninfo: str) -> None:
-    params = pg_conninfo.conninfo_to_dict(conninfo)
-    name = str(params.get("dbname") or "")
-    if name in ("", "postgres", "test", "template0", "template1"):
-        raise SystemExit(f"refusing to fill the database {name!r}: name a scratch database")
-    try:
-        psycopg.connect(conninfo).close()
-        return
-    except psycopg.OperationalError as exc:
-        if f'database "{name}" does not exist' not in str(exc):
-            raise
-    admin = pg_conninfo.make_conninfo(conninfo, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def broker_connect(redis_url: str) -> redis.Redis:
-    broker = redis.Redis.from_url(redis_url)
-    if int(broker.connection_pool.connection_kwargs.get("db", 0)) == 0:
-        raise SystemExit("refusing to flush Redis database 0: name a scratch database")
-    return broker
-
-
-def app_env(database_url: str, redis_url: str, data_dir: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LEADFLOW_DATA_DIR": data_dir,
-        # A developer's shell must not change what is measured: no query log, no
-        # inline task execution, no log line per statement.
-        "DEBUG": "false",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def django_setup(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class Process:
-    """A server process of the app, its output kept in a file read only if it fails."""
-
-    name = "process"
-
-    def __init__(self, *, command: list[str], env: dict[str, str]):
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            # A warm shutdown: the worker finishes its tasks, gunicorn its requests.
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
+# --- the worker -----------------------------------------------------------------
 
 
 class Worker(Process):
@@ -281,42 +181,6 @@ class Worker(Process):
             ],
             env=env,
         )
-
-
-class Gunicorn(Process):
-    name = "gunicorn"
-
-    def __init__(self, *, env: dict[str, str], port: int):
-        self.port = port
-        super().__init__(
-            command=[
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--bind",
-                f"{HOST}:{port}",
-            ],
-            env=env,
-        )
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        url = f"http://{HOST}:{self.port}/healthz"
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise SystemExit(f"gunicorn exited:\n{self.output()}")
-            try:
-                if requests.get(url, timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s:\n{self.output()}")
 
 
 # --- data -------------------------------------------------------------------------
@@ -846,7 +710,7 @@ def latency_phase(
 ) -> Latency:
     result = Latency(rate=rate, seconds=seconds, offered=len(plan))
     port = free_port()
-    server = Gunicorn(env=env, port=port)
+    server = Gunicorn(env=env, port=port, threads=4)
     try:
         server.wait_healthy()
         # Both gunicorn workers import their code and connect before the clock runs.
@@ -980,18 +844,12 @@ def wakeups_generate(conninfo: str, *, setup_ids: Setup, due: int | None) -> tup
     return time.perf_counter() - began, int(now_due[0])
 
 
-def vacuum_analyze(conninfo: str, tables: Sequence[str]) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for table in tables:
-            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
-
-
 @contextlib.contextmanager
 def dispatch_timed(run: ClaimRun) -> Iterator[None]:
-    """Count the time ``wakeup_fire_task.delay`` takes inside the claim calls."""
-    from flows.tasks import wakeup_fire_task
+    """Count the time ``wakeups_fire_task.delay`` takes inside the claim calls."""
+    from flows.tasks import wakeups_fire_task
 
-    original = wakeup_fire_task.delay
+    original = wakeups_fire_task.delay
 
     def delay(*args: Any, **kwargs: Any) -> Any:
         began = time.perf_counter()
@@ -1000,13 +858,13 @@ def dispatch_timed(run: ClaimRun) -> Iterator[None]:
         finally:
             run.dispatch_seconds += time.perf_counter() - began
 
-    with mock.patch.object(wakeup_fire_task, "delay", delay):
+    with mock.patch.object(wakeups_fire_task, "delay", delay):
         yield
 
 
 def claim_calls(run: ClaimRun, *, target: int, broker: redis.Redis) -> None:
     """Claim until ``target`` are claimed or nothing is due."""
-    from flows.services import wakeups_claim
+    from flows.services import FIRE_CHUNK, wakeups_claim
 
     with dispatch_timed(run):
         while run.claimed < target:
@@ -1015,8 +873,8 @@ def claim_calls(run: ClaimRun, *, target: int, broker: redis.Redis) -> None:
             elapsed = time.perf_counter() - began
             queued = broker.llen(FLOWS_QUEUE)
             broker.delete(FLOWS_QUEUE)
-            if queued != len(ids):
-                run.errors.append(f"{queued} wakeup_fire messages for {len(ids)} claimed")
+            if queued != -(-len(ids) // FIRE_CHUNK):
+                run.errors.append(f"{queued} wakeups_fire messages for {len(ids)} claimed")
             if not ids:
                 break
             run.calls_ms.append(elapsed * 1000)
@@ -1044,18 +902,13 @@ def claim_plan() -> list[str]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from flows.models import FlowStatus, Wakeup
+    from flows.services import wakeups_due
 
     with transaction.atomic():
         # The same queryset as wakeups_claim's.
         query = (
-            Wakeup.objects.select_for_update(skip_locked=True)
-            .filter(
-                claimed_at__isnull=True,
-                due_at__lte=timezone.now(),
-                step__enrollment__flow__status=FlowStatus.ACTIVE,
-            )
-            .order_by("due_at")
+            wakeups_due(timezone.now())
+            .select_for_update(skip_locked=True, of=("self",))
             .values_list("id", flat=True)[:CLAIM_BATCH]
         )
         statement, params = query.query.sql_with_params()
@@ -1145,23 +998,6 @@ def wakeups_phase(
 # --- report -------------------------------------------------------------------------
 
 
-def postgres_settings(conninfo: str) -> dict[str, str]:
-    names = ("server_version", "shared_buffers", "synchronous_commit", "max_connections")
-    settings: dict[str, str] = {}
-    with psycopg.connect(conninfo) as conn:
-        for name in names:
-            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
-            settings[name] = str(row[0]) if row else "?"
-    return settings
-
-
-def record(text: str) -> None:
-    if not RESULTS.exists():
-        RESULTS.write_text(RESULTS_HEADER)
-    with RESULTS.open("a") as out:
-        out.write("\n" + text)
-
-
 def throughput_table(app: Throughput, raw: Throughput, concurrency: int) -> str:
     return "\n".join(
         [
@@ -1245,7 +1081,7 @@ def findings(app: Throughput, raw: Throughput, latency: Latency, wakeups: Wakeup
             f"With {all_due.scheduled:,} wake-ups due, `wakeups_claim` claimed "
             f"{all_due.claimed:,} at {all_due.rate:,.0f} a second in batches of {CLAIM_BATCH} "
             f"({all_due.dispatch_seconds / all_due.seconds:.0%} of it sending the "
-            f"`wakeup_fire` messages); with {few_due.scheduled:,} scheduled and "
+            f"`wakeups_fire` messages); with {few_due.scheduled:,} scheduled and "
             f"{few_due.due:,} due, it claimed them at {few_due.rate:,.0f} a second and a "
             f"claim that found nothing took {statistics.median(few_due.empty_ms):.1f} ms "
             f"({statistics.median(few_due.tick_ms):.1f} ms for beat's whole tick, "
@@ -1371,7 +1207,9 @@ def section(
     loads: dict[str, float],
 ) -> str:
     info = machine()
-    pg = postgres_settings(conninfo)
+    pg = postgres_settings(
+        conninfo, ("server_version", "shared_buffers", "synchronous_commit", "max_connections")
+    )
     now = dt.datetime.now().astimezone()
     return (
         f"## flows: {now:%Y-%m-%d %H:%M %Z}\n\n"
@@ -1395,7 +1233,7 @@ def section(
         "the same worker; from the client receiving the 202 to the event's `processed_at` "
         "(written just before the commit of the ledger row and the score). Wake-ups: "
         "waiting enrollments of a wait flow with a step run and a wake-up each, "
-        "`flows.services.wakeups_claim` timed call by call, its `wakeup_fire` messages sent "
+        "`flows.services.wakeups_claim` timed call by call, its `wakeups_fire` messages sent "
         "to Redis and counted (deleted between calls, never run).\n\n"
         f"- machine: {info['arch']}, {info['cores']} cores, {info['ram']} RAM; "
         f"Python {info['python']}, PostgreSQL {pg['server_version'].split()[0]} "
@@ -1424,7 +1262,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     broker = broker_connect(args.redis_url)
     broker.flushdb()
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as data_dir:
-        env = app_env(args.database_url, args.redis_url, data_dir)
+        env = app_env(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DATABASE_URL=args.database_url,
+            REDIS_URL=args.redis_url,
+            LEADFLOW_DATA_DIR=data_dir,
+            # No log line per statement.
+            LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
+        )
         print("migrating…", flush=True)
         manage(env, "migrate", "--noinput")
         django_setup(env)

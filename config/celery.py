@@ -22,7 +22,7 @@ app.conf.update(
         "leads.tasks.segments_refresh": {"queue": "periodic"},
         "flows.tasks.wakeups_claim": {"queue": "periodic"},
         "flows.tasks.deliveries_due": {"queue": "periodic"},
-        "flows.tasks.wakeup_fire": {"queue": "flows"},
+        "flows.tasks.wakeups_fire": {"queue": "flows"},
         "flows.tasks.delivery_send": {"queue": "deliveries"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered

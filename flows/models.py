@@ -161,6 +161,12 @@ class Wakeup(models.Model):
             models.Index(
                 fields=["due_at"], name="wakeup_due_idx", condition=Q(claimed_at__isnull=True)
             ),
+            # Claims that went stale (a lost message) are found without a scan.
+            models.Index(
+                fields=["claimed_at"],
+                name="wakeup_claimed_idx",
+                condition=Q(claimed_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

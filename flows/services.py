@@ -13,14 +13,16 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from flows.graph import GraphError, graph_validate
@@ -41,6 +43,7 @@ from flows.models import (
 from flows.nodes import REGISTRY, StepContext, StepResult
 from flows.nodes.logic import wait_until_matches
 from leads.models import Event, Lead
+from leads.services.events import batch_cached
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,27 @@ def flow_draft_save(*, flow: Flow, graph: dict[str, Any], revision: int) -> Flow
     locked.draft_revision = F("draft_revision") + 1
     locked.save(update_fields=["draft", "draft_revision", "updated_at"])
     locked.refresh_from_db()
+    return locked
+
+
+@transaction.atomic
+def flow_version_restore(*, flow: Flow, version: FlowVersion, user: User | None) -> Flow:
+    """Make a published version's graph the draft again (publish to make it live).
+    The revision moves on whatever it was, so an editor still holding the old
+    draft gets a conflict on their next save instead of overwriting the restore."""
+    if version.flow_id != flow.pk:
+        raise ValueError(f"Version {version.pk} belongs to another flow.")
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    locked.draft = version.graph
+    locked.draft_revision = F("draft_revision") + 1
+    locked.save(update_fields=["draft", "draft_revision", "updated_at"])
+    locked.refresh_from_db()
+    logger.info(
+        "flow %s: version %s restored as the draft by %s",
+        flow.pk,
+        version.number,
+        user.get_username() if user is not None else "an API key",
+    )
     return locked
 
 
@@ -144,6 +168,22 @@ def _graph_index(
     return nodes, edges
 
 
+def _active_subscriptions() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
+    """Subscriptions of active flows by event type, each with its trigger node."""
+    by_type: dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]] = {}
+    graphs: dict[int, dict[str, dict[str, Any]]] = {}
+    subscriptions = TriggerSubscription.objects.filter(
+        flow__status=FlowStatus.ACTIVE
+    ).select_related("flow", "version")
+    for subscription in subscriptions:
+        if subscription.version_id not in graphs:
+            graphs[subscription.version_id] = _graph_index(subscription.version.graph)[0]
+        node = graphs[subscription.version_id].get(subscription.node_id)
+        if node is not None:
+            by_type.setdefault(subscription.event_type, []).append((subscription, node))
+    return by_type
+
+
 def flows_on_event(*, event: Event, lead: Lead) -> None:
     """Route an applied event: resume waits listening for it, enroll the lead in
     flows whose triggers match. Runs in the event's transaction."""
@@ -151,24 +191,24 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
     keys = {"", event.name}
     if "segment_id" in event.properties:
         keys.add(str(event.properties["segment_id"]))
-    subscriptions = TriggerSubscription.objects.filter(
-        event_type=event.type, match_key__in=keys, flow__status=FlowStatus.ACTIVE
-    ).select_related("flow", "version")
-    for subscription in subscriptions:
-        nodes, _ = _graph_index(subscription.version.graph)
-        node = nodes.get(subscription.node_id)
-        if node is None:
+    subscriptions = batch_cached("flow_subscriptions", _active_subscriptions).get(event.type, [])
+    entered: set[int] = set()
+    for subscription, node in subscriptions:
+        if subscription.match_key not in keys or subscription.flow_id in entered:
             continue
         node_type = REGISTRY[node["type"]]
         assert node_type.matches is not None
         if node_type.matches(event, node.get("config", {})):
-            enroll(
+            enrollment = enroll(
                 flow=subscription.flow,
                 version=subscription.version,
                 lead=lead,
                 node=node,
                 event=event,
             )
+            # One enrollment per flow and event, whichever of its triggers matched.
+            if enrollment is not None:
+                entered.add(subscription.flow_id)
 
 
 def _may_enter(flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> bool:
@@ -194,13 +234,11 @@ def enroll(
     now = timezone.now()
     if not _may_enter(flow, lead, node, now):
         return None
-    try:
-        with transaction.atomic():
-            enrollment = Enrollment.objects.create(
-                flow=flow, version=version, lead=lead, trigger_event=event, trigger_node=node["id"]
-            )
-    except IntegrityError:
-        return None
+    # The caller holds the lead's lock and enrolls once per flow and event; the
+    # unique (flow, lead, trigger event) constraint is the backstop.
+    enrollment = Enrollment.objects.create(
+        flow=flow, version=version, lead=lead, trigger_event=event, trigger_node=node["id"]
+    )
     StepRun.objects.create(
         enrollment=enrollment,
         node_id=node["id"],
@@ -209,7 +247,7 @@ def enroll(
         finished_at=now,
         output={"event": event.pk if event else None},
     )
-    _advance(enrollment, lead, [(node["id"], "next")], event)
+    _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True)
     return enrollment
 
 
@@ -218,38 +256,53 @@ def _advance(
     lead: Lead,
     starts: list[tuple[str, str]],
     event: Event | None,
+    *,
+    fresh: bool = False,
 ) -> None:
     """Run steps from the given (node, output handle) pairs until every branch
-    waits or ends, then settle the enrollment's status."""
+    waits or ends, then settle the enrollment's status. ``fresh``: the
+    enrollment was created in this run, so it has no other steps yet."""
     nodes, edges = _graph_index(enrollment.version.graph)
     queue: deque[str] = deque()
     for node_id, handle in starts:
         queue.extend(edges.get((node_id, handle), []))
+    visits: dict[str, int] = {}
     ran = 0
     ended = False
+    pending = False
+    failed = False
     while queue and not ended:
         ran += 1
         if ran > MAX_STEPS_PER_RUN:
             raise RuntimeError("Too many steps in one run.")
         node_id = queue.popleft()
         node = nodes[node_id]
-        result = _execute(enrollment, lead, node, event)
+        if node_id not in visits:
+            visits[node_id] = (
+                0
+                if fresh
+                else StepRun.objects.filter(enrollment=enrollment, node_id=node_id).count()
+            )
+        result = _execute(enrollment, lead, node, event, visits[node_id])
+        visits[node_id] += 1
         if result is None:
+            failed = True
             continue
         if result.end:
             ended = True
             break
-        if result.wait_until is None and not result.wait_for_delivery:
+        if result.wait_until is not None or result.wait_for_delivery:
+            pending = True
+        else:
             for handle in result.follow:
                 queue.extend(edges.get((node_id, handle), []))
-    _settle(enrollment, ended=ended)
+    _settle(enrollment, ended=ended, pending=pending if fresh and not failed else None)
 
 
 def _execute(
-    enrollment: Enrollment, lead: Lead, node: dict[str, Any], event: Event | None
+    enrollment: Enrollment, lead: Lead, node: dict[str, Any], event: Event | None, visit: int
 ) -> StepResult | None:
     node_type = REGISTRY[node["type"]]
-    visit = StepRun.objects.filter(enrollment=enrollment, node_id=node["id"]).count()
     now = timezone.now()
     step = StepRun.objects.create(
         enrollment=enrollment,
@@ -313,21 +366,25 @@ def _step_failed(step: StepRun, error: str, now: dt.datetime) -> None:
     step.save(update_fields=["status", "error", "finished_at"])
 
 
-def _settle(enrollment: Enrollment, *, ended: bool) -> None:
+def _settle(enrollment: Enrollment, *, ended: bool, pending: bool | None = None) -> None:
+    """Set the enrollment's status from its steps. ``pending``: whether steps
+    wait, when the caller ran every step the enrollment has and none failed, so
+    no query is needed to tell."""
     now = timezone.now()
-    if (
+    waiting = StepRun.objects.filter(
+        enrollment=enrollment, status__in=[StepStatus.WAITING, StepStatus.RETRYING]
+    )
+    if pending is None and (
         enrollment.status == EnrollmentStatus.FAILED
         or Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.FAILED).exists()
     ):
         return
-    pending = StepRun.objects.filter(
-        enrollment=enrollment, status__in=[StepStatus.WAITING, StepStatus.RETRYING]
-    )
     if ended:
-        pending.update(status=StepStatus.COMPLETED, finished_at=now)
-        Wakeup.objects.filter(step__enrollment=enrollment, claimed_at__isnull=True).delete()
+        if pending is not False:
+            waiting.update(status=StepStatus.COMPLETED, finished_at=now)
+            Wakeup.objects.filter(step__enrollment=enrollment, claimed_at__isnull=True).delete()
         status, finished = EnrollmentStatus.COMPLETED, now
-    elif pending.exists():
+    elif pending if pending is not None else waiting.exists():
         status, finished = EnrollmentStatus.WAITING, None
     else:
         status, finished = EnrollmentStatus.COMPLETED, now
@@ -402,27 +459,69 @@ def _resume_listeners(*, event: Event, lead: Lead) -> None:
 # --- wake-ups ------------------------------------------------------------------------
 
 
-def wakeups_claim(*, limit: int = 500) -> list[int]:
-    """Claim due wake-ups of active flows (SKIP LOCKED: any number of beats or
-    workers may claim side by side) and dispatch each after commit."""
-    from flows.tasks import wakeup_fire_task
+# Wake-ups go to the workers in messages of this many ids: few messages, and
+# still spread over the workers.
+FIRE_CHUNK = 50
 
+
+def wakeups_due(now: dt.datetime) -> QuerySet[Wakeup]:
+    """Due, unclaimed wake-ups of active flows, oldest first. The flow's status is
+    checked row by row in a subquery, so the claim walks the due-time index in
+    order and stops at its limit instead of joining and sorting every due row."""
+    active = StepRun.objects.filter(
+        pk=OuterRef("step_id"), enrollment__flow__status=FlowStatus.ACTIVE
+    )
+    return (
+        Wakeup.objects.filter(claimed_at__isnull=True, due_at__lte=now)
+        .filter(Exists(active))
+        .order_by("due_at")
+    )
+
+
+def wakeups_claim(*, limit: int = 500) -> list[int]:
+    """Claim due wake-ups of active flows and dispatch them after commit. SKIP
+    LOCKED on the wake-up rows only: any number of beats or workers may claim
+    side by side, and nothing else (steps, enrollments, flows) is locked."""
     now = timezone.now()
     with transaction.atomic():
         due = list(
-            Wakeup.objects.select_for_update(skip_locked=True)
-            .filter(
-                claimed_at__isnull=True,
-                due_at__lte=now,
-                step__enrollment__flow__status=FlowStatus.ACTIVE,
-            )
-            .order_by("due_at")
+            wakeups_due(now)
+            .select_for_update(skip_locked=True, of=("self",))
             .values_list("id", flat=True)[:limit]
         )
         if due:
             Wakeup.objects.filter(pk__in=due).update(claimed_at=now)
-            transaction.on_commit(lambda: [wakeup_fire_task.delay(w) for w in due])
+            transaction.on_commit(lambda: wakeups_dispatch(due))
     return due
+
+
+def wakeups_dispatch(wakeup_ids: list[int]) -> None:
+    from flows.tasks import wakeups_fire_task
+
+    for start in range(0, len(wakeup_ids), FIRE_CHUNK):
+        wakeups_fire_task.delay(wakeup_ids[start : start + FIRE_CHUNK])
+
+
+def wakeups_claim_all(*, budget_seconds: float = 1.5, limit: int = 500) -> int:
+    """What beat runs: claim batch after batch while there are due wake-ups, for
+    at most about ``budget_seconds`` (beat comes again soon)."""
+    began = time.monotonic()
+    claimed = 0
+    while True:
+        batch = wakeups_claim(limit=limit)
+        claimed += len(batch)
+        if len(batch) < limit or time.monotonic() - began >= budget_seconds:
+            return claimed
+
+
+def wakeups_fire(*, wakeup_ids: Sequence[int]) -> None:
+    """Fire claimed wake-ups one by one; one that fails is logged and left
+    claimed, to be claimed again when its claim goes stale."""
+    for wakeup_id in wakeup_ids:
+        try:
+            wakeup_fire(wakeup_id=wakeup_id)
+        except Exception:
+            logger.exception("wake-up %s failed", wakeup_id)
 
 
 def wakeup_fire(*, wakeup_id: int) -> None:

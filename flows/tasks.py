@@ -8,12 +8,12 @@ from flows import services
 @shared_task(name="flows.tasks.wakeups_claim")
 def wakeups_claim_task() -> int:
     services.wakeups_release_stale()
-    return len(services.wakeups_claim())
+    return services.wakeups_claim_all()
 
 
-@shared_task(name="flows.tasks.wakeup_fire", acks_late=True, reject_on_worker_lost=True)
-def wakeup_fire_task(wakeup_id: int) -> None:
-    services.wakeup_fire(wakeup_id=wakeup_id)
+@shared_task(name="flows.tasks.wakeups_fire", acks_late=True, reject_on_worker_lost=True)
+def wakeups_fire_task(wakeup_ids: list[int]) -> None:
+    services.wakeups_fire(wakeup_ids=wakeup_ids)
 
 
 @shared_task(name="flows.tasks.delivery_send", acks_late=True, reject_on_worker_lost=True)

@@ -1,5 +1,5 @@
-"""Score writes: every change is a ledger row, applied to the lead's totals with
-``F()`` in the same transaction, and announced as ``score.changed`` (and
+"""Score writes: every change is a ledger row, applied to the lead's totals as increments
+in the database in the same transaction, and announced as ``score.changed`` (and
 ``grade.changed`` when the grade moves)."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from leads.models import Event, Lead, Stage
-from leads.services.events import event_derive
+from leads.services.events import batch_cached, event_derive
 from scoring.models import Grade, LeadScore, ScoreCategory, ScoreChange, ScoringSettings
 
 
@@ -42,7 +42,37 @@ def grade_for(score: int, settings: ScoringSettings) -> str:
     return Grade.COLD
 
 
-@transaction.atomic
+def score_category(key: str) -> ScoreCategory:
+    """The category with this key (read once per batch of events)."""
+    categories = batch_cached(
+        "score_categories", lambda: {c.key: c for c in ScoreCategory.objects.all()}
+    )
+    try:
+        return categories[key]
+    except KeyError:
+        raise ScoreCategory.DoesNotExist(f"No score category {key!r}.") from None
+
+
+# Raw statements where one round trip does what the ORM needs two or three for:
+# insert-or-skip with the new id, add-and-return, upsert-and-return. Table and
+# column names are constants; every value is a bound parameter.
+_LEDGER_INSERT = (
+    f"INSERT INTO {ScoreChange._meta.db_table} "  # noqa: S608
+    "(lead_id, delta, category_id, reason, source, source_key, created_by_id, created_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source_key) DO NOTHING RETURNING id"
+)
+_LEAD_ADD = (
+    f"UPDATE {Lead._meta.db_table} SET score = score + %s WHERE id = %s "  # noqa: S608
+    "RETURNING score, grade, stage"
+)
+_CATEGORY_ADD = (
+    f"INSERT INTO {LeadScore._meta.db_table} AS s (lead_id, category_id, score) "  # noqa: S608
+    "VALUES (%s, %s, %s) ON CONFLICT (lead_id, category_id) "
+    "DO UPDATE SET score = s.score + excluded.score RETURNING score"
+)
+
+
+@transaction.atomic(savepoint=False)
 def score_adjust(
     *,
     lead: Lead,
@@ -55,34 +85,44 @@ def score_adjust(
     cause: Event | None = None,
 ) -> ScoreChange | None:
     """Add ``delta`` points in ``category``. A second call with the same
-    ``source_key`` changes nothing and returns None."""
-    try:
-        with transaction.atomic():
-            change = ScoreChange.objects.create(
-                lead=lead,
-                delta=delta,
-                category=category,
-                reason=reason[:255],
-                source=source,
-                source_key=source_key,
-                created_by=created_by,
-            )
-    except IntegrityError:
-        if ScoreChange.objects.filter(source_key=source_key).exists():
+    ``source_key`` changes nothing and returns None. The lead's row is locked
+    by the update until the transaction ends."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LEDGER_INSERT,
+            [
+                lead.pk,
+                delta,
+                category.pk,
+                reason[:255],
+                source,
+                source_key,
+                created_by.pk if created_by else None,
+                now,
+            ],
+        )
+        inserted = cursor.fetchone()
+        if inserted is None:
             return None
-        raise
-    before = Lead.objects.select_for_update().values_list("score", "grade", "stage").get(pk=lead.pk)
-    old_score, old_grade, stage = before
-    Lead.objects.filter(pk=lead.pk).update(score=F("score") + delta)
-    LeadScore.objects.bulk_create(
-        [LeadScore(lead=lead, category=category, score=0)], ignore_conflicts=True
-    )
-    category_before = (
-        LeadScore.objects.filter(lead=lead, category=category).values_list("score", flat=True).get()
-    )
-    LeadScore.objects.filter(lead=lead, category=category).update(score=F("score") + delta)
-    new_score = old_score + delta
-    settings = scoring_settings()
+        change = ScoreChange(
+            pk=inserted[0],
+            lead=lead,
+            delta=delta,
+            category=category,
+            reason=reason[:255],
+            source=source,
+            source_key=source_key,
+            created_by=created_by,
+            created_at=now,
+        )
+        cursor.execute(_LEAD_ADD, [delta, lead.pk])
+        new_score, old_grade, stage = cursor.fetchone()
+        cursor.execute(_CATEGORY_ADD, [lead.pk, category.pk, delta])
+        category_after = cursor.fetchone()[0]
+    old_score = new_score - delta
+    category_before = category_after - delta
+    settings = batch_cached("scoring_settings", scoring_settings)
     new_grade = grade_for(new_score, settings)
     depth = cause.depth + 1 if cause is not None else 0
     props: dict[str, Any] = {
@@ -91,7 +131,7 @@ def score_adjust(
         "to": new_score,
         "category": category.key,
         "category_from": category_before,
-        "category_to": category_before + delta,
+        "category_to": category_after,
         "reason": change.reason,
     }
     event_derive(

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
+from django.apps import apps
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -31,6 +33,20 @@ def _celery_eager(request: pytest.FixtureRequest):
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(request: pytest.FixtureRequest) -> None:
+    """A transactional test may start after another one's flush: put back the
+    score categories and scoring settings a data migration seeds. (Roles are
+    made by the user factory.)"""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or (
+        "transactional_db" in request.fixturenames or "live_server" in request.fixturenames
+    )
+    if transactional:
+        request.getfixturevalue("transactional_db")
+        importlib.import_module("scoring.migrations.0002_defaults").create_defaults(apps, None)
 
 
 @pytest.fixture

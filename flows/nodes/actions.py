@@ -41,7 +41,7 @@ from leads.services.fields import (
 )
 from leads.services.leads import lead_tags_change, lead_update
 from scoring.models import ScoreCategory, ScoreSource
-from scoring.services import score_adjust
+from scoring.services import score_adjust, score_category
 
 STAGE_ORDER: list[str] = [Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SQL, Stage.CUSTOMER]
 SETTABLE_FIELDS = sorted(set(STANDARD_FIELDS) - {"email", "external_id", "stage", "unsubscribed"})
@@ -58,7 +58,7 @@ def _category_exists(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _adjust_score(ctx: StepContext) -> StepResult:
-    category = ScoreCategory.objects.get(key=ctx.config["category"])
+    category = score_category(ctx.config["category"])
     change = score_adjust(
         lead=ctx.lead,
         delta=ctx.config["points"],

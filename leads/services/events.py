@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # A chain of derived events deeper than this is a loop: it is stopped and logged.
 DERIVED_DEPTH_LIMIT = 8
+
+T = TypeVar("T")
 MAX_ATTEMPTS = 5
 SYSTEM_SOURCE = "system"
 
@@ -80,6 +82,34 @@ def derived_collected() -> Iterator[list[int]]:
         yield collected
     finally:
         _derived_sink.reset(token)
+
+
+# Reads that every event of a batch repeats (the active trigger subscriptions,
+# which keys dynamic segments depend on, score categories, scoring settings) are
+# made once per batch: a worker processes a batch in seconds, and a flow
+# published or a segment saved meanwhile applies from the next batch.
+_batch_cache: ContextVar[dict[str, Any] | None] = ContextVar("batch_cache", default=None)
+
+
+def batch_cached(key: str, load: Callable[[], T]) -> T:
+    """``load()``, remembered for the rest of the batch being processed (outside
+    a batch, loaded every time)."""
+    cache = _batch_cache.get()
+    if cache is None:
+        return load()
+    if key not in cache:
+        cache[key] = load()
+    return cast(T, cache[key])
+
+
+@contextmanager
+def processing_batch() -> Iterator[None]:
+    """Within the block, ``batch_cached`` reads are made once."""
+    token = _batch_cache.set({})
+    try:
+        yield
+    finally:
+        _batch_cache.reset(token)
 
 
 def _enqueue(ids: list[int]) -> None:
@@ -164,7 +194,9 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
     among the given keys (a duplicate of a processed event is not returned)."""
     if not events:
         return []
-    with transaction.atomic():
+    # No savepoint of its own inside an outer transaction: a failure fails the
+    # caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
         ids: list[int] = []
         if connection.vendor == "postgresql":
             ids = _pg_insert(events)
@@ -222,13 +254,14 @@ def events_process(*, event_ids: Sequence[int]) -> None:
         .order_by("occurred_at", "id")
         .values_list("id", flat=True)
     )
-    while queue:
-        event_id = queue.popleft()
-        try:
-            queue.extend(event_process(event_id=event_id))
-        except Exception as exc:
-            logger.exception("event %s failed", event_id)
-            event_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+    with processing_batch():
+        while queue:
+            event_id = queue.popleft()
+            try:
+                queue.extend(event_process(event_id=event_id))
+            except Exception as exc:
+                logger.exception("event %s failed", event_id)
+                event_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
 
 
 def event_failed(*, event_id: int, error: str) -> None:
@@ -246,49 +279,76 @@ def event_failed(*, event_id: int, error: str) -> None:
 def event_process(*, event_id: int) -> list[int]:
     """Apply one event to its lead and mark it processed (a no-op if it already is).
 
-    Returns the ids of the events it derived, committed and waiting to be processed.
+    The events it derives about the same lead (``score.changed``,
+    ``segment.entered`` …) are applied in the same transaction, under the same
+    lock. Returns the ids of derived events about other leads, committed and
+    waiting to be processed.
     """
     derived: list[int] = []
     token = _derived_sink.set(derived)
     try:
-        _event_process(event_id)
+        _event_process(event_id, derived)
     finally:
         _derived_sink.reset(token)
     return derived
 
 
-def _event_process(event_id: int) -> None:
+def _too_deep(event: Event) -> bool:
+    if event.depth <= DERIVED_DEPTH_LIMIT:
+        return False
+    logger.error(
+        "event %s (%s) stopped: derived-event chain deeper than %s",
+        event.pk,
+        event.type,
+        DERIVED_DEPTH_LIMIT,
+    )
+    Event.objects.filter(pk=event.pk).update(
+        error=f"Stopped: derived-event chain deeper than {DERIVED_DEPTH_LIMIT}.",
+        processed_at=timezone.now(),
+    )
+    return True
+
+
+def _react(event: Event, lead: Lead) -> None:
+    """Everything an event does to its locked lead: apply it, re-check the
+    segments it can change, route it to flows."""
     from flows.services import flows_on_event
     from leads.services.apply import event_apply
     from leads.services.segments import dependency_keys, segments_check_lead
 
-    with transaction.atomic():
-        event = (
-            Event.objects.select_for_update().filter(pk=event_id, processed_at__isnull=True).first()
-        )
-        if event is None:
-            return
-        if event.depth > DERIVED_DEPTH_LIMIT:
-            logger.error(
-                "event %s (%s) stopped: derived-event chain deeper than %s",
-                event.pk,
-                event.type,
-                DERIVED_DEPTH_LIMIT,
-            )
-            event.error = f"Stopped: derived-event chain deeper than {DERIVED_DEPTH_LIMIT}."
-            event.processed_at = timezone.now()
-            event.save(update_fields=["error", "processed_at"])
-            return
-        lead = lead_resolve(event=event)
+    if event.lead_id != lead.pk:
         event.lead = lead
         # Saved before anything reads the lead's activity: segment and flow rules
         # that count events must count this one.
         event.save(update_fields=["lead"])
-        event_apply(event=event, lead=lead)
-        segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
-        flows_on_event(event=event, lead=lead)
-        event.processed_at = timezone.now()
-        event.save(update_fields=["processed_at"])
+    event_apply(event=event, lead=lead)
+    segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
+    flows_on_event(event=event, lead=lead)
+
+
+def _event_process(event_id: int, derived: list[int]) -> None:
+    with transaction.atomic():
+        event = (
+            Event.objects.select_for_update().filter(pk=event_id, processed_at__isnull=True).first()
+        )
+        if event is None or _too_deep(event):
+            return
+        lead = lead_resolve(event=event)
+        _react(event, lead)
+        processed = [event.pk]
+        later: list[int] = []
+        seen = 0
+        while seen < len(derived):
+            fresh, seen = derived[seen:], len(derived)
+            children = Event.objects.filter(pk__in=fresh, processed_at__isnull=True).order_by("id")
+            for child in children:
+                if child.lead_id != lead.pk:
+                    later.append(child.pk)
+                elif not _too_deep(child):
+                    _react(child, lead)
+                    processed.append(child.pk)
+        Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
+        derived[:] = later
 
 
 def _lock(lead_id: int) -> Lead:
@@ -338,6 +398,8 @@ def lead_resolve(*, event: Event) -> Lead:
     folds ``previous_id`` into ``user_id``. If another worker creates the same
     person meanwhile, resolution starts over and finds that lead.
     """
+    if event.lead_id:
+        return _lock(event.lead_id)
     for attempt in range(3):
         try:
             with transaction.atomic():

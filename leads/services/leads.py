@@ -211,7 +211,6 @@ def lead_create(
     return lead
 
 
-@transaction.atomic
 def lead_touch(*, lead: Lead, at: Any) -> None:
     """Move ``last_activity_at`` forward to ``at`` (never back: late events exist)."""
     Lead.objects.filter(pk=lead.pk).filter(

@@ -42,7 +42,7 @@ from leads.models import (
     SegmentKind,
     SegmentMembership,
 )
-from leads.services.events import SYSTEM_SOURCE, events_record
+from leads.services.events import SYSTEM_SOURCE, batch_cached, events_record
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +359,16 @@ def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = Non
     reads the custom field types if a tree has custom field rules): one reads the
     segments with this lead's stay and exclusion in each, the other evaluates all
     their conditions together, as columns of one query on the lead's row."""
+    watched = batch_cached(
+        "segment_dependency_keys",
+        lambda: set(
+            SegmentDependency.objects.filter(segment__kind=SegmentKind.DYNAMIC).values_list(
+                "key", flat=True
+            )
+        ),
+    )
+    if not keys & watched:
+        return
     segments = list(
         Segment.objects.filter(
             kind=SegmentKind.DYNAMIC,

@@ -4,7 +4,6 @@ screenshot under test-results/."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.apps import apps
 from playwright.sync_api import Page
 
 from tests.factories import UserFactory
@@ -50,14 +48,6 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_context_args, "viewport": {"width": 1280, "height": 800}}
-
-
-@pytest.fixture(autouse=True)
-def migration_data(transactional_db: None) -> None:
-    """The score categories and scoring settings a data migration seeds: a
-    transactional test may start after another one's flush. (Roles are made by
-    the user factory.)"""
-    importlib.import_module("scoring.migrations.0002_defaults").create_defaults(apps, None)
 
 
 @pytest.fixture
