@@ -43,7 +43,7 @@ from flows.models import (
 from flows.nodes import REGISTRY, StepContext, StepResult
 from flows.nodes.logic import wait_until_matches
 from leads.models import Event, Lead
-from leads.services.events import batch_cached
+from leads.services.events import batch_cached, event_scope_forget, event_scoped
 
 logger = logging.getLogger(__name__)
 
@@ -335,6 +335,8 @@ def _run_step(
         return None
     step.output = result.output
     step.finished_at = now
+    if node_type.key == "wait.until":
+        event_scope_forget(f"listeners:{enrollment.lead_id}")
     if result.wait_until is not None:
         step.status = StepStatus.WAITING
         Wakeup.objects.create(step=step, due_at=result.wait_until)
@@ -441,18 +443,30 @@ def _step_retry(step: StepRun) -> None:
     _advance(enrollment, enrollment.lead, nodes_edges, enrollment.trigger_event)
 
 
+def _listeners(lead: Lead) -> list[StepRun]:
+    return list(
+        StepRun.objects.filter(
+            enrollment__lead=lead,
+            enrollment__flow__status=FlowStatus.ACTIVE,
+            node_type="wait.until",
+            status=StepStatus.WAITING,
+        ).select_related("enrollment__version")
+    )
+
+
 def _resume_listeners(*, event: Event, lead: Lead) -> None:
-    waiting = StepRun.objects.filter(
-        enrollment__lead=lead,
-        enrollment__flow__status=FlowStatus.ACTIVE,
-        node_type="wait.until",
-        status=StepStatus.WAITING,
-    ).select_related("enrollment__version")
+    """Resume this lead's wait-until steps that the event satisfies. The list is
+    read once for an event and the events it derives (the lead is locked, so
+    only this transaction adds to it, and it forgets the list when it does)."""
+    waiting = event_scoped(f"listeners:{lead.pk}", lambda: _listeners(lead))
     for step in waiting:
         nodes, _ = _graph_index(step.enrollment.version.graph)
         config = nodes[step.node_id].get("config", {})
         started = step.started_at
         if event.occurred_at >= started and wait_until_matches(config, event):
+            # Resuming runs steps that may add listeners; a resumed one is
+            # skipped later by its status check.
+            event_scope_forget(f"listeners:{lead.pk}")
             step_resume(step=step, handle="met")
 
 

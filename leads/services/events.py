@@ -102,6 +102,30 @@ def batch_cached(key: str, load: Callable[[], T]) -> T:
     return cast(T, cache[key])
 
 
+# Within one event's transaction: reads that the event and the events it derives
+# share (the lead's waiting listeners), and the derived events themselves, so
+# they need not be read back.
+_event_scope: ContextVar[dict[str, Any] | None] = ContextVar("event_scope", default=None)
+
+
+def event_scoped(key: str, load: Callable[[], T]) -> T:
+    """``load()``, remembered until the event being processed commits (outside
+    event processing, loaded every time). Call ``event_scope_forget`` when this
+    transaction changes what was loaded."""
+    scope = _event_scope.get()
+    if scope is None:
+        return load()
+    if key not in scope:
+        scope[key] = load()
+    return cast(T, scope[key])
+
+
+def event_scope_forget(key: str) -> None:
+    scope = _event_scope.get()
+    if scope is not None:
+        scope.pop(key, None)
+
+
 @contextmanager
 def processing_batch() -> Iterator[None]:
     """Within the block, ``batch_cached`` reads are made once."""
@@ -202,7 +226,8 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
             ids = _pg_insert(events)
         else:
             Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
-        if len(ids) < len(events):
+        inserted = len(ids) == len(events)
+        if not inserted:
             # Duplicates (or a backend without RETURNING here): a resent event that
             # is still unprocessed is handed to the worker again.
             by_source: dict[str, list[str]] = {}
@@ -213,6 +238,12 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
                 ids += Event.objects.filter(
                     source=source, idempotency_key__in=keys, processed_at__isnull=True
                 ).values_list("id", flat=True)
+        if inserted and len(events) == 1:
+            # The row just inserted: processing may use the object as it is.
+            scope = _event_scope.get()
+            if scope is not None:
+                events[0].pk = ids[0]
+                scope.setdefault("recorded", {})[ids[0]] = events[0]
         _enqueue(ids)
     return ids
 
@@ -327,6 +358,15 @@ def _react(event: Event, lead: Lead) -> None:
 
 
 def _event_process(event_id: int, derived: list[int]) -> None:
+    scope: dict[str, Any] = {}
+    token = _event_scope.set(scope)
+    try:
+        _event_process_scoped(event_id, derived, scope)
+    finally:
+        _event_scope.reset(token)
+
+
+def _event_process_scoped(event_id: int, derived: list[int], scope: dict[str, Any]) -> None:
     with transaction.atomic():
         event = (
             Event.objects.select_for_update().filter(pk=event_id, processed_at__isnull=True).first()
@@ -340,8 +380,12 @@ def _event_process(event_id: int, derived: list[int]) -> None:
         seen = 0
         while seen < len(derived):
             fresh, seen = derived[seen:], len(derived)
-            children = Event.objects.filter(pk__in=fresh, processed_at__isnull=True).order_by("id")
-            for child in children:
+            recorded: dict[int, Event] = scope.get("recorded", {})
+            children = [recorded[i] for i in fresh if i in recorded]
+            unknown = [i for i in fresh if i not in recorded]
+            if unknown:
+                children += Event.objects.filter(pk__in=unknown, processed_at__isnull=True)
+            for child in sorted(children, key=lambda e: e.pk):
                 if child.lead_id != lead.pk:
                     later.append(child.pk)
                 elif not _too_deep(child):
