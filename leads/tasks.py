@@ -7,7 +7,7 @@ from leads.services import events as event_services
 
 @shared_task(name="leads.tasks.events_process", acks_late=True, reject_on_worker_lost=True)
 def events_process_task(event_ids: list[int]) -> None:
-    event_services.events_process(event_ids=event_ids)
+    event_services.events_process(event_ids=event_ids, drain=True)
 
 
 @shared_task(name="leads.tasks.events_sweep")

@@ -277,22 +277,59 @@ def event_derive(
     )
 
 
-def events_process(*, event_ids: Sequence[int]) -> None:
+# How many more waiting events a worker takes on after the ones its message
+# named, at most, before it returns to the broker.
+DRAIN_LIMIT = 500
+
+
+def events_process(*, event_ids: Sequence[int], drain: bool = False) -> None:
     """Process events in the order they happened, one transaction each. A failure
-    is recorded on the event and left for the sweeper to retry."""
+    is recorded on the event and left for the sweeper to retry.
+
+    ``drain``: then go on with other events waiting in the outbox (not those
+    backing off after a failure), skipping any another worker holds. Under a
+    stream of small requests, one message then processes what many requests
+    sent, and the messages that follow find their events done."""
     queue = deque(
         Event.objects.filter(pk__in=event_ids, processed_at__isnull=True)
         .order_by("occurred_at", "id")
         .values_list("id", flat=True)
     )
     with processing_batch():
-        while queue:
-            event_id = queue.popleft()
-            try:
-                queue.extend(event_process(event_id=event_id))
-            except Exception as exc:
-                logger.exception("event %s failed", event_id)
-                event_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+        _process_queue(queue, skip_locked=False)
+        drained = 0
+        while drain and drained < DRAIN_LIMIT:
+            now = timezone.now()
+            waiting = list(
+                Event.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+                .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+                .order_by("received_at", "id")
+                .values_list("id", flat=True)[: min(100, DRAIN_LIMIT - drained)]
+            )
+            if not waiting:
+                break
+            drained += len(waiting)
+            if not _process_queue(deque(waiting), skip_locked=True):
+                # Everything waiting is held by other workers.
+                break
+
+
+def _process_queue(queue: deque[int], *, skip_locked: bool) -> int:
+    """Process the queued events and what they derive; returns how many this
+    worker processed (not skipped)."""
+    done = 0
+    while queue:
+        event_id = queue.popleft()
+        try:
+            derived = event_process(event_id=event_id, skip_locked=skip_locked)
+        except Exception as exc:
+            logger.exception("event %s failed", event_id)
+            event_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+            continue
+        if derived is not None:
+            done += 1
+            queue.extend(derived)
+    return done
 
 
 def event_failed(*, event_id: int, error: str) -> None:
@@ -307,18 +344,20 @@ def event_failed(*, event_id: int, error: str) -> None:
     )
 
 
-def event_process(*, event_id: int) -> list[int]:
+def event_process(*, event_id: int, skip_locked: bool = False) -> list[int] | None:
     """Apply one event to its lead and mark it processed (a no-op if it already is).
 
     The events it derives about the same lead (``score.changed``,
     ``segment.entered`` …) are applied in the same transaction, under the same
     lock. Returns the ids of derived events about other leads, committed and
-    waiting to be processed.
+    waiting to be processed; None if the event was already processed, or
+    (``skip_locked``) is being processed by another worker.
     """
     derived: list[int] = []
     token = _derived_sink.set(derived)
     try:
-        _event_process(event_id, derived)
+        if not _event_process(event_id, derived, skip_locked):
+            return None
     finally:
         _derived_sink.reset(token)
     return derived
@@ -357,22 +396,28 @@ def _react(event: Event, lead: Lead) -> None:
     flows_on_event(event=event, lead=lead)
 
 
-def _event_process(event_id: int, derived: list[int]) -> None:
+def _event_process(event_id: int, derived: list[int], skip_locked: bool) -> bool:
     scope: dict[str, Any] = {}
     token = _event_scope.set(scope)
     try:
-        _event_process_scoped(event_id, derived, scope)
+        return _event_process_scoped(event_id, derived, scope, skip_locked)
     finally:
         _event_scope.reset(token)
 
 
-def _event_process_scoped(event_id: int, derived: list[int], scope: dict[str, Any]) -> None:
+def _event_process_scoped(
+    event_id: int, derived: list[int], scope: dict[str, Any], skip_locked: bool
+) -> bool:
     with transaction.atomic():
         event = (
-            Event.objects.select_for_update().filter(pk=event_id, processed_at__isnull=True).first()
+            Event.objects.select_for_update(skip_locked=skip_locked)
+            .filter(pk=event_id, processed_at__isnull=True)
+            .first()
         )
-        if event is None or _too_deep(event):
-            return
+        if event is None:
+            return False
+        if _too_deep(event):
+            return True
         lead = lead_resolve(event=event)
         _react(event, lead)
         processed = [event.pk]
@@ -393,6 +438,7 @@ def _event_process_scoped(event_id: int, derived: list[int], scope: dict[str, An
                     processed.append(child.pk)
         Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
         derived[:] = later
+    return True
 
 
 def _lock(lead_id: int) -> Lead:

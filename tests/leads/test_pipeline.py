@@ -7,6 +7,7 @@ from config.celery import app as celery_app
 from leads.models import Event, FieldDefinition, Heartbeat, Lead
 from leads.services.events import DERIVED_DEPTH_LIMIT, events_process, events_sweep
 from leads.services.leads import lead_merge
+from leads.tasks import events_process_task
 from tests.factories import EventFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,10 +69,41 @@ def test_sweeper_reenqueues_stale_events_and_beats():
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.processed_at is not None
-    assert fresh.processed_at is None
+    # Only the stale one was sent again; the worker then drained the outbox.
+    assert fresh.processed_at is not None
     assert Heartbeat.objects.get(name="scheduler").seen_at > timezone.now() - dt.timedelta(
         seconds=5
     )
+
+
+def test_a_message_drains_the_outbox_but_not_events_backing_off():
+    named = unprocessed(user_id="u-1")
+    waiting = [unprocessed(user_id=f"u-{n}") for n in range(2, 5)]
+    backing_off = unprocessed(
+        user_id="u-9", attempts=1, retry_at=timezone.now() + dt.timedelta(minutes=1)
+    )
+    given_up = unprocessed(user_id="u-10", attempts=5)
+    events_process_task(event_ids=[named.pk])
+    assert (
+        list(
+            Event.objects.filter(
+                pk__in=[named.pk, *(w.pk for w in waiting)], processed_at__isnull=True
+            )
+        )
+        == []
+    )
+    assert (
+        Event.objects.filter(
+            pk__in=[backing_off.pk, given_up.pk], processed_at__isnull=True
+        ).count()
+        == 2
+    )
+    # Without draining (a replay, a test) only the named events are processed.
+    more = unprocessed(user_id="u-11")
+    other = unprocessed(user_id="u-12")
+    events_process(event_ids=[more.pk])
+    other.refresh_from_db()
+    assert other.processed_at is None
 
 
 def test_failing_event_backs_off_and_gives_up_after_max_attempts(monkeypatch, client):
