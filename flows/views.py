@@ -1,17 +1,19 @@
-"""Flow pages: the list of flows, creating one, the builder canvas, and its
-side panel's node configuration form."""
+"""Flow pages: the list of flows, creating one (empty or from a template), the
+builder canvas with its version history, restoring a version, and the side
+panel's node configuration form."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from flows.forms import NodeConfigForm, config_from_param
@@ -20,26 +22,37 @@ from flows.models import Flow, FlowVersion
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
 from flows.selectors import node_summaries
-from flows.services import flow_create
+from flows.services import flow_create, flow_version_restore
+from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.decorators import role_required
 from leads.models import Role
 from leads.views import HtmxHttpRequest
 
 EDITORS = (Role.ADMIN, Role.MARKETER)
+# The builder's version menu lists the newest ones; the API pages through all.
+VERSIONS_LISTED = 50
 
 
 @role_required(*EDITORS)
 @require_http_methods(["GET", "POST"])
 def flow_list(request: HtmxHttpRequest) -> HttpResponse:
-    """Every flow with its status, published version and enrollments; a name
-    typed in the form creates a new, empty flow and opens it in the builder."""
-    error = ""
+    """Every flow with its status, published version and enrollments; the form
+    creates a new flow, empty or from a template (then named after it unless
+    named), and opens it in the builder."""
+    error = template_error = name = template_key = ""
     if request.method == "POST":
         name = request.POST.get("name", "").strip()
-        if not name:
+        template_key = request.POST.get("template", "")
+        template = FLOW_TEMPLATES.get(template_key)
+        if template_key and template is None:
+            template_error = "Choose one of the listed templates."
+        elif not name and template is None:
             error = "Give the flow a name."
         elif len(name) > 200:
             error = "A flow name has at most 200 characters."
+        elif template is not None:
+            flow = flow_create_from_template(template=template, name=name, created_by=request.user)
+            return redirect("flow-builder", pk=flow.pk)
         else:
             flow = flow_create(name=name, created_by=request.user)
             return redirect("flow-builder", pk=flow.pk)
@@ -48,7 +61,15 @@ def flow_list(request: HtmxHttpRequest) -> HttpResponse:
         .annotate(enrollment_count=Count("enrollments"))
         .order_by("-updated_at", "-id")
     )
-    return render(request, "flows/flow_list.html", {"flows": flows, "error": error})
+    context = {
+        "flows": flows,
+        "error": error,
+        "template_error": template_error,
+        "name": name,
+        "template_key": template_key,
+        "templates": TEMPLATES,
+    }
+    return render(request, "flows/flow_list.html", context)
 
 
 def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) -> dict[str, Any]:
@@ -92,9 +113,38 @@ def flow_builder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if number:
         if not number.isdigit():
             return redirect("flow-builder", pk=flow.pk)
-        version = get_object_or_404(FlowVersion, flow=flow, number=int(number))
+        version = get_object_or_404(
+            FlowVersion.objects.select_related("created_by"), flow=flow, number=int(number)
+        )
+    # The menu needs no graphs, which can be large.
+    versions = list(
+        flow.versions.select_related("created_by")
+        .defer("graph")
+        .order_by("-number")[: VERSIONS_LISTED + 1]
+    )
     data = builder_data(flow, version=version, csrf_token=get_token(request))
-    return render(request, "flows/builder.html", {"flow": flow, "version": version, "data": data})
+    context = {
+        "flow": flow,
+        "version": version,
+        "data": data,
+        "versions": versions[:VERSIONS_LISTED],
+        "more_versions": len(versions) > VERSIONS_LISTED,
+        "versions_listed": VERSIONS_LISTED,
+    }
+    return render(request, "flows/builder.html", context)
+
+
+@role_required(*EDITORS)
+@require_POST
+def flow_version_restore_page(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    """Make a published version the draft again and go back to the builder."""
+    flow = get_object_or_404(Flow, pk=pk)
+    version = get_object_or_404(FlowVersion, flow=flow, number=number)
+    flow_version_restore(flow=flow, version=version, user=request.user)
+    messages.success(
+        request, f"Version {version.number} is now the draft; publish it to make it live."
+    )
+    return redirect("flow-builder", pk=flow.pk)
 
 
 @role_required(*EDITORS)

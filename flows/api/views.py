@@ -1,5 +1,6 @@
-"""Flows API: CRUD, the draft graph, validate, publish, pause / resume, versions,
-enrollments and their step logs, per-node stats, and the node registry."""
+"""Flows API: CRUD (optionally from a template), the draft graph, validate,
+publish, pause / resume, versions and restoring one, enrollments and their step
+logs, per-node stats, the node registry and the flow templates."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -16,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_validate
 from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun
 from flows.nodes import REGISTRY
@@ -26,7 +29,9 @@ from flows.services import (
     flow_node_stats,
     flow_publish,
     flow_set_status,
+    flow_version_restore,
 )
+from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.api.errors import error_body
 from leads.api.permissions import ALL_ROLES, RoleAccess
 from leads.models import Role
@@ -37,6 +42,13 @@ ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
 
 class FlowSerializer(serializers.ModelSerializer):
     reentry = serializers.ChoiceField(choices=Reentry.choices, default=Reentry.ONCE)
+    template = serializers.ChoiceField(
+        choices=[(t.key, t.name) for t in TEMPLATES],
+        required=False,
+        write_only=True,
+        help_text="On create: start from this template's graph (see /api/v1/flows/templates/); "
+        "name, description and re-entry default to the template's.",
+    )
     published_version = serializers.IntegerField(
         source="published.number", read_only=True, default=None
     )
@@ -54,7 +66,9 @@ class FlowSerializer(serializers.ModelSerializer):
             "draft_revision",
             "created_at",
             "updated_at",
+            "template",
         ]
+        extra_kwargs = {"name": {"required": False}}
         read_only_fields = [
             "id",
             "status",
@@ -65,6 +79,15 @@ class FlowSerializer(serializers.ModelSerializer):
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        template = FLOW_TEMPLATES.get(attrs.get("template", ""))
+        if template is not None and self.instance is not None:
+            raise ValidationError({"template": ["A template applies only when creating a flow."]})
+        # A template names the flow when no name is given; otherwise a name is needed.
+        if "name" not in attrs and not self.partial and template is None:
+            raise ValidationError({"name": ["This field is required."]})
+        if template is not None and "reentry" not in self.initial_data:
+            attrs["reentry"] = template.reentry
+            attrs.setdefault("reentry_days", template.reentry_days)
         reentry = attrs.get("reentry", getattr(self.instance, "reentry", Reentry.ONCE))
         days = attrs.get("reentry_days", getattr(self.instance, "reentry_days", None))
         if reentry == Reentry.DAYS and not days:
@@ -73,12 +96,23 @@ class FlowSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data: dict[str, Any]) -> Flow:
         request = self.context["request"]
+        user = request.user if isinstance(request.user, User) else None
+        template = FLOW_TEMPLATES.get(validated_data.get("template", ""))
+        if template is not None:
+            return flow_create_from_template(
+                template=template,
+                name=validated_data.get("name", ""),
+                description=validated_data.get("description"),
+                reentry=validated_data["reentry"],
+                reentry_days=validated_data.get("reentry_days"),
+                created_by=user,
+            )
         return flow_create(
             name=validated_data["name"],
             description=validated_data.get("description", ""),
             reentry=validated_data.get("reentry", Reentry.ONCE),
             reentry_days=validated_data.get("reentry_days"),
-            created_by=request.user if isinstance(request.user, User) else None,
+            created_by=user,
         )
 
 
@@ -143,6 +177,72 @@ def _problems(exc: GraphError) -> Response:
     return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
+class DryRunEventSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        max_length=40, help_text="track, page, form.submitted, email.opened, segment.entered …"
+    )
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    properties = serializers.DictField(required=False, default=dict)
+
+
+class DryRunSerializer(serializers.Serializer):
+    lead = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    event = DryRunEventSerializer(
+        required=False,
+        allow_null=True,
+        help_text="A made-up event; without it, the lead's latest event that matches a trigger.",
+    )
+    graph = serializers.JSONField(
+        required=False, help_text="The graph to test; the flow's draft when left out."
+    )
+
+
+class DryRunStepSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    type = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        choices=["matched", "would_apply", "no_change", "yes", "no", "waited", "timeout", "ended"]
+    )
+    effect = serializers.CharField(help_text="What the step would do, in words.")
+    handle = serializers.CharField(
+        allow_null=True, help_text="The output it goes on through; null where the flow ends."
+    )
+
+
+class DryRunResultSerializer(serializers.Serializer):
+    trigger = inline_serializer(
+        "DryRunTrigger",
+        {
+            "matched": serializers.BooleanField(),
+            "node": serializers.CharField(required=False),
+            "type": serializers.CharField(required=False),
+            "summary": serializers.CharField(required=False),
+            "reason": serializers.CharField(required=False, help_text="Why nothing matched."),
+            "event": inline_serializer(
+                "DryRunEvent",
+                {
+                    "id": serializers.IntegerField(allow_null=True),
+                    "type": serializers.CharField(),
+                    "name": serializers.CharField(),
+                    "properties": serializers.DictField(),
+                    "occurred_at": serializers.DateTimeField(),
+                    "made_up": serializers.BooleanField(),
+                },
+                allow_null=True,
+            ),
+        },
+    )
+    entry = inline_serializer(
+        "DryRunEntry",
+        {"allowed": serializers.BooleanField(), "reason": serializers.CharField()},
+        help_text="Whether the flow's re-entry rule lets the lead in now.",
+    )
+    steps = DryRunStepSerializer(many=True)
+    path = serializers.ListField(child=serializers.CharField(), help_text="Node ids, in order.")
+    edges = serializers.ListField(child=serializers.CharField(), help_text="Edge ids taken.")
+    notes = serializers.ListField(child=serializers.CharField())
+
+
 class FlowViewSet(viewsets.ModelViewSet):
     """Flows. Admins and marketers edit; sales reps may read."""
 
@@ -197,6 +297,27 @@ class FlowViewSet(viewsets.ModelViewSet):
             return _problems(exc)
         return Response({"valid": True})
 
+    @extend_schema(request=DryRunSerializer, responses=DryRunResultSerializer)
+    @action(detail=True, methods=["post"], url_path="dry-run")
+    def dry_run(self, request: Request, pk: str | None = None) -> Response:
+        """Test the flow on a lead: the path a trigger event (made up, or the lead's
+        latest matching one) would take it along, and each step's effect, with
+        nothing applied. Conditions count the changes of the steps before them."""
+        flow = self.get_object()
+        serializer = DryRunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        lead = leads_visible_to(request.user).filter(pk=data["lead"]).first()
+        if lead is None:
+            raise ValidationError({"lead": [f"No lead {data['lead']}."]})
+        try:
+            result = flow_dry_run(
+                flow=flow, graph=data.get("graph", flow.draft), lead=lead, event=data.get("event")
+            )
+        except GraphError as exc:
+            return _problems(exc)
+        return Response(result)
+
     @extend_schema(request=None, responses={201: VersionSerializer})
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
@@ -239,6 +360,56 @@ class FlowViewSet(viewsets.ModelViewSet):
         flow = self.get_object()
         page = self.paginate_queryset(flow.versions.select_related("created_by").order_by("-id"))
         return self.get_paginated_response(VersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses=DraftSerializer,
+        parameters=[
+            OpenApiParameter(
+                "number", int, OpenApiParameter.PATH, description="The published version's number."
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]{1,9})/restore")
+    def restore(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        """Make a published version the draft again (publish to make it live). The
+        revision moves on: an editor holding the old draft gets a 409 on saving."""
+        flow = self.get_object()
+        version = get_object_or_404(FlowVersion, flow=flow, number=int(number))
+        restored = flow_version_restore(
+            flow=flow,
+            version=version,
+            user=request.user if isinstance(request.user, User) else None,
+        )
+        return Response({"graph": restored.draft, "revision": restored.draft_revision})
+
+    @extend_schema(
+        responses=inline_serializer(
+            "FlowTemplates",
+            {
+                "results": inline_serializer(
+                    "FlowTemplate",
+                    {
+                        "key": serializers.CharField(),
+                        "name": serializers.CharField(),
+                        "description": serializers.CharField(),
+                    },
+                    many=True,
+                )
+            },
+        )
+    )
+    @action(detail=False, methods=["get"])
+    def templates(self, request: Request) -> Response:
+        """What a new flow can start from: pass a ``key`` as ``template`` when
+        creating one."""
+        return Response(
+            {
+                "results": [
+                    {"key": t.key, "name": t.name, "description": t.description} for t in TEMPLATES
+                ]
+            }
+        )
 
     @extend_schema(responses=EnrollmentSerializer(many=True))
     @action(detail=True, methods=["get"])

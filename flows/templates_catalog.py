@@ -1,0 +1,358 @@
+"""Flow templates: ready-made graphs a new flow can start from.
+
+Each template builds its graph when a flow is created from it, so that the
+segments it relies on exist by then (found by name, or made). The graphs use
+the node registry's types and pass ``graph_validate`` as they are; the new
+flow's draft can be published right away or changed first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+
+from flows.models import Flow, Reentry
+from flows.services import flow_create
+from leads.models import Segment
+from leads.services.segments import segment_create
+
+ROW = 140  # vertical distance between steps on the canvas
+COLUMN = 280  # horizontal distance between branches
+
+
+class Canvas:
+    """A graph being laid out: steps top to bottom, branches side by side."""
+
+    def __init__(self) -> None:
+        self.nodes: list[dict[str, Any]] = []
+        self.edges: list[dict[str, Any]] = []
+
+    def node(
+        self, node_id: str, node_type: str, config: dict[str, Any], *, row: int, column: float = 0
+    ) -> str:
+        self.nodes.append(
+            {
+                "id": node_id,
+                "type": node_type,
+                "config": config,
+                "position": {"x": int(column * COLUMN), "y": row * ROW},
+            }
+        )
+        return node_id
+
+    def edge(self, source: str, target: str, handle: str = "next") -> None:
+        self.edges.append(
+            {
+                "id": f"{source}-{handle}-{target}",
+                "source": source,
+                "sourceHandle": handle,
+                "target": target,
+            }
+        )
+
+    def graph(self) -> dict[str, Any]:
+        return {"nodes": self.nodes, "edges": self.edges}
+
+
+def _any_title(*, contains: tuple[str, ...] = (), exactly: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Job title contains any of ``contains`` or is one of ``exactly`` (case ignored)."""
+    rules: list[dict[str, Any]] = [
+        {"field": "job_title", "op": "contains", "value": word} for word in contains
+    ]
+    if exactly:
+        rules.append({"field": "job_title", "op": "in", "value": list(exactly)})
+    return {"any": rules}
+
+
+def _segment(*, name: str, conditions: dict[str, Any], created_by: User | None) -> Segment:
+    """The segment with this name, made with these conditions if there is none."""
+    segment = Segment.objects.filter(name=name).first()
+    if segment is not None:
+        return segment
+    try:
+        return segment_create(
+            name=name,
+            conditions=conditions,
+            description="Made for a flow template.",
+            created_by=created_by,
+        )
+    except IntegrityError:
+        # Made by someone else in the meantime.
+        return Segment.objects.get(name=name)
+
+
+def _scoring_columns(
+    triggers: list[tuple[str, str, dict[str, Any], int, str, str]],
+) -> dict[str, Any]:
+    """One column per trigger, each adding points: (id, trigger type, trigger
+    config, points, category, reason)."""
+    canvas = Canvas()
+    for column, (node_id, node_type, config, points, category, reason) in enumerate(triggers):
+        trigger = canvas.node(node_id, node_type, config, row=0, column=column)
+        score = canvas.node(
+            f"{node_id}-score",
+            "score.adjust",
+            {"points": points, "category": category, "reason": reason},
+            row=1,
+            column=column,
+        )
+        canvas.edge(trigger, score)
+    return canvas.graph()
+
+
+def email_engagement(created_by: User | None) -> dict[str, Any]:
+    def email(activity: str) -> dict[str, Any]:
+        return {"activity": activity}
+
+    return _scoring_columns(
+        [
+            ("opened", "email.activity", email("opened"), 2, "engagement", "Opened an email"),
+            ("clicked", "email.activity", email("clicked"), 5, "engagement", "Clicked an email"),
+            ("replied", "email.activity", email("replied"), 10, "engagement", "Replied"),
+            (
+                "unsubscribed",
+                "email.activity",
+                email("unsubscribed"),
+                -10,
+                "engagement",
+                "Unsubscribed from email",
+            ),
+        ]
+    )
+
+
+DECISION_MAKER = _any_title(
+    contains=("Chief", "Founder", "President", "Director", "Head of", "VP"),
+    exactly=("CEO", "CTO", "CMO", "CFO", "COO", "CRO", "Owner"),
+)
+
+
+def b2b_fit(created_by: User | None) -> dict[str, Any]:
+    canvas = Canvas()
+    start = canvas.node("new-lead", "lead.created", {}, row=0)
+    checks = [
+        (
+            "title",
+            _any_title(contains=("Marketing", "Sales", "Growth", "Revenue", "Demand")),
+            10,
+            "Works in marketing or sales",
+        ),
+        (
+            "size",
+            {"all": [{"field": "company_size", "op": "between", "value": [50, 1000]}]},
+            15,
+            "Company of 50 to 1,000 people",
+        ),
+        ("decision-maker", DECISION_MAKER, 20, "Decision maker"),
+    ]
+    previous = [(start, "next")]
+    for index, (key, conditions, points, reason) in enumerate(checks):
+        check = canvas.node(key, "condition", {"conditions": conditions}, row=1 + 2 * index)
+        for source, handle in previous:
+            canvas.edge(source, check, handle)
+        score = canvas.node(
+            f"{key}-score",
+            "score.adjust",
+            {"points": points, "category": "fit", "reason": reason},
+            row=2 + 2 * index,
+            column=1,
+        )
+        canvas.edge(check, score, "yes")
+        previous = [(score, "next"), (check, "no")]
+    return canvas.graph()
+
+
+def app_activity(created_by: User | None) -> dict[str, Any]:
+    def event(name: str, **extra: Any) -> dict[str, Any]:
+        return {"event": name, **extra}
+
+    return _scoring_columns(
+        [
+            (
+                "signed-up",
+                "app.event",
+                event("Signed up for trial", once_per_lead=True),
+                10,
+                "engagement",
+                "Signed up for a trial",
+            ),
+            ("logged-in", "app.event", event("Logged in"), 1, "engagement", "Logged in"),
+            ("feature", "app.event", event("Used a feature"), 3, "engagement", "Used a feature"),
+            (
+                "invited",
+                "app.event",
+                event("Invited a teammate"),
+                5,
+                "engagement",
+                "Invited a teammate",
+            ),
+        ]
+    )
+
+
+def notify_sales_hot(created_by: User | None) -> dict[str, Any]:
+    canvas = Canvas()
+    hot = canvas.node("hot", "grade.changed", {"grade": "hot"}, row=0)
+    open_lead = canvas.node(
+        "still-open",
+        "condition",
+        {
+            "conditions": {
+                "all": [
+                    {"field": "stage", "op": "is_not", "value": "customer"},
+                    {"field": "stage", "op": "is_not", "value": "disqualified"},
+                ]
+            }
+        },
+        row=1,
+    )
+    notify = canvas.node(
+        "notify",
+        "sales.notify",
+        {
+            "title": "Hot lead: follow up with {lead}",
+            "due_in": {"amount": 4, "unit": "hours"},
+            "priority": "high",
+        },
+        row=2,
+    )
+    done = canvas.node("done", "exit", {}, row=2, column=1)
+    canvas.edge(hot, open_lead)
+    canvas.edge(open_lead, notify, "yes")
+    canvas.edge(open_lead, done, "no")
+    return canvas.graph()
+
+
+DEAD_END_SEGMENT = "Dead-end: no opens in 60 days"
+DEAD_END_CONDITIONS = {
+    "all": [
+        {"activity": "email.opened", "within_days": 60, "count": {"op": "eq", "value": 0}},
+        # New leads have had no time to open anything yet.
+        {"field": "created_at", "op": "more_than_days_ago", "value": 60},
+        {"field": "stage", "op": "is_not", "value": "customer"},
+    ]
+}
+STUDENT_OR_JOB_SEEKER = _any_title(
+    contains=(
+        "Student",
+        "Job seeker",
+        "Jobseeker",
+        "Seeking",
+        "Looking for",
+        "Unemployed",
+        "Open to work",
+    ),
+)
+
+
+def disqualify_dead_ends(created_by: User | None) -> dict[str, Any]:
+    segment = _segment(name=DEAD_END_SEGMENT, conditions=DEAD_END_CONDITIONS, created_by=created_by)
+    canvas = Canvas()
+    entered = canvas.node("dead-end", "segment.entered", {"segment": segment.pk}, row=0)
+    silent = canvas.node(
+        "disqualify-silent", "lead.disqualify", {"reason": "No email opens in 60 days"}, row=1
+    )
+    canvas.edge(entered, silent)
+    created = canvas.node("new-lead", "lead.created", {}, row=0, column=1)
+    retitled = canvas.node(
+        "title-changed", "field.changed", {"field": "job_title"}, row=0, column=2
+    )
+    who = canvas.node(
+        "student-or-job-seeker",
+        "condition",
+        {"conditions": STUDENT_OR_JOB_SEEKER},
+        row=1,
+        column=1.5,
+    )
+    canvas.edge(created, who)
+    canvas.edge(retitled, who)
+    not_a_buyer = canvas.node(
+        "disqualify-not-buyer",
+        "lead.disqualify",
+        {"reason": "Student or job seeker"},
+        row=2,
+        column=1,
+    )
+    done = canvas.node("done", "exit", {}, row=2, column=2)
+    canvas.edge(who, not_a_buyer, "yes")
+    canvas.edge(who, done, "no")
+    return canvas.graph()
+
+
+@dataclass(frozen=True)
+class FlowTemplate:
+    key: str
+    name: str
+    description: str
+    build: Callable[[User | None], dict[str, Any]]
+    reentry: str = Reentry.ALWAYS
+    reentry_days: int | None = None
+
+
+TEMPLATES: list[FlowTemplate] = [
+    FlowTemplate(
+        key="email-engagement",
+        name="Email engagement scoring",
+        description="Engagement points for email opens (+2), clicks (+5) and replies (+10); "
+        "unsubscribing takes 10 away.",
+        build=email_engagement,
+    ),
+    FlowTemplate(
+        key="b2b-fit",
+        name="B2B fit scoring",
+        description="Fit points for each new lead: a marketing or sales job title (+10), "
+        "a company of 50 to 1,000 people (+15), a decision maker (+20).",
+        build=b2b_fit,
+        reentry=Reentry.ONCE,
+    ),
+    FlowTemplate(
+        key="app-activity",
+        name="App activity scoring",
+        description="Engagement points for app events: trial sign-up (+10, once), log-ins "
+        "(+1), feature use (+3), inviting a teammate (+5). Rename the events to yours.",
+        build=app_activity,
+    ),
+    FlowTemplate(
+        key="notify-sales-hot",
+        name="Notify sales on hot lead",
+        description="When a lead turns hot and is not a customer or disqualified, a sales "
+        "rep gets a high-priority task due in 4 hours; at most once per lead in 30 days.",
+        build=notify_sales_hot,
+        reentry=Reentry.DAYS,
+        reentry_days=30,
+    ),
+    FlowTemplate(
+        key="disqualify-dead-ends",
+        name="Disqualify dead-end leads",
+        description=f"Disqualifies leads entering the segment “{DEAD_END_SEGMENT}” (made "
+        "if missing), and students and job seekers by their job title.",
+        build=disqualify_dead_ends,
+    ),
+]
+FLOW_TEMPLATES: dict[str, FlowTemplate] = {template.key: template for template in TEMPLATES}
+
+
+@transaction.atomic
+def flow_create_from_template(
+    *,
+    template: FlowTemplate,
+    name: str = "",
+    description: str | None = None,
+    reentry: str | None = None,
+    reentry_days: int | None = None,
+    created_by: User | None = None,
+) -> Flow:
+    """A new flow whose draft is the template's graph; named, described and with
+    the re-entry rule of the template unless given."""
+    return flow_create(
+        name=name or template.name,
+        description=template.description if description is None else description,
+        reentry=reentry or template.reentry,
+        reentry_days=reentry_days if reentry else template.reentry_days,
+        graph=template.build(created_by),
+        created_by=created_by,
+    )
