@@ -277,8 +277,11 @@ def event_derive(
     )
 
 
-# How many more waiting events a worker takes on after the ones its message
-# named, at most, before it returns to the broker.
+# A message naming fewer events than this (a single request's) has its worker go
+# on with other waiting events, up to DRAIN_LIMIT, before it returns to the
+# broker. Large messages (bulk ingestion) are efficient as they are, and two
+# workers draining the same outbox only step around each other.
+DRAIN_BELOW = 50
 DRAIN_LIMIT = 500
 
 
@@ -286,10 +289,10 @@ def events_process(*, event_ids: Sequence[int], drain: bool = False) -> None:
     """Process events in the order they happened, one transaction each. A failure
     is recorded on the event and left for the sweeper to retry.
 
-    ``drain``: then go on with other events waiting in the outbox (not those
-    backing off after a failure), skipping any another worker holds. Under a
-    stream of small requests, one message then processes what many requests
-    sent, and the messages that follow find their events done."""
+    ``drain``: for a small message, then go on with other events waiting in the
+    outbox (not those backing off after a failure), skipping any another worker
+    holds. Under a stream of small requests, one message then processes what
+    many requests sent, and the messages that follow find their events done."""
     queue = deque(
         Event.objects.filter(pk__in=event_ids, processed_at__isnull=True)
         .order_by("occurred_at", "id")
@@ -298,6 +301,7 @@ def events_process(*, event_ids: Sequence[int], drain: bool = False) -> None:
     with processing_batch():
         _process_queue(queue, skip_locked=False)
         drained = 0
+        drain = drain and len(event_ids) < DRAIN_BELOW
         while drain and drained < DRAIN_LIMIT:
             now = timezone.now()
             waiting = list(
