@@ -1051,9 +1051,11 @@ def findings(app: Throughput, raw: Throughput, latency: Latency, wakeups: Wakeup
     ratio = app.rate / raw.rate
     p95 = percentile(latency.visible_ms, 95)
     all_due, few_due = wakeups.runs
-    beat_rate = (
-        min(CLAIM_BATCH / wakeups.beat_interval, all_due.rate) if wakeups.beat_interval else 0.0
-    )
+    from flows.services import CLAIM_BUDGET_SECONDS
+
+    interval = wakeups.beat_interval
+    beat_share = min(1.0, CLAIM_BUDGET_SECONDS / interval) if interval else 0.0
+    beat_rate = all_due.rate * beat_share
     return " ".join(
         sentence
         for sentence in [
@@ -1087,11 +1089,10 @@ def findings(app: Throughput, raw: Throughput, latency: Latency, wakeups: Wakeup
             f"({statistics.median(few_due.tick_ms):.1f} ms for beat's whole tick, "
             "`wakeups_release_stale` included).",
             (
-                f"Beat's task claims one batch of {CLAIM_BATCH} every "
-                f"{wakeups.beat_interval:g} s: at most {beat_rate:,.0f} wake-ups a second "
-                "here (the lower of the batch per interval and the claim rate above), so "
-                f"{all_due.scheduled:,} due at once take {all_due.scheduled / beat_rate / 60:,.0f} "
-                "min to claim."
+                f"Beat's task claims batch after batch for up to {CLAIM_BUDGET_SECONDS:g} s "
+                f"of every {wakeups.beat_interval:g} s: about {beat_rate:,.0f} wake-ups a "
+                f"second at the rate above, so {all_due.scheduled:,} due at once take "
+                f"{all_due.scheduled / beat_rate / 60:,.1f} min to claim."
                 if beat_rate
                 else ""
             ),

@@ -155,11 +155,16 @@ class Wakeup(models.Model):
     step = models.OneToOneField(StepRun, on_delete=models.CASCADE, related_name="wakeup")
     due_at = models.DateTimeField()
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The flow is paused or archived: the wake-up waits for it to be resumed.
+    # Kept on the row so that claiming is a walk of one index in due order.
+    held = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         indexes = [
             models.Index(
-                fields=["due_at"], name="wakeup_due_idx", condition=Q(claimed_at__isnull=True)
+                fields=["due_at"],
+                name="wakeup_due_idx",
+                condition=Q(claimed_at__isnull=True, held=False),
             ),
             # Claims that went stale (a lost message) are found without a scan.
             models.Index(

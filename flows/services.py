@@ -22,7 +22,7 @@ import requests
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from flows.graph import GraphError, graph_validate
@@ -148,7 +148,11 @@ def flow_set_status(*, flow: Flow, status: str) -> Flow:
     """Pause (no new enrollments; waiting ones hold), resume, or archive."""
     if status in (FlowStatus.ACTIVE, FlowStatus.PAUSED) and flow.published_id is None:
         raise GraphError({"graph": ["Publish the flow first."]})
-    Flow.objects.filter(pk=flow.pk).update(status=status, updated_at=timezone.now())
+    with transaction.atomic():
+        Flow.objects.filter(pk=flow.pk).update(status=status, updated_at=timezone.now())
+        Wakeup.objects.filter(step__enrollment__flow=flow, claimed_at__isnull=True).update(
+            held=status != FlowStatus.ACTIVE
+        )
     flow.refresh_from_db()
     return flow
 
@@ -479,16 +483,10 @@ FIRE_CHUNK = 50
 
 
 def wakeups_due(now: dt.datetime) -> QuerySet[Wakeup]:
-    """Due, unclaimed wake-ups of active flows, oldest first. The flow's status is
-    checked row by row in a subquery, so the claim walks the due-time index in
-    order and stops at its limit instead of joining and sorting every due row."""
-    active = StepRun.objects.filter(
-        pk=OuterRef("step_id"), enrollment__flow__status=FlowStatus.ACTIVE
-    )
-    return (
-        Wakeup.objects.filter(claimed_at__isnull=True, due_at__lte=now)
-        .filter(Exists(active))
-        .order_by("due_at")
+    """Due, unclaimed wake-ups of active flows, oldest first: one walk of the
+    due-time index (a paused flow's wake-ups are marked held)."""
+    return Wakeup.objects.filter(claimed_at__isnull=True, held=False, due_at__lte=now).order_by(
+        "due_at"
     )
 
 
@@ -516,7 +514,11 @@ def wakeups_dispatch(wakeup_ids: list[int]) -> None:
         wakeups_fire_task.delay(wakeup_ids[start : start + FIRE_CHUNK])
 
 
-def wakeups_claim_all(*, budget_seconds: float = 1.5, limit: int = 500) -> int:
+# How long beat's claiming task goes on claiming, of its 2 s interval.
+CLAIM_BUDGET_SECONDS = 1.5
+
+
+def wakeups_claim_all(*, budget_seconds: float = CLAIM_BUDGET_SECONDS, limit: int = 500) -> int:
     """What beat runs: claim batch after batch while there are due wake-ups, for
     at most about ``budget_seconds`` (beat comes again soon)."""
     began = time.monotonic()
@@ -540,12 +542,17 @@ def wakeups_fire(*, wakeup_ids: Sequence[int]) -> None:
 
 def wakeup_fire(*, wakeup_id: int) -> None:
     """The wait is over: lock the lead, then resume (or retry) the step."""
-    wakeup = Wakeup.objects.select_related("step").filter(pk=wakeup_id).first()
+    wakeup = Wakeup.objects.select_related("step__enrollment").filter(pk=wakeup_id).first()
     if wakeup is None:
         return
     with transaction.atomic():
         lead_id = wakeup.step.enrollment.lead_id
         Lead.objects.select_for_update().filter(pk=lead_id).first()
+        flow_id = wakeup.step.enrollment.flow_id
+        if not Flow.objects.filter(pk=flow_id, status=FlowStatus.ACTIVE).exists():
+            # Paused since it was claimed: it waits for the flow to resume.
+            Wakeup.objects.filter(pk=wakeup_id).update(claimed_at=None, held=True)
+            return
         step = StepRun.objects.get(pk=wakeup.step_id)
         if step.status == StepStatus.RETRYING:
             Wakeup.objects.filter(pk=wakeup_id).delete()

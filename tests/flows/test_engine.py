@@ -218,6 +218,32 @@ def test_pause_holds_waiting_leads_and_resume_continues():
     assert list(lead.tags.values_list("name", flat=True)) == ["done"]
 
 
+def test_a_wakeup_claimed_before_a_pause_waits_for_the_resume():
+    flow = published(
+        "Wait",
+        graph(
+            ("t", "app.event", {"event": "Go"}),
+            ("w", "wait", {"amount": 1, "unit": "minutes"}),
+            ("s", "tag.add", {"tag": "done"}),
+        ),
+    )
+    lead = LeadFactory.create()
+    EventFactory.create(lead=lead, type="track", name="Go", idempotency_key="g1")
+    drain()
+    Wakeup.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
+    [claimed] = wakeups_claim()  # claimed; its message not yet run
+    flow_set_status(flow=flow, status="paused")
+    wakeup_fire(wakeup_id=claimed)
+    wakeup = Wakeup.objects.get()
+    assert (wakeup.claimed_at, wakeup.held) == (None, True)
+    assert not lead.tags.exists()
+    assert claim() == []
+    flow_set_status(flow=flow, status="active")
+    assert Wakeup.objects.get().held is False
+    assert claim() == [claimed]
+    assert list(lead.tags.values_list("name", flat=True)) == ["done"]
+
+
 def test_wait_until_met_and_timeout():
     published(
         "Until",
