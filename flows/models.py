@@ -112,7 +112,16 @@ class Enrollment(models.Model):
                 fields=["flow", "lead", "trigger_event"], name="enrollment_once_per_event"
             ),
         ]
-        indexes = [models.Index(fields=["lead", "flow", "-created_at"], name="enrollment_lead_idx")]
+        indexes = [
+            models.Index(fields=["lead", "flow", "-created_at"], name="enrollment_lead_idx"),
+            # A lead's unfinished enrollments, looked up for every event (waits
+            # listening for it): few rows however long the lead's history.
+            models.Index(
+                fields=["lead"],
+                name="enrollment_open_idx",
+                condition=Q(status__in=["active", "waiting"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.lead_id} in {self.flow_id}"

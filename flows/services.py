@@ -451,6 +451,7 @@ def _listeners(lead: Lead) -> list[StepRun]:
     return list(
         StepRun.objects.filter(
             enrollment__lead=lead,
+            enrollment__status__in=[EnrollmentStatus.ACTIVE, EnrollmentStatus.WAITING],
             enrollment__flow__status=FlowStatus.ACTIVE,
             node_type="wait.until",
             status=StepStatus.WAITING,
