@@ -1,0 +1,102 @@
+"""Writes to tasks and notifications: complete, snooze and reassign a task; mark
+notifications read. Every write is a conditional UPDATE, so two people acting on
+the same task at once cannot undo each other's change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from leads.models import Notification, Role, Task, TaskStatus
+from leads.roles import user_role
+
+logger = logging.getLogger(__name__)
+
+# Who may be given a task: the people who work leads.
+ASSIGNABLE_ROLES = (Role.SALES, Role.ADMIN)
+
+
+def _display_name(user: User) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+@transaction.atomic
+def task_complete(*, task: Task, user: User) -> Task:
+    """Mark an open task done now. Completing a task that is already done
+    changes nothing (its first completion time is kept)."""
+    now = timezone.now()
+    updated = Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN).update(
+        status=TaskStatus.DONE, completed_at=now
+    )
+    if updated:
+        task.status = TaskStatus.DONE
+        task.completed_at = now
+        logger.info("task %s completed by user %s", task.pk, user.pk)
+    else:
+        task.refresh_from_db(fields=["status", "completed_at"])
+    return task
+
+
+@transaction.atomic
+def task_snooze(*, task: Task, until: dt.datetime, user: User) -> Task:
+    """Move an open task's due time to ``until``, which must lie in the future.
+
+    A snooze is a new due time: the task leaves "overdue" and comes back when
+    ``until`` passes, with no separate snooze state to expire."""
+    if timezone.is_naive(until):
+        raise ValueError("until must be an aware datetime")
+    if until <= timezone.now():
+        raise ValidationError(gettext("Choose a time in the future."), code="past")
+    updated = Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN).update(due_at=until)
+    if not updated:
+        raise ValidationError(gettext("This task is already done."), code="done")
+    task.due_at = until
+    logger.info("task %s snoozed until %s by user %s", task.pk, until.isoformat(), user.pk)
+    return task
+
+
+@transaction.atomic
+def task_reassign(*, task: Task, assignee: User, user: User) -> Task:
+    """Give an open task to another active sales rep or admin, and notify them
+    in the app (unless they reassigned it to themselves)."""
+    if not assignee.is_active or user_role(assignee) not in ASSIGNABLE_ROLES:
+        raise ValidationError(
+            gettext("A task can only be given to an active sales rep or admin."),
+            code="assignee",
+        )
+    if task.assignee_id == assignee.pk:
+        raise ValidationError(
+            gettext("The task is already assigned to %(name)s.")
+            % {"name": _display_name(assignee)},
+            code="unchanged",
+        )
+    updated = Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN).update(assignee=assignee)
+    if not updated:
+        raise ValidationError(gettext("This task is already done."), code="done")
+    task.assignee = assignee
+    if assignee.pk != user.pk:
+        message = gettext("%(name)s assigned you a task: %(title)s") % {
+            "name": _display_name(user),
+            "title": task.title,
+        }
+        Notification.objects.create(user=assignee, lead_id=task.lead_id, message=message[:500])
+    logger.info("task %s reassigned to user %s by user %s", task.pk, assignee.pk, user.pk)
+    return task
+
+
+@transaction.atomic
+def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's unread notifications read (only those in ``ids`` when
+    given; ids of other users' notifications are ignored). Returns how many
+    changed."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())
