@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -45,11 +46,11 @@ def flow_list(request: HtmxHttpRequest) -> HttpResponse:
         template_key = request.POST.get("template", "")
         template = FLOW_TEMPLATES.get(template_key)
         if template_key and template is None:
-            template_error = "Choose one of the listed templates."
+            template_error = gettext("Choose one of the listed templates.")
         elif not name and template is None:
-            error = "Give the flow a name."
+            error = gettext("Give the flow a name.")
         elif len(name) > 200:
-            error = "A flow name has at most 200 characters."
+            error = gettext("A flow name has at most 200 characters.")
         elif template is not None:
             flow = flow_create_from_template(template=template, name=name, created_by=request.user)
             return redirect("flow-builder", pk=flow.pk)
@@ -98,6 +99,10 @@ def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) ->
             "pause": f"{api}pause/",
             "resume": f"{api}resume/",
             "stats": f"{api}stats/",
+            "enrollments": f"{api}enrollments/",
+            "dryRun": f"{api}dry-run/",
+            "leads": "/api/v1/leads/",
+            "leadPage": "/leads/",
             "nodeForm": reverse("flow-node-form", args=[flow.pk]),
         },
     }
@@ -142,7 +147,9 @@ def flow_version_restore_page(request: HtmxHttpRequest, pk: int, number: int) ->
     version = get_object_or_404(FlowVersion, flow=flow, number=number)
     flow_version_restore(flow=flow, version=version, user=request.user)
     messages.success(
-        request, f"Version {version.number} is now the draft; publish it to make it live."
+        request,
+        gettext("Version %(number)d is now the draft; publish it to make it live.")
+        % {"number": version.number},
     )
     return redirect("flow-builder", pk=flow.pk)
 

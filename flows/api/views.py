@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_validate
-from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun
+from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun, StepStatus
 from flows.nodes import REGISTRY
 from flows.services import (
     DraftConflict,
@@ -243,6 +243,14 @@ class DryRunResultSerializer(serializers.Serializer):
     notes = serializers.ListField(child=serializers.CharField())
 
 
+# The enrollments behind a node's stats: the step states each count covers.
+STEP_STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "entered": (),
+    "waiting": (StepStatus.WAITING, StepStatus.RETRYING),
+    "failed": (StepStatus.FAILED,),
+}
+
+
 class FlowViewSet(viewsets.ModelViewSet):
     """Flows. Admins and marketers edit; sales reps may read."""
 
@@ -411,16 +419,41 @@ class FlowViewSet(viewsets.ModelViewSet):
             }
         )
 
-    @extend_schema(responses=EnrollmentSerializer(many=True))
+    @extend_schema(
+        responses=EnrollmentSerializer(many=True),
+        parameters=[
+            OpenApiParameter("node", str, description="Only enrollments that reached this node."),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=list(STEP_STATUS_FILTERS),
+                description="Only enrollments with a step in this state at ``node`` (at any "
+                "node without it), as the node's stats count them: entered (any step), "
+                "waiting (waiting or retrying) or failed.",
+            ),
+        ],
+    )
     @action(detail=True, methods=["get"])
     def enrollments(self, request: Request, pk: str | None = None) -> Response:
+        """Newest first; ``node`` and ``status`` list the leads behind a node's counts."""
         flow = self.get_object()
         enrollments = Enrollment.objects.filter(
             flow=flow, lead__in=leads_visible_to(request.user)
         ).select_related("version")
-        node = request.query_params.get("node")
+        node = request.query_params.get("node", "")
+        wanted = request.query_params.get("status", "")
+        if wanted and wanted not in STEP_STATUS_FILTERS:
+            raise ValidationError(
+                {"status": [f"Expected one of: {', '.join(STEP_STATUS_FILTERS)}."]}
+            )
+        # One filter() call: the node and the status are those of the same step.
+        step: dict[str, Any] = {}
         if node:
-            enrollments = enrollments.filter(steps__node_id=node).distinct()
+            step["steps__node_id"] = node
+        if STEP_STATUS_FILTERS.get(wanted):
+            step["steps__status__in"] = STEP_STATUS_FILTERS[wanted]
+        if step:
+            enrollments = enrollments.filter(**step).distinct()
         page = self.paginate_queryset(enrollments.order_by("-id"))
         return self.get_paginated_response(EnrollmentSerializer(page, many=True).data)
 

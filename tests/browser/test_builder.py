@@ -11,11 +11,12 @@ import pytest
 import requests
 from playwright.sync_api import Locator, Page, expect
 
-from flows.models import Flow
+from flows.models import Enrollment, Flow, StepRun
 from leads.models import Lead, Task
 from leads.services.segments import segment_create
 from scoring.models import ScoreChange
-from tests.factories import UserFactory
+from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.flows.helpers import drain, graph, published
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -94,7 +95,7 @@ def test_drag_connect_autosave_and_problems_on_the_canvas(page: Page, live_serve
     expect(trigger).to_have_class(re.compile(r"\blf-invalid\b"))
     expect(action.locator(".lf-node-problems")).to_contain_text("reason")
     page.get_by_role("button", name="Publish").click()
-    expect(page.get_by_text("Not published")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="Not published")).to_be_visible()
     flow.refresh_from_db()
     assert flow.published is None
 
@@ -209,3 +210,218 @@ def test_marketer_builds_a_flow_that_scores_and_notifies_through_the_worker(
     lead.refresh_from_db()
     assert lead.owner == rep
     assert segment.memberships.filter(lead=lead, left_at__isnull=True).count() == 1
+
+
+def open_builder(page: Page, live_server: Any, flow: Flow) -> None:
+    page.goto(f"{live_server.url}/flows/{flow.pk}/")
+    expect(page.locator(".react-flow__pane")).to_be_visible()
+
+
+def canvas_node(page: Page, node_id: str) -> Locator:
+    return page.locator(f'.lf-node[data-node-id="{node_id}"]')
+
+
+DEMO_GRAPH = graph(
+    ("t", "app.event", {"event": "Requested demo"}),
+    (
+        "ceo",
+        "condition",
+        {"conditions": {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}},
+    ),
+    extra=(
+        ("score", "score.adjust", {"points": 5, "category": "fit", "reason": "Decision maker"}),
+        ("notify", "sales.notify", {"title": "Call {lead}"}),
+        ("nurture", "tag.add", {"tag": "nurture"}),
+    ),
+    branches=(
+        ("ceo", "yes", "score"),
+        ("score", "next", "notify"),
+        ("ceo", "no", "nurture"),
+    ),
+)
+
+
+def test_testing_a_flow_on_a_lead_highlights_its_path_and_writes_nothing(
+    page: Page, live_server, login
+):
+    rep = UserFactory.create(
+        username="rep-1", first_name="Sam", last_name="Rep", email="sam@example.com", role="sales"
+    )
+    flow = published("Demo requests", DEMO_GRAPH)
+    LeadFactory.create(first_name="Kim", last_name="Other", email="other@example.com")
+    lead = LeadFactory.create(
+        first_name="Kim",
+        last_name="Lee",
+        email="kim@example.com",
+        job_title="CEO",
+        score=12,
+        owner=rep,
+    )
+    login(page, "marketer")
+    open_builder(page, live_server, flow)
+
+    page.get_by_role("button", name="Test on a lead").click()
+    test = page.locator(".lf-test")
+    test.get_by_label("Lead", exact=True).fill("kim lee")
+    test.get_by_role("button", name=re.compile("Kim Lee")).click()
+    expect(test.locator("[data-lead-id]")).to_have_text("Kim Lee")
+    test.get_by_label("A made-up event").check()
+    # The made-up event starts filled in from the flow's trigger.
+    expect(test.get_by_label("Event type")).to_have_value("track")
+    expect(test.get_by_label("Event name")).to_have_value("Requested demo")
+    test.get_by_role("button", name="Run", exact=True).click()
+
+    effects = test.locator(".lf-test-steps .lf-test-effect")
+    expect(effects).to_have_text(
+        [
+            "starts on App event: Requested demo, by the made-up event track 'Requested demo'",
+            "yes: job title contains CEO ('CEO')",
+            "+5 Fit: Decision maker (score 12 → 17)",
+            "task 'Call Kim Lee' for Sam Rep (the owner); "
+            "in-app notification and email to sam@example.com",
+        ]
+    )
+    expect(test.locator(".lf-test-entry")).to_have_text(
+        "Would enter now. Not enrolled before; this flow lets a lead in once."
+    )
+    for node_id in ("t", "ceo", "score", "notify"):
+        expect(canvas_node(page, node_id)).to_have_class(re.compile(r"\blf-on-path\b"))
+    expect(canvas_node(page, "nurture")).not_to_have_class(re.compile(r"\blf-on-path\b"))
+    expect(page.locator(".react-flow__edge.lf-edge-on-path.animated")).to_have_count(3)
+
+    # The lead has no event of its own that starts the flow.
+    test.get_by_label("The lead's latest matching event").check()
+    test.get_by_role("button", name="Run", exact=True).click()
+    expect(test.locator(".lf-test-trigger")).to_have_text(
+        "The lead has no events of the kinds the triggers listen to (track). "
+        "The flow starts on: App event: Requested demo."
+    )
+    expect(page.locator(".lf-on-path")).to_have_count(0)
+
+    test.get_by_label("A made-up event").check()
+    test.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator(".lf-on-path")).to_have_count(4)
+    test.get_by_role("button", name="Clear").click()
+    expect(page.locator(".lf-on-path")).to_have_count(0)
+    expect(page.locator(".react-flow__edge.animated")).to_have_count(0)
+    expect(test.locator(".lf-test-steps")).to_have_count(0)
+
+    assert ScoreChange.objects.count() == 0
+    assert Enrollment.objects.count() == 0
+    assert StepRun.objects.count() == 0
+    assert Task.objects.count() == 0
+    lead.refresh_from_db()
+    assert lead.score == 12
+
+
+def test_testing_a_flow_with_problems_marks_them_on_the_canvas(page: Page, live_server, login):
+    LeadFactory.create(first_name="Kim", last_name="Lee")
+    login(page, "marketer")
+    open_new_flow(page, live_server, "Unfinished")
+    trigger = drop(page, "app.event", 300, 80)
+
+    page.get_by_role("button", name="Test on a lead").click()
+    test = page.locator(".lf-test")
+    test.get_by_label("Lead", exact=True).fill("Kim")
+    test.get_by_role("button", name=re.compile("Kim Lee")).click()
+    test.get_by_role("button", name="Run", exact=True).click()
+
+    expect(test.locator(".lf-test-errors")).to_have_text(
+        "Not tested: fix the problems marked on the canvas first."
+    )
+    expect(trigger).to_have_class(re.compile(r"\blf-invalid\b"))
+    expect(trigger.locator(".lf-node-problems")).to_contain_text("event")
+    expect(page.get_by_role("alert").filter(has_text="The flow has problems;")).to_be_visible()
+
+
+def test_a_count_on_a_node_lists_its_leads(page: Page, live_server, login):
+    flow = published(
+        "Trial",
+        graph(
+            ("t", "app.event", {"event": "Signed up for trial"}),
+            ("wait", "wait", {"amount": 2, "unit": "days"}),
+            ("end", "exit", {}),
+        ),
+    )
+    lead = LeadFactory.create(first_name="Ada", last_name="Lovelace", email="ada@example.com")
+    EventFactory.create(lead=lead, type="track", name="Signed up for trial", properties={})
+    drain()
+    login(page, "marketer")
+    open_builder(page, live_server, flow)
+
+    waiting = canvas_node(page, "wait").locator(".lf-stat-waiting")
+    expect(waiting).to_have_text("1 waiting")
+    expect(canvas_node(page, "t").locator(".lf-stat-waiting")).to_have_text("0 waiting")
+    waiting.click()
+
+    leads = page.locator(".lf-node-leads")
+    expect(leads.get_by_role("heading")).to_have_text("Leads waiting at Wait 2 days")
+    link = leads.get_by_role("link", name="Ada Lovelace")
+    expect(link).to_have_attribute("href", f"/leads/{lead.pk}/")
+    # The count is not a way to select the node.
+    expect(canvas_node(page, "wait")).not_to_have_class(re.compile(r"\blf-selected\b"))
+
+    canvas_node(page, "t").locator(".lf-stat-failed").click()
+    expect(leads.get_by_role("heading")).to_have_text(
+        "Leads that failed at App event: Signed up for trial"
+    )
+    expect(leads.get_by_text("No leads.")).to_be_visible()
+
+    canvas_node(page, "wait").locator(".lf-stat-entered").click()
+    link.click()
+    page.wait_for_url(f"{live_server.url}/leads/{lead.pk}/")
+
+
+def test_the_canvas_by_keyboard(page: Page, live_server, login):
+    flow = published(
+        "Keys",
+        graph(("t", "app.event", {"event": "Signed up"}), ("tag", "tag.add", {"tag": "vip"})),
+    )
+    login(page, "marketer")
+    open_builder(page, live_server, flow)
+    toolbar = page.get_by_role("toolbar", name="Flow actions")
+    expect(toolbar.get_by_role("button", name="Publish the draft")).to_be_visible()
+    expect(toolbar.get_by_role("button", name="Tidy up the layout")).to_be_visible()
+
+    # A palette item adds its node with Enter.
+    page.locator('.lf-palette [data-node-type="exit"]').focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".lf-node")).to_have_count(3)
+    page.locator(".react-flow__pane").click(position={"x": 20, "y": 20})
+
+    # Tab from the palette reaches the canvas's nodes, each named for a screen reader.
+    tag = page.locator('.react-flow__node[data-id="tag"]')
+    expect(tag).to_have_attribute("aria-label", "Add tag: Add tag vip")
+    page.locator(".lf-palette-item").last.focus()
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.id") == "tag":
+            break
+    expect(tag).to_be_focused()
+
+    # Enter selects the focused node and opens its settings.
+    expect(page.locator(".lf-panel form")).to_have_count(0)
+    page.keyboard.press("Enter")
+    expect(tag.locator(".lf-node")).to_have_class(re.compile(r"\blf-selected\b"))
+    expect(page.locator(".lf-panel form").get_by_label("Tag", exact=True)).to_have_value("vip")
+
+    # Arrow keys move it.
+    before = tag.bounding_box()
+    assert before
+    tag.focus()
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowDown")
+    after = tag.bounding_box()
+    assert after
+    assert after["x"] > before["x"] and after["y"] > before["y"]
+    saved(page)
+    flow.refresh_from_db()
+    moved = next(n for n in flow.draft["nodes"] if n["id"] == "tag")
+    assert moved["position"]["x"] > 0 and moved["position"]["y"] > 100
+
+    # Delete removes it.
+    page.keyboard.press("Delete")
+    expect(tag).to_have_count(0)
+    saved(page)
+    flow.refresh_from_db()
+    assert sorted(n["type"] for n in flow.draft["nodes"]) == ["app.event", "exit"]

@@ -8,9 +8,12 @@ import {
   useReactFlow,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { call, errorLines } from "./api.js";
+import DryRunPanel from "./DryRunPanel.jsx";
 import FlowNode from "./FlowNode.jsx";
+import NodeLeads from "./NodeLeads.jsx";
 import Palette, { DRAG_TYPE } from "./Palette.jsx";
-import { TypesContext } from "./context.js";
+import { NodeLeadsContext, TypesContext } from "./context.js";
 import {
   canvasEdge,
   connectionProblem,
@@ -31,26 +34,9 @@ const SAVE_LABELS = {
   error: "Not saved",
   conflict: "Changed elsewhere",
 };
-
-async function call(url, { method = "GET", body, csrf } = {}) {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: {
-      Accept: "application/json",
-      ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-      ...(method !== "GET" ? { "X-CSRFToken": csrf } : {}),
-    },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  return { status: response.status, ok: response.ok, data };
-}
+const PATH_EDGE_STYLE = { stroke: "#16a34a", strokeWidth: 3 };
+// Smaller than React Flow's default, so it hides less of the canvas at 1280×800.
+const MINIMAP_SIZE = { width: 150, height: 100 };
 
 function problemLines(byPath) {
   const lines = [];
@@ -79,6 +65,12 @@ export default function Builder({ initial }) {
   const [flowStatus, setFlowStatus] = useState(initial.flow.status);
   const [versionNumber, setVersionNumber] = useState(initial.flow.version);
   const [changes, setChanges] = useState(0);
+  // The right-hand column: the node settings (null), the test ("test"), or the
+  // leads behind a node's count ({ node, status }).
+  const [side, setSide] = useState(null);
+  const [testing, setTesting] = useState(false);
+  const [testOutcome, setTestOutcome] = useState(null);
+  const [onPath, setOnPath] = useState(null);
   const readOnly = Boolean(initial.readOnly);
   const wrapper = useRef(null);
   const panel = useRef(null);
@@ -91,9 +83,11 @@ export default function Builder({ initial }) {
   const saving = useRef(null);
   const savedChanges = useRef(0);
   const conflict = useRef(false);
+  const changesRef = useRef(changes);
   const { screenToFlowPosition, fitView } = useReactFlow();
   nodesRef.current = nodes;
   edgesRef.current = edges;
+  changesRef.current = changes;
 
   const touched = useCallback(() => {
     setChanges((n) => n + 1);
@@ -391,10 +385,80 @@ export default function Builder({ initial }) {
     window.requestAnimationFrame(() => fitView({ padding: 0.2 }));
   }, [record, setNodes, touched, fitView]);
 
+  // --- test on a lead (dry run) ------------------------------------------------------
+  const runTest = useCallback(
+    async (body) => {
+      setTesting(true);
+      try {
+        const request = { ...body };
+        // A published version is tested as shown; the draft is saved first.
+        if (readOnly) request.graph = toGraph(nodesRef.current, edgesRef.current);
+        else if (!(await save())) {
+          setOnPath(null);
+          setTestOutcome({ error: ["The draft could not be saved, so it was not tested."] });
+          return;
+        }
+        const ranAt = changesRef.current;
+        const result = await call(initial.urls.dryRun, { method: "POST", body: request, csrf: initial.csrfToken });
+        if (result.ok) {
+          showProblems(null);
+          setTestOutcome({ data: result.data });
+          setOnPath({ nodes: new Set(result.data.path), edges: new Set(result.data.edges), changes: ranAt });
+        } else if (result.data?.error?.code === "invalid_graph") {
+          showProblems(result.data.error);
+          setOnPath(null);
+          setNotice({ kind: "danger", text: "The flow has problems; they are marked on the canvas." });
+          setTestOutcome({
+            error: ["Not tested: fix the problems marked on the canvas first."],
+          });
+        } else {
+          setOnPath(null);
+          setTestOutcome({ error: errorLines(result.data, "The test could not run.") });
+        }
+      } finally {
+        setTesting(false);
+      }
+    },
+    [readOnly, save, initial, showProblems],
+  );
+  const clearTest = useCallback(() => {
+    setOnPath(null);
+    setTestOutcome(null);
+  }, []);
+  const triggers = useMemo(
+    () =>
+      nodes
+        .filter((n) => types[n.data.nodeType]?.kind === "trigger")
+        .map((n) => ({ type: n.data.nodeType, config: n.data.config || {} })),
+    [nodes, types],
+  );
+  // What React Flow draws: the nodes and edges, with the tested path marked.
+  // The marks never reach the saved graph, undo or the clipboard.
+  const shownNodes = useMemo(() => {
+    if (!onPath) return nodes;
+    return nodes.map((n) =>
+      onPath.nodes.has(n.id)
+        ? { ...n, data: { ...n.data, highlight: true }, ariaLabel: `${n.ariaLabel}, on the tested path` }
+        : n,
+    );
+  }, [nodes, onPath]);
+  const shownEdges = useMemo(() => {
+    if (!onPath) return edges;
+    return edges.map((e) =>
+      onPath.edges.has(e.id) ? { ...e, animated: true, className: "lf-edge-on-path", style: PATH_EDGE_STYLE } : e,
+    );
+  }, [edges, onPath]);
+
+  const showLeads = useCallback((node, status) => setSide({ node, status }), []);
+
   // --- the side panel (server-rendered forms through htmx) ----------------------
   const selected = nodes.filter((n) => n.selected);
   const single = selected.length === 1 ? selected[0] : null;
   const singleId = single ? single.id : null;
+  // Selecting a node (by click or Enter) shows its settings.
+  useEffect(() => {
+    if (singleId) setSide(null);
+  }, [singleId]);
   useEffect(() => {
     const target = panel.current;
     if (!target) return;
@@ -460,6 +524,20 @@ export default function Builder({ initial }) {
   }, [initial, versionNumber, setNodes]);
 
   const empty = nodes.length === 0;
+  const testOpen = side === "test";
+  const testButton = (
+    <button
+      type="button"
+      className={`btn btn-sm ${testOpen ? "btn-secondary" : "btn-outline-secondary"}`}
+      onClick={() => setSide(testOpen ? null : "test")}
+      aria-expanded={testOpen}
+      aria-controls="lf-test-panel"
+      title="See the path a lead would take, without changing anything"
+    >
+      Test on a lead
+    </button>
+  );
+  const leadsNode = side && side.node ? nodes.find((n) => n.id === side.node) : null;
   return (
     <TypesContext.Provider value={types}>
       <div className="lf-builder">
@@ -468,38 +546,80 @@ export default function Builder({ initial }) {
           <span className="text-muted small">{versionNumber ? `version ${versionNumber}` : "never published"}</span>
           {!readOnly && (
             <>
-              <button type="button" className="btn btn-sm btn-outline-secondary" onClick={undo} title="Undo (Ctrl+Z)">
+              <button
+                type="button"
+                className="btn btn-sm btn-outline-secondary"
+                onClick={undo}
+                title="Undo (Ctrl+Z)"
+                aria-label="Undo"
+                aria-keyshortcuts="Control+Z Meta+Z"
+              >
                 Undo
               </button>
-              <button type="button" className="btn btn-sm btn-outline-secondary" onClick={redo} title="Redo (Ctrl+Shift+Z)">
+              <button
+                type="button"
+                className="btn btn-sm btn-outline-secondary"
+                onClick={redo}
+                title="Redo (Ctrl+Shift+Z)"
+                aria-label="Redo"
+                aria-keyshortcuts="Control+Shift+Z Control+Y Meta+Shift+Z"
+              >
                 Redo
               </button>
-              <button type="button" className="btn btn-sm btn-outline-secondary" onClick={autoLayout}>
+              <button
+                type="button"
+                className="btn btn-sm btn-outline-secondary"
+                onClick={autoLayout}
+                aria-label="Tidy up the layout"
+              >
                 Tidy up
               </button>
               <span className={`lf-save lf-save-${saveState}`} role="status" aria-live="polite">
                 {SAVE_LABELS[saveState]}
               </span>
               <span className="ms-auto" />
-              <button type="button" className="btn btn-sm btn-outline-primary" onClick={save} disabled={saveState === "conflict"}>
+              {testButton}
+              <button
+                type="button"
+                className="btn btn-sm btn-outline-primary"
+                onClick={save}
+                disabled={saveState === "conflict"}
+                aria-label="Save the draft"
+              >
                 Save
               </button>
-              <button type="button" className="btn btn-sm btn-outline-primary" onClick={validate}>
+              <button type="button" className="btn btn-sm btn-outline-primary" onClick={validate} aria-label="Validate the draft">
                 Validate
               </button>
-              <button type="button" className="btn btn-sm btn-primary" onClick={publish}>
+              <button type="button" className="btn btn-sm btn-primary" onClick={publish} aria-label="Publish the draft">
                 Publish
               </button>
               {flowStatus === "active" && (
-                <button type="button" className="btn btn-sm btn-outline-warning" onClick={() => setStatus("pause")}>
+                <button
+                  type="button"
+                  className="btn btn-sm btn-outline-warning"
+                  onClick={() => setStatus("pause")}
+                  aria-label="Pause the flow"
+                >
                   Pause
                 </button>
               )}
               {flowStatus === "paused" && (
-                <button type="button" className="btn btn-sm btn-outline-success" onClick={() => setStatus("resume")}>
+                <button
+                  type="button"
+                  className="btn btn-sm btn-outline-success"
+                  onClick={() => setStatus("resume")}
+                  aria-label="Resume the flow"
+                >
                   Resume
                 </button>
               )}
+            </>
+          )}
+          {readOnly && (
+            <>
+              <span className="ms-auto" />
+              {testButton}
             </>
           )}
         </div>
@@ -516,37 +636,40 @@ export default function Builder({ initial }) {
             ))}
           </ul>
         )}
-        <div className="lf-body">
+        <div className={readOnly ? "lf-body lf-body-readonly" : "lf-body"}>
           {!readOnly && <Palette nodeTypes={initial.nodeTypes} onAdd={(key) => addNode(key)} disabled={readOnly} />}
           <div className="lf-canvas" ref={wrapper} onDragOver={onDragOver} onDrop={onDrop}>
             {empty && !readOnly && (
               <p className="lf-empty">Drag a trigger from the palette, or click it, to start this flow.</p>
             )}
-            <ReactFlow
-              nodes={nodes}
-              edges={edges}
-              nodeTypes={nodeTypesForFlow}
-              onNodesChange={onNodesChange}
-              onEdgesChange={onEdgesChange}
-              onConnect={onConnect}
-              onNodeDragStart={record}
-              isValidConnection={isValidConnection}
-              nodesDraggable={!readOnly}
-              nodesConnectable={!readOnly}
-              deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
-              multiSelectionKeyCode={["Shift", "Meta", "Control"]}
-              fitView={start.nodes.length > 0}
-              fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
-              minZoom={0.1}
-              ariaLabelConfig={{ "node.a11yDescription.default": "Press Enter to select this node, arrow keys to move it, Delete to remove it." }}
-              proOptions={{ hideAttribution: true }}
-            >
-              <Background gap={16} />
-              <Controls showInteractive={!readOnly} />
-              <MiniMap pannable zoomable ariaLabel="Overview of the flow" />
-            </ReactFlow>
+            <NodeLeadsContext.Provider value={showLeads}>
+              <ReactFlow
+                nodes={shownNodes}
+                edges={shownEdges}
+                nodeTypes={nodeTypesForFlow}
+                onNodesChange={onNodesChange}
+                onEdgesChange={onEdgesChange}
+                onConnect={onConnect}
+                onNodeDragStart={record}
+                onNodeClick={() => setSide(null)}
+                isValidConnection={isValidConnection}
+                nodesDraggable={!readOnly}
+                nodesConnectable={!readOnly}
+                deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
+                multiSelectionKeyCode={["Shift", "Meta", "Control"]}
+                fitView={start.nodes.length > 0}
+                fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
+                minZoom={0.1}
+                ariaLabelConfig={{ "node.a11yDescription.default": "Press Enter to select this node, arrow keys to move it, Delete to remove it." }}
+                proOptions={{ hideAttribution: true }}
+              >
+                <Background gap={16} />
+                <Controls showInteractive={!readOnly} />
+                <MiniMap pannable zoomable ariaLabel="Overview of the flow" style={MINIMAP_SIZE} />
+              </ReactFlow>
+            </NodeLeadsContext.Provider>
           </div>
-          <aside className="lf-panel" aria-label="Node settings">
+          <aside className="lf-panel nokey" aria-label="Node settings" hidden={side !== null}>
             {!single && (
               <p className="text-muted small p-2 mb-0">
                 {selected.length > 1 ? `${selected.length} nodes selected.` : "Select a node to configure it."}
@@ -554,6 +677,33 @@ export default function Builder({ initial }) {
             )}
             <div ref={panel} className="lf-panel-form" />
           </aside>
+          <DryRunPanel
+            urls={initial.urls}
+            types={types}
+            triggers={triggers}
+            readOnly={readOnly}
+            hidden={!testOpen}
+            running={testing}
+            outcome={testOutcome}
+            stale={Boolean(onPath) && changes !== onPath.changes}
+            onRun={runTest}
+            onClear={clearTest}
+            onClose={() => setSide(null)}
+          />
+          {side && side.node && (
+            <NodeLeads
+              key={`${side.node}-${side.status}`}
+              urls={initial.urls}
+              nodeId={side.node}
+              status={side.status}
+              nodeLabel={
+                leadsNode
+                  ? leadsNode.data.summary || types[leadsNode.data.nodeType]?.label || side.node
+                  : side.node
+              }
+              onClose={() => setSide(null)}
+            />
+          )}
         </div>
       </div>
     </TypesContext.Provider>

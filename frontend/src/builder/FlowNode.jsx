@@ -1,11 +1,18 @@
 import { Handle, Position } from "@xyflow/react";
 import { memo, useContext } from "react";
-import { TypesContext } from "./context.js";
+import { NodeLeadsContext, TypesContext } from "./context.js";
 
 const HANDLE_LABELS = { yes: "Yes", no: "No", met: "Met", timeout: "Timed out" };
+// The counts on a published flow's node: key, as shown, as said to a screen reader.
+const COUNTS = [
+  ["entered", "in", "entered"],
+  ["waiting", "waiting", "waiting"],
+  ["failed", "failed", "failed"],
+];
 
 function FlowNode({ id, data, selected }) {
   const types = useContext(TypesContext);
+  const showLeads = useContext(NodeLeadsContext);
   const type = types[data.nodeType];
   const kind = type ? type.kind : "unknown";
   const outputs = type ? type.outputs : [];
@@ -24,10 +31,23 @@ function FlowNode({ id, data, selected }) {
         {data.summary || "Not configured yet"}
       </div>
       {data.stats && (
-        <div className="lf-node-stats" aria-label="Leads at this step">
-          <span title="Entered">{data.stats.entered} in</span>
-          <span title="Waiting">{data.stats.waiting} waiting</span>
-          <span title="Failed">{data.stats.failed} failed</span>
+        <div className="lf-node-stats" role="group" aria-label="Leads at this step">
+          {COUNTS.map(([key, shown, said]) => (
+            <button
+              key={key}
+              type="button"
+              // Not a drag handle, and its keys are its own (Enter, Delete), not the node's.
+              className={`lf-stat lf-stat-${key} nodrag nokey`}
+              title="List these leads"
+              aria-label={`${data.stats[key]} ${said}: list the leads`}
+              onClick={(event) => {
+                event.stopPropagation();
+                if (showLeads) showLeads(id, key);
+              }}
+            >
+              {data.stats[key]} {shown}
+            </button>
+          ))}
         </div>
       )}
       {problems.length > 0 && (

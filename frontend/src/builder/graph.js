@@ -123,3 +123,80 @@ export const KIND_GROUPS = [
   { title: "Actions", kinds: ["action"] },
   { title: "Logic", kinds: ["condition", "wait", "exit"] },
 ];
+
+// The event each trigger type starts on, as the server's `subscribe` and
+// `matches` read it: a made-up event in a test run starts filled in with it.
+export function triggerEvent(typeKey, config = {}) {
+  const url = config.url && config.url.value ? { url: config.url.value } : {};
+  switch (typeKey) {
+    case "segment.entered":
+    case "segment.left":
+      return { type: typeKey, name: "", properties: config.segment ? { segment_id: config.segment } : {} };
+    case "email.activity":
+      return { type: `email.${config.activity || "opened"}`, name: config.campaign || "", properties: url };
+    case "app.event": {
+      const properties = {};
+      for (const [prop, test] of Object.entries(config.where || {})) properties[prop] = sampleValue(test);
+      return { type: "track", name: config.event || "", properties };
+    }
+    case "page.visited":
+      return { type: "page", name: "", properties: url };
+    case "field.changed": {
+      const properties = {};
+      if ("from" in config) properties.from = config.from;
+      if ("to" in config) properties.to = config.to;
+      return { type: "field.changed", name: config.field || "", properties };
+    }
+    case "tag.added":
+    case "tag.removed":
+      return { type: typeKey, name: config.tag || "", properties: {} };
+    case "lead.created":
+      return { type: "lead.created", name: "", properties: {} };
+    case "form.submitted":
+      return { type: "form.submitted", name: config.form || "", properties: {} };
+    case "score.threshold": {
+      const at = Number(config.threshold) || 0;
+      const [before, after] = config.direction === "down" ? [at, at - 1] : [at - 1, at];
+      const properties = config.category
+        ? { category: config.category, category_from: before, category_to: after }
+        : { from: before, to: after };
+      return { type: "score.changed", name: "", properties };
+    }
+    case "grade.changed":
+      return { type: "grade.changed", name: config.grade || "", properties: {} };
+    default:
+      return null;
+  }
+}
+
+// A property value that passes an app event's `where` test.
+function sampleValue(test) {
+  const value = test.value;
+  if (typeof value !== "number") return value;
+  if (test.op === "gt") return value + 1;
+  if (test.op === "lt") return value - 1;
+  return value;
+}
+
+// Every event type a trigger can start on, for a test run when the flow has no
+// configured trigger yet.
+export const TRIGGER_EVENT_TYPES = [
+  "track",
+  "page",
+  "form.submitted",
+  "email.delivered",
+  "email.opened",
+  "email.clicked",
+  "email.replied",
+  "email.bounced",
+  "email.unsubscribed",
+  "email.complained",
+  "segment.entered",
+  "segment.left",
+  "field.changed",
+  "tag.added",
+  "tag.removed",
+  "lead.created",
+  "score.changed",
+  "grade.changed",
+];
