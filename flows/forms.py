@@ -15,10 +15,11 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import QueryDict
 from django.utils.text import capfirst
+from django.utils.translation import gettext, gettext_lazy
 
 from flows import selectors
 from flows.graph import config_problems
@@ -29,6 +30,9 @@ from flows.nodes.summaries import standard_field_labels
 from leads.models import Stage, TaskPriority
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
 from scoring.models import Grade
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class _Missing:
@@ -48,80 +52,124 @@ SELECT_PICKERS = {
 }
 INTEGER_PICKERS = {picks.SEGMENT, picks.STATIC_SEGMENT, picks.SALES_USER}
 SUGGEST_PICKERS = {picks.EVENT_NAME, picks.PAGE_URL, picks.FORM_NAME, picks.TAG}
-WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY_LABELS = (
+    gettext_lazy("Mon"),
+    gettext_lazy("Tue"),
+    gettext_lazy("Wed"),
+    gettext_lazy("Thu"),
+    gettext_lazy("Fri"),
+    gettext_lazy("Sat"),
+    gettext_lazy("Sun"),
+)
 MAX_ROWS = 50
 
 # Labels and help texts, by "<node type>:<path>", then by path, then by property name.
-LABELS = {
-    "once_per_lead": "Only once per lead",
-    "segment": "Segment",
-    "campaign": "Email name",
-    "email.activity:url": "Clicked link",
-    "page.visited:url": "Page URL",
-    "url.op": "Match",
-    "url.value": "URL",
-    "app.event:event": "Event name",
-    "where": "Where the event's properties",
-    "property": "Property",
-    "op": "Comparison",
-    "from": "From value",
-    "to": "To value",
-    "form": "Form name",
-    "category": "Score category",
-    "title": "Task title",
-    "priority": "Priority",
-    "email": "Email the owner",
-    "slack_webhook": "Slack webhook URL",
-    "user": "Owner",
-    "forward_only": "Forward only",
-    "webhook.send:url": "URL",
-    "secret": "Signing secret",
-    "conditions": "Conditions",
-    "wait:amount": "Wait for",
-    "weekdays": "Then only on",
-    "between": "Then only between (UTC)",
-    "wait.until:event": "Event to wait for",
-    "event.type": "Trigger",
-    "event.config": "Trigger settings",
-    "within_days": "At most (days)",
+LABELS: dict[str, StrOrPromise] = {
+    "once_per_lead": gettext_lazy("Only once per lead"),
+    "segment": gettext_lazy("Segment"),
+    "campaign": gettext_lazy("Email name"),
+    "email.activity:url": gettext_lazy("Clicked link"),
+    "page.visited:url": gettext_lazy("Page URL"),
+    "url.op": gettext_lazy("Match"),
+    "url.value": gettext_lazy("URL"),
+    "app.event:event": gettext_lazy("Event name"),
+    "where": gettext_lazy("Where the event's properties"),
+    "property": gettext_lazy("Property"),
+    "op": gettext_lazy("Comparison"),
+    "from": gettext_lazy("From value"),
+    "to": gettext_lazy("To value"),
+    "form": gettext_lazy("Form name"),
+    "category": gettext_lazy("Score category"),
+    "title": gettext_lazy("Task title"),
+    "priority": gettext_lazy("Priority"),
+    "email": gettext_lazy("Email the owner"),
+    "slack_webhook": gettext_lazy("Slack webhook URL"),
+    "user": gettext_lazy("Owner"),
+    "forward_only": gettext_lazy("Forward only"),
+    "webhook.send:url": gettext_lazy("URL"),
+    "secret": gettext_lazy("Signing secret"),
+    "conditions": gettext_lazy("Conditions"),
+    "wait:amount": gettext_lazy("Wait for"),
+    "weekdays": gettext_lazy("Then only on"),
+    "between": gettext_lazy("Then only between (UTC)"),
+    "wait.until:event": gettext_lazy("Event to wait for"),
+    "event.type": gettext_lazy("Trigger"),
+    "event.config": gettext_lazy("Trigger settings"),
+    "within_days": gettext_lazy("At most (days)"),
+    "activity": gettext_lazy("Activity"),
+    "field": gettext_lazy("Field"),
+    "value": gettext_lazy("Value"),
+    "grade": gettext_lazy("Grade"),
+    "reason": gettext_lazy("Reason"),
+    "due_in": gettext_lazy("Due in"),
+    "amount": gettext_lazy("Amount"),
+    "unit": gettext_lazy("Unit"),
+    "points": gettext_lazy("Points"),
+    "direction": gettext_lazy("Direction"),
+    "threshold": gettext_lazy("Threshold"),
+    "stage": gettext_lazy("Stage"),
+    "tag": gettext_lazy("Tag"),
 }
-HELP = {
-    "campaign": "Only for this email (its name in your email tool); blank for any.",
-    "form": "Blank for any form.",
-    "score.threshold:category": "Blank for the total score.",
-    "score.adjust:points": "Negative to take points away.",
-    "from": "Blank for any value. Typed as the field is; null means no value.",
-    "to": "Blank for any value. Typed as the field is; null means no value.",
-    "value": "Typed as the field is: a number field takes a number, a yes/no field true or false.",
-    "where": "Optional. For “is”, numbers and true/false are read as such; put text "
-    'in double quotes ("42") to keep it text. Apply to get another row.',
-    "title": "{lead} is replaced by the lead's name.",
-    "user": "Blank: the lead's owner stays, or the sales rep in turn (fewest open tasks).",
-    "secret": "Signs each request with HMAC-SHA256 (X-Leadflow-Signature).",
-    "weekdays": "Optional: after the wait, go on only on these days (UTC).",
-    "between": "Optional: after the wait, go on only within these hours (UTC).",
-    "conditions": 'A condition tree as JSON, like a segment\'s: {"all": [...]} or '
-    '{"any": [...]} of field, activity and segment rules.',
-    "event.config": "The trigger's settings as JSON, as that trigger's own form would "
-    'set them, e.g. {"activity": "opened"}.',
+HELP: dict[str, StrOrPromise] = {
+    "once_per_lead": gettext_lazy("Let each lead through this trigger only once, ever."),
+    "campaign": gettext_lazy("Only for this email (its name in your email tool); blank for any."),
+    "form": gettext_lazy("Blank for any form."),
+    "score.threshold:category": gettext_lazy("Blank for the total score."),
+    "score.adjust:points": gettext_lazy("Negative to take points away."),
+    "from": gettext_lazy("Blank for any value. Typed as the field is; null means no value."),
+    "to": gettext_lazy("Blank for any value. Typed as the field is; null means no value."),
+    "value": gettext_lazy(
+        "Typed as the field is: a number field takes a number, a yes/no field true or false."
+    ),
+    "where": gettext_lazy(
+        "Optional. For “is”, numbers and true/false are read as such; put text "
+        'in double quotes ("42") to keep it text. Apply to get another row.'
+    ),
+    "title": gettext_lazy("{lead} is replaced by the lead's name."),
+    "user": gettext_lazy(
+        "Blank: the lead's owner stays, or the sales rep in turn (fewest open tasks)."
+    ),
+    "secret": gettext_lazy("Signs each request with HMAC-SHA256 (X-Leadflow-Signature)."),
+    "weekdays": gettext_lazy("Optional: after the wait, go on only on these days (UTC)."),
+    "between": gettext_lazy("Optional: after the wait, go on only within these hours (UTC)."),
+    "conditions": gettext_lazy(
+        'A condition tree as JSON, like a segment\'s: {"all": [...]} or '
+        '{"any": [...]} of field, activity and segment rules.'
+    ),
+    "event.config": gettext_lazy(
+        "The trigger's settings as JSON, as that trigger's own form would "
+        'set them, e.g. {"activity": "opened"}.'
+    ),
 }
-BLANK_LABELS = {
-    "user": "The next sales rep in turn",
-    "score.threshold:category": "Total score",
+BLANK_LABELS: dict[str, StrOrPromise] = {
+    "user": gettext_lazy("The next sales rep in turn"),
+    "score.threshold:category": gettext_lazy("Total score"),
 }
-ENUM_LABELS: dict[str, str] = {
+ENUM_LABELS: dict[str, StrOrPromise] = {
     **dict(Stage.choices),
     **dict(TaskPriority.choices),
     **dict(Grade.choices),
-    "is": "is",
-    "contains": "contains",
-    "starts_with": "starts with",
-    "gt": "greater than",
-    "gte": "at least",
-    "lt": "less than",
-    "lte": "at most",
-    "up": "Rises to it or above",
-    "down": "Drops below it",
+    "is": gettext_lazy("is"),
+    "contains": gettext_lazy("contains"),
+    "starts_with": gettext_lazy("starts with"),
+    "gt": gettext_lazy("greater than"),
+    "gte": gettext_lazy("at least"),
+    "lt": gettext_lazy("less than"),
+    "lte": gettext_lazy("at most"),
+    "up": gettext_lazy("Rises to it or above"),
+    "down": gettext_lazy("Drops below it"),
+    "delivered": gettext_lazy("Delivered"),
+    "opened": gettext_lazy("Opened"),
+    "clicked": gettext_lazy("Clicked"),
+    "replied": gettext_lazy("Replied"),
+    "bounced": gettext_lazy("Bounced"),
+    "unsubscribed": gettext_lazy("Unsubscribed"),
+    "complained": gettext_lazy("Complained"),
+    "seconds": gettext_lazy("Seconds"),
+    "minutes": gettext_lazy("Minutes"),
+    "hours": gettext_lazy("Hours"),
+    "days": gettext_lazy("Days"),
+    "weeks": gettext_lazy("Weeks"),
 }
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 INTEGER = re.compile(r"[+-]?\d+")
@@ -217,11 +265,11 @@ class NodeConfigForm:
             for key, prop in schema.get("properties", {}).items()
         ]
 
-    def _text(self, table: dict[str, str], path: str, default: str = "") -> str:
+    def _text(self, table: dict[str, StrOrPromise], path: str, default: str = "") -> str:
         key = path.rpartition(".")[2]
         for candidate in (f"{self.node_type.key}:{path}", path, key):
             if candidate in table:
-                return table[candidate]
+                return str(table[candidate])
         return default
 
     def _build_field(
@@ -256,7 +304,7 @@ class NodeConfigForm:
             self._text_attrs(f)
         elif picker == picks.WEEKDAYS:
             f.widget = "checkboxes"
-            f.choices = [(str(day), label) for day, label in enumerate(WEEKDAY_LABELS)]
+            f.choices = [(str(day), str(label)) for day, label in enumerate(WEEKDAY_LABELS)]
         elif picker == picks.TIME_WINDOW:
             f.widget = "times"
             f.children = [
@@ -268,16 +316,16 @@ class NodeConfigForm:
                     html_id=f"{f.html_id}-{index}",
                     schema=prop.get("items", {}),
                 )
-                for index, label in enumerate(("From", "Until"))
+                for index, label in enumerate((gettext("From"), gettext("Until")))
             ]
         elif "enum" in prop:
             f.widget = "select"
             options = [
-                (str(v), ENUM_LABELS.get(str(v), capfirst(str(v).replace("_", " "))))
+                (str(v), str(ENUM_LABELS.get(str(v), capfirst(str(v).replace("_", " ")))))
                 for v in prop["enum"]
             ]
             if not in_row and "default" not in prop:
-                f.choices.append(("", "Choose…" if required else "—"))
+                f.choices.append(("", gettext("Choose…") if required else "—"))
             f.choices.extend(options)
         elif kind == "boolean":
             f.widget = "checkbox"
@@ -325,7 +373,7 @@ class NodeConfigForm:
     def _picker_options(self, f: ConfigField) -> None:
         picker = f.picker
         if "default" not in f.schema:
-            blank = self._text(BLANK_LABELS, f.name, "Choose…" if f.required else "—")
+            blank = self._text(BLANK_LABELS, f.name, gettext("Choose…") if f.required else "—")
             f.choices.append(("", blank))
         if picker in (picks.SEGMENT, picks.STATIC_SEGMENT):
             static = picker == picks.STATIC_SEGMENT
@@ -344,11 +392,13 @@ class NodeConfigForm:
             else:
                 standard = [(name, labels[name]) for name in SETTABLE_FIELDS]
                 custom = [(f"custom.{key}", label) for key, label, _ in self._custom_fields()]
-            f.groups.append(("Standard fields", standard))
+            f.groups.append((gettext("Standard fields"), standard))
             if custom:
-                f.groups.append(("Custom fields", custom))
+                f.groups.append((gettext("Custom fields"), custom))
         elif picker == picks.TRIGGER:
-            f.choices.extend((t.key, t.label) for t in REGISTRY.values() if t.kind == "trigger")
+            f.choices.extend(
+                (t.key, str(t.label)) for t in REGISTRY.values() if t.kind == "trigger"
+            )
 
     def _suggestions(self, picker: str) -> list[str]:
         if picker == picks.EVENT_NAME:
@@ -364,7 +414,7 @@ class NodeConfigForm:
         prefix = f"{f.name}.{index}."
         property_field = ConfigField(
             name=f"{prefix}property",
-            label=LABELS["property"],
+            label=str(LABELS["property"]),
             widget="text",
             html_id=f"{f.html_id}-{index}-property",
             attrs={"maxlength": "64"},
@@ -434,7 +484,7 @@ class NodeConfigForm:
         # A config can name something no longer offered (a deleted segment, a rep
         # who left sales): keep it visible rather than silently showing another.
         if f.value != "" and f.value not in f.option_values():
-            f.choices.append((f.value, f"{f.value} (not available)"))
+            f.choices.append((f.value, gettext("%(value)s (not available)") % {"value": f.value}))
 
     def _add_blank_row(self, f: ConfigField) -> None:
         limit = int(f.schema.get("maxProperties", MAX_ROWS))
@@ -507,12 +557,12 @@ class NodeConfigForm:
         if f.schema.get("type") == "integer" or f.picker in INTEGER_PICKERS:
             if not INTEGER.fullmatch(text):
                 if f.widget == "select":
-                    return self._fail(f, "Choose one of the options.")
-                return self._fail(f, "Enter a whole number.")
+                    return self._fail(f, gettext("Choose one of the options."))
+                return self._fail(f, gettext("Enter a whole number."))
             return int(text)
         if f.schema.get("type") == "number":
             number = _number(text)
-            return self._fail(f, "Enter a number.") if number is None else number
+            return self._fail(f, gettext("Enter a number.")) if number is None else number
         return text
 
     def _blank(self, fields: list[ConfigField]) -> bool:
@@ -542,10 +592,10 @@ class NodeConfigForm:
             if not prop and not any(str(c.value).strip() for c in cells if c.widget != "select"):
                 continue
             if not prop:
-                self._fail(name_field, "Name the property.")
+                self._fail(name_field, gettext("Name the property."))
                 continue
             if prop in result:
-                self._fail(name_field, "This property is filtered in another row.")
+                self._fail(name_field, gettext("This property is filtered in another row."))
                 continue
             positions[prop] = index
             result[prop] = self._parse_into(cells, {})
@@ -554,7 +604,7 @@ class NodeConfigForm:
     def _parse_checkboxes(self, f: ConfigField) -> Any:
         allowed = {value for value, _ in f.choices}
         if any(value not in allowed for value in f.value):
-            return self._fail(f, "Choose from the listed options.")
+            return self._fail(f, gettext("Choose from the listed options."))
         return sorted({int(value) for value in f.value}) or MISSING
 
     def _parse_times(self, f: ConfigField) -> Any:
@@ -568,7 +618,7 @@ class NodeConfigForm:
             return MISSING
         for child, text in zip(f.children, values, strict=True):
             if not text:
-                self._fail(child, "Enter both times, or neither.")
+                self._fail(child, gettext("Enter both times, or neither."))
         return MISSING if not all(values) else values
 
     def _parse_json(self, f: ConfigField, text: str) -> Any:
@@ -578,10 +628,12 @@ class NodeConfigForm:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             return self._fail(
-                f, f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+                f,
+                gettext("This is not valid JSON: %(problem)s (line %(line)d, column %(column)d).")
+                % {"problem": exc.msg, "line": exc.lineno, "column": exc.colno},
             )
         except RecursionError:
-            return self._fail(f, "This JSON is nested too deeply.")
+            return self._fail(f, gettext("This JSON is nested too deeply."))
 
     def _parse_scalar(self, f: ConfigField, text: str, siblings: dict[str, Any]) -> Any:
         if f.in_row:
@@ -590,7 +642,7 @@ class NodeConfigForm:
                 return MISSING
             if op in NUMERIC_OPS:
                 number = _number(text)
-                return self._fail(f, "Enter a number.") if number is None else number
+                return self._fail(f, gettext("Enter a number.")) if number is None else number
             return _literal(text) if op == "is" else text
         kind = self._field_kind(f)
         if text == "":
@@ -601,10 +653,10 @@ class NodeConfigForm:
             return None
         if kind in ("number", "user"):
             number = _number(text, integer=kind == "user")
-            return self._fail(f, "Enter a number.") if number is None else number
+            return self._fail(f, gettext("Enter a number.")) if number is None else number
         if kind == "boolean":
             if text.lower() not in BOOL_WORDS:
-                return self._fail(f, "Enter true or false.")
+                return self._fail(f, gettext("Enter true or false."))
             return BOOL_WORDS[text.lower()]
         return text
 
@@ -663,13 +715,16 @@ class NodeConfigForm:
         if missing:
             name = ".".join([*parts, missing.group(1)])
             if name in by_name:
-                return by_name[name], "This is required."
+                return by_name[name], gettext("This is required.")
         for end in range(len(parts), 0, -1):
             target = by_name.get(".".join(parts[:end]))
             if target is not None:
                 rest = ".".join(parts[end:])
                 if rest and target.widget == "json":
-                    return target, f"At {rest}: {message}"
+                    return target, gettext("At %(path)s: %(problem)s") % {
+                        "path": rest,
+                        "problem": message,
+                    }
                 return target, message
         return None, message
 
@@ -710,5 +765,5 @@ def config_from_param(raw: str) -> tuple[dict[str, Any], str]:
     except (ValueError, RecursionError):
         config = None
     if not isinstance(config, dict):
-        return {}, "The node's settings could not be read, so the defaults are shown."
+        return {}, gettext("The node's settings could not be read, so the defaults are shown.")
     return config, ""

@@ -3,13 +3,17 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from leads.models import Notification
+from leads.models import Notification, Role
 from leads.roles import user_role
 
 
 def roles(request: HttpRequest) -> dict[str, Any]:
     role = user_role(getattr(request, "user", None))
-    return {"user_role": role, "can_manage_leads": role in ("admin", "marketer")}
+    return {
+        "user_role": role,
+        "user_role_label": Role(role).label if role else "",
+        "can_manage_leads": role in ("admin", "marketer"),
+    }
 
 
 def notifications(request: HttpRequest) -> dict[str, Any]:

@@ -3,27 +3,31 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from leads.services.imports import IMPORT_MAX_BYTES, import_read_headers, import_target_choices
 
 
 class LeadImportUploadForm(forms.Form):
-    file = forms.FileField(help_text="A CSV file with a header row; one lead per row.")
+    file = forms.FileField(
+        label=_("File"), help_text=_("A CSV file with a header row; one lead per row.")
+    )
     headers: list[str]
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         if not upload.name.lower().endswith((".csv", ".txt")):
-            raise forms.ValidationError("Upload a .csv file.")
+            raise forms.ValidationError(_("Upload a .csv file."))
         if upload.size > IMPORT_MAX_BYTES:
-            raise forms.ValidationError("The file is larger than the import limit.")
+            raise forms.ValidationError(_("The file is larger than the import limit."))
         try:
             self.headers = import_read_headers(upload.file)
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
         upload.file.seek(0)
         if not any(self.headers):
-            raise forms.ValidationError("The file has no header row.")
+            raise forms.ValidationError(_("The file has no header row."))
         return upload
 
 
@@ -35,10 +39,10 @@ class LeadImportMappingForm(forms.Form):
     ):
         super().__init__(*args, **kwargs)
         self.headers = headers
-        choices = [("", "— skip —"), *import_target_choices()]
+        choices = [("", _("— skip —")), *import_target_choices()]
         for index, header in enumerate(headers):
             self.fields[f"col_{index}"] = forms.ChoiceField(
-                label=header or f"Column {index + 1}",
+                label=header or _("Column %(number)d") % {"number": index + 1},
                 choices=choices,
                 required=False,
                 initial=initial_mapping.get(header, ""),
@@ -53,10 +57,22 @@ class LeadImportMappingForm(forms.Form):
             if not target:
                 continue
             if target in used and target != "tags":
-                self.add_error(f"col_{index}", f"Already mapped from column {used[target]!r}.")
+                self.add_error(
+                    f"col_{index}",
+                    _("Already mapped from column %(column)s.") % {"column": repr(used[target])},
+                )
             used[target] = header
             mapping[header] = target
         if "email" not in mapping.values():
-            raise forms.ValidationError("Map one column to email: leads are matched by email.")
+            raise forms.ValidationError(_("Map one column to email: leads are matched by email."))
         cleaned["mapping"] = mapping
         return cleaned
+
+
+class LanguageForm(forms.Form):
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=[("", _("The browser's language")), *settings.LANGUAGES],
+        required=False,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+    )

@@ -4,21 +4,22 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 
 class Stage(models.TextChoices):
-    SUBSCRIBER = "subscriber", "Subscriber"
-    LEAD = "lead", "Lead"
-    MQL = "mql", "Marketing qualified"
-    SQL = "sql", "Sales qualified"
-    CUSTOMER = "customer", "Customer"
-    DISQUALIFIED = "disqualified", "Disqualified"
+    SUBSCRIBER = "subscriber", _("Subscriber")
+    LEAD = "lead", _("Lead")
+    MQL = "mql", _("Marketing qualified")
+    SQL = "sql", _("Sales qualified")
+    CUSTOMER = "customer", _("Customer")
+    DISQUALIFIED = "disqualified", _("Disqualified")
 
 
 class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    MARKETER = "marketer", "Marketer"
-    SALES = "sales", "Sales"
+    ADMIN = "admin", _("Admin")
+    MARKETER = "marketer", _("Marketer")
+    SALES = "sales", _("Sales")
 
 
 class Tag(models.Model):
@@ -32,11 +33,11 @@ class Tag(models.Model):
 
 
 class FieldType(models.TextChoices):
-    TEXT = "text", "Text"
-    NUMBER = "number", "Number"
-    DATE = "date", "Date"
-    BOOLEAN = "boolean", "Boolean"
-    CHOICE = "choice", "Choice"
+    TEXT = "text", _("Text")
+    NUMBER = "number", _("Number")
+    DATE = "date", _("Date")
+    BOOLEAN = "boolean", _("Boolean")
+    CHOICE = "choice", _("Choice")
 
 
 class FieldDefinition(models.Model):
@@ -215,10 +216,10 @@ class ApiKey(models.Model):
 
 
 class ImportStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
 
 
 class LeadImport(models.Model):
@@ -352,15 +353,15 @@ class SegmentDependency(models.Model):
 
 
 class TaskPriority(models.TextChoices):
-    LOW = "low", "Low"
-    NORMAL = "normal", "Normal"
-    HIGH = "high", "High"
-    URGENT = "urgent", "Urgent"
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+    URGENT = "urgent", _("Urgent")
 
 
 class TaskStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    DONE = "done", "Done"
+    OPEN = "open", _("Open")
+    DONE = "done", _("Done")
 
 
 class Task(models.Model):
@@ -405,3 +406,15 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class UserPreference(models.Model):
+    """A user's own settings. ``language`` blank means the browser's language."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language or 'browser'}"

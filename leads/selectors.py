@@ -44,3 +44,12 @@ def lead_search(leads: QuerySet[Lead], text: str) -> QuerySet[Lead]:
             | Q(company_name__icontains=word)
         )
     return leads.filter(q)
+
+
+def user_language(user: Any) -> str:
+    """The language a user chose for their pages, or "" for the browser's.
+    Reads the preference joined to the user (see ``PreferenceModelBackend``)."""
+    if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return ""
+    preference = getattr(user, "preference", None)
+    return preference.language if preference is not None else ""

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/language/", views.account_language, name="account-language"),
     path("leads/", views.lead_list, name="lead-list"),
     path("leads/<int:pk>/", views.lead_detail, name="lead-detail"),
     path("leads/import/", views.lead_import_new, name="lead-import"),

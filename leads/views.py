@@ -2,19 +2,22 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from leads.decorators import role_required
-from leads.forms import LeadImportMappingForm, LeadImportUploadForm
+from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm
 from leads.models import LeadImport, Role, Stage
-from leads.selectors import lead_search, leads_visible_to
+from leads.selectors import lead_search, leads_visible_to, user_language
 from leads.services.events import events_backlog
 from leads.services.health import health_report
 from leads.services.imports import (
@@ -23,6 +26,7 @@ from leads.services.imports import (
     lead_import_start,
     lead_import_upload,
 )
+from leads.services.preferences import user_language_set
 
 ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SALES)
 
@@ -132,3 +136,28 @@ def lead_import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(LeadImport, pk=pk)
     template = "leads/_import_progress.html" if request.htmx else "leads/import_detail.html"
     return render(request, template, {"record": record})
+
+
+@role_required(*ALL_ROLES)
+@require_http_methods(["GET", "POST"])
+def account_language(request: HtmxHttpRequest) -> HttpResponse:
+    """Account → Language: the language of the user's pages, kept on the server
+    so it follows them to every device; blank follows the browser."""
+    if request.method == "POST":
+        form = LanguageForm(request.POST)
+        if form.is_valid():
+            language = form.cleaned_data["language"]
+            user_language_set(user=request.user, language=language)
+            # The confirmation is already in the language just chosen.
+            translation.activate(language or translation.get_language_from_request(request))
+            messages.success(request, gettext("Your language is saved."))
+            response = redirect("account-language")
+            # The cookie keeps the choice for the login page after signing out.
+            if language:
+                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+            else:
+                response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+            return response
+    else:
+        form = LanguageForm(initial={"language": user_language(request.user)})
+    return render(request, "leads/account_language.html", {"form": form})

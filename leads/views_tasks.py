@@ -34,7 +34,7 @@ NOTIFICATION_PAGE_SIZE = 30
 SEES_ALL_TASKS = (Role.ADMIN, Role.MARKETER)
 # Soonest due first; tasks without a due date last.
 DUE_ORDER = (F("due_at").asc(nulls_last=True), "id")
-DATETIME_SHOWN = "D j M Y, H:i"
+DATETIME_SHOWN = "SHORT_DATETIME_FORMAT"
 
 
 # --- reads ----------------------------------------------------------------------
@@ -213,7 +213,9 @@ def _task_row(
         if error:
             messages.error(request, error)
         elif notice:
-            messages.success(request, f"{task.title}: {notice}")
+            messages.success(
+                request, gettext("%(task)s: %(notice)s") % {"task": task.title, "notice": notice}
+            )
         return redirect("task-list")
     context = {
         "task": task,

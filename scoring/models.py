@@ -7,12 +7,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class Grade(models.TextChoices):
-    COLD = "cold", "Cold"
-    WARM = "warm", "Warm"
-    HOT = "hot", "Hot"
+    COLD = "cold", _("Cold")
+    WARM = "warm", _("Warm")
+    HOT = "hot", _("Hot")
 
 
 class ScoreCategory(models.Model):

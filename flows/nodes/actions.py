@@ -7,8 +7,11 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 
 from flows.nodes.base import (
     SALES_USER,
@@ -33,6 +36,7 @@ from leads.models import (
     Task,
     TaskPriority,
 )
+from leads.selectors import user_language
 from leads.services.fields import (
     STANDARD_FIELDS,
     FieldValueError,
@@ -75,9 +79,10 @@ register(
     NodeType(
         key="score.adjust",
         kind="action",
-        label="Adjust lead score",
-        description="Adds or takes away points in a category, with the reason shown on "
-        "the lead's profile.",
+        label=gettext_lazy("Adjust lead score"),
+        description=gettext_lazy(
+            "Adds or takes away points in a category, with the reason shown on the lead's profile."
+        ),
         icon="award",
         schema=obj(
             {
@@ -142,18 +147,21 @@ def _notify_sales(ctx: StepContext) -> StepResult:
     )
     output: dict[str, Any] = {"task": task.pk, "assignee": rep.pk if rep else None}
     if rep is not None:
-        Notification.objects.get_or_create(
-            source_key=_key(ctx),
-            defaults={"user": rep, "lead": ctx.lead, "message": f"New task: {title}"[:500]},
-        )
-        if config.get("email", True) and rep.email:
-            delivery_create(
-                kind="email",
-                key=f"{_key(ctx)}:email",
-                step=ctx.step,
-                target=rep.email,
-                payload={"subject": f"Leadflow: {title}", "body": _task_mail(task, ctx.lead)},
+        # Written in the rep's language: they read it, not whoever runs the flow.
+        with translation.override(user_language(rep) or settings.LANGUAGE_CODE):
+            message = gettext("New task: %(title)s") % {"title": title}
+            Notification.objects.get_or_create(
+                source_key=_key(ctx),
+                defaults={"user": rep, "lead": ctx.lead, "message": message[:500]},
             )
+            if config.get("email", True) and rep.email:
+                delivery_create(
+                    kind="email",
+                    key=f"{_key(ctx)}:email",
+                    step=ctx.step,
+                    target=rep.email,
+                    payload={"subject": f"Leadflow: {title}", "body": _task_mail(task, ctx.lead)},
+                )
     if config.get("slack_webhook"):
         delivery_create(
             kind="slack",
@@ -166,26 +174,38 @@ def _notify_sales(ctx: StepContext) -> StepResult:
 
 
 def _task_mail(task: Task, lead: Lead) -> str:
-    from django.conf import settings
-
-    return (
-        f"{task.title}\n\nLead: {lead.full_name or lead.email} <{lead.email or ''}>\n"
-        f"Company: {lead.company_name}\nScore: {lead.score} ({lead.grade})\n"
-        f"Due: {task.due_at:%Y-%m-%d %H:%M} UTC\n\n{settings.SITE_URL}/leads/{lead.pk}/\n"
-        if task.due_at
-        else f"{task.title}\n\nLead: {lead.full_name or lead.email}\n"
-        f"{settings.SITE_URL}/leads/{lead.pk}/\n"
-    )
+    url = f"{settings.SITE_URL}/leads/{lead.pk}/"
+    if not task.due_at:
+        return gettext("%(title)s\n\nLead: %(lead)s\n%(url)s\n") % {
+            "title": task.title,
+            "lead": lead.full_name or lead.email,
+            "url": url,
+        }
+    return gettext(
+        "%(title)s\n\nLead: %(lead)s <%(email)s>\nCompany: %(company)s\n"
+        "Score: %(score)s (%(grade)s)\nDue: %(due)s UTC\n\n%(url)s\n"
+    ) % {
+        "title": task.title,
+        "lead": lead.full_name or lead.email,
+        "email": lead.email or "",
+        "company": lead.company_name,
+        "score": lead.score,
+        "grade": lead.grade,
+        "due": f"{task.due_at:%Y-%m-%d %H:%M}",
+        "url": url,
+    }
 
 
 register(
     NodeType(
         key="sales.notify",
         kind="action",
-        label="Notify sales",
-        description="Creates a task for the lead's owner (or the next sales rep in turn, "
-        "who becomes the owner), notifies them in the app and by email, and optionally "
-        "posts to Slack.",
+        label=gettext_lazy("Notify sales"),
+        description=gettext_lazy(
+            "Creates a task for the lead's owner (or the next sales rep in turn, "
+            "who becomes the owner), notifies them in the app and by email, and optionally "
+            "posts to Slack."
+        ),
         icon="bell",
         schema=obj(
             {
@@ -243,14 +263,16 @@ register(
     NodeType(
         key="owner.assign",
         kind="action",
-        label="Assign owner",
-        description="Makes a user the lead's owner, or the next sales rep in turn.",
+        label=gettext_lazy("Assign owner"),
+        description=gettext_lazy("Makes a user the lead's owner, or the next sales rep in turn."),
         icon="user-check",
         schema=obj({"user": {"type": "integer", "minimum": 1}}),
         execute=_assign_owner,
         check=_user_exists,
         summary=lambda c, n: (
-            f"Assign to {n.users[c['user']]}" if c.get("user") else "Assign to the next sales rep"
+            gettext("Assign to %(name)s") % {"name": n.users[c["user"]]}
+            if c.get("user")
+            else gettext("Assign to the next sales rep")
         ),
         pickers={"user": SALES_USER},
     )
@@ -297,8 +319,8 @@ register(
     NodeType(
         key="field.set",
         kind="action",
-        label="Set field",
-        description="Sets a lead field (standard or custom) to a value.",
+        label=gettext_lazy("Set field"),
+        description=gettext_lazy("Sets a lead field (standard or custom) to a value."),
         icon="edit-3",
         schema=obj(
             {
@@ -310,9 +332,10 @@ register(
         execute=_set_field,
         check=_field_problems,
         summary=lambda c, n: (
-            f"Set {n.field_label(c['field'])} to {value_text(c['value'])}"
+            gettext("Set %(field)s to %(value)s")
+            % {"field": n.field_label(c["field"]), "value": value_text(c["value"])}
             if c["value"] != ""
-            else f"Clear {n.field_label(c['field'])}"
+            else gettext("Clear %(field)s") % {"field": n.field_label(c["field"])}
         ),
         pickers={"field": SETTABLE_FIELD},
     )
@@ -334,20 +357,21 @@ def _tags_action(add: bool) -> Any:
 
 
 def _tag_summary(add: bool) -> Any:
-    verb = "Add" if add else "Remove"
-    return lambda c, n: f"{verb} tag {c['tag']}"
+    if add:
+        return lambda c, n: gettext("Add tag %(tag)s") % {"tag": c["tag"]}
+    return lambda c, n: gettext("Remove tag %(tag)s") % {"tag": c["tag"]}
 
 
-for _node_key, _label, _adding in (
-    ("tag.add", "Add tag", True),
-    ("tag.remove", "Remove tag", False),
+for _node_key, _label, _description, _adding in (
+    ("tag.add", gettext_lazy("Add tag"), gettext_lazy("Adds a tag."), True),
+    ("tag.remove", gettext_lazy("Remove tag"), gettext_lazy("Removes a tag."), False),
 ):
     register(
         NodeType(
             key=_node_key,
             kind="action",
             label=_label,
-            description=f"{'Adds' if _adding else 'Removes'} a tag.",
+            description=_description,
             icon="tag",
             schema=obj({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
             execute=_tags_action(_adding),
@@ -374,8 +398,8 @@ register(
     NodeType(
         key="stage.change",
         kind="action",
-        label="Change lifecycle stage",
-        description="Moves the lead to a stage; with 'forward only', never back.",
+        label=gettext_lazy("Change lifecycle stage"),
+        description=gettext_lazy("Moves the lead to a stage; with 'forward only', never back."),
         icon="flag",
         schema=obj(
             {
@@ -386,8 +410,8 @@ register(
         ),
         execute=_change_stage,
         summary=lambda c, n: (
-            f"Move to stage {Stage(c['stage']).label}"
-            + ("" if c.get("forward_only", True) else ", also backwards")
+            gettext("Move to stage %(stage)s") % {"stage": Stage(c["stage"]).label}
+            + ("" if c.get("forward_only", True) else gettext(", also backwards"))
         ),
     )
 )
@@ -408,12 +432,12 @@ register(
     NodeType(
         key="lead.disqualify",
         kind="action",
-        label="Disqualify",
-        description="Sets the stage to disqualified, with a reason.",
+        label=gettext_lazy("Disqualify"),
+        description=gettext_lazy("Sets the stage to disqualified, with a reason."),
         icon="x-circle",
         schema=obj({"reason": {"type": "string", "minLength": 1, "maxLength": 255}}, ("reason",)),
         execute=_disqualify,
-        summary=lambda c, n: f"Disqualify: {c['reason']}",
+        summary=lambda c, n: gettext("Disqualify: %(reason)s") % {"reason": c["reason"]},
     )
 )
 
@@ -446,21 +470,31 @@ def _segment_action(add: bool) -> Any:
 
 
 def _segment_summary(add: bool) -> Any:
-    where = "Add to" if add else "Remove from"
-    return lambda c, n: f"{where} {n.segments[c['segment']]}"
+    if add:
+        return lambda c, n: gettext("Add to %(segment)s") % {"segment": n.segments[c["segment"]]}
+    return lambda c, n: gettext("Remove from %(segment)s") % {"segment": n.segments[c["segment"]]}
 
 
-for _node_key, _label, _add in (
-    ("segment.add", "Add to static segment", True),
-    ("segment.remove", "Remove from static segment", False),
+for _node_key, _label, _description, _add in (
+    (
+        "segment.add",
+        gettext_lazy("Add to static segment"),
+        gettext_lazy("Adds the lead to a static segment."),
+        True,
+    ),
+    (
+        "segment.remove",
+        gettext_lazy("Remove from static segment"),
+        gettext_lazy("Removes the lead from a static segment."),
+        False,
+    ),
 ):
     register(
         NodeType(
             key=_node_key,
             kind="action",
             label=_label,
-            description=("Adds the lead to" if _add else "Removes the lead from")
-            + " a static segment.",
+            description=_description,
             icon="list",
             schema=obj({"segment": {"type": "integer", "minimum": 1}}, ("segment",)),
             execute=_segment_action(_add),
@@ -511,9 +545,11 @@ register(
     NodeType(
         key="webhook.send",
         kind="action",
-        label="Send webhook",
-        description="POSTs the lead and the triggering event as JSON to a URL, signed "
-        "with HMAC-SHA256 (X-Leadflow-Signature), retried with backoff.",
+        label=gettext_lazy("Send webhook"),
+        description=gettext_lazy(
+            "POSTs the lead and the triggering event as JSON to a URL, signed "
+            "with HMAC-SHA256 (X-Leadflow-Signature), retried with backoff."
+        ),
         icon="send",
         schema=obj(
             {
@@ -524,7 +560,9 @@ register(
         ),
         execute=_webhook,
         # The host only: the rest of a webhook URL often carries a token.
-        summary=lambda c, n: f"POST to {urlsplit(c['url']).hostname or c['url']}",
+        summary=lambda c, n: (
+            gettext("POST to %(host)s") % {"host": urlsplit(c["url"]).hostname or c["url"]}
+        ),
     )
 )
 
@@ -532,12 +570,12 @@ register(
     NodeType(
         key="flow.end",
         kind="action",
-        label="End flow",
-        description="Ends the flow here for this lead.",
+        label=gettext_lazy("End flow"),
+        description=gettext_lazy("Ends the flow here for this lead."),
         icon="square",
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
-        summary=lambda c, n: "End of the flow",
+        summary=lambda c, n: gettext("End of the flow"),
     )
 )

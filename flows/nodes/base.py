@@ -8,9 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext
 from jsonschema import Draft202012Validator
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from flows.models import Enrollment, StepRun
     from leads.models import Event, Lead
 
@@ -80,8 +83,8 @@ class Names:
 class NodeType:
     key: str
     kind: str
-    label: str
-    description: str
+    label: StrOrPromise
+    description: StrOrPromise
     icon: str
     schema: dict[str, Any]
     outputs: tuple[str, ...] = ("next",)
@@ -103,8 +106,8 @@ class NodeType:
         return {
             "key": self.key,
             "kind": self.kind,
-            "label": self.label,
-            "description": self.description,
+            "label": str(self.label),
+            "description": str(self.description),
             "icon": self.icon,
             "outputs": list(self.outputs) if self.kind != "exit" else [],
             "config_schema": self.schema,
@@ -145,20 +148,23 @@ def summarise(node_type: NodeType, config: Any, names: Names) -> str:
 
 
 def once_suffix(config: dict[str, Any]) -> str:
-    return ", once per lead" if config.get("once_per_lead") else ""
+    return gettext(", once per lead") if config.get("once_per_lead") else ""
 
 
 def text_match_phrase(test: dict[str, Any]) -> str:
     """``{"op": "contains", "value": "/pricing"}`` as "containing /pricing"."""
-    prefix = {"is": "", "contains": "containing ", "starts_with": "starting with "}
-    return prefix.get(test["op"], "") + test["value"]
+    phrases = {
+        "contains": gettext("containing %(value)s"),
+        "starts_with": gettext("starting with %(value)s"),
+    }
+    return phrases.get(test["op"], "%(value)s") % {"value": test["value"]}
 
 
 def value_text(value: Any) -> str:
     if value is None:
-        return "empty"
+        return gettext("empty")
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return gettext("true") if value else gettext("false")
     return str(value)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils.translation import gettext, gettext_lazy, ngettext
+
 from flows.nodes.base import (
     REGISTRY,
     TIME_WINDOW,
@@ -45,17 +47,20 @@ def _condition_summary(config: dict[str, Any], names: Names) -> str:
     if not isinstance(rules, list) or not rules:
         return ""
     if len(rules) == 1:
-        return "1 condition"
-    return f"{group.capitalize()} of {len(rules)} conditions"
+        return gettext("1 condition")
+    if group == "all":
+        return gettext("All of %(count)d conditions") % {"count": len(rules)}
+    return gettext("Any of %(count)d conditions") % {"count": len(rules)}
 
 
 register(
     NodeType(
         key="condition",
         kind="condition",
-        label="If / else",
-        description="Checks the lead against conditions (like a segment's) and goes on "
-        "through yes or no.",
+        label=gettext_lazy("If / else"),
+        description=gettext_lazy(
+            "Checks the lead against conditions (like a segment's) and goes on through yes or no."
+        ),
         icon="git-branch",
         schema=obj({"conditions": {"type": "object"}}, ("conditions",)),
         outputs=("yes", "no"),
@@ -91,7 +96,15 @@ def wait_due(config: dict[str, Any], now: dt.datetime) -> dt.datetime:
     return due
 
 
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DAY_NAMES = (
+    gettext_lazy("Mon"),
+    gettext_lazy("Tue"),
+    gettext_lazy("Wed"),
+    gettext_lazy("Thu"),
+    gettext_lazy("Fri"),
+    gettext_lazy("Sat"),
+    gettext_lazy("Sun"),
+)
 
 
 def _days_text(weekdays: list[int]) -> str:
@@ -107,7 +120,7 @@ def _days_text(weekdays: list[int]) -> str:
         if len(run) >= 3:
             parts.append(f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}")
         else:
-            parts.extend(DAY_NAMES[day] for day in run)
+            parts.extend(str(DAY_NAMES[day]) for day in run)
     return ", ".join(parts)
 
 
@@ -115,10 +128,26 @@ def amount_text(amount: int, unit: str) -> str:
     return f"{amount} {unit.removesuffix('s') if amount == 1 else unit}"
 
 
+def duration_text(amount: int, unit: str) -> str:
+    """``amount_text`` in the active language, for the canvas summaries."""
+    units = {
+        "seconds": ngettext("%(count)d second", "%(count)d seconds", amount),
+        "minutes": ngettext("%(count)d minute", "%(count)d minutes", amount),
+        "hours": ngettext("%(count)d hour", "%(count)d hours", amount),
+        "days": ngettext("%(count)d day", "%(count)d days", amount),
+        "weeks": ngettext("%(count)d week", "%(count)d weeks", amount),
+    }
+    if unit not in units:
+        return amount_text(amount, unit)
+    return units[unit] % {"count": amount}
+
+
 def _wait_summary(config: dict[str, Any], names: Names) -> str:
-    text = f"Wait {amount_text(config['amount'], config['unit'])}"
+    text = gettext("Wait %(duration)s") % {
+        "duration": duration_text(config["amount"], config["unit"])
+    }
     if config.get("weekdays") or config.get("between"):
-        text += ", then"
+        text += gettext(", then")
     if config.get("weekdays"):
         text += f" {_days_text(config['weekdays'])}"
     if config.get("between"):
@@ -141,9 +170,11 @@ register(
     NodeType(
         key="wait",
         kind="wait",
-        label="Wait",
-        description="Waits for a while (seconds to weeks), optionally until a weekday "
-        "and time window (UTC).",
+        label=gettext_lazy("Wait"),
+        description=gettext_lazy(
+            "Waits for a while (seconds to weeks), optionally until a weekday "
+            "and time window (UTC)."
+        ),
         icon="clock",
         schema=obj(
             {
@@ -208,16 +239,21 @@ def _wait_until_summary(config: dict[str, Any], names: Names) -> str:
     awaited = summarise(trigger, config["event"].get("config", {}), names)
     if not awaited:
         return ""
-    return f"Until {awaited}, at most {amount_text(config['within_days'], 'days')}"
+    return gettext("Until %(event)s, at most %(duration)s") % {
+        "event": awaited,
+        "duration": duration_text(config["within_days"], "days"),
+    }
 
 
 register(
     NodeType(
         key="wait.until",
         kind="wait",
-        label="Wait until",
-        description="Waits for an event (matched like a trigger) for up to N days; goes on "
-        "through met, or through timeout.",
+        label=gettext_lazy("Wait until"),
+        description=gettext_lazy(
+            "Waits for an event (matched like a trigger) for up to N days; goes on "
+            "through met, or through timeout."
+        ),
         icon="hourglass",
         schema=obj(
             {
@@ -238,12 +274,12 @@ register(
     NodeType(
         key="exit",
         kind="exit",
-        label="Exit",
-        description="Ends the flow for this lead.",
+        label=gettext_lazy("Exit"),
+        description=gettext_lazy("Ends the flow for this lead."),
         icon="log-out",
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
-        summary=lambda c, n: "End of the flow",
+        summary=lambda c, n: gettext("End of the flow"),
     )
 )

@@ -3,7 +3,9 @@ it (``subscribe``) and tests each routed event fully (``matches``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from django.utils.translation import gettext, gettext_lazy
 
 from flows.nodes.base import (
     EVENT_NAME,
@@ -25,12 +27,30 @@ from flows.nodes.base import (
 )
 from leads.models import Event, Segment, Stage
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 ONCE = {
     "once_per_lead": {
         "type": "boolean",
         "default": False,
         "description": "Let each lead through this trigger only once, ever.",
     }
+}
+# Summary words, lower case as they read inside a sentence.
+EMAIL_ACTIVITY_WORDS = {
+    "delivered": gettext_lazy("delivered"),
+    "opened": gettext_lazy("opened"),
+    "clicked": gettext_lazy("clicked"),
+    "replied": gettext_lazy("replied"),
+    "bounced": gettext_lazy("bounced"),
+    "unsubscribed": gettext_lazy("unsubscribed"),
+    "complained": gettext_lazy("complained"),
+}
+GRADE_WORDS = {
+    "cold": gettext_lazy("cold"),
+    "warm": gettext_lazy("warm"),
+    "hot": gettext_lazy("hot"),
 }
 EMAIL_ACTIVITIES = [
     "delivered",
@@ -49,13 +69,15 @@ def _segment_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     return {}
 
 
-def _segment_trigger(key: str, event_type: str, label: str, verb: str) -> NodeType:
+def _segment_trigger(
+    key: str, event_type: str, label: StrOrPromise, description: StrOrPromise
+) -> NodeType:
     return register(
         NodeType(
             key=key,
             kind="trigger",
             label=label,
-            description=f"Starts when a lead {verb} a segment.",
+            description=description,
             icon="users",
             schema=obj({"segment": {"type": "integer", "minimum": 1}, **ONCE}, ("segment",)),
             subscribe=lambda c: (event_type, str(c["segment"])),
@@ -67,8 +89,18 @@ def _segment_trigger(key: str, event_type: str, label: str, verb: str) -> NodeTy
     )
 
 
-_segment_trigger("segment.entered", "segment.entered", "Entered segment", "enters")
-_segment_trigger("segment.left", "segment.left", "Left segment", "leaves")
+_segment_trigger(
+    "segment.entered",
+    "segment.entered",
+    gettext_lazy("Entered segment"),
+    gettext_lazy("Starts when a lead enters a segment."),
+)
+_segment_trigger(
+    "segment.left",
+    "segment.left",
+    gettext_lazy("Left segment"),
+    gettext_lazy("Starts when a lead leaves a segment."),
+)
 
 
 def _email_matches(event: Event, config: dict[str, Any]) -> bool:
@@ -78,11 +110,11 @@ def _email_matches(event: Event, config: dict[str, Any]) -> bool:
 
 
 def _email_summary(config: dict[str, Any], names: Names) -> str:
-    text = f"Email {config['activity']}"
+    text = gettext("Email %(activity)s") % {"activity": EMAIL_ACTIVITY_WORDS[config["activity"]]}
     if config.get("campaign"):
         text += f": {config['campaign']}"
     if config.get("url"):
-        text += f", link {text_match_phrase(config['url'])}"
+        text += gettext(", link %(match)s") % {"match": text_match_phrase(config["url"])}
     return text + once_suffix(config)
 
 
@@ -90,9 +122,11 @@ register(
     NodeType(
         key="email.activity",
         kind="trigger",
-        label="Email activity",
-        description="Starts when a lead's email is delivered, opened, clicked, replied to, "
-        "bounces, or they unsubscribe or complain; optionally for one email or link.",
+        label=gettext_lazy("Email activity"),
+        description=gettext_lazy(
+            "Starts when a lead's email is delivered, opened, clicked, replied to, "
+            "bounces, or they unsubscribe or complain; optionally for one email or link."
+        ),
         icon="mail",
         schema=obj(
             {
@@ -152,9 +186,9 @@ PROPERTY_FILTERS = {
 }
 
 PROPERTY_OPS = {
-    "is": "is",
-    "contains": "contains",
-    "starts_with": "starts with",
+    "is": gettext_lazy("is"),
+    "contains": gettext_lazy("contains"),
+    "starts_with": gettext_lazy("starts with"),
     "gt": ">",
     "gte": "≥",
     "lt": "<",
@@ -163,13 +197,13 @@ PROPERTY_OPS = {
 
 
 def _app_event_summary(config: dict[str, Any], names: Names) -> str:
-    text = f"App event: {config['event']}"
+    text = gettext("App event: %(event)s") % {"event": config["event"]}
     filters = [
         f"{prop} {PROPERTY_OPS[test['op']]} {value_text(test['value'])}"
         for prop, test in config.get("where", {}).items()
     ]
     if filters:
-        text += " where " + " and ".join(filters)
+        text += gettext(" where %(filters)s") % {"filters": gettext(" and ").join(filters)}
     return text + once_suffix(config)
 
 
@@ -177,8 +211,10 @@ register(
     NodeType(
         key="app.event",
         kind="trigger",
-        label="App event",
-        description="Starts when your app tracks an event, such as 'Signed up for trial'.",
+        label=gettext_lazy("App event"),
+        description=gettext_lazy(
+            "Starts when your app tracks an event, such as 'Signed up for trial'."
+        ),
         icon="zap",
         schema=obj(
             {
@@ -201,13 +237,16 @@ register(
     NodeType(
         key="page.visited",
         kind="trigger",
-        label="Page visited",
-        description="Starts when a lead visits a page whose URL matches.",
+        label=gettext_lazy("Page visited"),
+        description=gettext_lazy("Starts when a lead visits a page whose URL matches."),
         icon="globe",
         schema=obj({"url": TEXT_MATCH, **ONCE}, ("url",)),
         subscribe=lambda c: ("page", ""),
         matches=lambda e, c: text_matches(c["url"], e.properties.get("url")),
-        summary=lambda c, n: f"Visited page {text_match_phrase(c['url'])}{once_suffix(c)}",
+        summary=lambda c, n: (
+            gettext("Visited page %(match)s") % {"match": text_match_phrase(c["url"])}
+            + once_suffix(c)
+        ),
         pickers={"url.value": PAGE_URL},
     )
 )
@@ -225,11 +264,11 @@ def _field_changed_summary(config: dict[str, Any], names: Names) -> str:
             return str(Stage(value).label)
         return value_text(value)
 
-    text = f"{names.field_label(config['field'])} changed"
+    text = gettext("%(field)s changed") % {"field": names.field_label(config["field"])}
     if "from" in config:
-        text += f" from {shown(config['from'])}"
+        text += gettext(" from %(value)s") % {"value": shown(config["from"])}
     if "to" in config:
-        text += f" to {shown(config['to'])}"
+        text += gettext(" to %(value)s") % {"value": shown(config["to"])}
     return text + once_suffix(config)
 
 
@@ -237,8 +276,10 @@ register(
     NodeType(
         key="field.changed",
         kind="trigger",
-        label="Field changed",
-        description="Starts when a lead field changes, optionally from or to a value.",
+        label=gettext_lazy("Field changed"),
+        description=gettext_lazy(
+            "Starts when a lead field changes, optionally from or to a value."
+        ),
         icon="edit",
         schema=obj(
             {
@@ -257,13 +298,13 @@ register(
 )
 
 
-def _tag_trigger(key: str, label: str, verb: str) -> None:
+def _tag_trigger(key: str, label: StrOrPromise, description: StrOrPromise) -> None:
     register(
         NodeType(
             key=key,
             kind="trigger",
             label=label,
-            description=f"Starts when a lead {verb} a tag.",
+            description=description,
             icon="tag",
             schema=obj(
                 {"tag": {"type": "string", "minLength": 1, "maxLength": 100}, **ONCE}, ("tag",)
@@ -276,20 +317,22 @@ def _tag_trigger(key: str, label: str, verb: str) -> None:
     )
 
 
-_tag_trigger("tag.added", "Tag added", "gets")
-_tag_trigger("tag.removed", "Tag removed", "loses")
+_tag_trigger("tag.added", gettext_lazy("Tag added"), gettext_lazy("Starts when a lead gets a tag."))
+_tag_trigger(
+    "tag.removed", gettext_lazy("Tag removed"), gettext_lazy("Starts when a lead loses a tag.")
+)
 
 register(
     NodeType(
         key="lead.created",
         kind="trigger",
-        label="Lead created",
-        description="Starts for every new lead.",
+        label=gettext_lazy("Lead created"),
+        description=gettext_lazy("Starts for every new lead."),
         icon="user-plus",
         schema=obj({**ONCE}),
         subscribe=lambda c: ("lead.created", ""),
         matches=lambda e, c: True,
-        summary=lambda c, n: f"Every new lead{once_suffix(c)}",
+        summary=lambda c, n: gettext("Every new lead") + once_suffix(c),
     )
 )
 
@@ -297,14 +340,18 @@ register(
     NodeType(
         key="form.submitted",
         kind="trigger",
-        label="Form submitted",
-        description="Starts when a lead submits a form (any, or the one named).",
+        label=gettext_lazy("Form submitted"),
+        description=gettext_lazy("Starts when a lead submits a form (any, or the one named)."),
         icon="clipboard",
         schema=obj({"form": {"type": "string", "maxLength": 255}, **ONCE}),
         subscribe=lambda c: ("form.submitted", c.get("form") or ""),
         matches=lambda e, c: not c.get("form") or e.name == c["form"],
         summary=lambda c, n: (
-            (f"Form submitted: {c['form']}" if c.get("form") else "Any form submitted")
+            (
+                gettext("Form submitted: %(form)s") % {"form": c["form"]}
+                if c.get("form")
+                else gettext("Any form submitted")
+            )
             + once_suffix(c)
         ),
         pickers={"form": FORM_NAME},
@@ -332,19 +379,25 @@ def _crossed(event: Event, config: dict[str, Any]) -> bool:
 def _threshold_summary(config: dict[str, Any], names: Names) -> str:
     category = config.get("category")
     # An unknown category key is not an error here (the trigger just never fires).
-    score = f"{names.categories.get(category, category)} score" if category else "Score"
+    score = (
+        gettext("%(category)s score") % {"category": names.categories.get(category, category)}
+        if category
+        else gettext("Score")
+    )
+    values = {"score": score, "threshold": config["threshold"]}
     if config.get("direction", "up") == "up":
-        return f"{score} reaches {config['threshold']}{once_suffix(config)}"
-    return f"{score} drops below {config['threshold']}{once_suffix(config)}"
+        return gettext("%(score)s reaches %(threshold)s") % values + once_suffix(config)
+    return gettext("%(score)s drops below %(threshold)s") % values + once_suffix(config)
 
 
 register(
     NodeType(
         key="score.threshold",
         kind="trigger",
-        label="Score crossed a threshold",
-        description="Starts when the total score (or one category's) crosses a value, "
-        "upwards or downwards.",
+        label=gettext_lazy("Score crossed a threshold"),
+        description=gettext_lazy(
+            "Starts when the total score (or one category's) crosses a value, upwards or downwards."
+        ),
         icon="trending-up",
         schema=obj(
             {
@@ -366,14 +419,16 @@ register(
     NodeType(
         key="grade.changed",
         kind="trigger",
-        label="Grade changed",
-        description="Starts when a lead becomes hot, warm or cold.",
+        label=gettext_lazy("Grade changed"),
+        description=gettext_lazy("Starts when a lead becomes hot, warm or cold."),
         icon="thermometer",
         schema=obj(
             {"grade": {"type": "string", "enum": ["cold", "warm", "hot"]}, **ONCE}, ("grade",)
         ),
         subscribe=lambda c: ("grade.changed", c["grade"]),
         matches=lambda e, c: e.name == c["grade"],
-        summary=lambda c, n: f"Grade became {c['grade']}{once_suffix(c)}",
+        summary=lambda c, n: (
+            gettext("Grade became %(grade)s") % {"grade": GRADE_WORDS[c["grade"]]} + once_suffix(c)
+        ),
     )
 )

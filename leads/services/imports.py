@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -22,11 +22,15 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport, Stage, Tag
 from leads.services.apply import MAX_COMPANY_SIZE
 from leads.services.events import SYSTEM_SOURCE, events_record
 from leads.services.fields import FieldValueError, custom_value_clean
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger(__name__)
 
@@ -34,21 +38,21 @@ IMPORT_MAX_BYTES = 200 * 1024 * 1024
 BATCH_SIZE = 1000
 MAX_STORED_ERRORS = 1000
 
-IMPORT_FIELDS = [
-    ("email", "Email"),
-    ("external_id", "External user id"),
-    ("first_name", "First name"),
-    ("last_name", "Last name"),
-    ("phone", "Phone"),
-    ("job_title", "Job title"),
-    ("company_name", "Company"),
-    ("company_size", "Company size"),
-    ("industry", "Industry"),
-    ("country", "Country"),
-    ("city", "City"),
-    ("stage", "Lifecycle stage"),
-    ("unsubscribed", "Unsubscribed"),
-    ("tags", "Tags (separated by ; or ,)"),
+IMPORT_FIELDS: list[tuple[str, StrOrPromise]] = [
+    ("email", gettext_lazy("Email")),
+    ("external_id", gettext_lazy("External user id")),
+    ("first_name", gettext_lazy("First name")),
+    ("last_name", gettext_lazy("Last name")),
+    ("phone", gettext_lazy("Phone")),
+    ("job_title", gettext_lazy("Job title")),
+    ("company_name", gettext_lazy("Company")),
+    ("company_size", gettext_lazy("Company size")),
+    ("industry", gettext_lazy("Industry")),
+    ("country", gettext_lazy("Country")),
+    ("city", gettext_lazy("City")),
+    ("stage", gettext_lazy("Lifecycle stage")),
+    ("unsubscribed", gettext_lazy("Unsubscribed")),
+    ("tags", gettext_lazy("Tags (separated by ; or ,)")),
 ]
 HEADER_ALIASES = {
     "e_mail": "email",
@@ -87,8 +91,11 @@ BOOL_WORDS = {
 }
 
 
-def import_target_choices() -> list[tuple[str, str]]:
-    custom = [(f"custom:{d.key}", f"{d.label} (custom)") for d in FieldDefinition.objects.all()]
+def import_target_choices() -> list[tuple[str, StrOrPromise]]:
+    custom: list[tuple[str, StrOrPromise]] = [
+        (f"custom:{d.key}", gettext("%(label)s (custom)") % {"label": d.label})
+        for d in FieldDefinition.objects.all()
+    ]
     return [*IMPORT_FIELDS, *custom]
 
 
@@ -115,7 +122,9 @@ def import_read_headers(stream: IO[bytes]) -> list[str]:
     try:
         row = next(csv.reader(text), [])
     except csv.Error as exc:
-        raise ValueError(f"The file is not readable as CSV: {exc}.") from None
+        raise ValueError(
+            gettext("The file is not readable as CSV: %(problem)s.") % {"problem": exc}
+        ) from None
     finally:
         text.detach()
     return [h.strip() for h in row]

@@ -8,14 +8,16 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from leads.models import Notification, Role, Task, TaskStatus
 from leads.roles import user_role
+from leads.selectors import user_language
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +84,12 @@ def task_reassign(*, task: Task, assignee: User, user: User) -> Task:
         raise ValidationError(gettext("This task is already done."), code="done")
     task.assignee = assignee
     if assignee.pk != user.pk:
-        message = gettext("%(name)s assigned you a task: %(title)s") % {
-            "name": _display_name(user),
-            "title": task.title,
-        }
+        # In the assignee's language: they read it, not the person handing it over.
+        with translation.override(user_language(assignee) or settings.LANGUAGE_CODE):
+            message = gettext("%(name)s assigned you a task: %(title)s") % {
+                "name": _display_name(user),
+                "title": task.title,
+            }
         Notification.objects.create(user=assignee, lead_id=task.lead_id, message=message[:500])
     logger.info("task %s reassigned to user %s by user %s", task.pk, assignee.pk, user.pk)
     return task

@@ -123,8 +123,8 @@ def test_versions_menu_lists_newest_first_and_marks_the_current(
     flow = two_versions(marketer)
     client.force_login(marketer)
 
-    # Session, user, role, flow, the version viewed, the menu.
-    with django_assert_max_num_queries(6):
+    # Session, user, role, unread notifications, flow, the version viewed, the menu.
+    with django_assert_max_num_queries(7):
         response = client.get(f"/flows/{flow.pk}/?version=1")
 
     menu = versions_menu(response)
@@ -150,8 +150,9 @@ def test_versions_menu_is_one_query_and_stops_at_fifty(
         flow_publish(flow=flow, user=marketer)
     client.force_login(marketer)
 
-    # Session, user, role, flow, the menu: however many versions there are.
-    with django_assert_max_num_queries(5):
+    # Session, user, role, unread notifications, flow, the menu: however many
+    # versions there are.
+    with django_assert_max_num_queries(6):
         response = client.get(f"/flows/{flow.pk}/")
 
     menu = versions_menu(response)
@@ -266,7 +267,7 @@ def test_dead_end_template_disqualifies_students_and_job_seekers(marketer):
 
 def test_flow_list_offers_the_templates(client, marketer, django_assert_max_num_queries):
     client.force_login(marketer)
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         html = client.get("/flows/").content.decode()
     assert '<option value="">Empty canvas</option>' in html
     for template in TEMPLATES:

@@ -1,0 +1,2 @@
+# "Mi, 11.06.2025, 15:00"
+SHORT_DATETIME_FORMAT = "D, d.m.Y, H:i"
