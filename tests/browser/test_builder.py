@@ -12,6 +12,7 @@ import requests
 from playwright.sync_api import Locator, Page, expect
 
 from flows.models import Enrollment, Flow, StepRun
+from flows.services import flow_draft_save, flow_publish
 from leads.models import Lead, Task
 from leads.services.segments import segment_create
 from scoring.models import ScoreChange
@@ -425,3 +426,43 @@ def test_the_canvas_by_keyboard(page: Page, live_server, login):
     saved(page)
     flow.refresh_from_db()
     assert sorted(n["type"] for n in flow.draft["nodes"]) == ["app.event", "exit"]
+
+
+def test_a_published_version_opens_read_only_and_is_restored_as_the_draft(
+    page: Page, live_server, login
+):
+    login(page, "marketer")
+    flow = published(
+        "Versions",
+        graph(("t", "app.event", {"event": "First"}), ("s", "tag.add", {"tag": "one"})),
+    )
+    first = flow.published
+    assert first is not None
+    flow_draft_save(
+        flow=flow,
+        graph=graph(("t", "app.event", {"event": "Second"})),
+        revision=flow.draft_revision,
+    )
+    flow_publish(flow=flow)
+    flow.refresh_from_db()
+    flow_draft_save(
+        flow=flow,
+        graph=graph(("t", "app.event", {"event": "Draft"})),
+        revision=flow.draft_revision,
+    )
+
+    page.goto(f"{live_server.url}/flows/{flow.pk}/")
+    expect(page.locator(".lf-node")).to_have_count(1)
+    page.get_by_role("button", name="Versions").click()
+    page.locator("#flow-versions").get_by_role("link", name=re.compile(r"^v1\b")).click()
+    page.wait_for_url(re.compile(r"\?version=1$"))
+    expect(page.get_by_text("(read-only)")).to_be_visible()
+    expect(page.locator(".lf-node")).to_have_count(2)
+    expect(page.locator(".lf-palette")).to_have_count(0)
+
+    page.get_by_role("button", name="Restore as draft").click()
+    page.wait_for_url(f"{live_server.url}/flows/{flow.pk}/")
+    expect(page.get_by_text("Version 1 is now the draft")).to_be_visible()
+    expect(page.locator(".lf-node")).to_have_count(2)
+    flow.refresh_from_db()
+    assert flow.draft == first.graph
