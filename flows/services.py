@@ -16,13 +16,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import requests
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import Count, F, QuerySet
+from django.db import connection, transaction
+from django.db.models import Count, F, Field, Model, QuerySet
 from django.utils import timezone
 
 from flows.graph import GraphError, graph_validate
@@ -40,7 +40,7 @@ from flows.models import (
     TriggerSubscription,
     Wakeup,
 )
-from flows.nodes import REGISTRY, StepContext, StepResult
+from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
 from leads.models import Event, Lead
 from leads.services.events import batch_cached, event_scope_forget, event_scoped
@@ -160,6 +160,57 @@ def flow_set_status(*, flow: Flow, status: str) -> Flow:
 # --- the engine --------------------------------------------------------------------
 
 
+# --- lean writes for the hot path ----------------------------------------------------
+#
+# Every event that enters a flow writes an enrollment and a step per node it
+# passes. Through Model.save() each write costs about three times its round trip
+# in Python (signals, query compilation); these build the same statements once
+# per model and bind values exactly as save() would.
+
+_insert_sql: dict[type[Model], tuple[str, list[Any]]] = {}
+
+
+def _lean_insert(obj: Model) -> None:
+    """INSERT … RETURNING id of a new instance, defaults and auto_now_add
+    applied as save() applies them; the instance gets its id."""
+    model = type(obj)
+    if model not in _insert_sql:
+        meta = obj._meta
+        quote = connection.ops.quote_name
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        _insert_sql[model] = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}",
+            fields,
+        )
+    statement, fields = _insert_sql[model]
+    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        row = cursor.fetchone()
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def _lean_update(model: type[Model], pk: int, **values: Any) -> None:
+    """UPDATE of some columns of one row, values bound as save() binds them."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [cast(Field, meta.get_field(name)) for name in values]
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    params = [
+        f.get_db_prep_save(value, connection)
+        for f, value in zip(fields, values.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
+            f"WHERE {quote(meta.pk.column)} = %s",
+            [*params, pk],
+        )
+
+
 def _graph_index(
     graph: dict[str, Any],
 ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], list[str]]]:
@@ -240,16 +291,19 @@ def enroll(
         return None
     # The caller holds the lead's lock and enrolls once per flow and event; the
     # unique (flow, lead, trigger event) constraint is the backstop.
-    enrollment = Enrollment.objects.create(
+    enrollment = Enrollment(
         flow=flow, version=version, lead=lead, trigger_event=event, trigger_node=node["id"]
     )
-    StepRun.objects.create(
-        enrollment=enrollment,
-        node_id=node["id"],
-        node_type=node["type"],
-        status=StepStatus.COMPLETED,
-        finished_at=now,
-        output={"event": event.pk if event else None},
+    _lean_insert(enrollment)
+    _lean_insert(
+        StepRun(
+            enrollment=enrollment,
+            node_id=node["id"],
+            node_type=node["type"],
+            status=StepStatus.COMPLETED,
+            finished_at=now,
+            output={"event": event.pk if event else None},
+        )
     )
     _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True)
     return enrollment
@@ -308,13 +362,14 @@ def _execute(
 ) -> StepResult | None:
     node_type = REGISTRY[node["type"]]
     now = timezone.now()
-    step = StepRun.objects.create(
+    step = StepRun(
         enrollment=enrollment,
         node_id=node["id"],
         node_type=node["type"],
         visit=visit,
         status=StepStatus.COMPLETED,
     )
+    _lean_insert(step)
     return _run_step(step, enrollment, lead, node_type, node.get("config", {}), event, now)
 
 
@@ -331,9 +386,14 @@ def _run_step(
         enrollment=enrollment, step=step, lead=lead, config=config, trigger_event=event, now=now
     )
     try:
-        with transaction.atomic():
-            result: StepResult = node_type.execute(ctx)
+        if node_type.isolated:
+            with transaction.atomic():
+                result: StepResult = node_type.execute(ctx)
+        else:
+            result = node_type.execute(ctx)
     except Exception as exc:
+        if not node_type.isolated and not isinstance(exc, StepError):
+            raise
         logger.exception("step %s (%s) failed", step.pk, node_type.key)
         _step_failed(step, f"{type(exc).__name__}: {exc}", now)
         return None
@@ -349,7 +409,9 @@ def _run_step(
     else:
         step.status = StepStatus.COMPLETED
         step.output = {**result.output, "handles": list(result.follow)}
-    step.save(update_fields=["status", "output", "finished_at"])
+    _lean_update(
+        StepRun, step.pk, status=step.status, output=step.output, finished_at=step.finished_at
+    )
     return result
 
 
@@ -394,7 +456,7 @@ def _settle(enrollment: Enrollment, *, ended: bool, pending: bool | None = None)
         status, finished = EnrollmentStatus.WAITING, None
     else:
         status, finished = EnrollmentStatus.COMPLETED, now
-    Enrollment.objects.filter(pk=enrollment.pk).update(status=status, finished_at=finished)
+    _lean_update(Enrollment, enrollment.pk, status=status, finished_at=finished)
     enrollment.status = status
 
 

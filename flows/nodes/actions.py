@@ -21,6 +21,7 @@ from flows.nodes.base import (
     TAG,
     NodeType,
     StepContext,
+    StepError,
     StepResult,
     obj,
     register,
@@ -62,7 +63,10 @@ def _category_exists(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _adjust_score(ctx: StepContext) -> StepResult:
-    category = score_category(ctx.config["category"])
+    try:
+        category = score_category(ctx.config["category"])
+    except ScoreCategory.DoesNotExist as exc:
+        raise StepError(str(exc)) from exc
     change = score_adjust(
         lead=ctx.lead,
         delta=ctx.config["points"],
@@ -101,6 +105,8 @@ register(
         check=_category_exists,
         summary=lambda c, n: f"{c['points']:+d} {n.categories[c['category']]}: {c['reason']}",
         pickers={"category": SCORE_CATEGORY},
+        # Its one check (the category) comes before its first write.
+        isolated=False,
     )
 )
 

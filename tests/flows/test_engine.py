@@ -467,3 +467,27 @@ def test_graph_validation_reports_per_node(segment):
             {"nodes": [{"id": "a", "type": "tag.add", "config": {"tag": "x"}}], "edges": []}
         )
     assert caught.value.problems["graph"] == ["A flow needs at least one trigger."]
+
+
+def test_a_score_step_whose_category_is_gone_fails_alone():
+    from scoring.models import ScoreCategory
+
+    temporary = ScoreCategory.objects.create(key="webinar", label="Webinar")
+    published(
+        "Webinar",
+        graph(
+            ("t", "app.event", {"event": "Joined"}),
+            ("s", "score.adjust", {"points": 5, "category": "webinar", "reason": "Joined"}),
+        ),
+    )
+    temporary.delete()
+    lead = LeadFactory.create()
+    event = EventFactory.create(lead=lead, type="track", name="Joined", idempotency_key="j1")
+    drain()
+    event.refresh_from_db()
+    assert (event.processed_at is not None, event.error) == (True, "")
+    step = StepRun.objects.get(node_id="s")
+    assert (step.status, step.error) == ("retrying", "StepError: No score category 'webinar'.")
+    assert not ScoreChange.objects.exists()
+    lead.refresh_from_db()
+    assert lead.score == 0
