@@ -418,3 +418,38 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.language or 'browser'}"
+
+
+class IntegrationSettings(models.Model):
+    """One row: the team's connections to other services, set by an admin on
+    Settings → Integrations."""
+
+    slack_webhook_url = models.URLField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "integration settings"
+
+    def __str__(self) -> str:
+        return "integration settings"
+
+
+class Note(models.Model):
+    """Something a person wrote about a lead (a call, a meeting), shown on its profile."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="lead_notes",
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["lead", "-created_at"], name="note_lead_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.body[:40]}"

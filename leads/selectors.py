@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.contrib.auth.models import User
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Field,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    When,
+)
+from django.db.models.functions import Cast, Substr, TruncDate
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from leads.models import Event, Lead, Role
+from leads.models import Event, Lead, Note, Role, SegmentMembership, Task
 from leads.roles import user_role
 
 
@@ -46,6 +67,125 @@ def lead_search(leads: QuerySet[Lead], text: str) -> QuerySet[Lead]:
     return leads.filter(q)
 
 
+@dataclass(frozen=True)
+class LeadFilters:
+    """What a leads list is narrowed to; blank or None means "any".
+    ``owner`` is a user id, or "none" for unassigned leads."""
+
+    q: str = ""
+    segment: int | None = None
+    grade: str = ""
+    stage: str = ""
+    owner: int | str | None = None
+    tag: str = ""
+    score_min: int | None = None
+    score_max: int | None = None
+
+
+def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
+    """Narrow ``leads`` by ``filters``. Segment and tag are ``EXISTS`` subqueries, so a
+    lead is never repeated and the result can be locked or keyset-paginated."""
+    leads = lead_search(leads, filters.q)
+    if filters.segment is not None:
+        leads = leads.filter(
+            Exists(
+                SegmentMembership.objects.filter(
+                    segment_id=filters.segment, lead_id=OuterRef("pk"), left_at__isnull=True
+                )
+            )
+        )
+    if filters.grade:
+        leads = leads.filter(grade=filters.grade)
+    if filters.stage:
+        leads = leads.filter(stage=filters.stage)
+    if filters.owner == "none":
+        leads = leads.filter(owner__isnull=True)
+    elif isinstance(filters.owner, int):
+        leads = leads.filter(owner_id=filters.owner)
+    if filters.tag:
+        leads = leads.filter(
+            Exists(Lead.tags.through.objects.filter(lead_id=OuterRef("pk"), tag__name=filters.tag))
+        )
+    if filters.score_min is not None:
+        leads = leads.filter(score__gte=filters.score_min)
+    if filters.score_max is not None:
+        leads = leads.filter(score__lte=filters.score_max)
+    return leads
+
+
+# --- sorting and keyset pagination ------------------------------------------------
+#
+# Each sort is a total order ending in the id, and a cursor is the sort value and
+# id of the last row shown, so a page never repeats or skips a row, whatever ties
+# there are and whatever rows are added meanwhile.
+
+LEAD_SORTS = ("created", "score", "activity")
+SORT_FIELDS = {"created": "created_at", "score": "score", "activity": "last_activity_at"}
+
+LeadCursor = tuple[int | dt.datetime | None, int]
+
+
+def leads_sorted(leads: QuerySet[Lead], sort: str) -> QuerySet[Lead]:
+    if sort == "activity":
+        return leads.order_by(F("last_activity_at").desc(nulls_last=True), "-id")
+    return leads.order_by(f"-{SORT_FIELDS[sort]}", "-id")
+
+
+def leads_after(leads: QuerySet[Lead], *, sort: str, cursor: LeadCursor) -> QuerySet[Lead]:
+    """The rows that come after ``cursor`` in ``sort`` order."""
+    value, pk = cursor
+    field = SORT_FIELDS[sort]
+    if value is None:
+        # Only "activity" has nulls, and they come last.
+        return leads.filter(**{f"{field}__isnull": True, "id__lt": pk})
+    after = Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": pk})
+    if sort == "activity":
+        after |= Q(last_activity_at__isnull=True)
+    return leads.filter(after)
+
+
+def lead_cursor(lead: Lead, sort: str) -> str:
+    """The cursor after ``lead``: ``<sort value>~<id>`` (an empty value for null)."""
+    value = getattr(lead, SORT_FIELDS[sort])
+    text = "" if value is None else value.isoformat() if sort != "score" else str(value)
+    return f"{text}~{lead.pk}"
+
+
+def lead_cursor_parse(text: str, sort: str) -> LeadCursor | None:
+    """A cursor made by ``lead_cursor``, or None when it is not one. A bare id (as
+    older links carry) stands for the row with that id."""
+    if text.isdigit():
+        row = Lead.objects.filter(pk=int(text)).values(SORT_FIELDS[sort], "id").first()
+        return (row[SORT_FIELDS[sort]], row["id"]) if row else None
+    raw_value, sep, raw_id = text.rpartition("~")
+    if not sep or not raw_id.isdigit():
+        return None
+    if sort == "score":
+        try:
+            return int(raw_value), int(raw_id)
+        except ValueError:
+            return None
+    if not raw_value:
+        return (None, int(raw_id)) if sort == "activity" else None
+    try:
+        moment = parse_datetime(raw_value)
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return moment, int(raw_id)
+
+
+def lead_owner_choices() -> QuerySet[User]:
+    """Active users who can own leads: anyone with a role."""
+    return (
+        User.objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=Role.values))
+        .distinct()
+        .order_by("username")
+    )
+
+
 def user_language(user: Any) -> str:
     """The language a user chose for their pages, or "" for the browser's.
     Reads the preference joined to the user (see ``PreferenceModelBackend``)."""
@@ -53,3 +193,267 @@ def user_language(user: Any) -> str:
         return ""
     preference = getattr(user, "preference", None)
     return preference.language if preference is not None else ""
+
+
+# --- the lead profile ---------------------------------------------------------------
+
+TIMELINE_PAGE_SIZE = 30
+TIMELINE_FILTERS = ("events", "score", "segments", "flows", "tasks", "notes")
+# Kinds of timeline entries, by filter. Events that another source already shows
+# (score and segment changes) are left out of "events".
+_FILTER_KINDS = {
+    "events": ("event",),
+    "score": ("score",),
+    "segments": ("segment_in", "segment_out"),
+    "flows": ("step",),
+    "tasks": ("task",),
+    "notes": ("note",),
+}
+_EVENTS_SHOWN_ELSEWHERE = ("score.changed", "segment.entered", "segment.left")
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    kind: str
+    at: dt.datetime
+    pk: int
+    obj: Any
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.at.isoformat()}|{self.kind}:{self.pk}"
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[TimelineEntry]
+    next_cursor: str
+
+
+def timeline_cursor_parse(text: str) -> tuple[dt.datetime, str, int] | None:
+    """``<iso time>|<kind>:<id>`` as (time, kind, id); None if unreadable."""
+    at_text, _, rest = text.rpartition("|")
+    kind, _, pk_text = rest.partition(":")
+    at = parse_datetime(at_text) if at_text else None
+    if at is None or timezone.is_naive(at) or not pk_text.isdigit():
+        return None
+    return at, kind, int(pk_text)
+
+
+def _before(
+    rows: QuerySet[Any], field: str, kind: str, cursor: tuple[dt.datetime, str, int] | None
+) -> QuerySet[Any]:
+    """Rows after the cursor in (time, kind, id) descending order."""
+    if cursor is None:
+        return rows
+    at, cursor_kind, pk = cursor
+    if kind < cursor_kind:
+        return rows.filter(**{f"{field}__lte": at})
+    if kind > cursor_kind:
+        return rows.filter(**{f"{field}__lt": at})
+    return rows.filter(Q(**{f"{field}__lt": at}) | Q(**{field: at, "pk__lt": pk}))
+
+
+def lead_timeline(
+    *,
+    lead: Lead,
+    filters: Iterable[str] = TIMELINE_FILTERS,
+    cursor: tuple[dt.datetime, str, int] | None = None,
+    limit: int = TIMELINE_PAGE_SIZE,
+) -> TimelinePage:
+    """One page of everything that happened to a lead, newest first, merged from
+    its sources: one query per source, each fetching at most a page plus one."""
+    from flows.models import StepRun
+    from scoring.models import ScoreChange
+
+    kinds = {kind for f in filters for kind in _FILTER_KINDS.get(f, ())}
+    sources: list[tuple[str, str, QuerySet[Any]]] = [
+        (
+            "event",
+            "occurred_at",
+            Event.objects.filter(lead=lead).exclude(type__in=_EVENTS_SHOWN_ELSEWHERE),
+        ),
+        (
+            "score",
+            "created_at",
+            ScoreChange.objects.filter(lead=lead).select_related("category", "created_by"),
+        ),
+        (
+            "segment_in",
+            "entered_at",
+            SegmentMembership.objects.filter(lead=lead).select_related("segment"),
+        ),
+        (
+            "segment_out",
+            "left_at",
+            SegmentMembership.objects.filter(lead=lead, left_at__isnull=False).select_related(
+                "segment"
+            ),
+        ),
+        (
+            "step",
+            "started_at",
+            StepRun.objects.filter(enrollment__lead=lead).select_related("enrollment__flow"),
+        ),
+        ("task", "created_at", Task.objects.filter(lead=lead).select_related("assignee")),
+        ("note", "created_at", Note.objects.filter(lead=lead).select_related("author")),
+    ]
+    entries: list[TimelineEntry] = []
+    for kind, field, rows in sources:
+        if kind not in kinds:
+            continue
+        page = _before(rows, field, kind, cursor).order_by(f"-{field}", "-pk")[: limit + 1]
+        for row in page:
+            if kind == "step":
+                row.node_label = _node_label(row.node_type)
+            entries.append(TimelineEntry(kind, getattr(row, field), row.pk, row))
+    entries.sort(key=lambda e: (e.at, e.kind, e.pk), reverse=True)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return TimelinePage(entries=entries, next_cursor=entries[-1].cursor if more else "")
+
+
+@dataclass(frozen=True)
+class ScoreReason:
+    category: str
+    category_label: str
+    reason: str
+    source: str
+    points: int
+    changes: int
+    user: Any
+    flow_id: int | None
+    flow_name: str
+    node_id: str
+    node_type: str
+
+    @property
+    def node_label(self) -> str:
+        return _node_label(self.node_type) if self.node_type else ""
+
+
+@dataclass(frozen=True)
+class ScoreBreakdown:
+    score: int
+    grade: str
+    categories: list[tuple[str, str, int]]
+    reasons: list[ScoreReason]
+
+
+def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
+    """A lead's score by category and where its points came from: the ledger
+    grouped by reason, with the flow and node (flow steps) or the user (manual
+    changes) that gave them."""
+    from flows.models import Flow, StepRun
+    from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource
+
+    scores = dict(LeadScore.objects.filter(lead=lead).values_list("category_id", "score"))
+    categories = [(c.key, c.label, scores.get(c.pk, 0)) for c in ScoreCategory.objects.all()]
+    # Flow changes are keyed ``step:<step run id>``.
+    step = StepRun.objects.filter(
+        pk=Cast(Substr(OuterRef("source_key"), 6), output_field=BigIntegerField())
+    )
+
+    def from_step(field: str, output: Field) -> Case:
+        return Case(
+            When(source=ScoreSource.FLOW, then=Subquery(step.values(field)[:1])),
+            default=None,
+            output_field=output,
+        )
+
+    rows = list(
+        ScoreChange.objects.filter(lead=lead)
+        .values(
+            "category__key",
+            "category__label",
+            "reason",
+            "source",
+            "created_by_id",
+            flow_id=from_step("enrollment__flow_id", BigIntegerField()),
+            node_id=from_step("node_id", CharField()),
+            node_type=from_step("node_type", CharField()),
+        )
+        .annotate(points=Sum("delta"), changes=Count("id"))
+        .order_by("-points", "reason", "category__key")
+    )
+    flow_ids = {r["flow_id"] for r in rows if r["flow_id"] is not None}
+    user_ids = {r["created_by_id"] for r in rows if r["created_by_id"] is not None}
+    flows = Flow.objects.only("id", "name").in_bulk(flow_ids) if flow_ids else {}
+    users = User.objects.in_bulk(user_ids) if user_ids else {}
+    reasons = [
+        ScoreReason(
+            category=r["category__key"],
+            category_label=r["category__label"],
+            reason=r["reason"],
+            source=r["source"],
+            points=r["points"],
+            changes=r["changes"],
+            user=users.get(r["created_by_id"]),
+            flow_id=r["flow_id"] if r["flow_id"] in flows else None,
+            flow_name=flows[r["flow_id"]].name if r["flow_id"] in flows else "",
+            node_id=r["node_id"] or "",
+            node_type=r["node_type"] or "",
+        )
+        for r in rows
+    ]
+    return ScoreBreakdown(
+        score=lead.score, grade=lead.grade, categories=categories, reasons=reasons
+    )
+
+
+def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int]]:
+    """The lead's score at the end of each day with a change in the last ``days``
+    days (in the current time zone), from the ledger; starts with the score
+    the window began with and ends today."""
+    from scoring.models import ScoreChange
+
+    today = timezone.localdate()
+    start = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(start, dt.time(0, 0), tzinfo=timezone.get_current_timezone())
+    changes = ScoreChange.objects.filter(lead=lead)
+    total = changes.filter(created_at__lt=since).aggregate(total=Sum("delta"))["total"] or 0
+    per_day = (
+        changes.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(points=Sum("delta"))
+        .order_by("day")
+    )
+    points = [(start, total)]
+    for row in per_day:
+        total += row["points"]
+        if row["day"] == start:
+            points[0] = (start, total)
+        else:
+            points.append((row["day"], total))
+    if points[-1][0] != today:
+        points.append((today, total))
+    return points
+
+
+def _node_label(node_type: str) -> str:
+    from flows.nodes import REGISTRY
+
+    node = REGISTRY.get(node_type)
+    return str(node.label) if node is not None else node_type
+
+
+def lead_enrollments(*, lead: Lead, limit: int = 20) -> list[Any]:
+    """The flows a lead is in or was in, newest first, each with the node its
+    latest step is at (``current_node``, ``current_node_label``)."""
+    from flows.models import Enrollment, StepRun
+
+    latest = StepRun.objects.filter(enrollment=OuterRef("pk")).order_by("-started_at", "-pk")
+    enrollments = list(
+        Enrollment.objects.filter(lead=lead)
+        .select_related("flow")
+        .annotate(
+            current_node=Subquery(latest.values("node_id")[:1]),
+            current_node_type=Subquery(latest.values("node_type")[:1]),
+        )
+        .order_by("-created_at", "-pk")[:limit]
+    )
+    for enrollment in enrollments:
+        node_type = getattr(enrollment, "current_node_type", None)
+        setattr(enrollment, "current_node_label", _node_label(node_type) if node_type else "")  # noqa: B010
+    return enrollments

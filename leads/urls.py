@@ -1,15 +1,102 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, reverse_lazy
 
-from leads import views, views_tasks
+from leads import views, views_list, views_profile, views_settings, views_tasks
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/language/", views.account_language, name="account-language"),
-    path("leads/", views.lead_list, name="lead-list"),
-    path("leads/<int:pk>/", views.lead_detail, name="lead-detail"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(template_name="settings/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(
+            template_name="settings/password_change_done.html"
+        ),
+        name="password_change_done",
+    ),
+    path(
+        "account/password-reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="settings/password_reset.html",
+            email_template_name="settings/password_reset_email.txt",
+            subject_template_name="settings/password_reset_subject.txt",
+        ),
+        name="password_reset",
+    ),
+    path(
+        "account/password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="settings/password_reset_sent.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "account/password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="settings/password_reset_confirm.html",
+            success_url=reverse_lazy("password_reset_complete"),
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "account/password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="settings/password_reset_complete.html"
+        ),
+        name="password_reset_complete",
+    ),
+    path("settings/", views_settings.settings_home, name="settings"),
+    path("settings/users/", views_settings.user_list, name="settings-users"),
+    path(
+        "settings/users/<int:pk>/role/", views_settings.user_role_change, name="settings-user-role"
+    ),
+    path(
+        "settings/users/<int:pk>/active/",
+        views_settings.user_active_change,
+        name="settings-user-active",
+    ),
+    path("settings/api-keys/", views_settings.api_key_list, name="settings-api-keys"),
+    path(
+        "settings/api-keys/<int:pk>/revoke/",
+        views_settings.api_key_revoke_view,
+        name="settings-api-key-revoke",
+    ),
+    path("settings/fields/", views_settings.field_list, name="settings-fields"),
+    path("settings/fields/<int:pk>/", views_settings.field_edit, name="settings-field-edit"),
+    path(
+        "settings/fields/<int:pk>/delete/",
+        views_settings.field_delete,
+        name="settings-field-delete",
+    ),
+    path("settings/scoring/", views_settings.scoring_page, name="settings-scoring"),
+    path("settings/scoring/categories/", views_settings.category_add, name="settings-category-add"),
+    path(
+        "settings/scoring/categories/<int:pk>/rename/",
+        views_settings.category_rename,
+        name="settings-category-rename",
+    ),
+    path(
+        "settings/scoring/categories/<int:pk>/delete/",
+        views_settings.category_delete,
+        name="settings-category-delete",
+    ),
+    path("settings/integrations/", views_settings.integrations_page, name="settings-integrations"),
+    path("leads/", views_list.lead_list, name="lead-list"),
+    path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),
+    path("leads/export.csv", views_list.lead_export, name="lead-export"),
+    path("leads/<int:pk>/", views_profile.lead_profile, name="lead-detail"),
+    path(
+        "leads/<int:pk>/timeline/",
+        views_profile.lead_profile_timeline,
+        name="lead-profile-timeline",
+    ),
+    path("leads/<int:pk>/update/", views_profile.lead_profile_update, name="lead-profile-update"),
+    path("leads/<int:pk>/score/", views_profile.lead_profile_score, name="lead-profile-score"),
+    path("leads/<int:pk>/notes/", views_profile.lead_profile_note, name="lead-profile-note"),
     path("leads/import/", views.lead_import_new, name="lead-import"),
     path("leads/import/<int:pk>/", views.lead_import_detail, name="lead-import-detail"),
     path("tasks/", views_tasks.task_list, name="task-list"),

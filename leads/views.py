@@ -16,8 +16,8 @@ from django_htmx.middleware import HtmxDetails
 
 from leads.decorators import role_required
 from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm
-from leads.models import LeadImport, Role, Stage
-from leads.selectors import lead_search, leads_visible_to, user_language
+from leads.models import LeadImport, Role
+from leads.selectors import leads_visible_to, user_language
 from leads.services.events import events_backlog
 from leads.services.health import health_report
 from leads.services.imports import (
@@ -57,40 +57,6 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
         mine=Count("id", filter=Q(owner=request.user)),
     )
     return render(request, "leads/home.html", {"counts": counts, "backlog": events_backlog()})
-
-
-@role_required(*ALL_ROLES)
-def lead_list(request: HtmxHttpRequest) -> HttpResponse:
-    """Leads, newest first, keyset-paginated by id (``?after=<id>``)."""
-    leads = leads_visible_to(request.user).select_related("owner").order_by("-id")
-    query = request.GET.get("q", "")
-    stage = request.GET.get("stage", "")
-    leads = lead_search(leads, query)
-    if stage in Stage.values:
-        leads = leads.filter(stage=stage)
-    after = request.GET.get("after", "")
-    if after.isdigit():
-        leads = leads.filter(id__lt=int(after))
-    page = list(leads[: PAGE_SIZE + 1])
-    next_after = page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None
-    context = {
-        "leads": page[:PAGE_SIZE],
-        "next_after": next_after,
-        "q": query,
-        "stage": stage,
-        "stages": Stage.choices,
-    }
-    template = "leads/_lead_rows.html" if request.htmx and after else "leads/lead_list.html"
-    return render(request, template, context)
-
-
-@role_required(*ALL_ROLES)
-def lead_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    lead = get_object_or_404(
-        leads_visible_to(request.user).select_related("owner").prefetch_related("tags"), pk=pk
-    )
-    events = lead.events.order_by("-occurred_at", "-id")[:50]
-    return render(request, "leads/lead_detail.html", {"lead": lead, "events": events})
 
 
 @role_required(Role.ADMIN, Role.MARKETER)

@@ -1,0 +1,103 @@
+"""Changes to many leads at once, from the leads list.
+
+Every change goes through the single-lead services, so each lead that actually
+changes gets its own ``field.changed`` / ``tag.*`` / ``segment.entered`` event
+(and flows react to it), and a lead already in the wanted state gets none. Large
+sets are worked through in batches, one transaction each, so a bulk action on a
+hundred thousand leads never holds one huge transaction or list in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import QuerySet
+
+from leads.models import Lead, Segment
+from leads.services.leads import lead_update
+from leads.services.segments import segment_add_leads
+
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """How many leads the action was applied to, and how many of them changed."""
+
+    total: int
+    changed: int
+
+
+def _id_batches(leads: QuerySet[Lead], size: int) -> Iterator[list[int]]:
+    # Keyset over the id: each batch is a fresh query, so nothing but one batch of
+    # ids is ever in memory, and leads changed by an earlier batch are not missed.
+    last = 0
+    while True:
+        batch = list(leads.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
+
+
+def _each_lead(
+    leads: QuerySet[Lead], change: Callable[[Lead], bool], batch_size: int
+) -> BulkResult:
+    total = changed = 0
+    for batch in _id_batches(leads, batch_size):
+        with transaction.atomic():
+            # Locked and re-read through ``leads``, so a lead that left the set
+            # since the batch was read is left alone.
+            locked = leads.filter(pk__in=batch).select_for_update(of=("self",)).order_by("pk")
+            for lead in locked:
+                total += 1
+                changed += change(lead)
+    return BulkResult(total=total, changed=changed)
+
+
+def leads_owner_set(
+    *, leads: QuerySet[Lead], owner: User | None, batch_size: int = BATCH_SIZE
+) -> BulkResult:
+    """Give every lead in ``leads`` to ``owner`` (None unassigns them)."""
+    return _each_lead(
+        leads, lambda lead: bool(lead_update(lead=lead, changes={"owner": owner})), batch_size
+    )
+
+
+def leads_stage_set(
+    *, leads: QuerySet[Lead], stage: str, batch_size: int = BATCH_SIZE
+) -> BulkResult:
+    """Move every lead in ``leads`` to ``stage``."""
+    return _each_lead(
+        leads, lambda lead: bool(lead_update(lead=lead, changes={"stage": stage})), batch_size
+    )
+
+
+def leads_tags_change(
+    *,
+    leads: QuerySet[Lead],
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    batch_size: int = BATCH_SIZE,
+) -> BulkResult:
+    """Add and remove tags (by name; new names create tags) on every lead in ``leads``."""
+    add, remove = list(add), list(remove)
+    return _each_lead(
+        leads,
+        lambda lead: bool(lead_update(lead=lead, tags_add=add, tags_remove=remove)),
+        batch_size,
+    )
+
+
+def leads_segment_add(
+    *, leads: QuerySet[Lead], segment: Segment, batch_size: int = BATCH_SIZE
+) -> BulkResult:
+    """Add every lead in ``leads`` to a static segment; leads already in it stay as
+    they are (``changed`` counts those that entered)."""
+    total = changed = 0
+    for batch in _id_batches(leads, batch_size):
+        total += len(batch)
+        changed += segment_add_leads(segment=segment, lead_ids=batch)
+    return BulkResult(total=total, changed=changed)

@@ -1,0 +1,359 @@
+"""The leads list: search, filters and sort as GET parameters (the URL is the
+shareable state), keyset pages appended by htmx, bulk actions on the checked leads
+or on every lead matching the filter, and a streamed CSV export of the filter."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_POST
+
+from leads.decorators import role_required
+from leads.models import Lead, Segment, SegmentKind, Stage
+from leads.selectors import (
+    LEAD_SORTS,
+    LeadFilters,
+    lead_cursor,
+    lead_cursor_parse,
+    lead_owner_choices,
+    leads_after,
+    leads_filter,
+    leads_sorted,
+    leads_visible_to,
+)
+from leads.services import bulk
+from leads.views import ALL_ROLES, HtmxHttpRequest
+
+PAGE_SIZE = 50
+EXPORT_CHUNK_SIZE = 500
+GRADES = [("hot", _("Hot")), ("warm", _("Warm")), ("cold", _("Cold"))]
+SORTS = [
+    ("created", _("Newest")),
+    ("score", _("Score")),
+    ("activity", _("Last activity")),
+]
+FILTER_PARAMS = ("q", "segment", "grade", "stage", "owner", "tag", "score_min", "score_max", "sort")
+
+
+class LeadFilterForm(forms.Form):
+    """The list's GET parameters. A value that does not validate is ignored, as if
+    it were blank: a stale or hand-edited link still shows a list."""
+
+    q = forms.CharField(required=False, max_length=200)
+    segment = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    grade = forms.ChoiceField(required=False, choices=[("", ""), *GRADES])
+    stage = forms.ChoiceField(required=False, choices=[("", ""), *Stage.choices])
+    owner = forms.RegexField(required=False, regex=r"^(none|\d{1,18})$")
+    tag = forms.CharField(required=False, max_length=100)
+    score_min = forms.IntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
+    score_max = forms.IntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
+    sort = forms.ChoiceField(required=False, choices=SORTS)
+
+    def values(self) -> dict[str, Any]:
+        self.is_valid()
+        return {name: self.cleaned_data.get(name) for name in FILTER_PARAMS}
+
+
+def _filters(data: QueryDict) -> tuple[LeadFilters, str, dict[str, str]]:
+    """The filters, the sort and the non-blank parameters (for links) in ``data``."""
+    values = LeadFilterForm(data).values()
+    owner = values["owner"] or None
+    filters = LeadFilters(
+        q=(values["q"] or "").strip(),
+        segment=values["segment"],
+        grade=values["grade"] or "",
+        stage=values["stage"] or "",
+        owner=int(owner) if owner and owner.isdigit() else owner,
+        tag=(values["tag"] or "").strip(),
+        score_min=values["score_min"],
+        score_max=values["score_max"],
+    )
+    sort = values["sort"] if values["sort"] in LEAD_SORTS else "created"
+    params = {name: str(value) for name, value in values.items() if value not in (None, "")}
+    if sort == "created":
+        params.pop("sort", None)
+    return filters, sort, params
+
+
+def _matching(user: Any, filters: LeadFilters) -> QuerySet[Lead]:
+    return leads_filter(leads_visible_to(user), filters)
+
+
+def _list_context(request: HtmxHttpRequest, data: QueryDict) -> dict[str, Any]:
+    filters, sort, params = _filters(data)
+    matching = _matching(request.user, filters)
+    leads = leads_sorted(matching, sort).select_related("owner").prefetch_related("tags")
+    cursor = lead_cursor_parse(data.get("after", ""), sort) if data.get("after") else None
+    if cursor is not None:
+        leads = leads_after(leads, sort=sort, cursor=cursor)
+    page = list(leads[: PAGE_SIZE + 1])
+    has_more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    query = urlencode(params)
+    next_url = None
+    if has_more:
+        next_params = {**params, "after": lead_cursor(page[-1], sort)}
+        next_url = f"{reverse('lead-list')}?{urlencode(next_params)}"
+    first_page = cursor is None
+    return {
+        "leads": page,
+        "next_url": next_url,
+        "filters": filters,
+        "sort": sort,
+        "params": params,
+        "query": query,
+        "filtered": any(name != "sort" for name in params),
+        # Counting is a query of its own: only needed when there is more than a page.
+        "matching_count": (matching.count() if has_more else len(page)) if first_page else None,
+    }
+
+
+def _choices_context() -> dict[str, Any]:
+    segments = list(Segment.objects.only("id", "name", "kind").order_by("name"))
+    return {
+        "segments": segments,
+        "static_segments": [s for s in segments if s.kind == SegmentKind.STATIC],
+        "owners": list(lead_owner_choices()),
+        "stages": Stage.choices,
+        "grades": GRADES,
+        "sorts": SORTS,
+    }
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Leads matching the filter in the chosen order, a keyset page at a time
+    (``?after=<cursor>``). htmx gets the rows (load more) or the results (a
+    changed filter); anything else, the whole page."""
+    context = _list_context(request, request.GET)
+    if request.htmx and not request.htmx.history_restore_request:
+        if request.GET.get("after"):
+            return render(request, "leads/_lead_rows.html", context)
+        return render(request, "leads/_lead_results.html", {**context, **_choices_context()})
+    return render(request, "leads/lead_list.html", {**context, **_choices_context()})
+
+
+# --- bulk actions -------------------------------------------------------------------
+
+BULK_ACTIONS = [
+    ("owner", _("Assign owner")),
+    ("tag_add", _("Add tag")),
+    ("tag_remove", _("Remove tag")),
+    ("segment", _("Add to static segment")),
+    ("stage", _("Change stage")),
+]
+
+
+class LeadBulkForm(forms.Form):
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    lead = forms.TypedMultipleChoiceField(required=False, coerce=int, choices=())
+    all_matching = forms.BooleanField(required=False)
+    confirmed = forms.BooleanField(required=False)
+    # A user id, or "none" to unassign.
+    owner = forms.RegexField(required=False, regex=r"^(none|\d{1,18})$")
+    tag = forms.CharField(required=False, max_length=100)
+    segment = forms.ModelChoiceField(
+        queryset=Segment.objects.filter(kind=SegmentKind.STATIC), required=False
+    )
+    stage = forms.ChoiceField(required=False, choices=[("", ""), *Stage.choices])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "bulk")
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; which leads it may touch is decided by scope.
+        ids = self.data.getlist(self.add_prefix("lead")) if hasattr(self.data, "getlist") else []
+        lead_field = self.fields["lead"]
+        assert isinstance(lead_field, forms.TypedMultipleChoiceField)
+        lead_field.choices = [(i, i) for i in ids if i.isdigit() and len(i) < 19]
+        self.new_owner: User | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        action = data.get("action")
+        if not data.get("all_matching") and not data.get("lead"):
+            raise forms.ValidationError(gettext("Select leads first."))
+        if action == "owner":
+            owner = data.get("owner") or ""
+            self.new_owner = (
+                lead_owner_choices().filter(pk=int(owner)).first() if owner.isdigit() else None
+            )
+            if owner != "none" and self.new_owner is None:
+                self.add_error("owner", gettext("Choose an owner."))
+        if action in ("tag_add", "tag_remove") and not (data.get("tag") or "").strip():
+            self.add_error("tag", gettext("Enter a tag."))
+        if action == "segment" and data.get("segment") is None:
+            self.add_error("segment", gettext("Choose a static segment."))
+        if action == "stage" and not data.get("stage"):
+            self.add_error("stage", gettext("Choose a stage."))
+        return data
+
+
+def _bulk_apply(form: LeadBulkForm, leads: QuerySet[Lead]) -> bulk.BulkResult:
+    data = form.cleaned_data
+    action = data["action"]
+    if action == "owner":
+        return bulk.leads_owner_set(leads=leads, owner=form.new_owner)
+    if action == "tag_add":
+        return bulk.leads_tags_change(leads=leads, add=[data["tag"].strip()])
+    if action == "tag_remove":
+        return bulk.leads_tags_change(leads=leads, remove=[data["tag"].strip()])
+    if action == "segment":
+        return bulk.leads_segment_add(leads=leads, segment=data["segment"])
+    return bulk.leads_stage_set(leads=leads, stage=data["stage"])
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Apply a bulk action to the checked leads, or (``all_matching``) to every lead
+    matching the filter posted along. The whole filtered set asks for a
+    confirmation with its count first. Sales reps reach their own and unassigned
+    leads only, whatever ids are posted."""
+    filters, _sort, params = _filters(request.POST)
+    matching = _matching(request.user, filters)
+    list_url = f"{reverse('lead-list')}?{urlencode(params)}" if params else reverse("lead-list")
+    form = LeadBulkForm(request.POST)
+    if not form.is_valid():
+        error = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _bulk_answer(request, list_url, error=error, status=422)
+    if form.cleaned_data["all_matching"]:
+        if not form.cleaned_data["confirmed"]:
+            context = _list_context(request, request.POST)
+            context.update(_choices_context())
+            context["bulk_confirm"] = {
+                "count": matching.count(),
+                "action": dict(BULK_ACTIONS)[form.cleaned_data["action"]],
+                "fields": [
+                    (name, value)
+                    for name, values in request.POST.lists()
+                    if name not in ("csrfmiddlewaretoken", "bulk-lead", "bulk-confirmed")
+                    for value in values
+                ],
+            }
+            template = "leads/_lead_results.html" if request.htmx else "leads/lead_list.html"
+            return render(request, template, context)
+        leads = matching
+    else:
+        leads = leads_visible_to(request.user).filter(pk__in=form.cleaned_data["lead"])
+    result = _bulk_apply(form, leads)
+    message = ngettext(
+        "%(action)s: %(changed)d of %(total)d lead changed.",
+        "%(action)s: %(changed)d of %(total)d leads changed.",
+        result.total,
+    ) % {
+        "action": dict(BULK_ACTIONS)[form.cleaned_data["action"]],
+        "changed": result.changed,
+        "total": result.total,
+    }
+    return _bulk_answer(request, list_url, message=message)
+
+
+def _bulk_answer(
+    request: HtmxHttpRequest,
+    list_url: str,
+    *,
+    message: str = "",
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    if request.htmx:
+        context = _list_context(request, request.POST)
+        context.update(_choices_context())
+        context.update({"bulk_message": message, "bulk_error": error})
+        return render(request, "leads/_lead_results.html", context, status=status)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, message)
+    return redirect(list_url)
+
+
+# --- CSV export ---------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "company_name",
+    "job_title",
+    "stage",
+    "grade",
+    "score",
+    "owner",
+    "tags",
+    "created_at",
+    "last_activity_at",
+)
+# A spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+class _Echo:
+    """A file-like object that hands back what is written to it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_cell(value: str) -> str:
+    """Text as a CSV cell a spreadsheet shows and never evaluates."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
+def _moment(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).isoformat() if value is not None else ""
+
+
+def _export_rows(leads: QuerySet[Lead]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    for lead in leads.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+        yield writer.writerow(
+            [
+                csv_cell(lead.email or ""),
+                csv_cell(lead.first_name),
+                csv_cell(lead.last_name),
+                csv_cell(lead.company_name),
+                csv_cell(lead.job_title),
+                lead.stage,
+                lead.grade,
+                lead.score,
+                csv_cell(lead.owner.get_username()) if lead.owner else "",
+                csv_cell(";".join(sorted(tag.name for tag in lead.tags.all()))),
+                _moment(lead.created_at),
+                _moment(lead.last_activity_at),
+            ]
+        )
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_export(request: HtmxHttpRequest) -> HttpResponse:
+    """The leads matching the list's filter, in its order, as CSV, streamed in
+    chunks so that memory stays flat however many there are."""
+    filters, sort, _params = _filters(request.GET)
+    leads = (
+        leads_sorted(_matching(request.user, filters), sort)
+        .select_related("owner")
+        .prefetch_related("tags")
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(_export_rows(leads), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
+    # role_required is typed for HttpResponse; a streamed response passes through it as well.
+    return cast(HttpResponse, response)

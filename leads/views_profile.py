@@ -1,0 +1,339 @@
+"""The lead profile: header (owner, stage, grade), score with its breakdown and
+history chart, a unified timeline, segments, flows, tasks and notes. Changing
+owner or stage, adjusting the score and adding a note are htmx POSTs that answer
+with the changed section (422 with the errors next to the fields); without htmx
+they redirect back to the profile, or show it again with the errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import formats
+from django.utils.translation import gettext, gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from leads.decorators import role_required
+from leads.models import Lead, Note, Role, SegmentMembership, Stage
+from leads.roles import user_role
+from leads.selectors import (
+    TIMELINE_FILTERS,
+    lead_enrollments,
+    lead_owner_choices,
+    lead_score_breakdown,
+    lead_score_history,
+    lead_timeline,
+    leads_visible_to,
+    timeline_cursor_parse,
+)
+from leads.services.leads import lead_update
+from leads.services.notes import NOTE_MAX_LENGTH, note_create
+from leads.views import ALL_ROLES, HtmxHttpRequest
+from scoring.models import ScoreCategory, ScoreSource
+from scoring.services import score_adjust, scoring_settings
+
+SECTION_LIMIT = 20
+HISTORY_DAYS = 90
+TIMELINE_FILTER_LABELS = {
+    "events": gettext_lazy("Events"),
+    "score": gettext_lazy("Score"),
+    "segments": gettext_lazy("Segments"),
+    "flows": gettext_lazy("Flows"),
+    "tasks": gettext_lazy("Tasks"),
+    "notes": gettext_lazy("Notes"),
+}
+# htmx leaves 4xx answers unswapped unless told; a refused form is a 422.
+INVALID = 422
+
+
+class LeadOwnerStageForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=lead_owner_choices(), required=False)
+    stage = forms.ChoiceField(choices=Stage.choices)
+
+
+class ScoreAdjustForm(forms.Form):
+    delta = forms.IntegerField(min_value=-10_000, max_value=10_000)
+    category = forms.ModelChoiceField(
+        queryset=ScoreCategory.objects.all(), to_field_name="key", empty_label=None
+    )
+    reason = forms.CharField(max_length=255)
+
+    def clean_delta(self) -> int:
+        delta = self.cleaned_data["delta"]
+        if delta == 0:
+            raise ValidationError(gettext("A change of 0 points changes nothing."))
+        return delta
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(max_length=NOTE_MAX_LENGTH, strip=True)
+
+
+# --- reads ----------------------------------------------------------------------
+
+
+def _lead(request: HtmxHttpRequest, pk: int, *, lock: bool = False) -> Lead:
+    """The lead if the user may see it (another rep's lead is a 404)."""
+    leads = leads_visible_to(request.user).select_related("owner")
+    if lock:
+        leads = leads.select_for_update(of=("self",))
+    return get_object_or_404(leads, pk=pk)
+
+
+def _can_adjust(user: Any) -> bool:
+    role = user_role(user)
+    if role in (Role.ADMIN, Role.MARKETER):
+        return True
+    return role == Role.SALES and scoring_settings().sales_can_adjust
+
+
+def _selected_filters(request: HtmxHttpRequest) -> list[str]:
+    """The timeline's type filters; all of them unless the filter form was sent."""
+    if "filtered" not in request.GET:
+        return list(TIMELINE_FILTERS)
+    chosen = set(request.GET.getlist("kind"))
+    return [f for f in TIMELINE_FILTERS if f in chosen]
+
+
+def _header_context(lead: Lead, form: LeadOwnerStageForm | None = None) -> dict[str, Any]:
+    return {
+        "lead": lead,
+        "owner_form": form
+        or LeadOwnerStageForm(initial={"owner": lead.owner_id, "stage": lead.stage}),
+        "owners": list(lead_owner_choices()),
+        "stages": Stage.choices,
+    }
+
+
+def _history_chart(lead: Lead) -> str:
+    points = lead_score_history(lead=lead, days=HISTORY_DAYS)
+    config = {
+        "type": "line",
+        "data": {
+            "labels": [formats.date_format(day, "SHORT_DATE_FORMAT") for day, _ in points],
+            "datasets": [
+                {
+                    "label": gettext("Score"),
+                    "data": [score for _, score in points],
+                    "stepped": True,
+                    "fill": False,
+                    "pointRadius": 2,
+                }
+            ],
+        },
+        "options": {
+            "responsive": True,
+            "maintainAspectRatio": False,
+            "plugins": {"legend": {"display": False}},
+            "scales": {"y": {"beginAtZero": True}},
+        },
+    }
+    return json.dumps(config)
+
+
+def _score_context(
+    request: HtmxHttpRequest, lead: Lead, form: ScoreAdjustForm | None = None
+) -> dict[str, Any]:
+    return {
+        "lead": lead,
+        "breakdown": lead_score_breakdown(lead=lead),
+        "history_chart": _history_chart(lead),
+        "history_days": HISTORY_DAYS,
+        "can_adjust": _can_adjust(request.user),
+        "adjust_form": form or ScoreAdjustForm(initial={"category": "engagement"}),
+    }
+
+
+def _timeline_context(request: HtmxHttpRequest, lead: Lead) -> dict[str, Any]:
+    selected = _selected_filters(request)
+    cursor = timeline_cursor_parse(request.GET.get("before", ""))
+    page = lead_timeline(lead=lead, filters=selected, cursor=cursor)
+    filter_query = urlencode([("filtered", "1"), *(("kind", f) for f in selected)])
+    return {
+        "lead": lead,
+        "timeline": page,
+        "timeline_filters": [
+            (f, TIMELINE_FILTER_LABELS[f], f in selected) for f in TIMELINE_FILTERS
+        ],
+        "filter_query": filter_query,
+        "more_query": urlencode({"before": page.next_cursor}) + "&" + filter_query,
+        "all_filters": len(selected) == len(TIMELINE_FILTERS),
+    }
+
+
+def _notes_context(lead: Lead, form: NoteForm | None = None) -> dict[str, Any]:
+    notes = (
+        Note.objects.filter(lead=lead)
+        .select_related("author")
+        .order_by("-created_at", "-pk")[:SECTION_LIMIT]
+    )
+    return {"lead": lead, "notes": list(notes), "note_form": form or NoteForm()}
+
+
+def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict[str, Any]:
+    segments = (
+        SegmentMembership.objects.filter(lead=lead, left_at__isnull=True)
+        .select_related("segment")
+        .order_by("segment__name")
+    )
+    tasks = lead.tasks.select_related("assignee").order_by(
+        "-status", F("due_at").asc(nulls_last=True), "-pk"
+    )[:SECTION_LIMIT]
+    return {
+        **_header_context(lead, forms.get("owner_form")),
+        **_score_context(request, lead, forms.get("adjust_form")),
+        **_timeline_context(request, lead),
+        **_notes_context(lead, forms.get("note_form")),
+        "tags": list(lead.tags.all()),
+        "segments": list(segments),
+        "enrollments": lead_enrollments(lead=lead, limit=SECTION_LIMIT),
+        "tasks": list(tasks),
+    }
+
+
+def _invalid(
+    request: HtmxHttpRequest, lead: Lead, partial: str, context: dict[str, Any], **forms: Any
+) -> HttpResponse:
+    """A refused form: the section with its errors (htmx) or the whole page."""
+    if request.htmx:
+        return render(request, partial, context, status=INVALID)
+    return render(
+        request, "leads/profile.html", _profile_context(request, lead, **forms), status=INVALID
+    )
+
+
+# --- pages ----------------------------------------------------------------------
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_profile(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    lead = _lead(request, pk)
+    return render(request, "leads/profile.html", _profile_context(request, lead))
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_profile_timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The timeline, filtered by type (``kind``), from ``before`` on: the next
+    entries for "load more", or the whole list when the filters change."""
+    lead = _lead(request, pk)
+    if not request.htmx:
+        return redirect(f"{reverse('lead-detail', args=[lead.pk])}?{request.GET.urlencode()}")
+    template = (
+        "leads/_profile_timeline_items.html"
+        if request.GET.get("before")
+        else "leads/_profile_timeline_list.html"
+    )
+    return render(request, template, _timeline_context(request, lead))
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_profile_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Change the owner or the stage, through ``lead_update`` so that
+    ``field.changed`` events (and the flows they trigger) follow."""
+    form = LeadOwnerStageForm(request.POST)
+    with transaction.atomic():
+        lead = _lead(request, pk, lock=True)
+        if not form.is_valid():
+            return _invalid(
+                request,
+                lead,
+                "leads/_profile_header.html",
+                _header_context(lead, form),
+                owner_form=form,
+            )
+        changed = lead_update(
+            lead=lead,
+            changes={"owner": form.cleaned_data["owner"], "stage": form.cleaned_data["stage"]},
+        )
+    if not leads_visible_to(request.user).filter(pk=lead.pk).exists():
+        # A rep who hands the lead to someone else no longer sees it.
+        messages.success(request, gettext("The lead now belongs to someone else."))
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = reverse("lead-list")
+            return response
+        return redirect("lead-list")
+    notice = gettext("Saved.") if changed else gettext("Nothing changed.")
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect("lead-detail", pk=lead.pk)
+    context = {**_header_context(lead), "header_notice": notice}
+    return render(request, "leads/_profile_header.html", context)
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_profile_score(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Add or take away points by hand, with a required reason, logged in the
+    ledger with the user. Sales reps only when the scoring settings allow it."""
+    lead = _lead(request, pk)
+    if not _can_adjust(request.user):
+        raise PermissionDenied
+    form = ScoreAdjustForm(request.POST)
+    if not form.is_valid():
+        return _invalid(
+            request,
+            lead,
+            "leads/_profile_score.html",
+            _score_context(request, lead, form),
+            adjust_form=form,
+        )
+    with transaction.atomic():
+        score_adjust(
+            lead=lead,
+            delta=form.cleaned_data["delta"],
+            category=form.cleaned_data["category"],
+            reason=form.cleaned_data["reason"],
+            source=ScoreSource.MANUAL,
+            source_key=f"manual:{uuid.uuid4().hex}",
+            created_by=request.user,
+        )
+    notice = gettext("Score changed by %(delta)+d points.") % {"delta": form.cleaned_data["delta"]}
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect("lead-detail", pk=lead.pk)
+    lead.refresh_from_db()
+    context = {
+        **_score_context(request, lead),
+        **_header_context(lead),
+        "score_notice": notice,
+        "header_oob": True,
+    }
+    return render(request, "leads/_profile_score.html", context)
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_profile_note(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    lead = _lead(request, pk)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            note_create(lead=lead, author=request.user, body=form.cleaned_data["body"])
+        except ValidationError as exc:
+            form.add_error("body", exc)
+    if not form.is_valid():
+        return _invalid(
+            request, lead, "leads/_profile_notes.html", _notes_context(lead, form), note_form=form
+        )
+    if not request.htmx:
+        messages.success(request, gettext("Note added."))
+        return redirect("lead-detail", pk=lead.pk)
+    return render(
+        request,
+        "leads/_profile_notes.html",
+        {**_notes_context(lead), "note_notice": gettext("Note added.")},
+    )

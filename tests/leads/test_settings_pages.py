@@ -1,0 +1,583 @@
+"""Settings pages (admins only) and the account password pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+
+from leads.models import ApiKey, Event, FieldDefinition, IntegrationSettings
+from leads.roles import user_role
+from leads.services.api_keys import api_key_check, api_key_create
+from scoring.models import ScoreCategory, ScoringSettings
+from scoring.services import scoring_settings
+from tests.factories import LeadFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    ("/settings/users/", "settings-section"),
+    ("/settings/api-keys/", "write-keys"),
+    ("/settings/fields/", "settings-section"),
+    ("/settings/scoring/", "settings-section"),
+    ("/settings/integrations/", "esp-sendgrid"),
+]
+SECTION_MARKERS = {
+    "/settings/users/": "Invite a user",
+    "/settings/api-keys/": "Write keys (Segment-compatible)",
+    "/settings/fields/": "Add a field",
+    "/settings/scoring/": "Grades and MQL",
+    "/settings/integrations/": "Email provider webhooks",
+}
+
+
+def _html(response) -> str:
+    return response.content.decode()
+
+
+# --- access -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [p for p, _ in PAGES])
+def test_each_page_is_full_and_has_an_htmx_partial(client, admin_user, path):
+    client.force_login(admin_user)
+
+    full = client.get(path)
+    partial = client.get(path, HTTP_HX_REQUEST="true")
+
+    assert full.status_code == 200
+    assert "<html" in _html(full)
+    assert '<div id="settings-section">' in _html(full)
+    assert SECTION_MARKERS[path] in _html(full)
+    assert partial.status_code == 200
+    assert "<html" not in _html(partial)
+    assert 'class="nav nav-tabs' not in _html(partial)
+    assert SECTION_MARKERS[path] in _html(partial)
+
+
+@pytest.mark.parametrize("path", [p for p, _ in PAGES] + ["/settings/"])
+@pytest.mark.parametrize("who", ["marketer", "sales"])
+def test_marketers_and_sales_are_refused(client, request, path, who):
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", [p for p, _ in PAGES])
+def test_anonymous_visitors_are_sent_to_login(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={path}"
+
+
+def test_settings_root_opens_users_and_only_admins_see_the_link(client, admin_user, marketer):
+    client.force_login(admin_user)
+    assert client.get("/settings/")["Location"] == "/settings/users/"
+    assert '<a href="/settings/">Settings</a>' in _html(client.get("/"))
+
+    client.force_login(marketer)
+    assert 'href="/settings/"' not in _html(client.get("/"))
+
+
+def test_refused_posts_change_nothing(client, marketer, sales):
+    client.force_login(marketer)
+
+    response = client.post(
+        "/settings/users/",
+        {"username": "mallory", "email": "m@example.com", "role": "admin", "delivery": "password"},
+    )
+
+    assert response.status_code == 403
+    assert not User.objects.filter(username="mallory").exists()
+    assert client.post(f"/settings/users/{sales.pk}/role/", {"role": "admin"}).status_code == 403
+    assert user_role(User.objects.get(pk=sales.pk)) == "sales"
+
+
+# --- users ------------------------------------------------------------------------
+
+
+def test_invite_with_a_one_time_password_shows_it_once(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/settings/users/",
+        {"username": "nora", "email": "nora@example.com", "role": "sales", "delivery": "password"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/settings/users/"
+    page = _html(client.get("/settings/users/"))
+    password = re.search(r'<code class="fs-5 user-select-all">([^<]+)</code>', page)
+    assert password is not None
+    assert "nora is invited. Their one-time password is shown only now:" in page
+    nora = User.objects.get(username="nora")
+    assert nora.email == "nora@example.com"
+    assert nora.is_active is True
+    assert user_role(nora) == "sales"
+    assert nora.check_password(password.group(1)) is True
+    # Shown once: the next visit no longer has it.
+    again = _html(client.get("/settings/users/"))
+    assert password.group(1) not in again
+    assert 'id="one-time-password"' not in again
+    # And it works to sign in.
+    client.logout()
+    login = client.post("/login/", {"username": "nora", "password": password.group(1)})
+    assert login["Location"] == "/"
+
+
+def test_invite_with_a_reset_link_emails_them(client, admin_user, mailoutbox):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/settings/users/",
+        {"username": "mara", "email": "mara@example.com", "role": "marketer", "delivery": "link"},
+    )
+
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert mail.to == ["mara@example.com"]
+    assert mail.subject == "Leadflow: set your password"
+    link = re.search(r"http://testserver(/account/password-reset/[^/]+/[^/]+/)", mail.body)
+    assert link is not None
+    page = _html(client.get("/settings/users/"))
+    assert "mara is invited: a link to set a password went to mara@example.com." in page
+    assert 'id="one-time-password"' not in page
+    assert user_role(User.objects.get(username="mara")) == "marketer"
+
+    # The link sets the password.
+    client.logout()
+    form = client.get(link.group(1), follow=True)
+    set_url = form.redirect_chain[-1][0]
+    done = client.post(
+        set_url, {"new_password1": "Tulip-Orbit-93", "new_password2": "Tulip-Orbit-93"}
+    )
+    assert done["Location"] == "/account/password-reset/done/"
+    assert User.objects.get(username="mara").check_password("Tulip-Orbit-93")
+
+
+def test_invite_validation(client, admin_user, sales):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/settings/users/",
+        {"username": "Sales-T", "email": "not-an-email", "role": "boss", "delivery": "password"},
+    )
+
+    page = _html(response)
+    assert response.status_code == 200
+    assert "This username is taken." in page
+    assert "Enter a valid email address." in page
+    assert "Select a valid choice. boss is not one of the available choices." in page
+    assert User.objects.count() == 2
+
+
+def test_change_role_with_htmx_answers_the_row(client, admin_user, sales):
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/settings/users/{sales.pk}/role/", {"role": "marketer"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 200
+    html = _html(response)
+    assert html.startswith(f'\n<tr id="user-{sales.pk}"')
+    assert '<option value="marketer" selected>Marketer</option>' in html
+    assert user_role(User.objects.get(pk=sales.pk)) == "marketer"
+    assert list(User.objects.get(pk=sales.pk).groups.values_list("name", flat=True)) == ["marketer"]
+
+
+def test_change_role_without_htmx_redirects(client, admin_user, sales):
+    client.force_login(admin_user)
+
+    response = client.post(f"/settings/users/{sales.pk}/role/", {"role": "admin"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/settings/users/"
+    assert user_role(User.objects.get(pk=sales.pk)) == "admin"
+
+
+def test_you_cannot_change_your_own_role_or_deactivate_yourself(client, admin_user):
+    client.force_login(admin_user)
+
+    role = client.post(
+        f"/settings/users/{admin_user.pk}/role/", {"role": "sales"}, HTTP_HX_REQUEST="true"
+    )
+    active = client.post(
+        f"/settings/users/{admin_user.pk}/active/", {"active": "0"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert role.status_code == 422
+    assert "You cannot change your own role." in _html(role)
+    assert active.status_code == 422
+    assert "You cannot deactivate yourself." in _html(active)
+    me = User.objects.get(pk=admin_user.pk)
+    assert me.is_active is True
+    assert user_role(me) == "admin"
+    plain = client.post(f"/settings/users/{admin_user.pk}/active/", {"active": "0"}, follow=True)
+    assert '<p class="flash">You cannot deactivate yourself.</p>' in _html(plain)
+
+
+def test_deactivate_and_reactivate(client, admin_user, sales):
+    client.force_login(admin_user)
+
+    off = client.post(
+        f"/settings/users/{sales.pk}/active/", {"active": "0"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert off.status_code == 200
+    assert 'data-active="no"' in _html(off)
+    assert ">Reactivate</button>" in _html(off)
+    assert User.objects.get(pk=sales.pk).is_active is False
+    assert client.login(username="sales-t", password="pw-for-tests") is False
+
+    on = client.post(f"/settings/users/{sales.pk}/active/", {"active": "1"}, HTTP_HX_REQUEST="true")
+
+    assert 'data-active="yes"' in _html(on)
+    assert User.objects.get(pk=sales.pk).is_active is True
+
+
+def test_user_list_shows_role_and_last_login_in_bounded_queries(
+    client, admin_user, django_assert_max_num_queries
+):
+    for n in range(15):
+        UserFactory.create(username=f"rep{n:02d}", role="sales" if n % 2 else "marketer")
+    client.force_login(admin_user)
+
+    with django_assert_max_num_queries(8):
+        response = client.get("/settings/users/")
+
+    html = _html(response)
+    assert html.count('<tr id="user-') == 16
+    assert html.count('<option value="sales" selected>Sales</option>') == 7
+    assert html.count('<option value="marketer" selected>Marketer</option>') == 8
+    assert html.count(">Never</td>") == 15
+
+
+# --- API keys ---------------------------------------------------------------------
+
+
+def test_a_new_api_key_is_shown_once_then_only_its_prefix(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post("/settings/api-keys/", {"name": "website", "scope": "ingest"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/settings/api-keys/"
+    page = _html(client.get("/settings/api-keys/"))
+    shown = re.search(r'<code class="fs-6 user-select-all">(lf_[^<]+)</code>', page)
+    assert shown is not None
+    key = shown.group(1)
+    row = ApiKey.objects.get()
+    assert (row.name, row.scope, row.created_by_id) == ("website", "ingest", admin_user.pk)
+    assert api_key_check(key) == row
+    # The samples carry the new key this once.
+    assert f'analytics.write_key = "{key}"' in page
+
+    again = _html(client.get("/settings/api-keys/"))
+    assert key not in again
+    assert f"<code>lf_{row.prefix}_…</code>" in again
+    assert 'analytics.write_key = "YOUR_WRITE_KEY"' in again
+
+
+def test_api_key_validation(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post("/settings/api-keys/", {"name": "", "scope": "root"})
+
+    assert response.status_code == 200
+    assert "This field is required." in _html(response)
+    assert "Select a valid choice. root is not one of the available choices." in _html(response)
+    assert ApiKey.objects.count() == 0
+
+
+def test_revoke_with_htmx(client, admin_user):
+    row, key = api_key_create(name="old", scope="full")
+    client.force_login(admin_user)
+
+    response = client.post(f"/settings/api-keys/{row.pk}/revoke/", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    assert _html(response).startswith(f'\n<tr id="api-key-{row.pk}">')
+    assert 'data-revoked="yes"' in _html(response)
+    assert ">Revoke</button>" not in _html(response)
+    assert ApiKey.objects.get(pk=row.pk).revoked_at is not None
+    assert api_key_check(key) is None
+
+
+def test_write_key_sample_names_the_real_host(client, admin_user, settings):
+    settings.ALLOWED_HOSTS = ["track.acme.example"]
+    client.force_login(admin_user)
+
+    page = _html(client.get("/settings/api-keys/", HTTP_HOST="track.acme.example"))
+
+    assert '<code id="segment-endpoint">http://track.acme.example/v1/batch</code>' in page
+    assert 'analytics.host = "http://track.acme.example"' in page
+    assert 'host: "http://track.acme.example", path: "/v1/batch"' in page
+
+
+def test_api_key_list_query_count(client, admin_user, django_assert_max_num_queries):
+    for n in range(12):
+        api_key_create(name=f"key {n}", scope="ingest", created_by=admin_user)
+    client.force_login(admin_user)
+
+    with django_assert_max_num_queries(7):
+        response = client.get("/settings/api-keys/")
+
+    assert _html(response).count('<tr id="api-key-') == 12
+
+
+# --- custom fields ----------------------------------------------------------------
+
+
+def test_create_a_custom_field(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/settings/fields/",
+        {"key": "plan_tier", "label": "Plan tier", "type": "choice", "options_text": "a\nb\n\n c "},
+    )
+
+    assert response.status_code == 302
+    field = FieldDefinition.objects.get()
+    assert (field.key, field.label, field.type, field.options) == (
+        "plan_tier",
+        "Plan tier",
+        "choice",
+        ["a", "b", "c"],
+    )
+    page = _html(client.get("/settings/fields/"))
+    assert "<code>plan_tier</code>" in page
+    assert "<td>a, b, c</td>" in page
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"key": "Plan-Tier", "type": "text"}, "Start with a letter; use lower-case letters"),
+        ({"key": "job_title", "type": "text"}, "This is a standard lead field."),
+        ({"key": "seats", "type": "choice"}, "A choice field needs options, one per line"),
+        ({"key": "seats", "type": "number", "options_text": "x"}, "Only choice fields have"),
+        ({"key": "budget", "type": "text"}, "A field with this key exists."),
+    ],
+)
+def test_custom_field_validation(client, admin_user, data, message):
+    FieldDefinition.objects.create(key="budget", label="Budget", type="number")
+    client.force_login(admin_user)
+
+    response = client.post("/settings/fields/", {"label": "Something", **data})
+
+    assert response.status_code == 200
+    assert message in _html(response)
+    assert FieldDefinition.objects.count() == 1
+
+
+def test_edit_keeps_key_and_type_and_delete_removes(client, admin_user):
+    field = FieldDefinition.objects.create(
+        key="tier", label="Tier", type="choice", options=["gold"]
+    )
+    client.force_login(admin_user)
+
+    form = _html(client.get(f"/settings/fields/{field.pk}/"))
+    assert 'name="type"' not in form
+    assert 'name="key"' not in form
+    saved = client.post(
+        f"/settings/fields/{field.pk}/",
+        {"label": "Customer tier", "options_text": "gold\nsilver", "type": "text", "key": "x"},
+    )
+
+    assert saved["Location"] == "/settings/fields/"
+    field.refresh_from_db()
+    assert (field.key, field.label, field.type, field.options) == (
+        "tier",
+        "Customer tier",
+        "choice",
+        ["gold", "silver"],
+    )
+
+    client.post(f"/settings/fields/{field.pk}/delete/")
+
+    assert FieldDefinition.objects.count() == 0
+
+
+def test_field_list_query_count(client, admin_user, django_assert_max_num_queries):
+    for n in range(10):
+        FieldDefinition.objects.create(key=f"f{n}", label=f"F{n}", type="text")
+    client.force_login(admin_user)
+
+    with django_assert_max_num_queries(6):
+        response = client.get("/settings/fields/")
+
+    assert _html(response).count('<tr id="field-') == 10
+
+
+# --- scoring ----------------------------------------------------------------------
+
+
+def _thresholds(**values):
+    data = {"warm_threshold": 20, "hot_threshold": 50, "mql_threshold": 50}
+    data.update(values)
+    return data
+
+
+def test_thresholds_must_have_hot_above_warm(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post("/settings/scoring/", _thresholds(warm_threshold=60, hot_threshold=60))
+
+    assert response.status_code == 200
+    assert "Hot must be above warm." in _html(response)
+    current = scoring_settings()
+    assert (current.warm_threshold, current.hot_threshold) == (20, 50)
+
+
+def test_moving_thresholds_regrades_leads(client, admin_user):
+    warm = LeadFactory.create(score=30, grade="warm")
+    cold = LeadFactory.create(score=5, grade="cold")
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/settings/scoring/",
+        _thresholds(warm_threshold=10, hot_threshold=25, mql_threshold=40, sales_can_adjust="on"),
+    )
+
+    assert response["Location"] == "/settings/scoring/"
+    warm.refresh_from_db()
+    cold.refresh_from_db()
+    assert (warm.grade, cold.grade) == ("hot", "cold")
+    current = ScoringSettings.objects.get()
+    assert (
+        current.warm_threshold,
+        current.hot_threshold,
+        current.mql_threshold,
+        current.mql_moves_stage,
+        current.sales_can_adjust,
+    ) == (10, 25, 40, False, True)
+    assert list(
+        Event.objects.filter(type="grade.changed").values_list("lead_id", "name", "properties")
+    ) == [(warm.pk, "hot", {"from": "warm", "to": "hot", "score": 30})]
+    assert '<p class="flash">Scoring settings are saved.</p>' in _html(
+        client.get("/settings/scoring/")
+    )
+
+
+def test_categories_add_rename_and_builtins_stay(client, admin_user):
+    client.force_login(admin_user)
+    builtin = ScoreCategory.objects.get(key="fit")
+
+    client.post("/settings/scoring/categories/", {"key": "product_usage", "label": "Usage"})
+    added = ScoreCategory.objects.get(key="product_usage")
+    client.post(f"/settings/scoring/categories/{added.pk}/rename/", {"label": "Product usage"})
+    client.post(f"/settings/scoring/categories/{builtin.pk}/rename/", {"label": "Who they are"})
+    refused = client.post(f"/settings/scoring/categories/{builtin.pk}/delete/", follow=True)
+    bad = client.post("/settings/scoring/categories/", {"key": "fit", "label": "Again"})
+
+    assert ScoreCategory.objects.get(pk=added.pk).label == "Product usage"
+    assert ScoreCategory.objects.get(pk=builtin.pk).label == "Who they are"
+    assert '<p class="flash">Built-in categories cannot be deleted.</p>' in _html(refused)
+    assert "Score category with this Key already exists." in _html(bad)
+
+    client.post(f"/settings/scoring/categories/{added.pk}/delete/")
+
+    assert not ScoreCategory.objects.filter(pk=added.pk).exists()
+    assert ScoreCategory.objects.filter(pk=builtin.pk).exists()
+
+
+# --- integrations -----------------------------------------------------------------
+
+
+def test_integrations_show_webhook_urls_with_credentials(client, admin_user, settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:s3cret"}
+    settings.ALLOWED_HOSTS = ["app.acme.example"]
+    client.force_login(admin_user)
+
+    page = _html(client.get("/settings/integrations/", HTTP_HOST="app.acme.example"))
+
+    for esp in ("sendgrid", "mailgun", "postmark", "brevo"):
+        url = f"http://hook:s3cret@app.acme.example/anymail/{esp}/tracking/"
+        assert f'<code class="user-select-all d-block mb-1">{url}</code>' in page
+    assert "In SendGrid, open Settings → Mail Settings → Event Webhook." in page
+    assert "Set MAILGUN_WEBHOOK_SIGNING_KEY to the HTTP webhook signing key" in page
+
+
+def test_slack_webhook_is_saved_and_validated(client, admin_user):
+    client.force_login(admin_user)
+
+    bad = client.post("/settings/integrations/", {"slack_webhook_url": "http://hooks.example/x"})
+    good = client.post(
+        "/settings/integrations/", {"slack_webhook_url": "https://hooks.slack.com/services/T/B/X"}
+    )
+
+    assert "Use an https:// URL." in _html(bad)
+    assert good["Location"] == "/settings/integrations/"
+    assert IntegrationSettings.objects.get().slack_webhook_url == (
+        "https://hooks.slack.com/services/T/B/X"
+    )
+    assert 'value="https://hooks.slack.com/services/T/B/X"' in _html(
+        client.get("/settings/integrations/")
+    )
+
+
+# --- account ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["admin_user", "marketer", "sales"])
+def test_every_role_changes_their_password(client, request, who):
+    user = request.getfixturevalue(who)
+    client.force_login(user)
+    assert client.get("/account/password/").status_code == 200
+
+    wrong = client.post(
+        "/account/password/",
+        {"old_password": "nope", "new_password1": "Maple-Rocket-41", "new_password2": "x"},
+    )
+    response = client.post(
+        "/account/password/",
+        {
+            "old_password": "pw-for-tests",
+            "new_password1": "Maple-Rocket-41",
+            "new_password2": "Maple-Rocket-41",
+        },
+    )
+
+    assert wrong.status_code == 200
+    assert "Your old password was entered incorrectly." in _html(wrong)
+    assert response["Location"] == "/account/password/done/"
+    assert User.objects.get(pk=user.pk).check_password("Maple-Rocket-41")
+    assert client.get("/account/password/done/").status_code == 200
+
+
+def test_password_change_needs_login(client):
+    response = client.get("/account/password/")
+
+    assert response["Location"] == "/login/?next=/account/password/"
+
+
+def test_password_reset_flow(client, sales, mailoutbox):
+    page = client.get("/account/password-reset/")
+    assert page.status_code == 200
+
+    sent = client.post("/account/password-reset/", {"email": "sales-t@example.com"})
+    unknown = client.post("/account/password-reset/", {"email": "nobody@example.com"})
+
+    assert sent["Location"] == "/account/password-reset/sent/"
+    assert unknown["Location"] == "/account/password-reset/sent/"
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["sales-t@example.com"]
+    link = re.search(r"http://testserver(/account/password-reset/\S+/)", mailoutbox[0].body)
+    assert link is not None
+    form = client.get(link.group(1), follow=True)
+    set_url = form.redirect_chain[-1][0]
+    assert set_url.endswith("/set-password/")
+    done = client.post(
+        set_url, {"new_password1": "Harbor-Lime-77", "new_password2": "Harbor-Lime-77"}
+    )
+    assert done["Location"] == "/account/password-reset/done/"
+    assert "Your password is set." in _html(client.get("/account/password-reset/done/"))
+    assert client.login(username="sales-t", password="Harbor-Lime-77") is True
+    # The link works once.
+    client.logout()
+    reused = client.get(link.group(1), follow=True)
+    assert 'id="reset-invalid"' in _html(reused)
