@@ -466,3 +466,19 @@ def test_a_published_version_opens_read_only_and_is_restored_as_the_draft(
     expect(page.locator(".lf-node")).to_have_count(2)
     flow.refresh_from_db()
     assert flow.draft == first.graph
+
+
+def test_connect_by_clicking_two_handles(page: Page, live_server, login):
+    login(page, "marketer")
+    flow = open_new_flow(page, live_server, "Touch")
+    trigger = drop(page, "app.event", 300, 60)
+    action = drop(page, "tag.add", 300, 300)
+    trigger.locator('.react-flow__handle.source[data-handleid="next"]').click()
+    action.locator(".react-flow__handle.target").click()
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    saved(page)
+    flow.refresh_from_db()
+    ids = {n["type"]: n["id"] for n in flow.draft["nodes"]}
+    assert [(e["source"], e["target"]) for e in flow.draft["edges"]] == [
+        (ids["app.event"], ids["tag.add"])
+    ]
