@@ -246,6 +246,7 @@ class DryRunResultSerializer(serializers.Serializer):
 # The enrollments behind a node's stats: the step states each count covers.
 STEP_STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "entered": (),
+    "completed": (StepStatus.COMPLETED,),
     "waiting": (StepStatus.WAITING, StepStatus.RETRYING),
     "failed": (StepStatus.FAILED,),
 }
@@ -429,7 +430,7 @@ class FlowViewSet(viewsets.ModelViewSet):
                 enum=list(STEP_STATUS_FILTERS),
                 description="Only enrollments with a step in this state at ``node`` (at any "
                 "node without it), as the node's stats count them: entered (any step), "
-                "waiting (waiting or retrying) or failed.",
+                "completed, waiting (waiting or retrying) or failed.",
             ),
         ],
     )

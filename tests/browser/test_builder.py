@@ -353,6 +353,7 @@ def test_a_count_on_a_node_lists_its_leads(page: Page, live_server, login):
     waiting = canvas_node(page, "wait").locator(".lf-stat-waiting")
     expect(waiting).to_have_text("1 waiting")
     expect(canvas_node(page, "t").locator(".lf-stat-waiting")).to_have_text("0 waiting")
+    expect(canvas_node(page, "t").locator(".lf-stat-completed")).to_have_text("1 done")
     waiting.click()
 
     leads = page.locator(".lf-node-leads")

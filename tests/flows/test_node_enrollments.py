@@ -107,6 +107,8 @@ def test_the_counts_of_a_node_list_their_leads(marketer_api, flow, leads):
     assert listed(marketer_api, flow, "node=tag&status=failed") == [failed]
     # Completed steps at the trigger: none of these leads is waiting there.
     assert listed(marketer_api, flow, "node=t&status=waiting") == []
+    assert listed(marketer_api, flow, "node=t&status=completed") == [ceo, retrying, failed]
+    assert listed(marketer_api, flow, "node=wait&status=completed") == []
     assert listed(marketer_api, flow, "node=t") == [ceo, retrying, failed]
     # Without a node, a step in that state anywhere.
     assert listed(marketer_api, flow, "status=failed") == [failed]
@@ -121,7 +123,7 @@ def test_an_unknown_status_is_refused(marketer_api, flow):
         "error": {
             "code": "invalid",
             "message": "The request has invalid fields.",
-            "fields": {"status": ["Expected one of: entered, waiting, failed."]},
+            "fields": {"status": ["Expected one of: entered, completed, waiting, failed."]},
         }
     }
 

@@ -6,6 +6,7 @@ const HANDLE_LABELS = { yes: "Yes", no: "No", met: "Met", timeout: "Timed out" }
 // The counts on a published flow's node: key, as shown, as said to a screen reader.
 const COUNTS = [
   ["entered", "in", "entered"],
+  ["completed", "done", "completed"],
   ["waiting", "waiting", "waiting"],
   ["failed", "failed", "failed"],
 ];

@@ -4,7 +4,12 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { call, errorLines, leadName } from "./api.js";
 
 const PAGE_SIZE = 20;
-const HEADINGS = { entered: "Leads that reached", waiting: "Leads waiting at", failed: "Leads that failed at" };
+const HEADINGS = {
+  entered: "Leads that reached",
+  completed: "Leads that went past",
+  waiting: "Leads waiting at",
+  failed: "Leads that failed at",
+};
 const ENROLLMENT_STATUS = { active: "running", waiting: "waiting", completed: "completed", failed: "failed" };
 
 export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) {
