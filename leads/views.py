@@ -36,9 +36,6 @@ class HtmxHttpRequest(HttpRequest):
     user: User
 
 
-PAGE_SIZE = 50
-
-
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:

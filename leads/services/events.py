@@ -14,12 +14,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
@@ -305,8 +305,7 @@ def events_process(*, event_ids: Sequence[int], drain: bool = False) -> None:
         while drain and drained < DRAIN_LIMIT:
             now = timezone.now()
             waiting = list(
-                Event.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
-                .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+                _waiting(now)
                 .order_by("received_at", "id")
                 .values_list("id", flat=True)[: min(100, DRAIN_LIMIT - drained)]
             )
@@ -316,6 +315,13 @@ def events_process(*, event_ids: Sequence[int], drain: bool = False) -> None:
             if not _process_queue(deque(waiting), skip_locked=True):
                 # Everything waiting is held by other workers.
                 break
+
+
+def _waiting(now: datetime) -> QuerySet[Event]:
+    """Events not processed yet, neither backing off after a failure nor given up."""
+    return Event.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).filter(
+        Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+    )
 
 
 def _process_queue(queue: deque[int], *, skip_locked: bool) -> int:
@@ -619,10 +625,8 @@ def events_sweep() -> int:
     Heartbeat.objects.update_or_create(name="scheduler", defaults={"seen_at": now})
     cutoff = now - timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS)
     ids = list(
-        Event.objects.filter(
-            processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS
-        )
-        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        _waiting(now)
+        .filter(received_at__lt=cutoff)
         .order_by("received_at")
         .values_list("id", flat=True)[:5000]
     )
