@@ -453,3 +453,25 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.body[:40]}"
+
+
+class LeadErasure(models.Model):
+    """The record that a lead was erased, kept without anything about the person:
+    the lead's former id, who erased it, when, and how many rows went."""
+
+    lead_ref = models.PositiveBigIntegerField()
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # "web", "api" or "command": where the erasure was asked for.
+    via = models.CharField(max_length=10)
+    rows = models.JSONField(default=dict)
+    erased_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"lead #{self.lead_ref} erased {self.erased_at:%Y-%m-%d}"
+
+    @property
+    def total_rows(self) -> int:
+        """Rows removed, the lead's own included."""
+        return sum(self.rows.values()) + 1
