@@ -475,3 +475,40 @@ class LeadErasure(models.Model):
     def total_rows(self) -> int:
         """Rows removed, the lead's own included."""
         return sum(self.rows.values()) + 1
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for a worker")
+    RUNNING = "running", _("Writing")
+    DONE = "done", _("Ready")
+    FAILED = "failed", _("Failed")
+
+
+class LeadExport(models.Model):
+    """A CSV export of a leads-list filter too big to stream at once: a worker
+    writes the file and counts its rows; the page shows the progress."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lead_exports"
+    )
+    # The list's filter (``LeadFilters`` as a dict) and sort, and the query string
+    # that shows the same list.
+    filters = models.JSONField(default=dict)
+    sort = models.CharField(max_length=16)
+    query = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default="pending")
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/", blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return min(99, self.rows_done * 100 // self.rows_total) if self.rows_total else 0

@@ -89,6 +89,13 @@ urlpatterns = [
     path("leads/", views_list.lead_list, name="lead-list"),
     path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),
     path("leads/export.csv", views_list.lead_export, name="lead-export"),
+    path("leads/exports/", views_list.lead_export_start_view, name="lead-export-start"),
+    path("leads/exports/<int:pk>/", views_list.lead_export_detail, name="lead-export-detail"),
+    path(
+        "leads/exports/<int:pk>/download/",
+        views_list.lead_export_download,
+        name="lead-export-download",
+    ),
     path("leads/<int:pk>/", views_profile.lead_profile, name="lead-detail"),
     path(
         "leads/<int:pk>/timeline/",
@@ -98,7 +105,7 @@ urlpatterns = [
     path("leads/<int:pk>/update/", views_profile.lead_profile_update, name="lead-profile-update"),
     path("leads/<int:pk>/score/", views_profile.lead_profile_score, name="lead-profile-score"),
     path("leads/<int:pk>/notes/", views_profile.lead_profile_note, name="lead-profile-note"),
-    path("leads/<int:pk>/export.json", views_privacy.lead_export_view, name="lead-export"),
+    path("leads/<int:pk>/export.json", views_privacy.lead_export_view, name="lead-data-export"),
     path("leads/<int:pk>/erase/", views_privacy.lead_erase_view, name="lead-erase"),
     path("leads/import/", views.lead_import_new, name="lead-import"),
     path("leads/import/<int:pk>/", views.lead_import_detail, name="lead-import-detail"),
