@@ -477,38 +477,53 @@ class LeadErasure(models.Model):
         return sum(self.rows.values()) + 1
 
 
-class ExportStatus(models.TextChoices):
+class JobStatus(models.TextChoices):
     PENDING = "pending", _("Waiting for a worker")
-    RUNNING = "running", _("Writing")
-    DONE = "done", _("Ready")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
 
 
-class LeadExport(models.Model):
-    """A CSV export of a leads-list filter too big to stream at once: a worker
-    writes the file and counts its rows; the page shows the progress."""
+class JobKind(models.TextChoices):
+    EXPORT = "export", _("CSV export")
+    BULK = "bulk", _("Bulk change")
 
+
+class LeadJob(models.Model):
+    """Work on a leads-list filter too big for one request (a CSV export, a bulk
+    change of every matching lead): a worker does it, counting leads as it goes,
+    and the page shows the progress."""
+
+    kind = models.CharField(max_length=10, choices=JobKind.choices)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lead_exports"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lead_jobs"
     )
     # The list's filter (``LeadFilters`` as a dict) and sort, and the query string
-    # that shows the same list.
+    # that shows the same list. The leads are those the creator may see when it runs.
     filters = models.JSONField(default=dict)
-    sort = models.CharField(max_length=16)
+    sort = models.CharField(max_length=16, blank=True)
     query = models.CharField(max_length=1000, blank=True)
-    status = models.CharField(max_length=10, choices=ExportStatus.choices, default="pending")
+    # A bulk change: which (``owner``, ``tag_add``, …) and its value.
+    action = models.CharField(max_length=16, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default="pending")
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
+    rows_changed = models.PositiveIntegerField(default=0)
     file = models.FileField(upload_to="exports/", blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"export #{self.pk} ({self.status})"
+        return f"{self.kind} #{self.pk} ({self.status})"
 
     @property
     def percent(self) -> int:
-        if self.status == ExportStatus.DONE:
+        if self.status == JobStatus.DONE:
             return 100
         return min(99, self.rows_done * 100 // self.rows_total) if self.rows_total else 0
+
+    @property
+    def running(self) -> bool:
+        return self.status in (JobStatus.PENDING, JobStatus.RUNNING)

@@ -46,8 +46,8 @@ def segments_refresh_task() -> int:
     return segments_refresh_time_relative()
 
 
-@shared_task(name="leads.tasks.lead_export_run")
-def lead_export_run_task(export_id: int) -> None:
-    from leads.services.exports import lead_export_run
+@shared_task(name="leads.tasks.lead_job_run")
+def lead_job_run_task(job_id: int) -> None:
+    from leads.services.jobs import lead_job_run
 
-    lead_export_run(export_id=export_id)
+    lead_job_run(job_id=job_id)

@@ -90,12 +90,8 @@ urlpatterns = [
     path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),
     path("leads/export.csv", views_list.lead_export, name="lead-export"),
     path("leads/exports/", views_list.lead_export_start_view, name="lead-export-start"),
-    path("leads/exports/<int:pk>/", views_list.lead_export_detail, name="lead-export-detail"),
-    path(
-        "leads/exports/<int:pk>/download/",
-        views_list.lead_export_download,
-        name="lead-export-download",
-    ),
+    path("leads/jobs/<int:pk>/", views_list.lead_job_detail, name="lead-job-detail"),
+    path("leads/jobs/<int:pk>/download/", views_list.lead_job_download, name="lead-job-download"),
     path("leads/<int:pk>/", views_profile.lead_profile, name="lead-detail"),
     path(
         "leads/<int:pk>/timeline/",

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from leads.decorators import role_required
-from leads.models import ExportStatus, Lead, LeadExport, Segment, SegmentKind, Stage
+from leads.models import JobKind, JobStatus, Lead, LeadJob, Segment, SegmentKind, Stage
 from leads.selectors import (
     LEAD_SORTS,
     LeadFilters,
@@ -33,7 +33,8 @@ from leads.selectors import (
     leads_visible_to,
 )
 from leads.services import bulk
-from leads.services.exports import export_leads, export_rows, lead_export_start
+from leads.services.exports import export_leads, export_rows
+from leads.services.jobs import lead_job_start
 from leads.views import ALL_ROLES, HtmxHttpRequest
 
 PAGE_SIZE = 50
@@ -215,6 +216,35 @@ def _bulk_apply(form: LeadBulkForm, leads: QuerySet[Lead]) -> bulk.BulkResult:
     return bulk.leads_stage_set(leads=leads, stage=data["stage"])
 
 
+# Up to this many leads a bulk change runs in the request; more go to a worker,
+# with progress in the page.
+BULK_INLINE_LIMIT = 2000
+
+
+def _bulk_job_start(
+    request: HtmxHttpRequest, form: LeadBulkForm, filters: LeadFilters, params: dict[str, str]
+) -> LeadJob:
+    data = form.cleaned_data
+    action = data["action"]
+    values: dict[str, Any] = {}
+    if action == "owner":
+        values["owner"] = form.new_owner.pk if form.new_owner else None
+    elif action in ("tag_add", "tag_remove"):
+        values["tag"] = data["tag"].strip()
+    elif action == "segment":
+        values["segment"] = data["segment"].pk
+    else:
+        values["stage"] = data["stage"]
+    return lead_job_start(
+        user=request.user,
+        kind=JobKind.BULK,
+        filters=filters,
+        query=urlencode(params),
+        action=action,
+        params=values,
+    )
+
+
 @role_required(*ALL_ROLES)
 @require_POST
 def lead_bulk(request: HtmxHttpRequest) -> HttpResponse:
@@ -246,6 +276,12 @@ def lead_bulk(request: HtmxHttpRequest) -> HttpResponse:
             template = "leads/_lead_results.html" if request.htmx else "leads/lead_list.html"
             return render(request, template, context)
         leads = matching
+        if matching.count() > BULK_INLINE_LIMIT:
+            job = _bulk_job_start(request, form, filters, params)
+            url = reverse("lead-job-detail", args=[job.pk])
+            if request.htmx:
+                return HttpResponse(headers={"HX-Redirect": url})
+            return redirect(url)
     else:
         leads = leads_visible_to(request.user).filter(pk__in=form.cleaned_data["lead"])
     result = _bulk_apply(form, leads)
@@ -281,7 +317,7 @@ def _bulk_answer(
     return redirect(list_url)
 
 
-# --- CSV export ---------------------------------------------------------------------
+# --- CSV export and long work -----------------------------------------------------
 
 # Up to this many leads stream straight to the browser; more are written by a
 # worker while the page shows progress.
@@ -306,36 +342,41 @@ def lead_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
 def lead_export_start_view(request: HtmxHttpRequest) -> HttpResponse:
     """Export the filter in the background; the answer is the progress page."""
     filters, sort, params = _filters(request.POST)
-    export = lead_export_start(
-        user=request.user, filters=filters, sort=sort, query=urlencode(params)
+    job = lead_job_start(
+        user=request.user,
+        kind=JobKind.EXPORT,
+        filters=filters,
+        sort=sort,
+        query=urlencode(params),
     )
-    return redirect("lead-export-detail", pk=export.pk)
+    return redirect("lead-job-detail", pk=job.pk)
 
 
-def _own_export(request: HtmxHttpRequest, pk: int) -> LeadExport:
-    # Someone else's export is as good as missing: it holds their view of the leads.
-    return get_object_or_404(LeadExport, pk=pk, created_by=request.user)
+def _own_job(request: HtmxHttpRequest, pk: int) -> LeadJob:
+    # Someone else's job is as good as missing: it holds their view of the leads.
+    return get_object_or_404(LeadJob, pk=pk, created_by=request.user)
 
 
 @role_required(*ALL_ROLES)
 @require_GET
-def lead_export_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    export = _own_export(request, pk)
+def lead_job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    job = _own_job(request, pk)
+    context = {"job": job, "action": dict(BULK_ACTIONS).get(job.action, "")}
     if request.htmx:
-        return render(request, "leads/_export_progress.html", {"export": export})
-    recent = LeadExport.objects.filter(created_by=request.user).exclude(pk=pk).order_by("-id")
-    return render(request, "leads/export_detail.html", {"export": export, "recent": recent[:5]})
+        return render(request, "leads/_job_progress.html", context)
+    recent = LeadJob.objects.filter(created_by=request.user).exclude(pk=pk).order_by("-id")
+    return render(request, "leads/job_detail.html", {**context, "recent": recent[:5]})
 
 
 @role_required(*ALL_ROLES)
 @require_GET
-def lead_export_download(request: HtmxHttpRequest, pk: int) -> FileResponse:
-    export = _own_export(request, pk)
-    if export.status != ExportStatus.DONE or not export.file:
+def lead_job_download(request: HtmxHttpRequest, pk: int) -> FileResponse:
+    job = _own_job(request, pk)
+    if job.kind != JobKind.EXPORT or job.status != JobStatus.DONE or not job.file:
         raise Http404
     return FileResponse(
-        export.file.open("rb"),
+        job.file.open("rb"),
         as_attachment=True,
-        filename=export.file.name.rsplit("/", 1)[-1],
+        filename=job.file.name.rsplit("/", 1)[-1],
         content_type="text/csv; charset=utf-8",
     )

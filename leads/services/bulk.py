@@ -42,8 +42,14 @@ def _id_batches(leads: QuerySet[Lead], size: int) -> Iterator[list[int]]:
         last = batch[-1]
 
 
+Progress = Callable[[BulkResult], None] | None
+
+
 def _each_lead(
-    leads: QuerySet[Lead], change: Callable[[Lead], bool], batch_size: int
+    leads: QuerySet[Lead],
+    change: Callable[[Lead], bool],
+    batch_size: int,
+    progress: Progress = None,
 ) -> BulkResult:
     total = changed = 0
     for batch in _id_batches(leads, batch_size):
@@ -54,24 +60,40 @@ def _each_lead(
             for lead in locked:
                 total += 1
                 changed += change(lead)
+        if progress is not None:
+            progress(BulkResult(total=total, changed=changed))
     return BulkResult(total=total, changed=changed)
 
 
 def leads_owner_set(
-    *, leads: QuerySet[Lead], owner: User | None, batch_size: int = BATCH_SIZE
+    *,
+    leads: QuerySet[Lead],
+    owner: User | None,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress = None,
 ) -> BulkResult:
     """Give every lead in ``leads`` to ``owner`` (None unassigns them)."""
     return _each_lead(
-        leads, lambda lead: bool(lead_update(lead=lead, changes={"owner": owner})), batch_size
+        leads,
+        lambda lead: bool(lead_update(lead=lead, changes={"owner": owner})),
+        batch_size,
+        progress,
     )
 
 
 def leads_stage_set(
-    *, leads: QuerySet[Lead], stage: str, batch_size: int = BATCH_SIZE
+    *,
+    leads: QuerySet[Lead],
+    stage: str,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress = None,
 ) -> BulkResult:
     """Move every lead in ``leads`` to ``stage``."""
     return _each_lead(
-        leads, lambda lead: bool(lead_update(lead=lead, changes={"stage": stage})), batch_size
+        leads,
+        lambda lead: bool(lead_update(lead=lead, changes={"stage": stage})),
+        batch_size,
+        progress,
     )
 
 
@@ -81,6 +103,7 @@ def leads_tags_change(
     add: Iterable[str] = (),
     remove: Iterable[str] = (),
     batch_size: int = BATCH_SIZE,
+    progress: Progress = None,
 ) -> BulkResult:
     """Add and remove tags (by name; new names create tags) on every lead in ``leads``."""
     add, remove = list(add), list(remove)
@@ -88,11 +111,16 @@ def leads_tags_change(
         leads,
         lambda lead: bool(lead_update(lead=lead, tags_add=add, tags_remove=remove)),
         batch_size,
+        progress,
     )
 
 
 def leads_segment_add(
-    *, leads: QuerySet[Lead], segment: Segment, batch_size: int = BATCH_SIZE
+    *,
+    leads: QuerySet[Lead],
+    segment: Segment,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress = None,
 ) -> BulkResult:
     """Add every lead in ``leads`` to a static segment; leads already in it stay as
     they are (``changed`` counts those that entered)."""
@@ -100,4 +128,6 @@ def leads_segment_add(
     for batch in _id_batches(leads, batch_size):
         total += len(batch)
         changed += segment_add_leads(segment=segment, lead_ids=batch)
+        if progress is not None:
+            progress(BulkResult(total=total, changed=changed))
     return BulkResult(total=total, changed=changed)

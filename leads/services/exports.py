@@ -1,31 +1,19 @@
-"""CSV export of a leads-list filter. Small exports stream straight to the
-browser; big ones are written by a worker into a file, counting rows as it goes,
-so the page can show progress and offer the file when it is ready."""
+"""CSV export of a leads-list filter: the rows, streamed to the browser for a
+small export or written into a file by a worker (``leads.services.jobs``)."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
-import logging
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth.models import User
-from django.core.files import File
-from django.db import transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
-from leads.models import ExportStatus, Lead, LeadExport
+from leads.models import Lead
 from leads.selectors import LeadFilters, leads_filter, leads_sorted, leads_visible_to
 
-logger = logging.getLogger(__name__)
-
 EXPORT_CHUNK_SIZE = 500
-# How often the worker writes its progress (rows).
-PROGRESS_EVERY = 2000
 EXPORT_COLUMNS = (
     "email",
     "first_name",
@@ -87,53 +75,3 @@ def export_rows(leads: QuerySet[Lead]) -> Iterator[str]:
                 _moment(lead.last_activity_at),
             ]
         )
-
-
-def lead_export_start(*, user: User, filters: LeadFilters, sort: str, query: str) -> LeadExport:
-    """Record an export of the list ``user`` sees and have a worker write it."""
-    from leads.tasks import lead_export_run_task
-
-    export = LeadExport.objects.create(
-        created_by=user, filters=dataclasses.asdict(filters), sort=sort, query=query[:1000]
-    )
-    transaction.on_commit(lambda: lead_export_run_task.delay(export.pk))
-    return export
-
-
-def lead_export_run(*, export_id: int) -> None:
-    """Write the export's file. The leads are those its creator may see now;
-    progress is committed as it goes (no transaction around the whole run)."""
-    export = LeadExport.objects.select_related("created_by").filter(pk=export_id).first()
-    if export is None or export.status in (ExportStatus.DONE, ExportStatus.FAILED):
-        return
-    leads = export_leads(
-        user=export.created_by, filters=LeadFilters(**export.filters), sort=export.sort
-    )
-    total = leads.count()
-    LeadExport.objects.filter(pk=export.pk).update(
-        status=ExportStatus.RUNNING, rows_total=total, rows_done=0
-    )
-    try:
-        with tempfile.TemporaryFile(mode="w+b") as spool:
-            done = -1  # the header line is not a row
-            for line in export_rows(leads):
-                spool.write(line.encode("utf-8"))
-                done += 1
-                if done and done % PROGRESS_EVERY == 0:
-                    LeadExport.objects.filter(pk=export.pk).update(rows_done=done)
-            spool.seek(0)
-            stamp = timezone.localtime(export.created_at).strftime("%Y%m%d-%H%M")
-            export.file.save(f"leads-{stamp}-{export.pk}.csv", File(spool), save=False)
-    except Exception as exc:
-        logger.exception("lead export failed", extra={"export_id": export.pk})
-        LeadExport.objects.filter(pk=export.pk).update(
-            status=ExportStatus.FAILED, error=str(exc)[:1000], finished_at=timezone.now()
-        )
-        return
-    LeadExport.objects.filter(pk=export.pk).update(
-        status=ExportStatus.DONE,
-        rows_done=done,
-        rows_total=max(total, done),
-        file=export.file.name,
-        finished_at=timezone.now(),
-    )

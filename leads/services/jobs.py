@@ -1,0 +1,136 @@
+"""Long work on a leads-list filter, done by a worker while the page shows its
+progress: a CSV export into a file, or a bulk change of every matching lead.
+
+The job keeps the filter, not a list of ids, and runs on the leads its creator
+may see when it runs. Progress is committed as it goes (there is no transaction
+around the whole run; a bulk change commits batch by batch), so a job stopped
+half-way leaves what it did consistent and says how far it got."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from leads.models import JobKind, JobStatus, LeadJob, Segment, SegmentKind
+from leads.selectors import LeadFilters, leads_filter, leads_visible_to
+from leads.services import bulk
+from leads.services.exports import export_leads, export_rows
+
+logger = logging.getLogger(__name__)
+
+# How often an export writes its progress (rows); a bulk change writes it per batch.
+PROGRESS_EVERY = 2000
+BULK_ACTIONS = ("owner", "tag_add", "tag_remove", "segment", "stage")
+
+
+def lead_job_start(
+    *,
+    user: User,
+    kind: str,
+    filters: LeadFilters,
+    sort: str = "",
+    query: str = "",
+    action: str = "",
+    params: dict[str, Any] | None = None,
+) -> LeadJob:
+    """Record a job on the leads ``user`` sees through ``filters``; a worker runs
+    it after commit."""
+    from leads.tasks import lead_job_run_task
+
+    if kind == JobKind.BULK and action not in BULK_ACTIONS:
+        raise ValueError(f"unknown bulk action {action!r}")
+    job = LeadJob.objects.create(
+        kind=kind,
+        created_by=user,
+        filters=dataclasses.asdict(filters),
+        sort=sort,
+        query=query[:1000],
+        action=action,
+        params=params or {},
+    )
+    transaction.on_commit(lambda: lead_job_run_task.delay(job.pk))
+    return job
+
+
+def _progress(job: LeadJob, **values: Any) -> None:
+    LeadJob.objects.filter(pk=job.pk).update(**values)
+
+
+def lead_job_run(*, job_id: int) -> None:
+    """Run a job once: a finished or failed job is left alone, so a redelivered
+    message does nothing twice."""
+    job = LeadJob.objects.select_related("created_by").filter(pk=job_id).first()
+    if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
+        return
+    leads = leads_filter(leads_visible_to(job.created_by), LeadFilters(**job.filters))
+    total = leads.count()
+    _progress(job, status=JobStatus.RUNNING, rows_total=total, rows_done=0, rows_changed=0)
+    try:
+        if job.kind == JobKind.EXPORT:
+            done, changed = _export(job), 0
+        else:
+            result = _bulk(job, leads)
+            done, changed = result.total, result.changed
+    except Exception as exc:
+        logger.exception("lead job failed", extra={"job_id": job.pk})
+        LeadJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED, error=str(exc)[:1000], finished_at=timezone.now()
+        )
+        return
+    LeadJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.DONE,
+        rows_done=done,
+        rows_changed=changed,
+        rows_total=max(total, done),
+        file=job.file.name or "",
+        finished_at=timezone.now(),
+    )
+
+
+def _export(job: LeadJob) -> int:
+    leads = export_leads(user=job.created_by, filters=LeadFilters(**job.filters), sort=job.sort)
+    with tempfile.TemporaryFile(mode="w+b") as spool:
+        done = -1  # the header line is not a lead
+        for line in export_rows(leads):
+            spool.write(line.encode("utf-8"))
+            done += 1
+            if done and done % PROGRESS_EVERY == 0:
+                _progress(job, rows_done=done)
+        spool.seek(0)
+        stamp = timezone.localtime(job.created_at).strftime("%Y%m%d-%H%M")
+        job.file.save(f"leads-{stamp}-{job.pk}.csv", File(spool), save=False)
+    return done
+
+
+def _bulk(job: LeadJob, leads: Any) -> bulk.BulkResult:
+    params = job.params
+
+    def progress(result: bulk.BulkResult) -> None:
+        _progress(job, rows_done=result.total, rows_changed=result.changed)
+
+    if job.action == "owner":
+        owner = (
+            User.objects.filter(pk=params["owner"], is_active=True).first()
+            if params.get("owner")
+            else None
+        )
+        if params.get("owner") and owner is None:
+            raise ValueError("The chosen owner is no longer an active user.")
+        return bulk.leads_owner_set(leads=leads, owner=owner, progress=progress)
+    if job.action == "tag_add":
+        return bulk.leads_tags_change(leads=leads, add=[params["tag"]], progress=progress)
+    if job.action == "tag_remove":
+        return bulk.leads_tags_change(leads=leads, remove=[params["tag"]], progress=progress)
+    if job.action == "segment":
+        segment = Segment.objects.filter(pk=params["segment"], kind=SegmentKind.STATIC).first()
+        if segment is None:
+            raise ValueError("The static segment no longer exists.")
+        return bulk.leads_segment_add(leads=leads, segment=segment, progress=progress)
+    return bulk.leads_stage_set(leads=leads, stage=params["stage"], progress=progress)
