@@ -4,6 +4,7 @@ working a hot lead, an admin setting the team up."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -112,3 +113,43 @@ def test_admin_creates_an_api_key_and_a_user(page: Page, live_server, login):
     expect(ben.locator(".who")).to_contain_text("ben · Sales")
     other.close()
     assert not Lead.objects.filter(email="ben@team.example").exists()
+
+
+def test_long_work_runs_in_a_real_worker_with_progress_in_the_page(
+    page: Page, live_server, login, celery_worker_process, monkeypatch
+):
+    from leads import views_list
+
+    # The web side decides what is "long"; the worker process does the work.
+    monkeypatch.setattr(views_list, "EXPORT_DIRECT_LIMIT", 5)
+    monkeypatch.setattr(views_list, "BULK_INLINE_LIMIT", 5)
+    for n in range(12):
+        LeadFactory.create(email=f"w{n:02d}@x.example", grade="warm", score=20 + n)
+    LeadFactory.create(email="cold@x.example", grade="cold")
+    login(page, "marketer")
+    page.goto(f"{live_server.url}/leads/?grade=warm")
+
+    page.locator("#export-start").get_by_role("button", name="Export CSV").click()
+    expect(page.get_by_role("heading", name="CSV export")).to_be_visible()
+    download_link = page.locator("#job-download")
+    expect(download_link).to_be_visible(timeout=30_000)
+    expect(page.locator("#job-progress")).to_contain_text("12 leads written.")
+    with page.expect_download() as info:
+        download_link.click()
+    lines = Path(info.value.path()).read_text().splitlines()
+    assert len(lines) == 13
+    assert sorted(line.split(",")[0] for line in lines[1:]) == [
+        f"w{n:02d}@x.example" for n in range(12)
+    ]
+
+    page.goto(f"{live_server.url}/leads/?grade=warm")
+    page.locator("#bulk-action").select_option("stage")
+    page.locator("#bulk-stage").select_option("sql")
+    page.locator("#bulk-all").check()
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#job-progress")).to_contain_text(
+        "Change stage: 12 of 12 leads changed.", timeout=30_000
+    )
+    assert Lead.objects.filter(stage="sql").count() == 12
+    assert Lead.objects.get(email="cold@x.example").stage != "sql"
