@@ -1,4 +1,13 @@
 # syntax=docker/dockerfile:1
+
+# The canvas bundle and the shared CSS / JS (static/build/ is not in git).
+FROM node:22-slim AS assets
+WORKDIR /src/frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY frontend/ ./
+RUN npm run build
+
 FROM python:3.11-slim
 
 # PYTHONPATH: `pip install .` also puts config/leads/... into site-packages, where
@@ -10,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app \
-    LEADFLOW_DATA_DIR=/data
+    LEADFLOW_DATA_DIR=/data \
+    STATIC_ROOT=/app/staticfiles
 
 # Fixed uid/gid so a bind-mounted /data can be chowned to match from the host. An
 # empty named volume mounted on /data takes this directory's owner, so the app user
@@ -35,7 +45,12 @@ COPY scoring ./scoring
 COPY flows ./flows
 COPY templates ./templates
 COPY static ./static
+COPY --from=assets /src/static/build ./static/build
 RUN pip install --no-deps . && rm -rf build leadflow.egg-info
+
+# Static files are collected (and compressed) into the image, not the /data volume,
+# so every new image serves its own.
+RUN mkdir /app/staticfiles && chown leadflow:leadflow /app/staticfiles
 
 USER leadflow
 

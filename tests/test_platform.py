@@ -99,3 +99,49 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+SERVE_BUNDLE = """
+import django
+django.setup()
+from django.conf import settings
+from django.test import Client
+response = Client().get("/static/build/app.js", HTTP_ACCEPT_ENCODING="gzip")
+print(settings.WHITENOISE_USE_FINDERS, response.status_code, response.get("Content-Encoding"))
+"""
+
+
+def test_collected_static_files_are_served_compressed(tmp_path):
+    """After ``collectstatic`` (the Docker image runs it) the bundle is served
+    gzipped from the collected copy; before it, from the sources."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "LEADFLOW_DATA_DIR": str(tmp_path / "data"),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+
+    def serve() -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", SERVE_BUNDLE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    before = serve()
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert collected.returncode == 0, collected.stderr
+    after = serve()
+
+    assert before == "True 200 None"
+    assert after == "False 200 gzip"
