@@ -611,9 +611,9 @@ def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, s
     return []
 
 
-def activity_types_in(tree: Any) -> set[str]:
-    """The activity types a tree's activity rules name."""
-    found: set[str] = set()
+def rules_in(tree: Any) -> list[dict[str, Any]]:
+    """The rules of a tree, at any depth (anything else is skipped)."""
+    found: list[dict[str, Any]] = []
     stack = [tree]
     while stack:
         node = stack.pop()
@@ -621,10 +621,15 @@ def activity_types_in(tree: Any) -> set[str]:
             continue
         kids = _group_list(node)
         if kids is not None:
-            stack.extend(kids)
-        elif node.get("activity") in ACTIVITY_TYPES:
-            found.add(node["activity"])
+            stack.extend(reversed(kids))
+        else:
+            found.append(node)
     return found
+
+
+def activity_types_in(tree: Any) -> set[str]:
+    """The activity types a tree's activity rules name."""
+    return {r["activity"] for r in rules_in(tree) if r.get("activity") in ACTIVITY_TYPES}
 
 
 # --- the conditions in words -------------------------------------------------------------

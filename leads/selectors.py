@@ -538,10 +538,10 @@ def event_names(*, types: Iterable[str], limit: int = EVENT_NAME_LIMIT) -> dict[
     return found
 
 
-def lead_segment_history(*, lead: Lead) -> list[SegmentMembership]:
-    """Every stay of a lead in a segment, open or closed, latest first."""
+def lead_segment_history(*, lead: Lead, limit: int = 100) -> list[SegmentMembership]:
+    """A lead's latest stays in segments, open or closed, latest first."""
     return list(
         SegmentMembership.objects.filter(lead=lead)
         .select_related("segment")
-        .order_by("-entered_at", "-id")
+        .order_by("-entered_at", "-id")[:limit]
     )

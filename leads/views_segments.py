@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,6 +37,7 @@ from leads.forms_segments import (
     builder_nodes,
     describe_tree,
     error_paths,
+    rules_in,
     tree_from_form,
 )
 from leads.models import FieldDefinition, Lead, Role, Segment, SegmentKind, Tag
@@ -67,6 +69,7 @@ EDITORS = (Role.ADMIN, Role.MARKETER)
 # htmx leaves 4xx answers unswapped unless told; a refused form is a 422.
 INVALID = 422
 TAG_CHOICES_LIMIT = 500
+HISTORY_LIMIT = 100
 
 
 def _definitions() -> dict[str, FieldDefinition]:
@@ -156,7 +159,7 @@ def _editor(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
             conditions = segment_conditions_clean(conditions=tree, kind=kind, segment=segment)
         except ConditionError as exc:
             errors = exc.fields
-        if not errors and not _has_rules(tree):
+        if not errors and not rules_in(tree):
             errors = {"": [gettext("Add at least one rule: a dynamic segment needs conditions.")]}
     if not form.is_valid() or errors:
         context = _editor_context(
@@ -223,18 +226,6 @@ def _posted(request: HtmxHttpRequest, segment: Segment | None) -> dict[str, Any]
     return initial
 
 
-def _has_rules(tree: dict[str, Any]) -> bool:
-    stack: list[Any] = [tree]
-    while stack:
-        node = stack.pop()
-        kids = node.get("all", node.get("any")) if isinstance(node, dict) else None
-        if isinstance(kids, list):
-            stack.extend(kids)
-        elif node is not tree:
-            return True
-    return False
-
-
 # --- pages ------------------------------------------------------------------------------
 
 
@@ -299,27 +290,20 @@ def _paths(tree: Any, path: str = "c") -> list[str]:
 
 
 def _summary_names(segment: Segment) -> SummaryNames:
-    from leads.conditions.schema import _rules, referenced_segments
-
-    tree = segment.conditions or {"all": []}
+    """The names the conditions in words need, in a query per kind at most."""
+    rules = rules_in(segment.conditions)
     user_ids: set[int] = set()
-    for rule in _rules(tree):
+    for rule in rules:
         if rule.get("field") == "owner":
             value = rule.get("value")
-            user_ids |= set(value if isinstance(value, list) else [value]) - {None}
-    from django.contrib.auth.models import User
-
-    refs = referenced_segments(tree)
+            user_ids |= {v for v in (value if isinstance(value, list) else [value]) if v}
+    refs = {rule["segment"] for rule in rules if isinstance(rule.get("segment"), int)}
+    users = User.objects.filter(pk__in=user_ids) if user_ids else User.objects.none()
     return SummaryNames(
         segments=dict(Segment.objects.filter(pk__in=refs).values_list("id", "name"))
         if refs
         else {},
-        users={
-            u.pk: u.get_full_name() or u.get_username()
-            for u in User.objects.filter(pk__in=user_ids)
-        }
-        if user_ids
-        else {},
+        users={u.pk: u.get_full_name() or u.get_username() for u in users},
         definitions=_definitions(),
         categories=dict(ScoreCategory.objects.values_list("key", "label")),
     )
@@ -492,5 +476,5 @@ def lead_segment_history_view(request: HtmxHttpRequest, pk: int) -> HttpResponse
     return render(
         request,
         "leads/_profile_segment_history.html",
-        {"lead": lead, "history": lead_segment_history(lead=lead)},
+        {"lead": lead, "history": lead_segment_history(lead=lead, limit=HISTORY_LIMIT)},
     )

@@ -621,6 +621,24 @@ def test_a_static_segment_is_created_without_conditions(client, marketer):
     assert "A static segment has no conditions" in page and "c-match" not in page
 
 
+def test_a_static_segment_is_renamed_without_a_builder(client, marketer):
+    segment = segment_create(name="VIPs", kind="static")
+    client.force_login(marketer)
+    page = client.get(f"/segments/{segment.pk}/edit/").content.decode()
+    assert "c-match" not in page and 'name="kind"' not in page
+    response = client.post(
+        f"/segments/{segment.pk}/edit/", {"name": "Top VIPs", "description": "Hand-picked"}
+    )
+    assert response["Location"] == f"/segments/{segment.pk}/"
+    segment.refresh_from_db()
+    assert (segment.name, segment.description, segment.kind, segment.conditions) == (
+        "Top VIPs",
+        "Hand-picked",
+        "static",
+        {},
+    )
+
+
 # --- the segment's page --------------------------------------------------------------------
 
 
