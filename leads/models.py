@@ -275,12 +275,21 @@ class Segment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    # When a recompute was last asked for: until ``last_refreshed_at`` passes it,
+    # the segment's page shows the refresh as running.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def refreshing(self) -> bool:
+        if self.refresh_requested_at is None:
+            return False
+        return self.last_refreshed_at is None or self.last_refreshed_at < self.refresh_requested_at
 
 
 class MembershipSource(models.TextChoices):

@@ -1,7 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from leads import views, views_list, views_privacy, views_profile, views_settings, views_tasks
+from leads import (
+    views,
+    views_list,
+    views_privacy,
+    views_profile,
+    views_segments,
+    views_settings,
+    views_tasks,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -103,6 +111,29 @@ urlpatterns = [
     path("leads/<int:pk>/notes/", views_profile.lead_profile_note, name="lead-profile-note"),
     path("leads/<int:pk>/export.json", views_privacy.lead_export_view, name="lead-data-export"),
     path("leads/<int:pk>/erase/", views_privacy.lead_erase_view, name="lead-erase"),
+    path(
+        "leads/<int:pk>/segments/",
+        views_segments.lead_segment_history_view,
+        name="lead-segment-history",
+    ),
+    path("segments/", views_segments.segment_list, name="segment-list"),
+    path("segments/new/", views_segments.segment_new, name="segment-new"),
+    path("segments/preview/", views_segments.segment_preview_view, name="segment-preview"),
+    path("segments/<int:pk>/", views_segments.segment_detail, name="segment-detail"),
+    path("segments/<int:pk>/edit/", views_segments.segment_edit, name="segment-edit"),
+    path("segments/<int:pk>/status/", views_segments.segment_status, name="segment-status"),
+    path("segments/<int:pk>/refresh/", views_segments.segment_refresh, name="segment-refresh"),
+    path(
+        "segments/<int:pk>/members/add/",
+        views_segments.segment_members_add,
+        name="segment-members-add",
+    ),
+    path(
+        "segments/<int:pk>/members/remove/",
+        views_segments.segment_members_remove,
+        name="segment-members-remove",
+    ),
+    path("segments/<int:pk>/delete/", views_segments.segment_delete_view, name="segment-delete"),
     path("leads/import/", views.lead_import_new, name="lead-import"),
     path("leads/import/<int:pk>/", views.lead_import_detail, name="lead-import-detail"),
     path("tasks/", views_tasks.task_list, name="task-list"),

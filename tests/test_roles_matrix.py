@@ -41,6 +41,16 @@ PAGES: list[tuple[str, dict]] = [
     ("/tasks/", ALL),
     ("/tasks/?scope=all", STAFF),
     ("/notifications/", ALL),
+    ("/segments/", STAFF),
+    ("/segments/new/", STAFF),
+    ("/segments/{segment}/", STAFF),
+    ("/segments/{segment}/edit/", STAFF),
+    # A profile section for htmx; without it, back to the profile.
+    (
+        "/leads/{mine}/segments/",
+        {"admin": 302, "marketer": 302, "sales": 302, "anonymous": "login"},
+    ),
+    ("/leads/{theirs}/segments/", {**NOT_THEIRS, "admin": 302, "marketer": 302}),
     ("/flows/", STAFF),
     ("/flows/{flow}/", STAFF),
     ("/settings/users/", ADMIN),
@@ -149,6 +159,7 @@ def world():
         "theirs": theirs.pk,
         "rep2": rep2.pk,
         "flow": flow_create(name="Matrix").pk,
+        "segment": Segment.objects.create(name="Static", kind="static").pk,
         "their_task": Task.objects.create(lead=theirs, assignee=rep2, title="Theirs").pk,
     }
     Notification.objects.create(user=rep2, lead=theirs, message="for rep two")
@@ -204,4 +215,4 @@ def test_a_sales_rep_changes_nothing_on_another_reps_lead(client, world):
     listed = client.get("/leads/").content.decode()
     assert "theirs@x.example" not in listed and "mine@x.example" in listed
     assert "for rep two" not in client.get("/notifications/").content.decode()
-    assert Flow.objects.count() == 1 and Segment.objects.count() == 0
+    assert Flow.objects.count() == 1 and Segment.objects.count() == 1

@@ -95,10 +95,22 @@ def _index(segment: Segment) -> None:
 
 
 def _schedule_recompute(segment: Segment) -> None:
+    """Ask a worker for a recompute after commit, and stamp the request so that
+    the segment's page can show the refresh running until it is done."""
     from leads.tasks import segment_recompute_task
 
+    segment.refresh_requested_at = timezone.now()
+    Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=segment.refresh_requested_at)
     segment_id = segment.pk
     transaction.on_commit(lambda: segment_recompute_task.delay(segment_id))
+
+
+@transaction.atomic
+def segment_refresh_request(*, segment: Segment) -> None:
+    """Recompute a dynamic segment in a worker ("Refresh now")."""
+    if segment.kind != SegmentKind.DYNAMIC:
+        raise ConditionError({"": ["Only dynamic segments are recomputed."]})
+    _schedule_recompute(segment)
 
 
 @transaction.atomic

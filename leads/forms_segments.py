@@ -1,0 +1,772 @@
+"""The segment editor's form and its condition builder.
+
+The builder keeps the whole tree in the form, one set of fields per node, named
+by the node's place: ``c`` is the root group, ``c-0`` its first child, ``c-0-2``
+the third child of that, and so on (``c-0-kind``, ``c-0-field``, ``c-0-op``, …).
+The server reads the tree back from those fields, applies an edit (add a rule or
+a group, remove a node), and renders the builder again, renumbered. What the
+builder cannot show (an activity rule's ``between`` or other property filters,
+made through the API) rides along as JSON in a hidden field, so an edit in the
+browser never loses it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import User
+from django.http import QueryDict
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from leads.conditions.schema import (
+    ACTIVITY_TYPES,
+    COUNT_OPERATORS,
+    FIELD_TYPES,
+    GRADES,
+    NO_VALUE,
+    OPERATORS,
+    RELATIVE,
+)
+from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
+
+ROOT = "c"
+GROUP_KEYS = ("all", "any")
+NEW_RULE: dict[str, Any] = {"field": "job_title", "op": "contains"}
+NEW_ACTIVITY: dict[str, Any] = {
+    "activity": "page",
+    "count": {"op": "gte", "value": 1},
+    "within_days": 30,
+}
+
+FIELD_LABELS = {
+    "email": _("Email"),
+    "external_id": _("User id"),
+    "first_name": _("First name"),
+    "last_name": _("Last name"),
+    "phone": _("Phone"),
+    "job_title": _("Job title"),
+    "company_name": _("Company"),
+    "industry": _("Industry"),
+    "country": _("Country"),
+    "city": _("City"),
+    "company_size": _("Company size"),
+    "stage": _("Stage"),
+    "unsubscribed": _("Unsubscribed"),
+    "created_at": _("Created"),
+    "updated_at": _("Updated"),
+    "last_activity_at": _("Last activity"),
+    "owner": _("Owner"),
+    "tags": _("Tags"),
+    "score": _("Score"),
+    "grade": _("Grade"),
+}
+OP_LABELS = {
+    "is": _("is"),
+    "is_not": _("is not"),
+    "contains": _("contains"),
+    "not_contains": _("does not contain"),
+    "starts_with": _("starts with"),
+    "ends_with": _("ends with"),
+    "in": _("is one of"),
+    "is_set": _("is set"),
+    "is_not_set": _("is not set"),
+    "eq": _("equals"),
+    "ne": _("does not equal"),
+    "gt": _("is more than"),
+    "gte": _("is at least"),
+    "lt": _("is less than"),
+    "lte": _("is at most"),
+    "between": _("is between"),
+    "before": _("is before"),
+    "after": _("is after"),
+    "on": _("is on"),
+    "in_last_days": _("is in the last … days"),
+    "more_than_days_ago": _("is more than … days ago"),
+    "in_next_days": _("is in the next … days"),
+    "has": _("has the tag"),
+    "has_not": _("does not have the tag"),
+    "has_any": _("has any of the tags"),
+    "has_all": _("has all of the tags"),
+}
+COUNT_LABELS = {"gte": _("at least"), "lte": _("at most"), "eq": _("exactly")}
+ACTIVITY_LABELS = {
+    "track": _("App event"),
+    "page": _("Page view"),
+    "screen": _("Screen view"),
+    "form.submitted": _("Form submitted"),
+    "email.delivered": _("Email delivered"),
+    "email.opened": _("Email opened"),
+    "email.clicked": _("Email link clicked"),
+    "email.replied": _("Email replied to"),
+    "email.bounced": _("Email bounced"),
+    "email.complained": _("Email marked as spam"),
+    "email.unsubscribed": _("Unsubscribed by email"),
+}
+KIND_LABELS = {
+    "field": _("Field"),
+    "activity": _("Activity"),
+    "segment": _("Segment"),
+}
+GRADE_LABELS = {"cold": _("Cold"), "warm": _("Warm"), "hot": _("Hot")}
+
+
+class SegmentForm(forms.Form):
+    """Name, description and (for a new segment) kind. The conditions are the
+    builder's fields, read by ``tree_from_form``."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    kind = forms.ChoiceField(
+        label=_("Kind"),
+        choices=[
+            (SegmentKind.DYNAMIC, _("Dynamic: leads that match the conditions")),
+            (SegmentKind.STATIC, _("Static: leads added by hand or by import")),
+        ],
+        initial=SegmentKind.DYNAMIC,
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args: Any, segment: Segment | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.segment = segment
+        if segment is not None:
+            # The kind of a segment never changes.
+            del self.fields["kind"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        taken = Segment.objects.filter(name=name)
+        if self.segment is not None:
+            taken = taken.exclude(pk=self.segment.pk)
+        if taken.exists():
+            raise forms.ValidationError(gettext("Another segment already has this name."))
+        return name
+
+    def chosen_kind(self) -> str:
+        if self.segment is not None:
+            return str(self.segment.kind)
+        kind = self.data.get("kind") if self.is_bound else None
+        return SegmentKind.STATIC if kind == SegmentKind.STATIC else SegmentKind.DYNAMIC
+
+
+class EmailsForm(forms.Form):
+    emails = forms.CharField(
+        label=_("Emails"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One or more emails, separated by commas, spaces or new lines."),
+    )
+
+    def clean_emails(self) -> list[str]:
+        words = [w for w in re.split(r"[\s,;]+", self.cleaned_data["emails"]) if w]
+        if len(words) > 1000:
+            raise forms.ValidationError(gettext("At most 1,000 emails at a time."))
+        bad = [w for w in words if "@" not in w or len(w) > 254]
+        if bad:
+            raise forms.ValidationError(
+                gettext("Not an email: %(values)s") % {"values": ", ".join(bad[:5])}
+            )
+        return sorted({w.lower() for w in words})
+
+
+# --- reading the tree from the form ----------------------------------------------------
+
+
+def _number(text: str) -> Any:
+    """A typed number as int or float; anything else stays text for the schema to
+    refuse with its own words."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
+def _children(data: QueryDict) -> dict[str, list[str]]:
+    """Each group's child paths, in order, from the ``<path>-kind`` fields."""
+    children: dict[str, list[tuple[int, str]]] = {}
+    for key in data:
+        if not key.endswith("-kind") or not key.startswith(f"{ROOT}-"):
+            continue
+        path = key[: -len("-kind")]
+        parent, _sep, index = path.rpartition("-")
+        if index.isdigit() and len(index) < 6:
+            children.setdefault(parent, []).append((int(index), path))
+    return {parent: [p for _i, p in sorted(items)] for parent, items in children.items()}
+
+
+def tree_from_form(data: QueryDict, *, definitions: dict[str, FieldDefinition]) -> dict[str, Any]:
+    """The condition tree the builder's fields describe."""
+    children = _children(data)
+
+    def node(path: str, depth: int) -> dict[str, Any]:
+        kind = data.get(f"{path}-kind", "group") if path != ROOT else "group"
+        if kind == "group":
+            match = "any" if data.get(f"{path}-match") == "any" else "all"
+            # Deeper than the schema allows is refused there; stop reading anyway.
+            kids = children.get(path, []) if depth <= 12 else []
+            return {match: [node(child, depth + 1) for child in kids]}
+        if kind == "activity":
+            return _activity_from_form(data, path)
+        if kind == "segment":
+            segment = data.get(f"{path}-segment", "").strip()
+            return {
+                "segment": int(segment) if segment.isdigit() and len(segment) < 19 else None,
+                "op": "not_in" if data.get(f"{path}-segop") == "not_in" else "in",
+            }
+        return _field_from_form(data, path, definitions)
+
+    return node(ROOT, 0)
+
+
+def field_kind(name: str, definitions: dict[str, FieldDefinition]) -> str | None:
+    """The type of a field rule's field, without a query per rule."""
+    if name in FIELD_TYPES:
+        return FIELD_TYPES[name]
+    if name.startswith("score."):
+        return "number"
+    if name.startswith("custom.") and name[7:] in definitions:
+        return str(definitions[name[7:]].type)
+    return None
+
+
+def _field_from_form(
+    data: QueryDict, path: str, definitions: dict[str, FieldDefinition]
+) -> dict[str, Any]:
+    name = data.get(f"{path}-field") or NEW_RULE["field"]
+    kind = field_kind(name, definitions)
+    op = data.get(f"{path}-op", "")
+    rule: dict[str, Any] = {"field": name, "op": op}
+    if kind is None:
+        return rule
+    if op not in OPERATORS[kind]:
+        # Another field was chosen: its first operator, and no value yet.
+        rule["op"] = OPERATORS[kind][0]
+        return rule
+    if op in NO_VALUE:
+        return rule
+    text = data.get(f"{path}-value", "").strip()
+    text2 = data.get(f"{path}-value2", "").strip()
+    values = [v for v in data.getlist(f"{path}-values") if v]
+    value: Any = None
+    if kind == "text":
+        if op == "in":
+            value = [v.strip() for v in text.split(",") if v.strip()] or None
+        else:
+            value = text or None
+    elif kind == "number":
+        if op == "between":
+            value = [_number(text), _number(text2)] if text or text2 else None
+        else:
+            value = _number(text) if text else None
+    elif kind == "date":
+        if op in RELATIVE:
+            value = _number(text) if text else None
+        elif op == "between":
+            value = [text, text2] if text or text2 else None
+        else:
+            value = text or None
+    elif kind == "boolean":
+        value = {"true": True, "false": False}.get(text)
+    elif kind == "owner":
+        if op == "in":
+            value = [int(v) for v in values if v.isdigit() and len(v) < 19] or None
+        else:
+            value = int(text) if text.isdigit() and len(text) < 19 else None
+    elif op in ("in", "has_any", "has_all"):
+        value = values or None
+    else:
+        value = text or None
+    if value is not None:
+        rule["value"] = value
+    return rule
+
+
+def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
+    activity = data.get(f"{path}-activity", "")
+    rule: dict[str, Any] = {"activity": activity if activity in ACTIVITY_TYPES else "page"}
+    name = data.get(f"{path}-name", "").strip()
+    if name:
+        rule["name"] = name
+    count_op = data.get(f"{path}-count_op", "gte")
+    count_text = data.get(f"{path}-count", "").strip()
+    rule["count"] = {
+        "op": count_op if count_op in COUNT_OPERATORS else "gte",
+        "value": _number(count_text) if count_text else None,
+    }
+    days = data.get(f"{path}-days", "").strip()
+    if days:
+        rule["within_days"] = _number(days)
+    try:
+        extra = json.loads(data.get(f"{path}-extra") or "{}")
+    except ValueError:
+        extra = {}
+    where = dict(extra.get("where") or {}) if isinstance(extra, dict) else {}
+    url = data.get(f"{path}-url", "").strip()
+    if url:
+        where["url"] = {"op": "contains", "value": url}
+    if where:
+        rule["where"] = where
+    if isinstance(extra, dict) and "between" in extra:
+        rule["between"] = extra["between"]
+    return rule
+
+
+# --- editing the tree ------------------------------------------------------------------
+
+
+def _group_list(node: dict[str, Any]) -> list[Any] | None:
+    for key in GROUP_KEYS:
+        if isinstance(node.get(key), list):
+            return node[key]
+    return None
+
+
+def _find(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
+    parts = path.split("-")
+    if parts[0] != ROOT:
+        return None
+    node: Any = tree
+    for part in parts[1:]:
+        kids = _group_list(node) if isinstance(node, dict) else None
+        if kids is None or not part.isdigit() or int(part) >= len(kids):
+            return None
+        node = kids[int(part)]
+    return node if isinstance(node, dict) else None
+
+
+def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
+    """``add-rule:<path>`` / ``add-group:<path>`` to a group, ``remove:<path>``;
+    anything else (``refresh``) leaves the tree as it is."""
+    verb, _sep, path = action.partition(":")
+    if verb in ("add-rule", "add-activity", "add-group"):
+        group = _find(tree, path)
+        kids = _group_list(group) if group is not None else None
+        if kids is not None:
+            new = {
+                "add-rule": lambda: dict(NEW_RULE),
+                "add-activity": lambda: json.loads(json.dumps(NEW_ACTIVITY)),
+                "add-group": lambda: {"any": [dict(NEW_RULE)]},
+            }[verb]()
+            kids.append(new)
+    elif verb == "remove" and path != ROOT:
+        parent_path, _sep, index = path.rpartition("-")
+        parent = _find(tree, parent_path)
+        kids = _group_list(parent) if parent is not None else None
+        if kids is not None and index.isdigit() and int(index) < len(kids):
+            del kids[int(index)]
+    return tree
+
+
+# --- rendering the builder ---------------------------------------------------------------
+
+
+@dataclass
+class BuilderChoices:
+    """Everything the rule rows offer, read once per render."""
+
+    definitions: dict[str, FieldDefinition]
+    categories: list[tuple[str, str]]
+    owners: list[User]
+    tags: list[str]
+    segments: list[tuple[int, str]]
+    event_names: dict[str, list[str]]
+
+    def field_choices(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        standard = [(name, str(label)) for name, label in FIELD_LABELS.items()]
+        scores = [
+            (f"score.{key}", gettext("Score: %(category)s") % {"category": label})
+            for key, label in self.categories
+        ]
+        custom = [(f"custom.{d.key}", d.label) for d in self.definitions.values()]
+        groups = [(gettext("Lead"), standard)]
+        if scores:
+            groups.append((gettext("Score categories"), scores))
+        if custom:
+            groups.append((gettext("Custom fields"), custom))
+        return groups
+
+
+@dataclass
+class BuilderNode:
+    path: str
+    kind: str
+    depth: int = 0
+    match: str = "all"
+    children: list[BuilderNode] = field(default_factory=list)
+    rule: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    invalid: set[str] = field(default_factory=set)
+    # Field rules.
+    field_name: str = ""
+    known_field: bool = True
+    op_choices: list[tuple[str, str]] = field(default_factory=list)
+    input: str = "none"
+    value: str = ""
+    value2: str = ""
+    options: list[tuple[str, str]] = field(default_factory=list)
+    selected: set[str] = field(default_factory=set)
+    # Activity rules.
+    count_op: str = "gte"
+    count: str = ""
+    days: str = ""
+    url: str = ""
+    extra: str = ""
+
+    @property
+    def value_invalid(self) -> bool:
+        return "value" in self.invalid or "rule" in self.invalid
+
+    @property
+    def number(self) -> str:
+        """The node's place for people: 1, 1.2, 1.2.1 (the root has none)."""
+        return ".".join(str(int(p) + 1) for p in self.path.split("-")[1:])
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def error_paths(errors: dict[str, list[str]]) -> dict[str, tuple[list[str], set[str]]]:
+    """Schema error paths (``all[0].any[1].value``) as builder paths
+    (``c-0-1``) with their messages and the parts that are wrong."""
+    out: dict[str, tuple[list[str], set[str]]] = {}
+    for path, messages in errors.items():
+        indexes: list[str] = []
+        rest = path
+        while match := re.match(r"^\.?(?:all|any)\[(\d+)\]", rest):
+            indexes.append(match[1])
+            rest = rest[match.end() :]
+        key = "-".join([ROOT, *indexes])
+        found = out.setdefault(key, ([], set()))
+        found[0].extend(messages)
+        found[1].add(rest.lstrip(".").split(".")[0] or "rule")
+    return out
+
+
+def builder_nodes(
+    tree: dict[str, Any], choices: BuilderChoices, errors: dict[str, list[str]] | None = None
+) -> BuilderNode:
+    """The view of ``tree`` the builder templates render."""
+    marks = error_paths(errors or {})
+
+    def node(rule: Any, path: str, depth: int) -> BuilderNode:
+        messages, invalid = marks.get(path, ([], set()))
+        if not isinstance(rule, dict):
+            rule = dict(NEW_RULE)
+        kids = _group_list(rule)
+        if kids is not None or path == ROOT:
+            group = BuilderNode(
+                path=path,
+                kind="group",
+                depth=depth,
+                match="any" if "any" in rule else "all",
+                errors=messages,
+                invalid=invalid,
+            )
+            group.children = [
+                node(child, f"{path}-{index}", depth + 1) for index, child in enumerate(kids or [])
+            ]
+            return group
+        if "activity" in rule:
+            return _activity_node(rule, path, depth, messages, invalid)
+        if "segment" in rule:
+            return BuilderNode(
+                path=path,
+                kind="segment",
+                depth=depth,
+                rule=rule,
+                value=_text(rule.get("segment")),
+                errors=messages,
+                invalid=invalid,
+            )
+        return _field_node(rule, path, depth, messages, invalid, choices)
+
+    return node(tree, ROOT, 0)
+
+
+def _activity_node(
+    rule: dict[str, Any], path: str, depth: int, messages: list[str], invalid: set[str]
+) -> BuilderNode:
+    count = rule.get("count") if isinstance(rule.get("count"), dict) else {}
+    where = dict(rule.get("where") or {}) if isinstance(rule.get("where"), dict) else {}
+    url = where.get("url")
+    url_text = ""
+    if isinstance(url, dict) and url.get("op") == "contains" and isinstance(url.get("value"), str):
+        url_text = url["value"]
+        del where["url"]
+    extra: dict[str, Any] = {}
+    if where:
+        extra["where"] = where
+    if "between" in rule:
+        extra["between"] = rule["between"]
+    return BuilderNode(
+        path=path,
+        kind="activity",
+        depth=depth,
+        rule=rule,
+        value=_text(rule.get("activity")),
+        value2=_text(rule.get("name")),
+        count_op=_text(count.get("op", "gte")) if count else "gte",
+        count=_text(count.get("value", 1)) if count else "1",
+        days=_text(rule.get("within_days")),
+        url=url_text,
+        extra=json.dumps(extra) if extra else "",
+        errors=messages,
+        invalid=invalid,
+    )
+
+
+def _field_node(
+    rule: dict[str, Any],
+    path: str,
+    depth: int,
+    messages: list[str],
+    invalid: set[str],
+    choices: BuilderChoices,
+) -> BuilderNode:
+    name = _text(rule.get("field"))
+    kind = field_kind(name, choices.definitions)
+    op = _text(rule.get("op"))
+    value = rule.get("value")
+    result = BuilderNode(
+        path=path,
+        kind="field",
+        depth=depth,
+        rule=rule,
+        field_name=name,
+        known_field=kind is not None,
+        errors=messages,
+        invalid=invalid,
+    )
+    if kind is None:
+        result.op_choices = [(op, op)]
+        return result
+    result.op_choices = [(o, str(OP_LABELS[o])) for o in OPERATORS[kind]]
+    if op in NO_VALUE:
+        return result
+    pair = value if isinstance(value, list) else [value, None]
+    listed = value if isinstance(value, list) else [] if value is None else [value]
+    if kind == "text":
+        result.input = "list" if op == "in" else "text"
+        result.value = ", ".join(map(_text, listed)) if op == "in" else _text(value)
+    elif kind == "number":
+        result.input = "number_range" if op == "between" else "number"
+        if op == "between":
+            result.value, result.value2 = _text(pair[0]), _text(pair[1] if len(pair) > 1 else None)
+        else:
+            result.value = _text(value)
+    elif kind == "date":
+        if op in RELATIVE:
+            result.input, result.value = "days", _text(value)
+        elif op == "between":
+            result.input = "date_range"
+            result.value, result.value2 = _text(pair[0]), _text(pair[1] if len(pair) > 1 else None)
+        else:
+            result.input, result.value = "date", _text(value)
+    elif kind == "boolean":
+        result.input = "select"
+        result.options = [("true", gettext("yes")), ("false", gettext("no"))]
+        result.value = _text(value)
+    else:
+        result.options = _options(name, kind, choices)
+        multiple = op in ("in", "has_any", "has_all")
+        result.input = "multiselect" if multiple else "select"
+        result.selected = {_text(v) for v in listed}
+        result.value = _text(value) if not multiple else ""
+        known = {v for v, _label in result.options}
+        # A value the lists no longer hold (a deleted tag, a former user) stays.
+        for missing in sorted((result.selected | {result.value}) - known - {""}):
+            result.options.append((missing, missing))
+    return result
+
+
+def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, str]]:
+    if kind == "owner":
+        return [(str(u.pk), u.get_full_name() or u.get_username()) for u in choices.owners]
+    if kind == "tags":
+        return [(t, t) for t in choices.tags]
+    if name == "stage":
+        return [(str(v), str(label)) for v, label in Stage.choices]
+    if name == "grade":
+        return [(g, str(GRADE_LABELS[g])) for g in GRADES]
+    definition = choices.definitions.get(name[7:]) if name.startswith("custom.") else None
+    if definition is not None and definition.type == FieldType.CHOICE:
+        return [(str(o), str(o)) for o in definition.options]
+    return []
+
+
+def rules_in(tree: Any) -> list[dict[str, Any]]:
+    """The rules of a tree, at any depth (anything else is skipped)."""
+    found: list[dict[str, Any]] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        kids = _group_list(node)
+        if kids is not None:
+            stack.extend(reversed(kids))
+        else:
+            found.append(node)
+    return found
+
+
+def activity_types_in(tree: Any) -> set[str]:
+    """The activity types a tree's activity rules name."""
+    return {r["activity"] for r in rules_in(tree) if r.get("activity") in ACTIVITY_TYPES}
+
+
+# --- the conditions in words -------------------------------------------------------------
+
+
+@dataclass
+class SummaryNames:
+    """Names to put in the sentences: segments, users, custom fields, categories."""
+
+    segments: dict[int, str]
+    users: dict[int, str]
+    definitions: dict[str, FieldDefinition]
+    categories: dict[str, str]
+
+
+@dataclass
+class SummaryItem:
+    text: str = ""
+    match: str = ""
+    children: list[SummaryItem] = field(default_factory=list)
+
+
+def describe_tree(tree: Any, names: SummaryNames) -> SummaryItem:
+    """The conditions as nested sentences: "All of: Job title contains “CEO” …"."""
+    if not isinstance(tree, dict):
+        return SummaryItem(text=gettext("No conditions."))
+    kids = _group_list(tree)
+    if kids is not None:
+        match = gettext("Any of:") if "any" in tree else gettext("All of:")
+        if not kids:
+            match = gettext("Every lead.") if "all" in tree else gettext("No lead.")
+        return SummaryItem(match=match, children=[describe_tree(k, names) for k in kids])
+    if "activity" in tree:
+        return SummaryItem(text=_describe_activity(tree))
+    if "segment" in tree:
+        segment_id = tree.get("segment")
+        segment = names.segments.get(segment_id, f"#{segment_id}") if segment_id else "?"
+        template = (
+            gettext("Not in the segment “%(name)s”")
+            if tree.get("op") == "not_in"
+            else gettext("In the segment “%(name)s”")
+        )
+        return SummaryItem(text=template % {"name": segment})
+    return SummaryItem(text=_describe_field(tree, names))
+
+
+def _field_label(name: str, names: SummaryNames) -> str:
+    if name in FIELD_LABELS:
+        return str(FIELD_LABELS[name])
+    if name.startswith("score."):
+        label = names.categories.get(name[6:], name[6:])
+        return gettext("Score: %(category)s") % {"category": label}
+    if name.startswith("custom.") and name[7:] in names.definitions:
+        return names.definitions[name[7:]].label
+    return name
+
+
+def _describe_value(name: str, value: Any, names: SummaryNames) -> str:
+    values = value if isinstance(value, list) else [value]
+    shown = []
+    for item in values:
+        if name == "owner" and isinstance(item, int):
+            shown.append(names.users.get(item, f"#{item}"))
+        elif isinstance(item, bool):
+            shown.append(gettext("yes") if item else gettext("no"))
+        elif name == "grade" and item in GRADE_LABELS:
+            shown.append(str(GRADE_LABELS[item]))
+        elif name == "stage" and item in Stage.values:
+            shown.append(str(Stage(item).label))
+        else:
+            shown.append(f"“{item}”" if isinstance(item, str) else str(item))
+    return gettext(" and ").join(shown) if len(values) == 2 else ", ".join(shown)
+
+
+def _describe_field(rule: dict[str, Any], names: SummaryNames) -> str:
+    name = _text(rule.get("field"))
+    op = _text(rule.get("op"))
+    label = _field_label(name, names)
+    if op in RELATIVE:
+        days = rule.get("value")
+        template = {
+            "in_last_days": gettext("%(field)s is in the last %(days)s days"),
+            "more_than_days_ago": gettext("%(field)s is more than %(days)s days ago"),
+            "in_next_days": gettext("%(field)s is in the next %(days)s days"),
+        }[op]
+        return template % {"field": label, "days": days}
+    op_label = str(OP_LABELS.get(op, op))
+    if op in NO_VALUE:
+        return gettext("%(field)s %(op)s") % {"field": label, "op": op_label}
+    return gettext("%(field)s %(op)s %(value)s") % {
+        "field": label,
+        "op": op_label,
+        "value": _describe_value(name, rule.get("value"), names),
+    }
+
+
+def _describe_activity(rule: dict[str, Any]) -> str:
+    activity = str(ACTIVITY_LABELS.get(rule.get("activity", ""), rule.get("activity")))
+    if rule.get("name"):
+        activity = f"{activity} “{rule['name']}”"
+    count = rule.get("count") or {"op": "gte", "value": 1}
+    times = count.get("value", 1)
+    if count.get("op") == "eq" and times == 0:
+        parts = [gettext("No %(activity)s") % {"activity": activity}]
+    else:
+        parts = [
+            ngettext(
+                "%(activity)s %(op)s %(count)s time",
+                "%(activity)s %(op)s %(count)s times",
+                times if isinstance(times, int) else 2,
+            )
+            % {
+                "activity": activity,
+                "op": COUNT_LABELS.get(str(count.get("op")), count.get("op")),
+                "count": times,
+            }
+        ]
+    if "within_days" in rule:
+        days = rule["within_days"]
+        parts.append(
+            ngettext("in the last %(days)s day", "in the last %(days)s days", days) % {"days": days}
+        )
+    elif isinstance(rule.get("between"), list) and len(rule["between"]) == 2:
+        parts.append(
+            gettext("between %(first)s and %(last)s")
+            % {"first": rule["between"][0], "last": rule["between"][1]}
+        )
+    else:
+        parts.append(gettext("ever"))
+    for prop, test in (rule.get("where") or {}).items():
+        if isinstance(test, dict):
+            parts.append(
+                gettext("where %(property)s %(op)s “%(value)s”")
+                % {
+                    "property": prop,
+                    "op": OP_LABELS.get(str(test.get("op")), test.get("op")),
+                    "value": test.get("value"),
+                }
+            )
+    return ", ".join(parts)
