@@ -23,6 +23,7 @@ from flows.management.commands.makemessages import (
 from flows.services import flow_create
 from leads.services.preferences import user_language_set
 from leads.services.segments import segment_create
+from tests.factories import LeadFactory
 from tests.flows.helpers import graph, published
 
 ROOT = Path(settings.BASE_DIR)
@@ -165,6 +166,41 @@ def test_publishing_problems_come_back_in_the_users_language(marketer_api, marke
         "config": ["„reason“ ist erforderlich"],
         "config.points": ["5000 ist größer als das Maximum von 1000"],
     }
+
+
+@pytest.mark.django_db
+def test_a_test_run_is_described_in_the_users_language(client, german):
+    flow = flow_create(
+        name="Demo",
+        created_by=german,
+        graph=graph(
+            ("t", "app.event", {"event": "Requested demo"}),
+            ("tag", "tag.add", {"tag": "vip"}),
+            ("end", "exit", {}),
+        ),
+    )
+    lead = LeadFactory.create(first_name="Kim")
+    client.force_login(german)
+
+    response = client.post(
+        f"/api/v1/flows/{flow.pk}/dry-run/",
+        {"lead": lead.pk, "event": {"type": "track", "name": "Requested demo"}},
+        content_type="application/json",
+    )
+
+    body = response.json()
+    assert body["entry"]["reason"] == (
+        "Bisher nicht aufgenommen; dieser Flow lässt einen Lead einmal hinein."
+    )
+    assert [(s["outcome"], s["effect"]) for s in body["steps"]] == [
+        (
+            "matched",
+            "startet bei App-Ereignis: Requested demo, "
+            "durch das ausgedachte Ereignis track 'Requested demo'",
+        ),
+        ("would_apply", "Tag vip hinzufügen"),
+        ("ended", "Ende des Flows"),
+    ]
 
 
 def test_schema_problems_keep_the_validators_english_words():
