@@ -20,6 +20,7 @@ from flows.management.commands.makemessages import (
     TRANSLATION_CALL,
     jsx_messages,
 )
+from flows.models import Flow
 from flows.services import flow_create
 from leads.services.preferences import user_language_set
 from leads.services.segments import segment_create
@@ -102,6 +103,21 @@ def test_a_published_version_is_described_in_german(client, german):
     assert f"Version 1, veröffentlicht am {when} von marketer-t (schreibgeschützt)" in html
     assert ">Als Entwurf wiederherstellen</button>" in html
     assert '<span class="badge text-bg-success ms-auto">aktuell</span>' in html
+
+
+@pytest.mark.django_db
+def test_the_flow_list_offers_the_templates_in_german(client, german):
+    client.force_login(german)
+
+    html = client.get("/flows/").content.decode()
+    response = client.post("/flows/", {"name": "", "template": "b2b-fit"})
+
+    assert '<option value="b2b-fit">B2B-Fit bewerten</option>' in html
+    assert "<li><strong>Vertrieb bei heißem Lead benachrichtigen</strong>: Wird ein Lead" in html
+    assert response.status_code == 302
+    flow = Flow.objects.get()
+    assert flow.name == "B2B-Fit bewerten"
+    assert flow.description.startswith("Fit-Punkte für jeden neuen Lead:")
 
 
 @pytest.mark.django_db
