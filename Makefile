@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 ASSETS_SOURCES := frontend/package.json frontend/package-lock.json frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
 
-.PHONY: install assets run test lint format migrate demo
+.PHONY: install assets run test lint format migrate demo messages
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,16 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(PY) manage.py makemigrations --check --dry-run
+
+# The German catalogs: pages and server messages (django), then the canvas
+# (djangojs, the JSX read by our makemessages), compiled; the .mo files are
+# committed. Needs GNU gettext (apt-get install gettext).
+LOCALES ?= de
+MESSAGES_IGNORE := -i '.venv/*' -i 'frontend/node_modules/*' -i 'static/*' -i 'var/*' -i 'test-results/*'
+messages: install
+	$(PY) manage.py makemessages $(addprefix -l ,$(LOCALES)) --no-obsolete $(MESSAGES_IGNORE)
+	$(PY) manage.py makemessages $(addprefix -l ,$(LOCALES)) -d djangojs -e js,jsx --no-obsolete $(MESSAGES_IGNORE)
+	$(PY) manage.py compilemessages $(addprefix -l ,$(LOCALES)) $(MESSAGES_IGNORE)
 
 format: install
 	$(VENV)/bin/ruff check --fix .

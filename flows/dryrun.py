@@ -34,18 +34,27 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from flows.graph import graph_validate
 from flows.models import Enrollment, Flow, Reentry
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes.actions import SETTABLE_FIELDS, STAGE_ORDER, sales_round_robin, slack_target
 from flows.nodes.base import Names, summarise, value_text
-from flows.nodes.logic import amount_text, wait_due
+from flows.nodes.logic import duration_text, wait_due
 from flows.nodes.summaries import Refs, config_refs, names_load, user_display
 from flows.services import _may_enter
 from leads.conditions.compiler import FALSE, TRUE, Compiler
 from leads.conditions.schema import FIELD_TYPES
-from leads.models import Event, FieldDefinition, FieldType, Lead, SegmentMembership, Stage
+from leads.models import (
+    Event,
+    FieldDefinition,
+    FieldType,
+    Lead,
+    SegmentMembership,
+    Stage,
+    TaskPriority,
+)
 from leads.services.fields import custom_definitions, custom_value_clean
 from scoring.models import LeadScore, ScoringSettings
 from scoring.services import grade_for
@@ -66,29 +75,29 @@ EVENT_SCAN_LIMIT = 500
 # Standard fields a flow can set, evaluated on their simulated value once set.
 SIMULATED_FIELDS = tuple(SETTABLE_FIELDS)
 WHEN = "%Y-%m-%d %H:%M UTC"
-OP_WORDS = {
-    "is": "is",
-    "is_not": "is not",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "starts_with": "starts with",
-    "ends_with": "ends with",
-    "in": "is one of",
-    "is_set": "is set",
-    "is_not_set": "is not set",
+OP_WORDS: dict[str, Any] = {
+    "is": gettext_lazy("is"),
+    "is_not": gettext_lazy("is not"),
+    "contains": gettext_lazy("contains"),
+    "not_contains": gettext_lazy("does not contain"),
+    "starts_with": gettext_lazy("starts with"),
+    "ends_with": gettext_lazy("ends with"),
+    "in": gettext_lazy("is one of"),
+    "is_set": gettext_lazy("is set"),
+    "is_not_set": gettext_lazy("is not set"),
     "eq": "=",
     "ne": "≠",
     "gt": ">",
     "gte": "≥",
     "lt": "<",
     "lte": "≤",
-    "between": "is between",
-    "before": "is before",
-    "after": "is after",
-    "on": "is on",
-    "in_last_days": "is in the last",
-    "more_than_days_ago": "is more than",
-    "in_next_days": "is in the next",
+    "between": gettext_lazy("is between"),
+    "before": gettext_lazy("is before"),
+    "after": gettext_lazy("is after"),
+    "on": gettext_lazy("is on"),
+    "in_last_days": gettext_lazy("is in the last"),
+    "more_than_days_ago": gettext_lazy("is more than"),
+    "in_next_days": gettext_lazy("is in the next"),
 }
 
 
@@ -171,12 +180,20 @@ def _lower_first(label: str) -> str:
 
 def _quoted(value: Any) -> str:
     if value is None or value == "":
-        return "empty"
+        return gettext("empty")
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime(WHEN)
     return value_text(value)
+
+
+def _user_number(user_id: Any) -> str:
+    return gettext("user #%(id)s") % {"id": user_id}
+
+
+def _stage_change(before: Any, after: Any) -> str:
+    return gettext("stage %(before)s → %(after)s") % {"before": before, "after": after}
 
 
 def _leaves(tree: dict[str, Any]) -> list[dict[str, Any]]:
@@ -245,14 +262,23 @@ class _DryRun:
     def _user_name(self, user_id: int | None) -> str:
         user = self._user(user_id)
         if user is None:
-            return "nobody" if user_id is None else f"user #{user_id}"
+            return gettext("nobody") if user_id is None else _user_number(user_id)
         return user_display(user.first_name, user.last_name, user.username)
 
     def _field_label(self, name: str) -> str:
         if name.startswith("score."):
-            return f"{self.names.categories.get(name[6:], name[6:])} score"
-        if name in ("score", "grade", "tags", "owner", "stage"):
-            return name
+            return gettext("%(category)s score") % {
+                "category": self.names.categories.get(name[6:], name[6:])
+            }
+        subjects = {
+            "score": gettext("score"),
+            "grade": gettext("grade"),
+            "tags": gettext("tags"),
+            "owner": gettext("owner"),
+            "stage": gettext("stage"),
+        }
+        if name in subjects:
+            return subjects[name]
         label = self.names.field_label(name)
         return _lower_first(label.replace("_", " ") if label == name else label)
 
@@ -280,8 +306,10 @@ class _DryRun:
         }
         if not entry["allowed"]:
             self.notes.append(
-                "The re-entry rule would keep this lead out now; the path shows what "
-                "would happen if it came in."
+                gettext(
+                    "The re-entry rule would keep this lead out now; the path shows what "
+                    "would happen if it came in."
+                )
             )
         steps, path, edges = self._walk(trigger, matched_event)
         result.update(steps=[s.as_dict() for s in steps], path=path, edges=edges)
@@ -310,7 +338,8 @@ class _DryRun:
                 return (
                     None,
                     event,
-                    f"No trigger matches {_event_text(event)}. The flow starts on: {starts}.",
+                    gettext("No trigger matches %(event)s. The flow starts on: %(triggers)s.")
+                    % {"event": _event_text(event), "triggers": starts},
                 )
             return node, event, ""
         types = {self._subscription(node)[0] for node in self.triggers}
@@ -323,15 +352,32 @@ class _DryRun:
             node = self._trigger_for(candidate)
             if node is not None:
                 return node, candidate, ""
-        kinds = f"of the kinds the triggers listen to ({', '.join(sorted(types))})"
+        kinds = {"types": ", ".join(sorted(types)), "count": len(recent)}
         if not recent:
-            reason = f"The lead has no events {kinds}."
+            reason = gettext(
+                "The lead has no events of the kinds the triggers listen to (%(types)s)."
+            )
         elif len(recent) == 1:
-            reason = f"The lead's only event {kinds} matches no trigger."
+            reason = gettext(
+                "The lead's only event of the kinds the triggers listen to (%(types)s) "
+                "matches no trigger."
+            )
+        elif len(recent) == EVENT_SCAN_LIMIT:
+            reason = gettext(
+                "None of the lead's latest %(count)s events of the kinds the triggers "
+                "listen to (%(types)s) matches a trigger."
+            )
         else:
-            latest = "latest " if len(recent) == EVENT_SCAN_LIMIT else ""
-            reason = f"None of the lead's {latest}{len(recent)} events {kinds} matches a trigger."
-        return None, None, f"{reason} The flow starts on: {starts}."
+            reason = gettext(
+                "None of the lead's %(count)s events of the kinds the triggers listen to "
+                "(%(types)s) matches a trigger."
+            )
+        return (
+            None,
+            None,
+            gettext("%(reason)s The flow starts on: %(triggers)s.")
+            % {"reason": reason % kinds, "triggers": starts},
+        )
 
     def _subscription(self, node: dict[str, Any]) -> tuple[str, str]:
         subscribe = REGISTRY[node["type"]].subscribe
@@ -364,24 +410,36 @@ class _DryRun:
             node.get("config", {}).get("once_per_lead")
             and earlier.filter(trigger_node=node["id"]).exists()
         ):
-            reason = "Already came in through this trigger, which lets each lead through once."
+            reason = gettext(
+                "Already came in through this trigger, which lets each lead through once."
+            )
         elif self.flow.reentry == Reentry.ONCE:
             reason = (
-                f"Already enrolled once (on {last:{WHEN}}); this flow lets a lead in once."
+                gettext("Already enrolled once (on %(date)s); this flow lets a lead in once.")
+                % {"date": f"{last:{WHEN}}"}
                 if last
-                else "Not enrolled before; this flow lets a lead in once."
+                else gettext("Not enrolled before; this flow lets a lead in once.")
             )
         elif self.flow.reentry == Reentry.DAYS:
-            rule = f"this flow lets a lead in at most once per {amount_text(days, 'days')}"
+            rule = gettext("this flow lets a lead in at most once per %(duration)s") % {
+                "duration": duration_text(days, "days")
+            }
             if last is None:
-                reason = f"Not enrolled before; {rule}."
+                reason = gettext("Not enrolled before; %(rule)s.") % {"rule": rule}
             elif allowed:
-                reason = f"Last enrolled on {last:{WHEN}}; {rule}."
+                reason = gettext("Last enrolled on %(date)s; %(rule)s.") % {
+                    "date": f"{last:{WHEN}}",
+                    "rule": rule,
+                }
             else:
                 again = last + dt.timedelta(days=days)
-                reason = f"Enrolled on {last:{WHEN}}; {rule}, so again from {again:{WHEN}}."
+                reason = gettext("Enrolled on %(date)s; %(rule)s, so again from %(again)s.") % {
+                    "date": f"{last:{WHEN}}",
+                    "rule": rule,
+                    "again": f"{again:{WHEN}}",
+                }
         else:
-            reason = "This flow lets a lead in every time."
+            reason = gettext("This flow lets a lead in every time.")
         return {"allowed": allowed, "reason": reason}
 
     # --- the walk ------------------------------------------------------------------------
@@ -417,7 +475,8 @@ class _DryRun:
                 trigger["id"],
                 trigger["type"],
                 MATCHED,
-                f"starts on {self._summary(trigger)}, by {_event_text(event)}",
+                gettext("starts on %(trigger)s, by %(event)s")
+                % {"trigger": self._summary(trigger), "event": _event_text(event)},
                 "next",
             )
         ]
@@ -437,8 +496,10 @@ class _DryRun:
             current, handle = target, step.handle
         if any(s.outcome in (WAITED, TIMEOUT) for s in steps):
             self.notes.append(
-                "Waits are taken as if their time passed with nothing else happening: "
-                "later steps count from their end, and a wait-until times out."
+                gettext(
+                    "Waits are taken as if their time passed with nothing else happening: "
+                    "later steps count from their end, and a wait-until times out."
+                )
             )
         return steps, path, taken
 
@@ -462,15 +523,19 @@ class _DryRun:
         state.score += points
         state.categories[key] = state.categories.get(key, 0) + points
         state.changed.update({"score", f"score.{key}"})
-        changes = [f"score {before} → {state.score}"]
+        changes = [
+            gettext("score %(before)s → %(after)s") % {"before": before, "after": state.score}
+        ]
         grade = grade_for(state.score, settings)
         if grade != state.grade:
-            changes.append(f"grade {state.grade} → {grade}")
+            changes.append(
+                gettext("grade %(before)s → %(after)s") % {"before": state.grade, "after": grade}
+            )
             state.grade = grade
             state.changed.add("grade")
         crossed = before < settings.mql_threshold <= state.score
         if crossed and settings.mql_moves_stage and state.stage in (Stage.SUBSCRIBER, Stage.LEAD):
-            changes.append(f"stage {Stage(state.stage).label} → {Stage.MQL.label}")
+            changes.append(_stage_change(Stage(state.stage).label, Stage.MQL.label))
             state.stage = Stage.MQL
             state.changed.add("stage")
         return WOULD_APPLY, f"{self._summary(node)} ({', '.join(changes)})", "next"
@@ -481,9 +546,10 @@ class _DryRun:
             owner = self._user(state.owner_id)
             rep = owner if owner is not None and owner.is_active else None
             who = (
-                f"{self._user_name(rep.pk)} (the owner)"
+                gettext("%(name)s (the owner)") % {"name": self._user_name(rep.pk)}
                 if rep is not None
-                else f"nobody (the owner, {self._user_name(state.owner_id)}, is inactive)"
+                else gettext("nobody (the owner, %(name)s, is inactive)")
+                % {"name": self._user_name(state.owner_id)}
             )
         else:
             rep = sales_round_robin()
@@ -491,33 +557,42 @@ class _DryRun:
                 self.users[rep.pk] = rep
                 state.owner_id = rep.pk
                 state.changed.add("owner")
-                who = (
-                    f"the next sales rep in turn: {self._user_name(rep.pk)}, who becomes the owner"
-                )
+                who = gettext("the next sales rep in turn: %(name)s, who becomes the owner") % {
+                    "name": self._user_name(rep.pk)
+                }
             else:
-                who = "nobody (no lead owner and no active sales rep)"
+                who = gettext("nobody (no lead owner and no active sales rep)")
         fields = state.fields
         name = (
             f"{fields['first_name']} {fields['last_name']}".strip()
             or self.lead.email
-            or f"lead #{self.lead.pk}"
+            or gettext("lead #%(id)s") % {"id": self.lead.pk}
         )
-        effect = f"task '{config['title'].replace('{lead}', name)}' for {who}"
+        effect = gettext("task '%(title)s' for %(who)s") % {
+            "title": config["title"].replace("{lead}", name),
+            "who": who,
+        }
         if config.get("due_in"):
             amount, unit = config["due_in"]["amount"], config["due_in"]["unit"]
             due = state.now + dt.timedelta(seconds=amount * (3600 if unit == "hours" else 86400))
-            effect += f", due in {amount_text(amount, unit)} ({due:{WHEN}})"
+            effect += gettext(", due in %(duration)s (%(date)s)") % {
+                "duration": duration_text(amount, unit),
+                "date": f"{due:{WHEN}}",
+            }
         if config.get("priority", "normal") != "normal":
-            effect += f", {config['priority']} priority"
+            priority = config["priority"]
+            if priority in TaskPriority.values:
+                priority = str(TaskPriority(priority).label).lower()
+            effect += gettext(", %(priority)s priority") % {"priority": priority}
         if rep is not None:
-            effect += "; in-app notification"
+            effect += gettext("; in-app notification")
             if config.get("email", True) and rep.email:
-                effect += f" and email to {rep.email}"
+                effect += gettext(" and email to %(email)s") % {"email": rep.email}
         slack = slack_target(config)
         if slack:
-            effect += f"; Slack message to {urlsplit(slack).hostname}"
+            effect += gettext("; Slack message to %(host)s") % {"host": urlsplit(slack).hostname}
         elif config.get("slack"):
-            effect += "; no Slack message (no Slack URL in Settings → Integrations)"
+            effect += gettext("; no Slack message (no Slack URL in Settings → Integrations)")
         return WOULD_APPLY, effect, "next"
 
     def _assign(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
@@ -525,20 +600,27 @@ class _DryRun:
         if config.get("user"):
             user = self._user(config["user"])
             rep = user if user is not None and user.is_active else None
-            missing = f"user #{config['user']} is not an active user"
+            missing = gettext("%(user)s is not an active user") % {
+                "user": _user_number(config["user"])
+            }
         else:
             rep = sales_round_robin()
-            missing = "no active sales rep"
+            missing = gettext("no active sales rep")
         current = self._user_name(state.owner_id)
         if rep is None:
-            return NO_CHANGE, f"{missing}; the owner stays {current}", "next"
+            stays = gettext("%(problem)s; the owner stays %(owner)s")
+            return NO_CHANGE, stays % {"problem": missing, "owner": current}, "next"
         self.users[rep.pk] = rep
         if rep.pk == state.owner_id:
-            return NO_CHANGE, f"the owner is already {current}", "next"
+            return NO_CHANGE, gettext("the owner is already %(owner)s") % {"owner": current}, "next"
         state.owner_id = rep.pk
         state.changed.add("owner")
-        turn = "" if config.get("user") else " (the next sales rep in turn)"
-        return WOULD_APPLY, f"owner: {current} → {self._user_name(rep.pk)}{turn}", "next"
+        turn = "" if config.get("user") else gettext(" (the next sales rep in turn)")
+        change = gettext("owner: %(before)s → %(after)s") % {
+            "before": current,
+            "after": self._user_name(rep.pk),
+        }
+        return WOULD_APPLY, f"{change}{turn}", "next"
 
     def _set_field(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
         state, name, value = self.state, config["field"], config["value"]
@@ -555,7 +637,8 @@ class _DryRun:
             old, new = state.fields.get(name, getattr(self.lead, name)), value
             state.fields[name] = new
         if old == new:
-            return NO_CHANGE, f"{label} is already {_quoted(new)}", "next"
+            already = gettext("%(field)s is already %(value)s")
+            return NO_CHANGE, already % {"field": label, "value": _quoted(new)}, "next"
         state.changed.add(name)
         return WOULD_APPLY, f"{label}: {_quoted(old)} → {_quoted(new)}", "next"
 
@@ -563,14 +646,14 @@ class _DryRun:
         state, tag = self.state, config["tag"].strip()
         if node["type"] == "tag.add":
             if tag in state.tags:
-                return NO_CHANGE, f"already has tag {tag}", "next"
+                return NO_CHANGE, gettext("already has tag %(tag)s") % {"tag": tag}, "next"
             state.tags.add(tag)
-            effect = f"add tag {tag}"
+            effect = gettext("add tag %(tag)s") % {"tag": tag}
         else:
             if tag not in state.tags:
-                return NO_CHANGE, f"has no tag {tag} to remove", "next"
+                return NO_CHANGE, gettext("has no tag %(tag)s to remove") % {"tag": tag}, "next"
             state.tags.discard(tag)
-            effect = f"remove tag {tag}"
+            effect = gettext("remove tag %(tag)s") % {"tag": tag}
         state.changed.add("tags")
         return WOULD_APPLY, effect, "next"
 
@@ -580,59 +663,69 @@ class _DryRun:
         current, forward_only = state.stage, config.get("forward_only", True)
         label, current_label = Stage(stage).label, Stage(current).label
         if current == stage:
-            return NO_CHANGE, f"stage is already {label}", "next"
+            return NO_CHANGE, gettext("stage is already %(stage)s") % {"stage": label}, "next"
         ordered = current in STAGE_ORDER and stage in STAGE_ORDER
         if forward_only and ordered and STAGE_ORDER.index(stage) <= STAGE_ORDER.index(current):
             return (
                 NO_CHANGE,
-                f"stage stays {current_label}: forward only, and {label} is behind it",
+                gettext("stage stays %(current)s: forward only, and %(stage)s is behind it")
+                % {"current": current_label, "stage": label},
                 "next",
             )
         if forward_only and current == Stage.DISQUALIFIED:
-            return NO_CHANGE, f"stage stays {current_label}: forward only", "next"
+            stays = gettext("stage stays %(current)s: forward only")
+            return NO_CHANGE, stays % {"current": current_label}, "next"
         state.stage = stage
         state.changed.add("stage")
-        return WOULD_APPLY, f"stage {current_label} → {label}", "next"
+        return WOULD_APPLY, _stage_change(current_label, label), "next"
 
     def _disqualify(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
         state, reason = self.state, config["reason"]
         if state.stage == Stage.DISQUALIFIED:
-            return NO_CHANGE, f"already disqualified (reason: {reason})", "next"
+            already = gettext("already disqualified (reason: %(reason)s)")
+            return NO_CHANGE, already % {"reason": reason}, "next"
         before = Stage(state.stage).label
         state.stage = Stage.DISQUALIFIED
         state.changed.add("stage")
-        return WOULD_APPLY, f"stage {before} → {Stage.DISQUALIFIED.label} ({reason})", "next"
+        change = _stage_change(before, Stage.DISQUALIFIED.label)
+        return WOULD_APPLY, f"{change} ({reason})", "next"
 
     def _segment(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
         state, segment = self.state, config["segment"]
         name = self.names.segments.get(segment, f"#{segment}")
         if node["type"] == "segment.add":
             if segment in state.segments:
-                return NO_CHANGE, f"already in static segment {name}", "next"
+                already = gettext("already in static segment %(segment)s")
+                return NO_CHANGE, already % {"segment": name}, "next"
             state.segments.add(segment)
-            effect = f"add to static segment {name}"
+            effect = gettext("add to static segment %(segment)s") % {"segment": name}
         else:
             if segment not in state.segments:
-                return NO_CHANGE, f"not in static segment {name}; nothing to remove", "next"
+                absent = gettext("not in static segment %(segment)s; nothing to remove")
+                return NO_CHANGE, absent % {"segment": name}, "next"
             state.segments.discard(segment)
-            effect = f"remove from static segment {name}"
+            effect = gettext("remove from static segment %(segment)s") % {"segment": name}
         state.changed.add(f"segment:{segment}")
         return WOULD_APPLY, effect, "next"
 
     def _webhook(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
         # The host only, as on the canvas: the rest of the URL often carries a token.
         host = urlsplit(config["url"]).hostname or config["url"]
-        return WOULD_APPLY, f"POST to {host} (not sent)", "next"
+        return WOULD_APPLY, gettext("POST to %(host)s (not sent)") % {"host": host}, "next"
 
     def _end(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, None]:
-        return ENDED, "end of the flow", None
+        return ENDED, gettext("end of the flow"), None
 
     # --- logic ------------------------------------------------------------------------------
 
     def _wait(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
         due = wait_due(config, self.state.now)
         self.state.now = due
-        return WAITED, f"{_lower_first(self._summary(node))} (until {due:{WHEN}})", "next"
+        effect = gettext("%(wait)s (until %(date)s)") % {
+            "wait": _lower_first(self._summary(node)),
+            "date": f"{due:{WHEN}}",
+        }
+        return WAITED, effect, "next"
 
     def _wait_until(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
         awaited_type = REGISTRY[config["event"]["type"]]
@@ -640,10 +733,10 @@ class _DryRun:
         days = config["within_days"]
         due = self.state.now + dt.timedelta(days=days)
         self.state.now = due
-        effect = (
-            f"waits up to {amount_text(days, 'days')} for {awaited}; assumed not to happen, "
-            f"so it times out ({due:{WHEN}})"
-        )
+        effect = gettext(
+            "waits up to %(duration)s for %(event)s; assumed not to happen, "
+            "so it times out (%(date)s)"
+        ) % {"duration": duration_text(days, "days"), "event": awaited, "date": f"{due:{WHEN}}"}
         return TIMEOUT, effect, "timeout"
 
     def _condition(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:
@@ -712,44 +805,58 @@ class _DryRun:
         children = tree[group]
         if met:
             shown = children if group == "all" else [c for c in children if _holds(c, truths)]
-            return "yes: " + ("; ".join(self._rule_text(c) for c in shown) or "no conditions")
+            rules = "; ".join(self._rule_text(c) for c in shown) or gettext("no conditions")
+            return gettext("yes: %(rules)s") % {"rules": rules}
         if group == "all":
-            return "no: " + "; ".join(self._rule_text(c) for c in children if not _holds(c, truths))
-        return "no: none of " + ("; ".join(self._rule_text(c) for c in children) or "no rules")
+            rules = "; ".join(self._rule_text(c) for c in children if not _holds(c, truths))
+            return gettext("no: %(rules)s") % {"rules": rules}
+        rules = "; ".join(self._rule_text(c) for c in children) or gettext("no rules")
+        return gettext("no: none of %(rules)s") % {"rules": rules}
 
     def _rule_text(self, rule: dict[str, Any]) -> str:
         """A rule in words, with the value the lead has for a field rule."""
         if "all" in rule or "any" in rule:
             group = "all" if "all" in rule else "any"
-            return f"{group} of ({'; '.join(self._rule_text(c) for c in rule[group])})"
+            rules = "; ".join(self._rule_text(c) for c in rule[group])
+            if group == "all":
+                return gettext("all of (%(rules)s)") % {"rules": rules}
+            return gettext("any of (%(rules)s)") % {"rules": rules}
         if "segment" in rule:
             name = self.names.segments.get(rule["segment"], f"#{rule['segment']}")
-            return f"{'in' if rule['op'] == 'in' else 'not in'} segment {name}"
+            if rule["op"] == "in":
+                return gettext("in segment %(segment)s") % {"segment": name}
+            return gettext("not in segment %(segment)s") % {"segment": name}
         if "activity" in rule:
             return _activity_text(rule)
         name, op, value = rule["field"], rule["op"], rule.get("value")
         if name == "tags":
             words = {
-                "has": "has tag",
-                "has_not": "does not have tag",
-                "has_any": "has any of the tags",
-                "has_all": "has all the tags",
+                "has": gettext("has tag %(tags)s"),
+                "has_not": gettext("does not have tag %(tags)s"),
+                "has_any": gettext("has any of the tags %(tags)s"),
+                "has_all": gettext("has all the tags %(tags)s"),
             }[op]
-            text = f"{words} {', '.join(value) if isinstance(value, list) else value}"
-            shown = ", ".join(sorted(self.state.tags)) or "none"
-            return f"{text} (tags: {shown}{self._after(name)})"
+            text = words % {"tags": ", ".join(value) if isinstance(value, list) else value}
+            shown = ", ".join(sorted(self.state.tags)) or gettext("none")
+            return gettext("%(rule)s (tags: %(tags)s%(after)s)") % {
+                "rule": text,
+                "tags": shown,
+                "after": self._after(name),
+            }
         text = f"{self._field_label(name)} {OP_WORDS[op]}"
         if op not in ("is_set", "is_not_set"):
             text += f" {self._value_text(name, op, value)}"
         if name.startswith("custom."):
             if name in self.state.changed and not self._simulates(rule):
                 stored = _quoted(self.lead.custom_fields.get(name[7:]))
-                return f"{text} ({stored} as stored; the change above is not counted)"
+                return gettext(
+                    "%(rule)s (%(stored)s as stored; the change above is not counted)"
+                ) % {"rule": text, "stored": stored}
             return f"{text} ({_quoted(self.state.custom.get(name[7:]))}{self._after(name)})"
         return f"{text} ({self._current(name)}{self._after(name)})"
 
     def _after(self, subject: str) -> str:
-        return " after the steps above" if subject in self.state.changed else ""
+        return gettext(" after the steps above") if subject in self.state.changed else ""
 
     def _current(self, name: str) -> str:
         state = self.state
@@ -770,19 +877,19 @@ class _DryRun:
     def _value_text(self, name: str, op: str, value: Any) -> str:
         def one(item: Any) -> str:
             if name == "owner":
-                return self.names.users.get(item, f"user #{item}")
+                return self.names.users.get(item, _user_number(item))
             if name == "stage" and item in Stage.values:
                 return str(Stage(item).label)
             return value_text(item)
 
         if op == "between":
-            return f"{one(value[0])} and {one(value[1])}"
+            return gettext("%(low)s and %(high)s") % {"low": one(value[0]), "high": one(value[1])}
         if op == "in":
             return ", ".join(one(item) for item in value)
         if op == "more_than_days_ago":
-            return f"{amount_text(value, 'days')} ago"
+            return gettext("%(duration)s ago") % {"duration": duration_text(value, "days")}
         if op in ("in_last_days", "in_next_days"):
-            return amount_text(value, "days")
+            return duration_text(value, "days")
         return one(value)
 
 
@@ -881,19 +988,27 @@ def _activity_text(rule: dict[str, Any]) -> str:
         for prop, test in rule.get("where", {}).items()
     ]
     if filters:
-        text += " where " + " and ".join(filters)
+        text += gettext(" where %(filters)s") % {"filters": gettext(" and ").join(filters)}
     count = rule.get("count", {"op": "gte", "value": 1})
     op, n = count["op"], count["value"]
     if n == 0 and op in ("eq", "lte"):
-        times = "never"
+        times = gettext("never")
     elif op == "gte":
-        times = "at least once" if n <= 1 else f"at least {n} times"
+        times = gettext("at least once") if n <= 1 else gettext("at least %(count)s times")
+    elif op == "eq":
+        times = ngettext("exactly %(count)s time", "exactly %(count)s times", n)
     else:
-        times = f"{'exactly' if op == 'eq' else 'at most'} {n} time{'s' if n != 1 else ''}"
+        times = ngettext("at most %(count)s time", "at most %(count)s times", n)
+    times = times.replace("%(count)s", str(n))
     if "within_days" in rule:
-        window = f" in the last {amount_text(rule['within_days'], 'days')}"
+        window = gettext(" in the last %(duration)s") % {
+            "duration": duration_text(rule["within_days"], "days")
+        }
     elif "between" in rule:
-        window = f" between {rule['between'][0]} and {rule['between'][1]}"
+        window = gettext(" between %(start)s and %(end)s") % {
+            "start": rule["between"][0],
+            "end": rule["between"][1],
+        }
     else:
         window = ""
     return f"{text}: {times}{window}"
@@ -902,8 +1017,12 @@ def _activity_text(rule: dict[str, Any]) -> str:
 def _event_text(event: Event) -> str:
     what = event.type + (f" '{event.name}'" if event.name else "")
     if event.pk is None:
-        return f"the made-up event {what}"
-    return f"event #{event.pk}, {what} of {event.occurred_at.astimezone(dt.UTC):{WHEN}}"
+        return gettext("the made-up event %(event)s") % {"event": what}
+    return gettext("event #%(id)s, %(event)s of %(date)s") % {
+        "id": event.pk,
+        "event": what,
+        "date": f"{event.occurred_at.astimezone(dt.UTC):{WHEN}}",
+    }
 
 
 def _event_dict(event: Event | None) -> dict[str, Any] | None:

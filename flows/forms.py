@@ -22,7 +22,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_lazy
 
 from flows import selectors
-from flows.graph import config_problems
+from flows.graph import config_problems, required_name
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes import base as picks
 from flows.nodes.actions import SETTABLE_FIELDS
@@ -174,7 +174,6 @@ ENUM_LABELS: dict[str, StrOrPromise] = {
 }
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 INTEGER = re.compile(r"[+-]?\d+")
-REQUIRED = re.compile(r"'(.+)' is required")
 NUMERIC_OPS = {"gt", "gte", "lt", "lte"}
 
 
@@ -712,9 +711,9 @@ class NodeConfigForm:
             inside = parts[:depth] == rows_name.split(".") and len(parts) > depth
             if inside and parts[depth] in positions:
                 parts[depth] = str(positions[parts[depth]])
-        missing = REQUIRED.fullmatch(message)
-        if missing:
-            name = ".".join([*parts, missing.group(1)])
+        missing = required_name(message)
+        if missing is not None:
+            name = ".".join([*parts, missing])
             if name in by_name:
                 return by_name[name], gettext("This is required.")
         for end in range(len(parts), 0, -1):

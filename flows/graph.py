@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.utils.translation import gettext
 from jsonschema import Draft202012Validator
 
 from flows.nodes import REGISTRY, NodeType
@@ -17,7 +19,7 @@ class GraphError(ValueError):
     """``nodes`` maps node ids (and ``edges``/``graph``) to their messages."""
 
     def __init__(self, problems: dict[str, Any]):
-        super().__init__("The flow has problems.")
+        super().__init__(gettext("The flow has problems."))
         self.problems = problems
 
 
@@ -33,14 +35,65 @@ def config_problems(node_type: NodeType, config: Any) -> dict[str, list[str]]:
     return errors
 
 
+def required_message(name: str) -> str:
+    """The message for a missing setting; the config form finds the field by it."""
+    return gettext("'%(name)s' is required") % {"name": name}
+
+
+def required_name(message: str) -> str | None:
+    """The setting a ``required_message`` names, or None for another message."""
+    pattern = re.escape(gettext("'%(name)s' is required")).replace(re.escape("%(name)s"), "(.+)")
+    match = re.fullmatch(pattern, message)
+    return match.group(1) if match else None
+
+
 def _message(error: Any) -> str:
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    if error.validator == "additionalProperties":
-        return "Unknown settings: " + error.message.split("(")[-1].rstrip(")")
-    if error.validator == "not":
-        return "0 is not allowed here."
-    return str(error.message)
+    """A JSON Schema error in the user's language. The English texts are the
+    validator's own; a keyword not listed keeps its English message."""
+    keyword, value, instance = error.validator, error.validator_value, error.instance
+    if keyword == "required":
+        missing = re.match(r"'(.+)' is a required property", error.message)
+        return required_message(missing.group(1) if missing else str(value))
+    if keyword == "additionalProperties":
+        return gettext("Unknown settings: %(names)s") % {
+            "names": error.message.split("(")[-1].rstrip(")")
+        }
+    if keyword == "not":
+        return gettext("0 is not allowed here.")
+    messages = {
+        "enum": gettext("%(instance)s is not one of %(value)s"),
+        "const": gettext("%(value)s was expected"),
+        "type": gettext("%(instance)s is not of type %(value)s"),
+        "minimum": gettext("%(instance)s is less than the minimum of %(value)s"),
+        "maximum": gettext("%(instance)s is greater than the maximum of %(value)s"),
+        "exclusiveMinimum": gettext(
+            "%(instance)s is less than or equal to the minimum of %(value)s"
+        ),
+        "exclusiveMaximum": gettext(
+            "%(instance)s is greater than or equal to the maximum of %(value)s"
+        ),
+        "pattern": gettext("%(instance)s does not match %(value)s"),
+        "minLength": gettext("%(instance)s is too short"),
+        "maxLength": gettext("%(instance)s is too long"),
+        "minItems": gettext("%(instance)s is too short"),
+        "maxItems": gettext("%(instance)s is too long"),
+        "minProperties": gettext("%(instance)s does not have enough properties"),
+        "maxProperties": gettext("%(instance)s has too many properties"),
+    }
+    if keyword in ("minLength", "minItems") and value == 1:
+        template = gettext("%(instance)s should be non-empty")
+    elif keyword in ("maxLength", "maxItems") and value == 0:
+        template = gettext("%(instance)s is expected to be empty")
+    elif keyword in messages:
+        template = messages[keyword]
+    else:
+        return str(error.message)
+    if keyword == "type":
+        types = value if isinstance(value, list) else [value]
+        shown = ", ".join(repr(t) for t in types)
+    else:
+        shown = repr(value)
+    return template % {"instance": repr(instance), "value": shown}
 
 
 def graph_validate(graph: Any) -> dict[str, Any]:
@@ -48,10 +101,10 @@ def graph_validate(graph: Any) -> dict[str, Any]:
     problems by node: unknown types, bad configs, dangling or duplicate edges,
     edges into triggers, no trigger, unreachable nodes, cycles."""
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
-        raise GraphError({"graph": ['Expected {"nodes": [...], "edges": [...]}.']})
+        raise GraphError({"graph": [gettext('Expected {"nodes": [...], "edges": [...]}.')]})
     edges = graph.get("edges", [])
     if not isinstance(edges, list):
-        raise GraphError({"graph": ["edges must be a list."]})
+        raise GraphError({"graph": [gettext("edges must be a list.")]})
     nodes: dict[str, dict[str, Any]] = {}
     by_node: dict[str, dict[str, list[str]]] = {}
     general: list[str] = []
@@ -60,19 +113,23 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         by_node.setdefault(node_id, {}).setdefault(path, []).append(message)
 
     if len(graph["nodes"]) > MAX_NODES:
-        general.append(f"A flow has at most {MAX_NODES} nodes.")
+        general.append(gettext("A flow has at most %(count)d nodes.") % {"count": MAX_NODES})
     for index, node in enumerate(graph["nodes"]):
         node_id = node.get("id") if isinstance(node, dict) else None
         if not isinstance(node_id, str) or not node_id:
-            general.append(f"Node {index} has no id.")
+            general.append(gettext("Node %(index)d has no id.") % {"index": index})
             continue
         if node_id in nodes:
-            problem(node_id, "id", "Two nodes share this id.")
+            problem(node_id, "id", gettext("Two nodes share this id."))
             continue
         nodes[node_id] = node
         node_type = REGISTRY.get(node.get("type", ""))
         if node_type is None:
-            problem(node_id, "type", f"Unknown node type {node.get('type')!r}.")
+            problem(
+                node_id,
+                "type",
+                gettext("Unknown node type %(type)s.") % {"type": repr(node.get("type"))},
+            )
             continue
         for path, messages in config_problems(node_type, node.get("config", {})).items():
             for message in messages:
@@ -83,12 +140,15 @@ def graph_validate(graph: Any) -> dict[str, Any]:
     seen_handles: set[tuple[str, str]] = set()
     for index, edge in enumerate(edges):
         if not isinstance(edge, dict):
-            general.append(f"Edge {index} is not an object.")
+            general.append(gettext("Edge %(index)d is not an object.") % {"index": index})
             continue
         source, target = edge.get("source"), edge.get("target")
         handle = edge.get("sourceHandle") or "next"
         if source not in nodes or target not in nodes:
-            general.append(f"Edge {edge.get('id', index)} connects a node that does not exist.")
+            general.append(
+                gettext("Edge %(edge)s connects a node that does not exist.")
+                % {"edge": edge.get("id", index)}
+            )
             continue
         source_type = REGISTRY.get(nodes[source].get("type", ""))
         target_type = REGISTRY.get(nodes[target].get("type", ""))
@@ -98,14 +158,19 @@ def graph_validate(graph: Any) -> dict[str, Any]:
                 problem(
                     source,
                     "edges",
-                    f"No output {handle!r}; outputs: {', '.join(handles) or 'none'}.",
+                    gettext("No output %(handle)s; outputs: %(outputs)s.")
+                    % {"handle": repr(handle), "outputs": ", ".join(handles) or gettext("none")},
                 )
                 continue
         if target_type is not None and target_type.kind == "trigger":
-            problem(target, "edges", "Nothing can lead into a trigger.")
+            problem(target, "edges", gettext("Nothing can lead into a trigger."))
             continue
         if (source, handle) in seen_handles:
-            problem(source, "edges", f"Output {handle!r} is connected twice.")
+            problem(
+                source,
+                "edges",
+                gettext("Output %(handle)s is connected twice.") % {"handle": repr(handle)},
+            )
             continue
         seen_handles.add((source, handle))
         outgoing[source].append(target)
@@ -117,7 +182,7 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         if getattr(REGISTRY.get(node.get("type", "")), "kind", "") == "trigger"
     ]
     if not triggers:
-        general.append("A flow needs at least one trigger.")
+        general.append(gettext("A flow needs at least one trigger."))
     reachable: set[str] = set()
     stack = list(triggers)
     while stack:
@@ -128,11 +193,11 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         stack.extend(outgoing[current])
     for node_id in nodes:
         if node_id not in reachable and triggers:
-            problem(node_id, "node", "No trigger leads here.")
+            problem(node_id, "node", gettext("No trigger leads here."))
     cycle = _find_cycle(outgoing)
     if cycle:
         for node_id in cycle:
-            problem(node_id, "node", "This node is part of a loop.")
+            problem(node_id, "node", gettext("This node is part of a loop."))
     if by_node or general:
         problems: dict[str, Any] = {"nodes": by_node}
         if general:

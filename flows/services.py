@@ -24,6 +24,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Count, F, Field, Model, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from flows.graph import GraphError, graph_validate
 from flows.models import (
@@ -147,7 +148,7 @@ def flow_publish(*, flow: Flow, user: User | None = None) -> FlowVersion:
 def flow_set_status(*, flow: Flow, status: str) -> Flow:
     """Pause (no new enrollments; waiting ones hold), resume, or archive."""
     if status in (FlowStatus.ACTIVE, FlowStatus.PAUSED) and flow.published_id is None:
-        raise GraphError({"graph": ["Publish the flow first."]})
+        raise GraphError({"graph": [gettext("Publish the flow first.")]})
     with transaction.atomic():
         Flow.objects.filter(pk=flow.pk).update(status=status, updated_at=timezone.now())
         Wakeup.objects.filter(step__enrollment__flow=flow, claimed_at__isnull=True).update(

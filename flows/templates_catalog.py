@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy
 
 from flows.models import Flow, Reentry
 from flows.services import flow_create
 from leads.models import Segment
 from leads.services.segments import segment_create
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 ROW = 140  # vertical distance between steps on the canvas
 COLUMN = 280  # horizontal distance between branches
@@ -286,8 +290,10 @@ def disqualify_dead_ends(created_by: User | None) -> dict[str, Any]:
 @dataclass(frozen=True)
 class FlowTemplate:
     key: str
-    name: str
-    description: str
+    # Shown in the user's language; a flow made from a template keeps the words
+    # of whoever made it.
+    name: StrOrPromise
+    description: StrOrPromise
     build: Callable[[User | None], dict[str, Any]]
     reentry: str = Reentry.ALWAYS
     reentry_days: int | None = None
@@ -296,40 +302,50 @@ class FlowTemplate:
 TEMPLATES: list[FlowTemplate] = [
     FlowTemplate(
         key="email-engagement",
-        name="Email engagement scoring",
-        description="Engagement points for email opens (+2), clicks (+5) and replies (+10); "
-        "unsubscribing takes 10 away.",
+        name=gettext_lazy("Email engagement scoring"),
+        description=gettext_lazy(
+            "Engagement points for email opens (+2), clicks (+5) and replies (+10); "
+            "unsubscribing takes 10 away."
+        ),
         build=email_engagement,
     ),
     FlowTemplate(
         key="b2b-fit",
-        name="B2B fit scoring",
-        description="Fit points for each new lead: a marketing or sales job title (+10), "
-        "a company of 50 to 1,000 people (+15), a decision maker (+20).",
+        name=gettext_lazy("B2B fit scoring"),
+        description=gettext_lazy(
+            "Fit points for each new lead: a marketing or sales job title (+10), "
+            "a company of 50 to 1,000 people (+15), a decision maker (+20)."
+        ),
         build=b2b_fit,
         reentry=Reentry.ONCE,
     ),
     FlowTemplate(
         key="app-activity",
-        name="App activity scoring",
-        description="Engagement points for app events: trial sign-up (+10, once), log-ins "
-        "(+1), feature use (+3), inviting a teammate (+5). Rename the events to yours.",
+        name=gettext_lazy("App activity scoring"),
+        description=gettext_lazy(
+            "Engagement points for app events: trial sign-up (+10, once), log-ins "
+            "(+1), feature use (+3), inviting a teammate (+5). Rename the events to yours."
+        ),
         build=app_activity,
     ),
     FlowTemplate(
         key="notify-sales-hot",
-        name="Notify sales on hot lead",
-        description="When a lead turns hot and is not a customer or disqualified, a sales "
-        "rep gets a high-priority task due in 4 hours; at most once per lead in 30 days.",
+        name=gettext_lazy("Notify sales on hot lead"),
+        description=gettext_lazy(
+            "When a lead turns hot and is not a customer or disqualified, a sales "
+            "rep gets a high-priority task due in 4 hours; at most once per lead in 30 days."
+        ),
         build=notify_sales_hot,
         reentry=Reentry.DAYS,
         reentry_days=30,
     ),
     FlowTemplate(
         key="disqualify-dead-ends",
-        name="Disqualify dead-end leads",
-        description=f"Disqualifies leads entering the segment “{DEAD_END_SEGMENT}” (made "
-        "if missing), and students and job seekers by their job title.",
+        name=gettext_lazy("Disqualify dead-end leads"),
+        description=gettext_lazy(
+            "Disqualifies leads entering the segment “Dead-end: no opens in 60 days” (made "
+            "if missing), and students and job seekers by their job title."
+        ),
         build=disqualify_dead_ends,
     ),
 ]
@@ -349,8 +365,8 @@ def flow_create_from_template(
     """A new flow whose draft is the template's graph; named, described and with
     the re-entry rule of the template unless given."""
     return flow_create(
-        name=name or template.name,
-        description=template.description if description is None else description,
+        name=name or str(template.name),
+        description=str(template.description) if description is None else description,
         reentry=reentry or template.reentry,
         reentry_days=reentry_days if reentry else template.reentry_days,
         graph=template.build(created_by),

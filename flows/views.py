@@ -5,6 +5,7 @@ panel's node configuration form."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from django.contrib import messages
@@ -13,8 +14,10 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
+from django.utils.translation.trans_real import DjangoTranslation
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.i18n import JavaScriptCatalog
 from django_htmx.http import trigger_client_event
 
 from flows.forms import NodeConfigForm, config_from_param
@@ -108,6 +111,19 @@ def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) ->
     }
 
 
+@lru_cache(maxsize=8)
+def canvas_catalog(language: str) -> dict[str, Any]:
+    """The canvas's translations (the ``djangojs`` domain) for ``language``, as
+    Django's JavaScriptCatalog serves them: embedded in the builder page, so the
+    canvas needs no second request to speak the user's language."""
+    catalog = JavaScriptCatalog()
+    # Our own catalog (LOCALE_PATHS) only, not the JavaScript of every installed app.
+    catalog.translation = DjangoTranslation(
+        language, domain="djangojs", localedirs=catalog.get_paths(["flows"])
+    )
+    return {"catalog": catalog.get_catalog(), "plural": catalog.get_plural()}
+
+
 @role_required(*EDITORS)
 def flow_builder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The canvas: the draft, or with ``?version=N`` that published version,
@@ -135,6 +151,7 @@ def flow_builder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "versions": versions[:VERSIONS_LISTED],
         "more_versions": len(versions) > VERSIONS_LISTED,
         "versions_listed": VERSIONS_LISTED,
+        "i18n_catalog": canvas_catalog(get_language()),
     }
     return render(request, "flows/builder.html", context)
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 from django.apps import apps
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -33,6 +34,16 @@ def _celery_eager(request: pytest.FixtureRequest):
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request for a German user leaves German active in the thread (in a server
+    the next request's middleware sets its own): every test starts and ends in the
+    default language."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

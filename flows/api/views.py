@@ -10,6 +10,8 @@ from django.contrib.auth.models import User
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import translation
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -35,7 +37,7 @@ from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_
 from leads.api.errors import error_body
 from leads.api.permissions import ALL_ROLES, RoleAccess
 from leads.models import Role
-from leads.selectors import leads_visible_to
+from leads.selectors import leads_visible_to, user_language
 
 ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
 
@@ -81,17 +83,19 @@ class FlowSerializer(serializers.ModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         template = FLOW_TEMPLATES.get(attrs.get("template", ""))
         if template is not None and self.instance is not None:
-            raise ValidationError({"template": ["A template applies only when creating a flow."]})
+            raise ValidationError(
+                {"template": [gettext("A template applies only when creating a flow.")]}
+            )
         # A template names the flow when no name is given; otherwise a name is needed.
         if "name" not in attrs and not self.partial and template is None:
-            raise ValidationError({"name": ["This field is required."]})
+            raise ValidationError({"name": [gettext("This field is required.")]})
         if template is not None and "reentry" not in self.initial_data:
             attrs["reentry"] = template.reentry
             attrs.setdefault("reentry_days", template.reentry_days)
         reentry = attrs.get("reentry", getattr(self.instance, "reentry", Reentry.ONCE))
         days = attrs.get("reentry_days", getattr(self.instance, "reentry_days", None))
         if reentry == Reentry.DAYS and not days:
-            raise ValidationError({"reentry_days": ["Give the number of days."]})
+            raise ValidationError({"reentry_days": [gettext("Give the number of days.")]})
         return attrs
 
     def create(self, validated_data: dict[str, Any]) -> Flow:
@@ -171,7 +175,7 @@ class EnrollmentSerializer(serializers.ModelSerializer):
 
 
 def _problems(exc: GraphError) -> Response:
-    body = error_body("invalid_graph", "The flow has problems; see each node.")
+    body = error_body("invalid_graph", gettext("The flow has problems; see each node."))
     body["error"]["nodes"] = exc.problems.get("nodes", {})
     body["error"]["graph"] = exc.problems.get("graph", [])
     return Response(body, status=status.HTTP_400_BAD_REQUEST)
@@ -252,7 +256,24 @@ STEP_STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 }
 
 
-class FlowViewSet(viewsets.ModelViewSet):
+class UserLanguageMixin:
+    """Answer in the user's saved language. A browser session gets it from the
+    middleware already; an API key or a forced login authenticates inside DRF,
+    after the middleware ran. The language the request came with is back after."""
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with translation.override(translation.get_language()):
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        language = user_language(request.user)
+        if language and language != translation.get_language():
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+
+
+class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
     """Flows. Admins and marketers edit; sales reps may read."""
 
     serializer_class = FlowSerializer
@@ -288,8 +309,10 @@ class FlowViewSet(viewsets.ModelViewSet):
             return Response(
                 error_body(
                     "conflict",
-                    "This flow was saved elsewhere since you loaded it. "
-                    "Reload to see the latest draft.",
+                    gettext(
+                        "This flow was saved elsewhere since you loaded it. "
+                        "Reload to see the latest draft."
+                    ),
                 ),
                 status=status.HTTP_409_CONFLICT,
             )
@@ -318,7 +341,7 @@ class FlowViewSet(viewsets.ModelViewSet):
         data = serializer.validated_data
         lead = leads_visible_to(request.user).filter(pk=data["lead"]).first()
         if lead is None:
-            raise ValidationError({"lead": [f"No lead {data['lead']}."]})
+            raise ValidationError({"lead": [gettext("No lead %(id)s.") % {"id": data["lead"]}]})
         try:
             result = flow_dry_run(
                 flow=flow, graph=data.get("graph", flow.draft), lead=lead, event=data.get("event")
@@ -445,7 +468,12 @@ class FlowViewSet(viewsets.ModelViewSet):
         wanted = request.query_params.get("status", "")
         if wanted and wanted not in STEP_STATUS_FILTERS:
             raise ValidationError(
-                {"status": [f"Expected one of: {', '.join(STEP_STATUS_FILTERS)}."]}
+                {
+                    "status": [
+                        gettext("Expected one of: %(values)s.")
+                        % {"values": ", ".join(STEP_STATUS_FILTERS)}
+                    ]
+                }
             )
         # One filter() call: the node and the status are those of the same step.
         step: dict[str, Any] = {}
@@ -484,7 +512,7 @@ class EnrollmentViewSet(viewsets.ReadOnlyModelViewSet):
             value = self.request.query_params.get(param, "")
             if value:
                 if not value.isdigit() or int(value) > 2**63 - 1:
-                    raise ValidationError({param: ["Expected an id."]})
+                    raise ValidationError({param: [gettext("Expected an id.")]})
                 enrollments = enrollments.filter(**{f"{param}_id": int(value)})
         return enrollments
 
@@ -527,7 +555,7 @@ class LeadEnrollmentsViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(LeadEnrollmentSerializer(page, many=True).data)
 
 
-class NodeTypesView(APIView):
+class NodeTypesView(UserLanguageMixin, APIView):
     """Every node type: kind, label, description, icon, outputs and a JSON Schema
     of its configuration, straight from the node registry."""
 

@@ -59,7 +59,11 @@ def _key(ctx: StepContext) -> str:
 
 def _category_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     if not ScoreCategory.objects.filter(key=config.get("category")).exists():
-        return {"category": [f"No score category {config.get('category')!r}."]}
+        return {
+            "category": [
+                gettext("No score category %(key)s.") % {"key": repr(config.get("category"))}
+            ]
+        }
     return {}
 
 
@@ -275,7 +279,7 @@ def _assign_owner(ctx: StepContext) -> StepResult:
 
 def _user_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     if config.get("user") and not User.objects.filter(pk=config["user"], is_active=True).exists():
-        return {"user": [f"No active user {config['user']}."]}
+        return {"user": [gettext("No active user %(id)s.") % {"id": config["user"]}]}
     return {}
 
 
@@ -318,20 +322,27 @@ def _field_problems(config: dict[str, Any]) -> dict[str, list[str]]:
     if field.startswith("custom."):
         definition = custom_definitions().get(field[7:])
         if definition is None:
-            return {"field": [f"No custom field {field[7:]!r}."]}
+            return {"field": [gettext("No custom field %(key)s.") % {"key": repr(field[7:])}]}
         try:
             custom_value_clean(definition, value, lenient=True)
         except FieldValueError as exc:
             return {"value": [str(exc)]}
         return {}
     if field not in SETTABLE_FIELDS:
-        return {"field": [f"Expected one of: {', '.join(SETTABLE_FIELDS)}, or custom.<key>."]}
+        return {
+            "field": [
+                gettext("Expected one of: %(fields)s, or custom.<key>.")
+                % {"fields": ", ".join(SETTABLE_FIELDS)}
+            ]
+        }
     if field == "company_size":
         ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
-        return {} if ok else {"value": ["Expected a whole number."]}
+        return {} if ok else {"value": [gettext("Expected a whole number.")]}
     limit = Lead._meta.get_field(field).max_length  # type: ignore[union-attr]
     if not isinstance(value, str) or (limit and len(value) > limit):
-        return {"value": [f"Expected text of at most {limit} characters."]}
+        return {
+            "value": [gettext("Expected text of at most %(limit)s characters.") % {"limit": limit}]
+        }
     return {}
 
 
@@ -465,9 +476,9 @@ register(
 def _static_segment(config: dict[str, Any]) -> dict[str, list[str]]:
     segment = Segment.objects.filter(pk=config.get("segment") or 0).first()
     if segment is None:
-        return {"segment": [f"No segment {config.get('segment')}."]}
+        return {"segment": [gettext("No segment %(id)s.") % {"id": config.get("segment")}]}
     if segment.kind != SegmentKind.STATIC:
-        return {"segment": ["Only static segments take leads by hand."]}
+        return {"segment": [gettext("Only static segments take leads by hand.")]}
     return {}
 
 

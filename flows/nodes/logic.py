@@ -162,7 +162,7 @@ def _wait(ctx: StepContext) -> StepResult:
 def _window_problems(config: dict[str, Any]) -> dict[str, list[str]]:
     window = config.get("between")
     if window and window[0] >= window[1]:
-        return {"between": ["The window must end after it starts."]}
+        return {"between": [gettext("The window must end after it starts.")]}
     return {}
 
 
@@ -225,7 +225,7 @@ def _wait_until_problems(config: dict[str, Any]) -> dict[str, list[str]]:
     spec = config.get("event", {})
     trigger = REGISTRY.get(spec.get("type", ""))
     if trigger is None or trigger.kind != "trigger":
-        return {"event.type": ["Expected a trigger type, such as email.activity."]}
+        return {"event.type": [gettext("Expected a trigger type, such as email.activity.")]}
     return {
         f"event.config.{k}" if k else "event.config": v
         for k, v in config_problems(trigger, spec.get("config", {})).items()

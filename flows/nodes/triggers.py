@@ -65,7 +65,7 @@ EMAIL_ACTIVITIES = [
 
 def _segment_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     if not Segment.objects.filter(pk=config.get("segment") or 0).exists():
-        return {"segment": [f"No segment {config.get('segment')}."]}
+        return {"segment": [gettext("No segment %(id)s.") % {"id": config.get("segment")}]}
     return {}
 
 

@@ -8,6 +8,7 @@ import {
   useReactFlow,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { formatNumber, gettext, interpolate, ngettext } from "../i18n.js";
 import { call, errorLines } from "./api.js";
 import DryRunPanel from "./DryRunPanel.jsx";
 import FlowNode from "./FlowNode.jsx";
@@ -27,13 +28,77 @@ import {
 const nodeTypesForFlow = { leadflow: FlowNode };
 const AUTOSAVE_MS = 1200;
 const STATS_MS = 5000;
-const SAVE_LABELS = {
-  saved: "All changes saved",
-  unsaved: "Unsaved changes",
-  saving: "Saving…",
-  error: "Not saved",
-  conflict: "Changed elsewhere",
-};
+function saveLabel(state) {
+  switch (state) {
+    case "saved":
+      return gettext("All changes saved");
+    case "unsaved":
+      return gettext("Unsaved changes");
+    case "saving":
+      return gettext("Saving…");
+    case "error":
+      return gettext("Not saved");
+    case "conflict":
+      return gettext("Changed elsewhere");
+    default:
+      return state;
+  }
+}
+function statusLabel(status) {
+  switch (status) {
+    case "draft":
+      return gettext("draft");
+    case "active":
+      return gettext("active");
+    case "paused":
+      return gettext("paused");
+    case "archived":
+      return gettext("archived");
+    default:
+      return status;
+  }
+}
+// React Flow's own labels (controls, minimap, keyboard help), in our words.
+function reactFlowLabels() {
+  return {
+    "node.a11yDescription.default": gettext(
+      "Press Enter to select this node, arrow keys to move it, Delete to remove it.",
+    ),
+    "node.a11yDescription.keyboardDisabled": gettext(
+      "Press Enter or Space to select a node, then Delete to remove it or Escape to cancel.",
+    ),
+    "node.a11yDescription.ariaLiveMessage": ({ direction, x, y }) =>
+      interpolate(
+        gettext("Moved the selected node %(direction)s. New position: x %(x)s, y %(y)s."),
+        { direction: directionLabel(direction), x, y },
+        true,
+      ),
+    "edge.a11yDescription.default": gettext(
+      "Press Enter or Space to select a connection, then Delete to remove it or Escape to cancel.",
+    ),
+    "controls.ariaLabel": gettext("Canvas controls"),
+    "controls.zoomIn.ariaLabel": gettext("Zoom in"),
+    "controls.zoomOut.ariaLabel": gettext("Zoom out"),
+    "controls.fitView.ariaLabel": gettext("Fit the flow to the view"),
+    "controls.interactive.ariaLabel": gettext("Lock or unlock the canvas"),
+    "minimap.ariaLabel": gettext("Overview of the flow"),
+    "handle.ariaLabel": gettext("Connection point"),
+  };
+}
+function directionLabel(direction) {
+  switch (direction) {
+    case "up":
+      return gettext("up");
+    case "down":
+      return gettext("down");
+    case "left":
+      return gettext("left");
+    case "right":
+      return gettext("right");
+    default:
+      return direction;
+  }
+}
 const PATH_EDGE_STYLE = { stroke: "#16a34a", strokeWidth: 3 };
 // Smaller than React Flow's default, so it hides less of the canvas at 1280×800.
 const MINIMAP_SIZE = { width: 150, height: 100 };
@@ -298,13 +363,15 @@ export default function Builder({ initial }) {
       setSaveState("conflict");
       setNotice({
         kind: "danger",
-        text: "This flow was saved in another tab or by someone else since you opened it. Your changes here are not saved: reload the page to see the latest draft.",
+        text: gettext(
+          "This flow was saved in another tab or by someone else since you opened it. Your changes here are not saved: reload the page to see the latest draft.",
+        ),
       });
       return false;
     }
     if (!result.ok) {
       setSaveState("error");
-      setNotice({ kind: "danger", text: result.data?.error?.message || "The draft could not be saved." });
+      setNotice({ kind: "danger", text: result.data?.error?.message || gettext("The draft could not be saved.") });
       return false;
     }
     revision.current = result.data.revision;
@@ -351,10 +418,10 @@ export default function Builder({ initial }) {
     const result = await call(initial.urls.validate, { method: "POST", csrf: initial.csrfToken });
     if (result.ok) {
       showProblems(null);
-      setNotice({ kind: "success", text: "No problems found: this flow can be published." });
+      setNotice({ kind: "success", text: gettext("No problems found: this flow can be published.") });
     } else {
       showProblems(result.data?.error);
-      setNotice({ kind: "danger", text: "The flow has problems; they are marked on the canvas." });
+      setNotice({ kind: "danger", text: gettext("The flow has problems; they are marked on the canvas.") });
     }
   }, [save, initial, showProblems]);
   const publish = useCallback(async () => {
@@ -364,17 +431,23 @@ export default function Builder({ initial }) {
       showProblems(null);
       setVersionNumber(result.data.number);
       setFlowStatus("active");
-      setNotice({ kind: "success", text: `Published version ${result.data.number}.` });
+      setNotice({
+        kind: "success",
+        text: interpolate(gettext("Published version %(number)s."), { number: result.data.number }, true),
+      });
     } else {
       showProblems(result.data?.error);
-      setNotice({ kind: "danger", text: "Not published: the flow has problems, marked on the canvas." });
+      setNotice({ kind: "danger", text: gettext("Not published: the flow has problems, marked on the canvas.") });
     }
   }, [save, initial, showProblems]);
   const setStatus = useCallback(
     async (action) => {
       const result = await call(initial.urls[action], { method: "POST", csrf: initial.csrfToken });
       if (result.ok) setFlowStatus(result.data.status);
-      else setNotice({ kind: "danger", text: result.data?.error?.message || `Could not ${action}.` });
+      else {
+        const failed = action === "pause" ? gettext("The flow could not be paused.") : gettext("The flow could not be resumed.");
+        setNotice({ kind: "danger", text: result.data?.error?.message || failed });
+      }
     },
     [initial],
   );
@@ -395,7 +468,7 @@ export default function Builder({ initial }) {
         if (readOnly) request.graph = toGraph(nodesRef.current, edgesRef.current);
         else if (!(await save())) {
           setOnPath(null);
-          setTestOutcome({ error: ["The draft could not be saved, so it was not tested."] });
+          setTestOutcome({ error: [gettext("The draft could not be saved, so it was not tested.")] });
           return;
         }
         const ranAt = changesRef.current;
@@ -407,13 +480,13 @@ export default function Builder({ initial }) {
         } else if (result.data?.error?.code === "invalid_graph") {
           showProblems(result.data.error);
           setOnPath(null);
-          setNotice({ kind: "danger", text: "The flow has problems; they are marked on the canvas." });
+          setNotice({ kind: "danger", text: gettext("The flow has problems; they are marked on the canvas.") });
           setTestOutcome({
-            error: ["Not tested: fix the problems marked on the canvas first."],
+            error: [gettext("Not tested: fix the problems marked on the canvas first.")],
           });
         } else {
           setOnPath(null);
-          setTestOutcome({ error: errorLines(result.data, "The test could not run.") });
+          setTestOutcome({ error: errorLines(result.data, gettext("The test could not run.")) });
         }
       } finally {
         setTesting(false);
@@ -438,7 +511,7 @@ export default function Builder({ initial }) {
     if (!onPath) return nodes;
     return nodes.map((n) =>
       onPath.nodes.has(n.id)
-        ? { ...n, data: { ...n.data, highlight: true }, ariaLabel: `${n.ariaLabel}, on the tested path` }
+        ? { ...n, data: { ...n.data, highlight: true }, ariaLabel: interpolate(gettext("%(node)s, on the tested path"), { node: n.ariaLabel }, true) }
         : n,
     );
   }, [nodes, onPath]);
@@ -523,6 +596,7 @@ export default function Builder({ initial }) {
     };
   }, [initial, versionNumber, setNodes]);
 
+  const flowLabels = useMemo(reactFlowLabels, []);
   const empty = nodes.length === 0;
   const testOpen = side === "test";
   const testButton = (
@@ -532,50 +606,54 @@ export default function Builder({ initial }) {
       onClick={() => setSide(testOpen ? null : "test")}
       aria-expanded={testOpen}
       aria-controls="lf-test-panel"
-      title="See the path a lead would take, without changing anything"
+      title={gettext("See the path a lead would take, without changing anything")}
     >
-      Test on a lead
+      {gettext("Test on a lead")}
     </button>
   );
   const leadsNode = side && side.node ? nodes.find((n) => n.id === side.node) : null;
   return (
     <TypesContext.Provider value={types}>
       <div className="lf-builder">
-        <div className="lf-toolbar" role="toolbar" aria-label="Flow actions">
-          <span className={`badge lf-status lf-status-${flowStatus}`}>{flowStatus}</span>
-          <span className="text-muted small">{versionNumber ? `version ${versionNumber}` : "never published"}</span>
+        <div className="lf-toolbar" role="toolbar" aria-label={gettext("Flow actions")}>
+          <span className={`badge lf-status lf-status-${flowStatus}`}>{statusLabel(flowStatus)}</span>
+          <span className="text-muted small">
+            {versionNumber
+              ? interpolate(gettext("version %(number)s"), { number: formatNumber(versionNumber) }, true)
+              : gettext("never published")}
+          </span>
           {!readOnly && (
             <>
               <button
                 type="button"
                 className="btn btn-sm btn-outline-secondary"
                 onClick={undo}
-                title="Undo (Ctrl+Z)"
-                aria-label="Undo"
+                title={gettext("Undo (Ctrl+Z)")}
+                aria-label={gettext("Undo")}
                 aria-keyshortcuts="Control+Z Meta+Z"
               >
-                Undo
+                {gettext("Undo")}
               </button>
               <button
                 type="button"
                 className="btn btn-sm btn-outline-secondary"
                 onClick={redo}
-                title="Redo (Ctrl+Shift+Z)"
-                aria-label="Redo"
+                title={gettext("Redo (Ctrl+Shift+Z)")}
+                aria-label={gettext("Redo")}
                 aria-keyshortcuts="Control+Shift+Z Control+Y Meta+Shift+Z"
               >
-                Redo
+                {gettext("Redo")}
               </button>
               <button
                 type="button"
                 className="btn btn-sm btn-outline-secondary"
                 onClick={autoLayout}
-                aria-label="Tidy up the layout"
+                aria-label={gettext("Tidy up the layout")}
               >
-                Tidy up
+                {gettext("Tidy up")}
               </button>
               <span className={`lf-save lf-save-${saveState}`} role="status" aria-live="polite">
-                {SAVE_LABELS[saveState]}
+                {saveLabel(saveState)}
               </span>
               <span className="ms-auto" />
               {testButton}
@@ -584,24 +662,24 @@ export default function Builder({ initial }) {
                 className="btn btn-sm btn-outline-primary"
                 onClick={save}
                 disabled={saveState === "conflict"}
-                aria-label="Save the draft"
+                aria-label={gettext("Save the draft")}
               >
-                Save
+                {gettext("Save")}
               </button>
-              <button type="button" className="btn btn-sm btn-outline-primary" onClick={validate} aria-label="Validate the draft">
-                Validate
+              <button type="button" className="btn btn-sm btn-outline-primary" onClick={validate} aria-label={gettext("Validate the draft")}>
+                {gettext("Validate")}
               </button>
-              <button type="button" className="btn btn-sm btn-primary" onClick={publish} aria-label="Publish the draft">
-                Publish
+              <button type="button" className="btn btn-sm btn-primary" onClick={publish} aria-label={gettext("Publish the draft")}>
+                {gettext("Publish")}
               </button>
               {flowStatus === "active" && (
                 <button
                   type="button"
                   className="btn btn-sm btn-outline-warning"
                   onClick={() => setStatus("pause")}
-                  aria-label="Pause the flow"
+                  aria-label={gettext("Pause the flow")}
                 >
-                  Pause
+                  {gettext("Pause")}
                 </button>
               )}
               {flowStatus === "paused" && (
@@ -609,9 +687,9 @@ export default function Builder({ initial }) {
                   type="button"
                   className="btn btn-sm btn-outline-success"
                   onClick={() => setStatus("resume")}
-                  aria-label="Resume the flow"
+                  aria-label={gettext("Resume the flow")}
                 >
-                  Resume
+                  {gettext("Resume")}
                 </button>
               )}
             </>
@@ -626,7 +704,7 @@ export default function Builder({ initial }) {
         {notice && (
           <div className={`alert alert-${notice.kind} py-2 mb-2 d-flex`} role="alert">
             <span>{notice.text}</span>
-            <button type="button" className="btn-close ms-auto" aria-label="Dismiss" onClick={() => setNotice(null)} />
+            <button type="button" className="btn-close ms-auto" aria-label={gettext("Dismiss")} onClick={() => setNotice(null)} />
           </div>
         )}
         {graphProblems.length > 0 && (
@@ -640,7 +718,7 @@ export default function Builder({ initial }) {
           {!readOnly && <Palette nodeTypes={initial.nodeTypes} onAdd={(key) => addNode(key)} disabled={readOnly} />}
           <div className="lf-canvas" ref={wrapper} onDragOver={onDragOver} onDrop={onDrop}>
             {empty && !readOnly && (
-              <p className="lf-empty">Drag a trigger from the palette, or click it, to start this flow.</p>
+              <p className="lf-empty">{gettext("Drag a trigger from the palette, or click it, to start this flow.")}</p>
             )}
             <NodeLeadsContext.Provider value={showLeads}>
               <ReactFlow
@@ -660,19 +738,25 @@ export default function Builder({ initial }) {
                 fitView={start.nodes.length > 0}
                 fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
                 minZoom={0.1}
-                ariaLabelConfig={{ "node.a11yDescription.default": "Press Enter to select this node, arrow keys to move it, Delete to remove it." }}
+                ariaLabelConfig={flowLabels}
                 proOptions={{ hideAttribution: true }}
               >
                 <Background gap={16} />
                 <Controls showInteractive={!readOnly} />
-                <MiniMap pannable zoomable ariaLabel="Overview of the flow" style={MINIMAP_SIZE} />
+                <MiniMap pannable zoomable ariaLabel={flowLabels["minimap.ariaLabel"]} style={MINIMAP_SIZE} />
               </ReactFlow>
             </NodeLeadsContext.Provider>
           </div>
-          <aside className="lf-panel nokey" aria-label="Node settings" hidden={side !== null}>
+          <aside className="lf-panel nokey" aria-label={gettext("Node settings")} hidden={side !== null}>
             {!single && (
               <p className="text-muted small p-2 mb-0">
-                {selected.length > 1 ? `${selected.length} nodes selected.` : "Select a node to configure it."}
+                {selected.length > 1
+                  ? interpolate(
+                      ngettext("%(count)s node selected.", "%(count)s nodes selected.", selected.length),
+                      { count: formatNumber(selected.length) },
+                      true,
+                    )
+                  : gettext("Select a node to configure it.")}
               </p>
             )}
             <div ref={panel} className="lf-panel-form" />

@@ -2,21 +2,34 @@
 // flow, and see the path it would take with each step's effect. Nothing is
 // written; the canvas highlights the path.
 import { useEffect, useId, useMemo, useRef, useState } from "react";
+import { gettext } from "../i18n.js";
 import { call, leadName } from "./api.js";
 import { TRIGGER_EVENT_TYPES, triggerEvent } from "./graph.js";
 
 const LEADS_LISTED = 10;
 const SEARCH_DELAY_MS = 250;
-const OUTCOME_LABELS = {
-  matched: "starts",
-  would_apply: "would do",
-  no_change: "no change",
-  yes: "yes",
-  no: "no",
-  waited: "waits",
-  timeout: "times out",
-  ended: "ends",
-};
+function outcomeLabel(outcome) {
+  switch (outcome) {
+    case "matched":
+      return gettext("starts");
+    case "would_apply":
+      return gettext("would do");
+    case "no_change":
+      return gettext("no change");
+    case "yes":
+      return gettext("yes");
+    case "no":
+      return gettext("no");
+    case "waited":
+      return gettext("waits");
+    case "timeout":
+      return gettext("times out");
+    case "ended":
+      return gettext("ends");
+    default:
+      return outcome;
+  }
+}
 
 function LeadPicker({ leadsUrl, lead, onPick }) {
   const id = useId();
@@ -33,7 +46,7 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
       const result = await call(`${leadsUrl}?${params}`);
       if (stale) return;
       if (result.ok) setFound({ text, leads: (result.data.results || []).slice(0, LEADS_LISTED), error: null });
-      else setFound({ text, leads: [], error: result.data?.error?.message || "The search failed." });
+      else setFound({ text, leads: [], error: result.data?.error?.message || gettext("The search failed.") });
     }, SEARCH_DELAY_MS);
     return () => {
       stale = true;
@@ -44,7 +57,7 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
   if (lead) {
     return (
       <div className="lf-test-lead-chosen mb-2">
-        <div className="small text-muted">Lead</div>
+        <div className="small text-muted">{gettext("Lead")}</div>
         <div className="d-flex align-items-baseline gap-2">
           <span className="fw-semibold text-truncate" data-lead-id={lead.id}>
             {leadName(lead)}
@@ -60,7 +73,7 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
               window.requestAnimationFrame(() => input.current && input.current.focus());
             }}
           >
-            Change
+            {gettext("Change")}
           </button>
         </div>
       </div>
@@ -70,20 +83,20 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
   return (
     <div className="mb-2">
       <label className="form-label small mb-1" htmlFor={`${id}-search`}>
-        Lead
+        {gettext("Lead")}
       </label>
       <input
         ref={input}
         id={`${id}-search`}
         type="search"
         className="form-control form-control-sm"
-        placeholder="Search by name, email or company"
+        placeholder={gettext("Search by name, email or company")}
         autoComplete="off"
         value={query}
         aria-controls={`${id}-results`}
         onChange={(e) => setQuery(e.target.value)}
       />
-      <ul id={`${id}-results`} className="list-unstyled lf-test-leads mb-0" aria-label="Matching leads" aria-live="polite">
+      <ul id={`${id}-results`} className="list-unstyled lf-test-leads mb-0" aria-label={gettext("Matching leads")} aria-live="polite">
         {shown &&
           found.leads.map((l) => (
             <li key={l.id}>
@@ -102,7 +115,7 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
               </button>
             </li>
           ))}
-        {shown && !found.error && found.leads.length === 0 && <li className="small text-muted p-1">No lead matches.</li>}
+        {shown && !found.error && found.leads.length === 0 && <li className="small text-muted p-1">{gettext("No lead matches.")}</li>}
         {shown && found.error && <li className="small text-danger p-1">{found.error}</li>}
       </ul>
     </div>
@@ -112,16 +125,16 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
 function Result({ data, types }) {
   const { trigger, entry, steps, notes } = data;
   return (
-    <section className="lf-test-result" aria-label="Test result">
+    <section className="lf-test-result" aria-label={gettext("Test result")}>
       {trigger.matched ? (
         <p className="small mb-1">
-          <span className="text-muted">Trigger:</span> {trigger.summary}
+          <span className="text-muted">{gettext("Trigger:")}</span> {trigger.summary}
         </p>
       ) : (
         <p className="alert alert-warning py-1 px-2 small mb-2 lf-test-trigger">{trigger.reason}</p>
       )}
       <p className={`small mb-2 lf-test-entry ${entry.allowed ? "text-success" : "text-danger"}`}>
-        <span className="fw-semibold">{entry.allowed ? "Would enter now." : "Would not enter now."}</span>{" "}
+        <span className="fw-semibold">{entry.allowed ? gettext("Would enter now.") : gettext("Would not enter now.")}</span>{" "}
         {entry.reason}
       </p>
       {steps.length > 0 && (
@@ -131,7 +144,7 @@ function Result({ data, types }) {
               <div className="d-flex align-items-baseline gap-2">
                 <span className="lf-test-node text-truncate">{types[step.type]?.label || step.type}</span>
                 <span className={`badge lf-outcome lf-outcome-${step.outcome}`}>
-                  {OUTCOME_LABELS[step.outcome] || step.outcome}
+                  {outcomeLabel(step.outcome)}
                 </span>
               </div>
               <div className="lf-test-effect">{step.effect}</div>
@@ -207,7 +220,7 @@ export default function DryRunPanel({
   const submit = (event) => {
     event.preventDefault();
     if (!lead) {
-      setFormError("Choose a lead first.");
+      setFormError(gettext("Choose a lead first."));
       return;
     }
     const body = { lead: lead.id };
@@ -216,15 +229,15 @@ export default function DryRunPanel({
       try {
         parsed = properties.trim() ? JSON.parse(properties) : {};
       } catch {
-        setFormError("Properties: not valid JSON.");
+        setFormError(gettext("Properties: not valid JSON."));
         return;
       }
       if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-        setFormError('Properties: expected a JSON object, such as {"plan": "pro"}.');
+        setFormError(gettext('Properties: expected a JSON object, such as {"plan": "pro"}.'));
         return;
       }
       if (!eventType) {
-        setFormError("Choose the event's type.");
+        setFormError(gettext("Choose the event's type."));
         return;
       }
       body.event = { type: eventType, name: eventName.trim(), properties: parsed };
@@ -244,18 +257,19 @@ export default function DryRunPanel({
     >
       <div className="d-flex align-items-center mb-2">
         <h2 id={`${id}-title`} className="h6 mb-0" tabIndex={-1} ref={heading}>
-          Test on a lead
+          {gettext("Test on a lead")}
         </h2>
-        <button type="button" className="btn-close ms-auto" aria-label="Close the test" onClick={onClose} />
+        <button type="button" className="btn-close ms-auto" aria-label={gettext("Close the test")} onClick={onClose} />
       </div>
       <p className="small text-muted mb-2">
-        The path a lead would take through this {readOnly ? "version" : "draft"}, and what each step would do.
-        Nothing is changed or sent.
+        {readOnly
+          ? gettext("The path a lead would take through this version, and what each step would do. Nothing is changed or sent.")
+          : gettext("The path a lead would take through this draft, and what each step would do. Nothing is changed or sent.")}
       </p>
       <form onSubmit={submit} noValidate>
         <LeadPicker leadsUrl={urls.leads} lead={lead} onPick={setLead} />
         <fieldset className="mb-2">
-          <legend className="form-label small mb-1">Event that starts the flow</legend>
+          <legend className="form-label small mb-1">{gettext("Event that starts the flow")}</legend>
           <div className="form-check">
             <input
               className="form-check-input"
@@ -266,7 +280,7 @@ export default function DryRunPanel({
               onChange={() => setMadeUp(false)}
             />
             <label className="form-check-label small" htmlFor={`${id}-latest`}>
-              The lead's latest matching event
+              {gettext("The lead's latest matching event")}
             </label>
           </div>
           <div className="form-check">
@@ -282,14 +296,14 @@ export default function DryRunPanel({
               }}
             />
             <label className="form-check-label small" htmlFor={`${id}-made-up`}>
-              A made-up event
+              {gettext("A made-up event")}
             </label>
           </div>
         </fieldset>
         {madeUp && (
           <div className="lf-test-event mb-2">
             <label className="form-label small mb-1" htmlFor={`${id}-type`}>
-              Event type
+              {gettext("Event type")}
             </label>
             <select
               id={`${id}-type`}
@@ -304,7 +318,7 @@ export default function DryRunPanel({
               ))}
             </select>
             <label className="form-label small mb-1" htmlFor={`${id}-name`}>
-              Event name
+              {gettext("Event name")}
             </label>
             <input
               id={`${id}-name`}
@@ -314,7 +328,7 @@ export default function DryRunPanel({
               onChange={(e) => setEventName(e.target.value)}
             />
             <label className="form-label small mb-1" htmlFor={`${id}-properties`}>
-              Properties (JSON)
+              {gettext("Properties (JSON)")}
             </label>
             <textarea
               id={`${id}-properties`}
@@ -333,11 +347,11 @@ export default function DryRunPanel({
         )}
         <div className="d-flex gap-2 mb-2">
           <button type="submit" className="btn btn-sm btn-primary" disabled={running}>
-            {running ? "Running…" : "Run"}
+            {running ? gettext("Running…") : gettext("Run")}
           </button>
           {outcome && (
             <button type="button" className="btn btn-sm btn-outline-secondary" onClick={onClear}>
-              Clear
+              {gettext("Clear")}
             </button>
           )}
         </div>
@@ -351,7 +365,9 @@ export default function DryRunPanel({
           </ul>
         )}
         {outcome && outcome.data && stale && (
-          <p className="small text-warning-emphasis mb-2">The flow changed since this test: run it again to see the new path.</p>
+          <p className="small text-warning-emphasis mb-2">
+            {gettext("The flow changed since this test: run it again to see the new path.")}
+          </p>
         )}
         {outcome && outcome.data && <Result data={outcome.data} types={types} />}
       </div>

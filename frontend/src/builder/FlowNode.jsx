@@ -1,15 +1,37 @@
 import { Handle, Position } from "@xyflow/react";
 import { memo, useContext } from "react";
+import { formatNumber, gettext, interpolate } from "../i18n.js";
 import { NodeLeadsContext, TypesContext } from "./context.js";
+import { handleLabel, kindLabel } from "./graph.js";
 
-const HANDLE_LABELS = { yes: "Yes", no: "No", met: "Met", timeout: "Timed out" };
-// The counts on a published flow's node: key, as shown, as said to a screen reader.
-const COUNTS = [
-  ["entered", "in", "entered"],
-  ["completed", "done", "completed"],
-  ["waiting", "waiting", "waiting"],
-  ["failed", "failed", "failed"],
-];
+const COUNT_KEYS = ["entered", "completed", "waiting", "failed"];
+
+// A count on a published flow's node: as shown, and as said to a screen reader.
+function countText(key, count) {
+  const number = formatNumber(count);
+  switch (key) {
+    case "entered":
+      return [
+        interpolate(gettext("%(count)s in"), { count: number }, true),
+        interpolate(gettext("%(count)s entered: list the leads"), { count: number }, true),
+      ];
+    case "completed":
+      return [
+        interpolate(gettext("%(count)s done"), { count: number }, true),
+        interpolate(gettext("%(count)s completed: list the leads"), { count: number }, true),
+      ];
+    case "waiting":
+      return [
+        interpolate(gettext("%(count)s waiting"), { count: number }, true),
+        interpolate(gettext("%(count)s waiting: list the leads"), { count: number }, true),
+      ];
+    default:
+      return [
+        interpolate(gettext("%(count)s failed"), { count: number }, true),
+        interpolate(gettext("%(count)s failed: list the leads"), { count: number }, true),
+      ];
+  }
+}
 
 function FlowNode({ id, data, selected }) {
   const types = useContext(TypesContext);
@@ -26,29 +48,32 @@ function FlowNode({ id, data, selected }) {
     <div className={classes.join(" ")} data-node-id={id} data-node-type={data.nodeType}>
       {kind !== "trigger" && <Handle type="target" position={Position.Top} id="in" />}
       <div className="lf-node-kind">
-        {kind} · <span className="lf-node-label">{type ? type.label : data.nodeType}</span>
+        {kindLabel(kind)} · <span className="lf-node-label">{type ? type.label : data.nodeType}</span>
       </div>
       <div className={data.summary ? "lf-node-summary" : "lf-node-summary lf-unset"}>
-        {data.summary || "Not configured yet"}
+        {data.summary || gettext("Not configured yet")}
       </div>
       {data.stats && (
-        <div className="lf-node-stats" role="group" aria-label="Leads at this step">
-          {COUNTS.map(([key, shown, said]) => (
-            <button
-              key={key}
-              type="button"
-              // Not a drag handle, and its keys are its own (Enter, Delete), not the node's.
-              className={`lf-stat lf-stat-${key} nodrag nokey`}
-              title="List these leads"
-              aria-label={`${data.stats[key]} ${said}: list the leads`}
-              onClick={(event) => {
-                event.stopPropagation();
-                if (showLeads) showLeads(id, key);
-              }}
-            >
-              {data.stats[key]} {shown}
-            </button>
-          ))}
+        <div className="lf-node-stats" role="group" aria-label={gettext("Leads at this step")}>
+          {COUNT_KEYS.map((key) => {
+            const [shown, said] = countText(key, data.stats[key]);
+            return (
+              <button
+                key={key}
+                type="button"
+                // Not a drag handle, and its keys are its own (Enter, Delete), not the node's.
+                className={`lf-stat lf-stat-${key} nodrag nokey`}
+                title={gettext("List these leads")}
+                aria-label={said}
+                onClick={(event) => {
+                  event.stopPropagation();
+                  if (showLeads) showLeads(id, key);
+                }}
+              >
+                {shown}
+              </button>
+            );
+          })}
         </div>
       )}
       {problems.length > 0 && (
@@ -66,9 +91,9 @@ function FlowNode({ id, data, selected }) {
             position={Position.Bottom}
             id={handle}
             style={{ left: `${((index + 1) * 100) / (outputs.length + 1)}%` }}
-            aria-label={HANDLE_LABELS[handle] || "Next"}
+            aria-label={handleLabel(handle)}
           >
-            {handle !== "next" && <span className="lf-handle-label">{HANDLE_LABELS[handle] || handle}</span>}
+            {handle !== "next" && <span className="lf-handle-label">{handleLabel(handle)}</span>}
           </Handle>
         ))}
       </div>

@@ -1,16 +1,42 @@
 // The leads behind one of a published flow's counts on a node: the flow's
 // enrollments with a step at that node in that state, each linked to the lead.
 import { useCallback, useEffect, useRef, useState } from "react";
+import { formatDate, gettext, interpolate } from "../i18n.js";
 import { call, errorLines, leadName } from "./api.js";
 
 const PAGE_SIZE = 20;
-const HEADINGS = {
-  entered: "Leads that reached",
-  completed: "Leads that went past",
-  waiting: "Leads waiting at",
-  failed: "Leads that failed at",
-};
-const ENROLLMENT_STATUS = { active: "running", waiting: "waiting", completed: "completed", failed: "failed" };
+
+function headingText(status, node) {
+  switch (status) {
+    case "entered":
+      return interpolate(gettext("Leads that reached %(node)s"), { node }, true);
+    case "completed":
+      return interpolate(gettext("Leads that went past %(node)s"), { node }, true);
+    case "waiting":
+      return interpolate(gettext("Leads waiting at %(node)s"), { node }, true);
+    case "failed":
+      return interpolate(gettext("Leads that failed at %(node)s"), { node }, true);
+    default:
+      return node;
+  }
+}
+
+// An enrollment's state and when it started, e.g. "running, enrolled 5/6/2026".
+function enrollmentText(status, createdAt) {
+  const date = formatDate(createdAt);
+  switch (status) {
+    case "active":
+      return interpolate(gettext("running, enrolled %(date)s"), { date }, true);
+    case "waiting":
+      return interpolate(gettext("waiting, enrolled %(date)s"), { date }, true);
+    case "completed":
+      return interpolate(gettext("completed, enrolled %(date)s"), { date }, true);
+    case "failed":
+      return interpolate(gettext("failed, enrolled %(date)s"), { date }, true);
+    default:
+      return interpolate(gettext("%(status)s, enrolled %(date)s"), { status, date }, true);
+  }
+}
 
 export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) {
   const [rows, setRows] = useState([]);
@@ -26,7 +52,7 @@ export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) 
       const result = await call(url);
       if (!alive.current) return;
       if (!result.ok) {
-        setError(errorLines(result.data, "The leads could not be loaded."));
+        setError(errorLines(result.data, gettext("The leads could not be loaded.")));
         setLoading(false);
         return;
       }
@@ -60,9 +86,9 @@ export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) 
     <aside className="lf-side lf-node-leads nokey" aria-labelledby="lf-node-leads-title">
       <div className="d-flex align-items-start gap-2 mb-2">
         <h2 id="lf-node-leads-title" className="h6 mb-0" tabIndex={-1} ref={heading}>
-          {HEADINGS[status]} {nodeLabel}
+          {headingText(status, nodeLabel)}
         </h2>
-        <button type="button" className="btn-close ms-auto" aria-label="Close the list" onClick={onClose} />
+        <button type="button" className="btn-close ms-auto" aria-label={gettext("Close the list")} onClick={onClose} />
       </div>
       {error && (
         <ul className="alert alert-danger py-2 small" role="alert">
@@ -75,25 +101,24 @@ export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) 
         {rows.map(({ enrollment, lead }) => (
           <li key={enrollment.id}>
             <a href={`${urls.leadPage}${enrollment.lead}/`} className="d-block text-truncate">
-              {lead ? leadName(lead) : `Lead ${enrollment.lead}`}
+              {lead ? leadName(lead) : interpolate(gettext("Lead %(id)s"), { id: enrollment.lead }, true)}
             </a>
             <span className="small text-muted">
               {lead && lead.email && lead.email !== leadName(lead) ? `${lead.email} · ` : ""}
-              {ENROLLMENT_STATUS[enrollment.status] || enrollment.status}, enrolled{" "}
-              {new Date(enrollment.created_at).toLocaleDateString()}
+              {enrollmentText(enrollment.status, enrollment.created_at)}
             </span>
           </li>
         ))}
       </ul>
       {loading && (
         <p className="small text-muted" role="status">
-          Loading…
+          {gettext("Loading…")}
         </p>
       )}
-      {!loading && !error && rows.length === 0 && <p className="small text-muted">No leads.</p>}
+      {!loading && !error && rows.length === 0 && <p className="small text-muted">{gettext("No leads.")}</p>}
       {!loading && next && (
         <button type="button" className="btn btn-sm btn-outline-secondary" onClick={() => load(next)}>
-          More
+          {gettext("More")}
         </button>
       )}
     </aside>

@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { KIND_GROUPS } from "./graph.js";
+import { gettext } from "../i18n.js";
+import { kindGroups } from "./graph.js";
 
 export const DRAG_TYPE = "application/x-leadflow-node";
 
@@ -9,20 +10,20 @@ export default function Palette({ nodeTypes, onAdd, disabled }) {
   const matches = (t) =>
     !q || t.label.toLowerCase().includes(q) || t.description.toLowerCase().includes(q);
   return (
-    <aside className="lf-palette" aria-label="Node palette">
+    <aside className="lf-palette" aria-label={gettext("Node palette")}>
       <input
         type="search"
         className="form-control form-control-sm mb-2"
-        placeholder="Search nodes"
-        aria-label="Search nodes"
+        placeholder={gettext("Search nodes")}
+        aria-label={gettext("Search nodes")}
         value={query}
         onChange={(e) => setQuery(e.target.value)}
       />
-      {KIND_GROUPS.map((group) => {
+      {kindGroups().map((group) => {
         const items = nodeTypes.filter((t) => group.kinds.includes(t.kind) && matches(t));
         if (!items.length) return null;
         return (
-          <section key={group.title}>
+          <section key={group.key}>
             <h2 className="lf-palette-title">{group.title}</h2>
             <ul className="list-unstyled mb-3">
               {items.map((t) => (

@@ -1,3 +1,5 @@
+import { gettext, interpolate } from "../i18n.js";
+
 // JSON requests to the API with the session cookie (and the CSRF token on writes).
 export async function call(url, { method = "GET", body, csrf } = {}) {
   const response = await fetch(url, {
@@ -32,5 +34,5 @@ export function errorLines(data, fallback) {
 
 export function leadName(lead) {
   const name = [lead.first_name, lead.last_name].filter(Boolean).join(" ");
-  return name || lead.email || `Lead ${lead.id}`;
+  return name || lead.email || interpolate(gettext("Lead %(id)s"), { id: lead.id }, true);
 }

@@ -1,6 +1,7 @@
 // Conversions between the server's graph JSON and React Flow's nodes and
 // edges, the rules a connection must obey, and the layered auto-layout.
 import dagre from "@dagrejs/dagre";
+import { gettext } from "../i18n.js";
 
 export const NODE_WIDTH = 240;
 export const NODE_HEIGHT = 84;
@@ -29,7 +30,7 @@ export function canvasEdge(edge) {
     source: edge.source,
     sourceHandle: handle,
     target: edge.target,
-    label: handle === "next" ? undefined : handle,
+    label: handle === "next" ? undefined : handleLabel(handle),
   };
 }
 
@@ -51,7 +52,7 @@ export function toGraph(nodes, edges) {
 }
 
 export function nodeAriaLabel(type, summary) {
-  const label = type ? type.label : "Unknown node";
+  const label = type ? type.label : gettext("Unknown node");
   return summary ? `${label}: ${summary}` : label;
 }
 
@@ -59,14 +60,14 @@ export function nodeAriaLabel(type, summary) {
 export function connectionProblem(connection, nodes, edges, types) {
   const { source, target } = connection;
   const handle = connection.sourceHandle || "next";
-  if (!source || !target) return "Connect an output to an input.";
-  if (source === target) return "A node cannot lead to itself.";
+  if (!source || !target) return gettext("Connect an output to an input.");
+  if (source === target) return gettext("A node cannot lead to itself.");
   const targetNode = nodes.find((n) => n.id === target);
   const targetType = targetNode && types[targetNode.data.nodeType];
-  if (!targetType) return "Unknown node.";
-  if (targetType.kind === "trigger") return "Triggers start a flow; nothing leads into them.";
+  if (!targetType) return gettext("Unknown node.");
+  if (targetType.kind === "trigger") return gettext("Triggers start a flow; nothing leads into them.");
   if (edges.some((e) => e.source === source && (e.sourceHandle || "next") === handle)) {
-    return "This output is already connected.";
+    return gettext("This output is already connected.");
   }
   // A path from the target back to the source would close a loop.
   const outgoing = new Map();
@@ -78,7 +79,7 @@ export function connectionProblem(connection, nodes, edges, types) {
   const stack = [target];
   while (stack.length) {
     const id = stack.pop();
-    if (id === source) return "That would make a loop.";
+    if (id === source) return gettext("That would make a loop.");
     if (seen.has(id)) continue;
     seen.add(id);
     stack.push(...(outgoing.get(id) || []));
@@ -118,11 +119,50 @@ export function newNodeId(typeKey, nodes) {
   return id;
 }
 
-export const KIND_GROUPS = [
-  { title: "Triggers", kinds: ["trigger"] },
-  { title: "Actions", kinds: ["action"] },
-  { title: "Logic", kinds: ["condition", "wait", "exit"] },
-];
+// The palette's sections; a function, so that the titles are translated when shown.
+export function kindGroups() {
+  return [
+    { key: "triggers", title: gettext("Triggers"), kinds: ["trigger"] },
+    { key: "actions", title: gettext("Actions"), kinds: ["action"] },
+    { key: "logic", title: gettext("Logic"), kinds: ["condition", "wait", "exit"] },
+  ];
+}
+
+// A node's kind as shown on it.
+export function kindLabel(kind) {
+  switch (kind) {
+    case "trigger":
+      return gettext("trigger");
+    case "action":
+      return gettext("action");
+    case "condition":
+      return gettext("condition");
+    case "wait":
+      return gettext("wait");
+    case "exit":
+      return gettext("exit");
+    default:
+      return gettext("unknown");
+  }
+}
+
+// The label of a condition's or a wait's output.
+export function handleLabel(handle) {
+  switch (handle) {
+    case "yes":
+      return gettext("Yes");
+    case "no":
+      return gettext("No");
+    case "met":
+      return gettext("Met");
+    case "timeout":
+      return gettext("Timed out");
+    case "next":
+      return gettext("Next");
+    default:
+      return handle;
+  }
+}
 
 // The event each trigger type starts on, as the server's `subscribe` and
 // `matches` read it: a made-up event in a test run starts filled in with it.
