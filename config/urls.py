@@ -18,6 +18,7 @@ segment_urls = [
 
 urlpatterns = [
     path("healthz", lead_views.healthz, name="healthz"),
+    path("metrics", lead_views.metrics, name="metrics"),
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("scoring.api.urls")),
     path("api/v1/", include("flows.api.urls")),

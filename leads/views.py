@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,10 +14,12 @@ from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from leads.decorators import role_required
 from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm
 from leads.models import LeadImport, Role
+from leads.roles import user_role
 from leads.selectors import leads_visible_to, user_language
 from leads.services.events import events_backlog
 from leads.services.health import health_report
@@ -26,6 +29,7 @@ from leads.services.imports import (
     lead_import_start,
     lead_import_upload,
 )
+from leads.services.metrics import metrics_text
 from leads.services.preferences import user_language_set
 
 ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SALES)
@@ -42,6 +46,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
     healthy, report = health_report()
     report["status"] = "ok" if healthy else "error"
     return JsonResponse(report, status=200 if healthy else 503)
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, for a scraper sending ``METRICS_TOKEN`` as a bearer
+    token, or an admin signed in."""
+    token = settings.METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    by_token = bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    if not by_token and user_role(request.user) != Role.ADMIN:
+        return HttpResponse(
+            "Send METRICS_TOKEN as a bearer token, or sign in as an admin.\n",
+            status=401,
+            content_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
 
 
 @role_required(*ALL_ROLES)
