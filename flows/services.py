@@ -44,7 +44,12 @@ from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
 from leads.models import Event, Lead
 from leads.services import prepared
-from leads.services.events import batch_cached, event_scope_forget, event_scoped
+from leads.services.events import (
+    batch_cached,
+    event_scope_forget,
+    event_scope_put,
+    event_scoped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -562,19 +567,26 @@ def _step_retry(step: StepRun) -> None:
     _advance(enrollment, enrollment.lead, nodes_edges, enrollment.trigger_event)
 
 
-# Whether a lead has waits listening for events: most leads have none, and the
-# prepared probe spares the full read's planning (most of its cost) for each event.
-_LISTENING = (
-    f"SELECT EXISTS (SELECT FROM {StepRun._meta.db_table} s "  # noqa: S608
+# Whether a lead has waits listening for events (most have none): a column of
+# the statement that locks the lead (leads.services.events), else a prepared
+# probe, either sparing the full read's planning, most of its cost.
+LISTENING = (
+    f"EXISTS (SELECT FROM {StepRun._meta.db_table} s "
     f"JOIN {Enrollment._meta.db_table} e ON e.id = s.enrollment_id "
     f"JOIN {Flow._meta.db_table} f ON f.id = e.flow_id "
-    "WHERE e.lead_id = %s AND e.status IN ('active', 'waiting') AND f.status = 'active' "
+    "WHERE e.lead_id = {lead} AND e.status IN ('active', 'waiting') AND f.status = 'active' "
     "AND s.node_type = 'wait.until' AND s.status = 'waiting')"
 )
+_LISTENING_PROBE = "SELECT " + LISTENING.replace("{lead}", "%s")
+
+
+def listeners_none(lead_id: int) -> None:
+    """The lead's lock found no listening waits: its events need no read."""
+    event_scope_put(f"listeners:{lead_id}", [])
 
 
 def _listeners(lead: Lead) -> list[StepRun]:
-    if prepared.enabled() and not prepared.fetch(_LISTENING, [lead.pk])[0][0]:
+    if prepared.enabled() and not prepared.fetch(_LISTENING_PROBE, [lead.pk])[0][0]:
         return []
     return list(
         StepRun.objects.filter(
