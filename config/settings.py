@@ -107,6 +107,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's own cursors bind on the client and are never prepared; the statements
+    # of the worker's hot path (leads/services/prepared.py) are prepared after this
+    # many uses. 0 turns it off (for a pooler that cannot keep prepared statements).
+    prepare_after = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = prepare_after or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- broker and cache -----------------------------------------------------------

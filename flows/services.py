@@ -44,7 +44,13 @@ from flows.models import (
 from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
 from leads.models import Event, Lead
-from leads.services.events import batch_cached, event_scope_forget, event_scoped
+from leads.services import prepared
+from leads.services.events import (
+    batch_cached,
+    event_scope_forget,
+    event_scope_put,
+    event_scoped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,9 +192,7 @@ def _lean_insert(obj: Model) -> None:
         )
     statement, fields = _insert_sql[model]
     values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, values)
-        row = cursor.fetchone()
+    row = _lean_execute(statement, values)[0]
     obj.pk = row[0]
     obj._state.adding = False
     obj._state.db = connection.alias
@@ -204,12 +208,20 @@ def _lean_update(model: type[Model], pk: int, **values: Any) -> None:
         f.get_db_prep_save(value, connection)
         for f, value in zip(fields, values.values(), strict=True)
     ]
+    _lean_execute(
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {quote(meta.pk.column)} = %s",
+        [*params, pk],
+    )
+
+
+def _lean_execute(statement: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    # Prepared on PostgreSQL: the same few statements run for every event.
+    if prepared.enabled():
+        return prepared.fetch(statement, values)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
-            f"WHERE {quote(meta.pk.column)} = %s",
-            [*params, pk],
-        )
+        cursor.execute(statement, values)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _graph_index(
@@ -268,6 +280,9 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
 
 
 def _may_enter(flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> bool:
+    if flow.reentry == Reentry.ALWAYS and not node.get("config", {}).get("once_per_lead"):
+        # No rule to check: not even a query to build.
+        return True
     earlier = Enrollment.objects.filter(flow=flow, lead=lead)
     if (
         node.get("config", {}).get("once_per_lead")
@@ -295,19 +310,58 @@ def enroll(
     enrollment = Enrollment(
         flow=flow, version=version, lead=lead, trigger_event=event, trigger_node=node["id"]
     )
-    _lean_insert(enrollment)
-    _lean_insert(
-        StepRun(
-            enrollment=enrollment,
-            node_id=node["id"],
-            node_type=node["type"],
-            status=StepStatus.COMPLETED,
-            finished_at=now,
-            output={"event": event.pk if event else None},
-        )
+    trigger = StepRun(
+        enrollment=enrollment,
+        node_id=node["id"],
+        node_type=node["type"],
+        status=StepStatus.COMPLETED,
+        finished_at=now,
+        output={"event": event.pk if event else None},
     )
+    if prepared.enabled():
+        _enrollment_insert(enrollment, trigger, now)
+    else:
+        _lean_insert(enrollment)
+        trigger.enrollment = enrollment
+        _lean_insert(trigger)
     _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True)
     return enrollment
+
+
+# The enrollment and its trigger step in one round trip (PostgreSQL).
+_ENROLLMENT_INSERT = (
+    f"WITH enrollment AS (INSERT INTO {Enrollment._meta.db_table} "  # noqa: S608
+    "(flow_id, version_id, lead_id, trigger_event_id, trigger_node, status, created_at) "
+    "VALUES (%(flow)s, %(version)s, %(lead)s, %(event)s, %(node)s, %(status)s, %(now)s) "
+    f"RETURNING id) INSERT INTO {StepRun._meta.db_table} "
+    "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
+    "started_at, finished_at) SELECT id, %(node)s, %(type)s, 0, %(step_status)s, 1, "
+    "%(output)s, '', %(now)s, %(now)s FROM enrollment RETURNING enrollment_id, id"
+)
+
+
+def _enrollment_insert(enrollment: Enrollment, trigger: StepRun, now: dt.datetime) -> None:
+    enrollment.created_at = trigger.started_at = now
+    output = StepRun._meta.get_field("output").get_db_prep_save(trigger.output, connection)
+    ((enrollment.pk, trigger.pk),) = prepared.fetch(
+        _ENROLLMENT_INSERT,
+        {
+            "flow": enrollment.flow_id,
+            "version": enrollment.version_id,
+            "lead": enrollment.lead_id,
+            "event": enrollment.trigger_event_id,
+            "node": enrollment.trigger_node,
+            "status": enrollment.status,
+            "now": now,
+            "type": trigger.node_type,
+            "step_status": trigger.status,
+            "output": output,
+        },
+    )
+    trigger.enrollment = enrollment
+    for obj in (enrollment, trigger):
+        obj._state.adding = False
+        obj._state.db = connection.alias
 
 
 def _advance(
@@ -440,9 +494,13 @@ def _settle(enrollment: Enrollment, *, ended: bool, pending: bool | None = None)
     wait, when the caller ran every step the enrollment has and none failed, so
     no query is needed to tell."""
     now = timezone.now()
-    waiting = StepRun.objects.filter(
-        enrollment=enrollment, status__in=[StepStatus.WAITING, StepStatus.RETRYING]
-    )
+
+    def waiting() -> QuerySet[StepRun]:
+        # Built only when asked: on the hot path ``pending`` answers without it.
+        return StepRun.objects.filter(
+            enrollment=enrollment, status__in=[StepStatus.WAITING, StepStatus.RETRYING]
+        )
+
     if pending is None and (
         enrollment.status == EnrollmentStatus.FAILED
         or Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.FAILED).exists()
@@ -450,10 +508,10 @@ def _settle(enrollment: Enrollment, *, ended: bool, pending: bool | None = None)
         return
     if ended:
         if pending is not False:
-            waiting.update(status=StepStatus.COMPLETED, finished_at=now)
+            waiting().update(status=StepStatus.COMPLETED, finished_at=now)
             Wakeup.objects.filter(step__enrollment=enrollment, claimed_at__isnull=True).delete()
         status, finished = EnrollmentStatus.COMPLETED, now
-    elif pending if pending is not None else waiting.exists():
+    elif pending if pending is not None else waiting().exists():
         status, finished = EnrollmentStatus.WAITING, None
     else:
         status, finished = EnrollmentStatus.COMPLETED, now
@@ -510,7 +568,27 @@ def _step_retry(step: StepRun) -> None:
     _advance(enrollment, enrollment.lead, nodes_edges, enrollment.trigger_event)
 
 
+# Whether a lead has waits listening for events (most have none): a column of
+# the statement that locks the lead (leads.services.events), else a prepared
+# probe, either sparing the full read's planning, most of its cost.
+LISTENING = (
+    f"EXISTS (SELECT FROM {StepRun._meta.db_table} s "
+    f"JOIN {Enrollment._meta.db_table} e ON e.id = s.enrollment_id "
+    f"JOIN {Flow._meta.db_table} f ON f.id = e.flow_id "
+    "WHERE e.lead_id = {lead} AND e.status IN ('active', 'waiting') AND f.status = 'active' "
+    "AND s.node_type = 'wait.until' AND s.status = 'waiting')"
+)
+_LISTENING_PROBE = "SELECT " + LISTENING.replace("{lead}", "%s")
+
+
+def listeners_none(lead_id: int) -> None:
+    """The lead's lock found no listening waits: its events need no read."""
+    event_scope_put(f"listeners:{lead_id}", [])
+
+
 def _listeners(lead: Lead) -> list[StepRun]:
+    if prepared.enabled() and not prepared.fetch(_LISTENING_PROBE, [lead.pk])[0][0]:
+        return []
     return list(
         StepRun.objects.filter(
             enrollment__lead=lead,

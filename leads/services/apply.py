@@ -134,10 +134,11 @@ def _standard_clean(field: str, value: Any) -> Any:
     return value
 
 
-def event_apply(*, event: Event, lead: Lead) -> None:
+def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
     """Apply an event to its locked lead. Derived events change nothing here:
-    segments and flows react to them."""
-    if event.type in ACTIVITY_TYPES:
+    segments and flows react to them. ``touched``: the lead's activity was
+    moved already (by the statement that locked it)."""
+    if event.type in ACTIVITY_TYPES and not touched:
         lead_touch(lead=lead, at=event.occurred_at)
     if event.type == "identify":
         traits = event.properties or {}

@@ -9,6 +9,7 @@ per event.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
+from leads.services import prepared
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,14 @@ def event_scoped(key: str, load: Callable[[], T]) -> T:
     if key not in scope:
         scope[key] = load()
     return cast(T, scope[key])
+
+
+def event_scope_put(key: str, value: Any) -> None:
+    """Remember ``value`` as ``event_scoped(key, …)`` would (outside event
+    processing, nothing is remembered)."""
+    scope = _event_scope.get()
+    if scope is not None:
+        scope[key] = value
 
 
 def event_scope_forget(key: str) -> None:
@@ -389,9 +399,10 @@ def _too_deep(event: Event) -> bool:
     return True
 
 
-def _react(event: Event, lead: Lead) -> None:
+def _react(event: Event, lead: Lead, *, touched: bool = False) -> None:
     """Everything an event does to its locked lead: apply it, re-check the
-    segments it can change, route it to flows."""
+    segments it can change, route it to flows. ``touched``: the lock already
+    moved the lead's activity and linked the event."""
     from flows.services import flows_on_event
     from leads.services.apply import event_apply
     from leads.services.segments import dependency_keys, segments_check_lead
@@ -401,7 +412,7 @@ def _react(event: Event, lead: Lead) -> None:
         # Saved before anything reads the lead's activity: segment and flow rules
         # that count events must count this one.
         event.save(update_fields=["lead"])
-    event_apply(event=event, lead=lead)
+    event_apply(event=event, lead=lead, touched=touched)
     segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
     flows_on_event(event=event, lead=lead)
 
@@ -415,21 +426,85 @@ def _event_process(event_id: int, derived: list[int], skip_locked: bool) -> bool
         _event_scope.reset(token)
 
 
-def _event_process_scoped(
-    event_id: int, derived: list[int], scope: dict[str, Any], skip_locked: bool
-) -> bool:
-    with transaction.atomic():
-        event = (
+# The hot path's statements (see leads.services.prepared).
+_EVENT_LOCK = (
+    f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
+    "WHERE id = %s AND processed_at IS NULL FOR UPDATE"
+)
+_EVENTS_PROCESSED = f"UPDATE {Event._meta.db_table} SET processed_at = %s WHERE id = ANY(%s)"  # noqa: S608
+
+
+@functools.cache
+def _lead_lock_sql(match: str) -> str:
+    """Locks the lead by updating it, which also moves its activity (greatest()
+    ignores a NULL time), links the event, and tells whether the lead has
+    listening waits: one round trip instead of five."""
+    from flows.services import LISTENING  # flows imports this module
+
+    return (
+        "WITH lead AS ("  # noqa: S608
+        f"UPDATE {Lead._meta.db_table} SET last_activity_at = "
+        f"greatest(last_activity_at, %(at)s) WHERE {match} "
+        f"RETURNING {prepared.columns(Lead)}), "
+        f"linked AS (UPDATE {Event._meta.db_table} e SET lead_id = lead.id FROM lead "
+        "WHERE e.id = %(event)s AND e.lead_id IS DISTINCT FROM lead.id) "
+        f"SELECT *, {LISTENING.replace('{lead}', 'lead.id')} FROM lead"
+    )
+
+
+def _event_lock(event_id: int, skip_locked: bool) -> Event | None:
+    if not prepared.enabled():
+        return (
             Event.objects.select_for_update(skip_locked=skip_locked)
             .filter(pk=event_id, processed_at__isnull=True)
             .first()
         )
+    sql = _EVENT_LOCK + (" SKIP LOCKED" if skip_locked else "")
+    rows = prepared.fetch(sql, [event_id])
+    return prepared.instance(Event, rows[0]) if rows else None
+
+
+def _lead_lock_touching(event: Event) -> Lead | None:
+    """The event's lead locked, its activity moved and the event linked to it,
+    when that needs no resolution: the event names its lead, or carries nothing
+    but a user id that a lead has. None otherwise (nothing was written)."""
+    if not prepared.enabled():
+        return None
+    at = event.occurred_at if event.type in ACTIVITY_TYPES else None
+    from flows.services import listeners_none
+
+    key: dict[str, Any]
+    if event.lead_id:
+        match, key = "id = %(lead)s", {"lead": event.lead_id}
+    elif event.user_id and not (event.email or event.anonymous_id) and event.type != "alias":
+        match, key = "external_id = %(user_id)s", {"user_id": event.user_id}
+    else:
+        return None
+    rows = prepared.fetch(_lead_lock_sql(match), {"at": at, "event": event.pk, **key})
+    if not rows:
+        return None
+    *columns, listening = rows[0]
+    lead = prepared.instance(Lead, columns)
+    event.lead = lead
+    if not listening:
+        listeners_none(lead.pk)
+    return lead
+
+
+def _event_process_scoped(
+    event_id: int, derived: list[int], scope: dict[str, Any], skip_locked: bool
+) -> bool:
+    with transaction.atomic():
+        event = _event_lock(event_id, skip_locked)
         if event is None:
             return False
         if _too_deep(event):
             return True
-        lead = lead_resolve(event=event)
-        _react(event, lead)
+        lead = _lead_lock_touching(event)
+        touched = lead is not None
+        if lead is None:
+            lead = lead_resolve(event=event)
+        _react(event, lead, touched=touched)
         processed = [event.pk]
         later: list[int] = []
         seen = 0
@@ -446,7 +521,10 @@ def _event_process_scoped(
                 elif not _too_deep(child):
                     _react(child, lead)
                     processed.append(child.pk)
-        Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
+        if prepared.enabled():
+            prepared.fetch(_EVENTS_PROCESSED, [timezone.now(), processed])
+        else:
+            Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
         derived[:] = later
     return True
 

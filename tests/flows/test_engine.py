@@ -4,6 +4,7 @@ import json
 import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from flows.graph import GraphError, graph_validate
@@ -12,7 +13,8 @@ from flows.services import flow_set_status, wakeup_fire, wakeups_claim, webhook_
 from leads.models import Event, Notification, Task
 from leads.services.events import events_process
 from leads.services.segments import segment_create
-from scoring.models import ScoreChange
+from scoring.models import LeadScore, ScoreChange
+from scoring.services import scoring_mismatches
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import claim, drain, graph, published
 
@@ -120,6 +122,85 @@ def test_processing_twice_has_one_effect(segment, rep):
     drain()
     assert ScoreChange.objects.filter(lead=lead).count() == 1
     assert Enrollment.objects.filter(lead=lead).count() == 1
+
+
+def ping_flow(points: int = 2):
+    return published(
+        "Ping",
+        graph(
+            ("t", "app.event", {"event": "Ping"}),
+            ("s", "score.adjust", {"points": points, "category": "engagement", "reason": "Ping"}),
+        ),
+        reentry="always",
+    )
+
+
+def test_several_events_of_one_lead_in_one_batch_score_exactly_in_order():
+    ping_flow()
+    lead = LeadFactory.create(external_id="u-7")
+    now = timezone.now()
+    # By user id, as a client sends them, and not in the order they happened.
+    offsets = [3, 1, 4, 2]
+    events = [
+        EventFactory.create(
+            lead=None,
+            user_id="u-7",
+            type="track",
+            name="Ping",
+            occurred_at=now - dt.timedelta(minutes=10 - n),
+        )
+        for n in offsets
+    ]
+    events_process(event_ids=[e.pk for e in events])
+
+    lead.refresh_from_db()
+    assert (lead.score, lead.last_activity_at) == (8, now - dt.timedelta(minutes=6))
+    assert LeadScore.objects.get(lead=lead, category__key="engagement").score == 8
+    by_occurrence = sorted(events, key=lambda e: e.occurred_at)
+    enrollments = list(Enrollment.objects.filter(lead=lead).order_by("id"))
+    assert [e.trigger_event_id for e in enrollments] == [e.pk for e in by_occurrence]
+    assert [e.status for e in enrollments] == ["completed"] * 4
+    score_steps = list(StepRun.objects.filter(node_id="s").order_by("id"))
+    assert [s.enrollment_id for s in score_steps] == [e.pk for e in enrollments]
+    changes = list(ScoreChange.objects.filter(lead=lead).order_by("id"))
+    assert [(c.delta, c.source_key) for c in changes] == [(2, f"step:{s.pk}") for s in score_steps]
+    assert [s.output for s in score_steps] == [
+        {"score_change": c.pk, "handles": ["next"]} for c in changes
+    ]
+    announced = Event.objects.filter(type="score.changed").order_by("id")
+    assert [(e.properties["from"], e.properties["to"], e.lead_id) for e in announced] == [
+        (0, 2, lead.pk),
+        (2, 4, lead.pk),
+        (4, 6, lead.pk),
+        (6, 8, lead.pk),
+    ]
+    assert [(e.properties["category_from"], e.properties["category_to"]) for e in announced] == [
+        (0, 2),
+        (2, 4),
+        (4, 6),
+        (6, 8),
+    ]
+    assert set(Event.objects.values_list("lead_id", flat=True)) == {lead.pk}
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert scoring_mismatches() == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements")
+def test_statements_per_event_through_a_score_step(django_assert_num_queries):
+    ping_flow()
+    lead = LeadFactory.create(external_id="u-9")
+    events = [
+        EventFactory.create(lead=None, user_id="u-9", type="track", name="Ping") for _ in range(3)
+    ]
+    # The batch's ids (1) and its cached reads (4), then per event: BEGIN, lock
+    # the event, lock the lead (moving its activity, linking the event, telling
+    # that no wait listens), enrollment with its trigger step, score step, ledger
+    # and totals, step done, enrollment done, processed, COMMIT; the derived
+    # event's insert is sent on psycopg directly and not counted.
+    with django_assert_num_queries(1 + 4 + 3 * 10):
+        events_process(event_ids=[e.pk for e in events])
+    lead.refresh_from_db()
+    assert lead.score == 6
 
 
 @pytest.mark.parametrize(

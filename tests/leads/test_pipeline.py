@@ -180,3 +180,38 @@ def test_celery_is_configured_for_at_least_once():
         True,
         1,
     )
+
+
+def test_an_event_by_user_id_links_its_lead_and_never_moves_activity_back():
+    now = timezone.now()
+    lead = LeadFactory.create(external_id="u-1", last_activity_at=now)
+    late = unprocessed(occurred_at=now - dt.timedelta(days=1))
+    events_process(event_ids=[late.pk])
+    late.refresh_from_db()
+    lead.refresh_from_db()
+    assert (late.lead_id, lead.last_activity_at) == (lead.pk, now)
+    fresh = unprocessed(occurred_at=now + dt.timedelta(minutes=1))
+    events_process(event_ids=[fresh.pk])
+    lead.refresh_from_db()
+    assert lead.last_activity_at == now + dt.timedelta(minutes=1)
+    assert Lead.objects.count() == 1
+
+
+def test_an_event_with_more_than_a_known_user_id_is_resolved_in_full():
+    lead = LeadFactory.create(external_id="u-1", email="")
+    event = unprocessed(email="ada@example.com", anonymous_id="anon-1")
+    events_process(event_ids=[event.pk])
+    lead.refresh_from_db()
+    assert lead.email == "ada@example.com"
+    assert lead.identities.filter(kind="anonymous_id", value="anon-1").exists()
+    event.refresh_from_db()
+    assert (event.lead_id, event.processed_at is not None) == (lead.pk, True)
+
+
+def test_a_non_activity_event_about_a_known_lead_leaves_its_activity():
+    lead = LeadFactory.create(last_activity_at=None)
+    event = EventFactory.create(lead=lead, type="email.delivered", name="")
+    events_process(event_ids=[event.pk])
+    lead.refresh_from_db()
+    event.refresh_from_db()
+    assert (lead.last_activity_at, event.processed_at is not None) == (None, True)
