@@ -38,7 +38,7 @@ from django.utils import timezone
 from flows.graph import graph_validate
 from flows.models import Enrollment, Flow, Reentry
 from flows.nodes import REGISTRY, NodeType
-from flows.nodes.actions import SETTABLE_FIELDS, STAGE_ORDER, sales_round_robin
+from flows.nodes.actions import SETTABLE_FIELDS, STAGE_ORDER, sales_round_robin, slack_target
 from flows.nodes.base import Names, summarise, value_text
 from flows.nodes.logic import amount_text, wait_due
 from flows.nodes.summaries import Refs, config_refs, names_load, user_display
@@ -513,8 +513,11 @@ class _DryRun:
             effect += "; in-app notification"
             if config.get("email", True) and rep.email:
                 effect += f" and email to {rep.email}"
-        if config.get("slack_webhook"):
-            effect += f"; Slack message to {urlsplit(config['slack_webhook']).hostname}"
+        slack = slack_target(config)
+        if slack:
+            effect += f"; Slack message to {urlsplit(slack).hostname}"
+        elif config.get("slack"):
+            effect += "; no Slack message (no Slack URL in Settings → Integrations)"
         return WOULD_APPLY, effect, "next"
 
     def _assign(self, config: dict[str, Any], node: dict[str, Any]) -> tuple[str, str, str]:

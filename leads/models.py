@@ -453,3 +453,62 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.body[:40]}"
+
+
+class LeadErasure(models.Model):
+    """The record that a lead was erased, kept without anything about the person:
+    the lead's former id, who erased it, when, and how many rows went."""
+
+    lead_ref = models.PositiveBigIntegerField()
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # "web", "api" or "command": where the erasure was asked for.
+    via = models.CharField(max_length=10)
+    rows = models.JSONField(default=dict)
+    erased_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"lead #{self.lead_ref} erased {self.erased_at:%Y-%m-%d}"
+
+    @property
+    def total_rows(self) -> int:
+        """Rows removed, the lead's own included."""
+        return sum(self.rows.values()) + 1
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for a worker")
+    RUNNING = "running", _("Writing")
+    DONE = "done", _("Ready")
+    FAILED = "failed", _("Failed")
+
+
+class LeadExport(models.Model):
+    """A CSV export of a leads-list filter too big to stream at once: a worker
+    writes the file and counts its rows; the page shows the progress."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lead_exports"
+    )
+    # The list's filter (``LeadFilters`` as a dict) and sort, and the query string
+    # that shows the same list.
+    filters = models.JSONField(default=dict)
+    sort = models.CharField(max_length=16)
+    query = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default="pending")
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/", blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return min(99, self.rows_done * 100 // self.rows_total) if self.rows_total else 0

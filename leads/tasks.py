@@ -44,3 +44,10 @@ def segments_refresh_task() -> int:
     from leads.services.segments import segments_refresh_time_relative
 
     return segments_refresh_time_relative()
+
+
+@shared_task(name="leads.tasks.lead_export_run")
+def lead_export_run_task(export_id: int) -> None:
+    from leads.services.exports import lead_export_run
+
+    lead_export_run(export_id=export_id)

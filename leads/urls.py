@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from leads import views, views_list, views_profile, views_settings, views_tasks
+from leads import views, views_list, views_privacy, views_profile, views_settings, views_tasks
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -85,9 +85,17 @@ urlpatterns = [
         name="settings-category-delete",
     ),
     path("settings/integrations/", views_settings.integrations_page, name="settings-integrations"),
+    path("settings/privacy/", views_settings.privacy_page, name="settings-privacy"),
     path("leads/", views_list.lead_list, name="lead-list"),
     path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),
     path("leads/export.csv", views_list.lead_export, name="lead-export"),
+    path("leads/exports/", views_list.lead_export_start_view, name="lead-export-start"),
+    path("leads/exports/<int:pk>/", views_list.lead_export_detail, name="lead-export-detail"),
+    path(
+        "leads/exports/<int:pk>/download/",
+        views_list.lead_export_download,
+        name="lead-export-download",
+    ),
     path("leads/<int:pk>/", views_profile.lead_profile, name="lead-detail"),
     path(
         "leads/<int:pk>/timeline/",
@@ -97,6 +105,8 @@ urlpatterns = [
     path("leads/<int:pk>/update/", views_profile.lead_profile_update, name="lead-profile-update"),
     path("leads/<int:pk>/score/", views_profile.lead_profile_score, name="lead-profile-score"),
     path("leads/<int:pk>/notes/", views_profile.lead_profile_note, name="lead-profile-note"),
+    path("leads/<int:pk>/export.json", views_privacy.lead_export_view, name="lead-data-export"),
+    path("leads/<int:pk>/erase/", views_privacy.lead_erase_view, name="lead-erase"),
     path("leads/import/", views.lead_import_new, name="lead-import"),
     path("leads/import/<int:pk>/", views.lead_import_detail, name="lead-import-detail"),
     path("tasks/", views_tasks.task_list, name="task-list"),

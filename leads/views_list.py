@@ -4,18 +4,15 @@ or on every lead matching the filter, and a streamed CSV export of the filter.""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from django.http import HttpResponse, QueryDict, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import FileResponse, Http404, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
@@ -23,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from leads.decorators import role_required
-from leads.models import Lead, Segment, SegmentKind, Stage
+from leads.models import ExportStatus, Lead, LeadExport, Segment, SegmentKind, Stage
 from leads.selectors import (
     LEAD_SORTS,
     LeadFilters,
@@ -36,10 +33,10 @@ from leads.selectors import (
     leads_visible_to,
 )
 from leads.services import bulk
+from leads.services.exports import export_leads, export_rows, lead_export_start
 from leads.views import ALL_ROLES, HtmxHttpRequest
 
 PAGE_SIZE = 50
-EXPORT_CHUNK_SIZE = 500
 GRADES = [("hot", _("Hot")), ("warm", _("Warm")), ("cold", _("Cold"))]
 SORTS = [
     ("created", _("Newest")),
@@ -119,6 +116,7 @@ def _list_context(request: HtmxHttpRequest, data: QueryDict) -> dict[str, Any]:
         "filtered": any(name != "sort" for name in params),
         # Counting is a query of its own: only needed when there is more than a page.
         "matching_count": (matching.count() if has_more else len(page)) if first_page else None,
+        "export_direct_limit": EXPORT_DIRECT_LIMIT,
     }
 
 
@@ -285,75 +283,59 @@ def _bulk_answer(
 
 # --- CSV export ---------------------------------------------------------------------
 
-EXPORT_COLUMNS = (
-    "email",
-    "first_name",
-    "last_name",
-    "company_name",
-    "job_title",
-    "stage",
-    "grade",
-    "score",
-    "owner",
-    "tags",
-    "created_at",
-    "last_activity_at",
-)
-# A spreadsheet runs a cell starting with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@")
-
-
-class _Echo:
-    """A file-like object that hands back what is written to it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_cell(value: str) -> str:
-    """Text as a CSV cell a spreadsheet shows and never evaluates."""
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
-
-
-def _moment(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).isoformat() if value is not None else ""
-
-
-def _export_rows(leads: QuerySet[Lead]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for lead in leads.iterator(chunk_size=EXPORT_CHUNK_SIZE):
-        yield writer.writerow(
-            [
-                csv_cell(lead.email or ""),
-                csv_cell(lead.first_name),
-                csv_cell(lead.last_name),
-                csv_cell(lead.company_name),
-                csv_cell(lead.job_title),
-                lead.stage,
-                lead.grade,
-                lead.score,
-                csv_cell(lead.owner.get_username()) if lead.owner else "",
-                csv_cell(";".join(sorted(tag.name for tag in lead.tags.all()))),
-                _moment(lead.created_at),
-                _moment(lead.last_activity_at),
-            ]
-        )
+# Up to this many leads stream straight to the browser; more are written by a
+# worker while the page shows progress.
+EXPORT_DIRECT_LIMIT = 5000
 
 
 @role_required(*ALL_ROLES)
 @require_GET
-def lead_export(request: HtmxHttpRequest) -> HttpResponse:
+def lead_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
     """The leads matching the list's filter, in its order, as CSV, streamed in
     chunks so that memory stays flat however many there are."""
     filters, sort, _params = _filters(request.GET)
-    leads = (
-        leads_sorted(_matching(request.user, filters), sort)
-        .select_related("owner")
-        .prefetch_related("tags")
-    )
+    leads = export_leads(user=request.user, filters=filters, sort=sort)
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(_export_rows(leads), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(export_rows(leads), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
-    # role_required is typed for HttpResponse; a streamed response passes through it as well.
-    return cast(HttpResponse, response)
+    return response
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_export_start_view(request: HtmxHttpRequest) -> HttpResponse:
+    """Export the filter in the background; the answer is the progress page."""
+    filters, sort, params = _filters(request.POST)
+    export = lead_export_start(
+        user=request.user, filters=filters, sort=sort, query=urlencode(params)
+    )
+    return redirect("lead-export-detail", pk=export.pk)
+
+
+def _own_export(request: HtmxHttpRequest, pk: int) -> LeadExport:
+    # Someone else's export is as good as missing: it holds their view of the leads.
+    return get_object_or_404(LeadExport, pk=pk, created_by=request.user)
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_export_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    export = _own_export(request, pk)
+    if request.htmx:
+        return render(request, "leads/_export_progress.html", {"export": export})
+    recent = LeadExport.objects.filter(created_by=request.user).exclude(pk=pk).order_by("-id")
+    return render(request, "leads/export_detail.html", {"export": export, "recent": recent[:5]})
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_export_download(request: HtmxHttpRequest, pk: int) -> FileResponse:
+    export = _own_export(request, pk)
+    if export.status != ExportStatus.DONE or not export.file:
+        raise Http404
+    return FileResponse(
+        export.file.open("rb"),
+        as_attachment=True,
+        filename=export.file.name.rsplit("/", 1)[-1],
+        content_type="text/csv; charset=utf-8",
+    )

@@ -180,15 +180,20 @@ def _notes_context(lead: Lead, form: NoteForm | None = None) -> dict[str, Any]:
     return {"lead": lead, "notes": list(notes), "note_form": form or NoteForm()}
 
 
+def lead_tasks(lead: Lead) -> list[Any]:
+    """The profile's tasks: open ones first, soonest due first."""
+    tasks = lead.tasks.select_related("assignee").order_by(
+        "-status", F("due_at").asc(nulls_last=True), "-pk"
+    )
+    return list(tasks[:SECTION_LIMIT])
+
+
 def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict[str, Any]:
     segments = (
         SegmentMembership.objects.filter(lead=lead, left_at__isnull=True)
         .select_related("segment")
         .order_by("segment__name")
     )
-    tasks = lead.tasks.select_related("assignee").order_by(
-        "-status", F("due_at").asc(nulls_last=True), "-pk"
-    )[:SECTION_LIMIT]
     return {
         **_header_context(lead, forms.get("owner_form")),
         **_score_context(request, lead, forms.get("adjust_form")),
@@ -197,7 +202,7 @@ def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict
         "tags": list(lead.tags.all()),
         "segments": list(segments),
         "enrollments": lead_enrollments(lead=lead, limit=SECTION_LIMIT),
-        "tasks": list(tasks),
+        "tasks": lead_tasks(lead),
     }
 
 

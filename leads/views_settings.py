@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leads.decorators import role_required
-from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, Role
+from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, LeadErasure, Role
 from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
 from leads.services.users import (
@@ -566,3 +566,16 @@ def integrations_page(request: HtmxHttpRequest) -> HttpResponse:
         for esp, name in EMAIL_PROVIDERS
     ]
     return _page(request, "integrations", {"form": form, "providers": providers})
+
+
+# --- privacy ------------------------------------------------------------------------
+
+PRIVACY_PAGE_SIZE = 100
+
+
+@admin_only
+@require_GET
+def privacy_page(request: HtmxHttpRequest) -> HttpResponse:
+    """The record of erased leads (nothing about the people themselves)."""
+    erasures = LeadErasure.objects.select_related("erased_by").order_by("-erased_at", "-id")
+    return _page(request, "privacy", {"erasures": erasures[:PRIVACY_PAGE_SIZE]})

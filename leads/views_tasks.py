@@ -25,6 +25,7 @@ from leads.roles import user_role
 from leads.selectors import leads_visible_to
 from leads.services import tasks as task_services
 from leads.views import ALL_ROLES, HtmxHttpRequest
+from leads.views_profile import lead_tasks
 
 # A rep's open tasks are shown in full up to this many, the soonest due first.
 MY_OPEN_LIMIT = 200
@@ -233,6 +234,20 @@ def _task_row(
 def task_complete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(tasks_actionable_by(request.user), pk=pk)
     task_services.task_complete(task=task, user=request.user)
+    if request.POST.get("from") == "profile":
+        # Completed from the lead's profile: answer with its tasks section.
+        if not request.htmx:
+            messages.success(request, gettext("%(task)s: Completed.") % {"task": task.title})
+            return redirect("lead-detail", pk=task.lead_id)
+        return render(
+            request,
+            "leads/_profile_tasks.html",
+            {
+                "lead": task.lead,
+                "tasks": lead_tasks(task.lead),
+                "tasks_notice": gettext("%(task)s: Completed.") % {"task": task.title},
+            },
+        )
     return _task_row(request, task, notice=gettext("Completed."))
 
 

@@ -45,6 +45,7 @@ from leads.services.fields import (
     custom_value_clean,
 )
 from leads.services.leads import lead_tags_change, lead_update
+from leads.services.users import integration_settings
 from scoring.models import ScoreCategory, ScoreSource
 from scoring.services import score_adjust, score_category
 
@@ -168,15 +169,26 @@ def _notify_sales(ctx: StepContext) -> StepResult:
                     target=rep.email,
                     payload={"subject": f"Leadflow: {title}", "body": _task_mail(task, ctx.lead)},
                 )
-    if config.get("slack_webhook"):
+    slack = slack_target(config)
+    if slack:
         delivery_create(
             kind="slack",
             key=f"{_key(ctx)}:slack",
             step=ctx.step,
-            target=config["slack_webhook"],
+            target=slack,
             payload={"text": f"{title} ({name})"},
         )
     return StepResult(output=output)
+
+
+def slack_target(config: dict[str, Any]) -> str:
+    """Where "Notify sales" posts: the node's own URL, else, when the node asks to
+    post, the team's URL from Settings → Integrations (blank: not connected)."""
+    if config.get("slack_webhook"):
+        return str(config["slack_webhook"])
+    if config.get("slack"):
+        return integration_settings().slack_webhook_url
+    return ""
 
 
 def _task_mail(task: Task, lead: Lead) -> str:
@@ -210,7 +222,8 @@ register(
         description=gettext_lazy(
             "Creates a task for the lead's owner (or the next sales rep in turn, "
             "who becomes the owner), notifies them in the app and by email, and optionally "
-            "posts to Slack."
+            "posts to Slack (the team's channel from Settings → Integrations, or a URL "
+            "of its own)."
         ),
         icon="bell",
         schema=obj(
@@ -234,6 +247,7 @@ register(
                     "default": "normal",
                 },
                 "email": {"type": "boolean", "default": True},
+                "slack": {"type": "boolean", "default": False},
                 "slack_webhook": {
                     "type": "string",
                     "format": "uri",

@@ -7,11 +7,12 @@ import django_filters
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,39 +28,66 @@ from leads.api.serializers import (
     FieldDefinitionSerializer,
     LeadSerializer,
 )
+from leads.conditions.schema import GRADES
 from leads.models import ApiKey, Event, FieldDefinition, Lead, Role, Stage
-from leads.roles import ApiKeyPrincipal, is_ingest_key
-from leads.selectors import events_visible_to, lead_search, leads_visible_to
+from leads.roles import ApiKeyPrincipal, is_ingest_key, user_role
+from leads.selectors import LeadFilters, events_visible_to, leads_filter, leads_visible_to
 from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.email_events import email_event_build
 from leads.services.events import events_record
 from leads.services.ingest import message_size_ok, valid_email
-from leads.services.leads import lead_delete
+from leads.services.privacy import lead_erase
+from leads.views_privacy import lead_export_response
 
 ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
 
 
 class LeadFilter(django_filters.FilterSet):
-    email = django_filters.CharFilter(method="filter_email")
+    """The leads list page's filters (one selector serves both), plus ``email``."""
+
+    email = django_filters.CharFilter(help_text="Exact email (case-insensitive).")
+    q = django_filters.CharFilter(help_text="Name, email or company.")
+    segment = django_filters.NumberFilter(help_text="Current members of this segment id.")
+    grade = django_filters.ChoiceFilter(choices=[(g, g) for g in GRADES])
     stage = django_filters.ChoiceFilter(choices=Stage.choices)
-    owner = django_filters.CharFilter(method="filter_owner", help_text="A user id, or 'none'.")
-    tag = django_filters.CharFilter(field_name="tags__name")
-    q = django_filters.CharFilter(method="filter_search", help_text="Name, email or company.")
+    owner = django_filters.CharFilter(help_text="A user id, or 'none'.")
+    tag = django_filters.CharFilter(help_text="A tag name.")
+    score_min = django_filters.NumberFilter(help_text="Score at least.")
+    score_max = django_filters.NumberFilter(help_text="Score at most.")
 
     class Meta:
         model = Lead
-        fields = ["email", "stage", "owner", "tag", "q"]
+        fields: list[str] = []
 
-    def filter_email(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        return queryset.filter(email=value.strip().lower())
+    def filter_queryset(self, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
+        data = self.form.cleaned_data
+        owner: int | str | None = None
+        if data.get("owner") == "none":
+            owner = "none"
+        elif data.get("owner"):
+            owner = id_param(data["owner"], "owner", "Expected a user id or 'none'.")
+        filters = LeadFilters(
+            q=data.get("q") or "",
+            segment=_whole(data.get("segment"), "segment"),
+            grade=data.get("grade") or "",
+            stage=data.get("stage") or "",
+            owner=owner,
+            tag=data.get("tag") or "",
+            score_min=_whole(data.get("score_min"), "score_min"),
+            score_max=_whole(data.get("score_max"), "score_max"),
+        )
+        queryset = leads_filter(queryset, filters)
+        if data.get("email"):
+            queryset = queryset.filter(email=data["email"].strip().lower())
+        return queryset
 
-    def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        if value == "none":
-            return queryset.filter(owner__isnull=True)
-        return queryset.filter(owner_id=id_param(value, "owner", "Expected a user id or 'none'."))
 
-    def filter_search(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        return lead_search(queryset, value)
+def _whole(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if value != int(value):
+        raise ValidationError({name: ["Expected a whole number."]})
+    return int(value)
 
 
 class LeadViewSet(viewsets.ModelViewSet):
@@ -69,7 +97,8 @@ class LeadViewSet(viewsets.ModelViewSet):
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
     write_roles = ALL_ROLES
-    delete_roles = ADMIN_MARKETER
+    # Deleting a lead erases it and all its data: an admin's decision.
+    delete_roles = frozenset({Role.ADMIN})
     filterset_class = LeadFilter
 
     def get_queryset(self) -> QuerySet[Lead]:
@@ -84,7 +113,18 @@ class LeadViewSet(viewsets.ModelViewSet):
         return super().create(request, *args, **kwargs)
 
     def perform_destroy(self, instance: Lead) -> None:
-        lead_delete(lead=instance)
+        user = self.request.user
+        lead_erase(lead=instance, user=user if isinstance(user, User) else None, via="api")
+
+    @extend_schema(
+        summary="Everything held about a lead (JSON)",
+        responses={(200, "application/json"): dict},
+    )
+    @action(detail=True, methods=["get"], url_path="export")
+    def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        if user_role(request.user) != Role.ADMIN:
+            raise PermissionDenied("Only admins can export a lead's data.")
+        return lead_export_response(self.get_object())
 
 
 def _is_admin_or_marketer(request: Request) -> bool:

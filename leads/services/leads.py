@@ -288,10 +288,6 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
     return target
 
 
-def lead_delete(*, lead: Lead) -> None:
-    lead.delete()
-
-
 def _merge_memberships(*, source: Lead, target: Lead) -> None:
     """Segment history moves to the target; where both are in a segment, the
     target's stay is kept. Dynamic segments are re-checked through lead.merged."""

@@ -424,6 +424,7 @@ def test_nested_object_booleans_and_enums_are_typed(editor, flow):
         "due_in": {"amount": 2, "unit": "days"},
         "priority": "high",
         "email": False,
+        "slack": False,
     }
     assert configured(response)["summary"] == "Call {lead}"
 

@@ -1,6 +1,7 @@
 import pytest
+from django.utils import timezone
 
-from leads.models import Event, FieldDefinition, Lead
+from leads.models import Event, FieldDefinition, Lead, Segment, SegmentMembership
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +113,37 @@ def test_filters_and_search(marketer_api, sales):
     assert marketer_api.get("/api/v1/leads/?owner=abc").status_code == 400
 
 
+def test_api_filters_match_the_leads_list_page(client, marketer, marketer_api):
+    """The API and the list page share one selector: the same query gives the same leads."""
+    segment = Segment.objects.create(name="Static", kind="static")
+    leads = [
+        LeadFactory.create(email="hot@x.example", grade="hot", score=80, stage="mql"),
+        LeadFactory.create(email="warm@x.example", grade="warm", score=40, stage="mql"),
+        LeadFactory.create(email="cold@x.example", grade="cold", score=5, stage="lead"),
+    ]
+    for lead in leads[:2]:
+        SegmentMembership.objects.create(
+            segment=segment, lead=lead, entered_at=timezone.now(), source="manual"
+        )
+    client.force_login(marketer)
+
+    def both(query):
+        api = marketer_api.get(f"/api/v1/leads/?{query}")
+        assert api.status_code == 200, api.json()
+        page = client.get(f"/leads/?{query}").content.decode()
+        on_page = sorted(str(lead.email) for lead in leads if str(lead.email) in page)
+        assert sorted(r["email"] for r in api.json()["results"]) == on_page
+        return on_page
+
+    assert both("grade=hot") == ["hot@x.example"]
+    assert both(f"segment={segment.pk}") == ["hot@x.example", "warm@x.example"]
+    assert both("score_min=10&score_max=50") == ["warm@x.example"]
+    assert both(f"segment={segment.pk}&stage=mql&score_min=41") == ["hot@x.example"]
+    bad = marketer_api.get("/api/v1/leads/?grade=boiling&score_min=x")
+    assert bad.status_code == 400
+    assert set(bad.json()["error"]["fields"]) == {"grade", "score_min"}
+
+
 def test_cursor_pagination_walks_every_lead_once(marketer_api):
     LeadFactory.create_batch(7)
     seen = []
@@ -149,9 +181,10 @@ def test_sales_sees_own_and_unassigned_only(sales_api, sales, other_sales):
     )
 
 
-def test_delete_lead(marketer_api):
+def test_delete_lead_erases_it_and_is_for_admins(admin_api, marketer_api):
     lead = LeadFactory.create()
-    assert marketer_api.delete(f"/api/v1/leads/{lead.pk}/").status_code == 204
+    assert marketer_api.delete(f"/api/v1/leads/{lead.pk}/").status_code == 403
+    assert admin_api.delete(f"/api/v1/leads/{lead.pk}/").status_code == 204
     assert not Lead.objects.filter(pk=lead.pk).exists()
 
 

@@ -581,3 +581,13 @@ def test_password_reset_flow(client, sales, mailoutbox):
     client.logout()
     reused = client.get(link.group(1), follow=True)
     assert 'id="reset-invalid"' in _html(reused)
+
+
+def test_login_page_links_to_password_reset_and_pages_to_password_change(client, sales):
+    login = _html(client.get("/login/"))
+    assert '<a href="/account/password-reset/">Forgot your password?</a>' in login
+
+    client.force_login(sales)
+    assert '<a href="/account/password/" title="Account → Password">Password</a>' in _html(
+        client.get("/tasks/")
+    )

@@ -574,3 +574,25 @@ def test_opening_a_notification_marks_it_read(client, sales, other_sales):
     notification.refresh_from_db()
     assert notification.read_at == NOW
     assert client.get(f"/notifications/{foreign.pk}/open/").status_code == 404
+
+
+def test_completing_a_task_from_the_lead_profile(client, sales):
+    lead = LeadFactory.create(email="p@x.example", owner=sales)
+    task = Task.objects.create(lead=lead, assignee=sales, title="Call Pat")
+    client.force_login(sales)
+
+    profile = client.get(f"/leads/{lead.pk}/").content.decode()
+    partial = client.post(
+        f"/tasks/{task.pk}/complete/", {"from": "profile"}, headers={"HX-Request": "true"}
+    )
+    task.refresh_from_db()
+    again = Task.objects.create(lead=lead, assignee=sales, title="Send offer")
+    plain = client.post(f"/tasks/{again.pk}/complete/", {"from": "profile"})
+
+    assert f'hx-post="/tasks/{task.pk}/complete/" hx-target="#profile-tasks"' in profile
+    assert task.status == "done"
+    body = partial.content.decode()
+    assert body.startswith('<section class="card" id="profile-tasks"')
+    assert "Call Pat: Completed." in body
+    assert f'action="/tasks/{task.pk}/complete/"' not in body
+    assert plain["Location"] == f"/leads/{lead.pk}/"

@@ -1,0 +1,265 @@
+"""A lead's data on request: everything held about them as JSON, and erasure.
+
+Erasure removes the lead and every row about them (events, identities, segment
+stays, enrollments with their steps and outgoing deliveries, ledger entries,
+tasks, notes, notifications), plus events still waiting to be matched to them,
+which would otherwise bring the lead back. What stays is a ``LeadErasure`` row
+with the lead's former id and row counts: proof that it was done, without
+anything about the person.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from flows.models import Delivery, Enrollment, StepRun, Wakeup
+from leads.models import (
+    Event,
+    Identity,
+    IdentityKind,
+    Lead,
+    LeadErasure,
+    Note,
+    Notification,
+    Segment,
+    SegmentExclusion,
+    SegmentMembership,
+    Task,
+)
+from scoring.models import LeadScore, ScoreChange
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "leadflow.lead-export/1"
+LEAD_FIELDS = (
+    "id",
+    "email",
+    "external_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_size",
+    "industry",
+    "country",
+    "city",
+    "stage",
+    "unsubscribed",
+    "score",
+    "grade",
+    "custom_fields",
+    "raw_traits",
+    "created_at",
+    "updated_at",
+    "last_activity_at",
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+def _rows(queryset: QuerySet[Any], *fields: Any, **expressions: Any) -> list[dict[str, Any]]:
+    """``fields`` as they are, and ``expressions`` under their own names (which
+    may be the names of the model's foreign keys: ``category`` for its key)."""
+    rows = queryset.values(*fields, **{f"x_{name}": e for name, e in expressions.items()})
+    return [
+        {name.removeprefix("x_") if name.startswith("x_") else name: v for name, v in row.items()}
+        for row in rows
+    ]
+
+
+def lead_export(*, lead: Lead) -> Iterator[str]:
+    """Everything held about ``lead`` as one JSON document, produced in pieces so
+    a lead with a long history streams instead of being built in memory."""
+    lead_data = {name: getattr(lead, name) for name in LEAD_FIELDS}
+    lead_data["owner"] = lead.owner.get_username() if lead.owner_id and lead.owner else None
+    lead_data["tags"] = sorted(lead.tags.values_list("name", flat=True))
+    steps = StepRun.objects.filter(enrollment__lead=lead)
+    sections: dict[str, Any] = {
+        "identities": _rows(lead.identities.order_by("id"), "kind", "value", "created_at"),
+        "score_by_category": _rows(
+            LeadScore.objects.filter(lead=lead).order_by("category__key"),
+            "score",
+            category=F("category__key"),
+        ),
+        "score_changes": _rows(
+            ScoreChange.objects.filter(lead=lead).order_by("id"),
+            "delta",
+            "reason",
+            "source",
+            "created_at",
+            category=F("category__key"),
+            by=F("created_by__username"),
+        ),
+        "segments": _rows(
+            SegmentMembership.objects.filter(lead=lead).order_by("entered_at", "id"),
+            "entered_at",
+            "left_at",
+            "source",
+            segment=F("segment__name"),
+        ),
+        "segment_exclusions": _rows(
+            SegmentExclusion.objects.filter(lead=lead).order_by("id"),
+            "created_at",
+            segment=F("segment__name"),
+        ),
+        "flows": _rows(
+            Enrollment.objects.filter(lead=lead).order_by("id"),
+            "id",
+            "status",
+            "trigger_node",
+            "created_at",
+            "finished_at",
+            flow=F("flow__name"),
+            version=F("version__number"),
+        ),
+        "flow_steps": _rows(
+            steps.order_by("id"),
+            "node_id",
+            "node_type",
+            "status",
+            "output",
+            "error",
+            "started_at",
+            "finished_at",
+            enrollment=F("enrollment_id"),
+        ),
+        "deliveries": _rows(
+            Delivery.objects.filter(step__in=steps).order_by("id"),
+            "kind",
+            "target",
+            "payload",
+            "status",
+            "created_at",
+            "sent_at",
+        ),
+        "tasks": _rows(
+            Task.objects.filter(lead=lead).order_by("id"),
+            "title",
+            "status",
+            "priority",
+            "due_at",
+            "created_at",
+            assignee=F("assignee__username"),
+        ),
+        "notes": _rows(
+            Note.objects.filter(lead=lead).order_by("id"),
+            "body",
+            "created_at",
+            author=F("author__username"),
+        ),
+        "notifications": _rows(
+            Notification.objects.filter(lead=lead).order_by("id"),
+            "message",
+            "created_at",
+            "read_at",
+            user=F("user__username"),
+        ),
+    }
+    yield "{"
+    yield f'"format": {_dumps(EXPORT_FORMAT)}, "exported_at": {_dumps(timezone.now())}, '
+    yield f'"lead": {_dumps(lead_data)}'
+    for name, rows in sections.items():
+        yield f", {_dumps(name)}: {_dumps(rows)}"
+    yield ', "events": ['
+    events = (
+        Event.objects.filter(lead=lead)
+        .order_by("occurred_at", "id")
+        .values(
+            "type",
+            "name",
+            "properties",
+            "context",
+            "user_id",
+            "anonymous_id",
+            "email",
+            "occurred_at",
+            "received_at",
+            "source",
+        )
+    )
+    for index, event in enumerate(events.iterator(chunk_size=2000)):
+        yield ("," if index else "") + _dumps(event)
+    yield "]}"
+
+
+def _waiting_events(lead: Lead) -> QuerySet[Event]:
+    """Events not yet matched to any lead that name this one: processed, they
+    would create the lead again. Only unprocessed rows can be unmatched, and
+    those are few and indexed."""
+    names = Q(email=lead.email) if lead.email else Q()
+    if lead.external_id:
+        names |= Q(user_id=lead.external_id)
+    for kind, value in lead.identities.values_list("kind", "value"):
+        if kind == IdentityKind.EMAIL:
+            names |= Q(email=value)
+        elif kind == IdentityKind.USER_ID:
+            names |= Q(user_id=value)
+        else:
+            names |= Q(anonymous_id=value)
+    if not names:
+        return Event.objects.none()
+    return Event.objects.filter(processed_at__isnull=True, lead__isnull=True).filter(names)
+
+
+@transaction.atomic
+def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
+    """Erase ``lead`` and everything about them; return the record of it."""
+    # The lock makes a worker applying an event to this lead finish first, or
+    # wait and then find the lead gone.
+    lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    lead_ref = lead.pk
+    steps = StepRun.objects.filter(enrollment__lead=lead)
+    open_stays = dict(
+        SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).values_list(
+            "segment_id", "lead_id"
+        )
+    )
+    rows: dict[str, int] = {}
+
+    def gone(name: str, queryset: QuerySet[Any]) -> None:
+        # Plain deletes in dependency order: each is one statement, and the rows
+        # are counted by kind for the record.
+        rows[name] = queryset.delete()[0]
+
+    # Outgoing messages carry the lead's data: pending ones are never sent.
+    gone("deliveries", Delivery.objects.filter(step__in=steps))
+    gone("wakeups", Wakeup.objects.filter(step__in=steps))
+    gone("flow_steps", steps)
+    gone("enrollments", Enrollment.objects.filter(lead=lead))
+    gone("score_changes", ScoreChange.objects.filter(lead=lead))
+    gone("category_scores", LeadScore.objects.filter(lead=lead))
+    gone("segment_stays", SegmentMembership.objects.filter(lead=lead))
+    gone("segment_exclusions", SegmentExclusion.objects.filter(lead=lead))
+    gone("tasks", Task.objects.filter(lead=lead))
+    gone("notes", Note.objects.filter(lead=lead))
+    gone("notifications", Notification.objects.filter(lead=lead))
+    gone("waiting_events", _waiting_events(lead))
+    gone("identities", Identity.objects.filter(lead=lead))
+    gone("events", Event.objects.filter(lead=lead))
+    lead.tags.clear()
+    Lead.objects.filter(pk=lead.pk).delete()
+    for segment_id in open_stays:
+        Segment.objects.filter(pk=segment_id).update(
+            member_count=Greatest(F("member_count") - 1, 0)
+        )
+    record = LeadErasure.objects.create(
+        lead_ref=lead_ref, erased_by=user, via=via, rows={k: v for k, v in rows.items() if v}
+    )
+    logger.info(
+        "lead erased",
+        extra={"lead_id": lead_ref, "erasure_id": record.pk, "by": user.pk if user else None},
+    )
+    return record
