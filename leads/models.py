@@ -185,6 +185,15 @@ class Event(models.Model):
                 name="event_unprocessed_idx",
                 condition=Q(processed_at__isnull=True),
             ),
+            # The dashboard's MQL and hot-lead counts by day: an index-only scan
+            # over the few score and grade events, instead of visiting a heap
+            # page for nearly every one of them.
+            models.Index(
+                fields=["occurred_at"],
+                name="event_score_grade_idx",
+                include=["type", "lead", "name", "properties"],
+                condition=Q(type__in=["score.changed", "grade.changed"]),
+            ),
         ]
 
     def __str__(self) -> str:

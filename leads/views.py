@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import datetime as dt
 import hmac
+import json
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone, translation
+from django.utils import formats, translation
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -20,7 +19,8 @@ from leads.decorators import role_required
 from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm
 from leads.models import LeadImport, Role
 from leads.roles import user_role
-from leads.selectors import leads_visible_to, user_language
+from leads.selectors import user_language
+from leads.selectors_dashboard import DailySeries, dashboard_for
 from leads.services.events import events_backlog
 from leads.services.health import health_report
 from leads.services.imports import (
@@ -66,16 +66,43 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
 
 
+def _daily_chart(daily: DailySeries) -> str:
+    """Chart.js configuration for new leads and MQLs per day (see ``app.js``)."""
+    config = {
+        "type": "bar",
+        "data": {
+            "labels": [formats.date_format(day, "SHORT_DATE_FORMAT") for day in daily.days],
+            "datasets": [
+                {"label": gettext("New leads"), "data": daily.new_leads},
+                {"label": gettext("MQLs"), "data": daily.mqls},
+            ],
+        },
+        "options": {
+            "responsive": True,
+            "maintainAspectRatio": False,
+            "plugins": {"legend": {"position": "bottom"}},
+            "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}},
+        },
+    }
+    return json.dumps(config)
+
+
 @role_required(*ALL_ROLES)
 def home(request: HtmxHttpRequest) -> HttpResponse:
-    leads = leads_visible_to(request.user)
-    week_ago = timezone.now() - dt.timedelta(days=7)
-    counts = leads.aggregate(
-        total=Count("id"),
-        new_this_week=Count("id", filter=Q(created_at__gte=week_ago)),
-        mine=Count("id", filter=Q(owner=request.user)),
+    """The dashboard: this week's numbers with their trend, the last 30 days by
+    day, and what to act on (tasks, hot leads, busy flows, big score changes)."""
+    dashboard = dashboard_for(user=request.user)
+    return render(
+        request,
+        "leads/home.html",
+        {
+            "dashboard": dashboard,
+            "counts": dashboard.leads,
+            "daily_chart": _daily_chart(dashboard.daily),
+            "chart_days": len(dashboard.daily.days),
+            "backlog": events_backlog() if dashboard.team_wide else None,
+        },
     )
-    return render(request, "leads/home.html", {"counts": counts, "backlog": events_backlog()})
 
 
 @role_required(Role.ADMIN, Role.MARKETER)

@@ -77,7 +77,11 @@ class ScoreChange(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["lead", "-created_at"], name="scorechange_lead_idx")]
+        indexes = [
+            models.Index(fields=["lead", "-created_at"], name="scorechange_lead_idx"),
+            # The dashboard's recent changes.
+            models.Index(fields=["created_at"], name="scorechange_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.delta:+d} {self.category_id} for {self.lead_id}: {self.reason}"

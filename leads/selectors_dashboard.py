@@ -1,0 +1,287 @@
+"""The dashboard's reads: a handful of aggregate queries, one per panel, each
+scoped to what the asking user may see (``leads_visible_to``).
+
+Weeks are rolling: "this week" is the last 7 days up to now and "the previous
+week" the 7 days before that, so a Monday morning does not read as a collapse.
+Days (for the chart and "due today") are days in the current time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Abs, TruncDate
+from django.utils import timezone
+
+from leads.models import Lead, Role, Task, TaskStatus
+from leads.roles import user_role
+from leads.selectors import events_visible_to, leads_visible_to
+
+WEEK = dt.timedelta(days=7)
+CHART_DAYS = 30
+LIST_LIMIT = 5
+SCORE_CHANGES_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A count this week against the week before."""
+
+    current: int
+    previous: int
+
+    @property
+    def direction(self) -> str:
+        if self.current > self.previous:
+            return "up"
+        if self.current < self.previous:
+            return "down"
+        return "flat"
+
+    @property
+    def percent(self) -> int | None:
+        """The change in percent of the previous week, rounded; None when the
+        previous week had nothing to compare with."""
+        if not self.previous:
+            return None
+        return round(abs(self.current - self.previous) * 100 / self.previous)
+
+
+def dashboard_team_wide(user: Any) -> bool:
+    """Admins and marketers see the whole team's numbers; sales reps their own."""
+    return user_role(user) in (Role.ADMIN, Role.MARKETER)
+
+
+def _weeks(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    return now - WEEK, now - 2 * WEEK
+
+
+def mql_crossing(threshold: int) -> Q:
+    """A ``score.changed`` event that took the lead's total score from below the
+    MQL threshold to at or above it.
+
+    This is our definition of "became an MQL": reaching the threshold set on the
+    scoring settings (``ScoringSettings.mql_threshold``, the current one), read
+    from the ``from``/``to`` totals every ``score.changed`` event carries. It
+    holds whether or not reaching the threshold also moves the lifecycle stage
+    (``mql_moves_stage``), and a manual stage change is not a score crossing. A
+    lead that drops below and crosses again counts again, but once per period.
+    """
+    # JSON comparisons, not casts: other event types keep text in from/to.
+    return Q(type="score.changed", properties__from__lt=threshold, properties__to__gte=threshold)
+
+
+def turned_hot() -> Q:
+    """A ``grade.changed`` event to the hot grade: the lead "turned hot"."""
+    return Q(type="grade.changed", name="hot")
+
+
+@dataclass(frozen=True)
+class LeadCounts:
+    total: int
+    mine: int
+    hot: int
+    new_leads: Trend
+
+
+def dashboard_lead_counts(*, user: Any, now: dt.datetime) -> LeadCounts:
+    """Leads the user sees: all of them, those they own, those hot now, and the
+    new ones this week and the week before (by ``created_at``). One query."""
+    week, previous = _weeks(now)
+    row = leads_visible_to(user).aggregate(
+        total=Count("id"),
+        mine=Count("id", filter=Q(owner_id=user.pk)),
+        hot=Count("id", filter=Q(grade="hot")),
+        new=Count("id", filter=Q(created_at__gte=week)),
+        new_before=Count("id", filter=Q(created_at__gte=previous, created_at__lt=week)),
+    )
+    return LeadCounts(
+        total=row["total"],
+        mine=row["mine"],
+        hot=row["hot"],
+        new_leads=Trend(row["new"], row["new_before"]),
+    )
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    mqls: Trend
+    turned_hot: Trend
+
+
+def dashboard_event_counts(*, user: Any, now: dt.datetime, mql_threshold: int) -> EventCounts:
+    """Leads the user sees that became MQLs (see ``mql_crossing``) and that turned
+    hot, this week and the week before; a lead counts once per week. One query."""
+    week, previous = _weeks(now)
+    mql, hot = mql_crossing(mql_threshold), turned_hot()
+    this_week, last_week = Q(occurred_at__gte=week), Q(occurred_at__lt=week)
+    # Only the two types in the WHERE clause, the rest in the FILTERs: one range
+    # of the partial index ``event_score_grade_idx``, read without the table.
+    row = (
+        events_visible_to(user)
+        .filter(
+            type__in=["score.changed", "grade.changed"],
+            occurred_at__gte=previous,
+            occurred_at__lte=now,
+        )
+        .aggregate(
+            mql=Count("lead", distinct=True, filter=mql & this_week),
+            mql_before=Count("lead", distinct=True, filter=mql & last_week),
+            hot=Count("lead", distinct=True, filter=hot & this_week),
+            hot_before=Count("lead", distinct=True, filter=hot & last_week),
+        )
+    )
+    return EventCounts(
+        mqls=Trend(row["mql"], row["mql_before"]),
+        turned_hot=Trend(row["hot"], row["hot_before"]),
+    )
+
+
+@dataclass(frozen=True)
+class DailySeries:
+    days: list[dt.date]
+    new_leads: list[int]
+    mqls: list[int]
+
+
+def _per_day(rows: QuerySet[Any], field: str, since: dt.datetime) -> dict[dt.date, int]:
+    zone = timezone.get_current_timezone()
+    return {
+        row["day"]: row["n"]
+        for row in rows.filter(**{f"{field}__gte": since})
+        .annotate(day=TruncDate(field, tzinfo=zone))
+        .values("day")
+        .annotate(n=Count("lead_id" if field == "occurred_at" else "id", distinct=True))
+        .order_by("day")
+    }
+
+
+def dashboard_daily(
+    *, user: Any, now: dt.datetime, mql_threshold: int, days: int = CHART_DAYS
+) -> DailySeries:
+    """New leads and new MQLs per day over the last ``days`` days, today
+    included, days without any as 0. Two queries."""
+    today = timezone.localdate(now)
+    start = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(start, dt.time(0, 0), tzinfo=timezone.get_current_timezone())
+    new_leads = _per_day(leads_visible_to(user), "created_at", since)
+    mqls = _per_day(
+        events_visible_to(user).filter(mql_crossing(mql_threshold), occurred_at__lte=now),
+        "occurred_at",
+        since,
+    )
+    all_days = [start + dt.timedelta(days=i) for i in range(days)]
+    return DailySeries(
+        days=all_days,
+        new_leads=[new_leads.get(day, 0) for day in all_days],
+        mqls=[mqls.get(day, 0) for day in all_days],
+    )
+
+
+@dataclass(frozen=True)
+class TaskDigest:
+    due_today: int
+    overdue: int
+    tasks: list[Task]
+
+
+def dashboard_tasks(*, user: Any, now: dt.datetime, limit: int = LIST_LIMIT) -> TaskDigest:
+    """The user's open tasks due for the rest of today (as on "My tasks": due from
+    now until midnight), the soonest first, and how many are overdue. One query
+    for the counts, one for the list when there is something due."""
+    end_of_today = dt.datetime.combine(
+        timezone.localdate(now) + dt.timedelta(days=1),
+        dt.time(0, 0),
+        tzinfo=timezone.get_current_timezone(),
+    )
+    mine = Task.objects.filter(assignee_id=user.pk, status=TaskStatus.OPEN)
+    counts = mine.filter(due_at__lt=end_of_today).aggregate(
+        today=Count("id", filter=Q(due_at__gte=now)),
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+    )
+    tasks: list[Task] = []
+    if counts["today"]:
+        tasks = list(
+            mine.filter(due_at__gte=now, due_at__lt=end_of_today)
+            .select_related("lead")
+            .order_by("due_at", "id")[:limit]
+        )
+    return TaskDigest(due_today=counts["today"], overdue=counts["overdue"], tasks=tasks)
+
+
+def dashboard_hot_leads(*, user: Any, limit: int = LIST_LIMIT) -> list[Lead]:
+    """The hottest leads by score: the team's for admins and marketers, a sales
+    rep's own for a rep. One query."""
+    leads = leads_visible_to(user).filter(grade="hot")
+    if not dashboard_team_wide(user):
+        leads = leads.filter(owner_id=user.pk)
+    return list(leads.select_related("owner").order_by("-score", "-id")[:limit])
+
+
+def dashboard_active_flows(*, now: dt.datetime, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+    """The flows with the most enrollments in the last 7 days: ``flow_id``,
+    ``flow__name``, ``flow__status``, ``status_label`` and ``enrollments``. One query."""
+    from flows.models import Enrollment, FlowStatus
+
+    rows = list(
+        Enrollment.objects.filter(created_at__gte=now - WEEK, created_at__lte=now)
+        .values("flow_id", "flow__name", "flow__status")
+        .annotate(enrollments=Count("id"))
+        .order_by("-enrollments", "flow_id")[:limit]
+    )
+    for row in rows:
+        row["status_label"] = FlowStatus(row["flow__status"]).label
+    return rows
+
+
+def dashboard_score_changes(
+    *, user: Any, now: dt.datetime, limit: int = SCORE_CHANGES_LIMIT
+) -> list[Any]:
+    """The score changes of the last 7 days with the biggest deltas (up or down),
+    on leads the user sees, with their lead and category. One query."""
+    from scoring.models import ScoreChange
+
+    changes = ScoreChange.objects.filter(created_at__gte=now - WEEK, created_at__lte=now)
+    if not dashboard_team_wide(user):
+        changes = changes.filter(lead__in=leads_visible_to(user))
+    return list(
+        changes.select_related("lead", "category").order_by(
+            Abs("delta").desc(), "-created_at", "-id"
+        )[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    team_wide: bool
+    leads: LeadCounts
+    events: EventCounts
+    daily: DailySeries
+    tasks: TaskDigest
+    hot_leads: list[Lead]
+    flows: list[dict[str, Any]]
+    score_changes: list[Any]
+
+
+def dashboard_for(*, user: Any, now: dt.datetime | None = None) -> Dashboard:
+    """Everything the dashboard shows for ``user``: the team's numbers for admins
+    and marketers; for a sales rep only the leads they see, their own hot
+    leads, and no flows."""
+    from scoring.services import scoring_settings
+
+    now = now or timezone.now()
+    threshold = scoring_settings().mql_threshold
+    team_wide = dashboard_team_wide(user)
+    return Dashboard(
+        team_wide=team_wide,
+        leads=dashboard_lead_counts(user=user, now=now),
+        events=dashboard_event_counts(user=user, now=now, mql_threshold=threshold),
+        daily=dashboard_daily(user=user, now=now, mql_threshold=threshold),
+        tasks=dashboard_tasks(user=user, now=now),
+        hot_leads=dashboard_hot_leads(user=user),
+        flows=dashboard_active_flows(now=now) if team_wide else [],
+        score_changes=dashboard_score_changes(user=user, now=now),
+    )
