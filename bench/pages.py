@@ -54,7 +54,7 @@ from stack import (
     vacuum_analyze,
 )
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/h_pages_bench"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_pages"
 GOAL_P95_MS = 150.0
 # Bump when the generated data changes, so an older database is not reused.
 DATA_VERSION = 1
