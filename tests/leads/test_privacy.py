@@ -223,3 +223,32 @@ def test_settings_privacy_lists_erasures_without_personal_data(
     assert client.get("/settings/privacy/").status_code == 200
     client.force_login(UserFactory.create(username="m-p", role="marketer"))
     assert client.get("/settings/privacy/").status_code == 403
+
+
+def test_unsubscribed_leads_are_marked_wherever_they_are_listed(client, admin_user):
+    from django.utils import timezone
+
+    from leads.models import Segment, SegmentMembership
+    from scoring.models import ScoreCategory
+
+    lead = LeadFactory.create(
+        email="gone@x.example", first_name="Gus", unsubscribed=True, grade="hot", score=80
+    )
+    Task.objects.create(lead=lead, assignee=admin_user, title="Call Gus", due_at=timezone.now())
+    segment = Segment.objects.create(name="Static", kind="static")
+    SegmentMembership.objects.create(
+        segment=segment, lead=lead, entered_at=timezone.now(), source="manual"
+    )
+    ScoreChange.objects.create(
+        lead=lead,
+        delta=80,
+        category=ScoreCategory.objects.get(key="fit"),
+        reason="Big fit",
+        source="manual",
+        source_key="manual:gus",
+    )
+    client.force_login(admin_user)
+
+    for url in ["/", "/leads/", "/tasks/", f"/segments/{segment.pk}/", f"/leads/{lead.pk}/"]:
+        html = client.get(url).content.decode()
+        assert "data-unsubscribed" in html, url
