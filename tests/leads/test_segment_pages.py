@@ -776,6 +776,23 @@ def test_refresh_shows_progress_until_the_worker_is_done(
     assert '<span id="segment-member-count" class="display-6" hx-swap-oob="true">3</span>' in done
 
 
+def test_a_refresh_asked_through_the_api_shows_on_the_page(
+    client, marketer, marketer_api, django_capture_on_commit_callbacks
+):
+    segment = segment_create(
+        name="Everyone", conditions={"all": [{"field": "email", "op": "is_set"}]}
+    )
+    segment_recompute(segment=segment)
+    client.force_login(marketer)
+    assert "Refresh now" in client.get(f"/segments/{segment.pk}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert marketer_api.post(f"/api/v1/segments/{segment.pk}/refresh/").status_code == 202
+    assert "Refreshing…" in client.get(f"/segments/{segment.pk}/").content.decode()
+    for callback in callbacks:
+        callback()
+    assert "Refresh now" in client.get(f"/segments/{segment.pk}/").content.decode()
+
+
 def test_delete_asks_first_and_refuses_a_segment_others_use(client, marketer):
     used = Segment.objects.create(name="Customers", kind="static")
     user = segment_create(
