@@ -129,6 +129,7 @@ def _urls(segment: Segment, lead: Lead) -> list[tuple[str, str]]:
         ("post", f"{base}/refresh/"),
         ("post", f"{base}/members/add/"),
         ("post", f"{base}/members/remove/"),
+        ("get", f"{base}/lead-search/?q=a"),
         ("get", f"{base}/delete/"),
         ("post", f"{base}/delete/"),
     ]
@@ -741,6 +742,29 @@ def test_static_members_are_added_by_email_and_removed_by_checkbox(client, marke
     assert (
         client.post(f"/segments/{dynamic.pk}/members/add/", {"emails": "a@b.c"}).status_code == 404
     )
+
+
+def test_static_members_are_picked_from_a_search(client, marketer, people):
+    segment = Segment.objects.create(name="VIPs", kind="static")
+    segment_add_leads(segment=segment, lead_ids=[people["cmo"].pk])
+    client.force_login(marketer)
+    page = client.get(f"/segments/{segment.pk}/lead-search/?q=acme", **HTMX).content.decode()
+    found = re.findall(r'name="lead" value="(\d+)"', page)
+    everyone_else = [p.pk for p in people.values() if p != people["cmo"]]
+    assert found == [str(pk) for pk in sorted(everyone_else, reverse=True)]
+    page = client.get(f"/segments/{segment.pk}/lead-search/?q=nobody", **HTMX).content.decode()
+    assert "No lead outside the segment matches." in page
+
+    response = client.post(
+        f"/segments/{segment.pk}/members/add/", {"lead": people["cto_big"].pk}, **HTMX
+    )
+    assert "Cy " in response.content.decode() and " added." in response.content.decode()
+    members = set(segment.memberships.filter(left_at__isnull=True).values_list("lead", flat=True))
+    assert members == {people["cmo"].pk, people["cto_big"].pk}
+    again = client.post(
+        f"/segments/{segment.pk}/members/add/", {"lead": people["cto_big"].pk}, **HTMX
+    )
+    assert "was already a member." in again.content.decode()
 
 
 def test_refresh_shows_progress_until_the_worker_is_done(
