@@ -284,7 +284,7 @@ def test_without_htmx_a_builder_action_shows_the_whole_page(client, marketer):
 
 
 def _ops(page: str, path: str = "c-0") -> list[str]:
-    select = re.search(rf'<select name="{path}-op".*?</select>', page, re.S)
+    select = re.search(rf'<select id="{path}-op" name="{path}-op".*?</select>', page, re.S)
     assert select
     return re.findall(r'<option value="([^"]*)"', select.group(0))
 
