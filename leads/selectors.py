@@ -510,6 +510,15 @@ def segment_members(
     return page, (page[-1].entered_at, page[-1].pk)
 
 
+def segment_candidates(*, segment: Segment, text: str, limit: int) -> list[Lead]:
+    """Leads matching a search that are not in ``segment`` now."""
+    current = SegmentMembership.objects.filter(
+        segment=segment, lead_id=OuterRef("pk"), left_at__isnull=True
+    )
+    leads = lead_search(Lead.objects.all(), text).exclude(Exists(current))
+    return list(leads.order_by("-id")[:limit])
+
+
 def member_cursor(cursor: MemberCursor) -> str:
     return f"{cursor[0].isoformat()}~{cursor[1]}"
 

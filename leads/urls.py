@@ -129,6 +129,11 @@ urlpatterns = [
         name="segment-members-add",
     ),
     path(
+        "segments/<int:pk>/lead-search/",
+        views_segments.segment_lead_search,
+        name="segment-lead-search",
+    ),
+    path(
         "segments/<int:pk>/members/remove/",
         views_segments.segment_members_remove,
         name="segment-members-remove",

@@ -49,6 +49,7 @@ from leads.selectors import (
     leads_visible_to,
     member_cursor,
     member_cursor_parse,
+    segment_candidates,
     segment_members,
     segment_preview,
     segments_list,
@@ -70,6 +71,7 @@ EDITORS = (Role.ADMIN, Role.MARKETER)
 INVALID = 422
 TAG_CHOICES_LIMIT = 500
 HISTORY_LIMIT = 100
+SEARCH_LIMIT = 10
 
 
 def _definitions() -> dict[str, FieldDefinition]:
@@ -408,8 +410,17 @@ def _members_response(
 @role_required(*EDITORS)
 @require_POST
 def segment_members_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Add leads to a static segment by their emails; unknown emails are named."""
+    """Add leads to a static segment by their emails (unknown emails are named),
+    or one lead picked from the search (``lead``)."""
     segment = get_object_or_404(Segment, pk=pk, kind=SegmentKind.STATIC)
+    picked = request.POST.get("lead", "")
+    if picked.isdigit() and len(picked) < 19:
+        lead = get_object_or_404(Lead, pk=int(picked))
+        added = segment_add_leads(segment=segment, lead_ids=[lead.pk])
+        notice = (
+            gettext("%(lead)s added.") if added else gettext("%(lead)s was already a member.")
+        ) % {"lead": lead.full_name or lead}
+        return _members_response(request, segment, notice=notice)
     form = EmailsForm(request.POST)
     if not form.is_valid():
         return _members_response(request, segment, form=form, status=INVALID)
@@ -423,6 +434,22 @@ def segment_members_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "emails": ", ".join(missing)
         }
     return _members_response(request, segment, notice=notice)
+
+
+@role_required(*EDITORS)
+@require_GET
+def segment_lead_search(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Leads to pick for a static segment: by name, email or company, not in it yet."""
+    segment = get_object_or_404(Segment, pk=pk, kind=SegmentKind.STATIC)
+    if not request.htmx:
+        return redirect("segment-detail", pk=segment.pk)
+    text = request.GET.get("q", "").strip()[:200]
+    leads = segment_candidates(segment=segment, text=text, limit=SEARCH_LIMIT) if text else []
+    return render(
+        request,
+        "segments/_lead_search.html",
+        {"segment": segment, "leads": leads, "q": text},
+    )
 
 
 @role_required(*EDITORS)

@@ -295,11 +295,11 @@ class SegmentViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses={202: None})
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str | None = None) -> Response:
-        """Recompute the segment now (in a worker)."""
-        from leads.tasks import segment_recompute_task
-
+        """Recompute the segment now (in a worker); a static one has nothing to
+        recompute."""
         segment = self.get_object()
-        segment_recompute_task.delay(segment.pk)
+        if segment.kind == SegmentKind.DYNAMIC:
+            segment_services.segment_refresh_request(segment=segment)
         return Response(status=status.HTTP_202_ACCEPTED)
 
 

@@ -13,9 +13,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def settled(page: Page) -> None:
-    """Wait until the builder's requests are answered and swapped in: typing
-    into a row that is about to be replaced would be lost."""
-    page.wait_for_function("() => document.querySelector('.htmx-request') === null")
+    """Wait until the builder's requests are answered, swapped in and settled
+    (htmx wires up new rows as they settle): typing into a row that is about to
+    be replaced would be lost."""
+    page.wait_for_function(
+        "() => document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling') === null"
+    )
 
 
 def test_a_marketer_builds_a_segment_with_a_live_count(

@@ -129,6 +129,7 @@ def _urls(segment: Segment, lead: Lead) -> list[tuple[str, str]]:
         ("post", f"{base}/refresh/"),
         ("post", f"{base}/members/add/"),
         ("post", f"{base}/members/remove/"),
+        ("get", f"{base}/lead-search/?q=a"),
         ("get", f"{base}/delete/"),
         ("post", f"{base}/delete/"),
     ]
@@ -283,7 +284,7 @@ def test_without_htmx_a_builder_action_shows_the_whole_page(client, marketer):
 
 
 def _ops(page: str, path: str = "c-0") -> list[str]:
-    select = re.search(rf'<select name="{path}-op".*?</select>', page, re.S)
+    select = re.search(rf'<select id="{path}-op" name="{path}-op".*?</select>', page, re.S)
     assert select
     return re.findall(r'<option value="([^"]*)"', select.group(0))
 
@@ -743,6 +744,29 @@ def test_static_members_are_added_by_email_and_removed_by_checkbox(client, marke
     )
 
 
+def test_static_members_are_picked_from_a_search(client, marketer, people):
+    segment = Segment.objects.create(name="VIPs", kind="static")
+    segment_add_leads(segment=segment, lead_ids=[people["cmo"].pk])
+    client.force_login(marketer)
+    page = client.get(f"/segments/{segment.pk}/lead-search/?q=acme", **HTMX).content.decode()
+    found = re.findall(r'name="lead" value="(\d+)"', page)
+    everyone_else = [p.pk for p in people.values() if p != people["cmo"]]
+    assert found == [str(pk) for pk in sorted(everyone_else, reverse=True)]
+    page = client.get(f"/segments/{segment.pk}/lead-search/?q=nobody", **HTMX).content.decode()
+    assert "No lead outside the segment matches." in page
+
+    response = client.post(
+        f"/segments/{segment.pk}/members/add/", {"lead": people["cto_big"].pk}, **HTMX
+    )
+    assert "Cy " in response.content.decode() and " added." in response.content.decode()
+    members = set(segment.memberships.filter(left_at__isnull=True).values_list("lead", flat=True))
+    assert members == {people["cmo"].pk, people["cto_big"].pk}
+    again = client.post(
+        f"/segments/{segment.pk}/members/add/", {"lead": people["cto_big"].pk}, **HTMX
+    )
+    assert "was already a member." in again.content.decode()
+
+
 def test_refresh_shows_progress_until_the_worker_is_done(
     client, marketer, people, django_capture_on_commit_callbacks
 ):
@@ -774,6 +798,23 @@ def test_refresh_shows_progress_until_the_worker_is_done(
     done = client.get(f"/segments/{segment.pk}/status/?polling=1", **HTMX).content.decode()
     assert "Refresh now" in done
     assert '<span id="segment-member-count" class="display-6" hx-swap-oob="true">3</span>' in done
+
+
+def test_a_refresh_asked_through_the_api_shows_on_the_page(
+    client, marketer, marketer_api, django_capture_on_commit_callbacks
+):
+    segment = segment_create(
+        name="Everyone", conditions={"all": [{"field": "email", "op": "is_set"}]}
+    )
+    segment_recompute(segment=segment)
+    client.force_login(marketer)
+    assert "Refresh now" in client.get(f"/segments/{segment.pk}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert marketer_api.post(f"/api/v1/segments/{segment.pk}/refresh/").status_code == 202
+    assert "Refreshing…" in client.get(f"/segments/{segment.pk}/").content.decode()
+    for callback in callbacks:
+        callback()
+    assert "Refresh now" in client.get(f"/segments/{segment.pk}/").content.decode()
 
 
 def test_delete_asks_first_and_refuses_a_segment_others_use(client, marketer):
