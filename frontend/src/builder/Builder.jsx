@@ -534,7 +534,23 @@ export default function Builder({ initial }) {
   }, [singleId]);
   useEffect(() => {
     const target = panel.current;
+    if (!target) return undefined;
+    // A form that answers after its node was deselected (or another node was
+    // chosen) is not swapped in: the panel shows the selected node's form only.
+    const stale = (event) => {
+      const path = event.detail && event.detail.pathInfo && event.detail.pathInfo.requestPath;
+      if (!path) return;
+      // Only the panel's own loads name the node in the URL (a form's POST does not).
+      const node = new URL(path, window.location.origin).searchParams.get("node");
+      if (node !== null && node !== target.dataset.node) event.detail.shouldSwap = false;
+    };
+    target.addEventListener("htmx:beforeSwap", stale);
+    return () => target.removeEventListener("htmx:beforeSwap", stale);
+  }, []);
+  useEffect(() => {
+    const target = panel.current;
     if (!target) return;
+    target.dataset.node = singleId || "";
     if (!singleId) {
       target.innerHTML = "";
       return;
