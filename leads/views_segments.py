@@ -22,7 +22,7 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leads.conditions import ConditionError
-from leads.conditions.schema import ACTIVITY_TYPES
+from leads.conditions.schema import ACTIVITY_TYPES, NO_VALUE
 from leads.decorators import role_required
 from leads.forms_segments import (
     ACTIVITY_LABELS,
@@ -264,21 +264,48 @@ def segment_preview_view(request: HtmxHttpRequest) -> HttpResponse:
     )
     errors: dict[str, list[str]] = {}
     count, sample = 0, list[Lead]()
+    counted, blank = _without_blank_rules(tree)
     try:
-        tree = segment_conditions_clean(conditions=tree, kind=SegmentKind.DYNAMIC, segment=segment)
+        segment_conditions_clean(conditions=counted, kind=SegmentKind.DYNAMIC, segment=segment)
     except ConditionError as exc:
         errors = exc.fields
     else:
-        count, sample = segment_preview(tree=tree, user=request.user, sample=SEGMENT_PREVIEW_SAMPLE)
+        count, sample = segment_preview(
+            tree=counted, user=request.user, sample=SEGMENT_PREVIEW_SAMPLE
+        )
     marks = error_paths(errors)
     context = {
         "count": count,
         "sample": sample,
         "errors": errors,
+        "blank": blank,
         # Every rule's error slot, filled or cleared.
         "oob": [(path, marks.get(path, ([], set()))[0]) for path in _paths(tree)],
     }
     return render(request, "segments/_preview.html", context)
+
+
+def _without_blank_rules(tree: Any) -> tuple[Any, int]:
+    """The tree with each field rule still waiting for its value (one just added)
+    replaced by an empty group of its parent's kind — true in "all", false in
+    "any", so it changes nothing — and how many there were. The live count
+    leaves such rules out rather than marking them red; saving still insists."""
+    blank = 0
+
+    def walk(node: Any, parent: str) -> Any:
+        nonlocal blank
+        if not isinstance(node, dict):
+            return node
+        for kind in ("all", "any"):
+            if kind in node and isinstance(node[kind], list):
+                return {**node, kind: [walk(child, kind) for child in node[kind]]}
+        waiting = node.get("value") in (None, "", [])
+        if "field" in node and node.get("op") not in NO_VALUE and waiting:
+            blank += 1
+            return {parent: []}
+        return node
+
+    return walk(tree, "all"), blank
 
 
 def _paths(tree: Any, path: str = "c") -> list[str]:

@@ -74,7 +74,10 @@ class _StyledForm(forms.Form):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             widget = field.widget
-            if isinstance(widget, forms.CheckboxInput | forms.RadioSelect):
+            if isinstance(widget, forms.RadioSelect):
+                widget.attrs.setdefault("class", "form-check-input")
+                continue
+            if isinstance(widget, forms.CheckboxInput):
                 continue
             css = "form-select" if isinstance(widget, forms.Select) else "form-control"
             widget.attrs.setdefault("class", css)
@@ -89,7 +92,8 @@ class InviteForm(_StyledForm):
 
     username = forms.CharField(label=_("Username"), max_length=150)
     email = forms.EmailField(label=_("Email"))
-    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    # The least powerful role unless the admin chooses otherwise.
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.SALES)
     delivery = forms.ChoiceField(
         label=_("How they get in"),
         choices=[

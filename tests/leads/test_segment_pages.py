@@ -477,6 +477,34 @@ def test_the_live_count_marks_problems_next_to_their_rules(client, marketer, peo
     ) in page
 
 
+def test_a_rule_without_its_value_yet_is_left_out_of_the_count_not_marked(client, marketer, people):
+    client.force_login(marketer)
+    data = {
+        "c-match": "all",
+        **rule("c-0", "job_title", "contains", "ceo"),
+        **rule("c-1", "company_size", "gte", ""),
+        "c-2-kind": "group",
+        "c-2-match": "any",
+        **rule("c-2-0", "job_title", "is", ""),
+    }
+    page = client.post("/segments/preview/", data, **HTMX).content.decode()
+    alone = client.post(
+        "/segments/preview/", {"c-match": "all", **rule("c-0", "job_title", "contains", "")}, **HTMX
+    ).content.decode()
+
+    # The blank rule in "any" counts as false there, so the group matches no one.
+    assert '<span class="display-6" id="segment-count">0</span>' in page
+    assert "2 rules without a value yet are left out of the count." in page
+    assert "A value is required." not in page
+    assert '<div id="errors-c-1" class="lf-errors" hx-swap-oob="true"></div>' in page
+    assert f'<span class="display-6" id="segment-count">{Lead.objects.count()}</span>' in alone
+    assert "1 rule without a value yet is left out of the count." in alone
+    # Saving still insists on the value.
+    saved = client.post("/segments/new/", {"name": "Blank", "kind": "dynamic", **data})
+    assert saved.status_code == 422
+    assert "A value is required." in saved.content.decode()
+
+
 # --- saving --------------------------------------------------------------------------------
 
 
