@@ -20,6 +20,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from django.utils.translation import gettext
+
 from leads.models import FieldDefinition, FieldType, Stage
 
 FIELD_TYPES: dict[str, str] = {
@@ -129,7 +131,7 @@ class _Checker:
 
     def node(self, node: Any, path: str, depth: int) -> None:
         if not isinstance(node, dict):
-            self.fail(path, "Expected an object: a group or a rule.")
+            self.fail(path, gettext("Expected an object: a group or a rule."))
             return
         if "all" in node or "any" in node:
             self.group(node, path, depth)
@@ -140,20 +142,22 @@ class _Checker:
         elif "segment" in node:
             self.segment_rule(node, path)
         else:
-            self.fail(path, "Expected a group (all / any) or a field, activity or segment rule.")
+            self.fail(
+                path, gettext("Expected a group (all / any) or a field, activity or segment rule.")
+            )
 
     def group(self, node: dict[str, Any], path: str, depth: int) -> None:
         keys = set(node)
         if len(keys & {"all", "any"}) != 1 or keys - {"all", "any"}:
-            self.fail(path, "A group has exactly one key: all or any.")
+            self.fail(path, gettext("A group has exactly one key: all or any."))
             return
         key = "all" if "all" in node else "any"
         children = node[key]
         if depth > MAX_DEPTH:
-            self.fail(path, f"Groups nest at most {MAX_DEPTH} deep.")
+            self.fail(path, gettext("Groups nest at most %(depth)s deep.") % {"depth": MAX_DEPTH})
             return
         if not isinstance(children, list):
-            self.fail(f"{path}.{key}" if path else key, "Expected a list of rules.")
+            self.fail(f"{path}.{key}" if path else key, gettext("Expected a list of rules."))
             return
         for index, child in enumerate(children):
             prefix = f"{path}.{key}" if path else key
@@ -163,7 +167,9 @@ class _Checker:
         self.rules += 1
         if self.rules > MAX_RULES:
             if self.rules == MAX_RULES + 1:
-                self.fail(path, f"A tree holds at most {MAX_RULES} rules.")
+                self.fail(
+                    path, gettext("A tree holds at most %(count)s rules.") % {"count": MAX_RULES}
+                )
             return False
         return True
 
@@ -172,26 +178,26 @@ class _Checker:
             return
         unknown = set(node) - {"field", "op", "value"}
         if unknown:
-            self.fail(path, f"Unknown keys: {', '.join(sorted(unknown))}.")
+            self.fail(path, _unknown_keys(unknown))
         name = node.get("field")
         kind = field_type(name, self.definitions) if isinstance(name, str) else None
         if kind is None:
-            self.fail(f"{path}.field", f"Unknown field {name!r}.")
+            self.fail(f"{path}.field", gettext("Unknown field %(name)s.") % {"name": repr(name)})
             return
         op = node.get("op")
         if op not in OPERATORS[kind]:
             self.fail(
                 f"{path}.op",
-                f"{op!r} is not an operator for {kind} fields; use one of: "
-                f"{', '.join(OPERATORS[kind])}.",
+                gettext("%(op)s is not an operator for %(kind)s fields; use one of: %(ops)s.")
+                % {"op": repr(op), "kind": kind, "ops": ", ".join(OPERATORS[kind])},
             )
             return
         if op in NO_VALUE:
             if node.get("value") is not None:
-                self.fail(f"{path}.value", f"{op} takes no value.")
+                self.fail(f"{path}.value", gettext("%(op)s takes no value.") % {"op": op})
             return
         if "value" not in node:
-            self.fail(f"{path}.value", "A value is required.")
+            self.fail(f"{path}.value", gettext("A value is required."))
             return
         message = value_problem(kind, op, node["value"], str(name), self.definitions)
         if message:
@@ -202,14 +208,14 @@ class _Checker:
             return
         unknown = set(node) - {"activity", "name", "where", "count", "within_days", "between"}
         if unknown:
-            self.fail(path, f"Unknown keys: {', '.join(sorted(unknown))}.")
+            self.fail(path, _unknown_keys(unknown))
         if node.get("activity") not in ACTIVITY_TYPES:
-            self.fail(f"{path}.activity", f"Expected one of: {', '.join(ACTIVITY_TYPES)}.")
+            self.fail(f"{path}.activity", _expected_one_of(ACTIVITY_TYPES))
         if "name" in node and not (isinstance(node["name"], str) and node["name"]):
-            self.fail(f"{path}.name", "Expected a non-empty string.")
+            self.fail(f"{path}.name", gettext("Expected a non-empty string."))
         where = node.get("where", {})
         if not isinstance(where, dict):
-            self.fail(f"{path}.where", "Expected an object of property filters.")
+            self.fail(f"{path}.where", gettext("Expected an object of property filters."))
         else:
             for prop, test in where.items():
                 self.property_filter(prop, test, f"{path}.where.{prop}")
@@ -223,15 +229,25 @@ class _Checker:
         ):
             self.fail(
                 f"{path}.count",
-                'Expected {"op": "gte" | "lte" | "eq", "value": a whole number ≥ 0}.',
+                gettext("Expected %(shape)s.")
+                % {
+                    "shape": '{"op": "gte" | "lte" | "eq", "value": '
+                    + gettext("a whole number ≥ 0")
+                    + "}"
+                },
             )
         if "within_days" in node and "between" in node:
-            self.fail(path, "Use within_days or between, not both.")
+            self.fail(
+                path,
+                gettext("Use %(first)s or %(second)s, not both.")
+                % {"first": "within_days", "second": "between"},
+            )
         if "within_days" in node:
             days = node["within_days"]
             if not _is_int(days) or not 1 <= days <= MAX_DAYS:
                 self.fail(
-                    f"{path}.within_days", f"Expected a whole number of days, 1 to {MAX_DAYS}."
+                    f"{path}.within_days",
+                    gettext("Expected a whole number of days, 1 to %(max)s.") % {"max": MAX_DAYS},
                 )
         if "between" in node:
             problem = value_problem("date", "between", node["between"], "between", {})
@@ -240,36 +256,47 @@ class _Checker:
 
     def property_filter(self, prop: Any, test: Any, path: str) -> None:
         if not isinstance(prop, str) or not PROPERTY_NAME.match(prop):
-            self.fail(path, "A property name is 1 to 64 letters, digits, - or _.")
+            self.fail(path, gettext("A property name is 1 to 64 letters, digits, - or _."))
             return
         if not isinstance(test, dict) or set(test) != {"op", "value"}:
-            self.fail(path, 'Expected {"op": ..., "value": ...}.')
+            self.fail(path, gettext("Expected %(shape)s.") % {"shape": '{"op": ..., "value": ...}'})
             return
         op, value = test["op"], test["value"]
         if op not in PROPERTY_OPERATORS:
-            self.fail(f"{path}.op", f"Expected one of: {', '.join(PROPERTY_OPERATORS)}.")
+            self.fail(f"{path}.op", _expected_one_of(PROPERTY_OPERATORS))
         elif op in ("gt", "gte", "lt", "lte"):
             if not _is_number(value):
-                self.fail(f"{path}.value", "Expected a number.")
+                self.fail(f"{path}.value", gettext("Expected a number."))
         elif op in ("contains", "starts_with", "ends_with"):
             if not isinstance(value, str) or not value:
-                self.fail(f"{path}.value", "Expected a non-empty string.")
+                self.fail(f"{path}.value", gettext("Expected a non-empty string."))
         elif not isinstance(value, str | int | float | bool) or value is None:
-            self.fail(f"{path}.value", "Expected a string, number or boolean.")
+            self.fail(f"{path}.value", gettext("Expected a string, number or boolean."))
 
     def segment_rule(self, node: dict[str, Any], path: str) -> None:
         if not self.count_rule(path):
             return
         unknown = set(node) - {"segment", "op"}
         if unknown:
-            self.fail(path, f"Unknown keys: {', '.join(sorted(unknown))}.")
+            self.fail(path, _unknown_keys(unknown))
         segment = node.get("segment")
         if not _is_int(segment):
-            self.fail(f"{path}.segment", "Expected a segment id.")
+            self.fail(f"{path}.segment", gettext("Expected a segment id."))
         elif self.segment_ids is not None and segment not in self.segment_ids:
-            self.fail(f"{path}.segment", f"No segment {segment}.")
+            self.fail(f"{path}.segment", gettext("No segment %(id)s.") % {"id": segment})
         if node.get("op") not in ("in", "not_in"):
-            self.fail(f"{path}.op", "Expected in or not_in.")
+            self.fail(
+                f"{path}.op",
+                gettext("Expected %(first)s or %(second)s.") % {"first": "in", "second": "not_in"},
+            )
+
+
+def _unknown_keys(keys: set[str]) -> str:
+    return gettext("Unknown keys: %(keys)s.") % {"keys": ", ".join(sorted(keys))}
+
+
+def _expected_one_of(options: tuple[str, ...]) -> str:
+    return gettext("Expected one of: %(options)s.") % {"options": ", ".join(options)}
 
 
 def _is_int(value: Any) -> bool:
@@ -312,51 +339,64 @@ def value_problem(
     if kind == "text":
         if op == "in":
             ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-            return None if ok else "Expected a non-empty list of strings."
-        return None if isinstance(value, str) and value != "" else "Expected a non-empty string."
+            return None if ok else gettext("Expected a non-empty list of strings.")
+        if isinstance(value, str) and value != "":
+            return None
+        return gettext("Expected a non-empty string.")
     if kind == "number":
         # Whole-number columns compare with whole numbers only (2.5 would be cut to 2).
         whole = name in WHOLE_NUMBER_FIELDS or name.startswith("score.")
         check = _is_int if whole else _is_number
-        noun = "whole number" if whole else "number"
         if op == "between":
             ok = isinstance(value, list) and len(value) == 2 and all(map(check, value))
             if not ok:
-                return f"Expected [low, high], two {noun}s."
-            return None if value[0] <= value[1] else "The low bound is above the high bound."
-        return None if check(value) else f"Expected a {noun}."
+                if whole:
+                    return gettext("Expected [low, high], two whole numbers.")
+                return gettext("Expected [low, high], two numbers.")
+            if value[0] > value[1]:
+                return gettext("The low bound is above the high bound.")
+            return None
+        if check(value):
+            return None
+        return gettext("Expected a whole number.") if whole else gettext("Expected a number.")
     if kind == "date":
         if op in RELATIVE:
             ok = _is_int(value) and 0 <= value <= MAX_DAYS
-            return None if ok else f"Expected a whole number of days, 0 to {MAX_DAYS}."
+            if ok:
+                return None
+            return gettext("Expected a whole number of days, 0 to %(max)s.") % {"max": MAX_DAYS}
         if op == "between":
             if not (isinstance(value, list) and len(value) == 2):
-                return "Expected [first day, last day] as YYYY-MM-DD."
+                return gettext("Expected [first day, last day] as YYYY-MM-DD.")
             first, last = parse_date(value[0]), parse_date(value[1])
             if first is None or last is None:
-                return "Expected [first day, last day] as YYYY-MM-DD."
-            return None if first <= last else "The first day is after the last day."
-        return None if parse_date(value) else "Expected a date as YYYY-MM-DD (years 1900 to 9000)."
+                return gettext("Expected [first day, last day] as YYYY-MM-DD.")
+            return None if first <= last else gettext("The first day is after the last day.")
+        if parse_date(value):
+            return None
+        return gettext("Expected a date as YYYY-MM-DD (years 1900 to 9000).")
     if kind == "boolean":
-        return None if isinstance(value, bool) else "Expected true or false."
+        return None if isinstance(value, bool) else gettext("Expected true or false.")
     if kind == "choice":
         options = _choice_options(name, definitions)
         values = value if op == "in" else [value]
         if op == "in" and (not isinstance(value, list) or not value):
-            return "Expected a non-empty list."
+            return gettext("Expected a non-empty list.")
         bad = [v for v in values if v not in options]
-        return f"Not one of: {', '.join(options)}." if bad else None
+        return (
+            gettext("Not one of: %(options)s.") % {"options": ", ".join(options)} if bad else None
+        )
     if kind == "owner":
         if op == "in":
             ok = isinstance(value, list) and value and all(map(_is_int, value))
-            return None if ok else "Expected a non-empty list of user ids."
-        return None if _is_int(value) else "Expected a user id."
+            return None if ok else gettext("Expected a non-empty list of user ids.")
+        return None if _is_int(value) else gettext("Expected a user id.")
     if kind == "tags":
         if op in ("has", "has_not"):
-            return None if isinstance(value, str) and value else "Expected a tag name."
+            return None if isinstance(value, str) and value else gettext("Expected a tag name.")
         ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
-        return None if ok else "Expected a non-empty list of tag names."
-    return f"Unknown field type {kind!r}."
+        return None if ok else gettext("Expected a non-empty list of tag names.")
+    return gettext("Unknown field type %(kind)s.") % {"kind": repr(kind)}
 
 
 def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[str]:
@@ -376,7 +416,11 @@ def validate(tree: Any, *, segment_ids: set[int] | None = None) -> dict[str, Any
     definitions = {d.key: d for d in FieldDefinition.objects.all()}
     checker = _Checker(definitions, segment_ids)
     if not isinstance(tree, dict) or not ("all" in tree or "any" in tree):
-        checker.fail("", 'The root is a group: {"all": [...]} or {"any": [...]}.')
+        checker.fail(
+            "",
+            gettext("The root is a group: %(all)s or %(any)s.")
+            % {"all": '{"all": [...]}', "any": '{"any": [...]}'},
+        )
     else:
         checker.node(tree, "", 0)
     if checker.errors:

@@ -22,6 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from leads.conditions import (
     Compiler,
@@ -59,14 +60,14 @@ def segment_conditions_clean(
     segments referring to each other (which could never settle)."""
     if kind == SegmentKind.STATIC:
         if conditions:
-            raise ConditionError({"": ["A static segment has no conditions."]})
+            raise ConditionError({"": [gettext("A static segment has no conditions.")]})
         return {}
     ids = set(Segment.objects.values_list("id", flat=True))
     tree = validate(conditions, segment_ids=ids)
     if segment is not None and segment.pk:
         refs = referenced_segments(tree)
         if segment.pk in refs or segment.pk in _reachable(refs):
-            raise ConditionError({"": ["Segments would refer to each other in a cycle."]})
+            raise ConditionError({"": [gettext("Segments would refer to each other in a cycle.")]})
     return tree
 
 
@@ -109,7 +110,7 @@ def _schedule_recompute(segment: Segment) -> None:
 def segment_refresh_request(*, segment: Segment) -> None:
     """Recompute a dynamic segment in a worker ("Refresh now")."""
     if segment.kind != SegmentKind.DYNAMIC:
-        raise ConditionError({"": ["Only dynamic segments are recomputed."]})
+        raise ConditionError({"": [gettext("Only dynamic segments are recomputed.")]})
     _schedule_recompute(segment)
 
 
@@ -175,7 +176,14 @@ def segment_delete(*, segment: Segment) -> None:
         if segment.pk in referenced_segments(s.conditions or {"all": []})
     ]
     if users:
-        raise ConditionError({"": [f"Used by the segments: {', '.join(sorted(users))}."]})
+        raise ConditionError(
+            {
+                "": [
+                    gettext("Used by the segments: %(names)s.")
+                    % {"names": ", ".join(sorted(users))}
+                ]
+            }
+        )
     segment.delete()
 
 
@@ -428,14 +436,16 @@ def segment_add_leads(
 ) -> int:
     """Add leads to a static segment; returns how many were not in it already."""
     if segment.kind != SegmentKind.STATIC:
-        raise ConditionError({"": ["Leads are added by hand to static segments only."]})
+        raise ConditionError({"": [gettext("Leads are added by hand to static segments only.")]})
     return len(_enter(segment, lead_ids, source))
 
 
 @transaction.atomic
 def segment_remove_leads(*, segment: Segment, lead_ids: Iterable[int]) -> int:
     if segment.kind != SegmentKind.STATIC:
-        raise ConditionError({"": ["Leads are removed by hand from static segments only."]})
+        raise ConditionError(
+            {"": [gettext("Leads are removed by hand from static segments only.")]}
+        )
     return len(_leave(segment, lead_ids))
 
 
@@ -445,7 +455,9 @@ def segment_exclude_leads(
 ) -> int:
     """Keep leads out of a dynamic segment until they are included again."""
     if segment.kind != SegmentKind.DYNAMIC:
-        raise ConditionError({"": ["Only dynamic segments have exclusions; remove the lead."]})
+        raise ConditionError(
+            {"": [gettext("Only dynamic segments have exclusions; remove the lead.")]}
+        )
     lead_ids = list(lead_ids)
     SegmentExclusion.objects.bulk_create(
         [SegmentExclusion(segment=segment, lead_id=i, created_by=created_by) for i in lead_ids],

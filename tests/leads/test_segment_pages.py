@@ -21,6 +21,7 @@ from leads.models import (
     SegmentMembership,
     Tag,
 )
+from leads.services.preferences import user_language_set
 from leads.services.segments import segment_add_leads, segment_create, segment_recompute
 from tests.factories import EventFactory, LeadFactory, UserFactory
 
@@ -626,6 +627,48 @@ def test_invalid_input_shows_the_error_at_its_rule_and_keeps_the_rest(client, ma
     assert values["c-1-0-value2"] == ["1000"]
     assert values["c-1-1-url"] == ["/pricing"]
     assert values["description"] == ["For the sales team"]
+
+
+def test_a_german_marketer_sees_condition_errors_in_german(client, marketer):
+    # Given a marketer who chose German
+    user_language_set(user=marketer, language="de")
+    client.force_login(marketer)
+
+    # When they save a range rule whose low bound is not a number
+    response = client.post("/segments/new/", {**NESTED, "c-1-0-value": "many"})
+
+    # Then the error next to the rule is German, and nothing is saved
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert not Segment.objects.exists()
+    errors = re.search(r'<div id="errors-c-1-0" class="lf-errors">(.*?)</div></div>', page, re.S)
+    assert errors
+    assert "Erwartet wird [untere, obere Grenze], zwei ganze Zahlen." in errors.group(1)
+    assert "Expected [low, high], two whole numbers." not in page
+
+
+def test_the_api_answers_condition_errors_in_english_for_an_api_key(full_api, marketer):
+    # A German user in the team does not change what an API key is told
+    user_language_set(user=marketer, language="de")
+    tree = {
+        "all": [
+            {"field": "shoe_size", "op": "gte", "value": 10},
+            {"field": "score", "op": "between", "value": [50, 10]},
+            {"activity": "page", "within_days": 30, "between": ["2026-01-01", "2026-02-01"]},
+        ]
+    }
+
+    response = full_api.post(
+        "/api/v1/segments/", {"name": "Bad", "conditions": tree}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "conditions.all[0].field": ["Unknown field 'shoe_size'."],
+        "conditions.all[1].value": ["The low bound is above the high bound."],
+        "conditions.all[2]": ["Use within_days or between, not both."],
+    }
+    assert not Segment.objects.exists()
 
 
 def test_a_dynamic_segment_needs_a_rule_and_a_free_name(client, marketer):
