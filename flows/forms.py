@@ -68,7 +68,7 @@ LABELS: dict[str, StrOrPromise] = {
     "once_per_lead": gettext_lazy("Only once per lead"),
     "segment": gettext_lazy("Segment"),
     "campaign": gettext_lazy("Email name"),
-    "email.activity:url": gettext_lazy("Clicked link"),
+    "email.activity:url": gettext_lazy("Clicked link (clicks only)"),
     "page.visited:url": gettext_lazy("Page URL"),
     "url.op": gettext_lazy("Match"),
     "url.value": gettext_lazy("URL"),
@@ -122,6 +122,7 @@ HELP: dict[str, StrOrPromise] = {
     "value": gettext_lazy(
         "Typed as the field is: a number field takes a number, a yes/no field true or false."
     ),
+    "url.value": gettext_lazy("The address or a part of it, as chosen under Match."),
     "where": gettext_lazy(
         "Optional. For “is”, numbers and true/false are read as such; put text "
         'in double quotes ("42") to keep it text. Apply to get another row.'
