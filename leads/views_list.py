@@ -202,18 +202,17 @@ class LeadBulkForm(forms.Form):
         return data
 
 
-def _bulk_apply(form: LeadBulkForm, leads: QuerySet[Lead]) -> bulk.BulkResult:
+def _bulk_values(form: LeadBulkForm) -> dict[str, Any]:
+    """The action's value as ids and names, as ``leads_bulk_change`` takes it."""
     data = form.cleaned_data
     action = data["action"]
     if action == "owner":
-        return bulk.leads_owner_set(leads=leads, owner=form.new_owner)
-    if action == "tag_add":
-        return bulk.leads_tags_change(leads=leads, add=[data["tag"].strip()])
-    if action == "tag_remove":
-        return bulk.leads_tags_change(leads=leads, remove=[data["tag"].strip()])
+        return {"owner": form.new_owner.pk if form.new_owner else None}
+    if action in ("tag_add", "tag_remove"):
+        return {"tag": data["tag"].strip()}
     if action == "segment":
-        return bulk.leads_segment_add(leads=leads, segment=data["segment"])
-    return bulk.leads_stage_set(leads=leads, stage=data["stage"])
+        return {"segment": data["segment"].pk}
+    return {"stage": data["stage"]}
 
 
 # Up to this many leads a bulk change runs in the request; more go to a worker,
@@ -224,24 +223,13 @@ BULK_INLINE_LIMIT = 2000
 def _bulk_job_start(
     request: HtmxHttpRequest, form: LeadBulkForm, filters: LeadFilters, params: dict[str, str]
 ) -> LeadJob:
-    data = form.cleaned_data
-    action = data["action"]
-    values: dict[str, Any] = {}
-    if action == "owner":
-        values["owner"] = form.new_owner.pk if form.new_owner else None
-    elif action in ("tag_add", "tag_remove"):
-        values["tag"] = data["tag"].strip()
-    elif action == "segment":
-        values["segment"] = data["segment"].pk
-    else:
-        values["stage"] = data["stage"]
     return lead_job_start(
         user=request.user,
         kind=JobKind.BULK,
         filters=filters,
         query=urlencode(params),
-        action=action,
-        params=values,
+        action=form.cleaned_data["action"],
+        params=_bulk_values(form),
     )
 
 
@@ -284,7 +272,9 @@ def lead_bulk(request: HtmxHttpRequest) -> HttpResponse:
             return redirect(url)
     else:
         leads = leads_visible_to(request.user).filter(pk__in=form.cleaned_data["lead"])
-    result = _bulk_apply(form, leads)
+    result = bulk.leads_bulk_change(
+        leads=leads, action=form.cleaned_data["action"], values=_bulk_values(form)
+    )
     message = ngettext(
         "%(action)s: %(changed)d of %(total)d lead changed.",
         "%(action)s: %(changed)d of %(total)d leads changed.",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
 
-from leads.models import Lead, Segment
+from leads.models import Lead, Segment, SegmentKind
 from leads.services.leads import lead_update
 from leads.services.segments import segment_add_leads
 
@@ -131,3 +132,34 @@ def leads_segment_add(
         if progress is not None:
             progress(BulkResult(total=total, changed=changed))
     return BulkResult(total=total, changed=changed)
+
+
+BULK_ACTIONS = ("owner", "tag_add", "tag_remove", "segment", "stage")
+
+
+def leads_bulk_change(
+    *, leads: QuerySet[Lead], action: str, values: dict[str, Any], progress: Progress = None
+) -> BulkResult:
+    """One of ``BULK_ACTIONS`` with its value as ids and names (``owner``: a user
+    id or None, ``tag``, ``segment``: a static segment's id, ``stage``), as the
+    leads list sends it and a background job keeps it. An owner or segment gone
+    since it was chosen raises ValueError before any lead changes."""
+    if action == "owner":
+        owner = None
+        if values.get("owner"):
+            owner = User.objects.filter(pk=values["owner"], is_active=True).first()
+            if owner is None:
+                raise ValueError("The chosen owner is no longer an active user.")
+        return leads_owner_set(leads=leads, owner=owner, progress=progress)
+    if action == "tag_add":
+        return leads_tags_change(leads=leads, add=[values["tag"]], progress=progress)
+    if action == "tag_remove":
+        return leads_tags_change(leads=leads, remove=[values["tag"]], progress=progress)
+    if action == "segment":
+        segment = Segment.objects.filter(pk=values["segment"], kind=SegmentKind.STATIC).first()
+        if segment is None:
+            raise ValueError("The static segment no longer exists.")
+        return leads_segment_add(leads=leads, segment=segment, progress=progress)
+    if action == "stage":
+        return leads_stage_set(leads=leads, stage=values["stage"], progress=progress)
+    raise ValueError(f"unknown bulk action {action!r}")

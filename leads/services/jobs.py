@@ -18,7 +18,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import JobKind, JobStatus, LeadJob, Segment, SegmentKind
+from leads.models import JobKind, JobStatus, LeadJob
 from leads.selectors import LeadFilters, leads_filter, leads_visible_to
 from leads.services import bulk
 from leads.services.exports import export_leads, export_rows
@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 # How often an export writes its progress (rows); a bulk change writes it per batch.
 PROGRESS_EVERY = 2000
-BULK_ACTIONS = ("owner", "tag_add", "tag_remove", "segment", "stage")
 
 
 def lead_job_start(
@@ -44,7 +43,7 @@ def lead_job_start(
     it after commit."""
     from leads.tasks import lead_job_run_task
 
-    if kind == JobKind.BULK and action not in BULK_ACTIONS:
+    if kind == JobKind.BULK and action not in bulk.BULK_ACTIONS:
         raise ValueError(f"unknown bulk action {action!r}")
     job = LeadJob.objects.create(
         kind=kind,
@@ -110,27 +109,9 @@ def _export(job: LeadJob) -> int:
 
 
 def _bulk(job: LeadJob, leads: Any) -> bulk.BulkResult:
-    params = job.params
-
     def progress(result: bulk.BulkResult) -> None:
         _progress(job, rows_done=result.total, rows_changed=result.changed)
 
-    if job.action == "owner":
-        owner = (
-            User.objects.filter(pk=params["owner"], is_active=True).first()
-            if params.get("owner")
-            else None
-        )
-        if params.get("owner") and owner is None:
-            raise ValueError("The chosen owner is no longer an active user.")
-        return bulk.leads_owner_set(leads=leads, owner=owner, progress=progress)
-    if job.action == "tag_add":
-        return bulk.leads_tags_change(leads=leads, add=[params["tag"]], progress=progress)
-    if job.action == "tag_remove":
-        return bulk.leads_tags_change(leads=leads, remove=[params["tag"]], progress=progress)
-    if job.action == "segment":
-        segment = Segment.objects.filter(pk=params["segment"], kind=SegmentKind.STATIC).first()
-        if segment is None:
-            raise ValueError("The static segment no longer exists.")
-        return bulk.leads_segment_add(leads=leads, segment=segment, progress=progress)
-    return bulk.leads_stage_set(leads=leads, stage=params["stage"], progress=progress)
+    return bulk.leads_bulk_change(
+        leads=leads, action=job.action, values=job.params, progress=progress
+    )

@@ -41,29 +41,6 @@ from scoring.models import LeadScore, ScoreChange
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "leadflow.lead-export/1"
-LEAD_FIELDS = (
-    "id",
-    "email",
-    "external_id",
-    "first_name",
-    "last_name",
-    "phone",
-    "job_title",
-    "company_name",
-    "company_size",
-    "industry",
-    "country",
-    "city",
-    "stage",
-    "unsubscribed",
-    "score",
-    "grade",
-    "custom_fields",
-    "raw_traits",
-    "created_at",
-    "updated_at",
-    "last_activity_at",
-)
 
 
 def _dumps(value: Any) -> str:
@@ -83,7 +60,11 @@ def _rows(queryset: QuerySet[Any], *fields: Any, **expressions: Any) -> list[dic
 def lead_export(*, lead: Lead) -> Iterator[str]:
     """Everything held about ``lead`` as one JSON document, produced in pieces so
     a lead with a long history streams instead of being built in memory."""
-    lead_data = {name: getattr(lead, name) for name in LEAD_FIELDS}
+    # Every column, so a field added to the model is exported without a change here;
+    # the owner by name rather than id.
+    lead_data = {
+        f.attname: getattr(lead, f.attname) for f in Lead._meta.concrete_fields if f.name != "owner"
+    }
     lead_data["owner"] = lead.owner.get_username() if lead.owner_id and lead.owner else None
     lead_data["tags"] = sorted(lead.tags.values_list("name", flat=True))
     steps = StepRun.objects.filter(enrollment__lead=lead)
@@ -177,18 +158,7 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
     events = (
         Event.objects.filter(lead=lead)
         .order_by("occurred_at", "id")
-        .values(
-            "type",
-            "name",
-            "properties",
-            "context",
-            "user_id",
-            "anonymous_id",
-            "email",
-            "occurred_at",
-            "received_at",
-            "source",
-        )
+        .values(*(f.attname for f in Event._meta.concrete_fields if f.name != "lead"))
     )
     for index, event in enumerate(events.iterator(chunk_size=2000)):
         yield ("," if index else "") + _dumps(event)
