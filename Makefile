@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 ASSETS_SOURCES := frontend/package.json frontend/package-lock.json frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
 
-.PHONY: install assets run test lint format migrate demo messages
+.PHONY: install assets run test lint format migrate demo messages bench
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,16 @@ run: demo assets
 
 test: install assets
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every benchmark in bench/, each on its own scratch PostgreSQL database and Redis,
+# appended to bench/RESULTS.md with its raw baseline, the ratio, the machine and the
+# date. Takes the better part of an hour on two cores; BENCHES picks a subset.
+BENCHES ?= ingest imports segments flows pages builder
+bench: install assets
+	@for name in $(BENCHES); do \
+		echo "== bench/$$name.py"; \
+		$(PY) bench/$$name.py --record || exit 1; \
+	done
 
 lint: install
 	$(VENV)/bin/ruff check .
