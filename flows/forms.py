@@ -26,6 +26,7 @@ from flows.graph import config_problems, required_name
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes import base as picks
 from flows.nodes.actions import SETTABLE_FIELDS
+from flows.nodes.base import SECRET_SET, config_checkable, secret_value_set
 from flows.nodes.summaries import standard_field_labels
 from leads.models import Stage, TaskPriority
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
@@ -206,6 +207,10 @@ class ConfigField:
     rows: list[list[ConfigField]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     in_row: bool = False
+    # A write-only setting: whether one is stored, and whether the editor asked
+    # to clear it. Its input never carries the value.
+    secret_set: bool = False
+    secret_clear: bool = False
 
     @property
     def key(self) -> str:
@@ -351,6 +356,10 @@ class NodeConfigForm:
             f.widget = "scalar"
         else:
             f.widget = "json"
+        if not in_row and path in self.node_type.secrets:
+            f.widget = "secret"
+            f.input_type = "password"
+            f.attrs.pop("list", None)
         if f.widget not in ("text", "number", "select", "json"):
             f.html_required = False
         return f
@@ -464,6 +473,9 @@ class NodeConfigForm:
             f.value = "" if value is MISSING else json.dumps(value, indent=2, ensure_ascii=False)
         elif f.widget == "scalar":
             f.value = self._scalar_text(f, value)
+        elif f.widget == "secret":
+            f.value = ""
+            f.secret_set = value is not MISSING and secret_value_set(value)
         else:
             f.value = "" if value is MISSING or value is None else str(value)
         if f.widget == "select":
@@ -516,6 +528,10 @@ class NodeConfigForm:
                 f.value = f.name in data
             elif f.widget == "checkboxes":
                 f.value = data.getlist(f.name)
+            elif f.widget == "secret":
+                f.value = data.get(f.name, "")
+                f.secret_set = f.name in data.getlist("secret-set")
+                f.secret_clear = f.name in data.getlist("secret-clear")
             else:
                 f.value = data.get(f.name, "")
                 if f.widget == "select":
@@ -548,6 +564,14 @@ class NodeConfigForm:
             return self._parse_checkboxes(f)
         if f.widget == "times":
             return self._parse_times(f)
+        if f.widget == "secret":
+            # Typed: the new value. Else, cleared on purpose: "" (which saving
+            # turns into no secret), or kept: the mask, which saving resolves.
+            if str(f.value).strip():
+                return str(f.value)
+            if f.secret_set:
+                return "" if f.secret_clear else SECRET_SET
+            return MISSING
         text = str(f.value).strip()
         if f.widget == "json":
             return self._parse_json(f, text)
@@ -580,7 +604,7 @@ class NodeConfigForm:
             elif f.widget == "rows":
                 if any(str(cell.value).strip() for row in f.rows for cell in row):
                     return False
-            elif f.value and str(f.value).strip():
+            elif (f.widget == "secret" and f.secret_set) or (f.value and str(f.value).strip()):
                 return False
         return True
 
@@ -694,7 +718,8 @@ class NodeConfigForm:
 
     def _validate(self) -> None:
         by_name = self._by_name()
-        for path, messages in config_problems(self.node_type, self.config).items():
+        config = config_checkable(self.node_type, self.config)
+        for path, messages in config_problems(self.node_type, config).items():
             for message in messages:
                 target, text = self._locate(path, message, by_name)
                 if target is None:

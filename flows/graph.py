@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from jsonschema import Draft202012Validator
 
 from flows.nodes import REGISTRY, NodeType
+from flows.nodes.base import config_mask, config_unmask
 
 MAX_NODES = 500
 NODE_ID = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -21,6 +22,44 @@ class GraphError(ValueError):
     def __init__(self, problems: dict[str, Any]):
         super().__init__(gettext("The flow has problems."))
         self.problems = problems
+
+
+def graph_mask(graph: Any) -> Any:
+    """The graph as it may leave the server (API, builder page, versions): each
+    set secret shows as ``SECRET_SET`` (see ``flows.nodes.base``)."""
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+        return graph
+    nodes = []
+    for node in graph["nodes"]:
+        node_type = REGISTRY.get(str(node.get("type"))) if isinstance(node, dict) else None
+        if node_type is not None and node_type.secrets and "config" in node:
+            node = {**node, "config": config_mask(node_type, node["config"])}
+        nodes.append(node)
+    return {**graph, "nodes": nodes}
+
+
+def graph_unmask(graph: Any, *, stored: Any) -> Any:
+    """A graph that came back from an editor, with the secrets of ``stored`` kept
+    where it left them masked or out: matched by node id and type, so a copied
+    node (a new id) or a node whose type changed starts without them."""
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+        return graph
+    before: dict[str, dict[str, Any]] = {}
+    if isinstance(stored, dict) and isinstance(stored.get("nodes"), list):
+        for node in stored["nodes"]:
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                before[node["id"]] = node
+    nodes = []
+    for node in graph["nodes"]:
+        node_type = REGISTRY.get(str(node.get("type"))) if isinstance(node, dict) else None
+        if node_type is not None and node_type.secrets:
+            node_id = node.get("id")
+            old = before.get(node_id) if isinstance(node_id, str) else None
+            old_config = old.get("config") if old and old.get("type") == node_type.key else None
+            config = node.get("config", {})
+            node = {**node, "config": config_unmask(node_type, config, old_config)}
+        nodes.append(node)
+    return {**graph, "nodes": nodes}
 
 
 def config_problems(node_type: NodeType, config: Any) -> dict[str, list[str]]:

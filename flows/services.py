@@ -26,7 +26,7 @@ from django.db.models import Count, F, Field, Model, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from flows.graph import GraphError, graph_validate
+from flows.graph import GraphError, graph_unmask, graph_validate
 from flows.models import (
     Delivery,
     DeliveryStatus,
@@ -87,11 +87,12 @@ def flow_create(
 
 @transaction.atomic
 def flow_draft_save(*, flow: Flow, graph: dict[str, Any], revision: int) -> Flow:
-    """Save the draft if nobody saved since ``revision``; else DraftConflict."""
+    """Save the draft if nobody saved since ``revision``; else DraftConflict.
+    Secrets the editor got masked (or left out) keep their stored values."""
     locked = Flow.objects.select_for_update().get(pk=flow.pk)
     if locked.draft_revision != revision:
         raise DraftConflict()
-    locked.draft = graph
+    locked.draft = graph_unmask(graph, stored=locked.draft)
     locked.draft_revision = F("draft_revision") + 1
     locked.save(update_fields=["draft", "draft_revision", "updated_at"])
     locked.refresh_from_db()

@@ -21,7 +21,7 @@ from django.views.i18n import JavaScriptCatalog
 from django_htmx.http import trigger_client_event
 
 from flows.forms import NodeConfigForm, config_from_param
-from flows.graph import NODE_ID
+from flows.graph import NODE_ID, graph_mask
 from flows.models import Flow, FlowVersion
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
@@ -88,7 +88,7 @@ def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) ->
             "status": flow.status,
             "version": flow.published.number if flow.published else None,
         },
-        "graph": graph,
+        "graph": graph_mask(graph),
         "revision": flow.draft_revision,
         "readOnly": version is not None,
         "viewing": version.number if version is not None else None,

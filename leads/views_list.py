@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from leads.decorators import role_required
 from leads.models import JobKind, JobStatus, Lead, LeadJob, Segment, SegmentKind, Stage
+from leads.roles import user_role
 from leads.selectors import (
     LEAD_SORTS,
     LeadFilters,
@@ -35,6 +36,7 @@ from leads.selectors import (
 from leads.services import bulk
 from leads.services.exports import export_leads, export_rows
 from leads.services.jobs import lead_job_start
+from leads.services.policy import bulk_action_refusal, bulk_actions_allowed, owner_refusal
 from leads.views import ALL_ROLES, HtmxHttpRequest
 
 PAGE_SIZE = 50
@@ -121,12 +123,24 @@ def _list_context(request: HtmxHttpRequest, data: QueryDict) -> dict[str, Any]:
     }
 
 
-def _choices_context() -> dict[str, Any]:
+def _choices_context(user: Any) -> dict[str, Any]:
     segments = list(Segment.objects.only("id", "name", "kind").order_by("name"))
+    owners = list(lead_owner_choices())
+    role = user_role(user)
+    allowed = bulk_actions_allowed(role)
     return {
         "segments": segments,
         "static_segments": [s for s in segments if s.kind == SegmentKind.STATIC],
-        "owners": list(lead_owner_choices()),
+        "owners": owners,
+        # The bulk form offers only what the user's role may do (a rep: no segment
+        # action, and themselves or no one as the owner).
+        "bulk_actions": [(key, label) for key, label in BULK_ACTIONS if key in allowed],
+        "may_bulk_segment": "segment" in allowed,
+        "bulk_owners": [
+            person
+            for person in owners
+            if owner_refusal(role=role, user_id=user.pk, owner=person) is None
+        ],
         "stages": Stage.choices,
         "grades": GRADES,
         "sorts": SORTS,
@@ -143,8 +157,10 @@ def lead_list(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         if request.GET.get("after"):
             return render(request, "leads/_lead_rows.html", context)
-        return render(request, "leads/_lead_results.html", {**context, **_choices_context()})
-    return render(request, "leads/lead_list.html", {**context, **_choices_context()})
+        return render(
+            request, "leads/_lead_results.html", {**context, **_choices_context(request.user)}
+        )
+    return render(request, "leads/lead_list.html", {**context, **_choices_context(request.user)})
 
 
 # --- bulk actions -------------------------------------------------------------------
@@ -247,10 +263,18 @@ def lead_bulk(request: HtmxHttpRequest) -> HttpResponse:
     if not form.is_valid():
         error = " ".join(str(e) for errors in form.errors.values() for e in errors)
         return _bulk_answer(request, list_url, error=error, status=422)
+    refused = bulk_action_refusal(
+        role=user_role(request.user),
+        user_id=request.user.pk,
+        action=form.cleaned_data["action"],
+        values=_bulk_values(form),
+    )
+    if refused:
+        return _bulk_answer(request, list_url, error=" ".join(refused.values()), status=422)
     if form.cleaned_data["all_matching"]:
         if not form.cleaned_data["confirmed"]:
             context = _list_context(request, request.POST)
-            context.update(_choices_context())
+            context.update(_choices_context(request.user))
             context["bulk_confirm"] = {
                 "count": matching.count(),
                 "action": dict(BULK_ACTIONS)[form.cleaned_data["action"]],
@@ -273,7 +297,10 @@ def lead_bulk(request: HtmxHttpRequest) -> HttpResponse:
     else:
         leads = leads_visible_to(request.user).filter(pk__in=form.cleaned_data["lead"])
     result = bulk.leads_bulk_change(
-        leads=leads, action=form.cleaned_data["action"], values=_bulk_values(form)
+        leads=leads,
+        action=form.cleaned_data["action"],
+        values=_bulk_values(form),
+        user=request.user,
     )
     message = ngettext(
         "%(action)s: %(changed)d of %(total)d lead changed.",
@@ -297,7 +324,7 @@ def _bulk_answer(
 ) -> HttpResponse:
     if request.htmx:
         context = _list_context(request, request.POST)
-        context.update(_choices_context())
+        context.update(_choices_context(request.user))
         context.update({"bulk_message": message, "bulk_error": error})
         return render(request, "leads/_lead_results.html", context, status=status)
     if error:

@@ -38,6 +38,7 @@ from leads.selectors import (
 )
 from leads.services.leads import lead_update
 from leads.services.notes import NOTE_MAX_LENGTH, note_create
+from leads.services.policy import lead_change_refusals, lead_values, owner_refusal
 from leads.views import ALL_ROLES, HtmxHttpRequest
 from scoring.models import ScoreCategory, ScoreSource
 from scoring.services import score_adjust, scoring_settings
@@ -52,7 +53,8 @@ TIMELINE_FILTER_LABELS = {
     "tasks": gettext_lazy("Tasks"),
     "notes": gettext_lazy("Notes"),
 }
-# htmx leaves 4xx answers unswapped unless told; a refused form is a 422.
+# htmx leaves 4xx answers unswapped unless told; a refused form is a 422 (so is a
+# change the user's role may not make: the form comes back with the reason).
 INVALID = 422
 
 
@@ -105,12 +107,20 @@ def _selected_filters(request: HtmxHttpRequest) -> list[str]:
     return [f for f in TIMELINE_FILTERS if f in chosen]
 
 
-def _header_context(lead: Lead, form: LeadOwnerStageForm | None = None) -> dict[str, Any]:
+def _header_context(
+    lead: Lead, form: LeadOwnerStageForm | None = None, *, user: Any
+) -> dict[str, Any]:
+    role = user_role(user)
     return {
         "lead": lead,
         "owner_form": form
         or LeadOwnerStageForm(initial={"owner": lead.owner_id, "stage": lead.stage}),
-        "owners": list(lead_owner_choices()),
+        # Only the owners this user may choose (a rep: themselves).
+        "owners": [
+            person
+            for person in lead_owner_choices()
+            if owner_refusal(role=role, user_id=user.pk, owner=person) is None
+        ],
         "stages": Stage.choices,
     }
 
@@ -195,7 +205,7 @@ def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict
         .order_by("segment__name")
     )
     return {
-        **_header_context(lead, forms.get("owner_form")),
+        **_header_context(lead, forms.get("owner_form"), user=request.user),
         **_score_context(request, lead, forms.get("adjust_form")),
         **_timeline_context(request, lead),
         **_notes_context(lead, forms.get("note_form")),
@@ -256,26 +266,32 @@ def lead_profile_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 request,
                 lead,
                 "leads/_profile_header.html",
-                _header_context(lead, form),
+                _header_context(lead, form, user=request.user),
                 owner_form=form,
             )
-        changed = lead_update(
-            lead=lead,
-            changes={"owner": form.cleaned_data["owner"], "stage": form.cleaned_data["stage"]},
+        changes = {"owner": form.cleaned_data["owner"], "stage": form.cleaned_data["stage"]}
+        refused = lead_change_refusals(
+            role=user_role(request.user),
+            user_id=request.user.pk,
+            current=lead_values(lead),
+            changes=changes,
         )
-    if not leads_visible_to(request.user).filter(pk=lead.pk).exists():
-        # A rep who hands the lead to someone else no longer sees it.
-        messages.success(request, gettext("The lead now belongs to someone else."))
-        if request.htmx:
-            response = HttpResponse(status=204)
-            response["HX-Redirect"] = reverse("lead-list")
-            return response
-        return redirect("lead-list")
+        if refused:
+            for name, message in refused.items():
+                form.add_error(name if name in form.fields else None, message)
+            return _invalid(
+                request,
+                lead,
+                "leads/_profile_header.html",
+                _header_context(lead, form, user=request.user),
+                owner_form=form,
+            )
+        changed = lead_update(lead=lead, changes=changes)
     notice = gettext("Saved.") if changed else gettext("Nothing changed.")
     if not request.htmx:
         messages.success(request, notice)
         return redirect("lead-detail", pk=lead.pk)
-    context = {**_header_context(lead), "header_notice": notice}
+    context = {**_header_context(lead, user=request.user), "header_notice": notice}
     return render(request, "leads/_profile_header.html", context)
 
 
@@ -313,7 +329,7 @@ def lead_profile_score(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     lead.refresh_from_db()
     context = {
         **_score_context(request, lead),
-        **_header_context(lead),
+        **_header_context(lead, user=request.user),
         "score_notice": notice,
         "header_oob": True,
     }

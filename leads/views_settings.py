@@ -500,18 +500,38 @@ def category_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 class SlackForm(_StyledForm):
+    """The team's Slack URL is a credential (whoever has it posts to the channel):
+    written, never shown again. Left blank it stays; "Remove" clears it."""
+
     slack_webhook_url = forms.URLField(
         label=_("Slack incoming-webhook URL"),
         max_length=500,
         required=False,
         assume_scheme="https",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
+    remove = forms.BooleanField(label=_("Remove the saved URL"), required=False)
+
+    def __init__(self, *args: Any, saved: bool, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.saved = saved
+        field = self.fields["slack_webhook_url"]
+        if saved:
+            field.help_text = _("Set. It is never shown again; leave this blank to keep it.")
+        else:
+            field.help_text = _("Not set.")
+            del self.fields["remove"]
 
     def clean_slack_webhook_url(self) -> str:
         url = self.cleaned_data["slack_webhook_url"]
         if url and not url.startswith("https://"):
             raise forms.ValidationError(_("Use an https:// URL."), code="invalid")
         return url
+
+    def new_url(self, current: str) -> str:
+        if self.cleaned_data.get("remove"):
+            return ""
+        return self.cleaned_data["slack_webhook_url"] or current
 
 
 def _webhook_url(request: HtmxHttpRequest, esp: str) -> str:
@@ -560,9 +580,9 @@ PROVIDER_STEPS = {
 @require_http_methods(["GET", "POST"])
 def integrations_page(request: HtmxHttpRequest) -> HttpResponse:
     current = integration_settings()
-    form = SlackForm(request.POST or None, initial={"slack_webhook_url": current.slack_webhook_url})
+    form = SlackForm(request.POST or None, saved=bool(current.slack_webhook_url))
     if request.method == "POST" and form.is_valid():
-        integration_settings_update(slack_webhook_url=form.cleaned_data["slack_webhook_url"])
+        integration_settings_update(slack_webhook_url=form.new_url(current.slack_webhook_url))
         messages.success(request, gettext("Integration settings are saved."))
         return redirect("settings-integrations")
     providers = [

@@ -7,6 +7,7 @@ theirs to see; "login" a page redirects an anonymous visitor to log in."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group
 
 from flows.models import Flow
 from flows.services import flow_create
@@ -72,7 +73,13 @@ PAGES: list[tuple[str, dict]] = [
     ("/api/v1/events/", API_ALL),
     ("/api/v1/fields/", API_ALL),
     ("/api/v1/segments/", API_ALL),
-    ("/api/v1/flows/", API_ALL),
+    ("/api/v1/flows/", API_STAFF),
+    ("/api/v1/flows/{flow}/", API_STAFF),
+    ("/api/v1/flows/{flow}/draft/", API_STAFF),
+    ("/api/v1/flows/{flow}/versions/", API_STAFF),
+    ("/api/v1/flows/{flow}/stats/", API_STAFF),
+    ("/api/v1/flows/templates/", API_STAFF),
+    ("/flows/{flow}/node-form/?type=webhook.send&node=w", STAFF),
     ("/api/v1/flows/node-types/", API_ALL),
     ("/api/v1/enrollments/", API_ALL),
     ("/api/v1/score-categories/", API_ALL),
@@ -216,3 +223,245 @@ def test_a_sales_rep_changes_nothing_on_another_reps_lead(client, world):
     assert "theirs@x.example" not in listed and "mine@x.example" in listed
     assert "for rep two" not in client.get("/notifications/").content.decode()
     assert Flow.objects.count() == 1 and Segment.objects.count() == 1
+
+
+# --- what each role may change: form posts and bulk actions --------------------------
+#
+# Each case runs for admin, marketer and sales, on fresh data, and checks the real
+# effect in the database: a refused change answers with its reason in the page and
+# changes nothing.
+
+REP_ONLY = "Sales reps can only assign a lead to themselves or to no one."
+NO_SEGMENTS = "Only admins and marketers change segment membership."
+STAFF_ROLES = ("admin", "marketer", "sales")
+
+
+def _owner(pk):
+    return Lead.objects.get(pk=pk).owner_id
+
+
+# (lead, owner posted, stage posted) → who owns it after, for each role ("poster":
+# the user who posted), or None when the post is refused.
+PROFILE_POSTS = [
+    ("free", "rep2", "lead", {"admin": "rep2", "marketer": "rep2", "sales": None}),
+    ("mine", "rep2", "lead", {"admin": "rep2", "marketer": "rep2", "sales": None}),
+    ("free", "poster", "lead", {"admin": "poster", "marketer": "poster", "sales": "poster"}),
+    ("mine", "", "lead", {"admin": "", "marketer": "", "sales": ""}),
+]
+
+
+@pytest.mark.parametrize(("lead", "owner", "stage", "outcome"), PROFILE_POSTS)
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_profile_owner_posts_for_every_role(client, world, lead, owner, stage, outcome, role):
+    users, ids = world
+    user = users[role]
+    client.force_login(user)
+    before = _owner(ids[lead])
+    posted = {"rep2": ids["rep2"], "poster": user.pk, "": ""}[owner]
+
+    response = client.post(
+        f"/leads/{ids[lead]}/update/",
+        {"owner": posted, "stage": stage},
+        headers={"HX-Request": "true"},
+    )
+
+    wanted = outcome[role]
+    lead_now = Lead.objects.get(pk=ids[lead])
+    if wanted is None:
+        assert response.status_code == 422
+        assert REP_ONLY in response.content.decode()
+        assert (lead_now.owner_id, lead_now.stage) == (before, "subscriber")
+    else:
+        assert response.status_code == 200
+        expected = {"rep2": ids["rep2"], "poster": user.pk, "": None}[wanted]
+        assert (lead_now.owner_id, lead_now.stage) == (expected, "lead")
+
+
+def test_the_profile_offers_a_rep_only_themselves_as_owner(client, world):
+    users, ids = world
+    client.force_login(users["sales"])
+    html = client.get(f"/leads/{ids['free']}/").content.decode()
+    owner_select = html.split('id="profile-owner"')[1].split("</select>")[0]
+    assert f'value="{users["sales"].pk}"' in owner_select
+    assert f'value="{ids["rep2"]}"' not in owner_select
+    assert f'value="{users["admin"].pk}"' not in owner_select
+
+
+# Each bulk action as the leads list posts it, for the role posting it.
+def _bulk_values(ids, users, role, action):
+    return {
+        "owner_colleague": {"bulk-action": "owner", "bulk-owner": ids["rep2"]},
+        "owner_self": {"bulk-action": "owner", "bulk-owner": users[role].pk},
+        "owner_none": {"bulk-action": "owner", "bulk-owner": "none"},
+        "tag_add": {"bulk-action": "tag_add", "bulk-tag": "vip"},
+        "tag_remove": {"bulk-action": "tag_remove", "bulk-tag": "old"},
+        "segment": {"bulk-action": "segment", "bulk-segment": ids["segment"]},
+        "stage": {"bulk-action": "stage", "bulk-stage": "sql"},
+    }[action]
+
+
+def _bulk_state(ids):
+    leads = Lead.objects.filter(pk__in=[ids["mine"], ids["free"]]).order_by("pk")
+    segment = Segment.objects.get(pk=ids["segment"])
+    return [
+        (
+            lead.owner_id,
+            lead.stage,
+            sorted(lead.tags.values_list("name", flat=True)),
+            lead.memberships.filter(segment=segment, left_at__isnull=True).exists(),
+        )
+        for lead in leads
+    ]
+
+
+BULK_CASES = [
+    ("owner_colleague", {"admin": True, "marketer": True, "sales": False}),
+    ("owner_self", {"admin": True, "marketer": True, "sales": True}),
+    ("owner_none", {"admin": True, "marketer": True, "sales": True}),
+    ("tag_add", {"admin": True, "marketer": True, "sales": True}),
+    ("tag_remove", {"admin": True, "marketer": True, "sales": True}),
+    ("segment", {"admin": True, "marketer": True, "sales": False}),
+    ("stage", {"admin": True, "marketer": True, "sales": True}),
+]
+
+
+def _expected_after(ids, users, role, action, before):
+    after = []
+    for owner, stage, tags, member in before:
+        if action == "owner_colleague":
+            owner = ids["rep2"]
+        elif action == "owner_self":
+            owner = users[role].pk
+        elif action == "owner_none":
+            owner = None
+        elif action == "tag_add":
+            tags = sorted({*tags, "vip"})
+        elif action == "tag_remove":
+            tags = [t for t in tags if t != "old"]
+        elif action == "segment":
+            member = True
+        elif action == "stage":
+            stage = "sql"
+        after.append((owner, stage, tags, member))
+    return after
+
+
+@pytest.fixture
+def tagged(world):
+    from leads.services.leads import lead_update
+
+    _users, ids = world
+    for pk in (ids["mine"], ids["free"]):
+        lead_update(lead=Lead.objects.get(pk=pk), tags_add=["old"])
+    return world
+
+
+@pytest.mark.parametrize(("action", "allowed"), BULK_CASES)
+@pytest.mark.parametrize("role", STAFF_ROLES)
+@pytest.mark.parametrize("scope", ["checked", "all_matching"])
+def test_bulk_actions_for_every_role(client, tagged, action, allowed, role, scope):
+    users, ids = tagged
+    client.force_login(users[role])
+    before = _bulk_state(ids)
+    data = _bulk_values(ids, users, role, action)
+    if scope == "checked":
+        data["bulk-lead"] = [ids["mine"], ids["free"]]
+    else:
+        # Every lead matching the filter: the two on the page (a rep sees no others).
+        data.update({"q": "x.example", "bulk-all_matching": "1", "bulk-confirmed": "1"})
+
+    response = client.post("/leads/bulk/", data, headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    if allowed[role]:
+        assert response.status_code == 200, html
+        assert 'class="alert alert-danger"' not in html
+        assert _bulk_state(ids) == _expected_after(ids, users, role, action, before)
+    else:
+        assert response.status_code == 422
+        assert (REP_ONLY if action.startswith("owner") else NO_SEGMENTS) in html
+        assert _bulk_state(ids) == before
+        assert Lead.objects.get(pk=ids["theirs"]).owner_id == ids["rep2"]
+
+
+def test_the_bulk_form_offers_a_rep_only_what_they_may_do(client, world):
+    users, ids = world
+    client.force_login(users["sales"])
+    html = client.get("/leads/").content.decode()
+    form = html.split('id="lead-bulk"')[1].split("</form>")[0]
+    assert 'value="segment"' not in form
+    assert 'id="bulk-segment"' not in form
+    owners = form.split('id="bulk-owner"')[1].split("</select>")[0]
+    assert f'value="{users["sales"].pk}"' in owners
+    assert f'value="{ids["rep2"]}"' not in owners
+    client.force_login(users["marketer"])
+    form = client.get("/leads/").content.decode().split('id="lead-bulk"')[1]
+    assert 'value="segment"' in form.split("</form>")[0]
+
+
+def test_a_background_bulk_job_is_refused_before_it_is_queued_and_when_it_runs(world):
+    from leads.models import LeadJob, Role
+    from leads.selectors import LeadFilters
+    from leads.services import jobs
+    from leads.services.policy import ChangeRefused
+
+    users, ids = world
+    with pytest.raises(ChangeRefused) as refused:
+        jobs.lead_job_start(
+            user=users["sales"],
+            kind="bulk",
+            filters=LeadFilters(),
+            action="segment",
+            params={"segment": ids["segment"]},
+        )
+    assert refused.value.fields == {"segment": NO_SEGMENTS}
+    assert not LeadJob.objects.exists()
+
+    # Queued by a marketer who is a sales rep by the time it runs.
+    marketer = users["marketer"]
+    job = jobs.lead_job_start(
+        user=marketer,
+        kind="bulk",
+        filters=LeadFilters(),
+        action="owner",
+        params={"owner": ids["rep2"]},
+    )
+    marketer.groups.clear()
+    marketer.groups.add(Group.objects.get_or_create(name=Role.SALES)[0])
+    jobs.lead_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.error) == ("failed", REP_ONLY)
+    assert Lead.objects.get(pk=ids["free"]).owner_id is None
+    assert Lead.objects.get(pk=ids["mine"]).owner_id == users["sales"].pk
+
+
+@pytest.mark.parametrize(
+    ("lead", "owner", "expected"),
+    [
+        ("free", "rep2", {"admin": 200, "marketer": 200, "sales": 400}),
+        ("free", "poster", {"admin": 200, "marketer": 200, "sales": 200}),
+        ("mine", None, {"admin": 200, "marketer": 200, "sales": 200}),
+    ],
+)
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_api_owner_changes_for_every_role(client, world, lead, owner, expected, role):
+    users, ids = world
+    client.force_login(users[role])
+    before = _owner(ids[lead])
+    posted = {"rep2": ids["rep2"], "poster": users[role].pk, None: None}[owner]
+
+    response = client.patch(
+        f"/api/v1/leads/{ids[lead]}/", {"owner": posted}, content_type="application/json"
+    )
+
+    assert response.status_code == expected[role]
+    if expected[role] == 400:
+        assert response.json()["error"] == {
+            "code": "invalid",
+            "message": "The request has invalid fields.",
+            "fields": {"owner": [REP_ONLY]},
+        }
+        assert _owner(ids[lead]) == before
+    else:
+        assert _owner(ids[lead]) == posted

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flows.dryrun import flow_dry_run
-from flows.graph import GraphError, graph_validate
+from flows.graph import GraphError, graph_mask, graph_unmask, graph_validate
 from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun, StepStatus
 from flows.nodes import REGISTRY
 from flows.services import (
@@ -135,6 +135,11 @@ class VersionSerializer(serializers.ModelSerializer):
         model = FlowVersion
         fields = ["id", "number", "graph", "created_by", "created_at"]
         read_only_fields = fields
+
+    def to_representation(self, instance: FlowVersion) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["graph"] = graph_mask(data["graph"])
+        return data
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -274,11 +279,12 @@ class UserLanguageMixin:
 
 
 class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
-    """Flows. Admins and marketers edit; sales reps may read."""
+    """Flows, for admins and marketers only: graphs name the team's endpoints
+    and how leads are scored. Secrets in node configs come back masked."""
 
     serializer_class = FlowSerializer
     permission_classes = [RoleAccess]
-    read_roles = ALL_ROLES
+    read_roles = ADMIN_MARKETER
     write_roles = ADMIN_MARKETER
 
     def get_queryset(self) -> QuerySet[Flow]:
@@ -291,7 +297,7 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
         saved in between (reload, then save again)."""
         flow = self.get_object()
         if request.method == "GET":
-            return Response({"graph": flow.draft, "revision": flow.draft_revision})
+            return Response({"graph": graph_mask(flow.draft), "revision": flow.draft_revision})
         serializer = DraftSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         graph = serializer.validated_data["graph"]
@@ -316,7 +322,7 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
                 ),
                 status=status.HTTP_409_CONFLICT,
             )
-        return Response({"graph": saved.draft, "revision": saved.draft_revision})
+        return Response({"graph": graph_mask(saved.draft), "revision": saved.draft_revision})
 
     @extend_schema(request=None, responses={200: None})
     @action(detail=True, methods=["post"])
@@ -342,10 +348,10 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
         lead = leads_visible_to(request.user).filter(pk=data["lead"]).first()
         if lead is None:
             raise ValidationError({"lead": [gettext("No lead %(id)s.") % {"id": data["lead"]}]})
+        # A graph from the canvas carries its secrets masked: test with the stored ones.
+        graph = graph_unmask(data["graph"], stored=flow.draft) if "graph" in data else flow.draft
         try:
-            result = flow_dry_run(
-                flow=flow, graph=data.get("graph", flow.draft), lead=lead, event=data.get("event")
-            )
+            result = flow_dry_run(flow=flow, graph=graph, lead=lead, event=data.get("event"))
         except GraphError as exc:
             return _problems(exc)
         return Response(result)
@@ -413,7 +419,7 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
             version=version,
             user=request.user if isinstance(request.user, User) else None,
         )
-        return Response({"graph": restored.draft, "revision": restored.draft_revision})
+        return Response({"graph": graph_mask(restored.draft), "revision": restored.draft_revision})
 
     @extend_schema(
         responses=inline_serializer(

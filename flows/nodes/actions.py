@@ -252,11 +252,14 @@ register(
                 },
                 "email": {"type": "boolean", "default": True},
                 "slack": {"type": "boolean", "default": False},
+                # An incoming-webhook URL is the credential itself: whoever has
+                # it can post to the channel.
                 "slack_webhook": {
                     "type": "string",
                     "format": "uri",
                     "pattern": "^https://",
                     "maxLength": 500,
+                    "writeOnly": True,
                 },
             },
             ("title",),
@@ -585,7 +588,7 @@ register(
         schema=obj(
             {
                 "url": {"type": "string", "pattern": "^https?://", "maxLength": 2000},
-                "secret": {"type": "string", "maxLength": 200},
+                "secret": {"type": "string", "maxLength": 200, "writeOnly": True},
             },
             ("url",),
         ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext
@@ -18,6 +19,14 @@ if TYPE_CHECKING:
     from leads.models import Event, Lead
 
 KINDS = ("trigger", "action", "condition", "wait", "exit")
+
+# A secret setting (a signing key, a URL that is itself a credential) is declared
+# in the node's schema with JSON Schema's own ``"writeOnly": true``. It is written,
+# never read back: every graph or config that leaves the server carries this in
+# its place while it is set, and a config that comes back with it (or without the
+# key) keeps the stored value; ``""`` or null clears it. Published versions hold
+# the real value, since the engine needs it.
+SECRET_SET = "********"  # noqa: S105 (the mask, not a password)
 
 # Pickers: what a config value is chosen from. The first kinds name a record (or
 # a trigger type), which the config form offers as a select and a summary shows
@@ -113,6 +122,11 @@ class NodeType:
     # retried. It saves two round trips on the hottest steps.
     isolated: bool = True
 
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """Config paths (dotted for nested objects) of the write-only settings."""
+        return tuple(_write_only_paths(self.schema, ""))
+
     def describe(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -137,8 +151,110 @@ def register(node: NodeType) -> NodeType:
         raise ValueError(f"Trigger {node.key!r} needs subscribe and matches.")
     if node.kind != "trigger" and node.execute is None:
         raise ValueError(f"Node {node.key!r} needs execute.")
+    for path in node.secrets:
+        # A config shown with the secret masked must still validate, and it does
+        # because the mask is left out for checking: so the secret cannot be required.
+        parent, _, key = path.rpartition(".")
+        holder = _schema_at(node.schema, parent)
+        if key in holder.get("required", ()):
+            raise ValueError(f"Secret {path!r} of {node.key!r} cannot be required.")
     REGISTRY[node.key] = node
     return node
+
+
+def _write_only_paths(schema: dict[str, Any], prefix: str) -> list[str]:
+    paths = []
+    for key, prop in schema.get("properties", {}).items():
+        if prop.get("writeOnly"):
+            paths.append(f"{prefix}{key}")
+        elif prop.get("type") == "object":
+            paths.extend(_write_only_paths(prop, f"{prefix}{key}."))
+    return paths
+
+
+def _schema_at(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    for key in path.split(".") if path else ():
+        schema = schema["properties"][key]
+    return schema
+
+
+_UNSET: Any = object()
+
+
+def _get(config: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(config, dict) or key not in config:
+            return _UNSET
+        config = config[key]
+    return config
+
+
+def _put(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``config`` with ``path`` set to ``value`` (_UNSET removes it); the
+    objects on the way are copied, the rest shared."""
+    key, _, rest = path.partition(".")
+    out = dict(config)
+    if rest:
+        inner = out.get(key)
+        if not isinstance(inner, dict):
+            return out
+        out[key] = _put(inner, rest, value)
+    elif value is _UNSET:
+        out.pop(key, None)
+    else:
+        out[key] = value
+    return out
+
+
+def _is_set(value: Any) -> bool:
+    return value is not _UNSET and value is not None and value != ""
+
+
+def config_mask(node_type: NodeType, config: Any) -> Any:
+    """``config`` as it may leave the server: each secret that is set shows as
+    ``SECRET_SET``, one that is not is left out."""
+    if not node_type.secrets or not isinstance(config, dict):
+        return config
+    for path in node_type.secrets:
+        value = _get(config, path)
+        if value is not _UNSET:
+            config = _put(config, path, SECRET_SET if _is_set(value) else _UNSET)
+    return config
+
+
+def config_unmask(node_type: NodeType, config: Any, stored: Any) -> Any:
+    """``config`` as it came back, with the secrets to keep: where it carries
+    ``SECRET_SET`` or leaves the key out, the ``stored`` config's value stays; an
+    empty value (``""``, null) clears it; anything else replaces it."""
+    if not node_type.secrets or not isinstance(config, dict):
+        return config
+    for path in node_type.secrets:
+        value = _get(config, path)
+        if value is _UNSET or value == SECRET_SET:
+            kept = _get(stored, path)
+            value = kept if _is_set(kept) and kept != SECRET_SET else _UNSET
+        elif not _is_set(value):
+            value = _UNSET
+        config = _put(config, path, value)
+    return config
+
+
+def config_checkable(node_type: NodeType, config: Any) -> Any:
+    """``config`` for checking and summarising while it may carry the mask (the
+    side panel's form, the canvas's summaries): a masked or cleared secret is left
+    out, a new one stays to be checked."""
+    if not node_type.secrets or not isinstance(config, dict):
+        return config
+    for path in node_type.secrets:
+        value = _get(config, path)
+        if value is not _UNSET and (value == SECRET_SET or not _is_set(value)):
+            config = _put(config, path, _UNSET)
+    return config
+
+
+def secret_value_set(value: Any) -> bool:
+    """Whether a secret's value (stored, or masked) means it is set."""
+    return _is_set(value)
 
 
 _validators: dict[str, Draft202012Validator] = {}
@@ -150,6 +266,7 @@ def summarise(node_type: NodeType, config: Any, names: Names) -> str:
     validator = _validators.get(node_type.key)
     if validator is None:
         validator = _validators[node_type.key] = Draft202012Validator(node_type.schema)
+    config = config_checkable(node_type, config)
     if node_type.summary is None or not validator.is_valid(config):
         return ""
     try:

@@ -7,7 +7,7 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Role, Stage
+from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Stage
 from leads.roles import user_role
 from leads.services.events import INBOUND_TYPES
 from leads.services.fields import (
@@ -19,6 +19,7 @@ from leads.services.fields import (
 )
 from leads.services.ingest import contains_nul, valid_email
 from leads.services.leads import lead_create, lead_update
+from leads.services.policy import lead_change_refusals, lead_values
 
 User = get_user_model()
 
@@ -35,9 +36,6 @@ class TagListField(serializers.Field):
         if any(len(n) > 100 for n in names):
             raise serializers.ValidationError("A tag name is at most 100 characters.")
         return names
-
-
-SALES_READ_ONLY = ("email", "external_id", "unsubscribed")
 
 
 class LeadSerializer(serializers.ModelSerializer):
@@ -115,26 +113,20 @@ class LeadSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         request = self.context.get("request")
-        if request is not None and user_role(request.user) == Role.SALES:
-            self._validate_sales_write(attrs, request.user)
+        if request is not None:
+            refused = lead_change_refusals(
+                role=user_role(request.user),
+                user_id=request.user.pk,
+                current=lead_values(self.instance),
+                changes=attrs,
+            )
+            if refused:
+                raise serializers.ValidationError({k: [v] for k, v in refused.items()})
         if self.instance is None and not attrs.get("email") and not attrs.get("external_id"):
             raise serializers.ValidationError(
                 {"email": ["A lead needs an email or an external id."]}
             )
         return attrs
-
-    def _validate_sales_write(self, attrs: dict[str, Any], user: Any) -> None:
-        """Sales reps work their leads; they don't re-identify them or hand them to
-        colleagues (an admin or marketer assigns leads)."""
-        errors: dict[str, list[str]] = {}
-        for field in SALES_READ_ONLY:
-            if field in attrs and getattr(self.instance, field, None) != attrs[field]:
-                errors[field] = ["Sales reps cannot change this field."]
-        owner = attrs.get("owner", getattr(self.instance, "owner", None))
-        if "owner" in attrs and owner is not None and owner.pk != user.pk:
-            errors["owner"] = ["Sales reps can only assign a lead to themselves or to no one."]
-        if errors:
-            raise serializers.ValidationError(errors)
 
     def create(self, validated_data: dict[str, Any]) -> Lead:
         tags = validated_data.pop("tags", [])

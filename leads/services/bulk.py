@@ -17,7 +17,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from leads.models import Lead, Segment, SegmentKind
+from leads.roles import user_role
 from leads.services.leads import lead_update
+from leads.services.policy import ChangeRefused, bulk_action_refusal
 from leads.services.segments import segment_add_leads
 
 BATCH_SIZE = 500
@@ -137,13 +139,29 @@ def leads_segment_add(
 BULK_ACTIONS = ("owner", "tag_add", "tag_remove", "segment", "stage")
 
 
+def bulk_change_check(*, user: Any, action: str, values: dict[str, Any]) -> None:
+    """Raise ChangeRefused when ``user``'s role may not run this bulk change."""
+    refused = bulk_action_refusal(
+        role=user_role(user), user_id=getattr(user, "pk", None), action=action, values=values
+    )
+    if refused:
+        raise ChangeRefused(refused)
+
+
 def leads_bulk_change(
-    *, leads: QuerySet[Lead], action: str, values: dict[str, Any], progress: Progress = None
+    *,
+    leads: QuerySet[Lead],
+    action: str,
+    values: dict[str, Any],
+    user: Any,
+    progress: Progress = None,
 ) -> BulkResult:
     """One of ``BULK_ACTIONS`` with its value as ids and names (``owner``: a user
     id or None, ``tag``, ``segment``: a static segment's id, ``stage``), as the
-    leads list sends it and a background job keeps it. An owner or segment gone
-    since it was chosen raises ValueError before any lead changes."""
+    leads list sends it and a background job keeps it, run for ``user``. A change
+    their role may not make raises ChangeRefused, an owner or segment gone since
+    it was chosen ValueError, both before any lead changes."""
+    bulk_change_check(user=user, action=action, values=values)
     if action == "owner":
         owner = None
         if values.get("owner"):

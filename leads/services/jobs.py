@@ -40,11 +40,15 @@ def lead_job_start(
     params: dict[str, Any] | None = None,
 ) -> LeadJob:
     """Record a job on the leads ``user`` sees through ``filters``; a worker runs
-    it after commit."""
+    it after commit. A bulk change ``user``'s role may not make raises
+    ChangeRefused and records nothing."""
     from leads.tasks import lead_job_run_task
 
-    if kind == JobKind.BULK and action not in bulk.BULK_ACTIONS:
-        raise ValueError(f"unknown bulk action {action!r}")
+    if kind == JobKind.BULK:
+        if action not in bulk.BULK_ACTIONS:
+            raise ValueError(f"unknown bulk action {action!r}")
+        # Refused before it is queued; checked again when it runs, for the role then.
+        bulk.bulk_change_check(user=user, action=action, values=params or {})
     job = LeadJob.objects.create(
         kind=kind,
         created_by=user,
@@ -113,5 +117,5 @@ def _bulk(job: LeadJob, leads: Any) -> bulk.BulkResult:
         _progress(job, rows_done=result.total, rows_changed=result.changed)
 
     return bulk.leads_bulk_change(
-        leads=leads, action=job.action, values=job.params, progress=progress
+        leads=leads, action=job.action, values=job.params, user=job.created_by, progress=progress
     )

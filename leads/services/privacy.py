@@ -22,7 +22,8 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from flows.models import Delivery, Enrollment, StepRun, Wakeup
+from flows.models import Delivery, DeliveryKind, Enrollment, StepRun, Wakeup
+from flows.nodes.base import SECRET_SET, secret_value_set
 from leads.models import (
     Event,
     Identity,
@@ -55,6 +56,20 @@ def _rows(queryset: QuerySet[Any], *fields: Any, **expressions: Any) -> list[dic
         {name.removeprefix("x_") if name.startswith("x_") else name: v for name, v in row.items()}
         for row in rows
     ]
+
+
+def _delivery_masked(row: dict[str, Any]) -> dict[str, Any]:
+    """A delivery without the credentials the flow's node held: a Slack
+    incoming-webhook URL is one, and so is a webhook's signing secret."""
+    if row["kind"] == DeliveryKind.SLACK and row["target"]:
+        row["target"] = SECRET_SET
+    payload = row["payload"]
+    if isinstance(payload, dict) and "secret" in payload:
+        row["payload"] = {
+            **payload,
+            "secret": SECRET_SET if secret_value_set(payload["secret"]) else "",
+        }
+    return row
 
 
 def lead_export(*, lead: Lead) -> Iterator[str]:
@@ -117,15 +132,18 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
             "finished_at",
             enrollment=F("enrollment_id"),
         ),
-        "deliveries": _rows(
-            Delivery.objects.filter(step__in=steps).order_by("id"),
-            "kind",
-            "target",
-            "payload",
-            "status",
-            "created_at",
-            "sent_at",
-        ),
+        "deliveries": [
+            _delivery_masked(row)
+            for row in _rows(
+                Delivery.objects.filter(step__in=steps).order_by("id"),
+                "kind",
+                "target",
+                "payload",
+                "status",
+                "created_at",
+                "sent_at",
+            )
+        ],
         "tasks": _rows(
             Task.objects.filter(lead=lead).order_by("id"),
             "title",

@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import Locator, Page, expect
 
 from flows.models import Enrollment, Flow, StepRun
-from flows.services import flow_draft_save, flow_publish
+from flows.services import flow_create, flow_draft_save, flow_publish
 from leads.models import Lead, Task
 from leads.services.segments import segment_create
 from scoring.models import ScoreChange
@@ -483,3 +483,55 @@ def test_connect_by_clicking_two_handles(page: Page, live_server, login):
     assert [(e["source"], e["target"]) for e in flow.draft["edges"]] == [
         (ids["app.event"], ids["tag.add"])
     ]
+
+
+def test_a_node_secret_is_never_shown_and_survives_editing_and_copying(
+    page: Page, live_server, login
+):
+    flow = flow_create(
+        name="Signed",
+        graph=graph(
+            ("t", "app.event", {"event": "Paid"}),
+            ("w", "webhook.send", {"url": "https://crm.example/hook", "secret": "k3y-hidden"}),
+        ),
+    )
+    login(page, "marketer")
+    open_builder(page, live_server, flow)
+    assert "k3y-hidden" not in page.content()
+
+    # The side panel says it is set, and editing the URL keeps it.
+    webhook = canvas_node(page, "w")
+    configure(page, webhook, {"URL": "https://crm.example/v2"}, {})
+    panel = page.locator(".lf-panel form")
+    expect(panel.get_by_label("Signing secret", exact=True)).to_have_value("")
+    expect(panel.locator("[data-secret]")).to_have_attribute("data-secret", "set")
+    saved(page)
+    flow.refresh_from_db()
+    by_id = {n["id"]: n["config"] for n in flow.draft["nodes"]}
+    assert by_id["w"] == {"url": "https://crm.example/v2", "secret": "k3y-hidden"}
+
+    # A new value typed in replaces it, and is not shown either.
+    configure(page, webhook, {"Signing secret": "n3w-value"}, {})
+    expect(panel.get_by_label("Signing secret", exact=True)).to_have_value("")
+
+    def stored_secret() -> str:
+        flow.refresh_from_db()
+        return next(n["config"].get("secret") for n in flow.draft["nodes"] if n["id"] == "w")
+
+    wait_for(lambda: stored_secret() == "n3w-value", 10, "the new secret saved")
+    assert "n3w-value" not in page.locator(".lf-panel").inner_html()
+
+    # After a reload, a copy has a new id the server keeps no secret for: it
+    # starts without one.
+    open_builder(page, live_server, flow)
+    assert "n3w-value" not in page.content()
+    webhook.click()
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(page.locator(".lf-node")).to_have_count(3)
+    expect(panel.locator("[data-secret]")).to_have_attribute("data-secret", "not-set")
+    saved(page)
+    flow.refresh_from_db()
+    copies = [n for n in flow.draft["nodes"] if n["type"] == "webhook.send" and n["id"] != "w"]
+    assert [c["config"] for c in copies] == [{"url": "https://crm.example/v2"}]
+    assert stored_secret() == "n3w-value"

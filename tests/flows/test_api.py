@@ -94,9 +94,28 @@ def test_reentry_days_needs_days(marketer_api):
     assert response.json()["error"]["fields"] == {"reentry_days": ["Give the number of days."]}
 
 
-def test_sales_cannot_edit_flows(sales_api):
-    assert sales_api.get("/api/v1/flows/").status_code == 200
+def test_sales_can_neither_read_nor_edit_flows(sales_api):
+    flow = published(
+        "Hot",
+        graph(
+            ("t", "app.event", {"event": "Paid"}),
+            ("w", "webhook.send", {"url": "https://crm.example/hook", "secret": "k"}),
+        ),
+    )
+    for path in (
+        "/api/v1/flows/",
+        f"/api/v1/flows/{flow.pk}/",
+        f"/api/v1/flows/{flow.pk}/draft/",
+        f"/api/v1/flows/{flow.pk}/versions/",
+        f"/api/v1/flows/{flow.pk}/stats/",
+        f"/api/v1/flows/{flow.pk}/enrollments/",
+        "/api/v1/flows/templates/",
+    ):
+        response = sales_api.get(path)
+        assert (path, response.status_code) == (path, 403)
+        assert response.json()["error"]["code"] == "permission_denied"
     assert sales_api.post("/api/v1/flows/", {"name": "X"}, format="json").status_code == 403
+    assert sales_api.post(f"/api/v1/flows/{flow.pk}/dry-run/", {"lead": 1}).status_code == 403
 
 
 def test_enrollments_step_logs_and_stats_per_flow_and_per_lead(

@@ -317,8 +317,8 @@ def test_unknown_template_on_the_page_creates_nothing(client, marketer):
     assert Flow.objects.count() == 0
 
 
-def test_templates_api(sales_api):
-    response = sales_api.get("/api/v1/flows/templates/")
+def test_templates_api(marketer_api):
+    response = marketer_api.get("/api/v1/flows/templates/")
     assert response.status_code == 200
     assert response.json() == {
         "results": [{"key": t.key, "name": t.name, "description": t.description} for t in TEMPLATES]

@@ -505,18 +505,20 @@ def test_change_stage_without_htmx_and_invalid_stage(client, marketer):
     assert lead.stage == "customer"
 
 
-def test_sales_handing_a_lead_over_goes_back_to_the_list(client, sales, other_sales):
+def test_sales_cannot_hand_a_lead_to_a_colleague(client, sales, other_sales):
     lead = LeadFactory.create(owner=sales)
     client.force_login(sales)
 
     response = client.post(
-        f"/leads/{lead.pk}/update/", {"owner": other_sales.pk, "stage": lead.stage}, **HTMX
+        f"/leads/{lead.pk}/update/", {"owner": other_sales.pk, "stage": "sql"}, **HTMX
     )
 
-    assert response.status_code == 204
-    assert response["HX-Redirect"] == "/leads/"
+    assert response.status_code == 422
+    assert (
+        "Sales reps can only assign a lead to themselves or to no one." in response.content.decode()
+    )
     lead.refresh_from_db()
-    assert lead.owner == other_sales
+    assert (lead.owner, lead.stage) == (sales, "subscriber")
 
 
 # --- notes ----------------------------------------------------------------------------------

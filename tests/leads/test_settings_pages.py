@@ -516,9 +516,24 @@ def test_slack_webhook_is_saved_and_validated(client, admin_user):
     assert IntegrationSettings.objects.get().slack_webhook_url == (
         "https://hooks.slack.com/services/T/B/X"
     )
-    assert 'value="https://hooks.slack.com/services/T/B/X"' in _html(
-        client.get("/settings/integrations/")
-    )
+    # A credential: never shown again, only that it is set.
+    page = _html(client.get("/settings/integrations/"))
+    assert "services/T/B/X" not in page
+    assert "Set. It is never shown again; leave this blank to keep it." in page
+
+
+def test_slack_webhook_is_kept_when_left_blank_and_removed_on_purpose(client, admin_user):
+    client.force_login(admin_user)
+    url = "https://hooks.slack.com/services/T/B/X"
+    client.post("/settings/integrations/", {"slack_webhook_url": url})
+
+    client.post("/settings/integrations/", {"slack_webhook_url": ""})
+    kept = IntegrationSettings.objects.get().slack_webhook_url
+    client.post("/settings/integrations/", {"slack_webhook_url": "", "remove": "on"})
+    removed = IntegrationSettings.objects.get().slack_webhook_url
+
+    assert (kept, removed) == (url, "")
+    assert "Not set." in _html(client.get("/settings/integrations/"))
 
 
 # --- account ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ import {
   nodeAriaLabel,
   toCanvas,
   toGraph,
+  withoutMaskedSecrets,
 } from "./graph.js";
 
 const nodeTypesForFlow = { leadflow: FlowNode };
@@ -303,7 +304,12 @@ export default function Builder({ initial }) {
         id,
         selected: true,
         position: { x: n.position.x + 40, y: n.position.y + 40 },
-        data: { ...n.data, problems: [], stats: undefined },
+        data: {
+          ...n.data,
+          config: withoutMaskedSecrets(n.data.config, types[n.data.nodeType]?.config_schema),
+          problems: [],
+          stats: undefined,
+        },
       };
     });
     const freshEdges = copied.edges.map((e) =>
@@ -318,7 +324,7 @@ export default function Builder({ initial }) {
     setEdges((list) => [...list, ...freshEdges]);
     clipboard.current = { nodes: fresh, edges: freshEdges };
     touched();
-  }, [readOnly, record, setNodes, setEdges, touched]);
+  }, [readOnly, record, setNodes, setEdges, touched, types]);
 
   useEffect(() => {
     const onKey = (event) => {

@@ -240,3 +240,20 @@ export const TRIGGER_EVENT_TYPES = [
   "score.changed",
   "grade.changed",
 ];
+
+// What the server shows in place of a secret that is set (a schema property
+// with "writeOnly"); saving it back keeps the stored secret of that node.
+export const SECRET_SET = "********";
+
+// A copied node gets a new id, so the server has no secret to keep for it: its
+// masked secrets are left out (shown as not set) rather than pretending.
+export function withoutMaskedSecrets(config, schema) {
+  if (!config || typeof config !== "object" || !schema || !schema.properties) return config;
+  const out = { ...config };
+  for (const [key, spec] of Object.entries(schema.properties)) {
+    if (!(key in out)) continue;
+    if (spec.writeOnly && out[key] === SECRET_SET) delete out[key];
+    else if (spec.type === "object") out[key] = withoutMaskedSecrets(out[key], spec);
+  }
+  return out;
+}
