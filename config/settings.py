@@ -237,6 +237,11 @@ INGEST_MAX_BATCH_EVENTS = 500
 # Unprocessed events older than this are re-enqueued by the beat sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=30)
 
+# --- outbound HTTP (flows/outbound.py) -------------------------------------------
+# Hosts, addresses or networks (e.g. "hooks.internal,10.1.2.0/24") that webhooks and
+# Slack posts may reach although they are local or private; nothing else of that kind.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
