@@ -8,6 +8,9 @@ import contextlib
 import datetime as dt
 import http.server
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 
 import pytest
@@ -17,7 +20,13 @@ from django.utils import timezone
 from flows.graph import config_problems
 from flows.models import Delivery, Enrollment, StepRun
 from flows.nodes import REGISTRY
-from flows.outbound import MAX_RESPONSE_BYTES, OutboundRefused, outbound_post, outbound_url_problem
+from flows.outbound import (
+    MAX_RESPONSE_BYTES,
+    OutboundFailed,
+    OutboundRefused,
+    outbound_post,
+    outbound_url_problem,
+)
 from flows.services import DELIVERY_CLAIM_SECONDS, deliveries_due, delivery_send
 from leads.models import Lead
 from tests.factories import DeliveryFactory, EventFactory, LeadFactory
@@ -312,3 +321,51 @@ def test_a_slow_receiver_blocks_no_other_write(settings, receiver):
     delivery.refresh_from_db()
     assert (delivery.status, delivery.response_code) == ("sent", 200)
     assert Lead.objects.filter(email="meanwhile@acme.example").count() == 1
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """A receiver with a certificate for "localhost" only, trusted by this process."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=DNS:localhost"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    _Receiver.received = []
+    _Receiver.status = 200
+    _Receiver.headers_out = {}
+    _Receiver.answer = b"ok"
+    _Receiver.hold = False
+    _Receiver.arrived = threading.Event()
+    _Receiver.answered = threading.Event()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_name(settings, tls_receiver):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.0/8"]
+
+    response = outbound_post(f"https://localhost:{tls_receiver}/in", body=b"{}", headers={})
+    with pytest.raises(OutboundFailed) as by_address:
+        # The certificate names localhost, not the address.
+        outbound_post(f"https://127.0.0.1:{tls_receiver}/in", body=b"{}", headers={})
+
+    assert (response.status, response.body) == (200, b"ok")
+    assert [(path, headers["Host"]) for path, headers, _ in _Receiver.received] == [
+        ("/in", f"localhost:{tls_receiver}")
+    ]
+    assert str(by_address.value) == "SSLError: hostname '127.0.0.1' doesn't match 'localhost'"
