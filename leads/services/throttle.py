@@ -10,6 +10,7 @@ lets a locked-out attacker start over, never locks anyone out.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 
@@ -19,6 +20,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
 PREFIX = "throttle"
+logger = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest | None) -> str:
@@ -104,6 +106,11 @@ def login_failure_record(*, username: str, address: str) -> None:
         counted.append((f"address:{address}", settings.LOGIN_ADDRESS_FAILURE_LIMIT))
     reached = [who for who, limit in counted if counter_hit(f"fail:{who}", ttl=seconds) >= limit]
     if reached:
+        locked = [
+            f"address {address}" if who.startswith("address:") else f"user name {username!r}"
+            for who in reached
+        ]
+        logger.warning("Too many failed sign-ins, locked for %s s: %s", seconds, ", ".join(locked))
         unlock_at = time.time() + seconds
         cache.set_many({f"{PREFIX}:lock:{who}": unlock_at for who in reached}, seconds)
         # Counted afresh once the lockout is over.

@@ -33,13 +33,16 @@ def rep():
     return UserFactory.create(username="rep", role="sales")
 
 
-def test_ten_wrong_passwords_lock_the_account_even_for_the_right_one(client, rep):
+def test_ten_wrong_passwords_lock_the_account_even_for_the_right_one(client, rep, caplog):
     pages = [_login(client, "rep", f"guess-{n}").content.decode() for n in range(10)]
 
     right = _login(client, "rep", "pw-for-tests")
 
     assert [MISMATCH in page for page in pages] == [True] * 9 + [False]
     assert LOCKED in pages[9]
+    assert [r.getMessage() for r in caplog.records if r.name == "leads.services.throttle"] == [
+        "Too many failed sign-ins, locked for 900 s: user name 'rep'"
+    ]
     assert right.status_code == 200
     assert LOCKED in right.content.decode()
     assert not _signed_in(client)
