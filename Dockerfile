@@ -62,10 +62,5 @@ RUN SECRET_KEY=collectstatic-build-only ANYMAIL_WEBHOOK_SECRET=collectstatic-bui
 
 EXPOSE 8000
 
-# /dev/shm for the worker heartbeat files: on the overlay filesystem they can stall
-# workers long enough to be killed as unresponsive.
-CMD ["gunicorn", "config.wsgi:application", \
-     "--bind", "0.0.0.0:8000", \
-     "--workers", "2", "--threads", "4", \
-     "--worker-tmp-dir", "/dev/shm", \
-     "--access-logfile", "-"]
+# Workers, keep-alive and an access log that leaves out API keys: config/gunicorn.py.
+CMD ["gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application"]

@@ -145,6 +145,16 @@ AUTH_PASSWORD_VALIDATORS = [
 # Django's backend, loading the user's preferences (language) with the user.
 AUTHENTICATION_BACKENDS = ["leads.backends.PreferenceModelBackend"]
 LOGIN_URL = "login"
+# Failed sign-ins (leads/services/throttle.py): this many for one user name, or from
+# one address, within the lockout time lock it for the lockout time.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+# Password-reset mails one address may ask for within the lockout time.
+PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=5)
+# Reverse proxies in front of the app that append to X-Forwarded-For; 0 takes the
+# address the connection came from.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -194,6 +204,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "leads.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["leads.api.throttling.ApiKeyThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "leads.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -234,8 +245,16 @@ if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""):
 INGEST_MAX_EVENT_BYTES = 32 * 1024
 INGEST_MAX_BATCH_BYTES = 500 * 1024
 INGEST_MAX_BATCH_EVENTS = 500
+# Requests per API key (ingestion and API writes) per window of seconds; beyond it 429.
+INGEST_RATE_LIMIT = env.int("INGEST_RATE_LIMIT", default=5000)
+INGEST_RATE_WINDOW = env.int("INGEST_RATE_WINDOW", default=10)
 # Unprocessed events older than this are re-enqueued by the beat sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=30)
+
+# --- outbound HTTP (flows/outbound.py) -------------------------------------------
+# Hosts, addresses or networks (e.g. "hooks.internal,10.1.2.0/24") that webhooks and
+# Slack posts may reach although they are local or private; nothing else of that kind.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
 
 LOGGING = {
     "version": 1,

@@ -205,8 +205,13 @@ class DeliveryStatus(models.TextChoices):
 
 class Delivery(models.Model):
     """Something sent out of Leadflow. Written in the step's transaction under a
-    unique key, sent by its own task, retried with backoff, marked sent: the
-    outside world hears of each step at most once per success."""
+    unique key, sent by its own task, retried with backoff, marked sent.
+
+    A sender claims the row in a short transaction (``claimed_at``), sends with no
+    transaction open and records the outcome in a second one. A row marked sent is
+    never sent again; a sender that dies between sending and recording leaves a
+    claim that expires, and the row is sent again: at least once for the receiver,
+    which gets the key as ``Idempotency-Key`` to drop the repeat."""
 
     kind = models.CharField(max_length=10, choices=DeliveryKind.choices)
     key = models.CharField(max_length=200, unique=True)
@@ -221,7 +226,10 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     response_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # While pending: when beat should send it (a retry, or a claim that expired).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while a sender has it in flight.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

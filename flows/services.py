@@ -15,16 +15,15 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-import requests
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Count, F, Field, Model, QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from flows.graph import GraphError, graph_unmask, graph_validate
 from flows.models import (
@@ -43,6 +42,7 @@ from flows.models import (
 )
 from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
+from flows.outbound import OutboundFailed, OutboundRefused, outbound_post
 from leads.models import Event, Lead
 from leads.services import prepared
 from leads.services.events import (
@@ -716,6 +716,14 @@ def wakeups_release_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=5))
 # --- deliveries ------------------------------------------------------------------------
 
 
+# A claim older than this belonged to a sender that died: the longest send (the
+# outbound time limits, an SMTP timeout) is well inside it.
+DELIVERY_CLAIM_SECONDS = 120
+# A new delivery is sent by its own task at once; beat sends it when that message
+# was lost.
+DELIVERY_SWEEP_SECONDS = 60
+
+
 def delivery_create(
     *,
     kind: str,
@@ -736,6 +744,7 @@ def delivery_create(
             "target": target,
             "payload": payload,
             "blocking": blocking,
+            "next_attempt_at": timezone.now() + dt.timedelta(seconds=DELIVERY_SWEEP_SECONDS),
         },
     )
     if created:
@@ -764,21 +773,26 @@ def webhook_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _send(delivery: Delivery) -> int | None:
-    if delivery.kind == "webhook":
-        body = json.dumps(delivery.payload["body"], separators=(",", ":"), default=str).encode()
-        headers = {"Content-Type": "application/json", "X-Leadflow-Delivery": delivery.key}
-        if delivery.payload.get("secret"):
-            headers["X-Leadflow-Signature"] = webhook_signature(delivery.payload["secret"], body)
-        response = requests.post(delivery.target, data=body, headers=headers, timeout=10)
-        if response.status_code >= 300:
-            raise DeliveryError(response.status_code, f"HTTP {response.status_code}")
-        return response.status_code
-    if delivery.kind == "slack":
-        response = requests.post(delivery.target, json=delivery.payload, timeout=10)
-        if response.status_code >= 300:
-            raise DeliveryError(response.status_code, f"HTTP {response.status_code}")
-        return response.status_code
+def _send_webhook(delivery: Delivery) -> int | None:
+    body = json.dumps(delivery.payload["body"], separators=(",", ":"), default=str).encode()
+    headers = {
+        "Content-Type": "application/json",
+        # The same for every try of this delivery: a receiver drops repeats by it.
+        "Idempotency-Key": delivery.key,
+        "X-Leadflow-Delivery": delivery.key,
+    }
+    if delivery.payload.get("secret"):
+        headers["X-Leadflow-Signature"] = webhook_signature(delivery.payload["secret"], body)
+    return outbound_post(delivery.target, body=body, headers=headers).status
+
+
+def _send_slack(delivery: Delivery) -> int | None:
+    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json"}
+    return outbound_post(delivery.target, body=body, headers=headers).status
+
+
+def _send_email(delivery: Delivery) -> int | None:
     send_mail(
         delivery.payload["subject"],
         delivery.payload["body"],
@@ -789,15 +803,20 @@ def _send(delivery: Delivery) -> int | None:
     return None
 
 
-class DeliveryError(Exception):
-    def __init__(self, code: int | None, message: str):
-        super().__init__(message)
-        self.code = code
+# How each kind of delivery is sent: returns the receiver's HTTP status (None when
+# there is none), raises OutboundRefused for a target that will never be allowed and
+# any other exception for a failure worth a retry. A new kind adds its sender here.
+DELIVERY_SENDERS: dict[str, Callable[[Delivery], int | None]] = {
+    "webhook": _send_webhook,
+    "slack": _send_slack,
+    "email": _send_email,
+}
 
 
-def delivery_send(*, delivery_id: int) -> None:
-    """Send once; on failure back off (10 s, 1 min, 5 min, 30 min), then give up
-    and fail the step that waits for it."""
+def delivery_claim(*, delivery_id: int) -> Delivery | None:
+    """Take a pending delivery for sending, in a short transaction of its own; None
+    when it is sent, failed, or in another sender's hands."""
+    now = timezone.now()
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
@@ -805,30 +824,94 @@ def delivery_send(*, delivery_id: int) -> None:
             .first()
         )
         if delivery is None:
-            return
-        now = timezone.now()
+            return None
+        claim_expired = now - dt.timedelta(seconds=DELIVERY_CLAIM_SECONDS)
+        if delivery.claimed_at is not None and delivery.claimed_at > claim_expired:
+            return None
+        if delivery.attempts > len(DELIVERY_RETRY_DELAYS):
+            # Its last try's sender died: that counts as the last failure.
+            _delivery_fail(delivery, now, gettext("The sender stopped during the last try."))
+            return None
         delivery.attempts += 1
-        try:
-            delivery.response_code = _send(delivery)
-        except (DeliveryError, requests.RequestException, OSError) as exc:
-            delivery.response_code = getattr(exc, "code", None)
-            delivery.last_error = str(exc)[:2000]
-            if delivery.attempts <= len(DELIVERY_RETRY_DELAYS):
-                delay = DELIVERY_RETRY_DELAYS[delivery.attempts - 1]
-                delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
-            else:
-                delivery.status = DeliveryStatus.FAILED
-                delivery.next_attempt_at = None
-            delivery.save()
-            if delivery.status == DeliveryStatus.FAILED and delivery.blocking and delivery.step_id:
-                _delivery_failed_step(delivery)
+        delivery.claimed_at = now
+        # Beat sends it again if this claim is never settled.
+        delivery.next_attempt_at = now + dt.timedelta(seconds=DELIVERY_CLAIM_SECONDS)
+        delivery.save(update_fields=["attempts", "claimed_at", "next_attempt_at"])
+    return delivery
+
+
+def delivery_send(*, delivery_id: int) -> None:
+    """Claim, send with no transaction open (a slow receiver holds no lock), record.
+
+    On failure back off (10 s, 1 min, 5 min, 30 min), then give up and fail the step
+    that waits for it; a target that is not allowed fails at once."""
+    delivery = delivery_claim(delivery_id=delivery_id)
+    if delivery is None:
+        return
+    claimed_at = delivery.claimed_at
+    refused = False
+    try:
+        code = DELIVERY_SENDERS[delivery.kind](delivery)
+    except OutboundRefused as exc:
+        code, error, refused = None, str(exc), True
+    except Exception as exc:
+        code = exc.status if isinstance(exc, OutboundFailed) else None
+        error = str(exc) or type(exc).__name__
+    else:
+        if _delivery_record_sent(delivery, code) and delivery.blocking and delivery.step_id:
+            _resume_after_delivery(delivery)
+        return
+    _delivery_record_failure(delivery, claimed_at, code, error, final=refused)
+
+
+def _delivery_record_sent(delivery: Delivery, code: int | None) -> bool:
+    now = timezone.now()
+    # Even when this sender's claim expired meanwhile, the receiver has it now.
+    sent = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.SENT,
+        sent_at=now,
+        response_code=code,
+        last_error="",
+        claimed_at=None,
+        next_attempt_at=None,
+    )
+    delivery.status, delivery.sent_at, delivery.response_code = DeliveryStatus.SENT, now, code
+    return sent == 1
+
+
+def _delivery_record_failure(
+    delivery: Delivery, claimed_at: dt.datetime | None, code: int | None, error: str, *, final: bool
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            Delivery.objects.select_for_update()
+            .filter(pk=delivery.pk, status=DeliveryStatus.PENDING, claimed_at=claimed_at)
+            .first()
+        )
+        if current is None:  # another sender took over after this claim expired
             return
-        delivery.status = DeliveryStatus.SENT
-        delivery.sent_at = now
-        delivery.next_attempt_at = None
-        delivery.save()
+        current.response_code = code
+        if final or current.attempts > len(DELIVERY_RETRY_DELAYS):
+            _delivery_fail(current, now, error)
+            return
+        delay = DELIVERY_RETRY_DELAYS[current.attempts - 1]
+        current.last_error = error[:2000]
+        current.claimed_at = None
+        current.next_attempt_at = now + dt.timedelta(seconds=delay)
+        current.save(update_fields=["response_code", "last_error", "claimed_at", "next_attempt_at"])
+
+
+def _delivery_fail(delivery: Delivery, now: dt.datetime, error: str) -> None:
+    delivery.status = DeliveryStatus.FAILED
+    delivery.last_error = error[:2000]
+    delivery.claimed_at = None
+    delivery.next_attempt_at = None
+    delivery.save(
+        update_fields=["status", "response_code", "last_error", "claimed_at", "next_attempt_at"]
+    )
     if delivery.blocking and delivery.step_id:
-        _resume_after_delivery(delivery)
+        _delivery_failed_step(delivery, now)
 
 
 def _resume_after_delivery(delivery: Delivery) -> None:
@@ -840,12 +923,16 @@ def _resume_after_delivery(delivery: Delivery) -> None:
         step_resume(step=step, handle="next")
 
 
-def _delivery_failed_step(delivery: Delivery) -> None:
-    now = timezone.now()
+def _delivery_failed_step(delivery: Delivery, now: dt.datetime) -> None:
+    tries = ngettext(
+        "Delivery failed after %(count)s try: %(error)s",
+        "Delivery failed after %(count)s tries: %(error)s",
+        delivery.attempts,
+    ) % {"count": delivery.attempts, "error": delivery.last_error}
     step = StepRun.objects.get(pk=delivery.step_id or 0)
     StepRun.objects.filter(pk=step.pk).update(
         status=StepStatus.FAILED,
-        error=f"Delivery failed after {delivery.attempts} tries: {delivery.last_error}"[:4000],
+        error=tries[:4000],
         finished_at=now,
         output={**step.output, "response_code": delivery.response_code},
     )
@@ -855,7 +942,8 @@ def _delivery_failed_step(delivery: Delivery) -> None:
 
 
 def deliveries_due() -> list[int]:
-    """Pending deliveries whose retry time came (from beat)."""
+    """Pending deliveries whose time came (from beat): retries, claims that expired,
+    and new ones whose send message was lost."""
     from flows.tasks import delivery_send_task
 
     ids = list(

@@ -1,12 +1,44 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from leads.services.imports import IMPORT_MAX_BYTES, import_read_headers, import_target_choices
+from leads.services.throttle import client_address, login_lockout_seconds
+
+
+def wait_message(seconds: int) -> str:
+    """Too many tries: how long to wait, in whole minutes."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return ngettext(
+        "Too many attempts. Please wait %(minutes)s minute before you try again.",
+        "Too many attempts. Please wait %(minutes)s minutes before you try again.",
+        minutes,
+    ) % {"minutes": minutes}
+
+
+class LoginForm(AuthenticationForm):
+    """Django's sign-in form that says so when the account or the address is locked
+    after too many failed attempts (the backend refuses them meanwhile)."""
+
+    locked_message = ""
+
+    def get_invalid_login_error(self) -> ValidationError:
+        seconds = login_lockout_seconds(
+            username=self.cleaned_data.get("username") or "",
+            address=client_address(self.request),
+        )
+        if seconds:
+            self.locked_message = wait_message(seconds)
+            return ValidationError(self.locked_message, code="locked")
+        return super().get_invalid_login_error()
 
 
 class LeadImportUploadForm(forms.Form):

@@ -10,10 +10,17 @@ from leads import (
     views_settings,
     views_tasks,
 )
+from leads.forms import LoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=LoginForm
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/language/", views.account_language, name="account-language"),
     path(
@@ -30,7 +37,7 @@ urlpatterns = [
     ),
     path(
         "account/password-reset/",
-        auth_views.PasswordResetView.as_view(
+        views.PasswordResetView.as_view(
             template_name="settings/password_reset.html",
             email_template_name="settings/password_reset_email.txt",
             subject_template_name="settings/password_reset_subject.txt",

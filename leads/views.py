@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +19,7 @@ from django_htmx.middleware import HtmxDetails
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from leads.decorators import role_required
-from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm
+from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm, wait_message
 from leads.models import LeadImport, Role
 from leads.roles import user_role
 from leads.selectors import user_language
@@ -31,6 +34,7 @@ from leads.services.imports import (
 )
 from leads.services.metrics import metrics_text
 from leads.services.preferences import user_language_set
+from leads.services.throttle import client_address, rate_hit
 
 ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SALES)
 
@@ -173,3 +177,23 @@ def account_language(request: HtmxHttpRequest) -> HttpResponse:
     else:
         form = LanguageForm(initial={"language": user_language(request.user)})
     return render(request, "leads/account_language.html", {"form": form})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's "forgot password" page, with a limit on the mails one address may
+    ask for, and on the mails one account receives: it must not become a way to
+    flood an inbox. It opens no door to the account by itself: the link sets a new
+    password, and signing in still goes through the lockout."""
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        window = settings.LOGIN_LOCKOUT_SECONDS
+        limit = settings.PASSWORD_RESET_LIMIT
+        email = hashlib.sha256(form.cleaned_data["email"].lower().encode()).hexdigest()[:32]
+        wait = max(
+            rate_hit(f"reset:address:{client_address(self.request)}", limit=limit, window=window),
+            rate_hit(f"reset:email:{email}", limit=limit, window=window),
+        )
+        if wait:
+            form.add_error(None, wait_message(wait))
+            return self.form_invalid(form)
+        return super().form_valid(form)

@@ -22,6 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from flows.outbound import outbound_url_problem
 from leads.decorators import role_required
 from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, LeadErasure, Role
 from leads.services.api_keys import api_key_create, api_key_revoke
@@ -526,6 +527,9 @@ class SlackForm(_StyledForm):
         url = self.cleaned_data["slack_webhook_url"]
         if url and not url.startswith("https://"):
             raise forms.ValidationError(_("Use an https:// URL."), code="invalid")
+        problem = outbound_url_problem(url) if url else None
+        if problem:
+            raise forms.ValidationError(problem, code="not_allowed")
         return url
 
     def new_url(self, current: str) -> str:

@@ -5,6 +5,8 @@ import os
 
 import pytest
 from django.apps import apps
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.utils import translation
 from rest_framework.test import APIClient
 
@@ -34,6 +36,21 @@ def _celery_eager(request: pytest.FixtureRequest):
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_throttle_counts():
+    """Sign-in and rate counters live in the cache, which outlives a test (Redis
+    outlives the run): every test starts with none. Only they are removed, so a
+    broker sharing the Redis database keeps its messages."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+        keys = list(client.scan_iter(match=backend.make_key("throttle:*"), count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
 
 
 @pytest.fixture(autouse=True)

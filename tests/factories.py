@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from flows.models import Delivery
 from leads.models import Event, Lead
 
 
@@ -50,3 +51,13 @@ class EventFactory(factory.django.DjangoModelFactory[Event]):
     received_at = factory.LazyFunction(timezone.now)
     source = "api"
     idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
+    class Meta:
+        model = Delivery
+
+    kind = "webhook"
+    key = factory.Sequence(lambda n: f"test:{n}")
+    target = "https://hooks.example/in"
+    payload = factory.LazyFunction(lambda: {"secret": "", "body": {"hello": "world"}})

@@ -101,6 +101,29 @@ def test_app_services_share_one_image_and_environment() -> None:
     assert "8000:8000" in services["web"]["ports"]
 
 
+def test_app_services_pass_the_security_and_outbound_settings() -> None:
+    # Without any one of these, `check --deploy` cannot be clean behind HTTPS, or
+    # webhooks to an internal host cannot be allowed.
+    names = {
+        "SECURE_SSL_REDIRECT",
+        "SECURE_COOKIES",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "OUTBOUND_ALLOWED_HOSTS",
+    }
+    for name in APP_SERVICES:
+        env = _services()[name]["environment"]
+        assert {key: env[key].split(":-")[0] for key in names} == {
+            key: "${" + key for key in names
+        }, name
+
+
+def test_web_runs_the_image_command_with_the_gunicorn_config() -> None:
+    # The Dockerfile's CMD (tests/test_gunicorn.py) is the web command: no override.
+    assert "command" not in _services()["web"]
+
+
 def test_named_volumes_are_declared_and_mounted() -> None:
     compose = _compose()
     declared = set(compose["volumes"])

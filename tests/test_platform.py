@@ -82,6 +82,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "SECRET_KEY": "x" * 60 + "-production-secret-for-the-check-only",
+        "DEBUG": "false",
         "ALLOWED_HOSTS": "leads.example.com",
         "SECURE_SSL_REDIRECT": "true",
         "SECURE_COOKIES": "true",

@@ -27,6 +27,7 @@ from flows.nodes.base import (
     register,
     value_text,
 )
+from flows.outbound import outbound_url_problem
 from leads.models import (
     Lead,
     Notification,
@@ -195,6 +196,16 @@ def slack_target(config: dict[str, Any]) -> str:
     return ""
 
 
+def _url_allowed(path: str) -> Any:
+    """A check that the URL at ``path`` is a target Leadflow may post to."""
+
+    def check(config: dict[str, Any]) -> dict[str, list[str]]:
+        problem = outbound_url_problem(config[path]) if config.get(path) else None
+        return {path: [problem]} if problem else {}
+
+    return check
+
+
 def _task_mail(task: Task, lead: Lead) -> str:
     url = f"{settings.SITE_URL}/leads/{lead.pk}/"
     if not task.due_at:
@@ -265,6 +276,7 @@ register(
             ("title",),
         ),
         execute=_notify_sales,
+        check=_url_allowed("slack_webhook"),
         summary=lambda c, n: c["title"],
     )
 )
@@ -593,6 +605,7 @@ register(
             ("url",),
         ),
         execute=_webhook,
+        check=_url_allowed("url"),
         # The host only: the rest of a webhook URL often carries a token.
         summary=lambda c, n: (
             gettext("POST to %(host)s") % {"host": urlsplit(c["url"]).hostname or c["url"]}

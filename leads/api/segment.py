@@ -32,6 +32,7 @@ from leads.services.ingest import (
     read_json_body,
     segment_message_to_event,
 )
+from leads.services.throttle import api_key_rate_wait
 
 
 def _key_from_headers(request: HttpRequest) -> str | None:
@@ -55,6 +56,25 @@ def _authenticate(request: HttpRequest, body: Any) -> ApiKey | None:
     return api_key_check(key) if key else None
 
 
+def _refused(key: ApiKey | None) -> JsonResponse | None:
+    """401 without a valid key, 429 when the key is over its rate; None to go on."""
+    if key is None:
+        response = error_response(401, "unauthenticated", "A valid write key is required.")
+        response["WWW-Authenticate"] = 'Basic realm="leadflow"'
+        return response
+    wait = api_key_rate_wait(key_id=key.pk)
+    if wait:
+        response = error_response(
+            429,
+            "throttled",
+            f"This key sent more than {settings.INGEST_RATE_LIMIT} requests in "
+            f"{settings.INGEST_RATE_WINDOW} seconds; retry in {wait} seconds.",
+        )
+        response["Retry-After"] = str(wait)
+        return response
+    return None
+
+
 def _unauthorized() -> JsonResponse:
     response = error_response(401, "unauthenticated", "A valid write key is required.")
     response["WWW-Authenticate"] = 'Basic realm="leadflow"'
@@ -72,8 +92,9 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
         if _authenticate(request, None) is None:
             return _unauthorized()
         return error_response(400, "invalid", exc.message, exc.fields)
-    if _authenticate(request, body) is None:
-        return _unauthorized()
+    refused = _refused(_authenticate(request, body))
+    if refused is not None:
+        return refused
     try:
         event = segment_message_to_event(
             body, type_=type_, received_at=timezone.now(), sent_at=None, has_nul=has_nul
@@ -117,8 +138,9 @@ def batch(request: HttpRequest) -> JsonResponse:
         if _authenticate(request, None) is None:
             return _unauthorized()
         return error_response(400, "invalid", exc.message, exc.fields)
-    if _authenticate(request, body) is None:
-        return _unauthorized()
+    refused = _refused(_authenticate(request, body))
+    if refused is not None:
+        return refused
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         return error_response(
             400, "invalid", 'Expected {"batch": [...]}.', {"batch": ["Required."]}

@@ -404,7 +404,8 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hook_server():
+def hook_server(settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
     _Hook.received = []
     _Hook.status = 200
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)

@@ -32,7 +32,8 @@ class _Slack(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def slack_server():
+def slack_server(settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
     _Slack.received = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slack)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -536,6 +536,21 @@ def test_slack_webhook_is_kept_when_left_blank_and_removed_on_purpose(client, ad
     assert "Not set." in _html(client.get("/settings/integrations/"))
 
 
+def test_slack_webhook_to_a_local_address_is_refused(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/settings/integrations/", {"slack_webhook_url": "https://169.254.169.254/latest/"}
+    )
+
+    assert response.status_code == 200
+    assert (
+        "169.254.169.254 is a local or private address (169.254.169.254); Leadflow does not "
+        "send there unless an administrator allows it in OUTBOUND_ALLOWED_HOSTS."
+    ) in _html(response)
+    assert IntegrationSettings.objects.get().slack_webhook_url == ""
+
+
 # --- account ----------------------------------------------------------------------
 
 
