@@ -345,11 +345,11 @@ def setup(graph: dict[str, Any]) -> int:
     from django.contrib.auth.models import Group, User
     from django.db import connections
 
+    from core.roles import Role
     from flows.graph import GraphError, graph_validate
     from flows.models import Flow
     from flows.selectors import node_summaries
     from flows.services import flow_create
-    from leads.models import Role
 
     try:
         graph_validate(graph)

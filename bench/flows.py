@@ -105,9 +105,11 @@ from stack import (
     vacuum_analyze,
 )
 
+from config.celery import QUEUES
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_flows"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
-WORKER_QUEUES = "ingest,flows,deliveries,periodic"
+WORKER_QUEUES = ",".join(QUEUES)
 INGEST_QUEUE = "ingest"
 FLOWS_QUEUE = "flows"
 SOURCE = "bench"
@@ -1226,7 +1228,7 @@ def section(
         "activity, upsert its category score, mark the event processed: twelve statements "
         "with BEGIN and COMMIT (psycopg's defaults: bound on the server, prepared after "
         f"five uses). The worker's code runs {statements[0]:.0f} per event as Django logs "
-        "them (its hot path's statements prepared, as `leads.services.prepared` sends "
+        "them (its hot path's statements prepared, as `core.prepared` sends "
         "them), the BEGIN and COMMIT of its one transaction (the event and its derived "
         f"`score.changed`) and {statements[1]:.0f} SAVEPOINT or RELEASE included, plus the "
         "derived event's insert, which `_pg_insert` sends on psycopg directly. "

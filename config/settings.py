@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "leads",
     "scoring",
     "flows",
+    "pages",
 ]
 
 MIDDLEWARE = [
@@ -108,7 +109,7 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Django's own cursors bind on the client and are never prepared; the statements
-    # of the worker's hot path (leads/services/prepared.py) are prepared after this
+    # of the worker's hot path (core/prepared.py) are prepared after this
     # many uses. 0 turns it off (for a pooler that cannot keep prepared statements).
     prepare_after = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = prepare_after or None

@@ -28,6 +28,7 @@ urlpatterns = [
     path("v1/", include((segment_urls, "segment"))),
     path("anymail/", include("anymail.urls")),
     path("admin/", admin.site.urls),
+    path("", include("pages.urls")),
     path("", include("flows.urls")),
     path("", include("leads.urls")),
 ]

@@ -4,3 +4,21 @@ from django.apps import AppConfig
 class FlowsConfig(AppConfig):
     name = "flows"
     verbose_name = "Flows"
+
+    def ready(self) -> None:
+        from flows.metrics import flows_metrics
+        from flows.privacy import lead_flows_erase, lead_flows_export
+        from flows.services import LISTENING, flows_on_event, listeners_probed
+        from leads.services.metrics import metrics_register
+        from leads.services.privacy import lead_data_register
+        from leads.services.reactions import reaction_register
+
+        # After segments (REACTION_ORDER): triggers see the memberships the event changed.
+        reaction_register(
+            name="flows",
+            react=flows_on_event,
+            lock_probe=LISTENING,
+            probe_answered=listeners_probed,
+        )
+        lead_data_register(name="flows", export=lead_flows_export, erase=lead_flows_erase)
+        metrics_register(name="flows", collect=flows_metrics)

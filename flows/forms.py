@@ -21,6 +21,7 @@ from django.http import QueryDict
 from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_lazy
 
+from core.vocabulary import Grade
 from flows import selectors
 from flows.graph import config_problems, required_name
 from flows.nodes import REGISTRY, NodeType
@@ -30,7 +31,6 @@ from flows.nodes.base import SECRET_SET, config_checkable, secret_value_set
 from flows.nodes.summaries import standard_field_labels
 from leads.models import Stage, TaskPriority
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
-from scoring.models import Grade
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

@@ -10,9 +10,10 @@ from django.contrib.auth.models import User
 from django.db.models import Count
 from django.utils import timezone
 
+from core.roles import Role
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import Refs, config_refs, names_load, node_summary, user_display
-from leads.models import Event, FieldDefinition, Role, Segment, SegmentKind, Tag
+from leads.models import Event, FieldDefinition, Segment, SegmentKind, Tag
 from scoring.models import ScoreCategory
 
 # Suggestions come from recent events only: the (type, name, occurred_at) index

@@ -25,6 +25,8 @@ from django.db.models import Count, F, Field, Model, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
+from core import prepared
+from core.scope import batch_cached, event_scope_forget, event_scope_put, event_scoped
 from flows.graph import GraphError, graph_unmask, graph_validate
 from flows.models import (
     Delivery,
@@ -44,13 +46,6 @@ from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
 from flows.outbound import OutboundFailed, OutboundRefused, outbound_post
 from leads.models import Event, Lead
-from leads.services import prepared
-from leads.services.events import (
-    batch_cached,
-    event_scope_forget,
-    event_scope_put,
-    event_scoped,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -569,9 +564,10 @@ def _step_retry(step: StepRun) -> None:
     _advance(enrollment, enrollment.lead, nodes_edges, enrollment.trigger_event)
 
 
-# Whether a lead has waits listening for events (most have none): a column of
-# the statement that locks the lead (leads.services.events), else a prepared
-# probe, either sparing the full read's planning, most of its cost.
+# Whether a lead has waits listening for events (most have none): the lock
+# probe of the flows reaction, read by the statement that locks the lead
+# (leads.services.reactions), else a prepared probe, either sparing the full
+# read's planning, most of its cost.
 LISTENING = (
     f"EXISTS (SELECT FROM {StepRun._meta.db_table} s "
     f"JOIN {Enrollment._meta.db_table} e ON e.id = s.enrollment_id "
@@ -582,9 +578,11 @@ LISTENING = (
 _LISTENING_PROBE = "SELECT " + LISTENING.replace("{lead}", "%s")
 
 
-def listeners_none(lead_id: int) -> None:
-    """The lead's lock found no listening waits: its events need no read."""
-    event_scope_put(f"listeners:{lead_id}", [])
+def listeners_probed(lead_id: int, listening: bool) -> None:
+    """The lead's lock answered LISTENING: with no listening waits, its events
+    need no read for them."""
+    if not listening:
+        event_scope_put(f"listeners:{lead_id}", [])
 
 
 def _listeners(lead: Lead) -> list[StepRun]:

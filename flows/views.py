@@ -20,6 +20,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import JavaScriptCatalog
 from django_htmx.http import trigger_client_event
 
+from core.http import HtmxHttpRequest
+from core.roles import ADMIN_MARKETER
 from flows.forms import NodeConfigForm, config_from_param
 from flows.graph import NODE_ID, graph_mask
 from flows.models import Flow, FlowVersion
@@ -29,15 +31,12 @@ from flows.selectors import node_summaries
 from flows.services import flow_create, flow_version_restore
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.decorators import role_required
-from leads.models import Role
-from leads.views import HtmxHttpRequest
 
-EDITORS = (Role.ADMIN, Role.MARKETER)
 # The builder's version menu lists the newest ones; the API pages through all.
 VERSIONS_LISTED = 50
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_http_methods(["GET", "POST"])
 def flow_list(request: HtmxHttpRequest) -> HttpResponse:
     """Every flow with its status, published version and enrollments; the form
@@ -124,7 +123,7 @@ def canvas_catalog(language: str) -> dict[str, Any]:
     return {"catalog": catalog.get_catalog(), "plural": catalog.get_plural()}
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 def flow_builder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The canvas: the draft, or with ``?version=N`` that published version,
     read-only."""
@@ -156,7 +155,7 @@ def flow_builder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "flows/builder.html", context)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_POST
 def flow_version_restore_page(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     """Make a published version the draft again and go back to the builder."""
@@ -171,7 +170,7 @@ def flow_version_restore_page(request: HtmxHttpRequest, pk: int, number: int) ->
     return redirect("flow-builder", pk=flow.pk)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_http_methods(["GET", "POST"])
 def flow_node_form(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
     """The side panel's form for one node. GET shows it filled from ``config``

@@ -3,7 +3,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from leads.models import Notification, Role
+from core.roles import ADMIN_MARKETER, Role
+from leads.models import Notification
 from leads.roles import user_role
 
 
@@ -12,7 +13,7 @@ def roles(request: HttpRequest) -> dict[str, Any]:
     return {
         "user_role": role,
         "user_role_label": Role(role).label if role else "",
-        "can_manage_leads": role in ("admin", "marketer"),
+        "can_manage_leads": role in ADMIN_MARKETER,
     }
 
 

@@ -23,11 +23,10 @@ from django.http import QueryDict
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from core.vocabulary import COUNTABLE_TYPES, Grade
 from leads.conditions.schema import (
-    ACTIVITY_TYPES,
     COUNT_OPERATORS,
     FIELD_TYPES,
-    GRADES,
     NO_VALUE,
     OPERATORS,
     RELATIVE,
@@ -112,7 +111,7 @@ KIND_LABELS = {
     "activity": _("Activity"),
     "segment": _("Segment"),
 }
-GRADE_LABELS = {"cold": _("Cold"), "warm": _("Warm"), "hot": _("Hot")}
+GRADE_LABELS = dict(Grade.choices)
 
 
 class SegmentForm(forms.Form):
@@ -295,7 +294,7 @@ def _field_from_form(
 
 def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
     activity = data.get(f"{path}-activity", "")
-    rule: dict[str, Any] = {"activity": activity if activity in ACTIVITY_TYPES else "page"}
+    rule: dict[str, Any] = {"activity": activity if activity in COUNTABLE_TYPES else "page"}
     name = data.get(f"{path}-name", "").strip()
     if name:
         rule["name"] = name
@@ -604,7 +603,7 @@ def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, s
     if name == "stage":
         return [(str(v), str(label)) for v, label in Stage.choices]
     if name == "grade":
-        return [(g, str(GRADE_LABELS[g])) for g in GRADES]
+        return [(g, str(GRADE_LABELS[g])) for g in Grade.values]
     definition = choices.definitions.get(name[7:]) if name.startswith("custom.") else None
     if definition is not None and definition.type == FieldType.CHOICE:
         return [(str(o), str(o)) for o in definition.options]
@@ -629,7 +628,7 @@ def rules_in(tree: Any) -> list[dict[str, Any]]:
 
 def activity_types_in(tree: Any) -> set[str]:
     """The activity types a tree's activity rules name."""
-    return {r["activity"] for r in rules_in(tree) if r.get("activity") in ACTIVITY_TYPES}
+    return {r["activity"] for r in rules_in(tree) if r.get("activity") in COUNTABLE_TYPES}
 
 
 # --- the conditions in words -------------------------------------------------------------

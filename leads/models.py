@@ -6,6 +6,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from core.vocabulary import Grade
+
 
 class Stage(models.TextChoices):
     SUBSCRIBER = "subscriber", _("Subscriber")
@@ -14,12 +16,6 @@ class Stage(models.TextChoices):
     SQL = "sql", _("Sales qualified")
     CUSTOMER = "customer", _("Customer")
     DISQUALIFIED = "disqualified", _("Disqualified")
-
-
-class Role(models.TextChoices):
-    ADMIN = "admin", _("Admin")
-    MARKETER = "marketer", _("Marketer")
-    SALES = "sales", _("Sales")
 
 
 class Tag(models.Model):
@@ -84,7 +80,7 @@ class Lead(models.Model):
     score = models.IntegerField(default=0)
     grade = models.CharField(
         max_length=8,
-        choices=[("cold", "Cold"), ("warm", "Warm"), ("hot", "Hot")],
+        choices=Grade.choices,
         default="cold",
     )
     custom_fields = models.JSONField(default=dict, blank=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads.models import ApiKey, ApiScope, Role
+from core.roles import Role, role_of_groups
+from leads.models import ApiKey, ApiScope
 
 
 class ApiKeyPrincipal:
@@ -39,8 +40,7 @@ def user_role(user: Any) -> str | None:
     cached = getattr(user, "_leadflow_role", "unset")
     if cached != "unset":
         return cached
-    names = set(user.groups.values_list("name", flat=True))
-    role = next((r for r in (Role.ADMIN, Role.MARKETER, Role.SALES) if r in names), None)
+    role = role_of_groups(user.groups.values_list("name", flat=True))
     user._leadflow_role = role
     return role
 

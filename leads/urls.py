@@ -5,15 +5,12 @@ from leads import (
     views,
     views_list,
     views_privacy,
-    views_profile,
     views_segments,
-    views_settings,
     views_tasks,
 )
 from leads.forms import LoginForm
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path(
         "login/",
         auth_views.LoginView.as_view(
@@ -64,58 +61,12 @@ urlpatterns = [
         ),
         name="password_reset_complete",
     ),
-    path("settings/", views_settings.settings_home, name="settings"),
-    path("settings/users/", views_settings.user_list, name="settings-users"),
-    path(
-        "settings/users/<int:pk>/role/", views_settings.user_role_change, name="settings-user-role"
-    ),
-    path(
-        "settings/users/<int:pk>/active/",
-        views_settings.user_active_change,
-        name="settings-user-active",
-    ),
-    path("settings/api-keys/", views_settings.api_key_list, name="settings-api-keys"),
-    path(
-        "settings/api-keys/<int:pk>/revoke/",
-        views_settings.api_key_revoke_view,
-        name="settings-api-key-revoke",
-    ),
-    path("settings/fields/", views_settings.field_list, name="settings-fields"),
-    path("settings/fields/<int:pk>/", views_settings.field_edit, name="settings-field-edit"),
-    path(
-        "settings/fields/<int:pk>/delete/",
-        views_settings.field_delete,
-        name="settings-field-delete",
-    ),
-    path("settings/scoring/", views_settings.scoring_page, name="settings-scoring"),
-    path("settings/scoring/categories/", views_settings.category_add, name="settings-category-add"),
-    path(
-        "settings/scoring/categories/<int:pk>/rename/",
-        views_settings.category_rename,
-        name="settings-category-rename",
-    ),
-    path(
-        "settings/scoring/categories/<int:pk>/delete/",
-        views_settings.category_delete,
-        name="settings-category-delete",
-    ),
-    path("settings/integrations/", views_settings.integrations_page, name="settings-integrations"),
-    path("settings/privacy/", views_settings.privacy_page, name="settings-privacy"),
     path("leads/", views_list.lead_list, name="lead-list"),
     path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),
     path("leads/export.csv", views_list.lead_export, name="lead-export"),
     path("leads/exports/", views_list.lead_export_start_view, name="lead-export-start"),
     path("leads/jobs/<int:pk>/", views_list.lead_job_detail, name="lead-job-detail"),
     path("leads/jobs/<int:pk>/download/", views_list.lead_job_download, name="lead-job-download"),
-    path("leads/<int:pk>/", views_profile.lead_profile, name="lead-detail"),
-    path(
-        "leads/<int:pk>/timeline/",
-        views_profile.lead_profile_timeline,
-        name="lead-profile-timeline",
-    ),
-    path("leads/<int:pk>/update/", views_profile.lead_profile_update, name="lead-profile-update"),
-    path("leads/<int:pk>/score/", views_profile.lead_profile_score, name="lead-profile-score"),
-    path("leads/<int:pk>/notes/", views_profile.lead_profile_note, name="lead-profile-note"),
     path("leads/<int:pk>/export.json", views_privacy.lead_export_view, name="lead-data-export"),
     path("leads/<int:pk>/erase/", views_privacy.lead_erase_view, name="lead-erase"),
     path(

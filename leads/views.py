@@ -2,29 +2,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
-from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import formats, translation
+from django.utils import translation
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.middleware import HtmxDetails
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from core.http import HtmxHttpRequest
+from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
 from leads.decorators import role_required
 from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadForm, wait_message
-from leads.models import LeadImport, Role
+from leads.models import LeadImport
 from leads.roles import user_role
 from leads.selectors import user_language
-from leads.selectors_dashboard import DailySeries, dashboard_for
-from leads.services.events import events_backlog
 from leads.services.health import health_report
 from leads.services.imports import (
     import_guess_mapping,
@@ -35,13 +32,6 @@ from leads.services.imports import (
 from leads.services.metrics import metrics_text
 from leads.services.preferences import user_language_set
 from leads.services.throttle import client_address, rate_hit
-
-ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SALES)
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-    user: User
 
 
 @require_GET
@@ -70,46 +60,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
 
 
-def _daily_chart(daily: DailySeries) -> str:
-    """Chart.js configuration for new leads and MQLs per day (see ``app.js``)."""
-    config = {
-        "type": "bar",
-        "data": {
-            "labels": [formats.date_format(day, "SHORT_DATE_FORMAT") for day in daily.days],
-            "datasets": [
-                {"label": gettext("New leads"), "data": daily.new_leads},
-                {"label": gettext("MQLs"), "data": daily.mqls},
-            ],
-        },
-        "options": {
-            "responsive": True,
-            "maintainAspectRatio": False,
-            "plugins": {"legend": {"position": "bottom"}},
-            "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}},
-        },
-    }
-    return json.dumps(config)
-
-
-@role_required(*ALL_ROLES)
-def home(request: HtmxHttpRequest) -> HttpResponse:
-    """The dashboard: this week's numbers with their trend, the last 30 days by
-    day, and what to act on (tasks, hot leads, busy flows, big score changes)."""
-    dashboard = dashboard_for(user=request.user)
-    return render(
-        request,
-        "leads/home.html",
-        {
-            "dashboard": dashboard,
-            "counts": dashboard.leads,
-            "daily_chart": _daily_chart(dashboard.daily),
-            "chart_days": len(dashboard.daily.days),
-            "backlog": events_backlog() if dashboard.team_wide else None,
-        },
-    )
-
-
-@role_required(Role.ADMIN, Role.MARKETER)
+@role_required(*ADMIN_MARKETER)
 def lead_import_new(request: HtmxHttpRequest) -> HttpResponse:
     """Step 1 uploads the file; step 2 maps its columns and starts the import."""
     if request.method == "POST" and "mapping_step" in request.POST:
@@ -147,7 +98,7 @@ def lead_import_new(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "leads/import_upload.html", {"form": upload_form, "recent": recent})
 
 
-@role_required(Role.ADMIN, Role.MARKETER)
+@role_required(*ADMIN_MARKETER)
 def lead_import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(LeadImport, pk=pk)
     template = "leads/_import_progress.html" if request.htmx else "leads/import_detail.html"

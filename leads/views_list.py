@@ -19,6 +19,9 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
+from core.http import HtmxHttpRequest
+from core.roles import ALL_ROLES
+from core.vocabulary import Grade
 from leads.decorators import role_required
 from leads.models import JobKind, JobStatus, Lead, LeadJob, Segment, SegmentKind, Stage
 from leads.roles import user_role
@@ -37,10 +40,10 @@ from leads.services import bulk
 from leads.services.exports import export_leads, export_rows
 from leads.services.jobs import lead_job_start
 from leads.services.policy import bulk_action_refusal, bulk_actions_allowed, owner_refusal
-from leads.views import ALL_ROLES, HtmxHttpRequest
 
 PAGE_SIZE = 50
-GRADES = [("hot", _("Hot")), ("warm", _("Warm")), ("cold", _("Cold"))]
+# Hottest first.
+GRADES = list(reversed(Grade.choices))
 SORTS = [
     ("created", _("Newest")),
     ("score", _("Score")),

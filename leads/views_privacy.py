@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.http import HtmxHttpRequest
+from core.roles import Role
 from leads.decorators import role_required
-from leads.models import Lead, Role
+from leads.models import Lead
 from leads.services.privacy import lead_erase, lead_export
-from leads.views import HtmxHttpRequest
 
 
 def lead_export_response(lead: Lead) -> StreamingHttpResponse:

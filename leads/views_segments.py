@@ -21,8 +21,11 @@ from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.http import HtmxHttpRequest
+from core.roles import ADMIN_MARKETER, ALL_ROLES
+from core.vocabulary import COUNTABLE_TYPES
 from leads.conditions import ConditionError
-from leads.conditions.schema import ACTIVITY_TYPES, NO_VALUE
+from leads.conditions.schema import NO_VALUE
 from leads.decorators import role_required
 from leads.forms_segments import (
     ACTIVITY_LABELS,
@@ -40,7 +43,7 @@ from leads.forms_segments import (
     rules_in,
     tree_from_form,
 )
-from leads.models import FieldDefinition, Lead, Role, Segment, SegmentKind, Tag
+from leads.models import FieldDefinition, Lead, Segment, SegmentKind, Tag
 from leads.selectors import (
     SEGMENT_PREVIEW_SAMPLE,
     event_names,
@@ -63,10 +66,8 @@ from leads.services.segments import (
     segment_remove_leads,
     segment_update,
 )
-from leads.views import ALL_ROLES, HtmxHttpRequest
 from scoring.models import ScoreCategory
 
-EDITORS = (Role.ADMIN, Role.MARKETER)
 # htmx leaves 4xx answers unswapped unless told; a refused form is a 422.
 INVALID = 422
 TAG_CHOICES_LIMIT = 500
@@ -113,7 +114,7 @@ def _editor_context(
         "root": root,
         "choices": choices,
         "field_choices": choices.field_choices(),
-        "activity_choices": [(a, ACTIVITY_LABELS[a]) for a in ACTIVITY_TYPES],
+        "activity_choices": [(a, ACTIVITY_LABELS[a]) for a in COUNTABLE_TYPES],
         "count_choices": list(COUNT_LABELS.items()),
         "form_url": reverse("segment-edit", args=[segment.pk])
         if segment
@@ -231,25 +232,25 @@ def _posted(request: HtmxHttpRequest, segment: Segment | None) -> dict[str, Any]
 # --- pages ------------------------------------------------------------------------------
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_GET
 def segment_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "segments/segment_list.html", {"segments": list(segments_list())})
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_http_methods(["GET", "POST"])
 def segment_new(request: HtmxHttpRequest) -> HttpResponse:
     return _editor(request, None)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_http_methods(["GET", "POST"])
 def segment_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _editor(request, get_object_or_404(Segment, pk=pk))
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_POST
 def segment_preview_view(request: HtmxHttpRequest) -> HttpResponse:
     """The live count and a sample for the tree in the editor, through the same
@@ -356,7 +357,7 @@ def _members_context(request: HtmxHttpRequest, segment: Segment) -> dict[str, An
     }
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_GET
 def segment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The segment: header, conditions in words, refresh and members. htmx gets
@@ -374,7 +375,7 @@ def segment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "segments/detail.html", context)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_GET
 def segment_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The refresh status, polled while a recompute runs; when it is done, the
@@ -388,7 +389,7 @@ def segment_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "segments/_status.html", context)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_POST
 def segment_refresh(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     segment = get_object_or_404(Segment, pk=pk)
@@ -434,7 +435,7 @@ def _members_response(
     return render(request, "segments/_members.html", context, status=status)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_POST
 def segment_members_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Add leads to a static segment by their emails (unknown emails are named),
@@ -463,7 +464,7 @@ def segment_members_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _members_response(request, segment, notice=notice)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_GET
 def segment_lead_search(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Leads to pick for a static segment: by name, email or company, not in it yet."""
@@ -479,7 +480,7 @@ def segment_lead_search(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_POST
 def segment_members_remove(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     segment = get_object_or_404(Segment, pk=pk, kind=SegmentKind.STATIC)
@@ -496,7 +497,7 @@ def segment_members_remove(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _members_response(request, segment, notice=notice)
 
 
-@role_required(*EDITORS)
+@role_required(*ADMIN_MARKETER)
 @require_http_methods(["GET", "POST"])
 def segment_delete_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Asks first (GET), deletes on POST; a segment other segments use stays."""

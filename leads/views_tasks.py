@@ -19,20 +19,19 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
+from core.http import HtmxHttpRequest
+from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
 from leads.decorators import role_required
-from leads.models import Notification, Role, Task, TaskStatus
+from leads.models import Notification, Task, TaskStatus
 from leads.roles import user_role
-from leads.selectors import leads_visible_to
+from leads.selectors import lead_tasks, leads_visible_to
 from leads.services import tasks as task_services
-from leads.views import ALL_ROLES, HtmxHttpRequest
-from leads.views_profile import lead_tasks
 
 # A rep's open tasks are shown in full up to this many, the soonest due first.
 MY_OPEN_LIMIT = 200
 DONE_SHOWN = 20
 ALL_PAGE_SIZE = 50
 NOTIFICATION_PAGE_SIZE = 30
-SEES_ALL_TASKS = (Role.ADMIN, Role.MARKETER)
 # Soonest due first; tasks without a due date last.
 DUE_ORDER = (F("due_at").asc(nulls_last=True), "id")
 DATETIME_SHOWN = "SHORT_DATETIME_FORMAT"
@@ -45,7 +44,7 @@ def tasks_actionable_by(user: Any) -> QuerySet[Task]:
     """Tasks the user may complete, snooze or reassign: admins and marketers all
     of them; sales reps those assigned to them and those on leads they can see."""
     tasks = Task.objects.select_related("lead", "assignee")
-    if user_role(user) in SEES_ALL_TASKS:
+    if user_role(user) in ADMIN_MARKETER:
         return tasks
     return tasks.filter(Q(assignee=user) | Q(lead__in=leads_visible_to(user)))
 
@@ -111,7 +110,7 @@ def task_list(request: HtmxHttpRequest) -> HttpResponse:
     """The signed-in user's tasks grouped overdue / today / upcoming / done;
     ``?scope=all`` lists everyone's open tasks (admins and marketers)."""
     if request.GET.get("scope") == "all":
-        if user_role(request.user) not in SEES_ALL_TASKS:
+        if user_role(request.user) not in ADMIN_MARKETER:
             raise PermissionDenied
         return _all_open_tasks(request)
     now = timezone.now()
@@ -166,7 +165,7 @@ def task_list(request: HtmxHttpRequest) -> HttpResponse:
         "done_shown": DONE_SHOWN,
         "now": now,
         "assignees": list(task_assignees()),
-        "sees_all": user_role(request.user) in SEES_ALL_TASKS,
+        "sees_all": user_role(request.user) in ADMIN_MARKETER,
     }
     return render(request, "leads/tasks.html", context)
 

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ScoringConfig(AppConfig):
     name = "scoring"
     verbose_name = "Scoring"
+
+    def ready(self) -> None:
+        from leads.services.privacy import lead_data_register
+        from scoring.privacy import lead_scores_erase, lead_scores_export
+
+        lead_data_register(name="scoring", export=lead_scores_export, erase=lead_scores_erase)

@@ -7,13 +7,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_lazy as _
-
-
-class Grade(models.TextChoices):
-    COLD = "cold", _("Cold")
-    WARM = "warm", _("Warm")
-    HOT = "hot", _("Hot")
 
 
 class ScoreCategory(models.Model):

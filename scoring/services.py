@@ -9,13 +9,16 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Case, CharField, F, Value, When
 from django.utils import timezone
 
+from core import prepared
+from core.scope import batch_cached
+from core.vocabulary import Grade
 from leads.models import Event, Lead, Stage
-from leads.services import prepared
-from leads.services.events import batch_cached, event_derive
-from scoring.models import Grade, LeadScore, ScoreCategory, ScoreChange, ScoringSettings
+from leads.services.events import SYSTEM_SOURCE, event_derive, events_record
+from leads.services.leads import lead_update
+from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoringSettings
 
 
 def scoring_settings() -> ScoringSettings:
@@ -174,8 +177,6 @@ def score_adjust(
     lead.score, lead.grade = new_score, new_grade
     crossed_mql = old_score < settings.mql_threshold <= new_score
     if crossed_mql and settings.mql_moves_stage and stage in (Stage.SUBSCRIBER, Stage.LEAD):
-        from leads.services.leads import lead_update
-
         locked = Lead.objects.select_for_update().get(pk=lead.pk)
         lead_update(lead=locked, changes={"stage": Stage.MQL}, cause=cause)
         lead.stage = Stage.MQL
@@ -234,11 +235,6 @@ def scoring_mismatches() -> list[tuple[int, str, int, int]]:
 def grades_recompute(*, settings: ScoringSettings) -> int:
     """After the thresholds change: regrade every lead whose grade moved, each with
     a ``grade.changed`` event. Returns how many moved."""
-    from django.db.models import Case, CharField, Value, When
-
-    from leads.models import Event as EventModel
-    from leads.services.events import SYSTEM_SOURCE, events_record
-
     graded = Case(
         When(score__gte=settings.hot_threshold, then=Value(Grade.HOT)),
         When(score__gte=settings.warm_threshold, then=Value(Grade.WARM)),
@@ -263,7 +259,7 @@ def grades_recompute(*, settings: ScoringSettings) -> int:
                 )
             events_record(
                 events=[
-                    EventModel(
+                    Event(
                         lead_id=lead_id,
                         type="grade.changed",
                         name=new_grade,

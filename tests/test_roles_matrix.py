@@ -400,7 +400,8 @@ def test_the_bulk_form_offers_a_rep_only_what_they_may_do(client, world):
 
 
 def test_a_background_bulk_job_is_refused_before_it_is_queued_and_when_it_runs(world):
-    from leads.models import LeadJob, Role
+    from core.roles import Role
+    from leads.models import LeadJob
     from leads.selectors import LeadFilters
     from leads.services import jobs
     from leads.services.policy import ChangeRefused

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.roles import ADMIN_MARKETER, ALL_ROLES
 from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_mask, graph_unmask, graph_validate
 from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun, StepStatus
@@ -35,11 +36,8 @@ from flows.services import (
 )
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.api.errors import error_body
-from leads.api.permissions import ALL_ROLES, RoleAccess
-from leads.models import Role
+from leads.api.permissions import RoleAccess
 from leads.selectors import leads_visible_to, user_language
-
-ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
 
 
 class FlowSerializer(serializers.ModelSerializer):

@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
+from core.roles import Role
 from flows.nodes.base import (
     SALES_USER,
     SCORE_CATEGORY,
@@ -28,16 +29,7 @@ from flows.nodes.base import (
     value_text,
 )
 from flows.outbound import outbound_url_problem
-from leads.models import (
-    Lead,
-    Notification,
-    Role,
-    Segment,
-    SegmentKind,
-    Stage,
-    Task,
-    TaskPriority,
-)
+from leads.models import Lead, Notification, Segment, SegmentKind, Stage, Task, TaskPriority
 from leads.selectors import user_language
 from leads.services.fields import (
     STANDARD_FIELDS,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext, gettext_lazy
 
+from core.vocabulary import Grade
 from flows.nodes.base import (
     EVENT_NAME,
     FORM_NAME,
@@ -422,9 +423,7 @@ register(
         label=gettext_lazy("Grade changed"),
         description=gettext_lazy("Starts when a lead becomes hot, warm or cold."),
         icon="thermometer",
-        schema=obj(
-            {"grade": {"type": "string", "enum": ["cold", "warm", "hot"]}, **ONCE}, ("grade",)
-        ),
+        schema=obj({"grade": {"type": "string", "enum": list(Grade.values)}, **ONCE}, ("grade",)),
         subscribe=lambda c: ("grade.changed", c["grade"]),
         matches=lambda e, c: e.name == c["grade"],
         summary=lambda c, n: (

@@ -5,10 +5,8 @@ from typing import Any
 from rest_framework import permissions
 from rest_framework.request import Request
 
-from leads.models import Role
+from core.roles import ADMIN_MARKETER, ALL_ROLES
 from leads.roles import ApiKeyPrincipal, is_ingest_key, user_role
-
-ALL_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.SALES})
 
 
 class RoleAccess(permissions.BasePermission):
@@ -30,7 +28,7 @@ class RoleAccess(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS:
             allowed = getattr(view, "read_roles", ALL_ROLES)
         else:
-            allowed = getattr(view, "write_roles", frozenset({Role.ADMIN, Role.MARKETER}))
+            allowed = getattr(view, "write_roles", ADMIN_MARKETER)
         if request.method == "DELETE":
             allowed = getattr(view, "delete_roles", allowed)
         return role in allowed

@@ -18,17 +18,11 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leads.api.permissions import ALL_ROLES, RoleAccess
+from core.roles import ADMIN_MARKETER, ALL_ROLES
+from leads.api.permissions import RoleAccess
 from leads.api.serializers import LeadSerializer
 from leads.conditions import ConditionError, compile_tree, validate
-from leads.models import (
-    Lead,
-    MembershipSource,
-    Role,
-    Segment,
-    SegmentKind,
-    SegmentMembership,
-)
+from leads.models import Lead, MembershipSource, Segment, SegmentKind, SegmentMembership
 from leads.selectors import leads_visible_to
 from leads.services import segments as segment_services
 
@@ -151,7 +145,7 @@ class SegmentViewSet(viewsets.ModelViewSet):
     serializer_class = SegmentSerializer
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
-    write_roles = frozenset({Role.ADMIN, Role.MARKETER})
+    write_roles = ADMIN_MARKETER
     queryset = Segment.objects.all()
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 

@@ -7,9 +7,9 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.vocabulary import INBOUND_TYPES
 from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Stage
 from leads.roles import user_role
-from leads.services.events import INBOUND_TYPES
 from leads.services.fields import (
     RESERVED_KEYS,
     FieldValueError,

@@ -16,8 +16,10 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
+from core.vocabulary import Grade
 from leads.api.errors import error_body
-from leads.api.permissions import ALL_ROLES, HumanOnly, RoleAccess
+from leads.api.permissions import HumanOnly, RoleAccess
 from leads.api.serializers import (
     AcceptedSerializer,
     ApiKeyCreatedSerializer,
@@ -28,8 +30,7 @@ from leads.api.serializers import (
     FieldDefinitionSerializer,
     LeadSerializer,
 )
-from leads.conditions.schema import GRADES
-from leads.models import ApiKey, Event, FieldDefinition, Lead, Role, Stage
+from leads.models import ApiKey, Event, FieldDefinition, Lead, Stage
 from leads.roles import ApiKeyPrincipal, is_ingest_key, user_role
 from leads.selectors import LeadFilters, events_visible_to, leads_filter, leads_visible_to
 from leads.services.api_keys import api_key_create, api_key_revoke
@@ -39,8 +40,6 @@ from leads.services.ingest import message_size_ok, valid_email
 from leads.services.privacy import lead_erase
 from leads.views_privacy import lead_export_response
 
-ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
-
 
 class LeadFilter(django_filters.FilterSet):
     """The leads list page's filters (one selector serves both), plus ``email``."""
@@ -48,7 +47,7 @@ class LeadFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(help_text="Exact email (case-insensitive).")
     q = django_filters.CharFilter(help_text="Name, email or company.")
     segment = django_filters.NumberFilter(help_text="Current members of this segment id.")
-    grade = django_filters.ChoiceFilter(choices=[(g, g) for g in GRADES])
+    grade = django_filters.ChoiceFilter(choices=Grade.choices)
     stage = django_filters.ChoiceFilter(choices=Stage.choices)
     owner = django_filters.CharFilter(help_text="A user id, or 'none'.")
     tag = django_filters.CharFilter(help_text="A tag name.")

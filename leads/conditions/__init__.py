@@ -7,7 +7,6 @@ counted subquery), used alike for a whole segment, one lead, and a preview count
 
 from leads.conditions.compiler import Compiler, compile_tree
 from leads.conditions.schema import (
-    ACTIVITY_TYPES,
     FIELD_TYPES,
     OPERATORS,
     ConditionError,
@@ -18,7 +17,6 @@ from leads.conditions.schema import (
 )
 
 __all__ = [
-    "ACTIVITY_TYPES",
     "FIELD_TYPES",
     "OPERATORS",
     "Compiler",

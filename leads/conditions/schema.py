@@ -22,6 +22,7 @@ from typing import Any
 
 from django.utils.translation import gettext
 
+from core.vocabulary import COUNTABLE_TYPES, Grade
 from leads.models import FieldDefinition, FieldType, Stage
 
 FIELD_TYPES: dict[str, str] = {
@@ -46,7 +47,6 @@ FIELD_TYPES: dict[str, str] = {
     "score": "number",
     "grade": "choice",
 }
-GRADES = ("cold", "warm", "hot")
 WHOLE_NUMBER_FIELDS = ("company_size", "score")
 OPERATORS: dict[str, tuple[str, ...]] = {
     "text": (
@@ -90,19 +90,6 @@ PROPERTY_OPERATORS = (
     "lte",
 )
 COUNT_OPERATORS = ("gte", "lte", "eq")
-ACTIVITY_TYPES = (
-    "track",
-    "page",
-    "screen",
-    "form.submitted",
-    "email.delivered",
-    "email.opened",
-    "email.clicked",
-    "email.replied",
-    "email.bounced",
-    "email.complained",
-    "email.unsubscribed",
-)
 NO_VALUE = ("is_set", "is_not_set")
 RELATIVE = ("in_last_days", "more_than_days_ago", "in_next_days")
 PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -209,8 +196,8 @@ class _Checker:
         unknown = set(node) - {"activity", "name", "where", "count", "within_days", "between"}
         if unknown:
             self.fail(path, _unknown_keys(unknown))
-        if node.get("activity") not in ACTIVITY_TYPES:
-            self.fail(f"{path}.activity", _expected_one_of(ACTIVITY_TYPES))
+        if node.get("activity") not in COUNTABLE_TYPES:
+            self.fail(f"{path}.activity", _expected_one_of(COUNTABLE_TYPES))
         if "name" in node and not (isinstance(node["name"], str) and node["name"]):
             self.fail(f"{path}.name", gettext("Expected a non-empty string."))
         where = node.get("where", {})
@@ -403,7 +390,7 @@ def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[
     if name == "stage":
         return list(Stage.values)
     if name == "grade":
-        return list(GRADES)
+        return list(Grade.values)
     definition = definitions.get(name[7:]) if name.startswith("custom.") else None
     return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
 

@@ -8,8 +8,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from core.vocabulary import LEAD_ACTIVITY_TYPES
 from leads.models import Event, Lead
-from leads.services.events import ACTIVITY_TYPES
 from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
 from leads.services.leads import lead_touch, lead_update
 
@@ -138,7 +138,7 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
     """Apply an event to its locked lead. Derived events change nothing here:
     segments and flows react to them. ``touched``: the lead's activity was
     moved already (by the statement that locked it)."""
-    if event.type in ACTIVITY_TYPES and not touched:
+    if event.type in LEAD_ACTIVITY_TYPES and not touched:
         lead_touch(lead=lead, at=event.occurred_at)
     if event.type == "identify":
         traits = event.properties or {}

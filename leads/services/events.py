@@ -12,62 +12,30 @@ from __future__ import annotations
 import functools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from core import prepared
+from core.scope import event_scope, event_scope_current, processing_batch
+from core.vocabulary import LEAD_ACTIVITY_TYPES
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
-from leads.services import prepared
+from leads.services.reactions import lock_probes, reactions
 
 logger = logging.getLogger(__name__)
 
 # A chain of derived events deeper than this is a loop: it is stopped and logged.
 DERIVED_DEPTH_LIMIT = 8
 
-T = TypeVar("T")
 MAX_ATTEMPTS = 5
 SYSTEM_SOURCE = "system"
-
-# Event types that count as something the lead did (moves last_activity_at).
-ACTIVITY_TYPES = frozenset(
-    {
-        "identify",
-        "track",
-        "page",
-        "screen",
-        "form.submitted",
-        "email.opened",
-        "email.clicked",
-        "email.replied",
-    }
-)
-# Sent by a client or a provider; the rest are emitted by Leadflow itself.
-INBOUND_TYPES = frozenset(
-    {
-        "identify",
-        "track",
-        "page",
-        "screen",
-        "group",
-        "alias",
-        "form.submitted",
-        "email.delivered",
-        "email.opened",
-        "email.clicked",
-        "email.replied",
-        "email.bounced",
-        "email.complained",
-        "email.unsubscribed",
-    }
-)
-
 
 # While a worker processes an event, the events it derives are collected here and
 # processed by the same loop right after, instead of one broker message each.
@@ -84,66 +52,6 @@ def derived_collected() -> Iterator[list[int]]:
         yield collected
     finally:
         _derived_sink.reset(token)
-
-
-# Reads that every event of a batch repeats (the active trigger subscriptions,
-# which keys dynamic segments depend on, score categories, scoring settings) are
-# made once per batch: a worker processes a batch in seconds, and a flow
-# published or a segment saved meanwhile applies from the next batch.
-_batch_cache: ContextVar[dict[str, Any] | None] = ContextVar("batch_cache", default=None)
-
-
-def batch_cached(key: str, load: Callable[[], T]) -> T:
-    """``load()``, remembered for the rest of the batch being processed (outside
-    a batch, loaded every time)."""
-    cache = _batch_cache.get()
-    if cache is None:
-        return load()
-    if key not in cache:
-        cache[key] = load()
-    return cast(T, cache[key])
-
-
-# Within one event's transaction: reads that the event and the events it derives
-# share (the lead's waiting listeners), and the derived events themselves, so
-# they need not be read back.
-_event_scope: ContextVar[dict[str, Any] | None] = ContextVar("event_scope", default=None)
-
-
-def event_scoped(key: str, load: Callable[[], T]) -> T:
-    """``load()``, remembered until the event being processed commits (outside
-    event processing, loaded every time). Call ``event_scope_forget`` when this
-    transaction changes what was loaded."""
-    scope = _event_scope.get()
-    if scope is None:
-        return load()
-    if key not in scope:
-        scope[key] = load()
-    return cast(T, scope[key])
-
-
-def event_scope_put(key: str, value: Any) -> None:
-    """Remember ``value`` as ``event_scoped(key, …)`` would (outside event
-    processing, nothing is remembered)."""
-    scope = _event_scope.get()
-    if scope is not None:
-        scope[key] = value
-
-
-def event_scope_forget(key: str) -> None:
-    scope = _event_scope.get()
-    if scope is not None:
-        scope.pop(key, None)
-
-
-@contextmanager
-def processing_batch() -> Iterator[None]:
-    """Within the block, ``batch_cached`` reads are made once."""
-    token = _batch_cache.set({})
-    try:
-        yield
-    finally:
-        _batch_cache.reset(token)
 
 
 def _enqueue(ids: list[int]) -> None:
@@ -250,7 +158,7 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
                 ).values_list("id", flat=True)
         if inserted and len(events) == 1:
             # The row just inserted: processing may use the object as it is.
-            scope = _event_scope.get()
+            scope = event_scope_current()
             if scope is not None:
                 events[0].pk = ids[0]
                 scope.setdefault("recorded", {})[ids[0]] = events[0]
@@ -400,33 +308,28 @@ def _too_deep(event: Event) -> bool:
 
 
 def _react(event: Event, lead: Lead, *, touched: bool = False) -> None:
-    """Everything an event does to its locked lead: apply it, re-check the
-    segments it can change, route it to flows. ``touched``: the lock already
-    moved the lead's activity and linked the event."""
-    from flows.services import flows_on_event
-    from leads.services.apply import event_apply
-    from leads.services.segments import dependency_keys, segments_check_lead
-
+    """Everything an event does to its locked lead: apply it, then the reactions
+    registered with the pipeline, in their order (segments, then flows; see
+    ``leads.services.reactions``). ``touched``: the lock already moved the
+    lead's activity and linked the event."""
     if event.lead_id != lead.pk:
         event.lead = lead
         # Saved before anything reads the lead's activity: segment and flow rules
         # that count events must count this one.
         event.save(update_fields=["lead"])
+    from leads.services.apply import event_apply  # apply derives events through this module
+
     event_apply(event=event, lead=lead, touched=touched)
-    segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
-    flows_on_event(event=event, lead=lead)
+    for reaction in reactions():
+        reaction.react(event=event, lead=lead)
 
 
 def _event_process(event_id: int, derived: list[int], skip_locked: bool) -> bool:
-    scope: dict[str, Any] = {}
-    token = _event_scope.set(scope)
-    try:
+    with event_scope() as scope:
         return _event_process_scoped(event_id, derived, scope, skip_locked)
-    finally:
-        _event_scope.reset(token)
 
 
-# The hot path's statements (see leads.services.prepared).
+# The hot path's statements (see core.prepared).
 _EVENT_LOCK = (
     f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
     "WHERE id = %s AND processed_at IS NULL FOR UPDATE"
@@ -437,10 +340,10 @@ _EVENTS_PROCESSED = f"UPDATE {Event._meta.db_table} SET processed_at = %s WHERE 
 @functools.cache
 def _lead_lock_sql(match: str) -> str:
     """Locks the lead by updating it, which also moves its activity (greatest()
-    ignores a NULL time), links the event, and tells whether the lead has
-    listening waits: one round trip instead of five."""
-    from flows.services import LISTENING  # flows imports this module
-
+    ignores a NULL time), links the event, and reads the reactions' lock probes
+    (flows: whether the lead has listening waits): one round trip instead of
+    five. Built at the first event, after every app registered its reactions."""
+    probes = "".join(f", {probe.sql.replace('{lead}', 'lead.id')}" for probe in lock_probes())
     return (
         "WITH lead AS ("  # noqa: S608
         f"UPDATE {Lead._meta.db_table} SET last_activity_at = "
@@ -448,7 +351,7 @@ def _lead_lock_sql(match: str) -> str:
         f"RETURNING {prepared.columns(Lead)}), "
         f"linked AS (UPDATE {Event._meta.db_table} e SET lead_id = lead.id FROM lead "
         "WHERE e.id = %(event)s AND e.lead_id IS DISTINCT FROM lead.id) "
-        f"SELECT *, {LISTENING.replace('{lead}', 'lead.id')} FROM lead"
+        f"SELECT *{probes} FROM lead"
     )
 
 
@@ -470,8 +373,7 @@ def _lead_lock_touching(event: Event) -> Lead | None:
     but a user id that a lead has. None otherwise (nothing was written)."""
     if not prepared.enabled():
         return None
-    at = event.occurred_at if event.type in ACTIVITY_TYPES else None
-    from flows.services import listeners_none
+    at = event.occurred_at if event.type in LEAD_ACTIVITY_TYPES else None
 
     key: dict[str, Any]
     if event.lead_id:
@@ -483,11 +385,13 @@ def _lead_lock_touching(event: Event) -> Lead | None:
     rows = prepared.fetch(_lead_lock_sql(match), {"at": at, "event": event.pk, **key})
     if not rows:
         return None
-    *columns, listening = rows[0]
+    probes = lock_probes()
+    row = rows[0]
+    columns, answers = row[: len(row) - len(probes)], row[len(row) - len(probes) :]
     lead = prepared.instance(Lead, columns)
     event.lead = lead
-    if not listening:
-        listeners_none(lead.pk)
+    for probe, answer in zip(probes, answers, strict=True):
+        probe.answered(lead.pk, answer)
     return lead
 
 

@@ -4,8 +4,9 @@ process reports the same numbers whatever process did the work."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db.models import Count
@@ -14,7 +15,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from flows.models import Delivery, Wakeup
 from leads.models import Event, Heartbeat, LeadImport, LeadJob
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,16 @@ def queue_depths() -> dict[str, int]:
     return depths
 
 
+# Gauges of other apps' work (flows: wake-ups due, deliveries pending), each
+# registered from its AppConfig.ready with ``metrics_register``.
+_sources: dict[str, Callable[[dt.datetime], Iterator[Metric]]] = {}
+
+
+def metrics_register(*, name: str, collect: Callable[[dt.datetime], Iterator[Metric]]) -> None:
+    """Have every scrape include ``collect(now)``'s metrics."""
+    _sources[name] = collect
+
+
 class LeadflowCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         from leads.services.events import MAX_ATTEMPTS
@@ -63,31 +73,8 @@ class LeadflowCollector(Collector):
             "Age of the oldest event waiting to be processed (0 when none waits).",
             (now - oldest).total_seconds() if oldest else 0.0,
         )
-        wakeups = Wakeup.objects.filter(claimed_at__isnull=True)
-        yield _gauge(
-            "leadflow_wakeups_due",
-            "Waiting flow steps whose time has come and that beat has not claimed yet.",
-            wakeups.filter(held=False, due_at__lte=now).count(),
-        )
-        yield _gauge(
-            "leadflow_wakeups_held",
-            "Waiting flow steps held by a paused flow.",
-            wakeups.filter(held=True).count(),
-        )
-        deliveries = GaugeMetricFamily(
-            "leadflow_deliveries",
-            "Outgoing webhooks, emails and Slack messages by status.",
-            labels=["status"],
-        )
-        counts = dict(
-            Delivery.objects.exclude(status="sent")
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        )
-        for status in ("pending", "failed"):
-            deliveries.add_metric([status], counts.get(status, 0))
-        yield deliveries
+        for source in _sources.values():
+            yield from source(now)
         jobs = GaugeMetricFamily(
             "leadflow_background_jobs_running",
             "Imports, exports and bulk changes waiting or running.",

@@ -21,13 +21,12 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from leads.models import Role
+from core.roles import ADMIN_MARKETER, Role
 
 # What names a person: a rep must not re-identify a lead (merges and unsubscribes
 # follow from it).
 LEAD_IDENTITY_FIELDS = ("email", "external_id", "unsubscribed")
 
-EDITOR_ROLES = frozenset({Role.ADMIN, Role.MARKETER})
 
 # Bulk actions by role; for sales, the owner action is further limited to
 # themselves or no one (see ``owner_refusal``).
@@ -57,7 +56,7 @@ def _id(value: Any) -> int | None:
 def owner_refusal(*, role: str | None, user_id: int | None, owner: Any) -> str | None:
     """Why this role may not make ``owner`` (a user, an id or None) a lead's
     owner, or None when it may."""
-    if role in EDITOR_ROLES:
+    if role in ADMIN_MARKETER:
         return None
     if role == Role.SALES:
         new_owner = _id(owner)
@@ -79,7 +78,7 @@ def lead_change_refusals(
     they are (the owner as a user or id), ``changes`` the values asked for; a
     value asked for that equals the current one is no change and always passes,
     so a form that posts every field back is judged on what it changes."""
-    if role in EDITOR_ROLES:
+    if role in ADMIN_MARKETER:
         return {}
     if role != Role.SALES:
         return {name: gettext("Your role does not allow this.") for name in changes}

@@ -6,13 +6,18 @@ tasks, notes, notifications), plus events still waiting to be matched to them,
 which would otherwise bring the lead back. What stays is a ``LeadErasure`` row
 with the lead's former id and row counts: proof that it was done, without
 anything about the person.
+
+The rows other apps hold about a lead (flows' enrollments, steps and deliveries;
+scoring's ledger) are theirs to export and erase: each registers its part from
+its ``AppConfig.ready`` with ``lead_data_register``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -22,8 +27,6 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from flows.models import Delivery, DeliveryKind, Enrollment, StepRun, Wakeup
-from flows.nodes.base import SECRET_SET, secret_value_set
 from leads.models import (
     Event,
     Identity,
@@ -37,7 +40,6 @@ from leads.models import (
     SegmentMembership,
     Task,
 )
-from scoring.models import LeadScore, ScoreChange
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
 
 
-def _rows(queryset: QuerySet[Any], *fields: Any, **expressions: Any) -> list[dict[str, Any]]:
+def export_rows(queryset: QuerySet[Any], *fields: Any, **expressions: Any) -> list[dict[str, Any]]:
     """``fields`` as they are, and ``expressions`` under their own names (which
     may be the names of the model's foreign keys: ``category`` for its key)."""
     rows = queryset.values(*fields, **{f"x_{name}": e for name, e in expressions.items()})
@@ -58,18 +60,43 @@ def _rows(queryset: QuerySet[Any], *fields: Any, **expressions: Any) -> list[dic
     ]
 
 
-def _delivery_masked(row: dict[str, Any]) -> dict[str, Any]:
-    """A delivery without the credentials the flow's node held: a Slack
-    incoming-webhook URL is one, and so is a webhook's signing secret."""
-    if row["kind"] == DeliveryKind.SLACK and row["target"]:
-        row["target"] = SECRET_SET
-    payload = row["payload"]
-    if isinstance(payload, dict) and "secret" in payload:
-        row["payload"] = {
-            **payload,
-            "secret": SECRET_SET if secret_value_set(payload["secret"]) else "",
-        }
-    return row
+# Deletes a queryset and counts its rows under a name, for the erasure's record.
+Gone = Callable[[str, QuerySet[Any]], None]
+
+
+@dataclass(frozen=True)
+class LeadDataPart:
+    """The rows an app holds about a lead: ``export(lead)`` returns them as
+    named sections of the export; ``erase(lead, gone)`` deletes them, each
+    queryset through ``gone``."""
+
+    export: Callable[[Lead], dict[str, list[dict[str, Any]]]]
+    erase: Callable[[Lead, Gone], None]
+
+
+# Erased in this order, before the lead's own rows: flows' deliveries and steps
+# go first (nothing may still send the lead's data), then scoring's ledger.
+# Exported in the same order, after the lead's own sections.
+LEAD_DATA_ORDER = ("flows", "scoring")
+_parts: dict[str, LeadDataPart] = {}
+
+
+def lead_data_register(
+    *,
+    name: str,
+    export: Callable[[Lead], dict[str, list[dict[str, Any]]]],
+    erase: Callable[[Lead, Gone], None],
+) -> None:
+    """Have ``lead_export`` and ``lead_erase`` include an app's rows about a lead."""
+    if name not in LEAD_DATA_ORDER:
+        raise ValueError(f"Lead data part {name!r} has no place in LEAD_DATA_ORDER.")
+    if name in _parts:
+        raise ValueError(f"Lead data part {name!r} is registered already.")
+    _parts[name] = LeadDataPart(export=export, erase=erase)
+
+
+def _lead_data_parts() -> list[LeadDataPart]:
+    return [_parts[name] for name in LEAD_DATA_ORDER if name in _parts]
 
 
 def lead_export(*, lead: Lead) -> Iterator[str]:
@@ -82,69 +109,21 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
     }
     lead_data["owner"] = lead.owner.get_username() if lead.owner_id and lead.owner else None
     lead_data["tags"] = sorted(lead.tags.values_list("name", flat=True))
-    steps = StepRun.objects.filter(enrollment__lead=lead)
     sections: dict[str, Any] = {
-        "identities": _rows(lead.identities.order_by("id"), "kind", "value", "created_at"),
-        "score_by_category": _rows(
-            LeadScore.objects.filter(lead=lead).order_by("category__key"),
-            "score",
-            category=F("category__key"),
-        ),
-        "score_changes": _rows(
-            ScoreChange.objects.filter(lead=lead).order_by("id"),
-            "delta",
-            "reason",
-            "source",
-            "created_at",
-            category=F("category__key"),
-            by=F("created_by__username"),
-        ),
-        "segments": _rows(
+        "identities": export_rows(lead.identities.order_by("id"), "kind", "value", "created_at"),
+        "segments": export_rows(
             SegmentMembership.objects.filter(lead=lead).order_by("entered_at", "id"),
             "entered_at",
             "left_at",
             "source",
             segment=F("segment__name"),
         ),
-        "segment_exclusions": _rows(
+        "segment_exclusions": export_rows(
             SegmentExclusion.objects.filter(lead=lead).order_by("id"),
             "created_at",
             segment=F("segment__name"),
         ),
-        "flows": _rows(
-            Enrollment.objects.filter(lead=lead).order_by("id"),
-            "id",
-            "status",
-            "trigger_node",
-            "created_at",
-            "finished_at",
-            flow=F("flow__name"),
-            version=F("version__number"),
-        ),
-        "flow_steps": _rows(
-            steps.order_by("id"),
-            "node_id",
-            "node_type",
-            "status",
-            "output",
-            "error",
-            "started_at",
-            "finished_at",
-            enrollment=F("enrollment_id"),
-        ),
-        "deliveries": [
-            _delivery_masked(row)
-            for row in _rows(
-                Delivery.objects.filter(step__in=steps).order_by("id"),
-                "kind",
-                "target",
-                "payload",
-                "status",
-                "created_at",
-                "sent_at",
-            )
-        ],
-        "tasks": _rows(
+        "tasks": export_rows(
             Task.objects.filter(lead=lead).order_by("id"),
             "title",
             "status",
@@ -153,13 +132,13 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
             "created_at",
             assignee=F("assignee__username"),
         ),
-        "notes": _rows(
+        "notes": export_rows(
             Note.objects.filter(lead=lead).order_by("id"),
             "body",
             "created_at",
             author=F("author__username"),
         ),
-        "notifications": _rows(
+        "notifications": export_rows(
             Notification.objects.filter(lead=lead).order_by("id"),
             "message",
             "created_at",
@@ -167,6 +146,8 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
             user=F("user__username"),
         ),
     }
+    for part in _lead_data_parts():
+        sections.update(part.export(lead))
     yield "{"
     yield f'"format": {_dumps(EXPORT_FORMAT)}, "exported_at": {_dumps(timezone.now())}, '
     yield f'"lead": {_dumps(lead_data)}'
@@ -209,7 +190,6 @@ def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
     # wait and then find the lead gone.
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     lead_ref = lead.pk
-    steps = StepRun.objects.filter(enrollment__lead=lead)
     open_stays = dict(
         SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).values_list(
             "segment_id", "lead_id"
@@ -222,13 +202,8 @@ def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
         # are counted by kind for the record.
         rows[name] = queryset.delete()[0]
 
-    # Outgoing messages carry the lead's data: pending ones are never sent.
-    gone("deliveries", Delivery.objects.filter(step__in=steps))
-    gone("wakeups", Wakeup.objects.filter(step__in=steps))
-    gone("flow_steps", steps)
-    gone("enrollments", Enrollment.objects.filter(lead=lead))
-    gone("score_changes", ScoreChange.objects.filter(lead=lead))
-    gone("category_scores", LeadScore.objects.filter(lead=lead))
+    for part in _lead_data_parts():
+        part.erase(lead, gone)
     gone("segment_stays", SegmentMembership.objects.filter(lead=lead))
     gone("segment_exclusions", SegmentExclusion.objects.filter(lead=lead))
     gone("tasks", Task.objects.filter(lead=lead))

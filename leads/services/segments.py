@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.scope import batch_cached
 from leads.conditions import (
     Compiler,
     ConditionError,
@@ -43,7 +44,7 @@ from leads.models import (
     SegmentKind,
     SegmentMembership,
 )
-from leads.services.events import SYSTEM_SOURCE, batch_cached, events_record
+from leads.services.events import SYSTEM_SOURCE, events_record
 
 logger = logging.getLogger(__name__)
 
@@ -369,6 +370,12 @@ def dependency_keys(event: Event) -> set[str]:
     if event.type == "grade.changed":
         return {"field:grade"}
     return {f"activity:{event.type}"}
+
+
+def segments_on_event(*, event: Event, lead: Lead) -> None:
+    """The pipeline's reaction (registered by ``LeadsConfig.ready``): re-check
+    the segments that the applied event can change."""
+    segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
 
 
 def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = None) -> None:

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from leads.models import Notification, Role, Task, TaskStatus
+from core.roles import Role
+from leads.models import Notification, Task, TaskStatus
 from leads.roles import user_role
 from leads.selectors import user_language
 

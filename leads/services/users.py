@@ -11,7 +11,8 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils.translation import gettext
 
-from leads.models import IntegrationSettings, Role
+from core.roles import Role
+from leads.models import IntegrationSettings
 
 RESET_SUBJECT_TEMPLATE = "settings/password_reset_subject.txt"
 RESET_EMAIL_TEMPLATE = "settings/password_reset_email.txt"

@@ -16,14 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leads.api.permissions import ALL_ROLES, RoleAccess
-from leads.models import Lead, Role
+from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
+from leads.api.permissions import RoleAccess
+from leads.models import Lead
 from leads.roles import user_role
 from leads.selectors import leads_visible_to
 from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
 from scoring.services import score_adjust, scoring_settings, scoring_settings_update
-
-ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
 
 
 class ScoreChangeSerializer(serializers.ModelSerializer):

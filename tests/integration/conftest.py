@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from config.celery import QUEUES
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
             "config",
             "worker",
             "--queues",
-            "ingest,flows,deliveries,periodic",
+            ",".join(QUEUES),
             "--concurrency",
             "2",
             "--loglevel",

@@ -25,6 +25,7 @@ import pytest
 import requests
 from django.core.management import call_command
 
+from config.celery import QUEUES
 from config.celery import app as celery_app
 from flows.models import Enrollment, Reentry, StepRun
 from leads.models import Event, Lead
@@ -104,7 +105,7 @@ class CeleryProcesses:
             "worker",
             "worker",
             "--queues",
-            "ingest,flows,deliveries,periodic",
+            ",".join(QUEUES),
             "--concurrency",
             "2",
             "--loglevel",

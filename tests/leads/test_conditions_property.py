@@ -21,8 +21,9 @@ from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from core.vocabulary import Grade
 from leads.conditions import FIELD_TYPES, OPERATORS, compile_tree, validate
-from leads.conditions.schema import GRADES, PROPERTY_OPERATORS
+from leads.conditions.schema import PROPERTY_OPERATORS
 from leads.models import (
     Event,
     FieldDefinition,
@@ -220,7 +221,7 @@ LEADS = st.builds(
     company_size=st.one_of(st.none(), st.sampled_from([0, 1, 2, 3, 5, 10, 30])),
     stage=st.sampled_from(Stage.values),
     score=st.sampled_from(SCORES),
-    grade=st.sampled_from(GRADES),
+    grade=st.sampled_from(Grade.values),
     category_scores=st.dictionaries(
         st.sampled_from(CATEGORIES), st.sampled_from(SCORES), max_size=2
     ),
@@ -262,7 +263,7 @@ def field_values(name: str, kind: str, op: str) -> st.SearchStrategy[Any]:
     if kind == "boolean":
         return st.booleans()
     if kind == "choice":
-        choices = {"stage": Stage.values, "grade": list(GRADES)}
+        choices = {"stage": Stage.values, "grade": Grade.values}
         options = st.sampled_from(choices.get(name, CUSTOM_FIELDS["plan"][1]))
         if op == "in":
             return st.lists(options, min_size=1, max_size=3, unique=True)

@@ -8,8 +8,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db.models import Max, Q
 
+from core.vocabulary import LEAD_ACTIVITY_TYPES
 from leads.models import Event, Lead, Segment, SegmentMembership, Tag
-from leads.services.events import ACTIVITY_TYPES
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_load_demo_events_are_processed_history(fast_hasher):
         demo.filter(type="email.clicked").count()
     )
     latest = dict(
-        Event.objects.filter(type__in=ACTIVITY_TYPES)
+        Event.objects.filter(type__in=LEAD_ACTIVITY_TYPES)
         .values("lead_id")
         .annotate(at=Max("occurred_at"))
         .values_list("lead_id", "at")

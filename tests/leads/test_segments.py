@@ -4,8 +4,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from core.scope import processing_batch
 from leads.models import Event, FieldDefinition, Lead, Segment, SegmentMembership
-from leads.services.events import events_process, processing_batch
+from leads.services.events import events_process
 from leads.services.segments import (
     ALWAYS,
     segment_create,

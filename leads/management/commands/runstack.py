@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from config.celery import QUEUES
+
 DEMO_LOGINS = (
     "Demo logins (password: leadflow): admin (admin), marketer (marketer), sales (sales rep)\n"
 )
@@ -59,7 +61,7 @@ class Command(BaseCommand):
                 "config",
                 "worker",
                 "--queues",
-                "ingest,flows,deliveries,periodic",
+                ",".join(QUEUES),
                 "--concurrency",
                 str(options["concurrency"]),
                 "--loglevel",

@@ -17,8 +17,12 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from leads.models import Event, Lead, Role, Segment, Stage, Tag
-from leads.services.events import ACTIVITY_TYPES
+from core.roles import Role
+from core.vocabulary import LEAD_ACTIVITY_TYPES
+from flows.models import Flow
+from flows.services import flow_create, flow_publish, flows_on_event
+from leads.models import Event, Lead, Segment, Stage, Tag
+from leads.services.events import derived_collected, events_process
 from leads.services.segments import segment_create, segment_recompute
 
 SEED = 2026
@@ -678,7 +682,7 @@ def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
     added = Event.objects.filter(source=SOURCE).count() - before
 
     latest = (
-        Event.objects.filter(lead_id__in=demo_ids, type__in=ACTIVITY_TYPES)
+        Event.objects.filter(lead_id__in=demo_ids, type__in=LEAD_ACTIVITY_TYPES)
         .values("lead_id")
         .annotate(at=Max("occurred_at"))
     )
@@ -915,8 +919,6 @@ def _demo_flows() -> list[tuple[str, str, str, dict[str, Any]]]:
 def _flows(*, replay: bool = True) -> int:
     """Publish the demo flows once, then run the last month of demo history
     through them, so profiles show scores with their reasons."""
-    from flows.models import Flow
-    from flows.services import flow_create, flow_publish
 
     author = get_user_model().objects.filter(username="marketer").first()
     created = 0
@@ -937,8 +939,6 @@ REPLAY_DAYS = 30
 
 
 def _replay_history() -> None:
-    from flows.services import flows_on_event
-    from leads.services.events import derived_collected, events_process
 
     # The flows went live a month ago: older history happened before them.
     since = timezone.now() - timedelta(days=REPLAY_DAYS)

@@ -15,7 +15,6 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,23 +22,23 @@ from django.utils import formats
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from core.http import HtmxHttpRequest
+from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
 from leads.decorators import role_required
-from leads.models import Lead, Note, Role, SegmentMembership, Stage
+from leads.models import Lead, Note, SegmentMembership, Stage
 from leads.roles import user_role
-from leads.selectors import (
-    TIMELINE_FILTERS,
-    lead_enrollments,
-    lead_owner_choices,
-    lead_score_breakdown,
-    lead_score_history,
-    lead_timeline,
-    leads_visible_to,
-    timeline_cursor_parse,
-)
+from leads.selectors import lead_owner_choices, lead_tasks, leads_visible_to
 from leads.services.leads import lead_update
 from leads.services.notes import NOTE_MAX_LENGTH, note_create
 from leads.services.policy import lead_change_refusals, lead_values, owner_refusal
-from leads.views import ALL_ROLES, HtmxHttpRequest
+from pages.selectors_profile import (
+    TIMELINE_FILTERS,
+    lead_enrollments,
+    lead_score_breakdown,
+    lead_score_history,
+    lead_timeline,
+    timeline_cursor_parse,
+)
 from scoring.models import ScoreCategory, ScoreSource
 from scoring.services import score_adjust, scoring_settings
 
@@ -94,7 +93,7 @@ def _lead(request: HtmxHttpRequest, pk: int, *, lock: bool = False) -> Lead:
 
 def _can_adjust(user: Any) -> bool:
     role = user_role(user)
-    if role in (Role.ADMIN, Role.MARKETER):
+    if role in ADMIN_MARKETER:
         return True
     return role == Role.SALES and scoring_settings().sales_can_adjust
 
@@ -190,14 +189,6 @@ def _notes_context(lead: Lead, form: NoteForm | None = None) -> dict[str, Any]:
     return {"lead": lead, "notes": list(notes), "note_form": form or NoteForm()}
 
 
-def lead_tasks(lead: Lead) -> list[Any]:
-    """The profile's tasks: open ones first, soonest due first."""
-    tasks = lead.tasks.select_related("assignee").order_by(
-        "-status", F("due_at").asc(nulls_last=True), "-pk"
-    )
-    return list(tasks[:SECTION_LIMIT])
-
-
 def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict[str, Any]:
     segments = (
         SegmentMembership.objects.filter(lead=lead, left_at__isnull=True)
@@ -212,7 +203,7 @@ def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict
         "tags": list(lead.tags.all()),
         "segments": list(segments),
         "enrollments": lead_enrollments(lead=lead, limit=SECTION_LIMIT),
-        "tasks": lead_tasks(lead),
+        "tasks": lead_tasks(lead, SECTION_LIMIT),
     }
 
 

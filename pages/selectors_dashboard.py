@@ -16,9 +16,13 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Abs, TruncDate
 from django.utils import timezone
 
-from leads.models import Lead, Role, Task, TaskStatus
+from core.roles import ADMIN_MARKETER
+from flows.models import Enrollment, FlowStatus
+from leads.models import Lead, Task, TaskStatus
 from leads.roles import user_role
 from leads.selectors import events_visible_to, leads_visible_to
+from scoring.models import ScoreChange
+from scoring.services import scoring_settings
 
 WEEK = dt.timedelta(days=7)
 CHART_DAYS = 30
@@ -52,7 +56,7 @@ class Trend:
 
 def dashboard_team_wide(user: Any) -> bool:
     """Admins and marketers see the whole team's numbers; sales reps their own."""
-    return user_role(user) in (Role.ADMIN, Role.MARKETER)
+    return user_role(user) in ADMIN_MARKETER
 
 
 def _weeks(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -224,7 +228,6 @@ def dashboard_hot_leads(*, user: Any, limit: int = LIST_LIMIT) -> list[Lead]:
 def dashboard_active_flows(*, now: dt.datetime, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
     """The flows with the most enrollments in the last 7 days: ``flow_id``,
     ``flow__name``, ``flow__status``, ``status_label`` and ``enrollments``. One query."""
-    from flows.models import Enrollment, FlowStatus
 
     rows = list(
         Enrollment.objects.filter(created_at__gte=now - WEEK, created_at__lte=now)
@@ -242,7 +245,6 @@ def dashboard_score_changes(
 ) -> list[Any]:
     """The score changes of the last 7 days with the biggest deltas (up or down),
     on leads the user sees, with their lead and category. One query."""
-    from scoring.models import ScoreChange
 
     changes = ScoreChange.objects.filter(created_at__gte=now - WEEK, created_at__lte=now)
     if not dashboard_team_wide(user):
@@ -270,7 +272,6 @@ def dashboard_for(*, user: Any, now: dt.datetime | None = None) -> Dashboard:
     """Everything the dashboard shows for ``user``: the team's numbers for admins
     and marketers; for a sales rep only the leads they see, their own hot
     leads, and no flows."""
-    from scoring.services import scoring_settings
 
     now = now or timezone.now()
     threshold = scoring_settings().mql_threshold

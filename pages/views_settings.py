@@ -22,9 +22,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.http import HtmxHttpRequest
+from core.roles import Role, role_of_groups
 from flows.outbound import outbound_url_problem
 from leads.decorators import role_required
-from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, LeadErasure, Role
+from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, LeadErasure
 from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
 from leads.services.users import (
@@ -36,7 +38,6 @@ from leads.services.users import (
     user_reset_link_send,
     user_role_set,
 )
-from leads.views import HtmxHttpRequest
 from scoring.models import ScoreCategory, ScoreChange
 from scoring.services import scoring_settings, scoring_settings_update
 
@@ -120,8 +121,7 @@ def _role_of(user: User) -> str | None:
     """As ``user_role`` decides it, from prefetched groups (no query per row)."""
     if user.is_superuser:
         return Role.ADMIN
-    names = {group.name for group in user.groups.all()}
-    return next((r for r in (Role.ADMIN, Role.MARKETER, Role.SALES) if r in names), None)
+    return role_of_groups(group.name for group in user.groups.all())
 
 
 def _user_rows() -> QuerySet[User]:

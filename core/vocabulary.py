@@ -1,0 +1,67 @@
+"""Words every layer shares: the event types by what they mean, and the grades.
+
+One constant per meaning. An event type can be in several sets (an opened email
+is inbound, is something the lead did, and can be counted by a segment rule).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+# Sent by a client or a provider; the rest are emitted by Leadflow itself.
+INBOUND_TYPES = frozenset(
+    {
+        "identify",
+        "track",
+        "page",
+        "screen",
+        "group",
+        "alias",
+        "form.submitted",
+        "email.delivered",
+        "email.opened",
+        "email.clicked",
+        "email.replied",
+        "email.bounced",
+        "email.complained",
+        "email.unsubscribed",
+    }
+)
+
+# Something the lead did: these move the lead's last activity.
+LEAD_ACTIVITY_TYPES = frozenset(
+    {
+        "identify",
+        "track",
+        "page",
+        "screen",
+        "form.submitted",
+        "email.opened",
+        "email.clicked",
+        "email.replied",
+    }
+)
+
+# What a segment's activity rule can count, in the order the editor offers them.
+COUNTABLE_TYPES = (
+    "track",
+    "page",
+    "screen",
+    "form.submitted",
+    "email.delivered",
+    "email.opened",
+    "email.clicked",
+    "email.replied",
+    "email.bounced",
+    "email.complained",
+    "email.unsubscribed",
+)
+
+
+class Grade(models.TextChoices):
+    """How hot a lead is, from its score (scoring decides the thresholds)."""
+
+    COLD = "cold", _("Cold")
+    WARM = "warm", _("Warm")
+    HOT = "hot", _("Hot")
