@@ -1,0 +1,83 @@
+"""What an outage of the database or the broker looks like, and how work is
+handed to the broker so that one never fails what is already stored.
+
+The database holds the record of everything (the events table is the outbox);
+the broker is only a doorbell. So a message that cannot be sent after a commit
+is logged and left to beat's sweeper, and a request that cannot reach the
+database or the broker is answered 503 (see ``leads.middleware_outage``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kombu.exceptions
+import redis.exceptions
+from celery import Task
+from django.db import InterfaceError, OperationalError, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+# kombu wraps a failed publish in its OperationalError; the Redis client's own
+# errors reach us from the cache and from broker probes.
+BROKER_ERRORS: tuple[type[Exception], ...] = (
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+OUTAGE_ERRORS = DATABASE_ERRORS + BROKER_ERRORS
+
+
+def database_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (not that a statement
+    failed: a deadlock or a lock timeout leaves the connection usable)."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    try:
+        return connection.connection is None or not connection.is_usable()
+    except Exception:
+        return True
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database or the broker being out of reach."""
+    return isinstance(exc, BROKER_ERRORS) or database_lost(exc)
+
+
+def task_send(task: Task, *args: Any) -> bool:
+    """Send ``task`` now. With the broker out of reach, log it and return False:
+    callers only send work whose record is in the database already, and a sweeper
+    sends it again later."""
+    try:
+        # The sweeper compares this with events' times to tell whether their
+        # message may still be queued.
+        task.apply_async(args, headers={"sent_at": str(time.time())})
+    except BROKER_ERRORS as exc:
+        logger.warning("broker unreachable, %s not sent (%s): %s", task.name, args[:1], exc)
+        return False
+    return True
+
+
+def task_send_on_commit(task: Task, *args: Any) -> None:
+    """``task_send`` once the current transaction commits: the rows the task
+    reads are there when it runs, and a broker outage cannot fail a request
+    whose data is already committed."""
+    transaction.on_commit(lambda: task_send(task, *args))
+
+
+# Celery options of the tasks that a worker should run again once the database or
+# the broker is back, instead of dropping their message: 2, 4, 8 … up to 60 s
+# apart (jittered, so workers do not come back all at once), for about ten
+# minutes; after that beat's sweeper is the last resort.
+OUTAGE_RETRY: dict[str, Any] = {
+    "autoretry_for": OUTAGE_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 12,
+}
