@@ -16,7 +16,7 @@ from typing import Any
 import kombu.exceptions
 import redis.exceptions
 from celery import Task
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +32,28 @@ OUTAGE_ERRORS = DATABASE_ERRORS + BROKER_ERRORS
 
 
 def database_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database cannot be reached (not that a statement
-    failed: a deadlock or a lock timeout leaves the connection usable)."""
+    """Whether ``exc`` means the database cannot be reached or dropped us (not
+    that a statement failed: a deadlock, a bad query)."""
     if isinstance(exc, InterfaceError):
         return True
     if not isinstance(exc, OperationalError):
         return False
-    try:
-        return connection.connection is None or not connection.is_usable()
-    except Exception:
-        return True
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate:
+        # PostgreSQL: connection exceptions, and the server shutting down or
+        # ending our session (pg_terminate_backend). The connection may well be
+        # usable again at once, so asking it proves nothing.
+        return bool(sqlstate.startswith(("08", "57P")))
+    sqlite_error = getattr(cause, "sqlite_errorname", None)
+    if sqlite_error:
+        return bool(sqlite_error.startswith(SQLITE_UNAVAILABLE))
+    # Raised by the client before any server answered: no connection.
+    return True
+
+
+# SQLite's "cannot get at the file now" (locked past the busy timeout, I/O).
+SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
 
 
 def outage(exc: BaseException) -> bool:
