@@ -5,6 +5,7 @@ and a plain stop needs no SIGKILL."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def stack(tmp_path, private_redis) -> Iterator[Stack]:
+def stack(request, tmp_path, private_redis) -> Iterator[Stack]:
     port = free_port()
     marker = f"LEADFLOW_DATA_DIR={tmp_path / 'data'}"
     env = {
@@ -59,9 +60,14 @@ def stack(tmp_path, private_redis) -> Iterator[Stack]:
         "LEADFLOW_DATA_DIR": str(tmp_path / "data"),
     }
     log = tmp_path / "runstack.log"
+    command = [sys.executable, "manage.py", "runstack", "--port", str(port), "--concurrency", "1"]
+    if getattr(request, "param", "") == "under a shell":
+        # As under make: a parent of its own that a supervisor may kill. (The
+        # second command keeps the shell from replacing itself with runstack.)
+        command = ["sh", "-c", f"{shlex.join(command)}; exit $?"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "runstack", "--port", str(port), "--concurrency", "1"],
+            command,
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -85,6 +91,13 @@ def test_nothing_outlives_a_killed_runstack(stack):
     os.kill(stack.process.pid, signal.SIGKILL)
     stack.process.wait(timeout=10)
     wait_for(lambda: not stack.left(), 30, "web, worker and beat to follow runstack")
+
+
+@pytest.mark.parametrize("stack", ["under a shell"], indirect=True)
+def test_nothing_outlives_a_killed_parent(stack):
+    os.kill(stack.process.pid, signal.SIGKILL)
+    stack.process.wait(timeout=10)
+    wait_for(lambda: not stack.left(), 30, "runstack, web, worker and beat to follow")
 
 
 def test_a_closed_terminal_stops_the_stack_without_sigkill(stack):
