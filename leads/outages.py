@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import kombu.exceptions
 import redis.exceptions
 from celery import Task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,29 @@ SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE
 def outage(exc: BaseException) -> bool:
     """Whether ``exc`` is the database or the broker being out of reach."""
     return isinstance(exc, BROKER_ERRORS) or database_lost(exc)
+
+
+# A probe of the broker gives up after this long: /healthz and /metrics answer
+# promptly while Redis is down (kombu's own retries took 6 s).
+BROKER_PROBE_SECONDS = 1
+
+
+@contextmanager
+def broker_probe() -> Iterator[Any]:
+    """A broker connection, established, that fails within about
+    ``BROKER_PROBE_SECONDS`` when the broker does not answer."""
+    from config.celery import app
+
+    options = dict(app.conf.broker_transport_options or {})
+    if settings.REDIS_URL:
+        # The embedded transport hands its options to SQLAlchemy; Redis takes these.
+        options |= {
+            "socket_connect_timeout": BROKER_PROBE_SECONDS,
+            "socket_timeout": BROKER_PROBE_SECONDS,
+        }
+    with app.connection_for_read(transport_options=options) as conn:
+        conn.ensure_connection(max_retries=0, timeout=BROKER_PROBE_SECONDS)
+        yield conn
 
 
 def task_send(task: Task, *args: Any) -> bool:

@@ -25,7 +25,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
-from leads.outages import BROKER_ERRORS, outage, task_send, task_send_on_commit
+from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send, task_send_on_commit
 from leads.services import prepared
 
 logger = logging.getLogger(__name__)
@@ -759,6 +759,8 @@ def events_sweep() -> int:
                 resends=F("resends") + 1, resent_at=now, retry_at=now + spacing
             )
         if not task_send(events_process_task, [pk for pk, _ in chunk]):
+            # Not sent after all: the next sweep tries again.
+            Event.objects.filter(pk__in=[pk for pk, _ in chunk]).update(retry_at=None)
             break
         sent += len(chunk)
     if sent:
@@ -774,7 +776,7 @@ def ingest_queued_since(now: datetime) -> datetime | None:
 
     if app.conf.task_always_eager:
         return None
-    with app.connection_for_read() as conn:
+    with broker_probe() as conn:
         if conn.transport.driver_type != "redis":
             return None
         channel: Any = conn.default_channel

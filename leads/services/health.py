@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from leads.models import Heartbeat
+from leads.outages import broker_probe
 from leads.services.events import WORKER_HEARTBEAT, events_backlog
 
 logger = logging.getLogger(__name__)
@@ -29,31 +29,10 @@ def database_ok() -> bool:
         return False
 
 
-# A probe of the broker gives up after this long: /healthz and /metrics answer
-# promptly while Redis is down (kombu's own retries took 6 s).
-BROKER_PROBE_SECONDS = 1
 # A worker writes its heartbeat this often; one not seen for STALE_AFTER is gone.
 WORKER_HEARTBEAT_SECONDS = 10
 STALE_AFTER = timedelta(seconds=30)
 SCHEDULER_STALE_AFTER = timedelta(seconds=60)
-
-
-@contextmanager
-def broker_probe() -> Iterator[Any]:
-    """A broker connection, established, that fails within about
-    ``BROKER_PROBE_SECONDS`` when the broker does not answer."""
-    from config.celery import app
-
-    options = dict(app.conf.broker_transport_options or {})
-    if settings.REDIS_URL:
-        # The embedded transport hands its options to SQLAlchemy; Redis takes these.
-        options |= {
-            "socket_connect_timeout": BROKER_PROBE_SECONDS,
-            "socket_timeout": BROKER_PROBE_SECONDS,
-        }
-    with app.connection_for_read(transport_options=options) as conn:
-        conn.ensure_connection(max_retries=0, timeout=BROKER_PROBE_SECONDS)
-        yield conn
 
 
 def broker_ok() -> bool:

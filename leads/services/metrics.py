@@ -27,7 +27,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue (a passive declare: counts, creates nothing)."""
     from config.celery import QUEUES
-    from leads.services.health import broker_probe
+    from leads.outages import broker_probe
 
     depths: dict[str, int] = {}
     with broker_probe() as conn:
