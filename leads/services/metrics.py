@@ -26,10 +26,11 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue (a passive declare: counts, creates nothing)."""
-    from config.celery import QUEUES, app
+    from config.celery import QUEUES
+    from leads.outages import broker_probe
 
     depths: dict[str, int] = {}
-    with app.connection_for_read() as conn:
+    with broker_probe() as conn:
         channel: Any = conn.default_channel
         for name in QUEUES:
             try:
@@ -42,7 +43,7 @@ def queue_depths() -> dict[str, int]:
 
 class LeadflowCollector(Collector):
     def collect(self) -> Iterator[Metric]:
-        from leads.services.events import MAX_ATTEMPTS
+        from leads.services.events import MAX_ATTEMPTS, WORKER_HEARTBEAT
 
         now = timezone.now()
         unprocessed = Event.objects.filter(processed_at__isnull=True)
@@ -109,6 +110,17 @@ class LeadflowCollector(Collector):
             "leadflow_scheduler_seen_seconds_ago",
             "Seconds since beat's periodic task last ran on a worker (-1: never).",
             (now - beat).total_seconds() if beat else -1.0,
+        )
+        workers = (
+            Heartbeat.objects.filter(name__startswith=WORKER_HEARTBEAT)
+            .order_by("-seen_at")
+            .values_list("seen_at", flat=True)
+            .first()
+        )
+        yield _gauge(
+            "leadflow_worker_seen_seconds_ago",
+            "Seconds since a Celery worker last wrote its heartbeat (-1: never).",
+            (now - workers).total_seconds() if workers else -1.0,
         )
         depth = GaugeMetricFamily(
             "leadflow_queue_messages",
