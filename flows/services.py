@@ -753,15 +753,9 @@ def delivery_create(
         },
     )
     if created:
-
-        def send() -> None:
-            if not task_send(delivery_send_task, delivery.pk):
-                # Due now: beat's deliveries_due sends it once the broker is back.
-                Delivery.objects.filter(
-                    pk=delivery.pk, status=DeliveryStatus.PENDING, next_attempt_at__isnull=True
-                ).update(next_attempt_at=timezone.now())
-
-        transaction.on_commit(send)
+        # A message that never leaves (broker down) or is lost with a worker is
+        # covered by next_attempt_at: beat's deliveries_due sends it then.
+        transaction.on_commit(lambda: task_send(delivery_send_task, delivery.pk))
     return delivery
 
 
