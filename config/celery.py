@@ -1,9 +1,12 @@
 """The Celery app. Queues: ``ingest`` (event processing), ``flows``, ``deliveries``
 and ``periodic`` (beat's own work, so it never waits behind a backlog)."""
 
+import logging
 import os
+import threading
+from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -56,4 +59,43 @@ if app.conf.broker_url and app.conf.broker_url.startswith("sqla+"):
         "schedule": 300.0,
     }
 
+if app.conf.broker_url and app.conf.broker_url.startswith("redis"):
+    # A Redis that does not answer fails a publish in seconds, instead of the
+    # operating system's connect timeout (minutes); the request is not held.
+    app.conf.broker_transport_options = {"socket_connect_timeout": 2}
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Each worker writes its heartbeat row from a thread of its main process, so
+    /healthz can tell that no worker is running (beat's heartbeat alone is
+    written by whichever worker runs the sweeper)."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.stopping = threading.Event()
+
+    def start(self, parent: Any) -> None:
+        threading.Thread(
+            target=self._run, args=(parent.hostname,), name="heartbeat", daemon=True
+        ).start()
+
+    def stop(self, parent: Any) -> None:
+        self.stopping.set()
+
+    def _run(self, hostname: str) -> None:
+        from django.db import close_old_connections
+
+        from leads.services.health import WORKER_HEARTBEAT_SECONDS, worker_heartbeat_write
+
+        while True:
+            try:
+                close_old_connections()
+                worker_heartbeat_write(worker=hostname)
+            except Exception as exc:
+                logging.getLogger(__name__).warning("worker heartbeat not written: %s", exc)
+            if self.stopping.wait(WORKER_HEARTBEAT_SECONDS):
+                return
+
+
+app.steps["worker"].add(WorkerHeartbeat)
 app.autodiscover_tasks()

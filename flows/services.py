@@ -46,6 +46,7 @@ from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
 from flows.outbound import OutboundFailed, OutboundRefused, outbound_post
 from leads.models import Event, Lead
+from leads.outages import outage, task_send
 
 logger = logging.getLogger(__name__)
 
@@ -644,6 +645,7 @@ def wakeups_claim(*, limit: int = 500) -> list[int]:
         )
         if due:
             Wakeup.objects.filter(pk__in=due).update(claimed_at=now)
+            # With the broker out of reach the claims go stale and are claimed again.
             transaction.on_commit(lambda: wakeups_dispatch(due))
     return due
 
@@ -652,7 +654,8 @@ def wakeups_dispatch(wakeup_ids: list[int]) -> None:
     from flows.tasks import wakeups_fire_task
 
     for start in range(0, len(wakeup_ids), FIRE_CHUNK):
-        wakeups_fire_task.delay(wakeup_ids[start : start + FIRE_CHUNK])
+        if not task_send(wakeups_fire_task, wakeup_ids[start : start + FIRE_CHUNK]):
+            return
 
 
 # How long beat's claiming task goes on claiming, of its 2 s interval.
@@ -677,7 +680,9 @@ def wakeups_fire(*, wakeup_ids: Sequence[int]) -> None:
     for wakeup_id in wakeup_ids:
         try:
             wakeup_fire(wakeup_id=wakeup_id)
-        except Exception:
+        except Exception as exc:
+            if outage(exc):
+                raise  # the task is retried once the database is back
             logger.exception("wake-up %s failed", wakeup_id)
 
 
@@ -746,7 +751,9 @@ def delivery_create(
         },
     )
     if created:
-        transaction.on_commit(lambda: delivery_send_task.delay(delivery.pk))
+        # A message that never leaves (broker down) or is lost with a worker is
+        # covered by next_attempt_at: beat's deliveries_due sends it then.
+        transaction.on_commit(lambda: task_send(delivery_send_task, delivery.pk))
     return delivery
 
 
@@ -950,7 +957,8 @@ def deliveries_due() -> list[int]:
         ).values_list("id", flat=True)[:500]
     )
     for delivery_id in ids:
-        delivery_send_task.delay(delivery_id)
+        if not task_send(delivery_send_task, delivery_id):
+            break
     return ids
 
 

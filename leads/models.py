@@ -166,6 +166,10 @@ class Event(models.Model):
     # The sweeper leaves the event alone until then: a failed event backs off, a
     # re-enqueued one gets time to reach a worker before it is enqueued again.
     retry_at = models.DateTimeField(null=True, blank=True)
+    # How often and when beat's sweeper last sent the event again, to space the
+    # re-sends and to tell whether the last message may still be queued.
+    resends = models.PositiveSmallIntegerField(default=0)
+    resent_at = models.DateTimeField(null=True, blank=True)
     # How many derived events led here; a chain past the limit is stopped.
     depth = models.PositiveSmallIntegerField(default=0)
 

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from leads.outages import OUTAGE_RETRY
 from leads.services import events as event_services
 
 
-@shared_task(name="leads.tasks.events_process", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="leads.tasks.events_process", acks_late=True, reject_on_worker_lost=True, **OUTAGE_RETRY
+)
 def events_process_task(event_ids: list[int]) -> None:
     event_services.events_process(event_ids=event_ids, drain=True)
 
@@ -29,7 +32,7 @@ def lead_import_run(import_id: int) -> None:
     run(import_id=import_id)
 
 
-@shared_task(name="leads.tasks.segment_recompute")
+@shared_task(name="leads.tasks.segment_recompute", **OUTAGE_RETRY)
 def segment_recompute_task(segment_id: int) -> None:
     from leads.models import Segment
     from leads.services.segments import segment_recompute

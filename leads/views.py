@@ -22,7 +22,7 @@ from leads.forms import LanguageForm, LeadImportMappingForm, LeadImportUploadFor
 from leads.models import LeadImport
 from leads.roles import user_role
 from leads.selectors import user_language
-from leads.services.health import health_report
+from leads.services.health import OPTIONAL_PARTS, health_report
 from leads.services.imports import (
     import_guess_mapping,
     import_read_headers,
@@ -37,9 +37,18 @@ from leads.services.throttle import client_address, rate_hit
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    healthy, report = health_report()
-    report["status"] = "ok" if healthy else "error"
-    return JsonResponse(report, status=200 if healthy else 503)
+    """200 "ok"; 200 "degraded" when no worker or beat was seen lately (503 if
+    ``?require=worker,scheduler`` names it); 503 "error" when the database or
+    the broker does not answer."""
+    require = [part for part in request.GET.get("require", "").split(",") if part]
+    unknown = sorted(set(require) - set(OPTIONAL_PARTS))
+    if unknown:
+        return JsonResponse(
+            {"error": f"require takes {', '.join(OPTIONAL_PARTS)}; not {', '.join(unknown)}"},
+            status=400,
+        )
+    status, report = health_report(require=require)
+    return JsonResponse(report, status=status)
 
 
 @require_GET

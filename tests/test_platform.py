@@ -1,22 +1,57 @@
+import datetime as dt
 import os
 import subprocess
 import sys
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from config.celery import app as celery_app
-from leads.models import ApiKey
+from leads.models import ApiKey, Heartbeat
 from leads.services.api_keys import api_key_check
 
 pytestmark = pytest.mark.django_db
 
 
-def test_healthz_ok(client):
-    response = client.get("/healthz")
+def test_healthz_ok_with_a_worker_and_beat_seen(client):
+    now = timezone.now()
+    Heartbeat.objects.create(name="scheduler", seen_at=now - dt.timedelta(seconds=5))
+    Heartbeat.objects.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=3))
+    Heartbeat.objects.create(name="worker:celery@b", seen_at=now - dt.timedelta(minutes=5))
+
+    response = client.get("/healthz?require=worker,scheduler")
+
     assert response.status_code == 200
     body = response.json()
     assert (body["status"], body["database"], body["broker"]) == ("ok", "ok", "ok")
+    assert (body["worker"], body["workers"], body["scheduler"]) == ("ok", 1, "ok")
+
+
+def test_healthz_degraded_without_a_worker_fails_only_when_required(client):
+    now = timezone.now()
+    Heartbeat.objects.create(name="scheduler", seen_at=now - dt.timedelta(seconds=5))
+    Heartbeat.objects.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=45))
+
+    plain = client.get("/healthz")
+    for_worker = client.get("/healthz?require=worker")
+    for_beat = client.get("/healthz?require=scheduler")
+
+    assert (plain.status_code, plain.json()["status"]) == (200, "degraded")
+    assert (plain.json()["worker"], plain.json()["workers"]) == ("stale", 0)
+    assert plain.json()["worker_seen_seconds_ago"] >= 45
+    assert (for_worker.status_code, for_worker.json()["status"]) == (503, "degraded")
+    assert for_beat.status_code == 200
+    assert client.get("/healthz?require=web").status_code == 400
+
+
+def test_healthz_degraded_when_nothing_was_ever_seen(client):
+    body = client.get("/healthz").json()
+    assert (body["status"], body["worker"], body["scheduler"]) == (
+        "degraded",
+        "never seen",
+        "never seen",
+    )
 
 
 def test_healthz_503_when_broker_is_down(client):
@@ -27,7 +62,7 @@ def test_healthz_503_when_broker_is_down(client):
     finally:
         celery_app.conf.update(broker_url=previous)
     assert response.status_code == 503
-    assert response.json()["broker"] == "error"
+    assert (response.json()["status"], response.json()["broker"]) == ("error", "error")
 
 
 def test_create_api_key_prints_only_the_key(capsys):

@@ -38,6 +38,7 @@ from leads.services.fields import (
     custom_value_clean,
 )
 from leads.services.leads import lead_tags_change, lead_update
+from leads.services.segments import segment_add_leads, segment_remove_leads
 from leads.services.users import integration_settings
 from scoring.models import ScoreCategory, ScoreSource
 from scoring.services import score_adjust, score_category
@@ -490,8 +491,6 @@ def _static_segment(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _segment_move(ctx: StepContext, add: bool) -> StepResult:
-    from leads.services.segments import segment_add_leads, segment_remove_leads
-
     segment = Segment.objects.get(pk=ctx.config["segment"])
     if add:
         changed = segment_add_leads(segment=segment, lead_ids=[ctx.lead.pk])

@@ -10,12 +10,13 @@ per event.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,7 @@ from core import prepared
 from core.scope import event_scope, event_scope_current, processing_batch
 from core.vocabulary import LEAD_ACTIVITY_TYPES
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
+from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send, task_send_on_commit
 from leads.services.reactions import lock_probes, reactions
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ DERIVED_DEPTH_LIMIT = 8
 
 MAX_ATTEMPTS = 5
 SYSTEM_SOURCE = "system"
+# Heartbeat rows of Celery workers are named this plus the worker's name.
+WORKER_HEARTBEAT = "worker:"
 
 # While a worker processes an event, the events it derives are collected here and
 # processed by the same loop right after, instead of one broker message each.
@@ -63,8 +67,9 @@ def _enqueue(ids: list[int]) -> None:
         return
     from leads.tasks import events_process_task
 
-    ids = list(ids)
-    transaction.on_commit(lambda: events_process_task.delay(ids))
+    # The rows are the record: a message lost to a broker outage is sent again
+    # by the sweeper.
+    task_send_on_commit(events_process_task, list(ids))
 
 
 # Columns of one PostgreSQL multi-row insert, with their types for unnest().
@@ -82,6 +87,7 @@ _EVENT_COLUMNS = (
     ("idempotency_key", "varchar"),
     ("depth", "int2"),
     ("attempts", "int2"),
+    ("resends", "int2"),
     ("error", "text"),
     ("lead_id", "int8"),
 )
@@ -119,6 +125,7 @@ def _pg_insert(events: Sequence[Event]) -> list[int]:
             event.idempotency_key,
             event.depth,
             event.attempts,
+            event.resends,
             event.error,
             event.lead_id,
         )
@@ -251,6 +258,10 @@ def _process_queue(queue: deque[int], *, skip_locked: bool) -> int:
         try:
             derived = event_process(event_id=event_id, skip_locked=skip_locked)
         except Exception as exc:
+            if outage(exc):
+                # Not the event's fault: the task is retried once the database
+                # is back, with no failed attempt counted.
+                raise
             logger.exception("event %s failed", event_id)
             event_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
             continue
@@ -598,30 +609,90 @@ def _lead_create_for(*, event: Event, email: str, user_id: str) -> Lead:
         raise _ResolveRace() from None
 
 
-def events_sweep() -> int:
-    """Re-enqueue events nobody processed (a lost message, a killed worker).
+# Re-sends of one event are spaced 1, 2, 4 … times EVENT_SWEEP_AFTER_SECONDS, up
+# to an hour: a message held by a busy worker is not answered with a flood.
+RESEND_SPACING_MAX = timedelta(hours=1)
+# An event is recorded and committed this long at most before its message is
+# sent: events received this long before the oldest queued message was sent
+# have left the queue.
+SEND_MARGIN = timedelta(seconds=10)
 
-    Returns how many were re-enqueued. Also records the scheduler's heartbeat.
+
+def events_sweep() -> int:
+    """Re-enqueue events whose message is gone (a broker outage, a killed worker).
+
+    An event is re-sent only once its message has left the queue: on Redis the
+    oldest queued message tells how far the workers have got (during a backlog,
+    the events behind it still have their message), and each re-send of an
+    event waits twice as long as the one before, for a message a worker holds
+    but has not finished. Returns how many were re-enqueued. Also records the
+    scheduler's heartbeat.
     """
-    now = timezone.now()
-    Heartbeat.objects.update_or_create(name="scheduler", defaults={"seen_at": now})
-    cutoff = now - timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS)
-    ids = list(
-        _waiting(now)
-        .filter(received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("id", flat=True)[:5000]
-    )
-    if ids:
-        # Not again before a worker had its chance: no pile-up behind a backlog.
-        Event.objects.filter(pk__in=ids).update(retry_at=cutoff + 2 * (now - cutoff))
     from leads.tasks import events_process_task
 
-    for start in range(0, len(ids), 500):
-        events_process_task.delay(ids[start : start + 500])
-    if ids:
-        logger.warning("re-enqueued %s unprocessed events", len(ids))
-    return len(ids)
+    now = timezone.now()
+    Heartbeat.objects.update_or_create(name="scheduler", defaults={"seen_at": now})
+    Heartbeat.objects.filter(
+        name__startswith=WORKER_HEARTBEAT, seen_at__lt=now - timedelta(days=1)
+    ).delete()
+    cutoff = now - timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS)
+    due = _waiting(now).filter(received_at__lt=cutoff)
+    try:
+        queued_since = ingest_queued_since(now)
+    except BROKER_ERRORS as exc:
+        logger.warning("sweep skipped, broker unreachable: %s", exc)
+        return 0
+    if queued_since is not None:
+        before = queued_since - SEND_MARGIN
+        due = due.filter(
+            Q(resent_at__isnull=True, received_at__lt=before) | Q(resent_at__lt=before)
+        )
+    rows = list(due.order_by("received_at").values_list("id", "resends")[:5000])
+    base = timedelta(seconds=settings.EVENT_SWEEP_AFTER_SECONDS)
+    sent = 0
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        # Noted before sending: a worker that fails the event at once then sets
+        # the longer back-off of a failure.
+        by_resends: dict[int, list[int]] = {}
+        for pk, resends in chunk:
+            by_resends.setdefault(resends, []).append(pk)
+        for resends, ids in by_resends.items():
+            spacing = min(base * 2 ** min(resends, 16), RESEND_SPACING_MAX)
+            Event.objects.filter(pk__in=ids).update(
+                resends=F("resends") + 1, resent_at=now, retry_at=now + spacing
+            )
+        if not task_send(events_process_task, [pk for pk, _ in chunk]):
+            # Not sent after all: the next sweep tries again.
+            Event.objects.filter(pk__in=[pk for pk, _ in chunk]).update(retry_at=None)
+            break
+        sent += len(chunk)
+    if sent:
+        logger.warning("re-enqueued %s unprocessed events", sent)
+    return sent
+
+
+def ingest_queued_since(now: datetime) -> datetime | None:
+    """When the oldest message still waiting in the ``ingest`` queue was sent
+    (``now`` when none waits); None when the broker cannot tell (the embedded
+    one, or a message without our ``sent_at`` header)."""
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        return None
+    with broker_probe() as conn:
+        if conn.transport.driver_type != "redis":
+            return None
+        channel: Any = conn.default_channel
+        # kombu pushes on the left and workers pop on the right.
+        raw = channel.client.lindex("ingest", -1)
+    if raw is None:
+        return now
+    try:
+        sent_at = json.loads(raw)["headers"]["sent_at"]
+        return datetime.fromtimestamp(float(sent_at), tz=UTC)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def events_backlog() -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,8 @@ from django.db import connection
 from django.utils import timezone
 
 from leads.models import Heartbeat
-from leads.services.events import events_backlog
+from leads.outages import broker_probe
+from leads.services.events import WORKER_HEARTBEAT, events_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -27,39 +29,73 @@ def database_ok() -> bool:
         return False
 
 
-def broker_ok() -> bool:
-    from config.celery import app
+# A worker writes its heartbeat this often; one not seen for STALE_AFTER is gone.
+WORKER_HEARTBEAT_SECONDS = 10
+STALE_AFTER = timedelta(seconds=30)
+SCHEDULER_STALE_AFTER = timedelta(seconds=60)
 
+
+def broker_ok() -> bool:
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return True
-    except Exception:
-        logger.exception("broker health check failed")
+        with broker_probe():
+            return True
+    except Exception as exc:
+        logger.warning("broker health check failed: %s", exc)
         return False
 
 
-def health_report() -> tuple[bool, dict[str, Any]]:
-    """(healthy, report). Healthy means the database and broker answer; the
-    scheduler heartbeat is reported so a stopped beat or worker is visible."""
+def worker_heartbeat_write(*, worker: str) -> None:
+    """Note that the worker ``worker`` is alive (every WORKER_HEARTBEAT_SECONDS,
+    from a thread of the worker's main process)."""
+    Heartbeat.objects.update_or_create(
+        name=f"{WORKER_HEARTBEAT}{worker}", defaults={"seen_at": timezone.now()}
+    )
+
+
+# What ``?require=`` may name: parts whose absence makes /healthz answer 503.
+OPTIONAL_PARTS = ("worker", "scheduler")
+
+
+def health_report(*, require: Collection[str] = ()) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, report). ``status`` is "error" (503) when the database or the
+    broker does not answer; "degraded" when no worker or no scheduler (beat) was
+    seen lately, which is still 200 (the web serves and stores events; they wait)
+    unless ``require`` names the missing part; otherwise "ok" (200)."""
     db = database_ok()
     broker = broker_ok()
     report: dict[str, Any] = {
         "database": "ok" if db else "error",
         "broker": "ok" if broker else "error",
     }
+    missing: set[str] = set()
     if db:
         backlog = events_backlog()
         report["events_waiting"] = backlog["waiting"]
         report["events_failed"] = backlog["failed"]
+        now = timezone.now()
         beat = Heartbeat.objects.filter(name="scheduler").first()
         if beat is None:
             report["scheduler"] = "never seen"
         else:
-            age = timezone.now() - beat.seen_at
-            report["scheduler"] = "ok" if age < timedelta(seconds=60) else "stale"
+            age = now - beat.seen_at
+            report["scheduler"] = "ok" if age < SCHEDULER_STALE_AFTER else "stale"
             report["scheduler_seen_seconds_ago"] = round(age.total_seconds(), 1)
-    return db and broker, report
+        seen = list(
+            Heartbeat.objects.filter(name__startswith=WORKER_HEARTBEAT)
+            .order_by("-seen_at")
+            .values_list("seen_at", flat=True)
+        )
+        alive = [at for at in seen if now - at < STALE_AFTER]
+        report["workers"] = len(alive)
+        report["worker"] = "ok" if alive else "stale" if seen else "never seen"
+        if seen:
+            report["worker_seen_seconds_ago"] = round((now - seen[0]).total_seconds(), 1)
+        missing = {part for part in OPTIONAL_PARTS if report[part] != "ok"}
+    if not (db and broker):
+        report["status"] = "error"
+        return 503, report
+    report["status"] = "degraded" if missing else "ok"
+    return (503 if missing & set(require) else 200), report
 
 
 def embedded_broker_purge() -> int:

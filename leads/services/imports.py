@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport, Stage, Tag
+from leads.outages import task_send_on_commit
 from leads.services.apply import MAX_COMPANY_SIZE
 from leads.services.events import SYSTEM_SOURCE, events_record
 from leads.services.fields import FieldValueError, custom_value_clean
@@ -145,7 +146,7 @@ def lead_import_start(*, record: LeadImport, mapping: dict[str, str]) -> LeadImp
 
     record.mapping = mapping
     record.save(update_fields=["mapping"])
-    transaction.on_commit(lambda: task.delay(record.pk))
+    task_send_on_commit(task, record.pk)
     return record
 
 

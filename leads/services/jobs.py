@@ -15,10 +15,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files import File
-from django.db import transaction
 from django.utils import timezone
 
 from leads.models import JobKind, JobStatus, LeadJob
+from leads.outages import task_send_on_commit
 from leads.selectors import LeadFilters, leads_filter, leads_visible_to
 from leads.services import bulk
 from leads.services.exports import export_leads, export_rows
@@ -58,7 +58,7 @@ def lead_job_start(
         action=action,
         params=params or {},
     )
-    transaction.on_commit(lambda: lead_job_run_task.delay(job.pk))
+    task_send_on_commit(lead_job_run_task, job.pk)
     return job
 
 

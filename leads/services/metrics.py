@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from leads.models import Event, Heartbeat, LeadImport, LeadJob
+from leads.services.events import MAX_ATTEMPTS, WORKER_HEARTBEAT
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,11 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue (a passive declare: counts, creates nothing)."""
-    from config.celery import QUEUES, app
+    from config.celery import QUEUES
+    from leads.outages import broker_probe
 
     depths: dict[str, int] = {}
-    with app.connection_for_read() as conn:
+    with broker_probe() as conn:
         channel: Any = conn.default_channel
         for name in QUEUES:
             try:
@@ -52,8 +54,6 @@ def metrics_register(*, name: str, collect: Callable[[dt.datetime], Iterator[Met
 
 class LeadflowCollector(Collector):
     def collect(self) -> Iterator[Metric]:
-        from leads.services.events import MAX_ATTEMPTS
-
         now = timezone.now()
         unprocessed = Event.objects.filter(processed_at__isnull=True)
         waiting = unprocessed.filter(attempts__lt=MAX_ATTEMPTS)
@@ -96,6 +96,17 @@ class LeadflowCollector(Collector):
             "leadflow_scheduler_seen_seconds_ago",
             "Seconds since beat's periodic task last ran on a worker (-1: never).",
             (now - beat).total_seconds() if beat else -1.0,
+        )
+        workers = (
+            Heartbeat.objects.filter(name__startswith=WORKER_HEARTBEAT)
+            .order_by("-seen_at")
+            .values_list("seen_at", flat=True)
+            .first()
+        )
+        yield _gauge(
+            "leadflow_worker_seen_seconds_ago",
+            "Seconds since a Celery worker last wrote its heartbeat (-1: never).",
+            (now - workers).total_seconds() if workers else -1.0,
         )
         depth = GaugeMetricFamily(
             "leadflow_queue_messages",

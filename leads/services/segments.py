@@ -44,6 +44,7 @@ from leads.models import (
     SegmentKind,
     SegmentMembership,
 )
+from leads.outages import task_send_on_commit
 from leads.services.events import SYSTEM_SOURCE, events_record
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _schedule_recompute(segment: Segment) -> None:
     segment.refresh_requested_at = timezone.now()
     Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=segment.refresh_requested_at)
     segment_id = segment.pk
-    transaction.on_commit(lambda: segment_recompute_task.delay(segment_id))
+    task_send_on_commit(segment_recompute_task, segment_id)
 
 
 @transaction.atomic

@@ -19,6 +19,8 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
+from leads.outages import BROKER_ERRORS
+
 PREFIX = "throttle"
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,18 @@ def client_address(request: HttpRequest | None) -> str:
 
 def counter_hit(key: str, *, ttl: int) -> int:
     """Add one to the counter ``key`` (created to expire ``ttl`` seconds after its
-    first hit) and return the new count, atomically across processes."""
+    first hit) and return the new count, atomically across processes.
+
+    With the cache out of reach the count is 0: a Redis outage must neither turn
+    stored events into errors nor lock everyone out of signing in."""
+    try:
+        return _counter_hit(key, ttl=ttl)
+    except BROKER_ERRORS:
+        logger.warning("throttle counter %s not counted: the cache is out of reach", key)
+        return 0
+
+
+def _counter_hit(key: str, *, ttl: int) -> int:
     full_key = f"{PREFIX}:{key}"
     backend = caches["default"]
     if isinstance(backend, RedisCache):

@@ -250,9 +250,10 @@ def test_the_dry_run_uses_the_stored_secret_for_a_masked_graph(marketer_api, flo
     assert [s["effect"] for s in direct["steps"]] == effects
 
 
-def test_the_privacy_export_masks_delivery_credentials(client, admin_user):
+def test_the_privacy_export_masks_delivery_credentials(client, admin_user, settings):
     UserFactory.create(username="rep", role="sales")
     # Nothing listens on port 9: the deliveries fail, their rows stay.
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
     slack = "https://127.0.0.1:9/services/T0/B0/sl4ck-t0ken"
     g = graph(
         ("t", "app.event", {"event": "Asked for a demo"}),

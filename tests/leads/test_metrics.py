@@ -33,6 +33,8 @@ def test_metrics_report_the_backlog(client, settings, admin_user):
     Delivery.objects.create(kind="webhook", key="b", target="https://x.example")
     LeadJob.objects.create(kind="export", created_by=admin_user)
     Heartbeat.objects.create(name="scheduler", seen_at=now - dt.timedelta(seconds=30))
+    Heartbeat.objects.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=12))
+    Heartbeat.objects.create(name="worker:celery@b", seen_at=now - dt.timedelta(minutes=12))
 
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
 
@@ -48,6 +50,7 @@ def test_metrics_report_the_backlog(client, settings, admin_user):
     assert samples[("leadflow_background_jobs_running", (("kind", "import"),))] == 0
     assert samples[("leadflow_wakeups_due", ())] == 0
     assert 29 <= samples[("leadflow_scheduler_seen_seconds_ago", ())] < 60
+    assert 12 <= samples[("leadflow_worker_seen_seconds_ago", ())] < 40
     assert samples[("leadflow_broker_up", ())] == 1
     assert {labels for name, labels in samples if name == "leadflow_queue_messages"} == {
         (("queue", q),) for q in ("ingest", "flows", "deliveries", "periodic")
