@@ -105,11 +105,8 @@ from stack import (
     vacuum_analyze,
 )
 
-from config.celery import QUEUES
-
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_flows"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
-WORKER_QUEUES = ",".join(QUEUES)
 INGEST_QUEUE = "ingest"
 FLOWS_QUEUE = "flows"
 SOURCE = "bench"
@@ -159,6 +156,9 @@ class Worker(Process):
     name = "celery worker"
 
     def __init__(self, *, env: dict[str, str], concurrency: int):
+        # Imported once Django is set up: the Celery app reads the settings.
+        from config.celery import QUEUES
+
         super().__init__(
             command=[
                 sys.executable,
@@ -168,7 +168,7 @@ class Worker(Process):
                 "config",
                 "worker",
                 "--queues",
-                WORKER_QUEUES,
+                ",".join(QUEUES),
                 "--pool",
                 "prefork",
                 "--concurrency",
