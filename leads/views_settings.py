@@ -28,6 +28,8 @@ from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
 from leads.services.users import (
     UserChangeRefused,
+    identity_secret_remove,
+    identity_secret_rotate,
     integration_settings,
     integration_settings_update,
     user_active_set,
@@ -43,6 +45,7 @@ admin_only = role_required(Role.ADMIN)
 
 SESSION_ONE_TIME_PASSWORD = "settings.one_time_password"  # noqa: S105 - a session key
 SESSION_NEW_API_KEY = "settings.new_api_key"
+SESSION_NEW_IDENTITY_SECRET = "settings.new_identity_secret"  # noqa: S105 - a session key
 KEY_PLACEHOLDER = "YOUR_WRITE_KEY"
 # Providers whose tracking webhooks the README documents, in the order shown.
 EMAIL_PROVIDERS = [
@@ -569,7 +572,26 @@ def integrations_page(request: HtmxHttpRequest) -> HttpResponse:
         {"key": esp, "name": name, "url": _webhook_url(request, esp), "steps": PROVIDER_STEPS[esp]}
         for esp, name in EMAIL_PROVIDERS
     ]
-    return _page(request, "integrations", {"form": form, "providers": providers})
+    context = {
+        "form": form,
+        "providers": providers,
+        "identity_secret_created_at": current.identity_secret_created_at,
+        "new_identity_secret": request.session.pop(SESSION_NEW_IDENTITY_SECRET, None),
+    }
+    return _page(request, "integrations", context)
+
+
+@admin_only
+@require_POST
+def identity_secret_change(request: HtmxHttpRequest) -> HttpResponse:
+    """Make (or replace) the identity-verification secret, shown once on the
+    next page; or remove it (``remove``)."""
+    if request.POST.get("remove"):
+        identity_secret_remove()
+        messages.success(request, gettext("Identity verification is turned off."))
+    else:
+        request.session[SESSION_NEW_IDENTITY_SECRET] = identity_secret_rotate()
+    return redirect("settings-integrations")
 
 
 # --- privacy ------------------------------------------------------------------------

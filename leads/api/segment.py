@@ -21,12 +21,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from leads.api.errors import error_response
-from leads.models import ApiKey, Event
+from leads.models import ApiKey, ApiScope, Event
 from leads.services.api_keys import api_key_check
 from leads.services.events import events_record
 from leads.services.ingest import (
+    FIELD_WRITING_TYPES,
+    INGEST_MARK,
+    USER_HASH,
     IngestError,
     PayloadTooLarge,
+    ingest_context,
     message_size_ok,
     parse_timestamp,
     read_json_body,
@@ -55,6 +59,29 @@ def _authenticate(request: HttpRequest, body: Any) -> ApiKey | None:
     return api_key_check(key) if key else None
 
 
+def _mark(events: list[Event], key: ApiKey) -> None:
+    """Take the identity verification out of each context, and mark what an
+    ingest key sent (see ``ingest_context``)."""
+    ingest = key.scope == ApiScope.INGEST
+    secret = ""
+    if ingest and any(USER_HASH in event.context for event in events):
+        from leads.services.users import integration_settings
+
+        secret = integration_settings().identity_secret
+    for event in events:
+        marked = ingest and event.type in FIELD_WRITING_TYPES
+        if not marked and USER_HASH not in event.context and INGEST_MARK not in event.context:
+            continue
+        event.context = ingest_context(
+            event.context,
+            ingest=marked,
+            secret=secret,
+            user_id=event.user_id,
+            email=event.email,
+            user_hash=event.context.get(USER_HASH),
+        )
+
+
 def _unauthorized() -> JsonResponse:
     response = error_response(401, "unauthenticated", "A valid write key is required.")
     response["WWW-Authenticate"] = 'Basic realm="leadflow"'
@@ -72,7 +99,8 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
         if _authenticate(request, None) is None:
             return _unauthorized()
         return error_response(400, "invalid", exc.message, exc.fields)
-    if _authenticate(request, body) is None:
+    key = _authenticate(request, body)
+    if key is None:
         return _unauthorized()
     try:
         event = segment_message_to_event(
@@ -80,6 +108,7 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
         )
     except IngestError as exc:
         return error_response(400, "invalid", exc.message, exc.fields)
+    _mark([event], key)
     events_record(events=[event])
     return JsonResponse({"success": True})
 
@@ -117,7 +146,8 @@ def batch(request: HttpRequest) -> JsonResponse:
         if _authenticate(request, None) is None:
             return _unauthorized()
         return error_response(400, "invalid", exc.message, exc.fields)
-    if _authenticate(request, body) is None:
+    key = _authenticate(request, body)
+    if key is None:
         return _unauthorized()
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         return error_response(
@@ -173,5 +203,6 @@ def batch(request: HttpRequest) -> JsonResponse:
             fields.update(item["fields"] or {f"batch[{item['index']}]": [item["message"]]})
         response = error_response(400, "invalid", "No event in the batch is valid.", fields)
         return response
+    _mark(events, key)
     events_record(events=events)
     return JsonResponse({"success": True, "accepted": len(events), "rejected": rejected})

@@ -201,6 +201,15 @@ class EventInSerializer(serializers.Serializer):
     user_id = serializers.CharField(required=False, max_length=255)
     anonymous_id = serializers.CharField(required=False, max_length=255)
     idempotency_key = serializers.CharField(required=False, max_length=200)
+    user_hash = serializers.CharField(
+        required=False,
+        max_length=128,
+        help_text=(
+            "Identity verification for an ingest key: the hex HMAC-SHA256 of user_id "
+            "(or, without one, of the email) with the identity secret from Settings → "
+            "Integrations. Without it, an ingest key's identify only fills empty fields."
+        ),
+    )
 
     def validate_properties(self, value: dict[str, Any]) -> dict[str, Any]:
         if contains_nul(value):

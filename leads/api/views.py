@@ -35,8 +35,14 @@ from leads.selectors import LeadFilters, events_visible_to, leads_filter, leads_
 from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.email_events import email_event_build
 from leads.services.events import events_record
-from leads.services.ingest import message_size_ok, valid_email
+from leads.services.ingest import (
+    FIELD_WRITING_TYPES,
+    ingest_context,
+    message_size_ok,
+    valid_email,
+)
 from leads.services.privacy import lead_erase
+from leads.services.users import integration_settings
 from leads.views_privacy import lead_export_response
 
 ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
@@ -258,15 +264,27 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if isinstance(request.user, ApiKeyPrincipal)
             else leads_visible_to(request.user)
         )
-        context = {"visible_leads": visible, "ingest_only": is_ingest_key(request.user)}
+        ingest = is_ingest_key(request.user)
+        context = {"visible_leads": visible, "ingest_only": ingest}
         valid = _validate_all(EventInSerializer, items, batch, context)
         now = timezone.now()
+        secret = ""
+        if ingest and any(data.get("user_hash") for data in valid):
+            secret = integration_settings().identity_secret
         events = [
             Event(
                 lead_id=data.get("lead"),
                 type=data["type"],
                 name=data.get("name", ""),
                 properties=data.get("properties", {}),
+                context=ingest_context(
+                    {},
+                    ingest=ingest and data["type"] in FIELD_WRITING_TYPES,
+                    secret=secret,
+                    user_id=data.get("user_id", ""),
+                    email=_event_email(data),
+                    user_hash=data.get("user_hash"),
+                ),
                 email=_event_email(data),
                 user_id=data.get("user_id", ""),
                 anonymous_id=data.get("anonymous_id", ""),
