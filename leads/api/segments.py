@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leads.api.permissions import ALL_ROLES, RoleAccess
-from leads.api.serializers import LeadSerializer
+from leads.api.serializers import LeadSerializer, lead_output_context, leads_for_output
 from leads.conditions import ConditionError, compile_tree, validate
 from leads.models import (
     Lead,
@@ -190,11 +190,13 @@ class SegmentViewSet(viewsets.ModelViewSet):
         except ConditionError as exc:
             raise _condition_errors(exc) from None
         leads = leads_visible_to(request.user).filter(compile_tree(tree))
-        sample = leads.prefetch_related("tags").order_by("-id")[:PREVIEW_SAMPLE]
+        sample = leads_for_output(leads).order_by("-id")[:PREVIEW_SAMPLE]
         return Response(
             {
                 "count": leads.count(),
-                "sample": LeadSerializer(sample, many=True, context={"request": request}).data,
+                "sample": LeadSerializer(
+                    sample, many=True, context=lead_output_context(request)
+                ).data,
             }
         )
 
@@ -203,13 +205,13 @@ class SegmentViewSet(viewsets.ModelViewSet):
     def members(self, request: Request, pk: str | None = None) -> Response:
         """Current members, newest first."""
         segment = self.get_object()
-        leads = (
-            leads_visible_to(request.user)
-            .filter(memberships__segment=segment, memberships__left_at__isnull=True)
-            .prefetch_related("tags")
+        leads = leads_for_output(
+            leads_visible_to(request.user).filter(
+                memberships__segment=segment, memberships__left_at__isnull=True
+            )
         )
         page = self.paginate_queryset(leads)
-        data = LeadSerializer(page, many=True, context={"request": request}).data
+        data = LeadSerializer(page, many=True, context=lead_output_context(request)).data
         return self.get_paginated_response(data)
 
     def _selection(self, request: Request) -> tuple[list[int], list[str]]:
