@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from leads.models import Event, Lead
+from leads.models import Event, Lead, Notification, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -50,3 +50,18 @@ class EventFactory(factory.django.DjangoModelFactory[Event]):
     received_at = factory.LazyFunction(timezone.now)
     source = "api"
     idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+
+class TaskFactory(factory.django.DjangoModelFactory[Task]):
+    class Meta:
+        model = Task
+
+    lead = factory.SubFactory(LeadFactory)
+    title = factory.Sequence(lambda n: f"Task {n}")
+
+
+class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
+    class Meta:
+        model = Notification
+
+    message = factory.Sequence(lambda n: f"Message {n}")
