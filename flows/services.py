@@ -723,6 +723,7 @@ def delivery_create(
     target: str,
     payload: dict[str, Any],
     blocking: bool = False,
+    hook_id: int | None = None,
 ) -> Delivery:
     """Record an outgoing message (once per key) and send it after commit."""
     from flows.tasks import delivery_send_task
@@ -732,6 +733,7 @@ def delivery_create(
         defaults={
             "kind": kind,
             "step": step,
+            "hook_id": hook_id,
             "target": target,
             "payload": payload,
             "blocking": blocking,
@@ -763,11 +765,24 @@ def webhook_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def hook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """A REST hook's ``X-Leadflow-Signature``: ``t=<unix time>,v1=<hex>``, the
+    HMAC-SHA256 of ``<t>.<body>``. The time is the attempt's, so a receiver can
+    refuse old replays; signing it with the body keeps it from being changed."""
+    signed = str(timestamp).encode() + b"." + body
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
 def _send(delivery: Delivery) -> int | None:
     if delivery.kind == "webhook":
         body = json.dumps(delivery.payload["body"], separators=(",", ":"), default=str).encode()
         headers = {"Content-Type": "application/json", "X-Leadflow-Delivery": delivery.key}
-        if delivery.payload.get("secret"):
+        if delivery.hook is not None:
+            headers["X-Leadflow-Event"] = str(delivery.payload["body"].get("event", ""))
+            headers["X-Leadflow-Signature"] = hook_signature(
+                delivery.hook.secret, body, int(time.time())
+            )
+        elif delivery.payload.get("secret"):
             headers["X-Leadflow-Signature"] = webhook_signature(delivery.payload["secret"], body)
         response = requests.post(delivery.target, data=body, headers=headers, timeout=10)
         if response.status_code >= 300:

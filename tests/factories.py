@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from flows.models import HookSubscription
 from leads.models import Event, Lead, Notification, Task
 
 
@@ -65,3 +66,12 @@ class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
         model = Notification
 
     message = factory.Sequence(lambda n: f"Message {n}")
+
+
+class HookSubscriptionFactory(factory.django.DjangoModelFactory[HookSubscription]):
+    class Meta:
+        model = HookSubscription
+
+    target_url = "https://hooks.example.com/leadflow"
+    events = factory.LazyFunction(lambda: ["lead.mql"])
+    secret = factory.Sequence(lambda n: f"whsec_test{n}")
