@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from flows.models import HookSubscription
+from flows.models import Delivery, HookSubscription
 from leads.models import Event, Lead, Notification, Task
 
 
@@ -75,3 +75,12 @@ class HookSubscriptionFactory(factory.django.DjangoModelFactory[HookSubscription
     target_url = "https://hooks.example.com/leadflow"
     events = factory.LazyFunction(lambda: ["lead.mql"])
     secret = factory.Sequence(lambda n: f"whsec_test{n}")
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
+    class Meta:
+        model = Delivery
+
+    kind = "webhook"
+    key = factory.Sequence(lambda n: f"test:{n}")
+    target = "https://hooks.example.com/leadflow"
