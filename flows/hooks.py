@@ -162,3 +162,9 @@ def hook_deliveries(*, hook: HookSubscription | None = None) -> QuerySet[Deliver
     if hook is not None:
         deliveries = deliveries.filter(hook=hook)
     return deliveries.order_by("-id")
+
+
+def hook_deliveries_about(*, lead_id: int) -> QuerySet[Delivery]:
+    """Hook deliveries that carry a lead's data (for its erasure and export):
+    read from the payload, the one place a hook delivery names its lead."""
+    return Delivery.objects.filter(hook__isnull=False, payload__body__lead__id=lead_id)

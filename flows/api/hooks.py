@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -31,16 +31,28 @@ ADMINS = frozenset({Role.ADMIN})
 EVENT_CHOICES = sorted(HOOK_EVENTS)
 
 
+class HookEventField(serializers.ChoiceField):
+    """A hook event type."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(choices=EVENT_CHOICES, **kwargs)
+
+
+# The schema names the choice set once, under ``events``.
+@extend_schema_field({"type": "string"})
+class SingleHookEventField(HookEventField):
+    pass
+
+
 class HookSerializer(serializers.ModelSerializer):
     target_url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_CHOICES),
+        child=HookEventField(),
         required=False,
         allow_empty=False,
         help_text="Hook event types (see /api/v1/hooks/event-types/).",
     )
-    event = serializers.ChoiceField(
-        choices=EVENT_CHOICES,
+    event = SingleHookEventField(
         required=False,
         write_only=True,
         help_text="One event type: the REST-hooks subscribe call (instead of events).",

@@ -129,6 +129,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = TaskFilter
 
     def get_queryset(self) -> QuerySet[Task]:
+        if getattr(self, "swagger_fake_view", False):  # the schema's generation
+            return Task.objects.none()
         user = self.request.user
         if self.action in ("list", "retrieve"):
             tasks = Task.objects.select_related("lead")
@@ -210,6 +212,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_class = NotificationFilter
 
     def get_queryset(self) -> QuerySet[Notification]:
+        if getattr(self, "swagger_fake_view", False):  # the schema's generation
+            return Notification.objects.none()
         # PersonOnly: a signed-in person, never a key.
         return Notification.objects.filter(user=cast(User, self.request.user))
 

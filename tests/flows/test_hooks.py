@@ -282,3 +282,18 @@ def test_a_failing_receiver_is_retried_and_logged(receiver, admin_api):
     assert [
         (d["event"], d["status"], d["attempts"], d["response_code"], d["last_error"]) for d in log
     ] == [("tag.added", "pending", 1, 500, "HTTP 500")]
+
+
+def test_erasing_a_lead_drops_its_hook_deliveries():
+    from leads.services.privacy import lead_erase
+
+    HookSubscriptionFactory.create(events=["tag.added"])
+    ada, bob = LeadFactory.create(), LeadFactory.create()
+    for lead in (ada, bob):
+        EventFactory.create(lead=lead, type="tag.added", name="vip")
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        drain()
+    assert Delivery.objects.count() == 2
+    erasure = lead_erase(lead=ada, user=None, via="command")
+    assert erasure.rows["deliveries"] == 1
+    assert [d.payload["body"]["lead"]["id"] for d in Delivery.objects.all()] == [bob.pk]
