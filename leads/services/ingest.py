@@ -309,7 +309,8 @@ def ingest_context(
             and isinstance(user_hash, str)
             and (user_id or email)
             and hmac.compare_digest(
-                identity_hash(secret=secret, user_id=user_id, email=email), user_hash.lower()
+                identity_hash(secret=secret, user_id=user_id, email=email).encode(),
+                user_hash.strip().lower().encode(),
             )
         )
         stored[INGEST_MARK] = {"key": "ingest", "verified": verified}

@@ -154,6 +154,21 @@ def test_a_wrong_or_stale_hash_is_no_verification(ada, identify, ingest_key):
     }
 
 
+def test_a_hash_of_any_text_is_refused_quietly(ada, identify, ingest_key):
+    identity_secret_rotate()
+    for n, user_hash in enumerate(("ä" * 64, 42, "")):
+        identify(
+            ingest_key,
+            {
+                "userId": "u-ada",
+                "messageId": f"h{n}",
+                "traits": MALLORY,
+                "context": {"userHash": user_hash},
+            },
+        )
+    assert fields(ada) == KEPT_AND_FILLED
+
+
 def test_a_client_cannot_claim_the_mark_itself(ada, identify, ingest_key):
     identify(
         ingest_key,
