@@ -18,7 +18,13 @@ from leads.models import Event
 from leads.services.events import events_process
 from scoring.models import ScoreCategory
 from scoring.services import score_adjust
-from tests.factories import EventFactory, HookSubscriptionFactory, LeadFactory, UserFactory
+from tests.factories import (
+    DeliveryFactory,
+    EventFactory,
+    HookSubscriptionFactory,
+    LeadFactory,
+    UserFactory,
+)
 from tests.flows.helpers import drain, graph, published
 
 pytestmark = pytest.mark.django_db
@@ -297,3 +303,21 @@ def test_erasing_a_lead_drops_its_hook_deliveries():
     erasure = lead_erase(lead=ada, user=None, via="command")
     assert erasure.rows["deliveries"] == 1
     assert [d.payload["body"]["lead"]["id"] for d in Delivery.objects.all()] == [bob.pk]
+
+
+def test_hook_lists_have_no_n_plus_one(
+    admin_api, client, admin_user, django_assert_max_num_queries
+):
+    hooks = HookSubscriptionFactory.create_batch(5, created_by=admin_user)
+    for hook in hooks:
+        for _ in range(4):
+            DeliveryFactory.create(hook=hook, payload={"body": {"event": "lead.mql"}})
+    with django_assert_max_num_queries(3):
+        assert len(admin_api.get("/api/v1/hooks/").json()["results"]) == 5
+    with django_assert_max_num_queries(4):
+        log = admin_api.get(f"/api/v1/hooks/{hooks[0].pk}/deliveries/").json()["results"]
+    assert len(log) == 4
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(8):
+        page = client.get("/settings/webhooks/")
+    assert page.content.decode().count('id="delivery-') == 20
