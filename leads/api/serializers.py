@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -38,6 +39,25 @@ class TagListField(serializers.Field):
         return names
 
 
+def leads_for_output(leads: QuerySet[Lead]) -> QuerySet[Lead]:
+    """``leads`` with what ``LeadSerializer`` reads besides the row: two queries
+    for any number of leads."""
+    from scoring.models import LeadScore
+
+    return leads.prefetch_related(
+        "tags", Prefetch("category_scores", LeadScore.objects.select_related("category"))
+    )
+
+
+def lead_output_context(request: Any) -> dict[str, Any]:
+    """The context ``LeadSerializer`` wants: the request, and the score
+    categories in their order (read once for a whole list)."""
+    from scoring.models import ScoreCategory
+
+    keys = list(ScoreCategory.objects.order_by("id").values_list("key", flat=True))
+    return {"request": request, "categories": keys}
+
+
 class LeadSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(max_length=254, required=False, allow_null=True)
     tags = TagListField(required=False)
@@ -46,6 +66,9 @@ class LeadSerializer(serializers.ModelSerializer):
     )
     custom_fields = serializers.DictField(required=False)
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    category_scores = serializers.SerializerMethodField(
+        help_text="Points per score category (every category, 0 where the lead has none)."
+    )
 
     class Meta:
         model = Lead
@@ -66,12 +89,23 @@ class LeadSerializer(serializers.ModelSerializer):
             "owner",
             "tags",
             "unsubscribed",
+            "score",
+            "grade",
+            "category_scores",
             "custom_fields",
             "created_at",
             "updated_at",
             "last_activity_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at", "last_activity_at"]
+        # Scores move through the ledger only (``/leads/{id}/score/adjust/``).
+        read_only_fields = ["id", "score", "grade", "created_at", "updated_at", "last_activity_at"]
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
+    def get_category_scores(self, lead: Lead) -> dict[str, int]:
+        # ``category_scores`` is prefetched with its categories by the views.
+        points = {row.category.key: row.score for row in lead.category_scores.all()}
+        keys = self.context.get("categories") or sorted(points)
+        return {key: points.get(key, 0) for key in keys}
 
     def validate_email(self, value: str | None) -> str | None:
         if not value:
@@ -147,7 +181,7 @@ class LeadSerializer(serializers.ModelSerializer):
                 tags_add=tags or [],
                 tags_remove=current - set(tags) if tags is not None else [],
             )
-        return Lead.objects.prefetch_related("tags").get(pk=lead.pk)
+        return leads_for_output(Lead.objects.all()).get(pk=lead.pk)
 
 
 class FieldDefinitionSerializer(serializers.ModelSerializer):
@@ -193,6 +227,15 @@ class EventInSerializer(serializers.Serializer):
     user_id = serializers.CharField(required=False, max_length=255)
     anonymous_id = serializers.CharField(required=False, max_length=255)
     idempotency_key = serializers.CharField(required=False, max_length=200)
+    user_hash = serializers.CharField(
+        required=False,
+        max_length=128,
+        help_text=(
+            "Identity verification for an ingest key: the hex HMAC-SHA256 of user_id "
+            "(or, without one, of the email) with the identity secret from Settings → "
+            "Integrations. Without it, an ingest key's identify only fills empty fields."
+        ),
+    )
 
     def validate_properties(self, value: dict[str, Any]) -> dict[str, Any]:
         if contains_nul(value):
