@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from leads.models import Event, Lead
+from leads.models import Event, FieldDefinition, Lead
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -50,3 +50,13 @@ class EventFactory(factory.django.DjangoModelFactory[Event]):
     received_at = factory.LazyFunction(timezone.now)
     source = "api"
     idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+
+class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition]):
+    class Meta:
+        model = FieldDefinition
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"field_{n}")
+    label = factory.LazyAttribute(lambda f: f.key.replace("_", " ").capitalize())
+    type = "text"

@@ -14,10 +14,11 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from leads.api.parsers import JSONParser
 from leads.api.permissions import ALL_ROLES, RoleAccess
 from leads.api.serializers import LeadSerializer
 from leads.conditions import ConditionError, compile_tree, validate
