@@ -194,12 +194,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "leads.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
-    # Bounded in size and nesting depth (a 400 or 413, never a RecursionError).
-    "DEFAULT_PARSER_CLASSES": [
-        "leads.api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only (file uploads declare their own parser), bounded in size and nesting
+    # depth: a 400 or 413, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["leads.api.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "leads.api.errors.exception_handler",
@@ -215,6 +212,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leads.api.schema.error_responses",
+    ],
     # Several models have a "status"; each choice set gets its own name.
     "ENUM_NAME_OVERRIDES": {
         "FlowStatusEnum": "flows.models.FlowStatus",

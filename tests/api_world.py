@@ -58,19 +58,20 @@ def api_world() -> dict[str, int]:
     }
 
 
+def world_id(template: str, name: str, world: dict[str, int]) -> int:
+    """The world's id for the path parameter ``name`` of ``template``."""
+    if name == "lead_pk":
+        return world["leads"]
+    if name == "number":
+        return world["versions"]
+    parts = template.strip("/").split("/")
+    resource = parts[parts.index("{" + name + "}") - 1]
+    return world.get(resource, 1)
+
+
 def concrete_path(template: str, world: dict[str, int]) -> str:
     """``/api/v1/leads/{lead_pk}/score/`` with the world's ids filled in."""
-    parts = template.strip("/").split("/")
-    out = []
-    for index, part in enumerate(parts):
-        if part.startswith("{"):
-            name = part.strip("{}")
-            if name == "lead_pk":
-                out.append(str(world["leads"]))
-            elif name == "number":
-                out.append(str(world["versions"]))
-            else:
-                out.append(str(world.get(parts[index - 1], 1)))
-        else:
-            out.append(part)
-    return "/" + "/".join(out) + "/"
+    return "/".join(
+        str(world_id(template, part.strip("{}"), world)) if part.startswith("{") else part
+        for part in template.split("/")
+    )

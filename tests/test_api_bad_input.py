@@ -4,11 +4,13 @@ body a 413, unknown paths and methods JSON, on every operation of the schema."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
 from django.urls import path as url_path
 
 from config import urls as config_urls
+from leads.models import Event
 from leads.services.api_keys import api_key_create
 from tests.api_world import api_schema, api_world, concrete_path
 
@@ -179,3 +181,59 @@ def test_an_ingest_key_gets_json_errors_too(client):
     )
 
     assert (response.status_code, _error_code(response)) == (403, "permission_denied")
+
+
+def test_nul_in_any_json_text_is_refused_with_its_path(marketer_api):
+    flow = marketer_api.post("/api/v1/flows/", {"name": "F"}, format="json").json()
+    graph = {"nodes": [{"id": "t", "type": "lead.created", "config": {"x": ["ok", "a\x00"]}}]}
+
+    response = marketer_api.put(
+        f"/api/v1/flows/{flow['id']}/draft/", {"graph": graph, "revision": 0}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "graph.nodes[0].config.x[1]": ["Text may not contain NUL characters."]
+    }
+
+
+def test_the_schema_says_what_can_be_null_and_which_errors_come_back():
+    schema = api_schema()
+    components = schema["components"]["schemas"]
+    paths = schema["paths"]
+
+    assert components["Flow"]["properties"]["published_version"]["nullable"] is True
+    assert components["Version"]["properties"]["created_by"]["nullable"] is True
+    assert components["ScoreChange"]["properties"]["created_by"]["nullable"] is True
+    assert sorted(paths["/api/v1/flows/{id}/draft/"]["put"]["responses"]) == [
+        "200", "400", "401", "403", "404", "409", "413", "415"
+    ]  # fmt: skip
+    assert sorted(paths["/api/v1/flows/templates/"]["get"]["responses"]) == ["200", "401", "403"]
+    assert paths["/api/v1/leads/"]["post"]["responses"]["413"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+    }
+    for item in paths.values():
+        for operation in item.values():
+            assert {"401", "403"} <= set(operation["responses"])
+
+
+def test_times_with_offsets_postgresql_refuses_are_taken_in_utc(full_api):
+    listed = full_api.get(
+        "/api/v1/events/", {"occurred_after": "0952-06-28T10:59:32-18:33", "page_size": 5}
+    )
+    edge = full_api.get("/api/v1/events/", {"occurred_before": "0001-01-01T00:00:00+01:00"})
+    sent = full_api.post(
+        "/api/v1/events/",
+        {"type": "track", "name": "E", "user_id": "u", "occurred_at": "2026-12-01T10:00:00-18:30"},
+        format="json",
+    )
+
+    assert listed.status_code == 200
+    assert (edge.status_code, edge.json()["error"]["fields"]) == (
+        400,
+        {"occurred_before": ["The time is out of range."]},
+    )
+    assert sent.status_code == 202
+    assert Event.objects.get(pk=sent.json()["ids"][0]).occurred_at == dt.datetime(
+        2026, 12, 2, 4, 30, tzinfo=dt.UTC
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import parsers, status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 
 from leads.services.ingest import JsonTooDeep, json_loads_limited
 
@@ -32,8 +32,30 @@ class JSONParser(parsers.JSONParser):
         encoding = parsers.get_encoding(parser_context or {})  # type: ignore[attr-defined]
         try:
             text = codecs.decode(raw, encoding)
-            return json_loads_limited(text)
+            data = json_loads_limited(text)
         except JsonTooDeep as exc:
             raise ParseError(str(exc)) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        # PostgreSQL's text and jsonb cannot hold NUL; JSON can only carry it escaped.
+        if "\\u0000" in text and (path := nul_path(data)) is not None:
+            raise ValidationError({path: ["Text may not contain NUL characters."]})
+        return data
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """The path (``a.b[2]``) of the first text holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return inner
+            if (found := nul_path(item, inner)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None

@@ -14,14 +14,13 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leads.api.parsers import JSONParser
 from leads.api.permissions import ALL_ROLES, RoleAccess
 from leads.api.serializers import LeadSerializer
-from leads.conditions import ConditionError, compile_tree, validate
+from leads.conditions import ConditionError, compile_tree
 from leads.models import (
     Lead,
     MembershipSource,
@@ -154,7 +153,6 @@ class SegmentViewSet(viewsets.ModelViewSet):
     read_roles = ALL_ROLES
     write_roles = frozenset({Role.ADMIN, Role.MARKETER})
     queryset = Segment.objects.all()
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self) -> QuerySet[Segment]:
         return Segment.objects.order_by("-id")
@@ -178,7 +176,10 @@ class SegmentViewSet(viewsets.ModelViewSet):
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            tree = validate(serializer.validated_data["conditions"])
+            # The rules of saving, so that a tree that previews can be saved.
+            tree = segment_services.segment_conditions_clean(
+                conditions=serializer.validated_data["conditions"], kind=SegmentKind.DYNAMIC
+            )
         except ConditionError as exc:
             raise _condition_errors(exc) from None
         leads = leads_visible_to(request.user).filter(compile_tree(tree))
@@ -272,7 +273,9 @@ class SegmentViewSet(viewsets.ModelViewSet):
         },
         responses=MoveResult,
     )
-    @action(detail=True, methods=["post"], url_path="members/import")
+    @action(
+        detail=True, methods=["post"], url_path="members/import", parser_classes=[MultiPartParser]
+    )
     def import_members(self, request: Request, pk: str | None = None) -> Response:
         """Add the leads of a CSV file of emails (first column, or a column named
         email) to a static segment."""
