@@ -197,6 +197,7 @@ REST_FRAMEWORK = {
     # JSON only (file uploads declare their own parser), bounded in size and nesting
     # depth: a 400 or 413, never a RecursionError.
     "DEFAULT_PARSER_CLASSES": ["leads.api.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "leads.api.errors.exception_handler",

@@ -237,3 +237,22 @@ def test_times_with_offsets_postgresql_refuses_are_taken_in_utc(full_api):
     assert Event.objects.get(pk=sent.json()["ids"][0]).occurred_at == dt.datetime(
         2026, 12, 2, 4, 30, tzinfo=dt.UTC
     )
+
+
+def test_ids_past_a_database_integer_are_refused(full_api):
+    segment = full_api.post("/api/v1/segments/", {"name": "S", "kind": "static"}, format="json")
+
+    response = full_api.post(
+        f"/api/v1/segments/{segment.json()['id']}/members/add/", {"leads": [2**70]}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["leads[0]"]
+
+
+def test_the_api_reads_json_bodies_only(full_api):
+    response = full_api.post(
+        "/api/v1/leads/", "email=a%40b.example", content_type="application/x-www-form-urlencoded"
+    )
+
+    assert (response.status_code, _error_code(response)) == (415, "unsupported_media_type")

@@ -130,7 +130,9 @@ class DraftSerializer(serializers.Serializer):
         help_text='{"nodes": [{id, type, config, position}], '
         '"edges": [{id, source, sourceHandle, target}]}'
     )
-    revision = serializers.IntegerField(min_value=0, help_text="The draft_revision you loaded.")
+    revision = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, help_text="The draft_revision you loaded."
+    )
 
 
 class VersionSerializer(serializers.ModelSerializer):

@@ -68,7 +68,10 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            path = key if not prefix else f"{prefix}.{key}"
+            if isinstance(key, int):  # a ListField's errors, keyed by index
+                path = f"{prefix}[{key}]"
+            else:
+                path = key if not prefix else f"{prefix}.{key}"
             if key == "non_field_errors":
                 path = prefix
             for sub, messages in _flatten(value, path).items():

@@ -118,7 +118,9 @@ class LeadsSelectionSerializer(serializers.Serializer):
     """Leads by id, by email, or both."""
 
     leads = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
     )
     emails = serializers.ListField(child=serializers.EmailField(), required=False, default=list)
 

@@ -208,7 +208,7 @@ class EventInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     properties = serializers.DictField(required=False, default=dict)
     occurred_at = UtcDateTimeField(required=False)
-    lead = serializers.IntegerField(required=False, min_value=1)
+    lead = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     email = serializers.EmailField(required=False, max_length=254)
     user_id = serializers.CharField(required=False, max_length=255)
     anonymous_id = serializers.CharField(required=False, max_length=255)
