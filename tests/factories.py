@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from flows.models import Delivery, HookSubscription
-from leads.models import Event, Lead, Notification, Task
+from leads.models import Event, FieldDefinition, Lead, Notification, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -85,3 +85,13 @@ class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
     key = factory.Sequence(lambda n: f"test:{n}")
     target = "https://hooks.example/in"
     payload = factory.LazyFunction(lambda: {"secret": "", "body": {"hello": "world"}})
+
+
+class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition]):
+    class Meta:
+        model = FieldDefinition
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"field_{n}")
+    label = factory.LazyAttribute(lambda f: f.key.replace("_", " ").capitalize())
+    type = "text"

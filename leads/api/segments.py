@@ -14,13 +14,13 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leads.api.permissions import ALL_ROLES, RoleAccess
 from leads.api.serializers import LeadSerializer, lead_output_context, leads_for_output
-from leads.conditions import ConditionError, compile_tree, validate
+from leads.conditions import ConditionError, compile_tree
 from leads.models import (
     Lead,
     MembershipSource,
@@ -127,7 +127,9 @@ class LeadsSelectionSerializer(serializers.Serializer):
     """Leads by id, by email, or both."""
 
     leads = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
     )
     emails = serializers.ListField(child=serializers.EmailField(), required=False, default=list)
 
@@ -162,7 +164,6 @@ class SegmentViewSet(viewsets.ModelViewSet):
     read_roles = ALL_ROLES
     write_roles = frozenset({Role.ADMIN, Role.MARKETER})
     queryset = Segment.objects.all()
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self) -> QuerySet[Segment]:
         return Segment.objects.order_by("-id")
@@ -186,7 +187,10 @@ class SegmentViewSet(viewsets.ModelViewSet):
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            tree = validate(serializer.validated_data["conditions"])
+            # The rules of saving, so that a tree that previews can be saved.
+            tree = segment_services.segment_conditions_clean(
+                conditions=serializer.validated_data["conditions"], kind=SegmentKind.DYNAMIC
+            )
         except ConditionError as exc:
             raise _condition_errors(exc) from None
         leads = leads_visible_to(request.user).filter(compile_tree(tree))
@@ -282,7 +286,9 @@ class SegmentViewSet(viewsets.ModelViewSet):
         },
         responses=MoveResult,
     )
-    @action(detail=True, methods=["post"], url_path="members/import")
+    @action(
+        detail=True, methods=["post"], url_path="members/import", parser_classes=[MultiPartParser]
+    )
     def import_members(self, request: Request, pk: str | None = None) -> Response:
         """Add the leads of a CSV file of emails (first column, or a column named
         email) to a static segment."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -211,6 +212,17 @@ class FieldDefinitionSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class UtcDateTimeField(serializers.DateTimeField):
+    """Kept in UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise serializers.ValidationError("The time is out of range.") from None
+
+
 REST_EVENT_TYPES = sorted(INBOUND_TYPES - {"group", "alias"})
 
 
@@ -221,8 +233,8 @@ class EventInSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=REST_EVENT_TYPES)
     name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     properties = serializers.DictField(required=False, default=dict)
-    occurred_at = serializers.DateTimeField(required=False)
-    lead = serializers.IntegerField(required=False, min_value=1)
+    occurred_at = UtcDateTimeField(required=False)
+    lead = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     email = serializers.EmailField(required=False, max_length=254)
     user_id = serializers.CharField(required=False, max_length=255)
     anonymous_id = serializers.CharField(required=False, max_length=255)
@@ -306,7 +318,7 @@ class EmailEventInSerializer(serializers.Serializer):
     )
     email = serializers.EmailField(max_length=254)
     event_id = serializers.CharField(required=False, max_length=200)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = UtcDateTimeField(required=False)
     message_id = serializers.CharField(required=False, max_length=255, allow_blank=True)
     campaign = serializers.CharField(required=False, max_length=255, allow_blank=True)
     url = serializers.URLField(required=False, max_length=2000, allow_blank=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -199,6 +200,14 @@ class FieldDefinitionViewSet(viewsets.ModelViewSet):
 MAX_ID = 2**63 - 1
 
 
+def utc_or_refuse(value: dt.datetime, name: str) -> dt.datetime:
+    """In UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows."""
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError({name: ["The time is out of range."]}) from None
+
+
 def id_param(value: str, name: str, message: str = "Expected an id.") -> int:
     """A query-string id, refused with a 400 when it cannot be a database id."""
     if not value.isdigit() or int(value) > MAX_ID:
@@ -210,8 +219,8 @@ class EventFilter(django_filters.FilterSet):
     lead = django_filters.CharFilter(method="filter_lead", help_text="A lead id.")
     type = django_filters.CharFilter()
     name = django_filters.CharFilter()
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = django_filters.IsoDateTimeFilter(method="filter_occurred")
+    occurred_before = django_filters.IsoDateTimeFilter(method="filter_occurred")
 
     class Meta:
         model = Event
@@ -219,6 +228,12 @@ class EventFilter(django_filters.FilterSet):
 
     def filter_lead(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
         return queryset.filter(lead_id=id_param(value, "lead"))
+
+    def filter_occurred(
+        self, queryset: QuerySet[Event], name: str, value: dt.datetime
+    ) -> QuerySet[Event]:
+        lookup = "occurred_at__gte" if name == "occurred_after" else "occurred_at__lt"
+        return queryset.filter(**{lookup: utc_or_refuse(value, name)})
 
 
 def _body_too_large(request: Request) -> Response | None:

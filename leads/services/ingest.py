@@ -52,6 +52,46 @@ class PayloadTooLarge(Exception):
     pass
 
 
+# Deeper than any real payload; recursive code after the parse (validation, JSON
+# encoding for the database) stays far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self, max_depth: int = MAX_JSON_DEPTH):
+        super().__init__(f"The JSON is nested more than {max_depth} levels deep.")
+
+
+def _nested_deeper_than(value: Any, max_depth: int) -> bool:
+    # A loop, not recursion: the value may be as deep as the parser allowed.
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON.")
+
+
+def json_loads_limited(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for bodies from outside: at most ``max_depth`` levels of arrays
+    and objects (``JsonTooDeep``, a ValueError), and no NaN or Infinity, which
+    PostgreSQL's jsonb cannot store."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise JsonTooDeep(max_depth) from None
+    if _nested_deeper_than(value, max_depth):
+        raise JsonTooDeep(max_depth)
+    return value
+
+
 def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int, bool]:
     """Parse the request body as JSON, inflating gzip/deflate, never past ``max_bytes``.
 
@@ -80,7 +120,9 @@ def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int, b
     if len(raw) > max_bytes:
         raise PayloadTooLarge()
     try:
-        return json.loads(raw), len(raw), b"\\u0000" in raw
+        return json_loads_limited(raw), len(raw), b"\\u0000" in raw
+    except JsonTooDeep as exc:
+        raise IngestError(str(exc)) from None
     except (ValueError, UnicodeDecodeError):
         raise IngestError("The body is not valid JSON.") from None
 
