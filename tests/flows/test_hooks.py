@@ -90,7 +90,7 @@ def test_bad_subscriptions_get_the_one_error_shape(admin_api):
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
         "target_url": ["Use an http:// or https:// URL."],
-        "events.1": ['"lead.exploded" is not a valid choice.'],
+        "events[1]": ['"lead.exploded" is not a valid choice.'],
     }
     missing = admin_api.post("/api/v1/hooks/", {"target_url": "https://x.example/"}, format="json")
     assert missing.json()["error"]["fields"] == {"events": ["Subscribe to at least one event."]}
