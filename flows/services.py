@@ -43,6 +43,7 @@ from flows.models import (
 )
 from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
+from flows.rules import Entry, entry_decide, entry_reads, event_match_keys, graph_index
 from leads.models import Event, Lead
 from leads.services import prepared
 from leads.services.events import (
@@ -225,18 +226,6 @@ def _lean_execute(statement: str, values: list[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
-def _graph_index(
-    graph: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], list[str]]]:
-    nodes = {node["id"]: node for node in graph["nodes"]}
-    edges: dict[tuple[str, str], list[str]] = {}
-    for edge in graph.get("edges", []):
-        edges.setdefault((edge["source"], edge.get("sourceHandle") or "next"), []).append(
-            edge["target"]
-        )
-    return nodes, edges
-
-
 def _active_subscriptions() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
     """Subscriptions of active flows by event type, each with its trigger node."""
     by_type: dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]] = {}
@@ -246,7 +235,7 @@ def _active_subscriptions() -> dict[str, list[tuple[TriggerSubscription, dict[st
     ).select_related("flow", "version")
     for subscription in subscriptions:
         if subscription.version_id not in graphs:
-            graphs[subscription.version_id] = _graph_index(subscription.version.graph)[0]
+            graphs[subscription.version_id] = graph_index(subscription.version.graph).nodes
         node = graphs[subscription.version_id].get(subscription.node_id)
         if node is not None:
             by_type.setdefault(subscription.event_type, []).append((subscription, node))
@@ -257,9 +246,7 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
     """Route an applied event: resume waits listening for it, enroll the lead in
     flows whose triggers match. Runs in the event's transaction."""
     _resume_listeners(event=event, lead=lead)
-    keys = {"", event.name}
-    if "segment_id" in event.properties:
-        keys.add(str(event.properties["segment_id"]))
+    keys = event_match_keys(name=event.name, properties=event.properties)
     subscriptions = batch_cached("flow_subscriptions", _active_subscriptions).get(event.type, [])
     entered: set[int] = set()
     for subscription, node in subscriptions:
@@ -280,22 +267,28 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
                 entered.add(subscription.flow_id)
 
 
-def _may_enter(flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> bool:
-    if flow.reentry == Reentry.ALWAYS and not node.get("config", {}).get("once_per_lead"):
-        # No rule to check: not even a query to build.
-        return True
-    earlier = Enrollment.objects.filter(flow=flow, lead=lead)
-    if (
-        node.get("config", {}).get("once_per_lead")
-        and earlier.filter(trigger_node=node["id"]).exists()
-    ):
-        return False
-    if flow.reentry == Reentry.ONCE:
-        return not earlier.exists()
-    if flow.reentry == Reentry.DAYS:
-        since = now - dt.timedelta(days=flow.reentry_days or 1)
-        return not earlier.filter(created_at__gte=since).exists()
-    return True
+def entry_check(*, flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> Entry:
+    """Whether the re-entry rule lets ``lead`` into ``flow`` through the trigger
+    ``node`` now (flows.rules.entry_decide), reading only what it needs: with
+    every time and no once-per-lead trigger, nothing, not even a query to build."""
+    once = bool(node.get("config", {}).get("once_per_lead"))
+    read_trigger, read_last = entry_reads(reentry=flow.reentry, once_per_lead=once)
+    through = last_at = None
+    if read_trigger or read_last:
+        earlier = Enrollment.objects.filter(flow=flow, lead=lead)
+        through = read_trigger and earlier.filter(trigger_node=node["id"]).exists()
+        if read_last and not through:
+            last_at = (
+                earlier.order_by("-created_at", "-id").values_list("created_at", flat=True).first()
+            )
+    return entry_decide(
+        reentry=flow.reentry,
+        reentry_days=flow.reentry_days,
+        once_per_lead=once,
+        now=now,
+        through_trigger=bool(through),
+        last_at=last_at,
+    )
 
 
 def enroll(
@@ -304,7 +297,7 @@ def enroll(
     """Start the lead on the flow at a trigger node, obeying the re-entry rule;
     one enrollment per (flow, lead, trigger event), whatever retries happen."""
     now = timezone.now()
-    if not _may_enter(flow, lead, node, now):
+    if not entry_check(flow=flow, lead=lead, node=node, now=now).allowed:
         return None
     # The caller holds the lead's lock and enrolls once per flow and event; the
     # unique (flow, lead, trigger event) constraint is the backstop.
@@ -376,10 +369,11 @@ def _advance(
     """Run steps from the given (node, output handle) pairs until every branch
     waits or ends, then settle the enrollment's status. ``fresh``: the
     enrollment was created in this run, so it has no other steps yet."""
-    nodes, edges = _graph_index(enrollment.version.graph)
+    index = graph_index(enrollment.version.graph)
+    nodes = index.nodes
     queue: deque[str] = deque()
     for node_id, handle in starts:
-        queue.extend(edges.get((node_id, handle), []))
+        queue.extend(index.targets(node_id, handle))
     visits: dict[str, int] = {}
     ran = 0
     ended = False
@@ -409,7 +403,7 @@ def _advance(
             pending = True
         else:
             for handle in result.follow:
-                queue.extend(edges.get((node_id, handle), []))
+                queue.extend(index.targets(node_id, handle))
     _settle(enrollment, ended=ended, pending=pending if fresh and not failed else None)
 
 
@@ -542,8 +536,7 @@ def _step_retry(step: StepRun) -> None:
     enrollment = Enrollment.objects.select_related("version", "lead", "trigger_event").get(
         pk=step.enrollment_id
     )
-    nodes, _ = _graph_index(enrollment.version.graph)
-    node = nodes[step.node_id]
+    node = graph_index(enrollment.version.graph).nodes[step.node_id]
     StepRun.objects.filter(pk=step.pk).update(attempts=F("attempts") + 1)
     step.refresh_from_db()
     result = _run_step(
@@ -607,8 +600,7 @@ def _resume_listeners(*, event: Event, lead: Lead) -> None:
     only this transaction adds to it, and it forgets the list when it does)."""
     waiting = event_scoped(f"listeners:{lead.pk}", lambda: _listeners(lead))
     for step in waiting:
-        nodes, _ = _graph_index(step.enrollment.version.graph)
-        config = nodes[step.node_id].get("config", {})
+        config = graph_index(step.enrollment.version.graph).nodes[step.node_id].get("config", {})
         started = step.started_at
         if event.occurred_at >= started and wait_until_matches(config, event):
             # Resuming runs steps that may add listeners; a resumed one is

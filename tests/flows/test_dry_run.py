@@ -7,10 +7,11 @@ from django.forms.models import model_to_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.dryrun import _choice_truth, _number_truth, _tags_truth, _text_truth, flow_dry_run
+from flows.dryrun import flow_dry_run
 from flows.models import Delivery, Enrollment, Flow, Reentry, StepRun, Wakeup
 from flows.services import flow_create
 from leads.conditions import FIELD_TYPES, OPERATORS, compile_tree
+from leads.conditions.truth import field_rule_truth
 from leads.models import Event, FieldDefinition, Lead, Notification, Tag, Task
 from leads.services.segments import segment_create
 from scoring.models import LeadScore, ScoreChange
@@ -336,14 +337,7 @@ def test_simulated_rules_decide_as_the_compiler_does(rep, other_sales, example):
             .exists()
         )
         transaction.set_rollback(True)
-    if name == "tags":
-        simulated = _tags_truth(current, rule["op"], rule["value"])
-    elif name in ("stage", "owner"):
-        simulated = _choice_truth(current, rule["op"], rule.get("value"))
-    elif FIELD_TYPES[name] == "number":
-        simulated = _number_truth(current, rule["op"], rule.get("value"))
-    else:
-        simulated = _text_truth(current, rule["op"], rule.get("value"))
+    simulated = field_rule_truth(rule, current, FIELD_TYPES[name])
     assert simulated == stored, f"{rule=} {current=}"
 
 
