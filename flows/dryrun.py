@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from flows.engine import entry_check
 from flows.graph import graph_validate
 from flows.models import Flow, Reentry
 from flows.nodes import REGISTRY
@@ -41,7 +42,6 @@ from flows.nodes.base import TIMEOUT, WAITED, Names, duration_text, summarise
 from flows.nodes.simulation import WHEN, LeadState, Simulation
 from flows.nodes.summaries import Refs, config_refs, names_load
 from flows.rules import SETTABLE_FIELDS, TRIGGER_ONCE, Entry, event_match_keys, graph_index
-from flows.services import entry_check
 from leads.conditions.truth import leaves
 from leads.models import Event, Lead, SegmentMembership
 from scoring.models import LeadScore, ScoringSettings

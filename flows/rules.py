@@ -1,6 +1,6 @@
 """The flow decisions the engine and the dry run share, as pure functions.
 
-The engine (flows.services and the nodes' ``execute``) applies them; the dry run
+The engine (flows.engine and the nodes' ``execute``) applies them; the dry run
 (flows.dryrun and the nodes' ``simulate``) predicts with them. Whatever one
 decides, the other decides alike, because there is one function. Reads and
 writes stay with the callers: nothing here touches the database.
