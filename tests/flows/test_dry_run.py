@@ -705,3 +705,32 @@ def test_the_schema_documents_the_dry_run(client, admin_user):
         "outcome",
         "type",
     ]
+
+
+def test_the_dry_run_and_the_engine_agree_on_a_nameless_leads_task(rep):
+    """Both name a lead without a name or email the same way (they once did not:
+    one translated the fallback, the other did not)."""
+    notify = {"title": "Call {lead}", "due_in": {"amount": 2, "unit": "hours"}}
+    flow = published(
+        "Call",
+        graph(("t", "app.event", {"event": "Requested demo"}), ("n", "sales.notify", notify)),
+    )
+    lead = LeadFactory.create(first_name="", last_name="", email=None, external_id="u-1", owner=rep)
+
+    result = flow_dry_run(flow=flow, graph=flow.draft, lead=lead, event=DEMO, now=NOW)
+    EventFactory.create(lead=lead, name="Requested demo")
+    drain()
+
+    task = Task.objects.get(lead=lead)
+    assert task.title == f"Call lead #{lead.pk}"
+    assert steps(result)[1] == (
+        "n",
+        "would_apply",
+        f"task 'Call lead #{lead.pk}' for Sam Rep (the owner), due in 2 hours "
+        "(2026-03-02 11:00 UTC); in-app notification and email to sam@example.com",
+        "next",
+    )
+    # Due two hours from when the step ran, a moment before the task row was written.
+    assert task.due_at is not None
+    early = dt.timedelta(hours=2) - (task.due_at - task.created_at)
+    assert dt.timedelta(0) <= early < dt.timedelta(seconds=5)
