@@ -6,9 +6,10 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flows"
 
     def ready(self) -> None:
+        from flows.engine import LISTENING, flows_on_event, listeners_probed
+        from flows.hooks import hooks_on_event
         from flows.metrics import flows_metrics
         from flows.privacy import lead_flows_erase, lead_flows_export
-        from flows.services import LISTENING, flows_on_event, listeners_probed
         from leads.services.metrics import metrics_register
         from leads.services.privacy import lead_data_register
         from leads.services.reactions import reaction_register
@@ -20,5 +21,7 @@ class FlowsConfig(AppConfig):
             lock_probe=LISTENING,
             probe_answered=listeners_probed,
         )
+        # Last: outbound subscriptions see the lead as the flows left it.
+        reaction_register(name="hooks", react=hooks_on_event)
         lead_data_register(name="flows", export=lead_flows_export, erase=lead_flows_erase)
         metrics_register(name="flows", collect=flows_metrics)

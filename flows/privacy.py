@@ -1,5 +1,6 @@
-"""A lead's flow history in their data export, and gone with them on erasure
-(registered with ``leads.services.privacy`` by ``FlowsConfig.ready``)."""
+"""A lead's flow history and the outbound hook deliveries about them, in their
+data export and gone with them on erasure (registered with
+``leads.services.privacy`` by ``FlowsConfig.ready``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.db.models import F
 
+from flows.hooks import hook_deliveries_about
 from flows.models import Delivery, DeliveryKind, Enrollment, StepRun, Wakeup
 from flows.nodes.base import SECRET_SET, secret_value_set
 from leads.models import Lead
@@ -54,7 +56,9 @@ def lead_flows_export(lead: Lead) -> dict[str, list[dict[str, Any]]]:
         "deliveries": [
             _delivery_masked(row)
             for row in export_rows(
-                Delivery.objects.filter(step__in=steps).order_by("id"),
+                (
+                    Delivery.objects.filter(step__in=steps) | hook_deliveries_about(lead_id=lead.pk)
+                ).order_by("id"),
                 "kind",
                 "target",
                 "payload",
@@ -69,7 +73,10 @@ def lead_flows_export(lead: Lead) -> dict[str, list[dict[str, Any]]]:
 def lead_flows_erase(lead: Lead, gone: Gone) -> None:
     steps = StepRun.objects.filter(enrollment__lead=lead)
     # Outgoing messages carry the lead's data: pending ones are never sent.
-    gone("deliveries", Delivery.objects.filter(step__in=steps))
+    gone(
+        "deliveries",
+        Delivery.objects.filter(step__in=steps) | hook_deliveries_about(lead_id=lead.pk),
+    )
     gone("wakeups", Wakeup.objects.filter(step__in=steps))
     gone("flow_steps", steps)
     gone("enrollments", Enrollment.objects.filter(lead=lead))

@@ -24,11 +24,11 @@ from core.http import HtmxHttpRequest
 from core.roles import ADMIN_MARKETER
 from flows.forms import NodeConfigForm, config_from_param
 from flows.graph import NODE_ID, graph_mask
+from flows.lifecycle import flow_create, flow_version_restore
 from flows.models import Flow, FlowVersion
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
 from flows.selectors import node_summaries
-from flows.services import flow_create, flow_version_restore
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.decorators import role_required
 

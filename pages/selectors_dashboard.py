@@ -22,6 +22,7 @@ from leads.models import Lead, Task, TaskStatus
 from leads.roles import user_role
 from leads.selectors import events_visible_to, leads_visible_to
 from scoring.models import ScoreChange
+from scoring.rules import mql_crossing
 from scoring.services import scoring_settings
 
 WEEK = dt.timedelta(days=7)
@@ -63,21 +64,6 @@ def _weeks(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return now - WEEK, now - 2 * WEEK
 
 
-def mql_crossing(threshold: int) -> Q:
-    """A ``score.changed`` event that took the lead's total score from below the
-    MQL threshold to at or above it.
-
-    This is our definition of "became an MQL": reaching the threshold set on the
-    scoring settings (``ScoringSettings.mql_threshold``, the current one), read
-    from the ``from``/``to`` totals every ``score.changed`` event carries. It
-    holds whether or not reaching the threshold also moves the lifecycle stage
-    (``mql_moves_stage``), and a manual stage change is not a score crossing. A
-    lead that drops below and crosses again counts again, but once per period.
-    """
-    # JSON comparisons, not casts: other event types keep text in from/to.
-    return Q(type="score.changed", properties__from__lt=threshold, properties__to__gte=threshold)
-
-
 def turned_hot() -> Q:
     """A ``grade.changed`` event to the hot grade: the lead "turned hot"."""
     return Q(type="grade.changed", name="hot")
@@ -117,7 +103,7 @@ class EventCounts:
 
 
 def dashboard_event_counts(*, user: Any, now: dt.datetime, mql_threshold: int) -> EventCounts:
-    """Leads the user sees that became MQLs (see ``mql_crossing``) and that turned
+    """Leads the user sees that became MQLs (see ``scoring.rules.mql_crossing``) and that turned
     hot, this week and the week before; a lead counts once per week. One query."""
     week, previous = _weeks(now)
     mql, hot = mql_crossing(mql_threshold), turned_hot()

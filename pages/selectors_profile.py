@@ -40,7 +40,7 @@ _FILTER_KINDS = {
     "tasks": ("task",),
     "notes": ("note",),
 }
-_EVENTS_SHOWN_ELSEWHERE = ("score.changed", "segment.entered", "segment.left")
+_EVENTS_SHOWN_ELSEWHERE = ("score.changed", "segment.entered", "segment.left", "task.created")
 
 
 @dataclass(frozen=True)

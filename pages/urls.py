@@ -42,6 +42,17 @@ urlpatterns = [
         name="settings-category-delete",
     ),
     path("settings/integrations/", views_settings.integrations_page, name="settings-integrations"),
+    path(
+        "settings/integrations/identity-secret/",
+        views_settings.identity_secret_change,
+        name="settings-identity-secret",
+    ),
+    path("settings/webhooks/", views_settings.webhooks_page, name="settings-webhooks"),
+    path(
+        "settings/webhooks/<int:pk>/delete/",
+        views_settings.webhook_delete,
+        name="settings-webhook-delete",
+    ),
     path("settings/privacy/", views_settings.privacy_page, name="settings-privacy"),
     path("leads/<int:pk>/", views_profile.lead_profile, name="lead-detail"),
     path(

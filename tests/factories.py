@@ -6,8 +6,8 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from flows.models import Delivery
-from leads.models import Event, Lead
+from flows.models import Delivery, HookSubscription
+from leads.models import Event, FieldDefinition, Lead, Notification, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -53,6 +53,30 @@ class EventFactory(factory.django.DjangoModelFactory[Event]):
     idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex)
 
 
+class TaskFactory(factory.django.DjangoModelFactory[Task]):
+    class Meta:
+        model = Task
+
+    lead = factory.SubFactory(LeadFactory)
+    title = factory.Sequence(lambda n: f"Task {n}")
+
+
+class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
+    class Meta:
+        model = Notification
+
+    message = factory.Sequence(lambda n: f"Message {n}")
+
+
+class HookSubscriptionFactory(factory.django.DjangoModelFactory[HookSubscription]):
+    class Meta:
+        model = HookSubscription
+
+    target_url = "https://hooks.example.com/leadflow"
+    events = factory.LazyFunction(lambda: ["lead.mql"])
+    secret = factory.Sequence(lambda n: f"whsec_test{n}")
+
+
 class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
     class Meta:
         model = Delivery
@@ -61,3 +85,13 @@ class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
     key = factory.Sequence(lambda n: f"test:{n}")
     target = "https://hooks.example/in"
     payload = factory.LazyFunction(lambda: {"secret": "", "body": {"hello": "world"}})
+
+
+class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition]):
+    class Meta:
+        model = FieldDefinition
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"field_{n}")
+    label = factory.LazyAttribute(lambda f: f.key.replace("_", " ").capitalize())
+    type = "text"

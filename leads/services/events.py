@@ -320,9 +320,9 @@ def _too_deep(event: Event) -> bool:
 
 def _react(event: Event, lead: Lead, *, touched: bool = False) -> None:
     """Everything an event does to its locked lead: apply it, then the reactions
-    registered with the pipeline, in their order (segments, then flows; see
-    ``leads.services.reactions``). ``touched``: the lock already moved the
-    lead's activity and linked the event."""
+    registered with the pipeline, in their order (segments, flows, then outbound
+    hooks; see ``leads.services.reactions``). ``touched``: the lock already
+    moved the lead's activity and linked the event."""
     if event.lead_id != lead.pk:
         event.lead = lead
         # Saved before anything reads the lead's activity: segment and flow rules

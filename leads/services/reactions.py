@@ -8,11 +8,14 @@ the apps were loaded in:
 1. ``segments`` (registered by ``leads``): re-check the segments the event can
    change, emitting ``segment.entered`` / ``segment.left``;
 2. ``flows`` (registered by ``flows``): resume the waits listening for the
-   event, then enroll the lead in flows whose triggers match.
+   event, then enroll the lead in flows whose triggers match;
+3. ``hooks`` (registered by ``flows``): deliver the event to the outbound
+   webhook subscriptions of its hook event types.
 
 Segments go first so that a flow's conditions see the memberships the event
-changed. A new reaction gets a place in ``REACTION_ORDER``; registering a name
-that has none is an error.
+changed; hooks go last so that they see the lead as the flows left it. A new
+reaction gets a place in ``REACTION_ORDER``; registering a name that has none
+is an error.
 
 A reaction may also ask a question of the lead row while the pipeline locks it
 (a *lock probe*: a SQL boolean over ``{lead}``, the lead's id), answered in the
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from leads.models import Event, Lead
 
-REACTION_ORDER = ("segments", "flows")
+REACTION_ORDER = ("segments", "flows", "hooks")
 
 
 class React(Protocol):

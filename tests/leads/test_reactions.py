@@ -3,7 +3,8 @@ documented order whatever order the apps load in."""
 
 import pytest
 
-from flows.services import LISTENING, flows_on_event
+from flows.engine import LISTENING, flows_on_event
+from flows.hooks import hooks_on_event
 from leads.services import reactions as registry
 from leads.services.segments import segments_on_event
 
@@ -12,6 +13,7 @@ def test_apps_registered_segments_then_flows():
     assert [(r.name, r.react) for r in registry.reactions()] == [
         ("segments", segments_on_event),
         ("flows", flows_on_event),
+        ("hooks", hooks_on_event),
     ]
     assert [(p.name, p.sql) for p in registry.lock_probes()] == [("flows", LISTENING)]
 
