@@ -22,6 +22,7 @@ from flows.models import Delivery, DeliveryKind, HookSubscription
 from flows.services import delivery_create, lead_payload
 from leads.models import Event, Lead
 from scoring.rules import is_mql_crossing
+from scoring.services import scoring_settings
 
 # Hook event types, as subscribers name them. Most are the pipeline's own
 # event types; ``lead.mql`` and ``lead.stage_changed`` are read from them.
@@ -65,8 +66,6 @@ def _subscriptions() -> dict[str, list[tuple[int, str]]]:
 
 
 def _mql_threshold() -> int:
-    from scoring.services import scoring_settings
-
     return batch_cached("scoring_settings", scoring_settings).mql_threshold
 
 

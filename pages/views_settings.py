@@ -24,6 +24,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.http import HtmxHttpRequest
 from core.roles import Role, role_of_groups
+from flows.hooks import HOOK_EVENTS, hook_deliveries, hook_subscribe, hook_unsubscribe
+from flows.models import HookSubscription
 from flows.outbound import outbound_url_problem
 from leads.decorators import role_required
 from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, LeadErasure
@@ -635,8 +637,6 @@ class HookForm(_StyledForm):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        from flows.hooks import HOOK_EVENTS
-
         field = self.fields["events"]
         assert isinstance(field, forms.MultipleChoiceField)
         field.choices = [(key, f"{key}: {label}") for key, label in sorted(HOOK_EVENTS.items())]
@@ -654,9 +654,6 @@ def webhooks_page(request: HtmxHttpRequest) -> HttpResponse:
     """Outbound event subscriptions (the secret only once, right after
     subscribing) and the log of their latest deliveries; ``?hook=<id>`` narrows
     the log to one subscription."""
-    from flows.hooks import hook_deliveries, hook_subscribe
-    from flows.models import HookSubscription
-
     form = HookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         hook = hook_subscribe(
@@ -683,9 +680,6 @@ def webhooks_page(request: HtmxHttpRequest) -> HttpResponse:
 @admin_only
 @require_POST
 def webhook_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    from flows.hooks import hook_unsubscribe
-    from flows.models import HookSubscription
-
     hook_unsubscribe(hook=get_object_or_404(HookSubscription, pk=pk))
     if not request.htmx:
         messages.success(request, gettext("The subscription is deleted."))
