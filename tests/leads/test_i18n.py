@@ -232,7 +232,7 @@ def test_the_webhooks_page_in_german(client, admin_user):
     assert '<span class="badge text-bg-danger">Fehlgeschlagen</span>' in page
     assert "lead.mql: Der Score eines Leads hat den MQL-Schwellenwert erreicht" in page
     assert 'hx-confirm="Dieses Abonnement löschen? Noch nicht gesendete Zustellungen' in page
-    assert '<h2 class="h5">URL abonnieren lassen</h2>' in page
+    assert '<h2 class="h5">Neues Abonnement</h2>' in page
     errors = refused.content.decode()
     assert "Geben Sie eine gültige URL ein." in errors
     assert "Dieses Feld ist erforderlich." in errors
