@@ -652,8 +652,9 @@ class HookForm(_StyledForm):
 
     def clean_target_url(self) -> str:
         url = self.cleaned_data["target_url"]
-        if not url.lower().startswith(("https://", "http://")):
-            raise forms.ValidationError(_("Use an http:// or https:// URL."), code="invalid")
+        problem = outbound_url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
         return url
 
 
