@@ -25,6 +25,7 @@ from flows.hooks import (
     hook_update,
 )
 from flows.models import Delivery, HookSubscription
+from flows.outbound import outbound_url_problem
 from leads.api.permissions import RoleAccess
 
 ADMINS = frozenset({Role.ADMIN})
@@ -64,8 +65,10 @@ class HookSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_by", "created_at"]
 
     def validate_target_url(self, value: str) -> str:
-        if not value.lower().startswith(("https://", "http://")):
-            raise serializers.ValidationError("Use an http:// or https:// URL.")
+        # The same rule as every outbound target: no local or private addresses.
+        problem = outbound_url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
