@@ -81,7 +81,7 @@ class Lead(models.Model):
     grade = models.CharField(
         max_length=8,
         choices=Grade.choices,
-        default="cold",
+        default=Grade.COLD,
     )
     custom_fields = models.JSONField(default=dict, blank=True)
     # Segment traits with no matching field: kept, never reported as errors.
