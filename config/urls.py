@@ -31,3 +31,9 @@ urlpatterns = [
     path("", include("flows.urls")),
     path("", include("leads.urls")),
 ]
+
+# Under /api/ and /v1/ errors answer in the API's JSON shape; pages keep Django's.
+handler400 = "leads.api.errors.bad_request"
+handler403 = "leads.api.errors.permission_denied"
+handler404 = "leads.api.errors.page_not_found"
+handler500 = "leads.api.errors.server_error"

@@ -30,6 +30,7 @@ from flows.nodes.base import SECRET_SET, config_checkable, secret_value_set
 from flows.nodes.summaries import standard_field_labels
 from leads.models import Stage, TaskPriority
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
+from leads.services.ingest import json_loads_limited
 from scoring.models import Grade
 
 if TYPE_CHECKING:
@@ -650,13 +651,15 @@ class NodeConfigForm:
         if not text:
             return MISSING
         try:
-            return json.loads(text)
+            return json_loads_limited(text)
         except json.JSONDecodeError as exc:
             return self._fail(
                 f,
                 gettext("This is not valid JSON: %(problem)s (line %(line)d, column %(column)d).")
                 % {"problem": exc.msg, "line": exc.lineno, "column": exc.colno},
             )
+        except ValueError as exc:  # nested too deep, or NaN
+            return self._fail(f, gettext("This is not valid JSON: %(problem)s") % {"problem": exc})
         except RecursionError:
             return self._fail(f, gettext("This JSON is nested too deeply."))
 

@@ -152,7 +152,13 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         by_node.setdefault(node_id, {}).setdefault(path, []).append(message)
 
     if len(graph["nodes"]) > MAX_NODES:
-        general.append(gettext("A flow has at most %(count)d nodes.") % {"count": MAX_NODES})
+        # Not walked at all: the loop search below recurses once per node.
+        raise GraphError(
+            {
+                "nodes": {},
+                "graph": [gettext("A flow has at most %(count)d nodes.") % {"count": MAX_NODES}],
+            }
+        )
     for index, node in enumerate(graph["nodes"]):
         node_id = node.get("id") if isinstance(node, dict) else None
         if not isinstance(node_id, str) or not node_id:
@@ -162,7 +168,7 @@ def graph_validate(graph: Any) -> dict[str, Any]:
             problem(node_id, "id", gettext("Two nodes share this id."))
             continue
         nodes[node_id] = node
-        node_type = REGISTRY.get(node.get("type", ""))
+        node_type = _node_type(node)
         if node_type is None:
             problem(
                 node_id,
@@ -183,14 +189,18 @@ def graph_validate(graph: Any) -> dict[str, Any]:
             continue
         source, target = edge.get("source"), edge.get("target")
         handle = edge.get("sourceHandle") or "next"
+        if not isinstance(handle, str):
+            handle = repr(handle)  # reported as it was sent
+        if not isinstance(source, str) or not isinstance(target, str):
+            source = target = None
         if source not in nodes or target not in nodes:
             general.append(
                 gettext("Edge %(edge)s connects a node that does not exist.")
                 % {"edge": edge.get("id", index)}
             )
             continue
-        source_type = REGISTRY.get(nodes[source].get("type", ""))
-        target_type = REGISTRY.get(nodes[target].get("type", ""))
+        source_type = _node_type(nodes[source])
+        target_type = _node_type(nodes[target])
         if source_type is not None:
             handles = source_type.outputs if source_type.kind != "trigger" else ("next",)
             if handle not in handles:
@@ -216,9 +226,7 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         incoming[target] += 1
 
     triggers = [
-        n
-        for n, node in nodes.items()
-        if getattr(REGISTRY.get(node.get("type", "")), "kind", "") == "trigger"
+        n for n, node in nodes.items() if getattr(_node_type(node), "kind", "") == "trigger"
     ]
     if not triggers:
         general.append(gettext("A flow needs at least one trigger."))
@@ -243,6 +251,11 @@ def graph_validate(graph: Any) -> dict[str, Any]:
             problems["graph"] = general
         raise GraphError(problems)
     return graph
+
+
+def _node_type(node: dict[str, Any]) -> NodeType | None:
+    node_type = node.get("type")
+    return REGISTRY.get(node_type) if isinstance(node_type, str) else None
 
 
 def _find_cycle(outgoing: dict[str, list[str]]) -> list[str]:

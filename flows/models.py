@@ -203,6 +203,25 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class HookSubscription(models.Model):
+    """An outside URL subscribed to event types (REST hooks: Zapier, n8n, a CRM
+    sync). Each matching event is one Delivery, signed with this secret."""
+
+    target_url = models.URLField(max_length=2000)
+    # Hook event types (``flows.hooks.HOOK_EVENTS``), at least one.
+    events = models.JSONField(default=list)
+    description = models.CharField(max_length=200, blank=True)
+    # Signs every delivery (HMAC-SHA256); shown once, when the subscription is made.
+    secret = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.events)} → {self.target_url}"
+
+
 class Delivery(models.Model):
     """Something sent out of Leadflow. Written in the step's transaction under a
     unique key, sent by its own task, retried with backoff, marked sent.
@@ -217,6 +236,14 @@ class Delivery(models.Model):
     key = models.CharField(max_length=200, unique=True)
     step = models.ForeignKey(
         StepRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    # A REST hook's delivery: unsubscribing drops what it had not sent yet.
+    hook = models.ForeignKey(
+        HookSubscription,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
     )
     target = models.CharField(max_length=2000)
     payload = models.JSONField(default=dict)

@@ -34,6 +34,7 @@ from flows.models import (
     Flow,
     FlowStatus,
     FlowVersion,
+    HookSubscription,
     Reentry,
     StepRun,
     StepStatus,
@@ -737,6 +738,7 @@ def delivery_create(
     target: str,
     payload: dict[str, Any],
     blocking: bool = False,
+    hook_id: int | None = None,
 ) -> Delivery:
     """Record an outgoing message (once per key) and send it after commit."""
     from flows.tasks import delivery_send_task
@@ -746,6 +748,7 @@ def delivery_create(
         defaults={
             "kind": kind,
             "step": step,
+            "hook_id": hook_id,
             "target": target,
             "payload": payload,
             "blocking": blocking,
@@ -780,6 +783,14 @@ def webhook_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def hook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """A REST hook's ``X-Leadflow-Signature``: ``t=<unix time>,v1=<hex>``, the
+    HMAC-SHA256 of ``<t>.<body>``. The time is the attempt's, so a receiver can
+    refuse old replays; signing it with the body keeps it from being changed."""
+    signed = str(timestamp).encode() + b"." + body
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
 def _send_webhook(delivery: Delivery) -> int | None:
     body = json.dumps(delivery.payload["body"], separators=(",", ":"), default=str).encode()
     headers = {
@@ -788,7 +799,12 @@ def _send_webhook(delivery: Delivery) -> int | None:
         "Idempotency-Key": delivery.key,
         "X-Leadflow-Delivery": delivery.key,
     }
-    if delivery.payload.get("secret"):
+    if delivery.hook is not None:
+        headers["X-Leadflow-Event"] = str(delivery.payload["body"].get("event", ""))
+        headers["X-Leadflow-Signature"] = hook_signature(
+            delivery.hook.secret, body, int(time.time())
+        )
+    elif delivery.payload.get("secret"):
         headers["X-Leadflow-Signature"] = webhook_signature(delivery.payload["secret"], body)
     return outbound_post(delivery.target, body=body, headers=headers).status
 
@@ -867,6 +883,11 @@ def delivery_send(*, delivery_id: int) -> None:
     else:
         if _delivery_record_sent(delivery, code) and delivery.blocking and delivery.step_id:
             _resume_after_delivery(delivery)
+        return
+    if code == 410 and delivery.hook_id is not None:
+        # REST hooks: a receiver answering 410 Gone has unsubscribed (Zapier and
+        # n8n remove a hook this way); the subscription goes with its log.
+        HookSubscription.objects.filter(pk=delivery.hook_id).delete()
         return
     _delivery_record_failure(delivery, claimed_at, code, error, final=refused)
 

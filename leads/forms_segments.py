@@ -33,6 +33,7 @@ from leads.conditions.schema import (
     RELATIVE,
 )
 from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
+from leads.services.ingest import json_loads_limited
 
 ROOT = "c"
 GROUP_KEYS = ("all", "any")
@@ -309,7 +310,7 @@ def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
     if days:
         rule["within_days"] = _number(days)
     try:
-        extra = json.loads(data.get(f"{path}-extra") or "{}")
+        extra = json_loads_limited(data.get(f"{path}-extra") or "{}")
     except ValueError:
         extra = {}
     where = dict(extra.get("where") or {}) if isinstance(extra, dict) else {}

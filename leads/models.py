@@ -461,6 +461,11 @@ class IntegrationSettings(models.Model):
     Settings → Integrations."""
 
     slack_webhook_url = models.URLField(max_length=500, blank=True)
+    # Identity verification for ingest keys: the HMAC key of the user hashes
+    # your server puts beside the website snippet. Kept in clear (it signs, it
+    # does not log in); shown once when made.
+    identity_secret = models.CharField(max_length=64, blank=True)
+    identity_secret_created_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -76,6 +76,9 @@ class LeadFilters:
     tag: str = ""
     score_min: int | None = None
     score_max: int | None = None
+    # Points in a score category: (category key, at least, at most), either
+    # bound None; every range must hold.
+    category_scores: tuple[tuple[str, int | None, int | None], ...] = ()
 
 
 def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
@@ -106,6 +109,15 @@ def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
         leads = leads.filter(score__gte=filters.score_min)
     if filters.score_max is not None:
         leads = leads.filter(score__lte=filters.score_max)
+    rules: list[dict[str, Any]] = []
+    for key, low, high in filters.category_scores:
+        # The segments' own rule, so a lead with no points in the category has 0.
+        if low is not None:
+            rules.append({"field": f"score.{key}", "op": "gte", "value": low})
+        if high is not None:
+            rules.append({"field": f"score.{key}", "op": "lte", "value": high})
+    if rules:
+        leads = leads.filter(compile_tree({"all": rules}))
     return leads
 
 
@@ -205,7 +217,7 @@ _FILTER_KINDS = {
     "tasks": ("task",),
     "notes": ("note",),
 }
-_EVENTS_SHOWN_ELSEWHERE = ("score.changed", "segment.entered", "segment.left")
+_EVENTS_SHOWN_ELSEWHERE = ("score.changed", "segment.entered", "segment.left", "task.created")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,17 @@ def mql_crossing(threshold: int) -> Q:
     return Q(type="score.changed", properties__from__lt=threshold, properties__to__gte=threshold)
 
 
+def is_mql_crossing(event_type: str, properties: dict[str, Any], threshold: int) -> bool:
+    """``mql_crossing`` for one event in hand (the outbound ``lead.mql`` hook)."""
+    before, after = properties.get("from"), properties.get("to")
+    return (
+        event_type == "score.changed"
+        and isinstance(before, int)
+        and isinstance(after, int)
+        and before < threshold <= after
+    )
+
+
 def turned_hot() -> Q:
     """A ``grade.changed`` event to the hot grade: the lead "turned hot"."""
     return Q(type="grade.changed", name="hot")

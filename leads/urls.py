@@ -100,6 +100,17 @@ urlpatterns = [
         name="settings-category-delete",
     ),
     path("settings/integrations/", views_settings.integrations_page, name="settings-integrations"),
+    path(
+        "settings/integrations/identity-secret/",
+        views_settings.identity_secret_change,
+        name="settings-identity-secret",
+    ),
+    path("settings/webhooks/", views_settings.webhooks_page, name="settings-webhooks"),
+    path(
+        "settings/webhooks/<int:pk>/delete/",
+        views_settings.webhook_delete,
+        name="settings-webhook-delete",
+    ),
     path("settings/privacy/", views_settings.privacy_page, name="settings-privacy"),
     path("leads/", views_list.lead_list, name="lead-list"),
     path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),

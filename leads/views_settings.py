@@ -29,6 +29,8 @@ from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
 from leads.services.users import (
     UserChangeRefused,
+    identity_secret_remove,
+    identity_secret_rotate,
     integration_settings,
     integration_settings_update,
     user_active_set,
@@ -44,6 +46,7 @@ admin_only = role_required(Role.ADMIN)
 
 SESSION_ONE_TIME_PASSWORD = "settings.one_time_password"  # noqa: S105 - a session key
 SESSION_NEW_API_KEY = "settings.new_api_key"
+SESSION_NEW_IDENTITY_SECRET = "settings.new_identity_secret"  # noqa: S105 - a session key
 KEY_PLACEHOLDER = "YOUR_WRITE_KEY"
 # Providers whose tracking webhooks the README documents, in the order shown.
 EMAIL_PROVIDERS = [
@@ -593,7 +596,101 @@ def integrations_page(request: HtmxHttpRequest) -> HttpResponse:
         {"key": esp, "name": name, "url": _webhook_url(request, esp), "steps": PROVIDER_STEPS[esp]}
         for esp, name in EMAIL_PROVIDERS
     ]
-    return _page(request, "integrations", {"form": form, "providers": providers})
+    context = {
+        "form": form,
+        "providers": providers,
+        "identity_secret_created_at": current.identity_secret_created_at,
+        "new_identity_secret": request.session.pop(SESSION_NEW_IDENTITY_SECRET, None),
+    }
+    return _page(request, "integrations", context)
+
+
+@admin_only
+@require_POST
+def identity_secret_change(request: HtmxHttpRequest) -> HttpResponse:
+    """Make (or replace) the identity-verification secret, shown once on the
+    next page; or remove it (``remove``)."""
+    if request.POST.get("remove"):
+        identity_secret_remove()
+        messages.success(request, gettext("Identity verification is turned off."))
+    else:
+        request.session[SESSION_NEW_IDENTITY_SECRET] = identity_secret_rotate()
+    return redirect("settings-integrations")
+
+
+# --- webhooks (outbound event subscriptions) -------------------------------------
+
+SESSION_NEW_HOOK_SECRET = "settings.new_hook_secret"  # noqa: S105 - a session key
+DELIVERY_LOG_SIZE = 50
+
+
+class HookForm(_StyledForm):
+    target_url = forms.URLField(
+        label=_("URL"), max_length=2000, assume_scheme="https", help_text=_("http:// or https://")
+    )
+    events = forms.MultipleChoiceField(
+        label=_("Events"), widget=forms.CheckboxSelectMultiple, choices=()
+    )
+    description = forms.CharField(label=_("Description"), max_length=200, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        from flows.hooks import HOOK_EVENTS
+
+        field = self.fields["events"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(key, f"{key}: {label}") for key, label in sorted(HOOK_EVENTS.items())]
+
+    def clean_target_url(self) -> str:
+        url = self.cleaned_data["target_url"]
+        if not url.lower().startswith(("https://", "http://")):
+            raise forms.ValidationError(_("Use an http:// or https:// URL."), code="invalid")
+        return url
+
+
+@admin_only
+@require_http_methods(["GET", "POST"])
+def webhooks_page(request: HtmxHttpRequest) -> HttpResponse:
+    """Outbound event subscriptions (the secret only once, right after
+    subscribing) and the log of their latest deliveries; ``?hook=<id>`` narrows
+    the log to one subscription."""
+    from flows.hooks import hook_deliveries, hook_subscribe
+    from flows.models import HookSubscription
+
+    form = HookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        hook = hook_subscribe(
+            target_url=form.cleaned_data["target_url"],
+            events=form.cleaned_data["events"],
+            description=form.cleaned_data["description"],
+            created_by=request.user,
+        )
+        request.session[SESSION_NEW_HOOK_SECRET] = {"id": hook.pk, "secret": hook.secret}
+        return redirect("settings-webhooks")
+    hooks = list(HookSubscription.objects.select_related("created_by").order_by("-id"))
+    shown = next((h for h in hooks if str(h.pk) == request.GET.get("hook")), None)
+    deliveries = hook_deliveries(hook=shown).select_related("hook")[:DELIVERY_LOG_SIZE]
+    context = {
+        "form": form,
+        "hooks": hooks,
+        "shown": shown,
+        "deliveries": list(deliveries),
+        "new_secret": request.session.pop(SESSION_NEW_HOOK_SECRET, None),
+    }
+    return _page(request, "webhooks", context)
+
+
+@admin_only
+@require_POST
+def webhook_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    from flows.hooks import hook_unsubscribe
+    from flows.models import HookSubscription
+
+    hook_unsubscribe(hook=get_object_or_404(HookSubscription, pk=pk))
+    if not request.htmx:
+        messages.success(request, gettext("The subscription is deleted."))
+        return redirect("settings-webhooks")
+    return HttpResponse("")
 
 
 # --- privacy ------------------------------------------------------------------------

@@ -6,8 +6,17 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from flows.models import Delivery
-from leads.models import Event, Lead, LeadImport, LeadJob, Segment
+from flows.models import Delivery, HookSubscription
+from leads.models import (
+    Event,
+    FieldDefinition,
+    Lead,
+    LeadImport,
+    LeadJob,
+    Notification,
+    Segment,
+    Task,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -53,6 +62,30 @@ class EventFactory(factory.django.DjangoModelFactory[Event]):
     idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex)
 
 
+class TaskFactory(factory.django.DjangoModelFactory[Task]):
+    class Meta:
+        model = Task
+
+    lead = factory.SubFactory(LeadFactory)
+    title = factory.Sequence(lambda n: f"Task {n}")
+
+
+class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
+    class Meta:
+        model = Notification
+
+    message = factory.Sequence(lambda n: f"Message {n}")
+
+
+class HookSubscriptionFactory(factory.django.DjangoModelFactory[HookSubscription]):
+    class Meta:
+        model = HookSubscription
+
+    target_url = "https://hooks.example.com/leadflow"
+    events = factory.LazyFunction(lambda: ["lead.mql"])
+    secret = factory.Sequence(lambda n: f"whsec_test{n}")
+
+
 class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
     class Meta:
         model = Delivery
@@ -92,3 +125,13 @@ class LeadImportFactory(factory.django.DjangoModelFactory[LeadImport]):
     original_name = "leads.csv"
     mapping = factory.LazyFunction(lambda: {"email": "email"})
     queued_at = factory.LazyFunction(timezone.now)
+
+
+class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition]):
+    class Meta:
+        model = FieldDefinition
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"field_{n}")
+    label = factory.LazyAttribute(lambda f: f.key.replace("_", " ").capitalize())
+    type = "text"

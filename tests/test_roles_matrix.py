@@ -60,6 +60,7 @@ PAGES: list[tuple[str, dict]] = [
     ("/settings/scoring/", ADMIN),
     ("/settings/integrations/", ADMIN),
     ("/settings/privacy/", ADMIN),
+    ("/settings/webhooks/", ADMIN),
     ("/account/password/", ALL),
     ("/account/language/", ALL),
     ("/api/v1/leads/", API_ALL),
@@ -85,6 +86,11 @@ PAGES: list[tuple[str, dict]] = [
     ("/api/v1/score-categories/", API_ALL),
     ("/api/v1/scoring/settings/", API_ALL),
     ("/api/v1/api-keys/", API_ADMIN),
+    ("/api/v1/tasks/", API_ALL),
+    ("/api/v1/tasks/{their_task}/", API_NOT_THEIRS),
+    ("/api/v1/notifications/", API_ALL),
+    ("/api/v1/hooks/", API_ADMIN),
+    ("/api/v1/hooks/event-types/", API_ADMIN),
 ]
 
 # Writes: (method, path, data, expected). Each runs on fresh data.
@@ -148,6 +154,24 @@ WRITES: list[tuple[str, str, dict, dict]] = [
         "/api/v1/api-keys/",
         {"name": "k", "scope": "ingest"},
         {"admin": 201, "marketer": 403, "sales": 403, "anonymous": 401},
+    ),
+    (
+        "post",
+        "/api/v1/tasks/{their_task}/complete/",
+        {},
+        {"admin": 200, "marketer": 200, "sales": 404, "anonymous": 401},
+    ),
+    (
+        "post",
+        "/api/v1/hooks/",
+        {"target_url": "https://hooks.example/x", "event": "lead.mql"},
+        {"admin": 201, "marketer": 403, "sales": 403, "anonymous": 401},
+    ),
+    (
+        "post",
+        "/settings/webhooks/",
+        {"target_url": "https://hooks.example/x", "events": ["lead.mql"]},
+        {"admin": 302, "marketer": 403, "sales": 403, "anonymous": "login"},
     ),
 ]
 
@@ -222,6 +246,8 @@ def test_a_sales_rep_changes_nothing_on_another_reps_lead(client, world):
     listed = client.get("/leads/").content.decode()
     assert "theirs@x.example" not in listed and "mine@x.example" in listed
     assert "for rep two" not in client.get("/notifications/").content.decode()
+    api = [n["message"] for n in client.get("/api/v1/notifications/").json()["results"]]
+    assert "for rep two" not in api
     assert Flow.objects.count() == 1 and Segment.objects.count() == 1
 
 

@@ -12,7 +12,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import translation
 from django.utils.translation import gettext
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -52,7 +57,7 @@ class FlowSerializer(serializers.ModelSerializer):
         "name, description and re-entry default to the template's.",
     )
     published_version = serializers.IntegerField(
-        source="published.number", read_only=True, default=None
+        source="published.number", read_only=True, default=None, allow_null=True
     )
 
     class Meta:
@@ -125,11 +130,15 @@ class DraftSerializer(serializers.Serializer):
         help_text='{"nodes": [{id, type, config, position}], '
         '"edges": [{id, source, sourceHandle, target}]}'
     )
-    revision = serializers.IntegerField(min_value=0, help_text="The draft_revision you loaded.")
+    revision = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, help_text="The draft_revision you loaded."
+    )
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = FlowVersion
@@ -290,7 +299,15 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Flow]:
         return Flow.objects.select_related("published").order_by("-id")
 
-    @extend_schema(request=DraftSerializer, responses=DraftSerializer)
+    @extend_schema(methods=["GET"], responses=DraftSerializer)
+    @extend_schema(
+        methods=["PUT"],
+        request=DraftSerializer,
+        responses={
+            200: DraftSerializer,
+            409: OpenApiResponse(description="Saved elsewhere since you loaded it."),
+        },
+    )
     @action(detail=True, methods=["get", "put"])
     def draft(self, request: Request, pk: str | None = None) -> Response:
         """The draft graph. PUT with the revision you loaded; a 409 means someone

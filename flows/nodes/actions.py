@@ -39,6 +39,7 @@ from leads.models import (
     TaskPriority,
 )
 from leads.selectors import user_language
+from leads.services.events import event_derive
 from leads.services.fields import (
     STANDARD_FIELDS,
     FieldValueError,
@@ -147,7 +148,7 @@ def _notify_sales(ctx: StepContext) -> StepResult:
         due = ctx.now + dt.timedelta(seconds=config["due_in"]["amount"] * unit)
     name = ctx.lead.full_name or ctx.lead.email or f"lead #{ctx.lead.pk}"
     title = config["title"].replace("{lead}", name)
-    task, _ = Task.objects.get_or_create(
+    task, created = Task.objects.get_or_create(
         source_key=_key(ctx),
         defaults={
             "lead": ctx.lead,
@@ -157,6 +158,21 @@ def _notify_sales(ctx: StepContext) -> StepResult:
             "priority": config.get("priority", TaskPriority.NORMAL),
         },
     )
+    if created:
+        event_derive(
+            lead=ctx.lead,
+            type="task.created",
+            name=task.priority,
+            properties={
+                "task_id": task.pk,
+                "title": task.title,
+                "assignee": rep.pk if rep else None,
+                "due_at": due.isoformat() if due else None,
+                "priority": task.priority,
+            },
+            key=f"task.created:{task.pk}",
+            depth=ctx.trigger_event.depth + 1 if ctx.trigger_event is not None else 0,
+        )
     output: dict[str, Any] = {"task": task.pk, "assignee": rep.pk if rep else None}
     if rep is not None:
         # Written in the rep's language: they read it, not whoever runs the flow.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,15 +19,18 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from leads.api.errors import error_response
-from leads.models import ApiKey, Event
+from leads.models import ApiKey, ApiScope, Event
 from leads.services.api_keys import api_key_check
 from leads.services.events import events_record
 from leads.services.ingest import (
+    FIELD_WRITING_TYPES,
+    INGEST_MARK,
+    USER_HASH,
     IngestError,
     PayloadTooLarge,
+    ingest_context,
     message_size_ok,
     parse_timestamp,
     read_json_body,
@@ -75,10 +79,49 @@ def _refused(key: ApiKey | None) -> JsonResponse | None:
     return None
 
 
+def _mark(events: list[Event], key: ApiKey) -> None:
+    """Take the identity verification out of each context, and mark what an
+    ingest key sent (see ``ingest_context``)."""
+    ingest = key.scope == ApiScope.INGEST
+    secret = ""
+    if ingest and any(USER_HASH in event.context for event in events):
+        from leads.services.users import integration_settings
+
+        secret = integration_settings().identity_secret
+    for event in events:
+        marked = ingest and event.type in FIELD_WRITING_TYPES
+        if not marked and USER_HASH not in event.context and INGEST_MARK not in event.context:
+            continue
+        event.context = ingest_context(
+            event.context,
+            ingest=marked,
+            secret=secret,
+            user_id=event.user_id,
+            email=event.email,
+            user_hash=event.context.get(USER_HASH),
+        )
+
+
 def _unauthorized() -> JsonResponse:
     response = error_response(401, "unauthenticated", "A valid write key is required.")
     response["WWW-Authenticate"] = 'Basic realm="leadflow"'
     return response
+
+
+def _post_only(view: Callable[[HttpRequest], JsonResponse]) -> Callable[..., JsonResponse]:
+    """Like ``require_POST``, with the 405 in the API's error shape."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest) -> JsonResponse:
+        if request.method != "POST":
+            response = error_response(
+                405, "method_not_allowed", f'Method "{request.method}" not allowed.'
+            )
+            response["Allow"] = "POST"
+            return response
+        return view(request)
+
+    return wrapper
 
 
 def _single(request: HttpRequest, type_: str) -> JsonResponse:
@@ -92,22 +135,24 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
         if _authenticate(request, None) is None:
             return _unauthorized()
         return error_response(400, "invalid", exc.message, exc.fields)
-    refused = _refused(_authenticate(request, body))
-    if refused is not None:
-        return refused
+    key = _authenticate(request, body)
+    refused = _refused(key)
+    if refused is not None or key is None:
+        return refused or _unauthorized()
     try:
         event = segment_message_to_event(
             body, type_=type_, received_at=timezone.now(), sent_at=None, has_nul=has_nul
         )
     except IngestError as exc:
         return error_response(400, "invalid", exc.message, exc.fields)
+    _mark([event], key)
     events_record(events=[event])
     return JsonResponse({"success": True})
 
 
 def _single_view(type_: str) -> Callable[[HttpRequest], JsonResponse]:
     @csrf_exempt
-    @require_POST
+    @_post_only
     def view(request: HttpRequest) -> JsonResponse:
         return _single(request, type_)
 
@@ -124,7 +169,7 @@ alias = _single_view("alias")
 
 
 @csrf_exempt
-@require_POST
+@_post_only
 def batch(request: HttpRequest) -> JsonResponse:
     try:
         body, body_size, has_nul = read_json_body(
@@ -138,9 +183,10 @@ def batch(request: HttpRequest) -> JsonResponse:
         if _authenticate(request, None) is None:
             return _unauthorized()
         return error_response(400, "invalid", exc.message, exc.fields)
-    refused = _refused(_authenticate(request, body))
-    if refused is not None:
-        return refused
+    key = _authenticate(request, body)
+    refused = _refused(key)
+    if refused is not None or key is None:
+        return refused or _unauthorized()
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         return error_response(
             400, "invalid", 'Expected {"batch": [...]}.', {"batch": ["Required."]}
@@ -195,5 +241,6 @@ def batch(request: HttpRequest) -> JsonResponse:
             fields.update(item["fields"] or {f"batch[{item['index']}]": [item["message"]]})
         response = error_response(400, "invalid", "No event in the batch is valid.", fields)
         return response
+    _mark(events, key)
     events_record(events=events)
     return JsonResponse({"success": True, "accepted": len(events), "rejected": rejected})

@@ -14,13 +14,13 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leads.api.permissions import ALL_ROLES, RoleAccess
-from leads.api.serializers import LeadSerializer
-from leads.conditions import ConditionError, compile_tree, validate
+from leads.api.serializers import LeadSerializer, lead_output_context, leads_for_output
+from leads.conditions import ConditionError, compile_tree
 from leads.models import (
     Lead,
     MembershipSource,
@@ -50,6 +50,12 @@ def _condition_errors(exc: ConditionError, prefix: str = "conditions") -> Valida
 class SegmentSerializer(serializers.ModelSerializer):
     conditions = serializers.JSONField(required=False, help_text=CONDITIONS_HELP)
     kind = serializers.ChoiceField(choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
+    refreshing = serializers.BooleanField(
+        read_only=True, help_text="A recompute was asked for and has not finished yet."
+    )
+    last_refreshed_at = serializers.DateTimeField(
+        read_only=True, help_text="When the last recompute finished."
+    )
 
     class Meta:
         model = Segment
@@ -61,6 +67,8 @@ class SegmentSerializer(serializers.ModelSerializer):
             "conditions",
             "time_relative",
             "member_count",
+            "refreshing",
+            "refresh_requested_at",
             "last_refreshed_at",
             "created_at",
             "updated_at",
@@ -69,6 +77,7 @@ class SegmentSerializer(serializers.ModelSerializer):
             "id",
             "time_relative",
             "member_count",
+            "refresh_requested_at",
             "last_refreshed_at",
             "created_at",
             "updated_at",
@@ -118,7 +127,9 @@ class LeadsSelectionSerializer(serializers.Serializer):
     """Leads by id, by email, or both."""
 
     leads = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
     )
     emails = serializers.ListField(child=serializers.EmailField(), required=False, default=list)
 
@@ -153,7 +164,6 @@ class SegmentViewSet(viewsets.ModelViewSet):
     read_roles = ALL_ROLES
     write_roles = frozenset({Role.ADMIN, Role.MARKETER})
     queryset = Segment.objects.all()
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self) -> QuerySet[Segment]:
         return Segment.objects.order_by("-id")
@@ -177,15 +187,20 @@ class SegmentViewSet(viewsets.ModelViewSet):
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            tree = validate(serializer.validated_data["conditions"])
+            # The rules of saving, so that a tree that previews can be saved.
+            tree = segment_services.segment_conditions_clean(
+                conditions=serializer.validated_data["conditions"], kind=SegmentKind.DYNAMIC
+            )
         except ConditionError as exc:
             raise _condition_errors(exc) from None
         leads = leads_visible_to(request.user).filter(compile_tree(tree))
-        sample = leads.prefetch_related("tags").order_by("-id")[:PREVIEW_SAMPLE]
+        sample = leads_for_output(leads).order_by("-id")[:PREVIEW_SAMPLE]
         return Response(
             {
                 "count": leads.count(),
-                "sample": LeadSerializer(sample, many=True, context={"request": request}).data,
+                "sample": LeadSerializer(
+                    sample, many=True, context=lead_output_context(request)
+                ).data,
             }
         )
 
@@ -194,13 +209,13 @@ class SegmentViewSet(viewsets.ModelViewSet):
     def members(self, request: Request, pk: str | None = None) -> Response:
         """Current members, newest first."""
         segment = self.get_object()
-        leads = (
-            leads_visible_to(request.user)
-            .filter(memberships__segment=segment, memberships__left_at__isnull=True)
-            .prefetch_related("tags")
+        leads = leads_for_output(
+            leads_visible_to(request.user).filter(
+                memberships__segment=segment, memberships__left_at__isnull=True
+            )
         )
         page = self.paginate_queryset(leads)
-        data = LeadSerializer(page, many=True, context={"request": request}).data
+        data = LeadSerializer(page, many=True, context=lead_output_context(request)).data
         return self.get_paginated_response(data)
 
     def _selection(self, request: Request) -> tuple[list[int], list[str]]:
@@ -271,7 +286,9 @@ class SegmentViewSet(viewsets.ModelViewSet):
         },
         responses=MoveResult,
     )
-    @action(detail=True, methods=["post"], url_path="members/import")
+    @action(
+        detail=True, methods=["post"], url_path="members/import", parser_classes=[MultiPartParser]
+    )
     def import_members(self, request: Request, pk: str | None = None) -> Response:
         """Add the leads of a CSV file of emails (first column, or a column named
         email) to a static segment."""
@@ -292,15 +309,16 @@ class SegmentViewSet(viewsets.ModelViewSet):
             raise _condition_errors(exc, "segment") from None
         return Response({"changed": changed, "not_found": sorted(set(emails) - set(found))})
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(request=None, responses={202: SegmentSerializer})
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str | None = None) -> Response:
         """Recompute the segment now (in a worker); a static one has nothing to
-        recompute."""
+        recompute. The answer shows ``refreshing``: poll the segment until it
+        turns false."""
         segment = self.get_object()
         if segment.kind == SegmentKind.DYNAMIC:
             segment_services.segment_refresh_request(segment=segment)
-        return Response(status=status.HTTP_202_ACCEPTED)
+        return Response(SegmentSerializer(segment).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _emails_from_csv(data: bytes) -> list[str]:

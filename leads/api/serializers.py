@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -38,6 +40,25 @@ class TagListField(serializers.Field):
         return names
 
 
+def leads_for_output(leads: QuerySet[Lead]) -> QuerySet[Lead]:
+    """``leads`` with what ``LeadSerializer`` reads besides the row: two queries
+    for any number of leads."""
+    from scoring.models import LeadScore
+
+    return leads.prefetch_related(
+        "tags", Prefetch("category_scores", LeadScore.objects.select_related("category"))
+    )
+
+
+def lead_output_context(request: Any) -> dict[str, Any]:
+    """The context ``LeadSerializer`` wants: the request, and the score
+    categories in their order (read once for a whole list)."""
+    from scoring.models import ScoreCategory
+
+    keys = list(ScoreCategory.objects.order_by("id").values_list("key", flat=True))
+    return {"request": request, "categories": keys}
+
+
 class LeadSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(max_length=254, required=False, allow_null=True)
     tags = TagListField(required=False)
@@ -46,6 +67,9 @@ class LeadSerializer(serializers.ModelSerializer):
     )
     custom_fields = serializers.DictField(required=False)
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    category_scores = serializers.SerializerMethodField(
+        help_text="Points per score category (every category, 0 where the lead has none)."
+    )
 
     class Meta:
         model = Lead
@@ -66,12 +90,23 @@ class LeadSerializer(serializers.ModelSerializer):
             "owner",
             "tags",
             "unsubscribed",
+            "score",
+            "grade",
+            "category_scores",
             "custom_fields",
             "created_at",
             "updated_at",
             "last_activity_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at", "last_activity_at"]
+        # Scores move through the ledger only (``/leads/{id}/score/adjust/``).
+        read_only_fields = ["id", "score", "grade", "created_at", "updated_at", "last_activity_at"]
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
+    def get_category_scores(self, lead: Lead) -> dict[str, int]:
+        # ``category_scores`` is prefetched with its categories by the views.
+        points = {row.category.key: row.score for row in lead.category_scores.all()}
+        keys = self.context.get("categories") or sorted(points)
+        return {key: points.get(key, 0) for key in keys}
 
     def validate_email(self, value: str | None) -> str | None:
         if not value:
@@ -147,7 +182,7 @@ class LeadSerializer(serializers.ModelSerializer):
                 tags_add=tags or [],
                 tags_remove=current - set(tags) if tags is not None else [],
             )
-        return Lead.objects.prefetch_related("tags").get(pk=lead.pk)
+        return leads_for_output(Lead.objects.all()).get(pk=lead.pk)
 
 
 class FieldDefinitionSerializer(serializers.ModelSerializer):
@@ -177,6 +212,17 @@ class FieldDefinitionSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class UtcDateTimeField(serializers.DateTimeField):
+    """Kept in UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise serializers.ValidationError("The time is out of range.") from None
+
+
 REST_EVENT_TYPES = sorted(INBOUND_TYPES - {"group", "alias"})
 
 
@@ -187,12 +233,21 @@ class EventInSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=REST_EVENT_TYPES)
     name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     properties = serializers.DictField(required=False, default=dict)
-    occurred_at = serializers.DateTimeField(required=False)
-    lead = serializers.IntegerField(required=False, min_value=1)
+    occurred_at = UtcDateTimeField(required=False)
+    lead = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     email = serializers.EmailField(required=False, max_length=254)
     user_id = serializers.CharField(required=False, max_length=255)
     anonymous_id = serializers.CharField(required=False, max_length=255)
     idempotency_key = serializers.CharField(required=False, max_length=200)
+    user_hash = serializers.CharField(
+        required=False,
+        max_length=128,
+        help_text=(
+            "Identity verification for an ingest key: the hex HMAC-SHA256 of user_id "
+            "(or, without one, of the email) with the identity secret from Settings → "
+            "Integrations. Without it, an ingest key's identify only fills empty fields."
+        ),
+    )
 
     def validate_properties(self, value: dict[str, Any]) -> dict[str, Any]:
         if contains_nul(value):
@@ -263,7 +318,7 @@ class EmailEventInSerializer(serializers.Serializer):
     )
     email = serializers.EmailField(max_length=254)
     event_id = serializers.CharField(required=False, max_length=200)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = UtcDateTimeField(required=False)
     message_id = serializers.CharField(required=False, max_length=255, allow_blank=True)
     campaign = serializers.CharField(required=False, max_length=255, allow_blank=True)
     url = serializers.URLField(required=False, max_length=2000, allow_blank=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -27,6 +28,8 @@ from leads.api.serializers import (
     EventSerializer,
     FieldDefinitionSerializer,
     LeadSerializer,
+    lead_output_context,
+    leads_for_output,
 )
 from leads.conditions.schema import GRADES
 from leads.models import ApiKey, Event, FieldDefinition, Lead, Role, Stage
@@ -35,11 +38,20 @@ from leads.selectors import LeadFilters, events_visible_to, leads_filter, leads_
 from leads.services.api_keys import api_key_create, api_key_revoke
 from leads.services.email_events import email_event_build
 from leads.services.events import events_record
-from leads.services.ingest import message_size_ok, valid_email
+from leads.services.ingest import (
+    FIELD_WRITING_TYPES,
+    ingest_context,
+    message_size_ok,
+    valid_email,
+)
 from leads.services.privacy import lead_erase
+from leads.services.users import integration_settings
 from leads.views_privacy import lead_export_response
+from scoring.models import ScoreCategory
 
 ADMIN_MARKETER = frozenset({Role.ADMIN, Role.MARKETER})
+CATEGORY_PARAM = "score."
+MAX_POINTS = 2**31 - 1
 
 
 class LeadFilter(django_filters.FilterSet):
@@ -59,6 +71,31 @@ class LeadFilter(django_filters.FilterSet):
         model = Lead
         fields: list[str] = []
 
+    def _category_scores(self) -> tuple[tuple[str, int | None, int | None], ...]:
+        """``score.<category>_min`` / ``_max``: points in a category, like
+        ``score_min`` / ``score_max`` for the total (a lead with none has 0)."""
+        bounds: dict[str, list[int | None]] = {}
+        errors: dict[str, list[str]] = {}
+        for name in self.data:
+            if not name.startswith(CATEGORY_PARAM):
+                continue
+            key, _, end = name[len(CATEGORY_PARAM) :].rpartition("_")
+            value = str(self.data.get(name, "")).strip()
+            if end not in ("min", "max") or not key:
+                errors[name] = ["Expected score.<category>_min or score.<category>_max."]
+                continue
+            if not value.lstrip("-").isdigit() or abs(int(value)) > MAX_POINTS:
+                errors[name] = ["Expected a whole number."]
+                continue
+            bounds.setdefault(key, [None, None])[end == "max"] = int(value)
+        if bounds:
+            known = set(ScoreCategory.objects.values_list("key", flat=True))
+            for key in sorted(set(bounds) - known):
+                errors[f"{CATEGORY_PARAM}{key}"] = [f"No score category {key!r}."]
+        if errors:
+            raise ValidationError(errors)
+        return tuple((key, low, high) for key, (low, high) in sorted(bounds.items()))
+
     def filter_queryset(self, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
         data = self.form.cleaned_data
         owner: int | str | None = None
@@ -75,6 +112,7 @@ class LeadFilter(django_filters.FilterSet):
             tag=data.get("tag") or "",
             score_min=_whole(data.get("score_min"), "score_min"),
             score_max=_whole(data.get("score_max"), "score_max"),
+            category_scores=self._category_scores(),
         )
         queryset = leads_filter(queryset, filters)
         if data.get("email"):
@@ -90,6 +128,19 @@ def _whole(value: Any, name: str) -> int | None:
     return int(value)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "score.{category}_min",
+                int,
+                description="Points in a score category at least, e.g. score.fit_min=20 "
+                "(a lead with no points there has 0).",
+            ),
+            OpenApiParameter("score.{category}_max", int, description="Points at most."),
+        ]
+    )
+)
 class LeadViewSet(viewsets.ModelViewSet):
     """Leads. Sales reps see and edit their own and unassigned leads only."""
 
@@ -102,7 +153,10 @@ class LeadViewSet(viewsets.ModelViewSet):
     filterset_class = LeadFilter
 
     def get_queryset(self) -> QuerySet[Lead]:
-        return leads_visible_to(self.request.user).prefetch_related("tags")
+        return leads_for_output(leads_visible_to(self.request.user))
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), **lead_output_context(self.request)}
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not _is_admin_or_marketer(request):
@@ -146,6 +200,14 @@ class FieldDefinitionViewSet(viewsets.ModelViewSet):
 MAX_ID = 2**63 - 1
 
 
+def utc_or_refuse(value: dt.datetime, name: str) -> dt.datetime:
+    """In UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows."""
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError({name: ["The time is out of range."]}) from None
+
+
 def id_param(value: str, name: str, message: str = "Expected an id.") -> int:
     """A query-string id, refused with a 400 when it cannot be a database id."""
     if not value.isdigit() or int(value) > MAX_ID:
@@ -157,8 +219,8 @@ class EventFilter(django_filters.FilterSet):
     lead = django_filters.CharFilter(method="filter_lead", help_text="A lead id.")
     type = django_filters.CharFilter()
     name = django_filters.CharFilter()
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = django_filters.IsoDateTimeFilter(method="filter_occurred")
+    occurred_before = django_filters.IsoDateTimeFilter(method="filter_occurred")
 
     class Meta:
         model = Event
@@ -166,6 +228,12 @@ class EventFilter(django_filters.FilterSet):
 
     def filter_lead(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
         return queryset.filter(lead_id=id_param(value, "lead"))
+
+    def filter_occurred(
+        self, queryset: QuerySet[Event], name: str, value: dt.datetime
+    ) -> QuerySet[Event]:
+        lookup = "occurred_at__gte" if name == "occurred_after" else "occurred_at__lt"
+        return queryset.filter(**{lookup: utc_or_refuse(value, name)})
 
 
 def _body_too_large(request: Request) -> Response | None:
@@ -258,15 +326,27 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if isinstance(request.user, ApiKeyPrincipal)
             else leads_visible_to(request.user)
         )
-        context = {"visible_leads": visible, "ingest_only": is_ingest_key(request.user)}
+        ingest = is_ingest_key(request.user)
+        context = {"visible_leads": visible, "ingest_only": ingest}
         valid = _validate_all(EventInSerializer, items, batch, context)
         now = timezone.now()
+        secret = ""
+        if ingest and any(data.get("user_hash") for data in valid):
+            secret = integration_settings().identity_secret
         events = [
             Event(
                 lead_id=data.get("lead"),
                 type=data["type"],
                 name=data.get("name", ""),
                 properties=data.get("properties", {}),
+                context=ingest_context(
+                    {},
+                    ingest=ingest and data["type"] in FIELD_WRITING_TYPES,
+                    secret=secret,
+                    user_id=data.get("user_id", ""),
+                    email=_event_email(data),
+                    user_hash=data.get("user_hash"),
+                ),
                 email=_event_email(data),
                 user_id=data.get("user_id", ""),
                 anonymous_id=data.get("anonymous_id", ""),

@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 from leads.models import Event, Lead
 from leads.services.events import ACTIVITY_TYPES
 from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
+from leads.services.ingest import ingest_restricted
 from leads.services.leads import lead_touch, lead_update
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,16 @@ TRAIT_ALIASES = {
 }
 # Keys that identify rather than describe; handled by lead resolution.
 IDENTITY_TRAITS = {"email", "userId", "user_id", "anonymousId", "id"}
+# Segment's reserved traits with no standard field of ours: kept under these
+# names, so a custom field with that key (``website``, ``signed_up_at`` …) takes
+# them, and the raw traits keep them otherwise.
+TRAIT_TO_CUSTOM = {
+    "website": "website",
+    "createdAt": "signed_up_at",
+    "created_at": "signed_up_at",
+}
+ADDRESS_TO_CUSTOM = {"street": "street", "postalCode": "postal_code", "state": "state"}
+TAG_LIMIT = 100
 
 
 def traits_to_changes(
@@ -64,23 +75,38 @@ def traits_to_changes(
             if last:
                 candidates.setdefault("last_name", last.strip())
             continue
+        if key == "tags":
+            # Tags are given to lead_update on their own (see ``traits_tags``).
+            continue
         if key == "company" and isinstance(value, dict):
+            rest = dict(value)
             for sub, field in (
                 ("name", "company_name"),
                 ("employee_count", "company_size"),
                 ("employees", "company_size"),
                 ("industry", "industry"),
             ):
-                if sub in value:
-                    candidates[field] = value[sub]
+                if sub in rest:
+                    candidates[field] = rest.pop(sub)
+            if rest:
+                raw["company"] = rest
             continue
         if key == "company" and isinstance(value, str):
             candidates["company_name"] = value
             continue
         if key == "address" and isinstance(value, dict):
+            rest = dict(value)
             for sub in ("city", "country"):
-                if sub in value:
-                    candidates[sub] = value[sub]
+                if sub in rest:
+                    candidates[sub] = rest.pop(sub)
+            for sub, name in ADDRESS_TO_CUSTOM.items():
+                if sub in rest:
+                    raw[name] = rest.pop(sub)
+            if rest:
+                raw["address"] = rest
+            continue
+        if key in TRAIT_TO_CUSTOM:
+            raw[TRAIT_TO_CUSTOM[key]] = value
             continue
         if key in TRAIT_ALIASES:
             candidates[TRAIT_ALIASES[key]] = value
@@ -113,6 +139,45 @@ def traits_to_changes(
     return standard, custom, raw
 
 
+def traits_tags(traits: dict[str, Any]) -> tuple[list[str], Any]:
+    """The ``tags`` trait as tag names to add (a list of names, or one string of
+    comma-separated names), and what of it could not be a tag (kept as a raw
+    trait), or None."""
+    value = traits.get("tags")
+    if value is None:
+        return [], None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return [], value
+    names: list[str] = []
+    refused: list[Any] = []
+    for item in items:
+        name = item.strip() if isinstance(item, str) else None
+        if name and len(name) <= TAG_LIMIT:
+            names.append(name)
+        elif name != "":
+            refused.append(item)
+    return names, refused or None
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def fill_only(
+    *, lead: Lead, standard: dict[str, Any], custom: dict[str, Any], raw: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """What an unverified ingest key may change on a lead: the fields it has no
+    value for. The key is public (a website snippet), so anyone could send an
+    ``identify`` with a customer's email; filling blanks is harmless, rewriting
+    a known person's name or company is not (see README, Sending data)."""
+    return (
+        {f: v for f, v in standard.items() if _is_empty(getattr(lead, f))},
+        {k: v for k, v in custom.items() if _is_empty(lead.custom_fields.get(k))},
+        {k: v for k, v in raw.items() if k not in lead.raw_traits},
+    )
+
+
 def _standard_clean(field: str, value: Any) -> Any:
     if field == "company_size":
         if isinstance(value, bool):
@@ -140,9 +205,13 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
     moved already (by the statement that locked it)."""
     if event.type in ACTIVITY_TYPES and not touched:
         lead_touch(lead=lead, at=event.occurred_at)
+    restricted = ingest_restricted(event)
     if event.type == "identify":
         traits = event.properties or {}
         standard, custom, raw = traits_to_changes(traits)
+        tags, refused_tags = traits_tags(traits)
+        if refused_tags is not None:
+            raw["tags"] = refused_tags
         email = traits.get("email")
         if isinstance(email, str) and email.strip() and email.strip().lower() != lead.email:
             try:
@@ -156,7 +225,11 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
         ):
             # The address belongs to someone else already; keep it, don't steal it.
             raw["email"] = standard.pop("email")
-        lead_update(lead=lead, changes=standard, custom=custom, raw_traits=raw, cause=event)
+        if restricted:
+            standard, custom, raw = fill_only(lead=lead, standard=standard, custom=custom, raw=raw)
+        lead_update(
+            lead=lead, changes=standard, custom=custom, raw_traits=raw, tags_add=tags, cause=event
+        )
     elif event.type == "group":
         traits = event.properties.get("traits") or {}
         company = {
@@ -171,6 +244,8 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
             cleaned = _standard_clean(field, value)
             if cleaned is not None:
                 changes[field] = cleaned
+        if restricted:
+            changes = fill_only(lead=lead, standard=changes, custom={}, raw={})[0]
         lead_update(lead=lead, changes=changes, cause=event)
     elif event.type in ("email.unsubscribed", "email.complained") and not lead.unsubscribed:
         lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)

@@ -414,6 +414,7 @@ def _react(event: Event, lead: Lead, *, touched: bool = False) -> None:
     """Everything an event does to its locked lead: apply it, re-check the
     segments it can change, route it to flows. ``touched``: the lock already
     moved the lead's activity and linked the event."""
+    from flows.hooks import hooks_on_event
     from flows.services import flows_on_event
     from leads.services.apply import event_apply
     from leads.services.segments import dependency_keys, segments_check_lead
@@ -426,6 +427,8 @@ def _react(event: Event, lead: Lead, *, touched: bool = False) -> None:
     event_apply(event=event, lead=lead, touched=touched)
     segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
     flows_on_event(event=event, lead=lead)
+    # Outbound subscriptions see the lead as the flows left it.
+    hooks_on_event(event=event, lead=lead)
 
 
 def _event_process(event_id: int, derived: list[int], skip_locked: bool) -> bool:

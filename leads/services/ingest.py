@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import hmac
 import json
 import zlib
 from typing import Any
@@ -22,6 +23,14 @@ from django.http import HttpRequest
 from leads.models import Event
 
 SEGMENT_SOURCE = "segment"
+# Written by the server into the context of an event sent with an ingest key
+# (a client's own value under this name is dropped): processing reads it to
+# decide what the event may change on a lead that exists.
+INGEST_MARK = "leadflow"
+# The inbound types that write a lead's fields: the ones the mark matters for.
+FIELD_WRITING_TYPES = ("identify", "group")
+# Where a Segment message carries its identity verification.
+USER_HASH = "userHash"
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
@@ -41,6 +50,46 @@ class IngestError(Exception):
 
 class PayloadTooLarge(Exception):
     pass
+
+
+# Deeper than any real payload; recursive code after the parse (validation, JSON
+# encoding for the database) stays far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self, max_depth: int = MAX_JSON_DEPTH):
+        super().__init__(f"The JSON is nested more than {max_depth} levels deep.")
+
+
+def _nested_deeper_than(value: Any, max_depth: int) -> bool:
+    # A loop, not recursion: the value may be as deep as the parser allowed.
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON.")
+
+
+def json_loads_limited(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for bodies from outside: at most ``max_depth`` levels of arrays
+    and objects (``JsonTooDeep``, a ValueError), and no NaN or Infinity, which
+    PostgreSQL's jsonb cannot store."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise JsonTooDeep(max_depth) from None
+    if _nested_deeper_than(value, max_depth):
+        raise JsonTooDeep(max_depth)
+    return value
 
 
 def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int, bool]:
@@ -71,7 +120,9 @@ def read_json_body(request: HttpRequest, *, max_bytes: int) -> tuple[Any, int, b
     if len(raw) > max_bytes:
         raise PayloadTooLarge()
     try:
-        return json.loads(raw), len(raw), b"\\u0000" in raw
+        return json_loads_limited(raw), len(raw), b"\\u0000" in raw
+    except JsonTooDeep as exc:
+        raise IngestError(str(exc)) from None
     except (ValueError, UnicodeDecodeError):
         raise IngestError("The body is not valid JSON.") from None
 
@@ -272,3 +323,44 @@ def contains_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_nul(v) for v in value)
     return False
+
+
+def identity_hash(*, secret: str, user_id: str, email: str) -> str:
+    """Identity verification: the hex HMAC-SHA256 of the user id, or of the
+    lower-cased email when the call has no user id, keyed by the team's secret.
+    Your server computes it and puts it in the page beside the snippet."""
+    subject = user_id or email.strip().lower()
+    return hmac.new(secret.encode(), subject.encode(), hashlib.sha256).hexdigest()
+
+
+def ingest_context(
+    context: dict[str, Any],
+    *,
+    ingest: bool,
+    secret: str,
+    user_id: str,
+    email: str,
+    user_hash: Any,
+) -> dict[str, Any]:
+    """The context an event is stored with: the verification hash taken out,
+    and for an ingest key the mark saying whether the hash proved who it is."""
+    stored = {k: v for k, v in context.items() if k not in (INGEST_MARK, USER_HASH)}
+    if ingest:
+        verified = bool(
+            secret
+            and isinstance(user_hash, str)
+            and (user_id or email)
+            and hmac.compare_digest(
+                identity_hash(secret=secret, user_id=user_id, email=email).encode(),
+                user_hash.strip().lower().encode(),
+            )
+        )
+        stored[INGEST_MARK] = {"key": "ingest", "verified": verified}
+    return stored
+
+
+def ingest_restricted(event: Event) -> bool:
+    """Sent with an ingest key and no valid identity verification: it may fill a
+    lead's empty fields and add tags, never overwrite (``apply.fill_only``)."""
+    mark = event.context.get(INGEST_MARK) if isinstance(event.context, dict) else None
+    return isinstance(mark, dict) and mark.get("key") == "ingest" and not mark.get("verified")

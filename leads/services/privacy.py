@@ -22,6 +22,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from flows.hooks import hook_deliveries_about
 from flows.models import Delivery, DeliveryKind, Enrollment, StepRun, Wakeup
 from flows.nodes.base import SECRET_SET, secret_value_set
 from leads.models import (
@@ -135,7 +136,9 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
         "deliveries": [
             _delivery_masked(row)
             for row in _rows(
-                Delivery.objects.filter(step__in=steps).order_by("id"),
+                (
+                    Delivery.objects.filter(step__in=steps) | hook_deliveries_about(lead_id=lead.pk)
+                ).order_by("id"),
                 "kind",
                 "target",
                 "payload",
@@ -223,7 +226,10 @@ def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
         rows[name] = queryset.delete()[0]
 
     # Outgoing messages carry the lead's data: pending ones are never sent.
-    gone("deliveries", Delivery.objects.filter(step__in=steps))
+    gone(
+        "deliveries",
+        Delivery.objects.filter(step__in=steps) | hook_deliveries_about(lead_id=lead.pk),
+    )
     gone("wakeups", Wakeup.objects.filter(step__in=steps))
     gone("flow_steps", steps)
     gone("enrollments", Enrollment.objects.filter(lead=lead))

@@ -29,10 +29,15 @@ def _display_name(user: User) -> str:
     return user.get_full_name() or user.get_username()
 
 
+def _actor(user: User | None) -> str:
+    return f"user {user.pk}" if user is not None else "an API key"
+
+
 @transaction.atomic
-def task_complete(*, task: Task, user: User) -> Task:
+def task_complete(*, task: Task, user: User | None) -> Task:
     """Mark an open task done now. Completing a task that is already done
-    changes nothing (its first completion time is kept)."""
+    changes nothing (its first completion time is kept). ``user`` None: an
+    API key did it."""
     now = timezone.now()
     updated = Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN).update(
         status=TaskStatus.DONE, completed_at=now
@@ -40,14 +45,14 @@ def task_complete(*, task: Task, user: User) -> Task:
     if updated:
         task.status = TaskStatus.DONE
         task.completed_at = now
-        logger.info("task %s completed by user %s", task.pk, user.pk)
+        logger.info("task %s completed by %s", task.pk, _actor(user))
     else:
         task.refresh_from_db(fields=["status", "completed_at"])
     return task
 
 
 @transaction.atomic
-def task_snooze(*, task: Task, until: dt.datetime, user: User) -> Task:
+def task_snooze(*, task: Task, until: dt.datetime, user: User | None) -> Task:
     """Move an open task's due time to ``until``, which must lie in the future.
 
     A snooze is a new due time: the task leaves "overdue" and comes back when
@@ -60,12 +65,12 @@ def task_snooze(*, task: Task, until: dt.datetime, user: User) -> Task:
     if not updated:
         raise ValidationError(gettext("This task is already done."), code="done")
     task.due_at = until
-    logger.info("task %s snoozed until %s by user %s", task.pk, until.isoformat(), user.pk)
+    logger.info("task %s snoozed until %s by %s", task.pk, until.isoformat(), _actor(user))
     return task
 
 
 @transaction.atomic
-def task_reassign(*, task: Task, assignee: User, user: User) -> Task:
+def task_reassign(*, task: Task, assignee: User, user: User | None) -> Task:
     """Give an open task to another active sales rep or admin, and notify them
     in the app (unless they reassigned it to themselves)."""
     if not assignee.is_active or user_role(assignee) not in ASSIGNABLE_ROLES:
@@ -83,15 +88,18 @@ def task_reassign(*, task: Task, assignee: User, user: User) -> Task:
     if not updated:
         raise ValidationError(gettext("This task is already done."), code="done")
     task.assignee = assignee
-    if assignee.pk != user.pk:
+    if user is None or assignee.pk != user.pk:
         # In the assignee's language: they read it, not the person handing it over.
         with translation.override(user_language(assignee) or settings.LANGUAGE_CODE):
-            message = gettext("%(name)s assigned you a task: %(title)s") % {
-                "name": _display_name(user),
-                "title": task.title,
-            }
+            if user is None:
+                message = gettext("You were assigned a task: %(title)s") % {"title": task.title}
+            else:
+                message = gettext("%(name)s assigned you a task: %(title)s") % {
+                    "name": _display_name(user),
+                    "title": task.title,
+                }
         Notification.objects.create(user=assignee, lead_id=task.lead_id, message=message[:500])
-    logger.info("task %s reassigned to user %s by user %s", task.pk, assignee.pk, user.pk)
+    logger.info("task %s reassigned to user %s by %s", task.pk, assignee.pk, _actor(user))
     return task
 
 

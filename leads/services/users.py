@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from leads.models import IntegrationSettings, Role
@@ -80,6 +81,24 @@ def integration_settings() -> IntegrationSettings:
     return (
         IntegrationSettings.objects.order_by("id").first() or IntegrationSettings.objects.create()
     )
+
+
+def identity_secret_rotate() -> str:
+    """Make a new identity-verification secret (the old one stops verifying at
+    once) and return it: it is shown this once."""
+    row = integration_settings()
+    row.identity_secret = secrets.token_hex(32)
+    row.identity_secret_created_at = timezone.now()
+    row.save(update_fields=["identity_secret", "identity_secret_created_at", "updated_at"])
+    return row.identity_secret
+
+
+def identity_secret_remove() -> None:
+    """No identity verification: ingest keys only fill empty fields."""
+    row = integration_settings()
+    row.identity_secret = ""
+    row.identity_secret_created_at = None
+    row.save(update_fields=["identity_secret", "identity_secret_created_at", "updated_at"])
 
 
 def integration_settings_update(*, slack_webhook_url: str) -> IntegrationSettings:

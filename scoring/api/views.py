@@ -31,7 +31,10 @@ class ScoreChangeSerializer(serializers.ModelSerializer):
         slug_field="key", read_only=True
     )
     created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Who changed the score by hand; null for rules, flows and decay.",
     )
 
     class Meta:

@@ -123,7 +123,7 @@ def test_nul_characters_are_refused(full_api, send):
     )
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "properties": ["Text may not contain NUL characters."]
+        "properties.a": ["Text may not contain NUL characters."]
     }
 
 

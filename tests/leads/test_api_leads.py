@@ -159,8 +159,10 @@ def test_cursor_pagination_walks_every_lead_once(marketer_api):
 def test_list_has_no_n_plus_one(marketer_api, django_assert_max_num_queries):
     for lead in LeadFactory.create_batch(30):
         marketer_api.patch(f"/api/v1/leads/{lead.pk}/", {"tags": ["x"]}, format="json")
-    with django_assert_max_num_queries(6):
-        response = marketer_api.get("/api/v1/leads/?page_size=30")
+    for lead in Lead.objects.all()[:10]:
+        _points(lead, fit=5, engagement=3)
+    with django_assert_max_num_queries(8):
+        response = marketer_api.get("/api/v1/leads/?page_size=30&score.fit_max=100")
     assert len(response.json()["results"]) == 30
 
 
@@ -255,3 +257,66 @@ def test_out_of_range_ids_in_filters_are_400(marketer_api):
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"owner": ["Expected a user id or 'none'."]}
     assert marketer_api.get(f"/api/v1/events/?lead={huge}").status_code == 400
+
+
+def _points(lead, **by_category):
+    from scoring.models import ScoreCategory
+    from scoring.services import score_adjust
+
+    for key, points in by_category.items():
+        score_adjust(
+            lead=lead,
+            delta=points,
+            category=ScoreCategory.objects.get(key=key),
+            reason="test",
+            source="manual",
+            source_key=f"test:{lead.pk}:{key}",
+        )
+
+
+def test_a_lead_carries_its_score_grade_category_scores_owner_stage_and_tags(marketer_api, sales):
+    lead = LeadFactory.create(email="fit@x.example", owner=sales, stage="lead")
+    lead.tags.create(name="vip")
+    _points(lead, fit=30, engagement=-5)
+    body = marketer_api.get(f"/api/v1/leads/{lead.pk}/").json()
+    assert {
+        k: body[k] for k in ("score", "grade", "category_scores", "owner", "stage", "tags")
+    } == {
+        "score": 25,
+        "grade": "warm",
+        "category_scores": {"fit": 30, "engagement": -5},
+        "owner": sales.pk,
+        "stage": "lead",
+        "tags": ["vip"],
+    }
+    # Scores move through the ledger only: a write to them is ignored.
+    response = marketer_api.patch(
+        f"/api/v1/leads/{lead.pk}/", {"score": 99, "grade": "hot"}, format="json"
+    )
+    assert (response.json()["score"], response.json()["grade"]) == (25, "warm")
+
+
+def test_leads_filter_by_points_in_a_category(marketer_api):
+    fit = LeadFactory.create(email="fit@x.example")
+    _points(fit, fit=30, engagement=2)
+    engaged = LeadFactory.create(email="engaged@x.example")
+    _points(engaged, fit=5, engagement=40)
+    LeadFactory.create(email="none@x.example")
+
+    def emails(query):
+        response = marketer_api.get(f"/api/v1/leads/?{query}")
+        assert response.status_code == 200, response.json()
+        return sorted(r["email"] for r in response.json()["results"])
+
+    assert emails("score.fit_min=20") == ["fit@x.example"]
+    assert emails("score.fit_max=10") == ["engaged@x.example", "none@x.example"]
+    assert emails("score.engagement_min=1&score.engagement_max=10") == ["fit@x.example"]
+    assert emails("score.fit_min=5&score.engagement_min=10") == ["engaged@x.example"]
+    assert emails("score.fit_min=1&score_min=40") == ["engaged@x.example"]
+    bad = marketer_api.get("/api/v1/leads/?score.looks_min=1&score.fit_min=x&score.fit_avg=2")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"] == {
+        "score.fit_min": ["Expected a whole number."],
+        "score.fit_avg": ["Expected score.<category>_min or score.<category>_max."],
+        "score.looks": ["No score category 'looks'."],
+    }

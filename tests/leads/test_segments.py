@@ -360,3 +360,26 @@ def test_single_lead_check_is_three_queries_for_any_number_of_segments(
             "segment__name", flat=True
         )
     ) == ["Big accounts", "Engaged", "Pricing visitors"]
+
+
+def test_the_api_says_while_a_refresh_runs_and_when_the_last_one_finished(
+    marketer_api, django_capture_on_commit_callbacks
+):
+    LeadFactory.create(email="a@x.example", job_title="CEO")
+    segment = segment_create(name="CEOs", conditions=CEOS)
+    segment_recompute(segment=segment)
+    finished = Segment.objects.get(pk=segment.pk).last_refreshed_at
+    assert finished is not None
+
+    # Asked for, not yet run by a worker (the task runs after commit).
+    response = marketer_api.post(f"/api/v1/segments/{segment.pk}/refresh/")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["refreshing"] is True
+    assert body["last_refreshed_at"] == finished.isoformat().replace("+00:00", "Z")
+    assert marketer_api.get(f"/api/v1/segments/{segment.pk}/").json()["refreshing"] is True
+
+    segment_recompute(segment=Segment.objects.get(pk=segment.pk))
+    after = marketer_api.get(f"/api/v1/segments/{segment.pk}/").json()
+    assert after["refreshing"] is False
+    assert after["last_refreshed_at"] > body["last_refreshed_at"]

@@ -22,6 +22,7 @@ PAGES = [
     ("/settings/fields/", "settings-section"),
     ("/settings/scoring/", "settings-section"),
     ("/settings/integrations/", "esp-sendgrid"),
+    ("/settings/webhooks/", "hook-deliveries"),
 ]
 SECTION_MARKERS = {
     "/settings/users/": "Invite a user",
@@ -29,6 +30,7 @@ SECTION_MARKERS = {
     "/settings/fields/": "Add a field",
     "/settings/scoring/": "Grades and MQL",
     "/settings/integrations/": "Email provider webhooks",
+    "/settings/webhooks/": "Subscribe a URL",
 }
 
 

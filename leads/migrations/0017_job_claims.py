@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('leads', '0015_event_resends'),
+        ('leads', '0016_identity_secret'),
     ]
 
     operations = [
