@@ -7,6 +7,7 @@ import re
 import pytest
 import requests
 
+from leads.models import Event
 from tests.factories import UserFactory
 from tests.integration.conftest import database_url, free_port, web_process
 
@@ -43,3 +44,29 @@ def test_people_sign_in_while_redis_is_down(tmp_path):
     assert wrong.status_code == 200
     assert "Your username and password didn't match. Please try again." in wrong.text
     assert (right.status_code, right.headers["Location"]) == (302, "/")
+
+
+def test_with_the_broker_down_one_request_waits_for_it_not_every_one(tmp_path, ingest_key):
+    # Each send tries the broker several times; after one failed, the process
+    # stops trying for a few seconds (the sweeper sends the events later).
+    env = {
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "LEADFLOW_DATA_DIR": str(tmp_path / "data"),
+    }
+    log = tmp_path / "web.log"
+    with web_process(env, log) as url:
+        answers = [
+            requests.post(
+                f"{url}/v1/track",
+                json={"userId": f"u-{n}", "event": "Signed up", "messageId": f"m-{n}"},
+                auth=(ingest_key, ""),
+                timeout=10,
+            ).status_code
+            for n in range(10)
+        ]
+
+    assert answers == [200] * 10
+    assert Event.objects.filter(type="track").count() == 10
+    tried = [line for line in log.read_text().splitlines() if "broker unreachable," in line]
+    assert len(tried) == 1, tried
