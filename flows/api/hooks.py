@@ -24,6 +24,7 @@ from flows.hooks import (
     hook_update,
 )
 from flows.models import Delivery, HookSubscription
+from flows.outbound import outbound_url_problem
 from leads.api.permissions import RoleAccess
 from leads.models import Role
 
@@ -66,6 +67,11 @@ class HookSerializer(serializers.ModelSerializer):
     def validate_target_url(self, value: str) -> str:
         if not value.lower().startswith(("https://", "http://")):
             raise serializers.ValidationError("Use an http:// or https:// URL.")
+        # Refused at every send too; saying so now saves a subscription that
+        # could never receive anything.
+        problem = outbound_url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
