@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count
 from django.utils import timezone
 
+from flows.models import Flow, StepRun, StepStatus
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import Refs, config_refs, names_load, node_summary, user_display
 from leads.models import Event, FieldDefinition, Role, Segment, SegmentKind, Tag
@@ -105,3 +106,25 @@ def page_urls_seen(*, limit: int = SUGGESTION_LIMIT) -> list[str]:
 
 def tag_names(*, limit: int = 200) -> list[str]:
     return list(Tag.objects.order_by("name").values_list("name", flat=True)[:limit])
+
+
+def flow_node_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
+    """Per node: entered (steps run), completed, waiting, failed."""
+    rows = (
+        StepRun.objects.filter(enrollment__flow=flow)
+        .values("node_id", "status")
+        .annotate(n=Count("id"))
+    )
+    stats: dict[str, dict[str, int]] = {}
+    for row in rows:
+        node = stats.setdefault(
+            row["node_id"], {"entered": 0, "completed": 0, "waiting": 0, "failed": 0}
+        )
+        node["entered"] += row["n"]
+        if row["status"] == StepStatus.COMPLETED:
+            node["completed"] += row["n"]
+        elif row["status"] in (StepStatus.WAITING, StepStatus.RETRYING):
+            node["waiting"] += row["n"]
+        elif row["status"] == StepStatus.FAILED:
+            node["failed"] += row["n"]
+    return stats

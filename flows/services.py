@@ -1,9 +1,7 @@
-"""Flows: editing and publishing, and the engine that runs them.
-
-The engine runs inside the worker's per-event transaction, with the lead row
-locked: an event enrolls the lead into matching flows and runs steps until a
-wait or the end. Waits are Wakeup rows that beat claims; outgoing messages are
-Delivery rows sent by their own task. Every effect is keyed by its StepRun.
+"""Flows: deliveries (outgoing webhooks, Slack messages and emails), and the
+names the rest of the app imported from here before the engine and the flow
+lifecycle had modules of their own (flows.engine, flows.lifecycle,
+flows.selectors). Import from those; the names below stay for one release.
 """
 
 from __future__ import annotations
@@ -14,710 +12,96 @@ import hmac
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
-from django.contrib.auth.models import User
 from django.core.mail import send_mail
-from django.db import connection, transaction
-from django.db.models import Count, F, Field, Model, QuerySet
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
-from flows.graph import GraphError, graph_unmask, graph_validate
+from flows.engine import (
+    CLAIM_BUDGET_SECONDS,
+    FIRE_CHUNK,
+    LISTENING,
+    MAX_STEPS_PER_RUN,
+    STEP_RETRY_DELAYS,
+    enroll,
+    entry_check,
+    flows_on_event,
+    listeners_none,
+    step_resume,
+    wakeup_fire,
+    wakeups_claim,
+    wakeups_claim_all,
+    wakeups_dispatch,
+    wakeups_due,
+    wakeups_fire,
+    wakeups_release_stale,
+)
+from flows.lifecycle import (
+    DraftConflict,
+    flow_create,
+    flow_draft_save,
+    flow_publish,
+    flow_set_status,
+    flow_version_restore,
+)
 from flows.models import (
     Delivery,
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
-    Flow,
-    FlowStatus,
-    FlowVersion,
     HookSubscription,
-    Reentry,
     StepRun,
     StepStatus,
-    TriggerSubscription,
-    Wakeup,
 )
-from flows.nodes import REGISTRY, StepContext, StepError, StepResult
-from flows.nodes.logic import wait_until_matches
 from flows.outbound import OutboundFailed, OutboundRefused, outbound_post
-from leads.models import Event, Lead
-from leads.outages import outage, task_send
-from leads.services import prepared
-from leads.services.events import (
-    batch_cached,
-    event_scope_forget,
-    event_scope_put,
-    event_scoped,
-)
+from flows.selectors import flow_node_stats
+from leads.models import Lead
+from leads.outages import task_send
+
+__all__ = [
+    "CLAIM_BUDGET_SECONDS",
+    "DELIVERY_CLAIM_SECONDS",
+    "DELIVERY_RETRY_DELAYS",
+    "DELIVERY_SENDERS",
+    "DELIVERY_SWEEP_SECONDS",
+    "FIRE_CHUNK",
+    "LISTENING",
+    "MAX_STEPS_PER_RUN",
+    "STEP_RETRY_DELAYS",
+    "DraftConflict",
+    "deliveries_due",
+    "delivery_claim",
+    "delivery_create",
+    "delivery_send",
+    "enroll",
+    "entry_check",
+    "flow_create",
+    "flow_draft_save",
+    "flow_node_stats",
+    "flow_publish",
+    "flow_set_status",
+    "flow_version_restore",
+    "flows_on_event",
+    "hook_signature",
+    "lead_payload",
+    "listeners_none",
+    "step_resume",
+    "wakeup_fire",
+    "wakeups_claim",
+    "wakeups_claim_all",
+    "wakeups_dispatch",
+    "wakeups_due",
+    "wakeups_fire",
+    "wakeups_release_stale",
+    "webhook_signature",
+]
 
 logger = logging.getLogger(__name__)
 
-STEP_RETRY_DELAYS = (10, 60, 300)  # seconds before the 2nd, 3rd and 4th try
 DELIVERY_RETRY_DELAYS = (10, 60, 300, 1800)
-MAX_STEPS_PER_RUN = 1000
-
-
-class DraftConflict(Exception):
-    """The draft changed since the editor loaded it."""
-
-
-# --- editing ---------------------------------------------------------------------
-
-
-def flow_create(
-    *,
-    name: str,
-    description: str = "",
-    reentry: str = Reentry.ONCE,
-    reentry_days: int | None = None,
-    graph: dict[str, Any] | None = None,
-    created_by: User | None = None,
-) -> Flow:
-    return Flow.objects.create(
-        name=name,
-        description=description,
-        reentry=reentry,
-        reentry_days=reentry_days,
-        draft=graph or {"nodes": [], "edges": []},
-        created_by=created_by,
-    )
-
-
-@transaction.atomic
-def flow_draft_save(*, flow: Flow, graph: dict[str, Any], revision: int) -> Flow:
-    """Save the draft if nobody saved since ``revision``; else DraftConflict.
-    Secrets the editor got masked (or left out) keep their stored values."""
-    locked = Flow.objects.select_for_update().get(pk=flow.pk)
-    if locked.draft_revision != revision:
-        raise DraftConflict()
-    locked.draft = graph_unmask(graph, stored=locked.draft)
-    locked.draft_revision = F("draft_revision") + 1
-    locked.save(update_fields=["draft", "draft_revision", "updated_at"])
-    locked.refresh_from_db()
-    return locked
-
-
-@transaction.atomic
-def flow_version_restore(*, flow: Flow, version: FlowVersion, user: User | None) -> Flow:
-    """Make a published version's graph the draft again (publish to make it live).
-    The revision moves on whatever it was, so an editor still holding the old
-    draft gets a conflict on their next save instead of overwriting the restore."""
-    if version.flow_id != flow.pk:
-        raise ValueError(f"Version {version.pk} belongs to another flow.")
-    locked = Flow.objects.select_for_update().get(pk=flow.pk)
-    locked.draft = version.graph
-    locked.draft_revision = F("draft_revision") + 1
-    locked.save(update_fields=["draft", "draft_revision", "updated_at"])
-    locked.refresh_from_db()
-    logger.info(
-        "flow %s: version %s restored as the draft by %s",
-        flow.pk,
-        version.number,
-        user.get_username() if user is not None else "an API key",
-    )
-    return locked
-
-
-@transaction.atomic
-def flow_publish(*, flow: Flow, user: User | None = None) -> FlowVersion:
-    """Validate the draft and make it the new published version; route events to
-    its triggers from now on. Running enrollments stay on their version."""
-    locked = Flow.objects.select_for_update().get(pk=flow.pk)
-    graph = graph_validate(locked.draft)
-    number = (locked.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    version = FlowVersion.objects.create(flow=locked, number=number, graph=graph, created_by=user)
-    TriggerSubscription.objects.filter(flow=locked).delete()
-    subscriptions = []
-    for node in graph["nodes"]:
-        node_type = REGISTRY[node["type"]]
-        if node_type.kind == "trigger":
-            assert node_type.subscribe is not None
-            event_type, key = node_type.subscribe(node.get("config", {}))
-            subscriptions.append(
-                TriggerSubscription(
-                    flow=locked,
-                    version=version,
-                    node_id=node["id"],
-                    event_type=event_type,
-                    match_key=key,
-                )
-            )
-    TriggerSubscription.objects.bulk_create(subscriptions)
-    locked.published = version
-    if locked.status in (FlowStatus.DRAFT, FlowStatus.ARCHIVED):
-        locked.status = FlowStatus.ACTIVE
-    locked.save(update_fields=["published", "status", "updated_at"])
-    return version
-
-
-def flow_set_status(*, flow: Flow, status: str) -> Flow:
-    """Pause (no new enrollments; waiting ones hold), resume, or archive."""
-    if status in (FlowStatus.ACTIVE, FlowStatus.PAUSED) and flow.published_id is None:
-        raise GraphError({"graph": [gettext("Publish the flow first.")]})
-    with transaction.atomic():
-        Flow.objects.filter(pk=flow.pk).update(status=status, updated_at=timezone.now())
-        Wakeup.objects.filter(step__enrollment__flow=flow, claimed_at__isnull=True).update(
-            held=status != FlowStatus.ACTIVE
-        )
-    flow.refresh_from_db()
-    return flow
-
-
-# --- the engine --------------------------------------------------------------------
-
-
-# --- lean writes for the hot path ----------------------------------------------------
-#
-# Every event that enters a flow writes an enrollment and a step per node it
-# passes. Through Model.save() each write costs about three times its round trip
-# in Python (signals, query compilation); these build the same statements once
-# per model and bind values exactly as save() would.
-
-_insert_sql: dict[type[Model], tuple[str, list[Any]]] = {}
-
-
-def _lean_insert(obj: Model) -> None:
-    """INSERT … RETURNING id of a new instance, defaults and auto_now_add
-    applied as save() applies them; the instance gets its id."""
-    model = type(obj)
-    if model not in _insert_sql:
-        meta = obj._meta
-        quote = connection.ops.quote_name
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
-        _insert_sql[model] = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}",
-            fields,
-        )
-    statement, fields = _insert_sql[model]
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    row = _lean_execute(statement, values)[0]
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
-
-
-def _lean_update(model: type[Model], pk: int, **values: Any) -> None:
-    """UPDATE of some columns of one row, values bound as save() binds them."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    fields = [cast(Field, meta.get_field(name)) for name in values]
-    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
-    params = [
-        f.get_db_prep_save(value, connection)
-        for f, value in zip(fields, values.values(), strict=True)
-    ]
-    _lean_execute(
-        f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
-        f"WHERE {quote(meta.pk.column)} = %s",
-        [*params, pk],
-    )
-
-
-def _lean_execute(statement: str, values: list[Any]) -> list[tuple[Any, ...]]:
-    # Prepared on PostgreSQL: the same few statements run for every event.
-    if prepared.enabled():
-        return prepared.fetch(statement, values)
-    with connection.cursor() as cursor:
-        cursor.execute(statement, values)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _graph_index(
-    graph: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], list[str]]]:
-    nodes = {node["id"]: node for node in graph["nodes"]}
-    edges: dict[tuple[str, str], list[str]] = {}
-    for edge in graph.get("edges", []):
-        edges.setdefault((edge["source"], edge.get("sourceHandle") or "next"), []).append(
-            edge["target"]
-        )
-    return nodes, edges
-
-
-def _active_subscriptions() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
-    """Subscriptions of active flows by event type, each with its trigger node."""
-    by_type: dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]] = {}
-    graphs: dict[int, dict[str, dict[str, Any]]] = {}
-    subscriptions = TriggerSubscription.objects.filter(
-        flow__status=FlowStatus.ACTIVE
-    ).select_related("flow", "version")
-    for subscription in subscriptions:
-        if subscription.version_id not in graphs:
-            graphs[subscription.version_id] = _graph_index(subscription.version.graph)[0]
-        node = graphs[subscription.version_id].get(subscription.node_id)
-        if node is not None:
-            by_type.setdefault(subscription.event_type, []).append((subscription, node))
-    return by_type
-
-
-def flows_on_event(*, event: Event, lead: Lead) -> None:
-    """Route an applied event: resume waits listening for it, enroll the lead in
-    flows whose triggers match. Runs in the event's transaction."""
-    _resume_listeners(event=event, lead=lead)
-    keys = {"", event.name}
-    if "segment_id" in event.properties:
-        keys.add(str(event.properties["segment_id"]))
-    subscriptions = batch_cached("flow_subscriptions", _active_subscriptions).get(event.type, [])
-    entered: set[int] = set()
-    for subscription, node in subscriptions:
-        if subscription.match_key not in keys or subscription.flow_id in entered:
-            continue
-        node_type = REGISTRY[node["type"]]
-        assert node_type.matches is not None
-        if node_type.matches(event, node.get("config", {})):
-            enrollment = enroll(
-                flow=subscription.flow,
-                version=subscription.version,
-                lead=lead,
-                node=node,
-                event=event,
-            )
-            # One enrollment per flow and event, whichever of its triggers matched.
-            if enrollment is not None:
-                entered.add(subscription.flow_id)
-
-
-def _may_enter(flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> bool:
-    if flow.reentry == Reentry.ALWAYS and not node.get("config", {}).get("once_per_lead"):
-        # No rule to check: not even a query to build.
-        return True
-    earlier = Enrollment.objects.filter(flow=flow, lead=lead)
-    if (
-        node.get("config", {}).get("once_per_lead")
-        and earlier.filter(trigger_node=node["id"]).exists()
-    ):
-        return False
-    if flow.reentry == Reentry.ONCE:
-        return not earlier.exists()
-    if flow.reentry == Reentry.DAYS:
-        since = now - dt.timedelta(days=flow.reentry_days or 1)
-        return not earlier.filter(created_at__gte=since).exists()
-    return True
-
-
-def enroll(
-    *, flow: Flow, version: FlowVersion, lead: Lead, node: dict[str, Any], event: Event | None
-) -> Enrollment | None:
-    """Start the lead on the flow at a trigger node, obeying the re-entry rule;
-    one enrollment per (flow, lead, trigger event), whatever retries happen."""
-    now = timezone.now()
-    if not _may_enter(flow, lead, node, now):
-        return None
-    # The caller holds the lead's lock and enrolls once per flow and event; the
-    # unique (flow, lead, trigger event) constraint is the backstop.
-    enrollment = Enrollment(
-        flow=flow, version=version, lead=lead, trigger_event=event, trigger_node=node["id"]
-    )
-    trigger = StepRun(
-        enrollment=enrollment,
-        node_id=node["id"],
-        node_type=node["type"],
-        status=StepStatus.COMPLETED,
-        finished_at=now,
-        output={"event": event.pk if event else None},
-    )
-    if prepared.enabled():
-        _enrollment_insert(enrollment, trigger, now)
-    else:
-        _lean_insert(enrollment)
-        trigger.enrollment = enrollment
-        _lean_insert(trigger)
-    _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True)
-    return enrollment
-
-
-# The enrollment and its trigger step in one round trip (PostgreSQL).
-_ENROLLMENT_INSERT = (
-    f"WITH enrollment AS (INSERT INTO {Enrollment._meta.db_table} "  # noqa: S608
-    "(flow_id, version_id, lead_id, trigger_event_id, trigger_node, status, created_at) "
-    "VALUES (%(flow)s, %(version)s, %(lead)s, %(event)s, %(node)s, %(status)s, %(now)s) "
-    f"RETURNING id) INSERT INTO {StepRun._meta.db_table} "
-    "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
-    "started_at, finished_at) SELECT id, %(node)s, %(type)s, 0, %(step_status)s, 1, "
-    "%(output)s, '', %(now)s, %(now)s FROM enrollment RETURNING enrollment_id, id"
-)
-
-
-def _enrollment_insert(enrollment: Enrollment, trigger: StepRun, now: dt.datetime) -> None:
-    enrollment.created_at = trigger.started_at = now
-    output = StepRun._meta.get_field("output").get_db_prep_save(trigger.output, connection)
-    ((enrollment.pk, trigger.pk),) = prepared.fetch(
-        _ENROLLMENT_INSERT,
-        {
-            "flow": enrollment.flow_id,
-            "version": enrollment.version_id,
-            "lead": enrollment.lead_id,
-            "event": enrollment.trigger_event_id,
-            "node": enrollment.trigger_node,
-            "status": enrollment.status,
-            "now": now,
-            "type": trigger.node_type,
-            "step_status": trigger.status,
-            "output": output,
-        },
-    )
-    trigger.enrollment = enrollment
-    for obj in (enrollment, trigger):
-        obj._state.adding = False
-        obj._state.db = connection.alias
-
-
-def _advance(
-    enrollment: Enrollment,
-    lead: Lead,
-    starts: list[tuple[str, str]],
-    event: Event | None,
-    *,
-    fresh: bool = False,
-) -> None:
-    """Run steps from the given (node, output handle) pairs until every branch
-    waits or ends, then settle the enrollment's status. ``fresh``: the
-    enrollment was created in this run, so it has no other steps yet."""
-    nodes, edges = _graph_index(enrollment.version.graph)
-    queue: deque[str] = deque()
-    for node_id, handle in starts:
-        queue.extend(edges.get((node_id, handle), []))
-    visits: dict[str, int] = {}
-    ran = 0
-    ended = False
-    pending = False
-    failed = False
-    while queue and not ended:
-        ran += 1
-        if ran > MAX_STEPS_PER_RUN:
-            raise RuntimeError("Too many steps in one run.")
-        node_id = queue.popleft()
-        node = nodes[node_id]
-        if node_id not in visits:
-            visits[node_id] = (
-                0
-                if fresh
-                else StepRun.objects.filter(enrollment=enrollment, node_id=node_id).count()
-            )
-        result = _execute(enrollment, lead, node, event, visits[node_id])
-        visits[node_id] += 1
-        if result is None:
-            failed = True
-            continue
-        if result.end:
-            ended = True
-            break
-        if result.wait_until is not None or result.wait_for_delivery:
-            pending = True
-        else:
-            for handle in result.follow:
-                queue.extend(edges.get((node_id, handle), []))
-    _settle(enrollment, ended=ended, pending=pending if fresh and not failed else None)
-
-
-def _execute(
-    enrollment: Enrollment, lead: Lead, node: dict[str, Any], event: Event | None, visit: int
-) -> StepResult | None:
-    node_type = REGISTRY[node["type"]]
-    now = timezone.now()
-    step = StepRun(
-        enrollment=enrollment,
-        node_id=node["id"],
-        node_type=node["type"],
-        visit=visit,
-        status=StepStatus.COMPLETED,
-    )
-    _lean_insert(step)
-    return _run_step(step, enrollment, lead, node_type, node.get("config", {}), event, now)
-
-
-def _run_step(
-    step: StepRun,
-    enrollment: Enrollment,
-    lead: Lead,
-    node_type: Any,
-    config: dict[str, Any],
-    event: Event | None,
-    now: dt.datetime,
-) -> StepResult | None:
-    ctx = StepContext(
-        enrollment=enrollment, step=step, lead=lead, config=config, trigger_event=event, now=now
-    )
-    try:
-        if node_type.isolated:
-            with transaction.atomic():
-                result: StepResult = node_type.execute(ctx)
-        else:
-            result = node_type.execute(ctx)
-    except Exception as exc:
-        if not node_type.isolated and not isinstance(exc, StepError):
-            raise
-        logger.exception("step %s (%s) failed", step.pk, node_type.key)
-        _step_failed(step, f"{type(exc).__name__}: {exc}", now)
-        return None
-    step.output = result.output
-    step.finished_at = now
-    if node_type.key == "wait.until":
-        event_scope_forget(f"listeners:{enrollment.lead_id}")
-    if result.wait_until is not None:
-        step.status = StepStatus.WAITING
-        Wakeup.objects.create(step=step, due_at=result.wait_until)
-    elif result.wait_for_delivery:
-        step.status = StepStatus.WAITING
-    else:
-        step.status = StepStatus.COMPLETED
-        step.output = {**result.output, "handles": list(result.follow)}
-    _lean_update(
-        StepRun, step.pk, status=step.status, output=step.output, finished_at=step.finished_at
-    )
-    return result
-
-
-def _step_failed(step: StepRun, error: str, now: dt.datetime) -> None:
-    """Retry with backoff through a wake-up; after the last try the step fails
-    and the enrollment stops there."""
-    step.error = error[:4000]
-    if step.attempts <= len(STEP_RETRY_DELAYS):
-        step.status = StepStatus.RETRYING
-        delay = STEP_RETRY_DELAYS[step.attempts - 1]
-        Wakeup.objects.update_or_create(
-            step=step, defaults={"due_at": now + dt.timedelta(seconds=delay), "claimed_at": None}
-        )
-    else:
-        step.status = StepStatus.FAILED
-        step.finished_at = now
-        Enrollment.objects.filter(pk=step.enrollment_id).update(
-            status=EnrollmentStatus.FAILED, finished_at=now
-        )
-    step.save(update_fields=["status", "error", "finished_at"])
-
-
-def _settle(enrollment: Enrollment, *, ended: bool, pending: bool | None = None) -> None:
-    """Set the enrollment's status from its steps. ``pending``: whether steps
-    wait, when the caller ran every step the enrollment has and none failed, so
-    no query is needed to tell."""
-    now = timezone.now()
-
-    def waiting() -> QuerySet[StepRun]:
-        # Built only when asked: on the hot path ``pending`` answers without it.
-        return StepRun.objects.filter(
-            enrollment=enrollment, status__in=[StepStatus.WAITING, StepStatus.RETRYING]
-        )
-
-    if pending is None and (
-        enrollment.status == EnrollmentStatus.FAILED
-        or Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.FAILED).exists()
-    ):
-        return
-    if ended:
-        if pending is not False:
-            waiting().update(status=StepStatus.COMPLETED, finished_at=now)
-            Wakeup.objects.filter(step__enrollment=enrollment, claimed_at__isnull=True).delete()
-        status, finished = EnrollmentStatus.COMPLETED, now
-    elif pending if pending is not None else waiting().exists():
-        status, finished = EnrollmentStatus.WAITING, None
-    else:
-        status, finished = EnrollmentStatus.COMPLETED, now
-    _lean_update(Enrollment, enrollment.pk, status=status, finished_at=finished)
-    enrollment.status = status
-
-
-def step_resume(*, step: StepRun, handle: str) -> None:
-    """A waiting step is done (its time came, its event arrived, its delivery
-    went out): go on through ``handle``. The caller holds the lead's lock."""
-    enrollment = Enrollment.objects.select_related("version", "lead", "trigger_event").get(
-        pk=step.enrollment_id
-    )
-    if enrollment.status in (EnrollmentStatus.COMPLETED, EnrollmentStatus.FAILED):
-        return
-    now = timezone.now()
-    updated = StepRun.objects.filter(pk=step.pk, status=StepStatus.WAITING).update(
-        status=StepStatus.COMPLETED, finished_at=now, output={**step.output, "handles": [handle]}
-    )
-    if not updated:
-        return
-    Wakeup.objects.filter(step=step).delete()
-    _advance(enrollment, enrollment.lead, [(step.node_id, handle)], enrollment.trigger_event)
-
-
-def _step_retry(step: StepRun) -> None:
-    enrollment = Enrollment.objects.select_related("version", "lead", "trigger_event").get(
-        pk=step.enrollment_id
-    )
-    nodes, _ = _graph_index(enrollment.version.graph)
-    node = nodes[step.node_id]
-    StepRun.objects.filter(pk=step.pk).update(attempts=F("attempts") + 1)
-    step.refresh_from_db()
-    result = _run_step(
-        step,
-        enrollment,
-        enrollment.lead,
-        REGISTRY[node["type"]],
-        node.get("config", {}),
-        enrollment.trigger_event,
-        timezone.now(),
-    )
-    if result is None:
-        return
-    if result.end:
-        _settle(enrollment, ended=True)
-        return
-    starts = (
-        []
-        if result.wait_until or result.wait_for_delivery
-        else [(step.node_id, h) for h in result.follow]
-    )
-    nodes_edges = starts
-    _advance(enrollment, enrollment.lead, nodes_edges, enrollment.trigger_event)
-
-
-# Whether a lead has waits listening for events (most have none): a column of
-# the statement that locks the lead (leads.services.events), else a prepared
-# probe, either sparing the full read's planning, most of its cost.
-LISTENING = (
-    f"EXISTS (SELECT FROM {StepRun._meta.db_table} s "
-    f"JOIN {Enrollment._meta.db_table} e ON e.id = s.enrollment_id "
-    f"JOIN {Flow._meta.db_table} f ON f.id = e.flow_id "
-    "WHERE e.lead_id = {lead} AND e.status IN ('active', 'waiting') AND f.status = 'active' "
-    "AND s.node_type = 'wait.until' AND s.status = 'waiting')"
-)
-_LISTENING_PROBE = "SELECT " + LISTENING.replace("{lead}", "%s")
-
-
-def listeners_none(lead_id: int) -> None:
-    """The lead's lock found no listening waits: its events need no read."""
-    event_scope_put(f"listeners:{lead_id}", [])
-
-
-def _listeners(lead: Lead) -> list[StepRun]:
-    if prepared.enabled() and not prepared.fetch(_LISTENING_PROBE, [lead.pk])[0][0]:
-        return []
-    return list(
-        StepRun.objects.filter(
-            enrollment__lead=lead,
-            enrollment__status__in=[EnrollmentStatus.ACTIVE, EnrollmentStatus.WAITING],
-            enrollment__flow__status=FlowStatus.ACTIVE,
-            node_type="wait.until",
-            status=StepStatus.WAITING,
-        ).select_related("enrollment__version")
-    )
-
-
-def _resume_listeners(*, event: Event, lead: Lead) -> None:
-    """Resume this lead's wait-until steps that the event satisfies. The list is
-    read once for an event and the events it derives (the lead is locked, so
-    only this transaction adds to it, and it forgets the list when it does)."""
-    waiting = event_scoped(f"listeners:{lead.pk}", lambda: _listeners(lead))
-    for step in waiting:
-        nodes, _ = _graph_index(step.enrollment.version.graph)
-        config = nodes[step.node_id].get("config", {})
-        started = step.started_at
-        if event.occurred_at >= started and wait_until_matches(config, event):
-            # Resuming runs steps that may add listeners; a resumed one is
-            # skipped later by its status check.
-            event_scope_forget(f"listeners:{lead.pk}")
-            step_resume(step=step, handle="met")
-
-
-# --- wake-ups ------------------------------------------------------------------------
-
-
-# Wake-ups go to the workers in messages of this many ids: few messages, and
-# still spread over the workers.
-FIRE_CHUNK = 50
-
-
-def wakeups_due(now: dt.datetime) -> QuerySet[Wakeup]:
-    """Due, unclaimed wake-ups of active flows, oldest first: one walk of the
-    due-time index (a paused flow's wake-ups are marked held)."""
-    return Wakeup.objects.filter(claimed_at__isnull=True, held=False, due_at__lte=now).order_by(
-        "due_at"
-    )
-
-
-def wakeups_claim(*, limit: int = 500) -> list[int]:
-    """Claim due wake-ups of active flows and dispatch them after commit. SKIP
-    LOCKED on the wake-up rows only: any number of beats or workers may claim
-    side by side, and nothing else (steps, enrollments, flows) is locked."""
-    now = timezone.now()
-    with transaction.atomic():
-        due = list(
-            wakeups_due(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", flat=True)[:limit]
-        )
-        if due:
-            Wakeup.objects.filter(pk__in=due).update(claimed_at=now)
-            # With the broker out of reach the claims go stale and are claimed again.
-            transaction.on_commit(lambda: wakeups_dispatch(due))
-    return due
-
-
-def wakeups_dispatch(wakeup_ids: list[int]) -> None:
-    from flows.tasks import wakeups_fire_task
-
-    for start in range(0, len(wakeup_ids), FIRE_CHUNK):
-        if not task_send(wakeups_fire_task, wakeup_ids[start : start + FIRE_CHUNK]):
-            return
-
-
-# How long beat's claiming task goes on claiming, of its 2 s interval.
-CLAIM_BUDGET_SECONDS = 1.5
-
-
-def wakeups_claim_all(*, budget_seconds: float = CLAIM_BUDGET_SECONDS, limit: int = 500) -> int:
-    """What beat runs: claim batch after batch while there are due wake-ups, for
-    at most about ``budget_seconds`` (beat comes again soon)."""
-    began = time.monotonic()
-    claimed = 0
-    while True:
-        batch = wakeups_claim(limit=limit)
-        claimed += len(batch)
-        if len(batch) < limit or time.monotonic() - began >= budget_seconds:
-            return claimed
-
-
-def wakeups_fire(*, wakeup_ids: Sequence[int]) -> None:
-    """Fire claimed wake-ups one by one; one that fails is logged and left
-    claimed, to be claimed again when its claim goes stale."""
-    for wakeup_id in wakeup_ids:
-        try:
-            wakeup_fire(wakeup_id=wakeup_id)
-        except Exception as exc:
-            if outage(exc):
-                raise  # the task is retried once the database is back
-            logger.exception("wake-up %s failed", wakeup_id)
-
-
-def wakeup_fire(*, wakeup_id: int) -> None:
-    """The wait is over: lock the lead, then resume (or retry) the step."""
-    wakeup = Wakeup.objects.select_related("step__enrollment").filter(pk=wakeup_id).first()
-    if wakeup is None:
-        return
-    with transaction.atomic():
-        lead_id = wakeup.step.enrollment.lead_id
-        Lead.objects.select_for_update().filter(pk=lead_id).first()
-        flow_id = wakeup.step.enrollment.flow_id
-        if not Flow.objects.filter(pk=flow_id, status=FlowStatus.ACTIVE).exists():
-            # Paused since it was claimed: it waits for the flow to resume.
-            Wakeup.objects.filter(pk=wakeup_id).update(claimed_at=None, held=True)
-            return
-        step = StepRun.objects.get(pk=wakeup.step_id)
-        if step.status == StepStatus.RETRYING:
-            Wakeup.objects.filter(pk=wakeup_id).delete()
-            _step_retry(step)
-        elif step.status == StepStatus.WAITING:
-            handle = "timeout" if step.node_type == "wait.until" else "next"
-            step_resume(step=step, handle=handle)
-        else:
-            Wakeup.objects.filter(pk=wakeup_id).delete()
-
-
-def wakeups_release_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
-    """Claimed but never fired (a lost message): claim them again."""
-    cutoff = timezone.now() - older_than
-    return Wakeup.objects.filter(claimed_at__lt=cutoff).update(claimed_at=None)
-
 
 # --- deliveries ------------------------------------------------------------------------
 
@@ -983,28 +367,3 @@ def deliveries_due() -> list[int]:
         if not task_send(delivery_send_task, delivery_id):
             break
     return ids
-
-
-# --- reads -----------------------------------------------------------------------------
-
-
-def flow_node_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
-    """Per node: entered (steps run), completed, waiting, failed."""
-    rows = (
-        StepRun.objects.filter(enrollment__flow=flow)
-        .values("node_id", "status")
-        .annotate(n=Count("id"))
-    )
-    stats: dict[str, dict[str, int]] = {}
-    for row in rows:
-        node = stats.setdefault(
-            row["node_id"], {"entered": 0, "completed": 0, "waiting": 0, "failed": 0}
-        )
-        node["entered"] += row["n"]
-        if row["status"] == StepStatus.COMPLETED:
-            node["completed"] += row["n"]
-        elif row["status"] in (StepStatus.WAITING, StepStatus.RETRYING):
-            node["waiting"] += row["n"]
-        elif row["status"] == StepStatus.FAILED:
-            node["failed"] += row["n"]
-    return stats

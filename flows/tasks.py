@@ -2,21 +2,21 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from flows import services
+from flows import engine, services
 from leads.outages import OUTAGE_RETRY
 
 
 @shared_task(name="flows.tasks.wakeups_claim")
 def wakeups_claim_task() -> int:
-    services.wakeups_release_stale()
-    return services.wakeups_claim_all()
+    engine.wakeups_release_stale()
+    return engine.wakeups_claim_all()
 
 
 @shared_task(
     name="flows.tasks.wakeups_fire", acks_late=True, reject_on_worker_lost=True, **OUTAGE_RETRY
 )
 def wakeups_fire_task(wakeup_ids: list[int]) -> None:
-    services.wakeups_fire(wakeup_ids=wakeup_ids)
+    engine.wakeups_fire(wakeup_ids=wakeup_ids)
 
 
 @shared_task(

@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy
 
+from flows.lifecycle import flow_create
 from flows.models import Flow, Reentry
-from flows.services import flow_create
 from leads.models import Segment
 from leads.services.segments import segment_create
 

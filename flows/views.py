@@ -22,11 +22,11 @@ from django_htmx.http import trigger_client_event
 
 from flows.forms import NodeConfigForm, config_from_param
 from flows.graph import NODE_ID, graph_mask
+from flows.lifecycle import flow_create, flow_version_restore
 from flows.models import Flow, FlowVersion
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
 from flows.selectors import node_summaries
-from flows.services import flow_create, flow_version_restore
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.decorators import role_required
 from leads.models import Role

@@ -8,10 +8,14 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from leads.services.imports import IMPORT_MAX_BYTES, import_read_headers, import_target_choices
 from leads.services.throttle import client_address, login_lockout_seconds
+
+# Django's own validation messages that the REST framework's German catalog (which
+# takes precedence over Django's) words informally; ours, read first, says "Sie".
+DJANGO_MESSAGES = (gettext_noop("Enter a valid email address."),)
 
 
 def wait_message(seconds: int) -> str:

@@ -503,6 +503,10 @@ def category_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- integrations -----------------------------------------------------------------
 
 
+# Django's own message would be DRF's German, which says "du"; the pages say "Sie".
+URL_ERRORS = {"invalid": _("Enter a valid URL.")}
+
+
 class SlackForm(_StyledForm):
     """The team's Slack URL is a credential (whoever has it posts to the channel):
     written, never shown again. Left blank it stays; "Remove" clears it."""
@@ -512,6 +516,7 @@ class SlackForm(_StyledForm):
         max_length=500,
         required=False,
         assume_scheme="https",
+        error_messages=URL_ERRORS,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     remove = forms.BooleanField(label=_("Remove the saved URL"), required=False)
@@ -626,7 +631,11 @@ DELIVERY_LOG_SIZE = 50
 
 class HookForm(_StyledForm):
     target_url = forms.URLField(
-        label=_("URL"), max_length=2000, assume_scheme="https", help_text=_("http:// or https://")
+        label=_("URL"),
+        max_length=2000,
+        assume_scheme="https",
+        help_text=_("http:// or https://"),
+        error_messages=URL_ERRORS,
     )
     events = forms.MultipleChoiceField(
         label=_("Events"), widget=forms.CheckboxSelectMultiple, choices=()
@@ -643,8 +652,9 @@ class HookForm(_StyledForm):
 
     def clean_target_url(self) -> str:
         url = self.cleaned_data["target_url"]
-        if not url.lower().startswith(("https://", "http://")):
-            raise forms.ValidationError(_("Use an http:// or https:// URL."), code="invalid")
+        problem = outbound_url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
         return url
 
 

@@ -12,10 +12,11 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from leads.models import Event, Lead, Stage
+from leads.models import Event, Lead
 from leads.services import prepared
 from leads.services.events import batch_cached, event_derive
 from scoring.models import Grade, LeadScore, ScoreCategory, ScoreChange, ScoringSettings
+from scoring.rules import stage_after_score
 
 
 def scoring_settings() -> ScoringSettings:
@@ -172,13 +173,13 @@ def score_adjust(
             depth=depth,
         )
     lead.score, lead.grade = new_score, new_grade
-    crossed_mql = old_score < settings.mql_threshold <= new_score
-    if crossed_mql and settings.mql_moves_stage and stage in (Stage.SUBSCRIBER, Stage.LEAD):
+    moved = stage_after_score(before=old_score, after=new_score, stage=stage, settings=settings)
+    if moved is not None:
         from leads.services.leads import lead_update
 
         locked = Lead.objects.select_for_update().get(pk=lead.pk)
-        lead_update(lead=locked, changes={"stage": Stage.MQL}, cause=cause)
-        lead.stage = Stage.MQL
+        lead_update(lead=locked, changes={"stage": moved}, cause=cause)
+        lead.stage = moved
     return change
 
 

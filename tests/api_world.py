@@ -7,12 +7,13 @@ from typing import Any
 
 from drf_spectacular.generators import SchemaGenerator
 
+from flows.hooks import hook_subscribe
 from flows.models import Enrollment
 from flows.services import flow_create
 from leads.models import ApiKey, Segment
 from leads.services.segments import segment_create
 from scoring.models import ScoreCategory
-from tests.factories import EventFactory, FieldDefinitionFactory, LeadFactory
+from tests.factories import EventFactory, FieldDefinitionFactory, LeadFactory, TaskFactory
 from tests.flows.helpers import drain, graph, published
 
 
@@ -26,7 +27,12 @@ def api_world() -> dict[str, int]:
     resource is the path segment before the id (``leads`` for ``/leads/{id}/``).
 
     The flow's score change is made by the engine, so its ``created_by`` is null;
-    its version was published by no one; the draft-only flow has no version."""
+    its version was published by no one; the draft-only flow has no version. The
+    hook, subscribed by a key, has a delivery of that score change; the task is
+    open, unassigned and has no due time."""
+    hook = hook_subscribe(
+        target_url="https://hooks.example/in", events=["score.changed"], created_by=None
+    )
     flow = published(
         "Trial scoring",
         graph(
@@ -44,6 +50,7 @@ def api_world() -> dict[str, int]:
     )
     segment_create(name="Hand-picked", kind="static")
     field = FieldDefinitionFactory.create(key="plan")
+    task = TaskFactory.create(lead=lead, title="Call back")
     return {
         "leads": lead.pk,
         "flows": flow.pk,
@@ -55,6 +62,8 @@ def api_world() -> dict[str, int]:
         "api-keys": ApiKey.objects.order_by("id").values_list("id", flat=True).first() or 1,
         "versions": 1,
         "static-segment": Segment.objects.get(name="Hand-picked").pk,
+        "tasks": task.pk,
+        "hooks": hook.pk,
     }
 
 

@@ -65,10 +65,7 @@ class HookSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_by", "created_at"]
 
     def validate_target_url(self, value: str) -> str:
-        if not value.lower().startswith(("https://", "http://")):
-            raise serializers.ValidationError("Use an http:// or https:// URL.")
-        # Refused at every send too; saying so now saves a subscription that
-        # could never receive anything.
+        # The same rule as every outbound target: no local or private addresses.
         problem = outbound_url_problem(value)
         if problem:
             raise serializers.ValidationError(problem)

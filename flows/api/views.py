@@ -27,17 +27,17 @@ from rest_framework.views import APIView
 
 from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_mask, graph_unmask, graph_validate
-from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun, StepStatus
-from flows.nodes import REGISTRY
-from flows.services import (
+from flows.lifecycle import (
     DraftConflict,
     flow_create,
     flow_draft_save,
-    flow_node_stats,
     flow_publish,
     flow_set_status,
     flow_version_restore,
 )
+from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun, StepStatus
+from flows.nodes import REGISTRY
+from flows.selectors import flow_node_stats
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.api.errors import error_body
 from leads.api.permissions import ALL_ROLES, RoleAccess

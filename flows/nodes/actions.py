@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,20 +13,41 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
 from flows.nodes.base import (
+    NO_CHANGE,
     SALES_USER,
     SCORE_CATEGORY,
     SETTABLE_FIELD,
     STATIC_SEGMENT,
     TAG,
+    WOULD_APPLY,
     NodeType,
+    SimResult,
     StepContext,
     StepError,
     StepResult,
+    duration_text,
     obj,
     register,
     value_text,
 )
+from flows.nodes.simulation import (
+    WHEN,
+    Simulation,
+    quoted,
+    simulate_end,
+    stage_change,
+    user_number,
+)
 from flows.outbound import outbound_url_problem
+from flows.rules import (
+    BEHIND,
+    SETTABLE_FIELDS,
+    STAGE_ORDER,
+    lead_name,
+    stage_move_refusal,
+    task_due,
+    task_title,
+)
 from leads.models import (
     Lead,
     Notification,
@@ -41,7 +61,6 @@ from leads.models import (
 from leads.selectors import user_language
 from leads.services.events import event_derive
 from leads.services.fields import (
-    STANDARD_FIELDS,
     FieldValueError,
     custom_definitions,
     custom_value_clean,
@@ -49,10 +68,10 @@ from leads.services.fields import (
 from leads.services.leads import lead_tags_change, lead_update
 from leads.services.users import integration_settings
 from scoring.models import ScoreCategory, ScoreSource
-from scoring.services import score_adjust, score_category
+from scoring.rules import stage_after_score
+from scoring.services import grade_for, score_adjust, score_category
 
-STAGE_ORDER: list[str] = [Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SQL, Stage.CUSTOMER]
-SETTABLE_FIELDS = sorted(set(STANDARD_FIELDS) - {"email", "external_id", "stage", "unsubscribed"})
+__all__ = ["SETTABLE_FIELDS", "STAGE_ORDER", "sales_round_robin", "slack_target"]
 
 
 def _key(ctx: StepContext) -> str:
@@ -86,6 +105,32 @@ def _adjust_score(ctx: StepContext) -> StepResult:
     return StepResult(output={"score_change": change.pk if change else None})
 
 
+def _simulate_score(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    # What score_adjust would do: the totals, the grade, the MQL stage move.
+    state, settings, config = sim.state, sim.settings, node["config"]
+    points, key = config["points"], config["category"]
+    before = state.score
+    state.score += points
+    state.categories[key] = state.categories.get(key, 0) + points
+    state.changed.update({"score", f"score.{key}"})
+    changes = [gettext("score %(before)s → %(after)s") % {"before": before, "after": state.score}]
+    grade = grade_for(state.score, settings)
+    if grade != state.grade:
+        changes.append(
+            gettext("grade %(before)s → %(after)s") % {"before": state.grade, "after": grade}
+        )
+        state.grade = grade
+        state.changed.add("grade")
+    moved = stage_after_score(
+        before=before, after=state.score, stage=state.stage, settings=settings
+    )
+    if moved is not None:
+        changes.append(stage_change(Stage(state.stage).label, Stage(moved).label))
+        state.stage = moved
+        state.changed.add("stage")
+    return SimResult(WOULD_APPLY, f"{sim.summary(node)} ({', '.join(changes)})")
+
+
 register(
     NodeType(
         key="score.adjust",
@@ -109,6 +154,7 @@ register(
             ("points", "category", "reason"),
         ),
         execute=_adjust_score,
+        simulate=_simulate_score,
         check=_category_exists,
         summary=lambda c, n: f"{c['points']:+d} {n.categories[c['category']]}: {c['reason']}",
         pickers={"category": SCORE_CATEGORY},
@@ -142,12 +188,12 @@ def _notify_sales(ctx: StepContext) -> StepResult:
 
     config = ctx.config
     rep = _assignee(ctx)
-    due = None
-    if config.get("due_in"):
-        unit = 3600 if config["due_in"]["unit"] == "hours" else 86400
-        due = ctx.now + dt.timedelta(seconds=config["due_in"]["amount"] * unit)
-    name = ctx.lead.full_name or ctx.lead.email or f"lead #{ctx.lead.pk}"
-    title = config["title"].replace("{lead}", name)
+    due = task_due(due_in=config.get("due_in"), now=ctx.now)
+    lead = ctx.lead
+    name = lead_name(
+        first_name=lead.first_name, last_name=lead.last_name, email=lead.email, lead_id=lead.pk
+    )
+    title = task_title(template=config["title"], name=name)
     task, created = Task.objects.get_or_create(
         source_key=_key(ctx),
         defaults={
@@ -200,6 +246,61 @@ def _notify_sales(ctx: StepContext) -> StepResult:
             payload={"text": f"{title} ({name})"},
         )
     return StepResult(output=output)
+
+
+def _simulate_notify(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    state, config = sim.state, node["config"]
+    if state.owner_id is not None:
+        owner = sim.user(state.owner_id)
+        rep = owner if owner is not None and owner.is_active else None
+        who = (
+            gettext("%(name)s (the owner)") % {"name": sim.user_name(rep.pk)}
+            if rep is not None
+            else gettext("nobody (the owner, %(name)s, is inactive)")
+            % {"name": sim.user_name(state.owner_id)}
+        )
+    else:
+        rep = sales_round_robin()
+        if rep is not None:
+            sim.remember(rep)
+            state.owner_id = rep.pk
+            state.changed.add("owner")
+            who = gettext("the next sales rep in turn: %(name)s, who becomes the owner") % {
+                "name": sim.user_name(rep.pk)
+            }
+        else:
+            who = gettext("nobody (no lead owner and no active sales rep)")
+    name = lead_name(
+        first_name=state.fields["first_name"],
+        last_name=state.fields["last_name"],
+        email=sim.lead.email,
+        lead_id=sim.lead.pk,
+    )
+    effect = gettext("task '%(title)s' for %(who)s") % {
+        "title": task_title(template=config["title"], name=name),
+        "who": who,
+    }
+    due = task_due(due_in=config.get("due_in"), now=state.now)
+    if due is not None:
+        effect += gettext(", due in %(duration)s (%(date)s)") % {
+            "duration": duration_text(config["due_in"]["amount"], config["due_in"]["unit"]),
+            "date": f"{due:{WHEN}}",
+        }
+    if config.get("priority", "normal") != "normal":
+        priority = config["priority"]
+        if priority in TaskPriority.values:
+            priority = str(TaskPriority(priority).label).lower()
+        effect += gettext(", %(priority)s priority") % {"priority": priority}
+    if rep is not None:
+        effect += gettext("; in-app notification")
+        if config.get("email", True) and rep.email:
+            effect += gettext(" and email to %(email)s") % {"email": rep.email}
+    slack = slack_target(config)
+    if slack:
+        effect += gettext("; Slack message to %(host)s") % {"host": urlsplit(slack).hostname}
+    elif config.get("slack"):
+        effect += gettext("; no Slack message (no Slack URL in Settings → Integrations)")
+    return SimResult(WOULD_APPLY, effect)
 
 
 def slack_target(config: dict[str, Any]) -> str:
@@ -293,6 +394,7 @@ register(
         ),
         execute=_notify_sales,
         check=_url_allowed("slack_webhook"),
+        simulate=_simulate_notify,
         summary=lambda c, n: c["title"],
     )
 )
@@ -306,6 +408,32 @@ def _assign_owner(ctx: StepContext) -> StepResult:
     if rep is not None:
         lead_update(lead=ctx.lead, changes={"owner": rep}, cause=ctx.trigger_event)
     return StepResult(output={"owner": rep.pk if rep else None})
+
+
+def _simulate_assign(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    state, config = sim.state, node["config"]
+    if config.get("user"):
+        user = sim.user(config["user"])
+        rep = user if user is not None and user.is_active else None
+        missing = gettext("%(user)s is not an active user") % {"user": user_number(config["user"])}
+    else:
+        rep = sales_round_robin()
+        missing = gettext("no active sales rep")
+    current = sim.user_name(state.owner_id)
+    if rep is None:
+        stays = gettext("%(problem)s; the owner stays %(owner)s")
+        return SimResult(NO_CHANGE, stays % {"problem": missing, "owner": current})
+    sim.remember(rep)
+    if rep.pk == state.owner_id:
+        return SimResult(NO_CHANGE, gettext("the owner is already %(owner)s") % {"owner": current})
+    state.owner_id = rep.pk
+    state.changed.add("owner")
+    turn = "" if config.get("user") else gettext(" (the next sales rep in turn)")
+    change = gettext("owner: %(before)s → %(after)s") % {
+        "before": current,
+        "after": sim.user_name(rep.pk),
+    }
+    return SimResult(WOULD_APPLY, f"{change}{turn}")
 
 
 def _user_exists(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -323,6 +451,7 @@ register(
         icon="user-check",
         schema=obj({"user": {"type": "integer", "minimum": 1}}),
         execute=_assign_owner,
+        simulate=_simulate_assign,
         check=_user_exists,
         summary=lambda c, n: (
             gettext("Assign to %(name)s") % {"name": n.users[c["user"]]}
@@ -346,6 +475,27 @@ def _set_field(ctx: StepContext) -> StepResult:
     else:
         lead_update(lead=ctx.lead, changes={field: value}, cause=ctx.trigger_event)
     return StepResult()
+
+
+def _simulate_set_field(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    state, name, value = sim.state, node["config"]["field"], node["config"]["value"]
+    label = sim.field_label(name)
+    if name.startswith("custom."):
+        key = name[7:]
+        new = custom_value_clean(sim.definitions[key], value, lenient=True)
+        old = state.custom.get(key)
+        if new is None:
+            state.custom.pop(key, None)
+        else:
+            state.custom[key] = new
+    else:
+        old, new = state.fields.get(name, getattr(sim.lead, name)), value
+        state.fields[name] = new
+    if old == new:
+        already = gettext("%(field)s is already %(value)s")
+        return SimResult(NO_CHANGE, already % {"field": label, "value": quoted(new)})
+    state.changed.add(name)
+    return SimResult(WOULD_APPLY, f"{label}: {quoted(old)} → {quoted(new)}")
 
 
 def _field_problems(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -392,6 +542,7 @@ register(
             ("field", "value"),
         ),
         execute=_set_field,
+        simulate=_simulate_set_field,
         check=_field_problems,
         summary=lambda c, n: (
             gettext("Set %(field)s to %(value)s")
@@ -418,6 +569,25 @@ def _tags_action(add: bool) -> Any:
     return execute
 
 
+def _tags_simulation(add: bool) -> Any:
+    def simulate(sim: Simulation, node: dict[str, Any]) -> SimResult:
+        state, tag = sim.state, node["config"]["tag"].strip()
+        if add:
+            if tag in state.tags:
+                return SimResult(NO_CHANGE, gettext("already has tag %(tag)s") % {"tag": tag})
+            state.tags.add(tag)
+            effect = gettext("add tag %(tag)s") % {"tag": tag}
+        else:
+            if tag not in state.tags:
+                return SimResult(NO_CHANGE, gettext("has no tag %(tag)s to remove") % {"tag": tag})
+            state.tags.discard(tag)
+            effect = gettext("remove tag %(tag)s") % {"tag": tag}
+        state.changed.add("tags")
+        return SimResult(WOULD_APPLY, effect)
+
+    return simulate
+
+
 def _tag_summary(add: bool) -> Any:
     if add:
         return lambda c, n: gettext("Add tag %(tag)s") % {"tag": c["tag"]}
@@ -437,6 +607,7 @@ for _node_key, _label, _description, _adding in (
             icon="tag",
             schema=obj({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
             execute=_tags_action(_adding),
+            simulate=_tags_simulation(_adding),
             summary=_tag_summary(_adding),
             pickers={"tag": TAG},
         )
@@ -445,15 +616,33 @@ for _node_key, _label, _description, _adding in (
 
 def _change_stage(ctx: StepContext) -> StepResult:
     stage = ctx.config["stage"]
-    current = ctx.lead.stage
-    forward_only = ctx.config.get("forward_only", True)
-    ordered = current in STAGE_ORDER and stage in STAGE_ORDER
-    if forward_only and ordered and STAGE_ORDER.index(stage) <= STAGE_ORDER.index(current):
-        return StepResult(output={"changed": False})
-    if current == Stage.DISQUALIFIED and ctx.config.get("forward_only", True):
+    refused = stage_move_refusal(
+        current=ctx.lead.stage, target=stage, forward_only=ctx.config.get("forward_only", True)
+    )
+    if refused is not None:
         return StepResult(output={"changed": False})
     lead_update(lead=ctx.lead, changes={"stage": stage}, cause=ctx.trigger_event)
     return StepResult(output={"changed": True})
+
+
+def _simulate_stage(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    state, stage = sim.state, node["config"]["stage"]
+    current = state.stage
+    label, current_label = Stage(stage).label, Stage(current).label
+    if current == stage:
+        return SimResult(NO_CHANGE, gettext("stage is already %(stage)s") % {"stage": label})
+    refused = stage_move_refusal(
+        current=current, target=stage, forward_only=node["config"].get("forward_only", True)
+    )
+    if refused == BEHIND:
+        behind = gettext("stage stays %(current)s: forward only, and %(stage)s is behind it")
+        return SimResult(NO_CHANGE, behind % {"current": current_label, "stage": label})
+    if refused is not None:
+        stays = gettext("stage stays %(current)s: forward only")
+        return SimResult(NO_CHANGE, stays % {"current": current_label})
+    state.stage = stage
+    state.changed.add("stage")
+    return SimResult(WOULD_APPLY, stage_change(current_label, label))
 
 
 register(
@@ -471,6 +660,7 @@ register(
             ("stage",),
         ),
         execute=_change_stage,
+        simulate=_simulate_stage,
         summary=lambda c, n: (
             gettext("Move to stage %(stage)s") % {"stage": Stage(c["stage"]).label}
             + ("" if c.get("forward_only", True) else gettext(", also backwards"))
@@ -490,6 +680,18 @@ def _disqualify(ctx: StepContext) -> StepResult:
     return StepResult(output={"reason": ctx.config["reason"]})
 
 
+def _simulate_disqualify(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    state, reason = sim.state, node["config"]["reason"]
+    if state.stage == Stage.DISQUALIFIED:
+        already = gettext("already disqualified (reason: %(reason)s)")
+        return SimResult(NO_CHANGE, already % {"reason": reason})
+    before = Stage(state.stage).label
+    state.stage = Stage.DISQUALIFIED
+    state.changed.add("stage")
+    change = stage_change(before, Stage.DISQUALIFIED.label)
+    return SimResult(WOULD_APPLY, f"{change} ({reason})")
+
+
 register(
     NodeType(
         key="lead.disqualify",
@@ -499,6 +701,7 @@ register(
         icon="x-circle",
         schema=obj({"reason": {"type": "string", "minLength": 1, "maxLength": 255}}, ("reason",)),
         execute=_disqualify,
+        simulate=_simulate_disqualify,
         summary=lambda c, n: gettext("Disqualify: %(reason)s") % {"reason": c["reason"]},
     )
 )
@@ -531,6 +734,28 @@ def _segment_action(add: bool) -> Any:
     return execute
 
 
+def _segment_simulation(add: bool) -> Any:
+    def simulate(sim: Simulation, node: dict[str, Any]) -> SimResult:
+        state, segment = sim.state, node["config"]["segment"]
+        name = sim.names.segments.get(segment, f"#{segment}")
+        if add:
+            if segment in state.segments:
+                already = gettext("already in static segment %(segment)s")
+                return SimResult(NO_CHANGE, already % {"segment": name})
+            state.segments.add(segment)
+            effect = gettext("add to static segment %(segment)s") % {"segment": name}
+        else:
+            if segment not in state.segments:
+                absent = gettext("not in static segment %(segment)s; nothing to remove")
+                return SimResult(NO_CHANGE, absent % {"segment": name})
+            state.segments.discard(segment)
+            effect = gettext("remove from static segment %(segment)s") % {"segment": name}
+        state.changed.add(f"segment:{segment}")
+        return SimResult(WOULD_APPLY, effect)
+
+    return simulate
+
+
 def _segment_summary(add: bool) -> Any:
     if add:
         return lambda c, n: gettext("Add to %(segment)s") % {"segment": n.segments[c["segment"]]}
@@ -560,6 +785,7 @@ for _node_key, _label, _description, _add in (
             icon="list",
             schema=obj({"segment": {"type": "integer", "minimum": 1}}, ("segment",)),
             execute=_segment_action(_add),
+            simulate=_segment_simulation(_add),
             check=_static_segment,
             summary=_segment_summary(_add),
             pickers={"segment": STATIC_SEGMENT},
@@ -603,6 +829,13 @@ def _webhook_body(ctx: StepContext) -> dict[str, Any]:
     }
 
 
+def _simulate_webhook(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    # The host only, as on the canvas: the rest of the URL often carries a token.
+    url = node["config"]["url"]
+    host = urlsplit(url).hostname or url
+    return SimResult(WOULD_APPLY, gettext("POST to %(host)s (not sent)") % {"host": host})
+
+
 register(
     NodeType(
         key="webhook.send",
@@ -622,6 +855,7 @@ register(
         ),
         execute=_webhook,
         check=_url_allowed("url"),
+        simulate=_simulate_webhook,
         # The host only: the rest of a webhook URL often carries a token.
         summary=lambda c, n: (
             gettext("POST to %(host)s") % {"host": urlsplit(c["url"]).hostname or c["url"]}
@@ -639,6 +873,7 @@ register(
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
+        simulate=simulate_end,
         summary=lambda c, n: gettext("End of the flow"),
     )
 )

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from jsonschema import Draft202012Validator
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
     from flows.models import Enrollment, StepRun
+    from flows.nodes.simulation import Simulation
     from leads.models import Event, Lead
 
 KINDS = ("trigger", "action", "condition", "wait", "exit")
@@ -77,6 +78,26 @@ class StepResult:
     output: dict[str, Any] = field(default_factory=dict)
 
 
+# What a simulated step would do (``SimResult.outcome``).
+WOULD_APPLY = "would_apply"
+NO_CHANGE = "no_change"
+YES = "yes"
+NO = "no"
+WAITED = "waited"
+TIMEOUT = "timeout"
+ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """A step of a dry run: its ``outcome`` (above), its ``effect`` in words, and
+    the output ``handle`` the walk goes on through (None: the walk ends)."""
+
+    outcome: str
+    effect: str
+    handle: str | None = "next"
+
+
 @dataclass(frozen=True)
 class Names:
     """Display names of the records configs point at, loaded before summarising
@@ -107,8 +128,11 @@ class NodeType:
     # test of an event against the config.
     subscribe: Callable[[dict[str, Any]], tuple[str, str]] | None = None
     matches: Callable[[Event, dict[str, Any]], bool] | None = None
-    # Everything else: what it does.
+    # Everything else: what it does, and what it would do (the dry run: reads
+    # only, and tells on the simulated lead of ``Simulation``, which it updates).
+    # Both take their decisions from the same pure functions (flows.rules).
     execute: Callable[[StepContext], StepResult] | None = None
+    simulate: Callable[[Simulation, dict[str, Any]], SimResult] | None = None
     # Server-side checks JSON Schema cannot express (ids that must exist …):
     # returns {config path: [messages]}.
     check: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None
@@ -149,8 +173,8 @@ def register(node: NodeType) -> NodeType:
         raise ValueError(f"Unknown kind {node.kind!r}.")
     if node.kind == "trigger" and (node.subscribe is None or node.matches is None):
         raise ValueError(f"Trigger {node.key!r} needs subscribe and matches.")
-    if node.kind != "trigger" and node.execute is None:
-        raise ValueError(f"Node {node.key!r} needs execute.")
+    if node.kind != "trigger" and (node.execute is None or node.simulate is None):
+        raise ValueError(f"Node {node.key!r} needs execute and simulate.")
     for path in node.secrets:
         # A config shown with the secret masked must still validate, and it does
         # because the mask is left out for checking: so the secret cannot be required.
@@ -326,3 +350,21 @@ def text_matches(test: dict[str, Any] | None, value: Any) -> bool:
     if test["op"] == "starts_with":
         return got.startswith(wanted)
     return wanted in got
+
+
+def amount_text(amount: int, unit: str) -> str:
+    return f"{amount} {unit.removesuffix('s') if amount == 1 else unit}"
+
+
+def duration_text(amount: int, unit: str) -> str:
+    """``amount_text`` in the active language, for the canvas summaries."""
+    units = {
+        "seconds": ngettext("%(count)d second", "%(count)d seconds", amount),
+        "minutes": ngettext("%(count)d minute", "%(count)d minutes", amount),
+        "hours": ngettext("%(count)d hour", "%(count)d hours", amount),
+        "days": ngettext("%(count)d day", "%(count)d days", amount),
+        "weeks": ngettext("%(count)d week", "%(count)d weeks", amount),
+    }
+    if unit not in units:
+        return amount_text(amount, unit)
+    return units[unit] % {"count": amount}

@@ -5,22 +5,32 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.utils.translation import gettext, gettext_lazy, ngettext
+from django.db.models import BooleanField, Case, Q, Value, When
+from django.utils.translation import gettext, gettext_lazy
 
 from flows.nodes.base import (
+    NO,
     REGISTRY,
     TIME_WINDOW,
+    TIMEOUT,
     TRIGGER,
+    WAITED,
     WEEKDAYS,
+    YES,
     Names,
     NodeType,
+    SimResult,
     StepContext,
     StepResult,
+    duration_text,
     obj,
     register,
     summarise,
 )
+from flows.nodes.explain import condition_why
+from flows.nodes.simulation import WHEN, Simulation, lower_first, simulate_end
 from leads.conditions import ConditionError, compile_tree, validate
+from leads.conditions.truth import DecidedCompiler, leaves
 from leads.models import Lead
 
 UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
@@ -38,6 +48,30 @@ def _condition(ctx: StepContext) -> StepResult:
     tree = ctx.config["conditions"]
     met = Lead.objects.filter(pk=ctx.lead.pk).filter(compile_tree(tree, now=ctx.now)).exists()
     return StepResult(follow=("yes",) if met else ("no",), output={"met": met})
+
+
+def _simulate_condition(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    """Branch as the node would: rules on what the path changed are decided on
+    the simulated lead, the rest by the segment compiler on the stored lead, in
+    one query that also tells each rule's truth for the explanation."""
+    tree = node["config"]["conditions"]
+    rules = leaves(tree)
+    decided = {id(rule): sim.truth(rule) for rule in rules if sim.decides(rule)}
+    compiler = DecidedCompiler(sim.state.now, decided)
+    columns: dict[str, Any] = {"met": _truth_column(compiler.node(tree))}
+    queried = [rule for rule in rules if id(rule) not in decided]
+    for index, rule in enumerate(queried):
+        columns[f"rule{index}"] = _truth_column(compiler.node(rule))
+    row: dict[str, Any] = dict(Lead.objects.filter(pk=sim.lead.pk).values(**columns).get())
+    truths = dict(decided)
+    truths.update({id(rule): bool(row[f"rule{index}"]) for index, rule in enumerate(queried)})
+    met = bool(row["met"])
+    why = condition_why(sim, tree, truths, met)
+    return SimResult(YES if met else NO, why, "yes" if met else "no")
+
+
+def _truth_column(q: Q) -> Case:
+    return Case(When(q, then=Value(True)), default=Value(False), output_field=BooleanField())
 
 
 def _condition_summary(config: dict[str, Any], names: Names) -> str:
@@ -65,6 +99,7 @@ register(
         schema=obj({"conditions": {"type": "object"}}, ("conditions",)),
         outputs=("yes", "no"),
         execute=_condition,
+        simulate=_simulate_condition,
         check=_tree_problems,
         summary=_condition_summary,
     )
@@ -124,24 +159,6 @@ def _days_text(weekdays: list[int]) -> str:
     return ", ".join(parts)
 
 
-def amount_text(amount: int, unit: str) -> str:
-    return f"{amount} {unit.removesuffix('s') if amount == 1 else unit}"
-
-
-def duration_text(amount: int, unit: str) -> str:
-    """``amount_text`` in the active language, for the canvas summaries."""
-    units = {
-        "seconds": ngettext("%(count)d second", "%(count)d seconds", amount),
-        "minutes": ngettext("%(count)d minute", "%(count)d minutes", amount),
-        "hours": ngettext("%(count)d hour", "%(count)d hours", amount),
-        "days": ngettext("%(count)d day", "%(count)d days", amount),
-        "weeks": ngettext("%(count)d week", "%(count)d weeks", amount),
-    }
-    if unit not in units:
-        return amount_text(amount, unit)
-    return units[unit] % {"count": amount}
-
-
 def _wait_summary(config: dict[str, Any], names: Names) -> str:
     text = gettext("Wait %(duration)s") % {
         "duration": duration_text(config["amount"], config["unit"])
@@ -157,6 +174,17 @@ def _wait_summary(config: dict[str, Any], names: Names) -> str:
 
 def _wait(ctx: StepContext) -> StepResult:
     return StepResult(wait_until=wait_due(ctx.config, ctx.now))
+
+
+def _simulate_wait(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    # Taken as if its time passed with nothing else happening.
+    due = wait_due(node["config"], sim.state.now)
+    sim.state.now = due
+    effect = gettext("%(wait)s (until %(date)s)") % {
+        "wait": lower_first(sim.summary(node)),
+        "date": f"{due:{WHEN}}",
+    }
+    return SimResult(WAITED, effect)
 
 
 def _window_problems(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -197,6 +225,7 @@ register(
             ("amount", "unit"),
         ),
         execute=_wait,
+        simulate=_simulate_wait,
         check=_window_problems,
         summary=_wait_summary,
         pickers={"weekdays": WEEKDAYS, "between": TIME_WINDOW},
@@ -206,8 +235,29 @@ register(
 
 def _wait_until(ctx: StepContext) -> StepResult:
     # Met or timed out is decided later: by a matching event, or by the wake-up.
-    due = ctx.now + dt.timedelta(days=ctx.config["within_days"])
-    return StepResult(wait_until=due, output={"listening": True})
+    return StepResult(wait_until=wait_until_due(ctx.config, ctx.now), output={"listening": True})
+
+
+def wait_until_due(config: dict[str, Any], now: dt.datetime) -> dt.datetime:
+    """When a wait-until started ``now`` times out."""
+    return now + dt.timedelta(days=config["within_days"])
+
+
+def _simulate_wait_until(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    # The awaited event is assumed not to happen: it times out.
+    config = node["config"]
+    awaited_type = REGISTRY[config["event"]["type"]]
+    awaited = summarise(awaited_type, config["event"].get("config", {}), sim.names)
+    due = wait_until_due(config, sim.state.now)
+    sim.state.now = due
+    effect = gettext(
+        "waits up to %(duration)s for %(event)s; assumed not to happen, so it times out (%(date)s)"
+    ) % {
+        "duration": duration_text(config["within_days"], "days"),
+        "event": awaited,
+        "date": f"{due:{WHEN}}",
+    }
+    return SimResult(TIMEOUT, effect, "timeout")
 
 
 def wait_until_matches(config: dict[str, Any], event: Any) -> bool:
@@ -264,6 +314,7 @@ register(
         ),
         outputs=("met", "timeout"),
         execute=_wait_until,
+        simulate=_simulate_wait_until,
         check=_wait_until_problems,
         summary=_wait_until_summary,
         pickers={"event.type": TRIGGER},
@@ -280,6 +331,7 @@ register(
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
+        simulate=simulate_end,
         summary=lambda c, n: gettext("End of the flow"),
     )
 )

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -42,25 +43,25 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         exc = PayloadTooLarge()
         return error_response(exc.status_code, "too_large", str(exc.detail))
-    return error_response(400, "bad_request", "The request could not be read.")
+    return error_response(400, "bad_request", gettext("The request could not be read."))
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not is_api_path(request):
         return defaults.permission_denied(request, exception)
-    return error_response(403, "permission_denied", "You may not do this.")
+    return error_response(403, "permission_denied", gettext("You may not do this."))
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not is_api_path(request):
         return defaults.page_not_found(request, exception)
-    return error_response(404, "not_found", "Not found.")
+    return error_response(404, "not_found", gettext("Not found."))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if not is_api_path(request):
         return defaults.server_error(request)
-    return error_response(500, "server_error", "Something went wrong on our side.")
+    return error_response(500, "server_error", gettext("Something went wrong on our side."))
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -102,7 +103,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        body = error_body("invalid", "The request has invalid fields.", _flatten(exc.detail))
+        body = error_body(
+            "invalid", gettext("The request has invalid fields."), _flatten(exc.detail)
+        )
     else:
         detail = getattr(exc, "detail", str(exc))
         code = detail.code if hasattr(detail, "code") else "error"

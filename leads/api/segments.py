@@ -54,7 +54,7 @@ class SegmentSerializer(serializers.ModelSerializer):
         read_only=True, help_text="A recompute was asked for and has not finished yet."
     )
     last_refreshed_at = serializers.DateTimeField(
-        read_only=True, help_text="When the last recompute finished."
+        read_only=True, allow_null=True, help_text="When the last recompute finished (null: never)."
     )
 
     class Meta:

@@ -5,6 +5,7 @@ Notifications belong to the person signed in."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 import django_filters
@@ -12,7 +13,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -21,12 +22,15 @@ from rest_framework.response import Response
 
 from leads.api.errors import error_body
 from leads.api.permissions import ALL_ROLES, RoleAccess
+from leads.api.serializers import UtcDateTimeField
+from leads.api.views import MAX_ID, id_param, utc_or_refuse
 from leads.models import Notification, Task, TaskPriority, TaskStatus
 from leads.roles import ApiKeyPrincipal, user_role
 from leads.services import tasks as task_services
 from leads.views_tasks import SEES_ALL_TASKS, snooze_until, task_assignees, tasks_actionable_by
 
 SNOOZE_PRESETS = ("hour", "tomorrow", "next-week")
+ALREADY_DONE = OpenApiResponse(description="The task is already done.")
 
 
 def _person(request: Request) -> User | None:
@@ -68,7 +72,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 class SnoozeSerializer(serializers.Serializer):
-    until = serializers.DateTimeField(required=False, help_text="The new due time (future).")
+    until = UtcDateTimeField(required=False, help_text="The new due time (future).")
     preset = serializers.ChoiceField(
         choices=SNOOZE_PRESETS,
         required=False,
@@ -82,31 +86,40 @@ class SnoozeSerializer(serializers.Serializer):
 
 
 class ReassignSerializer(serializers.Serializer):
-    assignee = serializers.IntegerField(help_text="A user id: an active sales rep or admin.")
+    assignee = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="A user id: an active sales rep or admin."
+    )
 
 
 class TaskFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=TaskStatus.choices)
     priority = django_filters.ChoiceFilter(choices=TaskPriority.choices)
-    lead = django_filters.NumberFilter(field_name="lead_id", help_text="A lead id.")
+    lead = django_filters.CharFilter(method="filter_lead", help_text="A lead id.")
     assignee = django_filters.CharFilter(
         method="filter_assignee", help_text="A user id, 'me' or 'none' (unassigned)."
     )
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
-    due_after = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
+    due_before = django_filters.IsoDateTimeFilter(method="filter_due")
+    due_after = django_filters.IsoDateTimeFilter(method="filter_due")
 
     class Meta:
         model = Task
         fields = ["status", "priority", "lead", "assignee", "due_before", "due_after"]
+
+    def filter_lead(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
+        return queryset.filter(lead_id=id_param(value, "lead"))
 
     def filter_assignee(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         if value == "none":
             return queryset.filter(assignee__isnull=True)
         if value == "me":
             return queryset.filter(assignee_id=getattr(self.request.user, "pk", None))
-        if not value.isdigit() or int(value) > 2**63 - 1:
+        if not value.isdigit() or int(value) > MAX_ID:
             raise ValidationError({"assignee": ["Expected a user id, 'me' or 'none'."]})
         return queryset.filter(assignee_id=int(value))
+
+    def filter_due(self, queryset: QuerySet[Task], name: str, value: dt.datetime) -> QuerySet[Task]:
+        lookup = "due_at__lt" if name == "due_before" else "due_at__gte"
+        return queryset.filter(**{lookup: utc_or_refuse(value, name)})
 
 
 def _refused(exc: DjangoValidationError, field: str) -> Response:
@@ -146,7 +159,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         task = task_services.task_complete(task=self.get_object(), user=_person(request))
         return Response(TaskSerializer(task).data)
 
-    @extend_schema(request=SnoozeSerializer, responses={200: TaskSerializer})
+    @extend_schema(request=SnoozeSerializer, responses={200: TaskSerializer, 409: ALREADY_DONE})
     @action(detail=True, methods=["post"])
     def snooze(self, request: Request, pk: str | None = None) -> Response:
         """Move an open task's due time to ``until``, or by a ``preset``."""
@@ -163,7 +176,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             return _refused(exc, "until")
         return Response(TaskSerializer(task).data)
 
-    @extend_schema(request=ReassignSerializer, responses={200: TaskSerializer})
+    @extend_schema(request=ReassignSerializer, responses={200: TaskSerializer, 409: ALREADY_DONE})
     @action(detail=True, methods=["post"])
     def reassign(self, request: Request, pk: str | None = None) -> Response:
         """Give an open task to an active sales rep or admin; they are notified."""

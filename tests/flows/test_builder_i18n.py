@@ -21,6 +21,7 @@ from flows.management.commands.makemessages import (
     jsx_messages,
 )
 from flows.models import Flow
+from flows.nodes.base import SECRET_SET
 from flows.services import flow_create
 from leads.services.preferences import user_language_set
 from leads.services.segments import segment_create
@@ -159,6 +160,29 @@ def test_the_node_form_answers_in_the_users_language(client, german):
     assert '<div class="invalid-feedback d-block">Dieses Feld ist erforderlich.</div>' in body
     configured = json.loads(applied.headers["HX-Trigger"])["leadflow:node-configured"]
     assert configured["summary"] == "Segment betreten: Hot"
+
+
+@pytest.mark.django_db
+def test_a_secret_in_the_node_form_is_described_in_german(client, german):
+    flow = flow_create(name="Willkommen", created_by=german)
+    client.force_login(german)
+    url = reverse("flow-node-form", args=[flow.pk])
+    config = {"url": "https://crm.example/hook"}
+
+    unset = client.get(url, {"type": "webhook.send", "node": "w", "config": json.dumps(config)})
+    masked = json.dumps({**config, "secret": SECRET_SET})
+    kept = client.get(url, {"type": "webhook.send", "node": "w", "config": masked})
+
+    body = unset.content.decode()
+    assert 'placeholder="Nicht gesetzt"' in body
+    assert 'data-secret="not-set">Nicht gesetzt.</div>' in body
+    body = kept.content.decode()
+    assert 'placeholder="Gesetzt (zum Ersetzen neu eingeben)"' in body
+    assert (
+        'data-secret="set">Gesetzt. Der Wert wird nie wieder angezeigt; lassen Sie das Feld '
+        "leer, um ihn zu behalten.</div>"
+    ) in body
+    assert '-clear">Entfernen</label>' in body
 
 
 @pytest.mark.django_db

@@ -7,10 +7,11 @@ from django.forms.models import model_to_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.dryrun import _choice_truth, _number_truth, _tags_truth, _text_truth, flow_dry_run
+from flows.dryrun import flow_dry_run
 from flows.models import Delivery, Enrollment, Flow, Reentry, StepRun, Wakeup
 from flows.services import flow_create
 from leads.conditions import FIELD_TYPES, OPERATORS, compile_tree
+from leads.conditions.truth import field_rule_truth
 from leads.models import Event, FieldDefinition, Lead, Notification, Tag, Task
 from leads.services.segments import segment_create
 from scoring.models import LeadScore, ScoreChange
@@ -336,14 +337,7 @@ def test_simulated_rules_decide_as_the_compiler_does(rep, other_sales, example):
             .exists()
         )
         transaction.set_rollback(True)
-    if name == "tags":
-        simulated = _tags_truth(current, rule["op"], rule["value"])
-    elif name in ("stage", "owner"):
-        simulated = _choice_truth(current, rule["op"], rule.get("value"))
-    elif FIELD_TYPES[name] == "number":
-        simulated = _number_truth(current, rule["op"], rule.get("value"))
-    else:
-        simulated = _text_truth(current, rule["op"], rule.get("value"))
+    simulated = field_rule_truth(rule, current, FIELD_TYPES[name])
     assert simulated == stored, f"{rule=} {current=}"
 
 
@@ -711,3 +705,32 @@ def test_the_schema_documents_the_dry_run(client, admin_user):
         "outcome",
         "type",
     ]
+
+
+def test_the_dry_run_and_the_engine_agree_on_a_nameless_leads_task(rep):
+    """Both name a lead without a name or email the same way (they once did not:
+    one translated the fallback, the other did not)."""
+    notify = {"title": "Call {lead}", "due_in": {"amount": 2, "unit": "hours"}}
+    flow = published(
+        "Call",
+        graph(("t", "app.event", {"event": "Requested demo"}), ("n", "sales.notify", notify)),
+    )
+    lead = LeadFactory.create(first_name="", last_name="", email=None, external_id="u-1", owner=rep)
+
+    result = flow_dry_run(flow=flow, graph=flow.draft, lead=lead, event=DEMO, now=NOW)
+    EventFactory.create(lead=lead, name="Requested demo")
+    drain()
+
+    task = Task.objects.get(lead=lead)
+    assert task.title == f"Call lead #{lead.pk}"
+    assert steps(result)[1] == (
+        "n",
+        "would_apply",
+        f"task 'Call lead #{lead.pk}' for Sam Rep (the owner), due in 2 hours "
+        "(2026-03-02 11:00 UTC); in-app notification and email to sam@example.com",
+        "next",
+    )
+    # Due two hours from when the step ran, a moment before the task row was written.
+    assert task.due_at is not None
+    early = dt.timedelta(hours=2) - (task.due_at - task.created_at)
+    assert dt.timedelta(0) <= early < dt.timedelta(seconds=5)

@@ -46,6 +46,17 @@ def test_a_bad_subscription_is_shown_with_its_errors(client, admin_user):
     assert not HookSubscription.objects.exists()
 
 
+def test_a_private_address_is_refused_on_the_page(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        "/settings/webhooks/", {"target_url": "http://10.0.0.7/in", "events": ["lead.mql"]}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "10.0.0.7 is a local or private address (10.0.0.7)" in page
+    assert not HookSubscription.objects.exists()
+
+
 def test_the_delivery_log_shows_each_delivery_and_narrows_to_one_subscription(client, admin_user):
     first = HookSubscriptionFactory.create(target_url="https://a.example/in")
     second = HookSubscriptionFactory.create(target_url="https://b.example/in")

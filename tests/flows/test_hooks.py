@@ -90,10 +90,21 @@ def test_bad_subscriptions_get_the_one_error_shape(admin_api):
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
         "target_url": ["Use an http:// or https:// URL."],
-        "events.1": ['"lead.exploded" is not a valid choice.'],
+        "events[1]": ['"lead.exploded" is not a valid choice.'],
     }
     missing = admin_api.post("/api/v1/hooks/", {"target_url": "https://x.example/"}, format="json")
     assert missing.json()["error"]["fields"] == {"events": ["Subscribe to at least one event."]}
+
+
+def test_local_and_private_targets_are_refused_when_subscribing(admin_api):
+    for target in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest", "http://[::1]/x"):
+        response = admin_api.post(
+            "/api/v1/hooks/", {"target_url": target, "event": "lead.mql"}, format="json"
+        )
+        assert response.status_code == 400
+        (message,) = response.json()["error"]["fields"]["target_url"]
+        assert "is a local or private address" in message
+    assert not HookSubscription.objects.exists()
 
 
 def test_event_types_are_listed(admin_api):

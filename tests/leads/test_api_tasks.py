@@ -165,6 +165,31 @@ def test_refusals_have_the_one_error_shape(sales_api, sales, marketer):
     }
 
 
+def test_ids_and_times_the_database_cannot_hold_are_refused_or_taken_in_utc(sales_api, sales):
+    task = TaskFactory.create(assignee=sales, lead=LeadFactory.create(owner=sales))
+
+    far_offset = sales_api.post(
+        f"/api/v1/tasks/{task.pk}/snooze/", {"until": "2025-06-20T08:00:00-18:30"}, format="json"
+    )
+    huge_lead = sales_api.get("/api/v1/tasks/", {"lead": str(2**70)})
+    early = sales_api.get("/api/v1/tasks/", {"due_after": "0001-01-01T00:00:00+01:00"})
+    huge_user = sales_api.post(
+        f"/api/v1/tasks/{task.pk}/reassign/", {"assignee": 2**70}, format="json"
+    )
+
+    assert far_offset.json()["due_at"] == "2025-06-21T02:30:00Z"
+    assert Task.objects.get(pk=task.pk).due_at == dt.datetime(2025, 6, 21, 2, 30, tzinfo=dt.UTC)
+    assert (huge_lead.status_code, huge_lead.json()["error"]["fields"]) == (
+        400,
+        {"lead": ["Expected an id."]},
+    )
+    assert (early.status_code, early.json()["error"]["fields"]) == (
+        400,
+        {"due_after": ["The time is out of range."]},
+    )
+    assert (huge_user.status_code, list(huge_user.json()["error"]["fields"])) == (400, ["assignee"])
+
+
 def test_a_full_key_acts_on_tasks_and_an_ingest_key_cannot(full_api, ingest_api, sales):
     task = TaskFactory.create(assignee=sales, title="Demo")
     rep = UserFactory.create(username="rep-2", role="sales")

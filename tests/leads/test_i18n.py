@@ -13,7 +13,13 @@ from django.utils import translation
 
 from leads.models import LeadImport, Notification, Task, UserPreference
 from leads.services.preferences import user_language_set
-from tests.factories import EventFactory, LeadFactory
+from tests.factories import (
+    DeliveryFactory,
+    EventFactory,
+    HookSubscriptionFactory,
+    LeadFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -207,3 +213,61 @@ def test_the_compiled_catalog_matches_the_po_file():
             if msgid and msgid.group(1) and msgstr:
                 english = msgid.group(1).replace('\\"', '"')
                 assert translation.gettext(english) == msgstr.group(1).replace('\\"', '"')
+
+
+def test_the_webhooks_page_in_german(client, admin_user):
+    user_language_set(user=admin_user, language="de")
+    hook = HookSubscriptionFactory.create(events=["lead.mql"])
+    DeliveryFactory.create(
+        hook=hook, target=hook.target_url, status="failed", attempts=3, response_code=500
+    )
+    client.force_login(admin_user)
+
+    page = client.get("/settings/webhooks/").content.decode()
+    refused = client.post("/settings/webhooks/", {"target_url": "ftp:/", "events": []})
+
+    assert "<title>Webhooks · Leadflow</title>" in page
+    assert '<th scope="col">Versuche</th>' in page
+    assert '<th scope="col">Antwort</th>' in page
+    assert '<span class="badge text-bg-danger">Fehlgeschlagen</span>' in page
+    assert "lead.mql: Der Score eines Leads hat den MQL-Schwellenwert erreicht" in page
+    assert 'hx-confirm="Dieses Abonnement löschen? Noch nicht gesendete Zustellungen' in page
+    assert '<h2 class="h5">Neues Abonnement</h2>' in page
+    errors = refused.content.decode()
+    assert "Geben Sie eine gültige URL ein." in errors
+    assert "Dieses Feld ist erforderlich." in errors
+
+
+def test_identity_verification_in_german(client, admin_user):
+    user_language_set(user=admin_user, language="de")
+    client.force_login(admin_user)
+
+    created = client.post("/settings/integrations/identity-secret/", follow=True)
+    turned_off = client.post(
+        "/settings/integrations/identity-secret/", {"remove": "1"}, follow=True
+    )
+
+    page = created.content.decode()
+    assert '<h2 class="h5">Identitätsprüfung</h2>' in page
+    assert "Der Geheimschlüssel wird nur jetzt angezeigt." in page
+    assert ">Geheimschlüssel ersetzen</button>" in page
+    assert ">Ausschalten</button>" in page
+    assert "Die Identitätsprüfung ist ausgeschaltet." in turned_off.content.decode()
+    assert ">Geheimschlüssel erstellen</button>" in turned_off.content.decode()
+
+
+def test_the_login_lockout_in_german(client):
+    UserFactory.create(username="rep", role="sales")
+    for n in range(10):
+        client.post(
+            "/login/", {"username": "rep", "password": f"guess-{n}"}, HTTP_ACCEPT_LANGUAGE="de"
+        )
+
+    locked = client.post(
+        "/login/", {"username": "rep", "password": "pw-for-tests"}, HTTP_ACCEPT_LANGUAGE="de"
+    )
+
+    assert (
+        "Zu viele Versuche. Bitte warten Sie 15 Minuten, bevor Sie es erneut versuchen."
+        in locked.content.decode()
+    )

@@ -1,0 +1,157 @@
+"""The flow decisions the engine and the dry run share, as pure functions.
+
+The engine (flows.engine and the nodes' ``execute``) applies them; the dry run
+(flows.dryrun and the nodes' ``simulate``) predicts with them. Whatever one
+decides, the other decides alike, because there is one function. Reads and
+writes stay with the callers: nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.translation import gettext
+
+from flows.models import Reentry
+from leads.models import Stage
+from leads.services.fields import STANDARD_FIELDS
+
+# Standard fields a flow may set ("Set field"); the rest are identity or have
+# their own nodes.
+SETTABLE_FIELDS = sorted(set(STANDARD_FIELDS) - {"email", "external_id", "stage", "unsubscribed"})
+
+# --- stages ----------------------------------------------------------------------------
+
+# The lifecycle in order; "forward only" moves along it, never back. Disqualified
+# is outside it.
+STAGE_ORDER: list[str] = [Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SQL, Stage.CUSTOMER]
+
+# Why a "Change lifecycle stage" step leaves the stage where it is.
+BEHIND = "behind"  # forward only, and the target is not ahead of the current stage
+DISQUALIFIED = "disqualified"  # forward only, and the lead is disqualified
+
+
+def stage_move_refusal(*, current: str, target: str, forward_only: bool) -> str | None:
+    """Why moving a lead in stage ``current`` to ``target`` is refused (BEHIND,
+    DISQUALIFIED), or None when the step sets the stage (to the same stage too,
+    when it is not forward only)."""
+    if not forward_only:
+        return None
+    ordered = current in STAGE_ORDER and target in STAGE_ORDER
+    if ordered and STAGE_ORDER.index(target) <= STAGE_ORDER.index(current):
+        return BEHIND
+    if current == Stage.DISQUALIFIED:
+        return DISQUALIFIED
+    return None
+
+
+# --- sales tasks -------------------------------------------------------------------------
+
+_UNIT_SECONDS = {"hours": 3600, "days": 86400}
+
+
+def task_due(*, due_in: dict[str, Any] | None, now: dt.datetime) -> dt.datetime | None:
+    """When a "Notify sales" task created at ``now`` is due: ``due_in``
+    (``{"amount": 2, "unit": "hours"|"days"}``) later, or never without one."""
+    if not due_in:
+        return None
+    return now + dt.timedelta(seconds=due_in["amount"] * _UNIT_SECONDS.get(due_in["unit"], 86400))
+
+
+def lead_name(*, first_name: str, last_name: str, email: str | None, lead_id: int | None) -> str:
+    """How a task names its lead: the full name, else the email, else "lead #12"."""
+    return f"{first_name} {last_name}".strip() or email or gettext("lead #%(id)s") % {"id": lead_id}
+
+
+def task_title(*, template: str, name: str) -> str:
+    """A task's title: the node's title with ``{lead}`` replaced by the lead's name."""
+    return template.replace("{lead}", name)
+
+
+# --- entry (the re-entry rule) -----------------------------------------------------------
+
+# The rule that decided an entry.
+TRIGGER_ONCE = "trigger_once"  # the trigger lets each lead through once, and this one came
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Whether a lead may enter a flow now, and what decided it. ``rule``:
+    TRIGGER_ONCE, or the flow's re-entry rule (``Reentry``). ``last_at``: when
+    the lead last entered the flow (when that was read). ``again_at``: when a
+    lead kept out by "once per N days" may enter again."""
+
+    allowed: bool
+    rule: str
+    last_at: dt.datetime | None = None
+    again_at: dt.datetime | None = None
+
+
+def entry_reads(*, reentry: str, once_per_lead: bool) -> tuple[bool, bool]:
+    """What an entry decision needs read: (whether the lead came in through this
+    trigger before, when it last entered the flow). Every time, with no
+    once-per-lead trigger, needs nothing."""
+    return once_per_lead, reentry in (Reentry.ONCE, Reentry.DAYS)
+
+
+def entry_decide(
+    *,
+    reentry: str,
+    reentry_days: int | None,
+    once_per_lead: bool,
+    now: dt.datetime,
+    through_trigger: bool = False,
+    last_at: dt.datetime | None = None,
+) -> Entry:
+    """The re-entry rule. A trigger that lets each lead through once keeps out a
+    lead that came through it (``through_trigger``); then the flow's rule: once
+    (kept out if it ever entered), once per N days (kept out if it entered in the
+    last N days; N defaults to 1), every time. ``last_at``: when the lead last
+    entered the flow, None if never (only read when the rule needs it, see
+    ``entry_reads``)."""
+    if once_per_lead and through_trigger:
+        return Entry(False, TRIGGER_ONCE, last_at)
+    if reentry == Reentry.ONCE:
+        return Entry(last_at is None, Reentry.ONCE, last_at)
+    if reentry == Reentry.DAYS:
+        window = dt.timedelta(days=reentry_days or 1)
+        if last_at is not None and last_at >= now - window:
+            return Entry(False, Reentry.DAYS, last_at, last_at + window)
+        return Entry(True, Reentry.DAYS, last_at)
+    return Entry(True, Reentry.ALWAYS, last_at)
+
+
+# --- routing and the graph ---------------------------------------------------------------
+
+
+def event_match_keys(*, name: str, properties: dict[str, Any]) -> set[str]:
+    """The match keys an event is routed by: "" (every event of its type), its
+    name, and the segment it is about (``segment.entered``/``left``)."""
+    keys = {"", name}
+    if "segment_id" in properties:
+        keys.add(str(properties["segment_id"]))
+    return keys
+
+
+@dataclass(frozen=True)
+class GraphIndex:
+    """A graph's nodes by id, and its edges by (source, output handle) as (edge
+    id, target) in graph order. An edge without a handle leaves through "next"."""
+
+    nodes: dict[str, dict[str, Any]]
+    edges: dict[tuple[str, str], list[tuple[str, str]]]
+
+    def targets(self, node_id: str, handle: str) -> list[str]:
+        """The nodes an output leads to."""
+        return [target for _, target in self.edges.get((node_id, handle), ())]
+
+
+def graph_index(graph: dict[str, Any]) -> GraphIndex:
+    """Index a graph (``{nodes, edges}``) for walking it."""
+    edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for edge in graph.get("edges", []):
+        key = (edge["source"], edge.get("sourceHandle") or "next")
+        edges.setdefault(key, []).append((str(edge.get("id", "")), edge["target"]))
+    return GraphIndex({node["id"]: node for node in graph["nodes"]}, edges)
