@@ -23,6 +23,7 @@ app.conf.update(
         "leads.tasks.events_sweep": {"queue": "periodic"},
         "leads.tasks.broker_purge": {"queue": "periodic"},
         "leads.tasks.segments_refresh": {"queue": "periodic"},
+        "leads.tasks.jobs_sweep": {"queue": "periodic"},
         "flows.tasks.wakeups_claim": {"queue": "periodic"},
         "flows.tasks.deliveries_due": {"queue": "periodic"},
         "flows.tasks.wakeups_fire": {"queue": "flows"},
@@ -40,6 +41,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "events-sweep": {"task": "leads.tasks.events_sweep", "schedule": 10.0},
+        # Imports, exports, bulk changes and segment refreshes whose message was
+        # lost or whose worker died.
+        "jobs-sweep": {"task": "leads.tasks.jobs_sweep", "schedule": 30.0},
         # Segments with rules relative to now ("in the last 30 days").
         "segments-refresh": {"task": "leads.tasks.segments_refresh", "schedule": 600.0},
         # Due waits are claimed often: a wait's precision is this interval.

@@ -249,6 +249,17 @@ class LeadImport(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Running it: when it was handed to the workers (its columns mapped), the
+    # worker's claim (renewed with each batch; an old one belonged to a worker
+    # that died), how many runs took it, and the last CSV row (as a spreadsheet
+    # numbers it) whose batch is committed, where a later run goes on.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    rows_position = models.PositiveIntegerField(default=0)
+    # Beat's re-sends of its message, spaced further apart each time.
+    resends = models.PositiveSmallIntegerField(default=0)
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
@@ -287,6 +298,9 @@ class Segment(models.Model):
     # When a recompute was last asked for: until ``last_refreshed_at`` passes it,
     # the segment's page shows the refresh as running.
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    # Beat's re-sends of a requested refresh whose message was lost.
+    refresh_resends = models.PositiveSmallIntegerField(default=0)
+    refresh_resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -537,6 +551,12 @@ class LeadJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker's claim (renewed with its progress), how many runs took it, and
+    # beat's re-sends of its message (see ``leads.services.background``).
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    resends = models.PositiveSmallIntegerField(default=0)
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"

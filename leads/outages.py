@@ -87,17 +87,32 @@ def broker_probe() -> Iterator[Any]:
         yield conn
 
 
+# After a send failed, this process sends nothing for this long: each try costs
+# a request the publisher's retries (0.6 s against a refused connection, seconds
+# against one that does not answer), which during an outage turned every stored
+# request into a slow one and left the web process few free threads.
+BROKER_PAUSE_SECONDS = 5.0
+_broker_failed_at: float | None = None
+
+
 def task_send(task: Task, *args: Any) -> bool:
     """Send ``task`` now. With the broker out of reach, log it and return False:
     callers only send work whose record is in the database already, and a sweeper
     sends it again later."""
+    global _broker_failed_at
+    failed_at = _broker_failed_at
+    if failed_at is not None and time.monotonic() - failed_at < BROKER_PAUSE_SECONDS:
+        logger.info("broker unreachable a moment ago, %s not sent (%s)", task.name, args[:1])
+        return False
     try:
         # The sweeper compares this with events' times to tell whether their
         # message may still be queued.
         task.apply_async(args, headers={"sent_at": str(time.time())})
     except BROKER_ERRORS as exc:
+        _broker_failed_at = time.monotonic()
         logger.warning("broker unreachable, %s not sent (%s): %s", task.name, args[:1], exc)
         return False
+    _broker_failed_at = None
     return True
 
 

@@ -25,7 +25,7 @@ def broker_purge() -> int:
     return embedded_broker_purge()
 
 
-@shared_task(name="leads.tasks.lead_import_run")
+@shared_task(name="leads.tasks.lead_import_run", **OUTAGE_RETRY)
 def lead_import_run(import_id: int) -> None:
     from leads.services.imports import lead_import_run as run
 
@@ -49,8 +49,15 @@ def segments_refresh_task() -> int:
     return segments_refresh_time_relative()
 
 
-@shared_task(name="leads.tasks.lead_job_run")
+@shared_task(name="leads.tasks.lead_job_run", **OUTAGE_RETRY)
 def lead_job_run_task(job_id: int) -> None:
     from leads.services.jobs import lead_job_run
 
     lead_job_run(job_id=job_id)
+
+
+@shared_task(name="leads.tasks.jobs_sweep")
+def jobs_sweep_task() -> int:
+    from leads.services.background import jobs_sweep
+
+    return jobs_sweep()

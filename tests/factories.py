@@ -7,7 +7,16 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from flows.models import Delivery, HookSubscription
-from leads.models import Event, FieldDefinition, Lead, Notification, Task
+from leads.models import (
+    Event,
+    FieldDefinition,
+    Lead,
+    LeadImport,
+    LeadJob,
+    Notification,
+    Segment,
+    Task,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -85,6 +94,37 @@ class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
     key = factory.Sequence(lambda n: f"test:{n}")
     target = "https://hooks.example/in"
     payload = factory.LazyFunction(lambda: {"secret": "", "body": {"hello": "world"}})
+
+
+class SegmentFactory(factory.django.DjangoModelFactory[Segment]):
+    class Meta:
+        model = Segment
+
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    kind = "dynamic"
+    conditions = factory.LazyFunction(lambda: {"all": []})
+
+
+class LeadJobFactory(factory.django.DjangoModelFactory[LeadJob]):
+    class Meta:
+        model = LeadJob
+
+    kind = "export"
+    created_by = factory.SubFactory(UserFactory, role="marketer")
+    filters = factory.LazyFunction(dict)
+    sort = "score"
+
+
+class LeadImportFactory(factory.django.DjangoModelFactory[LeadImport]):
+    """An import whose columns are mapped (``file__data`` is the CSV's content)."""
+
+    class Meta:
+        model = LeadImport
+
+    file = factory.django.FileField(filename="leads.csv", data=b"email\n")
+    original_name = "leads.csv"
+    mapping = factory.LazyFunction(lambda: {"email": "email"})
+    queued_at = factory.LazyFunction(timezone.now)
 
 
 class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition]):

@@ -63,8 +63,11 @@ def _each_lead(
             for lead in locked:
                 total += 1
                 changed += change(lead)
-        if progress is not None:
-            progress(BulkResult(total=total, changed=changed))
+            # In the batch's transaction: a job's count of changed leads commits
+            # with the changes, and a job taken over by another worker stops
+            # before its batch commits.
+            if progress is not None:
+                progress(BulkResult(total=total, changed=changed))
     return BulkResult(total=total, changed=changed)
 
 
@@ -129,10 +132,11 @@ def leads_segment_add(
     they are (``changed`` counts those that entered)."""
     total = changed = 0
     for batch in _id_batches(leads, batch_size):
-        total += len(batch)
-        changed += segment_add_leads(segment=segment, lead_ids=batch)
-        if progress is not None:
-            progress(BulkResult(total=total, changed=changed))
+        with transaction.atomic():
+            total += len(batch)
+            changed += segment_add_leads(segment=segment, lead_ids=batch)
+            if progress is not None:
+                progress(BulkResult(total=total, changed=changed))
     return BulkResult(total=total, changed=changed)
 
 

@@ -132,7 +132,10 @@ def _pg_insert(events: Sequence[Event]) -> list[int]:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     connection.ensure_connection()
-    with Cursor(connection.connection) as cursor:
+    # Wrapped as Django wraps its own cursors: a dropped connection is then an
+    # OperationalError that callers know as an outage (a retry, a 503), not a
+    # failure of the events.
+    with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
         cursor.execute(_PG_INSERT, columns)
         return [row[0] for row in cursor.fetchall()]
 

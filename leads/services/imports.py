@@ -25,8 +25,9 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport, Stage, Tag
-from leads.outages import task_send_on_commit
+from leads.outages import outage, task_send_on_commit
 from leads.services.apply import MAX_COMPANY_SIZE
+from leads.services.background import ClaimLost, job_claim
 from leads.services.events import SYSTEM_SOURCE, events_record
 from leads.services.fields import FieldValueError, custom_value_clean
 
@@ -145,7 +146,9 @@ def lead_import_start(*, record: LeadImport, mapping: dict[str, str]) -> LeadImp
     from leads.tasks import lead_import_run as task
 
     record.mapping = mapping
-    record.save(update_fields=["mapping"])
+    # From now on beat's sweeper sends it again if its message is lost.
+    record.queued_at = timezone.now()
+    record.save(update_fields=["mapping", "queued_at"])
     task_send_on_commit(task, record.pk)
     return record
 
@@ -206,11 +209,13 @@ def _clean_row(
     return standard, custom, tags
 
 
-def _batches(rows: Iterator[list[str]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
+def _batches(
+    rows: Iterator[list[str]], size: int, *, start_after: int = 0
+) -> Iterator[list[tuple[int, list[str]]]]:
     batch: list[tuple[int, list[str]]] = []
     # Row 1 is the header, so the first data row is row 2, as a spreadsheet shows it.
     for number, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
+        if number <= start_after or not any(cell.strip() for cell in row):
             continue
         batch.append((number, row))
         if len(batch) >= size:
@@ -225,11 +230,15 @@ def leads_import_stream(
     stream: IO[bytes],
     mapping: dict[str, str],
     on_batch: Any = None,
+    start_after: int = 0,
 ) -> dict[str, Any]:
     """Import leads from a CSV byte stream. Returns counts and row errors.
 
     An existing lead (same email) gets the non-empty cells of its row; a cell left
-    empty never erases a value. Tags are added, never removed.
+    empty never erases a value. Tags are added, never removed. ``on_batch`` gets
+    each batch's counts (with ``position``, its last row) inside the batch's
+    transaction, so what it records commits with the batch or not at all; rows up
+    to ``start_after`` are skipped (a run going on where another stopped).
     """
     text = _text(stream)
     reader = csv.reader(text)
@@ -244,25 +253,37 @@ def leads_import_stream(
         columns.append((headers.index(header), target))
     totals: dict[str, Any] = {"total": 0, "created": 0, "updated": 0, "failed": 0, "errors": []}
     run_key = uuid.uuid4().hex
-    for batch in _batches(reader, BATCH_SIZE):
+    for batch in _batches(reader, BATCH_SIZE, start_after=start_after):
         try:
-            counts = _import_batch(batch, columns, definitions, run_key)
+            counts = _import_batch(batch, columns, definitions, run_key, on_batch)
         except IntegrityError:
             # A worker created one of these leads meanwhile; the batch rolled
             # back whole, and a second pass finds that lead and updates it.
-            counts = _import_batch(batch, columns, definitions, run_key)
+            counts = _import_batch(batch, columns, definitions, run_key, on_batch)
         for key in ("total", "created", "updated", "failed"):
             totals[key] += counts[key]
         room = MAX_STORED_ERRORS - len(totals["errors"])
         totals["errors"] += counts["errors"][: max(room, 0)]
-        if on_batch is not None:
-            on_batch(counts)
     text.detach()
     return totals
 
 
-@transaction.atomic
 def _import_batch(
+    batch: list[tuple[int, list[str]]],
+    columns: list[tuple[int, str]],
+    definitions: dict[str, FieldDefinition],
+    run_key: str,
+    on_batch: Any,
+) -> dict[str, Any]:
+    with transaction.atomic():
+        counts = _import_rows(batch, columns, definitions, run_key)
+        counts["position"] = batch[-1][0]
+        if on_batch is not None:
+            on_batch(counts)
+    return counts
+
+
+def _import_rows(
     batch: list[tuple[int, list[str]]],
     columns: list[tuple[int, str]],
     definitions: dict[str, FieldDefinition],
@@ -437,38 +458,47 @@ def _import_batch(
 
 
 def lead_import_run(*, import_id: int) -> None:
-    """Run a stored import (in a worker). Safe to call again: a finished import is
-    left alone, and re-running one cut short upserts the same rows again."""
-    record = LeadImport.objects.get(pk=import_id)
-    if record.status in (ImportStatus.DONE, ImportStatus.FAILED):
+    """Run a stored import (in a worker) once its claim is ours: a finished
+    import, or one another worker holds, is left alone. A run that takes over
+    from a worker that died goes on after the last row committed, with the
+    counts so far (each batch commits its rows, counts and position together)."""
+    claim = job_claim(model=LeadImport, pk=import_id)
+    if claim is None:
         return
-    LeadImport.objects.filter(pk=import_id).update(
-        status=ImportStatus.RUNNING, rows_total=0, rows_created=0, rows_updated=0, rows_failed=0
-    )
-    stored_errors: list[dict[str, Any]] = []
+    record = LeadImport.objects.get(pk=import_id)
+    stored_errors: list[dict[str, Any]] = list(record.errors)
 
     def progress(counts: dict[str, Any]) -> None:
         room = MAX_STORED_ERRORS - len(stored_errors)
         stored_errors.extend(counts["errors"][: max(room, 0)])
-        LeadImport.objects.filter(pk=import_id).update(
+        claim.touch(
             rows_total=F("rows_total") + counts["total"],
             rows_created=F("rows_created") + counts["created"],
             rows_updated=F("rows_updated") + counts["updated"],
             rows_failed=F("rows_failed") + counts["failed"],
+            rows_position=counts["position"],
             errors=stored_errors,
         )
 
     try:
         with record.file.open("rb") as stream:
-            leads_import_stream(stream=stream, mapping=record.mapping, on_batch=progress)
+            leads_import_stream(
+                stream=stream,
+                mapping=record.mapping,
+                on_batch=progress,
+                start_after=record.rows_position,
+            )
+    except ClaimLost:
+        return
     except Exception as exc:
+        if outage(exc):
+            # Not the import's fault: the claim runs out and beat sends it again.
+            raise
         logger.exception("import %s failed", import_id)
-        LeadImport.objects.filter(pk=import_id).update(
+        claim.release(
             status=ImportStatus.FAILED,
             errors=[*stored_errors, {"row": None, "error": f"The import stopped: {exc}"}],
             finished_at=timezone.now(),
         )
         return
-    LeadImport.objects.filter(pk=import_id).update(
-        status=ImportStatus.DONE, finished_at=timezone.now()
-    )
+    claim.release(status=ImportStatus.DONE, finished_at=timezone.now())

@@ -18,9 +18,10 @@ from django.core.files import File
 from django.utils import timezone
 
 from leads.models import JobKind, JobStatus, LeadJob
-from leads.outages import task_send_on_commit
+from leads.outages import outage, task_send_on_commit
 from leads.selectors import LeadFilters, leads_filter, leads_visible_to
 from leads.services import bulk
+from leads.services.background import ClaimLost, JobClaim, job_claim
 from leads.services.exports import export_leads, export_rows
 
 logger = logging.getLogger(__name__)
@@ -62,42 +63,46 @@ def lead_job_start(
     return job
 
 
-def _progress(job: LeadJob, **values: Any) -> None:
-    LeadJob.objects.filter(pk=job.pk).update(**values)
-
-
 def lead_job_run(*, job_id: int) -> None:
-    """Run a job once: a finished or failed job is left alone, so a redelivered
-    message does nothing twice."""
-    job = LeadJob.objects.select_related("created_by").filter(pk=job_id).first()
-    if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
+    """Run a job once its claim is ours: a finished job, or one another worker
+    holds, is left alone, so a redelivered or re-sent message does nothing twice.
+    A run that takes over from a worker that died starts an export again and runs
+    a bulk change again on what it has not changed yet (the count of changed
+    leads goes on from where it was)."""
+    claim = job_claim(model=LeadJob, pk=job_id)
+    if claim is None:
         return
+    job = LeadJob.objects.select_related("created_by").get(pk=job_id)
     leads = leads_filter(leads_visible_to(job.created_by), LeadFilters(**job.filters))
     total = leads.count()
-    _progress(job, status=JobStatus.RUNNING, rows_total=total, rows_done=0, rows_changed=0)
+    changed_before = job.rows_changed if job.kind == JobKind.BULK else 0
     try:
+        claim.touch(rows_total=total, rows_done=0, rows_changed=changed_before)
         if job.kind == JobKind.EXPORT:
-            done, changed = _export(job), 0
+            done, changed = _export(job, claim), 0
         else:
-            result = _bulk(job, leads)
+            result = _bulk(job, leads, claim, changed_before)
             done, changed = result.total, result.changed
-    except Exception as exc:
-        logger.exception("lead job failed", extra={"job_id": job.pk})
-        LeadJob.objects.filter(pk=job.pk).update(
-            status=JobStatus.FAILED, error=str(exc)[:1000], finished_at=timezone.now()
-        )
+    except ClaimLost:
         return
-    LeadJob.objects.filter(pk=job.pk).update(
+    except Exception as exc:
+        if outage(exc):
+            # Not the job's fault: the claim runs out and beat sends it again.
+            raise
+        logger.exception("lead job failed", extra={"job_id": job.pk})
+        claim.release(status=JobStatus.FAILED, error=str(exc)[:1000], finished_at=timezone.now())
+        return
+    claim.release(
         status=JobStatus.DONE,
         rows_done=done,
-        rows_changed=changed,
+        rows_changed=changed_before + changed,
         rows_total=max(total, done),
         file=job.file.name or "",
         finished_at=timezone.now(),
     )
 
 
-def _export(job: LeadJob) -> int:
+def _export(job: LeadJob, claim: JobClaim) -> int:
     leads = export_leads(user=job.created_by, filters=LeadFilters(**job.filters), sort=job.sort)
     with tempfile.TemporaryFile(mode="w+b") as spool:
         done = -1  # the header line is not a lead
@@ -105,16 +110,16 @@ def _export(job: LeadJob) -> int:
             spool.write(line.encode("utf-8"))
             done += 1
             if done and done % PROGRESS_EVERY == 0:
-                _progress(job, rows_done=done)
+                claim.touch(rows_done=done)
         spool.seek(0)
         stamp = timezone.localtime(job.created_at).strftime("%Y%m%d-%H%M")
         job.file.save(f"leads-{stamp}-{job.pk}.csv", File(spool), save=False)
     return done
 
 
-def _bulk(job: LeadJob, leads: Any) -> bulk.BulkResult:
+def _bulk(job: LeadJob, leads: Any, claim: JobClaim, changed_before: int) -> bulk.BulkResult:
     def progress(result: bulk.BulkResult) -> None:
-        _progress(job, rows_done=result.total, rows_changed=result.changed)
+        claim.touch(rows_done=result.total, rows_changed=changed_before + result.changed)
 
     return bulk.leads_bulk_change(
         leads=leads, action=job.action, values=job.params, user=job.created_by, progress=progress

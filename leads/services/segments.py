@@ -103,7 +103,11 @@ def _schedule_recompute(segment: Segment) -> None:
     from leads.tasks import segment_recompute_task
 
     segment.refresh_requested_at = timezone.now()
-    Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=segment.refresh_requested_at)
+    Segment.objects.filter(pk=segment.pk).update(
+        refresh_requested_at=segment.refresh_requested_at,
+        refresh_resends=0,
+        refresh_resent_at=None,
+    )
     segment_id = segment.pk
     task_send_on_commit(segment_recompute_task, segment_id)
 

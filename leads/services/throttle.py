@@ -103,8 +103,12 @@ def _lock_keys(username: str, address: str) -> list[str]:
 
 def login_lockout_seconds(*, username: str, address: str) -> int:
     """Seconds until ``username`` may sign in from ``address`` again; 0 when they
-    may now."""
-    unlock_at = cache.get_many(_lock_keys(username, address)).values()
+    may now (also while the cache is out of reach: nothing can be locked then)."""
+    try:
+        unlock_at = cache.get_many(_lock_keys(username, address)).values()
+    except BROKER_ERRORS:
+        logger.warning("sign-in lock of %r not checked: the cache is out of reach", username)
+        return 0
     if not unlock_at:
         return 0
     return max(0, math.ceil(max(float(value) for value in unlock_at) - time.time()))
@@ -125,14 +129,20 @@ def login_failure_record(*, username: str, address: str) -> None:
         ]
         logger.warning("Too many failed sign-ins, locked for %s s: %s", seconds, ", ".join(locked))
         unlock_at = time.time() + seconds
-        cache.set_many({f"{PREFIX}:lock:{who}": unlock_at for who in reached}, seconds)
-        # Counted afresh once the lockout is over.
-        cache.delete_many([f"{PREFIX}:fail:{who}" for who in reached])
+        try:
+            cache.set_many({f"{PREFIX}:lock:{who}": unlock_at for who in reached}, seconds)
+            # Counted afresh once the lockout is over.
+            cache.delete_many([f"{PREFIX}:fail:{who}" for who in reached])
+        except BROKER_ERRORS:
+            logger.warning("sign-in lock not stored: the cache is out of reach")
 
 
 def login_success_record(*, username: str) -> None:
     """A correct password forgets the account's earlier failures."""
-    cache.delete(f"{PREFIX}:fail:{_user_key(username)}")
+    try:
+        cache.delete(f"{PREFIX}:fail:{_user_key(username)}")
+    except BROKER_ERRORS:
+        logger.warning("sign-in failures of %r not reset: the cache is out of reach", username)
 
 
 # --- API keys ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from leads import views_list
 from leads.models import Lead, LeadJob
 from leads.services import jobs
+from leads.services.background import JobClaim
 from tests.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -152,13 +153,13 @@ def test_a_big_bulk_change_runs_in_the_worker_with_progress(
     _leads()
     client.force_login(marketer)
     seen = []
-    original = jobs._progress
+    original = JobClaim.touch
 
-    def watch(job, **values):
+    def watch(claim, **values):
         seen.append(values)
-        original(job, **values)
+        original(claim, **values)
 
-    monkeypatch.setattr(jobs, "_progress", watch)
+    monkeypatch.setattr(JobClaim, "touch", watch)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = _bulk_all(client, "stage", stage="sql")
