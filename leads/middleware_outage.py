@@ -49,6 +49,10 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
         title = gettext("Temporarily unavailable")
         body = (
             f'<!doctype html><html lang="{escape(get_language() or "en")}"><meta charset="utf-8">'
+            # Readable on a phone too, and in the app's type rather than the browser's serif.
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;"
+            "padding:0 1rem;color:#1f2430}</style>"
             f"<title>{escape(title)}</title><h1>{escape(title)}</h1><p>{escape(message)}</p>"
             "</html>\n"
         )
