@@ -167,8 +167,9 @@ class Event(models.Model):
     # re-enqueued one gets time to reach a worker before it is enqueued again.
     retry_at = models.DateTimeField(null=True, blank=True)
     # How often and when beat's sweeper last sent the event again, to space the
-    # re-sends and to tell whether the last message may still be queued.
-    resends = models.PositiveSmallIntegerField(default=0)
+    # re-sends and to tell whether the last message may still be queued. A default in the
+    # database too, so raw multi-row inserts need not name it.
+    resends = models.PositiveSmallIntegerField(default=0, db_default=0)
     resent_at = models.DateTimeField(null=True, blank=True)
     # How many derived events led here; a chain past the limit is stopped.
     depth = models.PositiveSmallIntegerField(default=0)
@@ -255,10 +256,10 @@ class LeadImport(models.Model):
     # numbers it) whose batch is committed, where a later run goes on.
     queued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    rows_position = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    rows_position = models.PositiveIntegerField(default=0, db_default=0)
     # Beat's re-sends of its message, spaced further apart each time.
-    resends = models.PositiveSmallIntegerField(default=0)
+    resends = models.PositiveSmallIntegerField(default=0, db_default=0)
     resent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -299,7 +300,7 @@ class Segment(models.Model):
     # the segment's page shows the refresh as running.
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
     # Beat's re-sends of a requested refresh whose message was lost.
-    refresh_resends = models.PositiveSmallIntegerField(default=0)
+    refresh_resends = models.PositiveSmallIntegerField(default=0, db_default=0)
     refresh_resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -554,8 +555,8 @@ class LeadJob(models.Model):
     # The worker's claim (renewed with its progress), how many runs took it, and
     # beat's re-sends of its message (see ``leads.services.background``).
     claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    resends = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    resends = models.PositiveSmallIntegerField(default=0, db_default=0)
     resent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
