@@ -72,13 +72,27 @@ if app.conf.broker_url and app.conf.broker_url.startswith("redis"):
 class WorkerHeartbeat(bootsteps.StartStopStep):
     """Each worker writes its heartbeat row from a thread of its main process, so
     /healthz can tell that no worker is running (beat's heartbeat alone is
-    written by whichever worker runs the sweeper)."""
+    written by whichever worker runs the sweeper).
+
+    The main process forks the pool's children (again whenever one dies). A
+    child forked while this thread is inside Django's connection handling
+    inherits its locks held and hangs for good; one forked while an SQLite
+    connection is open inherits that connection's lock bookkeeping without the
+    locks, so another process may checkpoint or reset the WAL under it ("disk
+    I/O error", then "database disk image is malformed"). So the row is written
+    over a connection closed right after, and no fork happens meanwhile."""
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.stopping = threading.Event()
+        self.writing = threading.Lock()
 
     def start(self, parent: Any) -> None:
+        os.register_at_fork(
+            before=self.writing.acquire,
+            after_in_parent=self.writing.release,
+            after_in_child=self.writing.release,
+        )
         threading.Thread(
             target=self._run, args=(parent.hostname,), name="heartbeat", daemon=True
         ).start()
@@ -87,16 +101,19 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         self.stopping.set()
 
     def _run(self, hostname: str) -> None:
-        from django.db import close_old_connections
+        from django.db import connections
 
         from leads.services.health import WORKER_HEARTBEAT_SECONDS, worker_heartbeat_write
 
         while True:
-            try:
-                close_old_connections()
-                worker_heartbeat_write(worker=hostname)
-            except Exception as exc:
-                logging.getLogger(__name__).warning("worker heartbeat not written: %s", exc)
+            with self.writing:
+                try:
+                    worker_heartbeat_write(worker=hostname)
+                except Exception as exc:
+                    logging.getLogger(__name__).warning("worker heartbeat not written: %s", exc)
+                finally:
+                    # This thread's connections only (they are per thread).
+                    connections.close_all()
             if self.stopping.wait(WORKER_HEARTBEAT_SECONDS):
                 return
 

@@ -8,7 +8,10 @@ import os
 
 # Every interface: inside a container, reached through its published port.
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Without Redis the cache is per process, and with it the sign-in lockout and the
+# per-key budgets: the embedded web is then one process (threads serve in parallel;
+# SQLite's single writer is its limit anyway).
+workers = int(os.environ.get("WEB_CONCURRENCY", "2" if os.environ.get("REDIS_URL") else "1"))
 # Threads make it the gthread worker, which keeps connections alive between requests.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 

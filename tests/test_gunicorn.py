@@ -1,10 +1,12 @@
 """The web process as the Docker image runs it (gunicorn with config/gunicorn.py):
-its access log never shows an API key, and a pooled connection left idle for a
-while is still good for the next request."""
+its access log never shows an API key, a pooled connection left idle for a
+while is still good for the next request, and without Redis (counters in each
+process's memory) one process serves, so a lockout holds for every request."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -13,13 +15,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.db import connection
 
 from leads.services.api_keys import api_key_create
+from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -40,17 +45,9 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def _gunicorn(log: Path, env: dict[str, str]) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = _free_port()
-    log = tmp_path / "gunicorn.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "SECRET_KEY": "gunicorn-test",
-        "LEADFLOW_DATA_DIR": str(settings.DATA_DIR),
-        "WEB_CONCURRENCY": "1",
-    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -78,10 +75,24 @@ def server(tmp_path):
                 assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-        yield port, log
+        yield port, process
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    log = tmp_path / "gunicorn.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "SECRET_KEY": "gunicorn-test",
+        "LEADFLOW_DATA_DIR": str(settings.DATA_DIR),
+        "WEB_CONCURRENCY": "1",
+    }
+    with _gunicorn(log, env) as (port, _):
+        yield port, log
 
 
 def _track(conn: http.client.HTTPConnection, key: str) -> tuple[int, bytes]:
@@ -139,3 +150,60 @@ def test_the_image_runs_gunicorn_with_the_config():
         "config/gunicorn.py",
         "config.wsgi:application",
     ]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue
+        if int(ppid) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _sign_in(base: str, password: str) -> tuple[int, str]:
+    """A sign-in as a new visitor would make it: its own connections and cookies."""
+    with requests.Session() as browser:
+        browser.get(f"{base}/login/", timeout=10)
+        response = browser.post(
+            f"{base}/login/",
+            data={
+                "username": "rep",
+                "password": password,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{base}/login/"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        return response.status_code, response.text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_one_process_serves_and_a_lockout_holds_on_every_request(tmp_path):
+    UserFactory.create(username="rep", role="sales")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("REDIS_URL", "WEB_CONCURRENCY")
+    }
+    env |= {
+        "DATABASE_URL": _database_url(),
+        "SECRET_KEY": "gunicorn-test",
+        "LEADFLOW_DATA_DIR": str(tmp_path / "data"),
+        "LOGIN_FAILURE_LIMIT": "3",
+    }
+    with _gunicorn(tmp_path / "gunicorn.log", env) as (port, process):
+        base = f"http://127.0.0.1:{port}"
+        workers = _children(process.pid)
+        wrong = [_sign_in(base, f"guess-{n}")[0] for n in range(3)]
+        right = [_sign_in(base, "pw-for-tests") for _ in range(8)]
+
+    assert wrong == [200, 200, 200]
+    assert [status for status, _ in right] == [200] * 8, "no sign-in went through"
+    assert all("Too many attempts." in page for _, page in right)
+    assert len(workers) == 1
