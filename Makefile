@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 ASSETS_SOURCES := frontend/package.json frontend/package-lock.json frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
 
-.PHONY: install assets run test lint format migrate demo messages bench
+.PHONY: install assets run test lint format migrate demo messages bench imports
 
 install: $(VENV)/.installed
 
@@ -72,6 +72,10 @@ messages: install
 	$(PY) manage.py makemessages $(addprefix -l ,$(LOCALES)) --no-obsolete $(MESSAGES_IGNORE)
 	$(PY) manage.py makemessages $(addprefix -l ,$(LOCALES)) -d djangojs -e js,jsx --no-obsolete $(MESSAGES_IGNORE)
 	$(PY) manage.py compilemessages $(addprefix -l ,$(LOCALES)) $(MESSAGES_IGNORE)
+
+# Who imports whom between the apps (the contracts that keep it one way are in lint).
+imports: install
+	$(PY) .ci/import_graph.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .

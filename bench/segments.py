@@ -778,9 +778,9 @@ def measure_segments(
 ) -> tuple[list[CaseResult], dict[str, list[float]]]:
     from django.db import connection, transaction
 
-    from leads.conditions import compile_tree, is_time_relative
     from leads.models import Lead, Segment, SegmentKind
-    from leads.services.segments import (
+    from segments.conditions import compile_tree, is_time_relative
+    from segments.services import (
         _index,
         segment_conditions_clean,
         segment_recompute,

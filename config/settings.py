@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "anymail",
     "leads",
     "scoring",
+    "segments",
     "flows",
     "pages",
 ]

@@ -15,7 +15,7 @@ What the simulation carries from step to step, and so what later conditions see:
 - score, category scores and grade (with the MQL stage move), stage, owner, tags,
   static segment membership, and the fields a flow can set. A condition rule on
   one of these, once an earlier step changed it, is decided on the simulated
-  value, with the compiler's semantics (``leads.conditions.truth``); every other
+  value, with the compiler's semantics (``segments.conditions.truth``); every other
   rule (activity, dates, anything no step changed) goes to the segment compiler,
   on the stored lead. The one exception is a custom date field set along the
   path: rules on it read the stored value, and the condition says so.
@@ -42,9 +42,9 @@ from flows.nodes.base import TIMEOUT, WAITED, Names, duration_text, summarise
 from flows.nodes.simulation import WHEN, LeadState, Simulation
 from flows.nodes.summaries import Refs, config_refs, names_load
 from flows.rules import SETTABLE_FIELDS, TRIGGER_ONCE, Entry, event_match_keys, graph_index
-from leads.conditions.truth import leaves
 from leads.models import Event, Lead, SegmentMembership
 from scoring.models import LeadScore, ScoringSettings
+from segments.conditions.tree import rules_in
 
 # Outcome of the trigger step.
 MATCHED = "matched"
@@ -305,7 +305,7 @@ def _names(graph: dict[str, Any]) -> Names:
     for node in graph["nodes"]:
         config_refs(REGISTRY[node["type"]], node.get("config", {}), refs)
         if node["type"] == "condition":
-            for rule in leaves(node["config"]["conditions"]):
+            for rule in rules_in(node["config"]["conditions"]):
                 if "segment" in rule:
                     refs.segments.add(rule["segment"])
                 name = rule.get("field", "")

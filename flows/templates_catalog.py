@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from flows.lifecycle import flow_create
 from flows.models import Flow, Reentry
 from leads.models import Segment
-from leads.services.segments import segment_create
+from segments.services import segment_create
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

@@ -11,8 +11,5 @@ class LeadsConfig(AppConfig):
         from anymail.signals import tracking
 
         from leads.services.email_events import anymail_tracking_received
-        from leads.services.reactions import reaction_register
-        from leads.services.segments import segments_on_event
 
         tracking.connect(anymail_tracking_received, dispatch_uid="leads.anymail_tracking")
-        reaction_register(name="segments", react=segments_on_event)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connection
 from django.db.models import (
     Exists,
     F,
@@ -16,12 +14,11 @@ from django.db.models import (
     Q,
     QuerySet,
 )
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.roles import ADMIN_MARKETER, Role
-from leads.conditions import compile_tree
-from leads.models import Event, Lead, Segment, SegmentMembership
+from leads.category_scores import category_scores
+from leads.models import Event, Lead, SegmentMembership, Task
 from leads.roles import user_role
 
 
@@ -107,15 +104,8 @@ def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
         leads = leads.filter(score__gte=filters.score_min)
     if filters.score_max is not None:
         leads = leads.filter(score__lte=filters.score_max)
-    rules: list[dict[str, Any]] = []
     for key, low, high in filters.category_scores:
-        # The segments' own rule, so a lead with no points in the category has 0.
-        if low is not None:
-            rules.append({"field": f"score.{key}", "op": "gte", "value": low})
-        if high is not None:
-            rules.append({"field": f"score.{key}", "op": "lte", "value": high})
-    if rules:
-        leads = leads.filter(compile_tree({"all": rules}))
+        leads = leads.filter(category_scores().within(key, low, high))
     return leads
 
 
@@ -212,96 +202,30 @@ def lead_tasks(lead: Lead, limit: int = 20) -> list[Any]:
     return list(tasks[:limit])
 
 
-# --- segments -----------------------------------------------------------------------
-
-SEGMENT_PREVIEW_SAMPLE = 10
-MEMBER_PAGE_SIZE = 50
-EVENT_NAME_LIMIT = 200
-
-MemberCursor = tuple[dt.datetime, int]
+# --- tasks ----------------------------------------------------------------------
 
 
-def segments_list() -> QuerySet[Segment]:
-    return Segment.objects.select_related("created_by").order_by("name")
+def tasks_actionable_by(user: Any) -> QuerySet[Task]:
+    """Tasks the user may complete, snooze or reassign: admins and marketers all
+    of them; sales reps those assigned to them and those on leads they can see."""
+    tasks = Task.objects.select_related("lead", "assignee")
+    if user_role(user) in ADMIN_MARKETER:
+        return tasks
+    return tasks.filter(Q(assignee=user) | Q(lead__in=leads_visible_to(user)))
 
 
-def segment_preview(*, tree: dict[str, Any], user: Any, sample: int) -> tuple[int, list[Lead]]:
-    """How many leads a (valid) tree selects among those ``user`` sees, and the
-    newest ``sample`` of them: the API's preview and the editor's live count."""
-    leads = leads_visible_to(user).filter(compile_tree(tree))
-    return leads.count(), list(leads.order_by("-id")[:sample])
+def _in_group(name: str) -> Exists:
+    return Exists(User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name=name))
 
 
-def segment_members(
-    *, segment: Segment, cursor: MemberCursor | None = None, limit: int = MEMBER_PAGE_SIZE
-) -> tuple[list[SegmentMembership], MemberCursor | None]:
-    """Current members, latest to enter first, a keyset page at a time; the
-    cursor after the page, or None at the end."""
-    stays = (
-        SegmentMembership.objects.filter(segment=segment, left_at__isnull=True)
-        .select_related("lead")
-        .order_by("-entered_at", "-id")
-    )
-    if cursor is not None:
-        entered_at, pk = cursor
-        stays = stays.filter(Q(entered_at__lt=entered_at) | Q(entered_at=entered_at, id__lt=pk))
-    page = list(stays[: limit + 1])
-    if len(page) <= limit:
-        return page, None
-    page = page[:limit]
-    return page, (page[-1].entered_at, page[-1].pk)
-
-
-def segment_candidates(*, segment: Segment, text: str, limit: int) -> list[Lead]:
-    """Leads matching a search that are not in ``segment`` now."""
-    current = SegmentMembership.objects.filter(
-        segment=segment, lead_id=OuterRef("pk"), left_at__isnull=True
-    )
-    leads = lead_search(Lead.objects.all(), text).exclude(Exists(current))
-    return list(leads.order_by("-id")[:limit])
-
-
-def member_cursor(cursor: MemberCursor) -> str:
-    return f"{cursor[0].isoformat()}~{cursor[1]}"
-
-
-def member_cursor_parse(text: str) -> MemberCursor | None:
-    when, _sep, pk = text.rpartition("~")
-    try:
-        moment = parse_datetime(when)
-    except ValueError:
-        return None
-    if moment is None or timezone.is_naive(moment) or not pk.isdigit() or len(pk) > 18:
-        return None
-    return moment, int(pk)
-
-
-def event_names(*, types: Iterable[str], limit: int = EVENT_NAME_LIMIT) -> dict[str, list[str]]:
-    """Names seen on events of each type, for the activity rule's name picker.
-
-    A loose index scan on (type, name): each step jumps to the next name in the
-    index, so the cost is one probe per distinct name, not one per event."""
-    table = Event._meta.db_table
-    statement = (
-        "WITH RECURSIVE names(name, n) AS ("  # noqa: S608
-        f"SELECT (SELECT min(name) FROM {table} WHERE type = %s AND name > ''), 1 "
-        f"UNION ALL SELECT (SELECT min(e.name) FROM {table} e "
-        "WHERE e.type = %s AND e.name > names.name), n + 1 "
-        "FROM names WHERE names.name IS NOT NULL AND n < %s"
-        ") SELECT name FROM names WHERE name IS NOT NULL"
-    )
-    found: dict[str, list[str]] = {}
-    with connection.cursor() as cursor:
-        for type_ in sorted(set(types)):
-            cursor.execute(statement, [type_, type_, limit])
-            found[type_] = [row[0] for row in cursor.fetchall()]
-    return found
-
-
-def lead_segment_history(*, lead: Lead, limit: int = 100) -> list[SegmentMembership]:
-    """A lead's latest stays in segments, open or closed, latest first."""
-    return list(
-        SegmentMembership.objects.filter(lead=lead)
-        .select_related("segment")
-        .order_by("-entered_at", "-id")[:limit]
+def task_assignees() -> QuerySet[User]:
+    """Active users whose role (as ``user_role`` decides it) is sales or admin."""
+    return (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True)
+            | _in_group(Role.ADMIN)
+            | (_in_group(Role.SALES) & ~_in_group(Role.MARKETER))
+        )
+        .order_by("username")
     )

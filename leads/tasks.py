@@ -32,23 +32,6 @@ def lead_import_run(import_id: int) -> None:
     run(import_id=import_id)
 
 
-@shared_task(name="leads.tasks.segment_recompute", **OUTAGE_RETRY)
-def segment_recompute_task(segment_id: int) -> None:
-    from leads.models import Segment
-    from leads.services.segments import segment_recompute
-
-    segment = Segment.objects.filter(pk=segment_id).first()
-    if segment is not None:
-        segment_recompute(segment=segment)
-
-
-@shared_task(name="leads.tasks.segments_refresh")
-def segments_refresh_task() -> int:
-    from leads.services.segments import segments_refresh_time_relative
-
-    return segments_refresh_time_relative()
-
-
 @shared_task(name="leads.tasks.lead_job_run", **OUTAGE_RETRY)
 def lead_job_run_task(job_id: int) -> None:
     from leads.services.jobs import lead_job_run

@@ -1,16 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from leads import (
-    views,
-    views_list,
-    views_privacy,
-    views_segments,
-    views_tasks,
-)
 from leads.forms import LoginForm
+from leads.views import account, health, imports, privacy, tasks
+from leads.views import list as lead_lists
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics, name="metrics"),
     path(
         "login/",
         auth_views.LoginView.as_view(
@@ -19,7 +16,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("account/language/", views.account_language, name="account-language"),
+    path("account/language/", account.account_language, name="account-language"),
     path(
         "account/password/",
         auth_views.PasswordChangeView.as_view(template_name="settings/password_change.html"),
@@ -34,7 +31,7 @@ urlpatterns = [
     ),
     path(
         "account/password-reset/",
-        views.PasswordResetView.as_view(
+        account.PasswordResetView.as_view(
             template_name="settings/password_reset.html",
             email_template_name="settings/password_reset_email.txt",
             subject_template_name="settings/password_reset_subject.txt",
@@ -61,50 +58,22 @@ urlpatterns = [
         ),
         name="password_reset_complete",
     ),
-    path("leads/", views_list.lead_list, name="lead-list"),
-    path("leads/bulk/", views_list.lead_bulk, name="lead-bulk"),
-    path("leads/export.csv", views_list.lead_export, name="lead-export"),
-    path("leads/exports/", views_list.lead_export_start_view, name="lead-export-start"),
-    path("leads/jobs/<int:pk>/", views_list.lead_job_detail, name="lead-job-detail"),
-    path("leads/jobs/<int:pk>/download/", views_list.lead_job_download, name="lead-job-download"),
-    path("leads/<int:pk>/export.json", views_privacy.lead_export_view, name="lead-data-export"),
-    path("leads/<int:pk>/erase/", views_privacy.lead_erase_view, name="lead-erase"),
-    path(
-        "leads/<int:pk>/segments/",
-        views_segments.lead_segment_history_view,
-        name="lead-segment-history",
-    ),
-    path("segments/", views_segments.segment_list, name="segment-list"),
-    path("segments/new/", views_segments.segment_new, name="segment-new"),
-    path("segments/preview/", views_segments.segment_preview_view, name="segment-preview"),
-    path("segments/<int:pk>/", views_segments.segment_detail, name="segment-detail"),
-    path("segments/<int:pk>/edit/", views_segments.segment_edit, name="segment-edit"),
-    path("segments/<int:pk>/status/", views_segments.segment_status, name="segment-status"),
-    path("segments/<int:pk>/refresh/", views_segments.segment_refresh, name="segment-refresh"),
-    path(
-        "segments/<int:pk>/members/add/",
-        views_segments.segment_members_add,
-        name="segment-members-add",
-    ),
-    path(
-        "segments/<int:pk>/lead-search/",
-        views_segments.segment_lead_search,
-        name="segment-lead-search",
-    ),
-    path(
-        "segments/<int:pk>/members/remove/",
-        views_segments.segment_members_remove,
-        name="segment-members-remove",
-    ),
-    path("segments/<int:pk>/delete/", views_segments.segment_delete_view, name="segment-delete"),
-    path("leads/import/", views.lead_import_new, name="lead-import"),
-    path("leads/import/<int:pk>/", views.lead_import_detail, name="lead-import-detail"),
-    path("tasks/", views_tasks.task_list, name="task-list"),
-    path("tasks/<int:pk>/complete/", views_tasks.task_complete, name="task-complete"),
-    path("tasks/<int:pk>/snooze/", views_tasks.task_snooze, name="task-snooze"),
-    path("tasks/<int:pk>/reassign/", views_tasks.task_reassign, name="task-reassign"),
-    path("notifications/", views_tasks.notification_list, name="notification-list"),
-    path("notifications/read/", views_tasks.notification_read_all, name="notification-read-all"),
-    path("notifications/<int:pk>/read/", views_tasks.notification_read, name="notification-read"),
-    path("notifications/<int:pk>/open/", views_tasks.notification_open, name="notification-open"),
+    path("leads/", lead_lists.lead_list, name="lead-list"),
+    path("leads/bulk/", lead_lists.lead_bulk, name="lead-bulk"),
+    path("leads/export.csv", lead_lists.lead_export, name="lead-export"),
+    path("leads/exports/", lead_lists.lead_export_start_view, name="lead-export-start"),
+    path("leads/jobs/<int:pk>/", lead_lists.lead_job_detail, name="lead-job-detail"),
+    path("leads/jobs/<int:pk>/download/", lead_lists.lead_job_download, name="lead-job-download"),
+    path("leads/<int:pk>/export.json", privacy.lead_export_view, name="lead-data-export"),
+    path("leads/<int:pk>/erase/", privacy.lead_erase_view, name="lead-erase"),
+    path("leads/import/", imports.lead_import_new, name="lead-import"),
+    path("leads/import/<int:pk>/", imports.lead_import_detail, name="lead-import-detail"),
+    path("tasks/", tasks.task_list, name="task-list"),
+    path("tasks/<int:pk>/complete/", tasks.task_complete, name="task-complete"),
+    path("tasks/<int:pk>/snooze/", tasks.task_snooze, name="task-snooze"),
+    path("tasks/<int:pk>/reassign/", tasks.task_reassign, name="task-reassign"),
+    path("notifications/", tasks.notification_list, name="notification-list"),
+    path("notifications/read/", tasks.notification_read_all, name="notification-read-all"),
+    path("notifications/<int:pk>/read/", tasks.notification_read, name="notification-read"),
+    path("notifications/<int:pk>/open/", tasks.notification_open, name="notification-open"),
 ]

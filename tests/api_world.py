@@ -11,8 +11,8 @@ from flows.hooks import hook_subscribe
 from flows.models import Enrollment
 from flows.services import flow_create
 from leads.models import ApiKey, Segment
-from leads.services.segments import segment_create
 from scoring.models import ScoreCategory
+from segments.services import segment_create
 from tests.factories import EventFactory, FieldDefinitionFactory, LeadFactory, TaskFactory
 from tests.flows.helpers import drain, graph, published
 

@@ -58,11 +58,11 @@ from leads.services.fields import (
     custom_value_clean,
 )
 from leads.services.leads import lead_tags_change, lead_update
-from leads.services.segments import segment_add_leads, segment_remove_leads
 from leads.services.users import integration_settings
 from scoring.models import ScoreCategory, ScoreSource
 from scoring.rules import stage_after_score
 from scoring.services import grade_for, score_adjust, score_category
+from segments.services import segment_add_leads, segment_remove_leads
 
 __all__ = ["SETTABLE_FIELDS", "STAGE_ORDER", "sales_round_robin", "slack_target"]
 

@@ -9,8 +9,8 @@ from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from flows.nodes.base import duration_text, value_text
 from flows.nodes.simulation import Simulation, quoted, user_number
-from leads.conditions.truth import tree_truth
 from leads.models import Stage
+from segments.conditions.truth import tree_truth
 
 OP_WORDS: dict[str, Any] = {
     "is": gettext_lazy("is"),

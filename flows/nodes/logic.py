@@ -29,9 +29,10 @@ from flows.nodes.base import (
 )
 from flows.nodes.explain import condition_why
 from flows.nodes.simulation import WHEN, Simulation, lower_first, simulate_end
-from leads.conditions import ConditionError, compile_tree, validate
-from leads.conditions.truth import DecidedCompiler, leaves
 from leads.models import Lead
+from segments.conditions import ConditionError, compile_tree, validate
+from segments.conditions.tree import rules_in
+from segments.conditions.truth import DecidedCompiler
 
 UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 
@@ -55,7 +56,7 @@ def _simulate_condition(sim: Simulation, node: dict[str, Any]) -> SimResult:
     the simulated lead, the rest by the segment compiler on the stored lead, in
     one query that also tells each rule's truth for the explanation."""
     tree = node["config"]["conditions"]
-    rules = leaves(tree)
+    rules = rules_in(tree)
     decided = {id(rule): sim.truth(rule) for rule in rules if sim.decides(rule)}
     compiler = DecidedCompiler(sim.state.now, decided)
     columns: dict[str, Any] = {"met": _truth_column(compiler.node(tree))}

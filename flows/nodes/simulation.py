@@ -27,11 +27,11 @@ from flows.nodes.base import (
 )
 from flows.nodes.summaries import user_display
 from flows.rules import SETTABLE_FIELDS
-from leads.conditions.schema import FIELD_TYPES
-from leads.conditions.truth import field_rule_truth, segment_rule_truth
 from leads.models import FieldDefinition, FieldType, Lead
 from leads.services.fields import custom_definitions
 from scoring.models import ScoringSettings
+from segments.conditions.schema import FIELD_TYPES
+from segments.conditions.truth import field_rule_truth, segment_rule_truth
 
 WHEN = "%Y-%m-%d %H:%M UTC"
 
@@ -127,7 +127,7 @@ class Simulation:
         return True
 
     def truth(self, rule: dict[str, Any]) -> bool:
-        """The rule on the simulated lead (leads.conditions.truth)."""
+        """The rule on the simulated lead (segments.conditions.truth)."""
         state = self.state
         if "segment" in rule:
             return segment_rule_truth(rule, state.segments)

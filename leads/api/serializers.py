@@ -5,11 +5,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.vocabulary import INBOUND_TYPES
+from leads.category_scores import category_scores
 from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Stage
 from leads.roles import user_role
 from leads.services.fields import (
@@ -43,20 +44,13 @@ class TagListField(serializers.Field):
 def leads_for_output(leads: QuerySet[Lead]) -> QuerySet[Lead]:
     """``leads`` with what ``LeadSerializer`` reads besides the row: two queries
     for any number of leads."""
-    from scoring.models import LeadScore
-
-    return leads.prefetch_related(
-        "tags", Prefetch("category_scores", LeadScore.objects.select_related("category"))
-    )
+    return category_scores().with_points(leads.prefetch_related("tags"))
 
 
 def lead_output_context(request: Any) -> dict[str, Any]:
     """The context ``LeadSerializer`` wants: the request, and the score
     categories in their order (read once for a whole list)."""
-    from scoring.models import ScoreCategory
-
-    keys = list(ScoreCategory.objects.order_by("id").values_list("key", flat=True))
-    return {"request": request, "categories": keys}
+    return {"request": request, "categories": category_scores().keys()}
 
 
 class LeadSerializer(serializers.ModelSerializer):
@@ -103,8 +97,8 @@ class LeadSerializer(serializers.ModelSerializer):
 
     @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
     def get_category_scores(self, lead: Lead) -> dict[str, int]:
-        # ``category_scores`` is prefetched with its categories by the views.
-        points = {row.category.key: row.score for row in lead.category_scores.all()}
+        # The views read the points with the leads (``leads_for_output``).
+        points = category_scores().points(lead)
         keys = self.context.get("categories") or sorted(points)
         return {key: points.get(key, 0) for key in keys}
 

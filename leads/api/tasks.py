@@ -1,4 +1,4 @@
-"""Tasks and notifications API: the rules of the task pages (``views_tasks``)
+"""Tasks and notifications API: the rules of the task pages (``leads.views.tasks``)
 and their services. Sales reps list their own tasks and act on those the pages
 let them act on; admins, marketers and ``full`` keys see every task.
 Notifications belong to the person signed in."""
@@ -27,8 +27,9 @@ from leads.api.serializers import UtcDateTimeField
 from leads.api.views import MAX_ID, id_param, utc_or_refuse
 from leads.models import Notification, Task, TaskPriority, TaskStatus
 from leads.roles import ApiKeyPrincipal, user_role
+from leads.selectors import task_assignees, tasks_actionable_by
 from leads.services import tasks as task_services
-from leads.views_tasks import snooze_until, task_assignees, tasks_actionable_by
+from leads.services.tasks import snooze_until
 
 SNOOZE_PRESETS = ("hour", "tomorrow", "next-week")
 ALREADY_DONE = OpenApiResponse(description="The task is already done.")

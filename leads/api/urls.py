@@ -1,7 +1,6 @@
-from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from leads.api import segments, tasks, views
+from leads.api import tasks, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("leads", views.LeadViewSet, basename="lead")
@@ -9,15 +8,9 @@ router.register("fields", views.FieldDefinitionViewSet, basename="field")
 router.register("events", views.EventViewSet, basename="event")
 router.register("email-events", views.EmailEventViewSet, basename="email-event")
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
-router.register("segments", segments.SegmentViewSet, basename="segment")
 router.register("tasks", tasks.TaskViewSet, basename="task")
 router.register("notifications", tasks.NotificationViewSet, basename="notification")
 
 urlpatterns = [
-    path(
-        "leads/<int:lead_pk>/segments/",
-        segments.LeadSegmentsViewSet.as_view({"get": "list"}),
-        name="lead-segments",
-    ),
     *router.urls,
 ]

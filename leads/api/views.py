@@ -33,6 +33,7 @@ from leads.api.serializers import (
     lead_output_context,
     leads_for_output,
 )
+from leads.category_scores import category_scores
 from leads.models import ApiKey, Event, FieldDefinition, Lead, Stage
 from leads.roles import ApiKeyPrincipal, is_ingest_key, user_role
 from leads.selectors import LeadFilters, events_visible_to, leads_filter, leads_visible_to
@@ -45,10 +46,8 @@ from leads.services.ingest import (
     message_size_ok,
     valid_email,
 )
-from leads.services.privacy import lead_erase
+from leads.services.privacy import lead_erase, lead_export_response
 from leads.services.users import integration_settings
-from leads.views_privacy import lead_export_response
-from scoring.models import ScoreCategory
 
 CATEGORY_PARAM = "score."
 MAX_POINTS = 2**31 - 1
@@ -89,7 +88,7 @@ class LeadFilter(django_filters.FilterSet):
                 continue
             bounds.setdefault(key, [None, None])[end == "max"] = int(value)
         if bounds:
-            known = set(ScoreCategory.objects.values_list("key", flat=True))
+            known = set(category_scores().keys())
             for key in sorted(set(bounds) - known):
                 errors[f"{CATEGORY_PARAM}{key}"] = [f"No score category {key!r}."]
         if errors:

@@ -1,5 +1,6 @@
 """Background work that a request hands to the workers (CSV imports, exports and
-bulk changes of the leads list, a segment's "Refresh now") survives a lost
+bulk changes of the leads list; apps above add theirs with ``sweep_register``, like
+segments' "Refresh now") survives a lost
 message, a broker outage and a worker that dies half-way.
 
 The row is the record, the message only a doorbell, as with events: a worker
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import models
@@ -28,7 +29,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext
 
-from leads.models import ImportStatus, JobStatus, LeadImport, LeadJob, Segment, SegmentKind
+from leads.models import ImportStatus, JobStatus, LeadImport, LeadJob
 from leads.outages import BROKER_ERRORS, task_send
 
 logger = logging.getLogger(__name__)
@@ -115,12 +116,37 @@ def _stopped_message(kind: str, row: dict[str, Any]) -> str:
     }
 
 
+class SweepPart(Protocol):
+    """Background work of an app above that ``jobs_sweep`` sends again: the
+    number sent, and False when the broker went out of reach meanwhile."""
+
+    def __call__(
+        self, *, now: datetime, before: datetime | None, waited: datetime, limit: int
+    ) -> tuple[int, bool]: ...
+
+
+_SWEEP_PARTS: dict[str, SweepPart] = {}
+
+
+def sweep_register(*, name: str, part: SweepPart) -> None:
+    """Let ``jobs_sweep`` send again an app's own background work (segments'
+    refreshes), with the same spacing as imports and jobs. Called from the
+    app's ``AppConfig.ready``; registering a name again replaces it."""
+    _SWEEP_PARTS[name] = part
+
+
+def resend_due(*, last: datetime, resends: int, now: datetime, before: datetime | None) -> bool:
+    """Whether a waiting piece of work last sent at ``last`` is due to be sent
+    again (its message is not still queued, and the spacing has passed)."""
+    return _due(last=last, resends=resends, pending=True, now=now, before=before)
+
+
 def jobs_sweep(*, limit: int = 200) -> int:
     """Send again the message of each job that waits for one (beat, every 30 s):
     waiting jobs whose message is gone, and running jobs whose worker died; fail
     the jobs whose worker died too often. Returns how many were sent."""
     from leads.services.events import ingest_queued_since
-    from leads.tasks import lead_import_run, lead_job_run_task, segment_recompute_task
+    from leads.tasks import lead_import_run, lead_job_run_task
 
     now = timezone.now()
     try:
@@ -162,25 +188,11 @@ def jobs_sweep(*, limit: int = 200) -> int:
                 resends=F("resends") + 1, resent_at=now
             )
             sent += 1
-    refreshes = (
-        Segment.objects.filter(kind=SegmentKind.DYNAMIC, refresh_requested_at__lt=waited)
-        .filter(
-            Q(last_refreshed_at__isnull=True) | Q(last_refreshed_at__lt=F("refresh_requested_at"))
-        )
-        .values("pk", "refresh_requested_at", "refresh_resends", "refresh_resent_at")[:limit]
-    )
-    for row in refreshes:
-        last = cast(datetime, row["refresh_resent_at"] or row["refresh_requested_at"])
-        if not _due(
-            last=last, resends=row["refresh_resends"], pending=True, now=now, before=before
-        ):
-            continue
-        if not task_send(segment_recompute_task, row["pk"]):
+    for part in _SWEEP_PARTS.values():
+        resent, broker_ok = part(now=now, before=before, waited=waited, limit=limit)
+        sent += resent
+        if not broker_ok:
             return sent
-        Segment.objects.filter(pk=row["pk"]).update(
-            refresh_resends=F("refresh_resends") + 1, refresh_resent_at=now
-        )
-        sent += 1
     if sent:
         logger.warning("re-sent %s background jobs", sent)
     return sent

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
 
-from leads.models import Lead, Segment, SegmentKind
+from leads.models import Lead
 from leads.roles import user_role
 from leads.services.leads import lead_update
 from leads.services.policy import ChangeRefused, bulk_action_refusal
-from leads.services.segments import segment_add_leads
 
 BATCH_SIZE = 500
 
@@ -33,7 +32,7 @@ class BulkResult:
     changed: int
 
 
-def _id_batches(leads: QuerySet[Lead], size: int) -> Iterator[list[int]]:
+def id_batches(leads: QuerySet[Lead], size: int) -> Iterator[list[int]]:
     # Keyset over the id: each batch is a fresh query, so nothing but one batch of
     # ids is ever in memory, and leads changed by an earlier batch are not missed.
     last = 0
@@ -55,7 +54,7 @@ def _each_lead(
     progress: Progress = None,
 ) -> BulkResult:
     total = changed = 0
-    for batch in _id_batches(leads, batch_size):
+    for batch in id_batches(leads, batch_size):
         with transaction.atomic():
             # Locked and re-read through ``leads``, so a lead that left the set
             # since the batch was read is left alone.
@@ -121,25 +120,27 @@ def leads_tags_change(
     )
 
 
-def leads_segment_add(
-    *,
-    leads: QuerySet[Lead],
-    segment: Segment,
-    batch_size: int = BATCH_SIZE,
-    progress: Progress = None,
-) -> BulkResult:
-    """Add every lead in ``leads`` to a static segment; leads already in it stay as
-    they are (``changed`` counts those that entered)."""
-    total = changed = 0
-    for batch in _id_batches(leads, batch_size):
-        with transaction.atomic():
-            total += len(batch)
-            changed += segment_add_leads(segment=segment, lead_ids=batch)
-            if progress is not None:
-                progress(BulkResult(total=total, changed=changed))
-    return BulkResult(total=total, changed=changed)
+class BulkAction(Protocol):
+    """A bulk change an app above adds to the leads list (segments' "add to a
+    static segment"): run over ``leads`` with the values the list sent."""
+
+    def __call__(
+        self, *, leads: QuerySet[Lead], values: dict[str, Any], progress: Progress
+    ) -> BulkResult: ...
 
 
+_REGISTERED: dict[str, BulkAction] = {}
+
+
+def bulk_action_register(*, name: str, run: BulkAction) -> None:
+    """Let the leads list run an app's own bulk change, under one of
+    ``BULK_ACTIONS``. Called from the app's ``AppConfig.ready``."""
+    if name not in BULK_ACTIONS:
+        raise ValueError(f"{name!r} is not one of BULK_ACTIONS")
+    _REGISTERED[name] = run
+
+
+# "segment" (add to a static segment) is run by segments, registered at ready.
 BULK_ACTIONS = ("owner", "tag_add", "tag_remove", "segment", "stage")
 
 
@@ -177,11 +178,8 @@ def leads_bulk_change(
         return leads_tags_change(leads=leads, add=[values["tag"]], progress=progress)
     if action == "tag_remove":
         return leads_tags_change(leads=leads, remove=[values["tag"]], progress=progress)
-    if action == "segment":
-        segment = Segment.objects.filter(pk=values["segment"], kind=SegmentKind.STATIC).first()
-        if segment is None:
-            raise ValueError("The static segment no longer exists.")
-        return leads_segment_add(leads=leads, segment=segment, progress=progress)
+    if action in _REGISTERED:
+        return _REGISTERED[action](leads=leads, values=values, progress=progress)
     if action == "stage":
         return leads_stage_set(leads=leads, stage=values["stage"], progress=progress)
     raise ValueError(f"unknown bulk action {action!r}")

@@ -25,6 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from leads.models import (
@@ -226,3 +227,10 @@ def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
         extra={"lead_id": lead_ref, "erasure_id": record.pk, "by": user.pk if user else None},
     )
     return record
+
+
+def lead_export_response(lead: Lead) -> StreamingHttpResponse:
+    """The export as a JSON download, streamed (a lead's timeline can be long)."""
+    response = StreamingHttpResponse(lead_export(lead=lead), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="lead-{lead.pk}.json"'
+    return response

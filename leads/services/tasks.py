@@ -113,3 +113,20 @@ def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> 
     if ids is not None:
         unread = unread.filter(pk__in=list(ids))
     return unread.update(read_at=timezone.now())
+
+
+def snooze_until(choice: str, now: dt.datetime) -> dt.datetime | None:
+    """The due time a snooze choice stands for, in the current time zone:
+    ``hour`` (an hour from now), ``tomorrow`` (9:00) or ``next-week`` (Monday
+    9:00). None for anything else."""
+    local = timezone.localtime(now)
+    nine = dt.time(9, 0)
+    zone = timezone.get_current_timezone()
+    if choice == "hour":
+        return now + dt.timedelta(hours=1)
+    if choice == "tomorrow":
+        return dt.datetime.combine(local.date() + dt.timedelta(days=1), nine, tzinfo=zone)
+    if choice == "next-week":
+        monday = local.date() + dt.timedelta(days=7 - local.weekday())
+        return dt.datetime.combine(monday, nine, tzinfo=zone)
+    return None

@@ -118,7 +118,7 @@ def test_admin_creates_an_api_key_and_a_user(page: Page, live_server, login):
 def test_long_work_runs_in_a_real_worker_with_progress_in_the_page(
     page: Page, live_server, login, celery_worker_process, monkeypatch
 ):
-    from leads import views_list
+    from leads.views import list as views_list
 
     # The web side decides what is "long"; the worker process does the work.
     monkeypatch.setattr(views_list, "EXPORT_DIRECT_LIMIT", 5)

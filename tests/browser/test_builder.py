@@ -14,8 +14,8 @@ from playwright.sync_api import Locator, Page, expect
 from flows.models import Enrollment, Flow, StepRun
 from flows.services import flow_create, flow_draft_save, flow_publish
 from leads.models import Lead, Task
-from leads.services.segments import segment_create
 from scoring.models import ScoreChange
+from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import drain, graph, published
 from tests.integration.conftest import wait_for

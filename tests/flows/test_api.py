@@ -2,7 +2,7 @@ import pytest
 
 from flows.models import Flow, TriggerSubscription
 from flows.nodes import REGISTRY
-from leads.services.segments import segment_create
+from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory
 from tests.flows.helpers import drain, graph, published
 

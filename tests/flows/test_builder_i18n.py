@@ -24,7 +24,7 @@ from flows.models import Flow
 from flows.nodes.base import SECRET_SET
 from flows.services import flow_create
 from leads.services.preferences import user_language_set
-from leads.services.segments import segment_create
+from segments.services import segment_create
 from tests.factories import LeadFactory
 from tests.flows.helpers import graph, published
 

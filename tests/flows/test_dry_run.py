@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from flows.dryrun import flow_dry_run
 from flows.models import Delivery, Enrollment, Flow, Reentry, StepRun, Wakeup
 from flows.services import flow_create
-from leads.conditions import FIELD_TYPES, OPERATORS, compile_tree
-from leads.conditions.truth import field_rule_truth
 from leads.models import Event, FieldDefinition, Lead, Notification, Tag, Task
-from leads.services.segments import segment_create
 from scoring.models import LeadScore, ScoreChange
+from segments.conditions import FIELD_TYPES, OPERATORS, compile_tree
+from segments.conditions.truth import field_rule_truth
+from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import drain, graph, published
 

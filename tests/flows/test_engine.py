@@ -12,9 +12,9 @@ from flows.models import Delivery, Enrollment, StepRun, Wakeup
 from flows.services import flow_set_status, wakeup_fire, wakeups_claim, webhook_signature
 from leads.models import Event, Notification, Task
 from leads.services.events import events_process
-from leads.services.segments import segment_create
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
+from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import claim, drain, graph, published
 

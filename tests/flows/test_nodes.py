@@ -6,9 +6,9 @@ import pytest
 from flows.models import Enrollment, StepRun
 from leads.models import Event, Lead, Segment
 from leads.services.leads import lead_tags_change, lead_update
-from leads.services.segments import segment_create
 from scoring.models import ScoreCategory
 from scoring.services import score_adjust
+from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import graph, published
 from tests.flows.test_engine import drain

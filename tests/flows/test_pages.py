@@ -3,7 +3,7 @@ import json
 import pytest
 
 from flows.models import Flow
-from leads.services.segments import segment_create
+from segments.services import segment_create
 from tests.flows.helpers import graph, published
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ import requests
 
 from flows.models import Enrollment, StepRun
 from leads.models import Lead, Notification, Task
-from leads.services.segments import segment_create
 from scoring.models import ScoreChange
+from segments.services import segment_create
 from tests.factories import LeadFactory, UserFactory
 from tests.flows.helpers import graph, published
 from tests.integration.conftest import ROOT, database_url, wait_for

@@ -67,7 +67,7 @@ def test_segment_entry_and_exit_exactly_once_through_a_worker(
     live_server, full_key, celery_worker_process
 ):
     from leads.models import Segment, SegmentMembership
-    from leads.services.segments import segment_create
+    from segments.services import segment_create
 
     segment_create(
         name="CEOs", conditions={"all": [{"field": "job_title", "op": "is", "value": "CEO"}]}

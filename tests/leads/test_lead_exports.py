@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from leads import views_list
 from leads.models import Lead, LeadJob
 from leads.services import jobs
 from leads.services.background import JobClaim
+from leads.views import list as views_list
 from tests.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.http import StreamingHttpResponse
 
 from leads.models import Event, Lead, Segment, SegmentMembership, Tag
 from leads.services.bulk import leads_stage_set
-from leads.views_list import PAGE_SIZE
+from leads.views.list import PAGE_SIZE
 from tests.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,9 +17,9 @@ from leads.models import (
     SegmentMembership,
     Task,
 )
-from leads.services.segments import segment_create
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
+from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import drain, graph, published
 

@@ -6,7 +6,7 @@ import pytest
 from flows.engine import LISTENING, flows_on_event
 from flows.hooks import hooks_on_event
 from leads.services import reactions as registry
-from leads.services.segments import segments_on_event
+from segments.services import segments_on_event
 
 
 def test_apps_registered_segments_then_flows():

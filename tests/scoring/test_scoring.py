@@ -3,9 +3,9 @@ from django.core.management import call_command
 
 from leads.models import Event, Lead, Segment
 from leads.services.events import events_process
-from leads.services.segments import segment_create
 from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoringSettings
 from scoring.services import score_adjust
+from segments.services import segment_create
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,7 @@ from flows.models import Flow
 from flows.services import flow_create, flow_publish, flows_on_event
 from leads.models import Event, Lead, Segment, Stage, Tag
 from leads.services.events import derived_collected, events_process
-from leads.services.segments import segment_create, segment_recompute
+from segments.services import segment_create, segment_recompute
 
 SEED = 2026
 LEAD_COUNT = 300

@@ -23,8 +23,9 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from leads.conditions.schema import FIELD_TYPES, field_type, parse_date
 from leads.models import Event, Lead, SegmentMembership
+from scoring.lead_scores import category_points
+from segments.conditions.schema import FIELD_TYPES, field_type, parse_date
 
 
 def compile_tree(
@@ -233,16 +234,7 @@ class Compiler:
 
     def category_score(self, key: str, op: str, value: Any) -> Q:
         """Points in one category; a lead with none there has 0."""
-        from scoring.models import LeadScore
-
-        points = Coalesce(
-            Subquery(
-                LeadScore.objects.filter(lead_id=OuterRef("pk"), category__key=key).values("score")[
-                    :1
-                ]
-            ),
-            0,
-        )
+        points = category_points(key)
         if op in ("is_set", "is_not_set"):
             return TRUE if op == "is_set" else FALSE
         if op == "between":

@@ -14,13 +14,7 @@ from core.http import HtmxHttpRequest
 from core.roles import Role
 from leads.decorators import role_required
 from leads.models import Lead
-from leads.services.privacy import lead_erase, lead_export
-
-
-def lead_export_response(lead: Lead) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lead_export(lead=lead), content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="lead-{lead.pk}.json"'
-    return response
+from leads.services.privacy import lead_erase, lead_export_response
 
 
 @role_required(Role.ADMIN)

@@ -24,18 +24,18 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import COUNTABLE_TYPES, Grade
-from leads.conditions.schema import (
+from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
+from leads.services.ingest import json_loads_limited
+from segments.conditions.schema import (
     COUNT_OPERATORS,
     FIELD_TYPES,
     NO_VALUE,
     OPERATORS,
     RELATIVE,
 )
-from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
-from leads.services.ingest import json_loads_limited
+from segments.conditions.tree import group_children, rules_in
 
 ROOT = "c"
-GROUP_KEYS = ("all", "any")
 NEW_RULE: dict[str, Any] = {"field": "job_title", "op": "contains"}
 NEW_ACTIVITY: dict[str, Any] = {
     "activity": "page",
@@ -326,20 +326,13 @@ def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
 # --- editing the tree ------------------------------------------------------------------
 
 
-def _group_list(node: dict[str, Any]) -> list[Any] | None:
-    for key in GROUP_KEYS:
-        if isinstance(node.get(key), list):
-            return node[key]
-    return None
-
-
 def _find(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     parts = path.split("-")
     if parts[0] != ROOT:
         return None
     node: Any = tree
     for part in parts[1:]:
-        kids = _group_list(node) if isinstance(node, dict) else None
+        kids = group_children(node) if isinstance(node, dict) else None
         if kids is None or not part.isdigit() or int(part) >= len(kids):
             return None
         node = kids[int(part)]
@@ -352,7 +345,7 @@ def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
     verb, _sep, path = action.partition(":")
     if verb in ("add-rule", "add-activity", "add-group"):
         group = _find(tree, path)
-        kids = _group_list(group) if group is not None else None
+        kids = group_children(group) if group is not None else None
         if kids is not None:
             new = {
                 "add-rule": lambda: dict(NEW_RULE),
@@ -363,7 +356,7 @@ def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
     elif verb == "remove" and path != ROOT:
         parent_path, _sep, index = path.rpartition("-")
         parent = _find(tree, parent_path)
-        kids = _group_list(parent) if parent is not None else None
+        kids = group_children(parent) if parent is not None else None
         if kids is not None and index.isdigit() and int(index) < len(kids):
             del kids[int(index)]
     return tree
@@ -469,7 +462,7 @@ def builder_nodes(
         messages, invalid = marks.get(path, ([], set()))
         if not isinstance(rule, dict):
             rule = dict(NEW_RULE)
-        kids = _group_list(rule)
+        kids = group_children(rule)
         if kids is not None or path == ROOT:
             group = BuilderNode(
                 path=path,
@@ -611,22 +604,6 @@ def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, s
     return []
 
 
-def rules_in(tree: Any) -> list[dict[str, Any]]:
-    """The rules of a tree, at any depth (anything else is skipped)."""
-    found: list[dict[str, Any]] = []
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        kids = _group_list(node)
-        if kids is not None:
-            stack.extend(reversed(kids))
-        else:
-            found.append(node)
-    return found
-
-
 def activity_types_in(tree: Any) -> set[str]:
     """The activity types a tree's activity rules name."""
     return {r["activity"] for r in rules_in(tree) if r.get("activity") in COUNTABLE_TYPES}
@@ -656,7 +633,7 @@ def describe_tree(tree: Any, names: SummaryNames) -> SummaryItem:
     """The conditions as nested sentences: "All of: Job title contains “CEO” …"."""
     if not isinstance(tree, dict):
         return SummaryItem(text=gettext("No conditions."))
-    kids = _group_list(tree)
+    kids = group_children(tree)
     if kids is not None:
         match = gettext("Any of:") if "any" in tree else gettext("All of:")
         if not kids:

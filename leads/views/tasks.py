@@ -9,9 +9,8 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import formats, timezone
@@ -20,12 +19,13 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from core.http import HtmxHttpRequest
-from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
+from core.roles import ADMIN_MARKETER, ALL_ROLES
 from leads.decorators import role_required
 from leads.models import Notification, Task, TaskStatus
 from leads.roles import user_role
-from leads.selectors import lead_tasks, leads_visible_to
+from leads.selectors import lead_tasks, task_assignees, tasks_actionable_by
 from leads.services import tasks as task_services
+from leads.services.tasks import snooze_until
 
 # A rep's open tasks are shown in full up to this many, the soonest due first.
 MY_OPEN_LIMIT = 200
@@ -38,49 +38,6 @@ DATETIME_SHOWN = "SHORT_DATETIME_FORMAT"
 
 
 # --- reads ----------------------------------------------------------------------
-
-
-def tasks_actionable_by(user: Any) -> QuerySet[Task]:
-    """Tasks the user may complete, snooze or reassign: admins and marketers all
-    of them; sales reps those assigned to them and those on leads they can see."""
-    tasks = Task.objects.select_related("lead", "assignee")
-    if user_role(user) in ADMIN_MARKETER:
-        return tasks
-    return tasks.filter(Q(assignee=user) | Q(lead__in=leads_visible_to(user)))
-
-
-def _in_group(name: str) -> Exists:
-    return Exists(User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name=name))
-
-
-def task_assignees() -> QuerySet[User]:
-    """Active users whose role (as ``user_role`` decides it) is sales or admin."""
-    return (
-        User.objects.filter(is_active=True)
-        .filter(
-            Q(is_superuser=True)
-            | _in_group(Role.ADMIN)
-            | (_in_group(Role.SALES) & ~_in_group(Role.MARKETER))
-        )
-        .order_by("username")
-    )
-
-
-def snooze_until(choice: str, now: dt.datetime) -> dt.datetime | None:
-    """The due time a snooze choice stands for, in the current time zone:
-    ``hour`` (an hour from now), ``tomorrow`` (9:00) or ``next-week`` (Monday
-    9:00). None for anything else."""
-    local = timezone.localtime(now)
-    nine = dt.time(9, 0)
-    zone = timezone.get_current_timezone()
-    if choice == "hour":
-        return now + dt.timedelta(hours=1)
-    if choice == "tomorrow":
-        return dt.datetime.combine(local.date() + dt.timedelta(days=1), nine, tzinfo=zone)
-    if choice == "next-week":
-        monday = local.date() + dt.timedelta(days=7 - local.weekday())
-        return dt.datetime.combine(monday, nine, tzinfo=zone)
-    return None
 
 
 def _task_cursor(task: Task) -> str:

@@ -21,10 +21,10 @@ from rest_framework.response import Response
 from core.roles import ADMIN_MARKETER, ALL_ROLES
 from leads.api.permissions import RoleAccess
 from leads.api.serializers import LeadSerializer, lead_output_context, leads_for_output
-from leads.conditions import ConditionError, compile_tree
 from leads.models import Lead, MembershipSource, Segment, SegmentKind, SegmentMembership
 from leads.selectors import leads_visible_to
-from leads.services import segments as segment_services
+from segments import services as segment_services
+from segments.conditions import ConditionError, compile_tree
 
 CONDITIONS_HELP = (
     'A tree of {"all": [...]} / {"any": [...]} groups of rules: field rules '

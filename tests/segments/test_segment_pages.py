@@ -22,7 +22,7 @@ from leads.models import (
     Tag,
 )
 from leads.services.preferences import user_language_set
-from leads.services.segments import segment_add_leads, segment_create, segment_recompute
+from segments.services import segment_add_leads, segment_create, segment_recompute
 from tests.factories import EventFactory, LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

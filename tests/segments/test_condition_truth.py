@@ -1,17 +1,17 @@
-"""The in-memory truth of rules (leads.conditions.truth) on exact values; its
+"""The in-memory truth of rules (segments.conditions.truth) on exact values; its
 agreement with the compiler is property-tested in tests/flows/test_dry_run.py."""
 
 import datetime as dt
 
 import pytest
 
-from leads.conditions.compiler import FALSE, TRUE
-from leads.conditions.truth import (
+from segments.conditions.compiler import FALSE, TRUE
+from segments.conditions.tree import rules_in
+from segments.conditions.truth import (
     DecidedCompiler,
     boolean_truth,
     choice_truth,
     field_rule_truth,
-    leaves,
     number_truth,
     segment_rule_truth,
     tags_truth,
@@ -119,7 +119,7 @@ def test_leaves_and_tree_truth():
     c = {"activity": "page", "within_days": 7}
     tree = {"all": [a, {"any": [b, c]}]}
 
-    assert leaves(tree) == [a, b, c]
+    assert rules_in(tree) == [a, b, c]
     assert tree_truth(tree, {id(a): True, id(b): False, id(c): True}) is True
     assert tree_truth(tree, {id(a): True, id(b): False, id(c): False}) is False
     assert tree_truth({"all": []}, {}) is True

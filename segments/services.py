@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -18,6 +19,8 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
+    Q,
+    QuerySet,
     Subquery,
 )
 from django.db.models.functions import Coalesce, Greatest
@@ -25,15 +28,6 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.scope import batch_cached
-from leads.conditions import (
-    Compiler,
-    ConditionError,
-    compile_tree,
-    dependencies,
-    is_time_relative,
-    referenced_segments,
-    validate,
-)
 from leads.models import (
     Event,
     Lead,
@@ -44,8 +38,19 @@ from leads.models import (
     SegmentKind,
     SegmentMembership,
 )
-from leads.outages import task_send_on_commit
+from leads.outages import task_send, task_send_on_commit
+from leads.services.background import resend_due
+from leads.services.bulk import BATCH_SIZE, BulkResult, Progress, id_batches
 from leads.services.events import SYSTEM_SOURCE, events_record
+from segments.conditions import (
+    Compiler,
+    ConditionError,
+    compile_tree,
+    dependencies,
+    is_time_relative,
+    referenced_segments,
+    validate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ def _index(segment: Segment) -> None:
 def _schedule_recompute(segment: Segment) -> None:
     """Ask a worker for a recompute after commit, and stamp the request so that
     the segment's page can show the refresh running until it is done."""
-    from leads.tasks import segment_recompute_task
+    from segments.tasks import segment_recompute_task
 
     segment.refresh_requested_at = timezone.now()
     Segment.objects.filter(pk=segment.pk).update(
@@ -110,6 +115,36 @@ def _schedule_recompute(segment: Segment) -> None:
     )
     segment_id = segment.pk
     task_send_on_commit(segment_recompute_task, segment_id)
+
+
+def segment_refreshes_sweep(
+    *, now: datetime, before: datetime | None, waited: datetime, limit: int
+) -> tuple[int, bool]:
+    """Send again the recompute of each dynamic segment whose "Refresh now" is
+    still waiting after its message left the queue (part of beat's
+    ``jobs_sweep``). Returns how many were sent, and False when the broker went
+    out of reach."""
+    from segments.tasks import segment_recompute_task
+
+    refreshes = (
+        Segment.objects.filter(kind=SegmentKind.DYNAMIC, refresh_requested_at__lt=waited)
+        .filter(
+            Q(last_refreshed_at__isnull=True) | Q(last_refreshed_at__lt=F("refresh_requested_at"))
+        )
+        .values("pk", "refresh_requested_at", "refresh_resends", "refresh_resent_at")[:limit]
+    )
+    sent = 0
+    for row in refreshes:
+        last = cast(datetime, row["refresh_resent_at"] or row["refresh_requested_at"])
+        if not resend_due(last=last, resends=row["refresh_resends"], now=now, before=before):
+            continue
+        if not task_send(segment_recompute_task, row["pk"]):
+            return sent, False
+        Segment.objects.filter(pk=row["pk"]).update(
+            refresh_resends=F("refresh_resends") + 1, refresh_resent_at=now
+        )
+        sent += 1
+    return sent, True
 
 
 @transaction.atomic
@@ -487,3 +522,27 @@ def segment_include_leads(*, segment: Segment, lead_ids: Iterable[int]) -> int:
         return 0
     matching = Lead.objects.filter(pk__in=lead_ids).filter(compile_tree(segment.conditions))
     return len(_enter(segment, matching.values_list("id", flat=True), MembershipSource.CONDITION))
+
+
+def leads_segment_add(
+    *,
+    leads: QuerySet[Lead],
+    values: dict[str, Any],
+    progress: Progress = None,
+    batch_size: int = BATCH_SIZE,
+) -> BulkResult:
+    """The leads list's "Add to segment": every lead in ``leads`` into the static
+    segment ``values["segment"]``; leads already in it stay as they are
+    (``changed`` counts those that entered). ValueError when that segment is gone
+    before any lead changes."""
+    segment = Segment.objects.filter(pk=values["segment"], kind=SegmentKind.STATIC).first()
+    if segment is None:
+        raise ValueError("The static segment no longer exists.")
+    total = changed = 0
+    for batch in id_batches(leads, batch_size):
+        with transaction.atomic():
+            total += len(batch)
+            changed += segment_add_leads(segment=segment, lead_ids=batch)
+            if progress is not None:
+                progress(BulkResult(total=total, changed=changed))
+    return BulkResult(total=total, changed=changed)

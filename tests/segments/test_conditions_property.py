@@ -22,8 +22,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from core.vocabulary import Grade
-from leads.conditions import FIELD_TYPES, OPERATORS, compile_tree, validate
-from leads.conditions.schema import PROPERTY_OPERATORS
 from leads.models import (
     Event,
     FieldDefinition,
@@ -34,8 +32,10 @@ from leads.models import (
     Tag,
 )
 from scoring.models import LeadScore, ScoreCategory
+from segments.conditions import FIELD_TYPES, OPERATORS, compile_tree, validate
+from segments.conditions.schema import PROPERTY_OPERATORS
 from tests.factories import UserFactory
-from tests.leads.evaluator import (
+from tests.segments.evaluator import (
     STANDARD_FIELDS,
     SUPPORTED_OPERATORS,
     SUPPORTED_PROPERTY_OPERATORS,

@@ -7,7 +7,7 @@ from django.utils import timezone
 from core.scope import processing_batch
 from leads.models import Event, FieldDefinition, Lead, Segment, SegmentMembership
 from leads.services.events import events_process
-from leads.services.segments import (
+from segments.services import (
     ALWAYS,
     segment_create,
     segment_recompute,
@@ -266,7 +266,7 @@ def test_segment_list_query_count(marketer_api, django_assert_max_num_queries):
 
 def test_merge_moves_static_membership(django_capture_on_commit_callbacks):
     static = segment_create(name="Fair", kind="static")
-    from leads.services.segments import segment_add_leads
+    from segments.services import segment_add_leads
 
     anon_event = EventFactory.create(
         lead=None, type="track", anonymous_id="anon-1", idempotency_key="a1"

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leads.conditions import FIELD_TYPES, OPERATORS
-from leads.conditions.schema import PROPERTY_OPERATORS
-from leads.services.segments import segment_create
+from segments.conditions import FIELD_TYPES, OPERATORS
+from segments.conditions.schema import PROPERTY_OPERATORS
+from segments.services import segment_create
 from tests.factories import FieldDefinitionFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ turns a valid tree into a Django ``Q`` (activity rules become ``Exists`` or a
 counted subquery), used alike for a whole segment, one lead, and a preview count.
 """
 
-from leads.conditions.compiler import Compiler, compile_tree
-from leads.conditions.schema import (
+from segments.conditions.compiler import Compiler, compile_tree
+from segments.conditions.schema import (
     FIELD_TYPES,
     OPERATORS,
     ConditionError,

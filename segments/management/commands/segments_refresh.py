@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from leads.models import Segment, SegmentKind
-from leads.services.segments import segment_recompute
+from segments.services import segment_recompute
 
 
 class Command(BaseCommand):

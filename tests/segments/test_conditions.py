@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from leads.conditions import ConditionError, compile_tree, validate
 from leads.models import FieldDefinition, Lead, Tag
+from segments.conditions import ConditionError, compile_tree, validate
 from tests.factories import EventFactory, LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from leads.conditions.compiler import FALSE, TRUE, Compiler
+from segments.conditions.compiler import FALSE, TRUE, Compiler
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -112,13 +112,6 @@ def segment_rule_truth(rule: dict[str, Any], segments: set[int]) -> bool:
     """A segment rule on the ids of the segments the lead is in."""
     member = rule["segment"] in segments
     return member if rule["op"] == "in" else not member
-
-
-def leaves(tree: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rules of a tree, depth first, in order."""
-    if "all" in tree or "any" in tree:
-        return [leaf for child in tree.get("all", tree.get("any", [])) for leaf in leaves(child)]
-    return [tree]
 
 
 def tree_truth(node: dict[str, Any], truths: dict[int, bool]) -> bool:

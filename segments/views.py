@@ -24,10 +24,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.http import HtmxHttpRequest
 from core.roles import ADMIN_MARKETER, ALL_ROLES
 from core.vocabulary import COUNTABLE_TYPES
-from leads.conditions import ConditionError
-from leads.conditions.schema import NO_VALUE
 from leads.decorators import role_required
-from leads.forms_segments import (
+from leads.models import FieldDefinition, Lead, Segment, SegmentKind, Tag
+from leads.selectors import lead_owner_choices, leads_visible_to
+from scoring.models import ScoreCategory
+from segments.conditions import ConditionError
+from segments.conditions.schema import NO_VALUE
+from segments.conditions.tree import rules_in
+from segments.forms import (
     ACTIVITY_LABELS,
     COUNT_LABELS,
     NEW_RULE,
@@ -40,16 +44,12 @@ from leads.forms_segments import (
     builder_nodes,
     describe_tree,
     error_paths,
-    rules_in,
     tree_from_form,
 )
-from leads.models import FieldDefinition, Lead, Segment, SegmentKind, Tag
-from leads.selectors import (
+from segments.selectors import (
     SEGMENT_PREVIEW_SAMPLE,
     event_names,
-    lead_owner_choices,
     lead_segment_history,
-    leads_visible_to,
     member_cursor,
     member_cursor_parse,
     segment_candidates,
@@ -57,7 +57,7 @@ from leads.selectors import (
     segment_preview,
     segments_list,
 )
-from leads.services.segments import (
+from segments.services import (
     segment_add_leads,
     segment_conditions_clean,
     segment_create,
@@ -66,7 +66,6 @@ from leads.services.segments import (
     segment_remove_leads,
     segment_update,
 )
-from scoring.models import ScoreCategory
 
 # htmx leaves 4xx answers unswapped unless told; a refused form is a 422.
 INVALID = 422
