@@ -1,12 +1,4 @@
-import {
-  Background,
-  Controls,
-  MiniMap,
-  ReactFlow,
-  useEdgesState,
-  useNodesState,
-  useReactFlow,
-} from "@xyflow/react";
+import { Background, Controls, MiniMap, ReactFlow, useEdgesState, useNodesState, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { formatNumber, gettext, interpolate, ngettext } from "../i18n.js";
 import { call, errorLines } from "./api.js";
@@ -411,9 +403,7 @@ export default function Builder({ initial }) {
   const showProblems = useCallback(
     (error) => {
       const byNode = error?.nodes || {};
-      setNodes((list) =>
-        list.map((n) => ({ ...n, data: { ...n.data, problems: problemLines(byNode[n.id]) } })),
-      );
+      setNodes((list) => list.map((n) => ({ ...n, data: { ...n.data, problems: problemLines(byNode[n.id]) } })));
       setGraphProblems(error?.graph || []);
       return Object.keys(byNode).length + (error?.graph || []).length;
     },
@@ -451,7 +441,8 @@ export default function Builder({ initial }) {
       const result = await call(initial.urls[action], { method: "POST", csrf: initial.csrfToken });
       if (result.ok) setFlowStatus(result.data.status);
       else {
-        const failed = action === "pause" ? gettext("The flow could not be paused.") : gettext("The flow could not be resumed.");
+        const failed =
+          action === "pause" ? gettext("The flow could not be paused.") : gettext("The flow could not be resumed.");
         setNotice({ kind: "danger", text: result.data?.error?.message || failed });
       }
     },
@@ -517,7 +508,11 @@ export default function Builder({ initial }) {
     if (!onPath) return nodes;
     return nodes.map((n) =>
       onPath.nodes.has(n.id)
-        ? { ...n, data: { ...n.data, highlight: true }, ariaLabel: interpolate(gettext("%(node)s, on the tested path"), { node: n.ariaLabel }, true) }
+        ? {
+            ...n,
+            data: { ...n.data, highlight: true },
+            ariaLabel: interpolate(gettext("%(node)s, on the tested path"), { node: n.ariaLabel }, true),
+          }
         : n,
     );
   }, [nodes, onPath]);
@@ -688,10 +683,20 @@ export default function Builder({ initial }) {
               >
                 {gettext("Save")}
               </button>
-              <button type="button" className="btn btn-sm btn-outline-primary" onClick={validate} aria-label={gettext("Validate the draft")}>
+              <button
+                type="button"
+                className="btn btn-sm btn-outline-primary"
+                onClick={validate}
+                aria-label={gettext("Validate the draft")}
+              >
                 {gettext("Validate")}
               </button>
-              <button type="button" className="btn btn-sm btn-primary" onClick={publish} aria-label={gettext("Publish the draft")}>
+              <button
+                type="button"
+                className="btn btn-sm btn-primary"
+                onClick={publish}
+                aria-label={gettext("Publish the draft")}
+              >
                 {gettext("Publish")}
               </button>
               {flowStatus === "active" && (
@@ -726,7 +731,12 @@ export default function Builder({ initial }) {
         {notice && (
           <div className={`alert alert-${notice.kind} py-2 mb-2 d-flex`} role="alert">
             <span>{notice.text}</span>
-            <button type="button" className="btn-close ms-auto" aria-label={gettext("Dismiss")} onClick={() => setNotice(null)} />
+            <button
+              type="button"
+              className="btn-close ms-auto"
+              aria-label={gettext("Dismiss")}
+              onClick={() => setNotice(null)}
+            />
           </div>
         )}
         {graphProblems.length > 0 && (
@@ -803,9 +813,7 @@ export default function Builder({ initial }) {
               nodeId={side.node}
               status={side.status}
               nodeLabel={
-                leadsNode
-                  ? leadsNode.data.summary || types[leadsNode.data.nodeType]?.label || side.node
-                  : side.node
+                leadsNode ? leadsNode.data.summary || types[leadsNode.data.nodeType]?.label || side.node : side.node
               }
               onClose={() => setSide(null)}
             />
