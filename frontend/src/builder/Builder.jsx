@@ -1,5 +1,5 @@
 import { Background, Controls, MiniMap, ReactFlow, useEdgesState, useNodesState, useReactFlow } from "@xyflow/react";
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { formatNumber, gettext, interpolate, ngettext } from "../i18n.js";
 import { call, errorLines } from "./api.js";
 import DryRunPanel from "./DryRunPanel.jsx";
@@ -143,9 +143,14 @@ export default function Builder({ initial }) {
   const conflict = useRef(false);
   const changesRef = useRef(changes);
   const { screenToFlowPosition, fitView } = useReactFlow();
-  nodesRef.current = nodes;
-  edgesRef.current = edges;
-  changesRef.current = changes;
+  // The callbacks below read the latest graph through these refs, so that they
+  // keep their identity (React Flow re-renders less) and never act on a stale one.
+  // They are updated once a render is committed, before any handler or effect runs.
+  useLayoutEffect(() => {
+    nodesRef.current = nodes;
+    edgesRef.current = edges;
+    changesRef.current = changes;
+  });
 
   const touched = useCallback(() => {
     setChanges((n) => n + 1);
@@ -529,10 +534,14 @@ export default function Builder({ initial }) {
   const selected = nodes.filter((n) => n.selected);
   const single = selected.length === 1 ? selected[0] : null;
   const singleId = single ? single.id : null;
-  // Selecting a node (by click or Enter) shows its settings.
-  useEffect(() => {
+  // Selecting a node (by click or Enter) shows its settings. The side panel is
+  // switched while rendering, as soon as the selection changes, rather than in an
+  // effect that would render the other panel once first.
+  const [selectedBefore, setSelectedBefore] = useState(singleId);
+  if (singleId !== selectedBefore) {
+    setSelectedBefore(singleId);
     if (singleId) setSide(null);
-  }, [singleId]);
+  }
   useEffect(() => {
     const target = panel.current;
     if (!target) return undefined;
@@ -613,7 +622,7 @@ export default function Builder({ initial }) {
     };
   }, [initial, versionNumber, setNodes]);
 
-  const flowLabels = useMemo(reactFlowLabels, []);
+  const flowLabels = useMemo(() => reactFlowLabels(), []);
   const empty = nodes.length === 0;
   const testOpen = side === "test";
   const testButton = (
