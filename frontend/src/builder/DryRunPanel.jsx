@@ -96,7 +96,12 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
         aria-controls={`${id}-results`}
         onChange={(e) => setQuery(e.target.value)}
       />
-      <ul id={`${id}-results`} className="list-unstyled lf-test-leads mb-0" aria-label={gettext("Matching leads")} aria-live="polite">
+      <ul
+        id={`${id}-results`}
+        className="list-unstyled lf-test-leads mb-0"
+        aria-label={gettext("Matching leads")}
+        aria-live="polite"
+      >
         {shown &&
           found.leads.map((l) => (
             <li key={l.id}>
@@ -115,7 +120,9 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
               </button>
             </li>
           ))}
-        {shown && !found.error && found.leads.length === 0 && <li className="small text-muted p-1">{gettext("No lead matches.")}</li>}
+        {shown && !found.error && found.leads.length === 0 && (
+          <li className="small text-muted p-1">{gettext("No lead matches.")}</li>
+        )}
         {shown && found.error && <li className="small text-danger p-1">{found.error}</li>}
       </ul>
     </div>
@@ -134,7 +141,9 @@ function Result({ data, types }) {
         <p className="alert alert-warning py-1 px-2 small mb-2 lf-test-trigger">{trigger.reason}</p>
       )}
       <p className={`small mb-2 lf-test-entry ${entry.allowed ? "text-success" : "text-danger"}`}>
-        <span className="fw-semibold">{entry.allowed ? gettext("Would enter now.") : gettext("Would not enter now.")}</span>{" "}
+        <span className="fw-semibold">
+          {entry.allowed ? gettext("Would enter now.") : gettext("Would not enter now.")}
+        </span>{" "}
         {entry.reason}
       </p>
       {steps.length > 0 && (
@@ -143,9 +152,7 @@ function Result({ data, types }) {
             <li key={`${step.node}-${index}`} data-node-id={step.node} data-outcome={step.outcome}>
               <div className="d-flex align-items-baseline gap-2">
                 <span className="lf-test-node text-truncate">{types[step.type]?.label || step.type}</span>
-                <span className={`badge lf-outcome lf-outcome-${step.outcome}`}>
-                  {outcomeLabel(step.outcome)}
-                </span>
+                <span className={`badge lf-outcome lf-outcome-${step.outcome}`}>{outcomeLabel(step.outcome)}</span>
               </div>
               <div className="lf-test-effect">{step.effect}</div>
             </li>
@@ -263,8 +270,12 @@ export default function DryRunPanel({
       </div>
       <p className="small text-muted mb-2">
         {readOnly
-          ? gettext("The path a lead would take through this version, and what each step would do. Nothing is changed or sent.")
-          : gettext("The path a lead would take through this draft, and what each step would do. Nothing is changed or sent.")}
+          ? gettext(
+              "The path a lead would take through this version, and what each step would do. Nothing is changed or sent.",
+            )
+          : gettext(
+              "The path a lead would take through this draft, and what each step would do. Nothing is changed or sent.",
+            )}
       </p>
       <form onSubmit={submit} noValidate>
         <LeadPicker leadsUrl={urls.leads} lead={lead} onPick={setLead} />

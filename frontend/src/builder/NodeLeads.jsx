@@ -38,6 +38,28 @@ function enrollmentText(status, createdAt) {
   }
 }
 
+// One page of enrollments, each with its lead (null when the lead could not be
+// loaded), or the error; null when the list was closed before it arrived, so
+// that the leads are not fetched for nothing.
+async function fetchPage(urls, url, alive) {
+  const result = await call(url);
+  if (!alive.current) return null;
+  if (!result.ok) return { error: errorLines(result.data, gettext("The leads could not be loaded.")) };
+  const enrollments = result.data.results || [];
+  // The enrollments name their leads by id only.
+  const ids = [...new Set(enrollments.map((e) => e.lead))];
+  const leads = await Promise.all(ids.map((id) => call(`${urls.leads}${id}/`)));
+  if (!alive.current) return null;
+  const byId = new Map();
+  leads.forEach((r, index) => {
+    if (r.ok) byId.set(ids[index], r.data);
+  });
+  return {
+    rows: enrollments.map((e) => ({ enrollment: e, lead: byId.get(e.lead) || null })),
+    next: result.data.next || null,
+  };
+}
+
 export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) {
   const [rows, setRows] = useState([]);
   const [next, setNext] = useState(null);
@@ -46,41 +68,30 @@ export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) 
   const alive = useRef(true);
   const heading = useRef(null);
 
-  const load = useCallback(
-    async (url) => {
-      setLoading(true);
-      const result = await call(url);
-      if (!alive.current) return;
-      if (!result.ok) {
-        setError(errorLines(result.data, gettext("The leads could not be loaded.")));
-        setLoading(false);
-        return;
-      }
-      const enrollments = result.data.results || [];
-      // The enrollments name their leads by id only.
-      const ids = [...new Set(enrollments.map((e) => e.lead))];
-      const leads = await Promise.all(ids.map((id) => call(`${urls.leads}${id}/`)));
-      if (!alive.current) return;
-      const byId = new Map();
-      leads.forEach((r, index) => {
-        if (r.ok) byId.set(ids[index], r.data);
-      });
-      setRows((list) => [...list, ...enrollments.map((e) => ({ enrollment: e, lead: byId.get(e.lead) || null }))]);
-      setNext(result.data.next || null);
-      setLoading(false);
-    },
-    [urls],
-  );
+  // A page that arrives after the list was closed is dropped.
+  const show = useCallback((page) => {
+    if (!page || !alive.current) return;
+    if (page.error) setError(page.error);
+    else {
+      setRows((list) => [...list, ...page.rows]);
+      setNext(page.next);
+    }
+    setLoading(false);
+  }, []);
+  const more = () => {
+    setLoading(true);
+    fetchPage(urls, next, alive).then(show);
+  };
 
   useEffect(() => {
     alive.current = true;
     const params = new URLSearchParams({ node: nodeId, status, page_size: String(PAGE_SIZE) });
-    load(`${urls.enrollments}?${params}`);
+    fetchPage(urls, `${urls.enrollments}?${params}`, alive).then(show);
     if (heading.current) heading.current.focus();
     return () => {
       alive.current = false;
     };
-  }, [urls, nodeId, status, load]);
+  }, [urls, nodeId, status, show]);
 
   return (
     <aside className="lf-side lf-node-leads nokey" aria-labelledby="lf-node-leads-title">
@@ -117,7 +128,7 @@ export default function NodeLeads({ urls, nodeId, status, nodeLabel, onClose }) 
       )}
       {!loading && !error && rows.length === 0 && <p className="small text-muted">{gettext("No leads.")}</p>}
       {!loading && next && (
-        <button type="button" className="btn btn-sm btn-outline-secondary" onClick={() => load(next)}>
+        <button type="button" className="btn btn-sm btn-outline-secondary" onClick={more}>
           {gettext("More")}
         </button>
       )}

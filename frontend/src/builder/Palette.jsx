@@ -7,8 +7,7 @@ export const DRAG_TYPE = "application/x-leadflow-node";
 export default function Palette({ nodeTypes, onAdd, disabled }) {
   const [query, setQuery] = useState("");
   const q = query.trim().toLowerCase();
-  const matches = (t) =>
-    !q || t.label.toLowerCase().includes(q) || t.description.toLowerCase().includes(q);
+  const matches = (t) => !q || t.label.toLowerCase().includes(q) || t.description.toLowerCase().includes(q);
   return (
     <aside className="lf-palette" aria-label={gettext("Node palette")}>
       <input

@@ -12,7 +12,7 @@ export async function call(url, { method = "GET", body, csrf } = {}) {
     },
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
-  let data = null;
+  let data;
   try {
     data = await response.json();
   } catch {
