@@ -41,6 +41,7 @@ import psycopg
 from machine import machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
+from segmentation import defer_indexes
 from stack import (
     RESULTS,
     ROOT,
@@ -52,8 +53,6 @@ from stack import (
     record,
     vacuum_analyze,
 )
-
-from segments import defer_indexes
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_pages"
 GOAL_P95_MS = 150.0

@@ -35,7 +35,7 @@ class LedgerCategoryScores:
         )
 
     def points(self, lead: Lead) -> dict[str, int]:
-        rows: QuerySet[LeadScore] = lead.category_scores.all()  # type: ignore[attr-defined]
+        rows: QuerySet[LeadScore] = lead.category_scores.all()
         return {row.category.key: row.score for row in rows}
 
     def within(self, key: str, low: int | None, high: int | None) -> Q:

@@ -21,9 +21,9 @@ The clock is pinned to the moment the generated events end, so "in the last 30
 days" means the same leads in every run, a ``--reuse`` run days later included,
 and the member count can be checked against the raw query exactly.
 
-    .venv/bin/python bench/segments.py                       # 1M leads, 10M events
-    .venv/bin/python bench/segments.py --reuse --record      # keep the data, record
-    .venv/bin/python bench/segments.py --leads 100000 --events 1000000
+    .venv/bin/python bench/segmentation.py                       # 1M leads, 10M events
+    .venv/bin/python bench/segmentation.py --reuse --record      # keep the data, record
+    .venv/bin/python bench/segmentation.py --leads 100000 --events 1000000
 """
 
 from __future__ import annotations
@@ -1064,7 +1064,7 @@ def section(
     notes = plan_notes(results)
     text = (
         f"## segments: {now:%Y-%m-%d %H:%M %Z}\n\n"
-        "`bench/segments.py`: three segments over generated leads and events, timed "
+        "`bench/segmentation.py`: three segments over generated leads and events, timed "
         "in-process through the Django services: the first full `segment_recompute` "
         "(which writes a membership and a `segment.entered` event per member), the "
         "steady-state recompute (later runs, nothing to change), the compiled selection "
