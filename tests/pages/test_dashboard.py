@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from flows.models import Enrollment, Flow, FlowVersion
 from leads.models import Event, Lead, Task
-from pages.selectors_dashboard import Trend, dashboard_daily, dashboard_for
+from pages.selectors.dashboard import Trend, dashboard_daily, dashboard_for
 from scoring.models import ScoreCategory, ScoreChange
 from tests.factories import EventFactory, LeadFactory
 

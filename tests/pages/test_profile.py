@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from flows.models import Enrollment, Flow, FlowVersion, StepRun
 from leads.models import Event, Lead, Note, Segment, SegmentMembership, Stage, Task
-from pages.selectors_profile import lead_score_breakdown, lead_score_history, lead_timeline
+from pages.selectors.profile import lead_score_breakdown, lead_score_history, lead_timeline
 from scoring.models import ScoreCategory, ScoreChange, ScoreSource
 from scoring.services import score_adjust, scoring_settings_update
 from tests.factories import EventFactory, LeadFactory
@@ -312,7 +312,7 @@ def test_timeline_merges_sources_newest_first_and_pages():
 
 
 def _parse(cursor: str):
-    from pages.selectors_profile import timeline_cursor_parse
+    from pages.selectors.profile import timeline_cursor_parse
 
     parsed = timeline_cursor_parse(cursor)
     assert parsed is not None

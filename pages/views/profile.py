@@ -31,7 +31,7 @@ from leads.selectors import lead_owner_choices, lead_tasks, leads_visible_to
 from leads.services.leads import lead_update
 from leads.services.notes import NOTE_MAX_LENGTH, note_create
 from leads.services.policy import lead_change_refusals, lead_values, owner_refusal
-from pages.selectors_profile import (
+from pages.selectors.profile import (
     TIMELINE_FILTERS,
     lead_enrollments,
     lead_score_breakdown,

@@ -13,7 +13,7 @@ from core.http import HtmxHttpRequest
 from core.roles import ALL_ROLES
 from leads.decorators import role_required
 from leads.services.events import events_backlog
-from pages.selectors_dashboard import DailySeries, dashboard_for
+from pages.selectors.dashboard import DailySeries, dashboard_for
 
 
 def _daily_chart(daily: DailySeries) -> str:
