@@ -20,7 +20,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import User
 from django.http import QueryDict
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import COUNTABLE_TYPES, Grade
@@ -34,6 +34,12 @@ from segments.conditions.schema import (
     RELATIVE,
 )
 from segments.conditions.tree import group_children, rules_in
+from segments.conditions.words import (
+    FIELD_LABELS,
+    GRADE_LABELS,
+    OP_LABELS,
+    as_text,
+)
 
 ROOT = "c"
 NEW_RULE: dict[str, Any] = {"field": "job_title", "op": "contains"}
@@ -43,76 +49,11 @@ NEW_ACTIVITY: dict[str, Any] = {
     "within_days": 30,
 }
 
-FIELD_LABELS = {
-    "email": _("Email"),
-    "external_id": _("User id"),
-    "first_name": _("First name"),
-    "last_name": _("Last name"),
-    "phone": _("Phone"),
-    "job_title": _("Job title"),
-    "company_name": _("Company"),
-    "industry": _("Industry"),
-    "country": _("Country"),
-    "city": _("City"),
-    "company_size": _("Company size"),
-    "stage": _("Stage"),
-    "unsubscribed": _("Unsubscribed"),
-    "created_at": _("Created"),
-    "updated_at": _("Updated"),
-    "last_activity_at": _("Last activity"),
-    "owner": _("Owner"),
-    "tags": _("Tags"),
-    "score": _("Score"),
-    "grade": _("Grade"),
-}
-OP_LABELS = {
-    "is": _("is"),
-    "is_not": _("is not"),
-    "contains": _("contains"),
-    "not_contains": _("does not contain"),
-    "starts_with": _("starts with"),
-    "ends_with": _("ends with"),
-    "in": _("is one of"),
-    "is_set": _("is set"),
-    "is_not_set": _("is not set"),
-    "eq": _("equals"),
-    "ne": _("does not equal"),
-    "gt": _("is more than"),
-    "gte": _("is at least"),
-    "lt": _("is less than"),
-    "lte": _("is at most"),
-    "between": _("is between"),
-    "before": _("is before"),
-    "after": _("is after"),
-    "on": _("is on"),
-    "in_last_days": _("is in the last … days"),
-    "more_than_days_ago": _("is more than … days ago"),
-    "in_next_days": _("is in the next … days"),
-    "has": _("has the tag"),
-    "has_not": _("does not have the tag"),
-    "has_any": _("has any of the tags"),
-    "has_all": _("has all of the tags"),
-}
-COUNT_LABELS = {"gte": _("at least"), "lte": _("at most"), "eq": _("exactly")}
-ACTIVITY_LABELS = {
-    "track": _("App event"),
-    "page": _("Page view"),
-    "screen": _("Screen view"),
-    "form.submitted": _("Form submitted"),
-    "email.delivered": _("Email delivered"),
-    "email.opened": _("Email opened"),
-    "email.clicked": _("Email link clicked"),
-    "email.replied": _("Email replied to"),
-    "email.bounced": _("Email bounced"),
-    "email.complained": _("Email marked as spam"),
-    "email.unsubscribed": _("Unsubscribed by email"),
-}
 KIND_LABELS = {
     "field": _("Field"),
     "activity": _("Activity"),
     "segment": _("Segment"),
 }
-GRADE_LABELS = dict(Grade.choices)
 
 
 class SegmentForm(forms.Form):
@@ -427,14 +368,6 @@ class BuilderNode:
         return ".".join(str(int(p) + 1) for p in self.path.split("-")[1:])
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def error_paths(errors: dict[str, list[str]]) -> dict[str, tuple[list[str], set[str]]]:
     """Schema error paths (``all[0].any[1].value``) as builder paths
     (``c-0-1``) with their messages and the parts that are wrong."""
@@ -484,7 +417,7 @@ def builder_nodes(
                 kind="segment",
                 depth=depth,
                 rule=rule,
-                value=_text(rule.get("segment")),
+                value=as_text(rule.get("segment")),
                 errors=messages,
                 invalid=invalid,
             )
@@ -513,11 +446,11 @@ def _activity_node(
         kind="activity",
         depth=depth,
         rule=rule,
-        value=_text(rule.get("activity")),
-        value2=_text(rule.get("name")),
-        count_op=_text(count.get("op", "gte")) if count else "gte",
-        count=_text(count.get("value", 1)) if count else "1",
-        days=_text(rule.get("within_days")),
+        value=as_text(rule.get("activity")),
+        value2=as_text(rule.get("name")),
+        count_op=as_text(count.get("op", "gte")) if count else "gte",
+        count=as_text(count.get("value", 1)) if count else "1",
+        days=as_text(rule.get("within_days")),
         url=url_text,
         extra=json.dumps(extra) if extra else "",
         errors=messages,
@@ -533,9 +466,9 @@ def _field_node(
     invalid: set[str],
     choices: BuilderChoices,
 ) -> BuilderNode:
-    name = _text(rule.get("field"))
+    name = as_text(rule.get("field"))
     kind = field_kind(name, choices.definitions)
-    op = _text(rule.get("op"))
+    op = as_text(rule.get("op"))
     value = rule.get("value")
     result = BuilderNode(
         path=path,
@@ -557,31 +490,37 @@ def _field_node(
     listed = value if isinstance(value, list) else [] if value is None else [value]
     if kind == "text":
         result.input = "list" if op == "in" else "text"
-        result.value = ", ".join(map(_text, listed)) if op == "in" else _text(value)
+        result.value = ", ".join(map(as_text, listed)) if op == "in" else as_text(value)
     elif kind == "number":
         result.input = "number_range" if op == "between" else "number"
         if op == "between":
-            result.value, result.value2 = _text(pair[0]), _text(pair[1] if len(pair) > 1 else None)
+            result.value, result.value2 = (
+                as_text(pair[0]),
+                as_text(pair[1] if len(pair) > 1 else None),
+            )
         else:
-            result.value = _text(value)
+            result.value = as_text(value)
     elif kind == "date":
         if op in RELATIVE:
-            result.input, result.value = "days", _text(value)
+            result.input, result.value = "days", as_text(value)
         elif op == "between":
             result.input = "date_range"
-            result.value, result.value2 = _text(pair[0]), _text(pair[1] if len(pair) > 1 else None)
+            result.value, result.value2 = (
+                as_text(pair[0]),
+                as_text(pair[1] if len(pair) > 1 else None),
+            )
         else:
-            result.input, result.value = "date", _text(value)
+            result.input, result.value = "date", as_text(value)
     elif kind == "boolean":
         result.input = "select"
         result.options = [("true", gettext("yes")), ("false", gettext("no"))]
-        result.value = _text(value)
+        result.value = as_text(value)
     else:
         result.options = _options(name, kind, choices)
         multiple = op in ("in", "has_any", "has_all")
         result.input = "multiselect" if multiple else "select"
-        result.selected = {_text(v) for v in listed}
-        result.value = _text(value) if not multiple else ""
+        result.selected = {as_text(v) for v in listed}
+        result.value = as_text(value) if not multiple else ""
         known = {v for v, _label in result.options}
         # A value the lists no longer hold (a deleted tag, a former user) stays.
         for missing in sorted((result.selected | {result.value}) - known - {""}):
@@ -607,143 +546,3 @@ def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, s
 def activity_types_in(tree: Any) -> set[str]:
     """The activity types a tree's activity rules name."""
     return {r["activity"] for r in rules_in(tree) if r.get("activity") in COUNTABLE_TYPES}
-
-
-# --- the conditions in words -------------------------------------------------------------
-
-
-@dataclass
-class SummaryNames:
-    """Names to put in the sentences: segments, users, custom fields, categories."""
-
-    segments: dict[int, str]
-    users: dict[int, str]
-    definitions: dict[str, FieldDefinition]
-    categories: dict[str, str]
-
-
-@dataclass
-class SummaryItem:
-    text: str = ""
-    match: str = ""
-    children: list[SummaryItem] = field(default_factory=list)
-
-
-def describe_tree(tree: Any, names: SummaryNames) -> SummaryItem:
-    """The conditions as nested sentences: "All of: Job title contains “CEO” …"."""
-    if not isinstance(tree, dict):
-        return SummaryItem(text=gettext("No conditions."))
-    kids = group_children(tree)
-    if kids is not None:
-        match = gettext("Any of:") if "any" in tree else gettext("All of:")
-        if not kids:
-            match = gettext("Every lead.") if "all" in tree else gettext("No lead.")
-        return SummaryItem(match=match, children=[describe_tree(k, names) for k in kids])
-    if "activity" in tree:
-        return SummaryItem(text=_describe_activity(tree))
-    if "segment" in tree:
-        segment_id = tree.get("segment")
-        segment = names.segments.get(segment_id, f"#{segment_id}") if segment_id else "?"
-        template = (
-            gettext("Not in the segment “%(name)s”")
-            if tree.get("op") == "not_in"
-            else gettext("In the segment “%(name)s”")
-        )
-        return SummaryItem(text=template % {"name": segment})
-    return SummaryItem(text=_describe_field(tree, names))
-
-
-def _field_label(name: str, names: SummaryNames) -> str:
-    if name in FIELD_LABELS:
-        return str(FIELD_LABELS[name])
-    if name.startswith("score."):
-        label = names.categories.get(name[6:], name[6:])
-        return gettext("Score: %(category)s") % {"category": label}
-    if name.startswith("custom.") and name[7:] in names.definitions:
-        return names.definitions[name[7:]].label
-    return name
-
-
-def _describe_value(name: str, value: Any, names: SummaryNames) -> str:
-    values = value if isinstance(value, list) else [value]
-    shown = []
-    for item in values:
-        if name == "owner" and isinstance(item, int):
-            shown.append(names.users.get(item, f"#{item}"))
-        elif isinstance(item, bool):
-            shown.append(gettext("yes") if item else gettext("no"))
-        elif name == "grade" and item in GRADE_LABELS:
-            shown.append(str(GRADE_LABELS[item]))
-        elif name == "stage" and item in Stage.values:
-            shown.append(str(Stage(item).label))
-        else:
-            shown.append(f"“{item}”" if isinstance(item, str) else str(item))
-    return gettext(" and ").join(shown) if len(values) == 2 else ", ".join(shown)
-
-
-def _describe_field(rule: dict[str, Any], names: SummaryNames) -> str:
-    name = _text(rule.get("field"))
-    op = _text(rule.get("op"))
-    label = _field_label(name, names)
-    if op in RELATIVE:
-        days = rule.get("value")
-        template = {
-            "in_last_days": gettext("%(field)s is in the last %(days)s days"),
-            "more_than_days_ago": gettext("%(field)s is more than %(days)s days ago"),
-            "in_next_days": gettext("%(field)s is in the next %(days)s days"),
-        }[op]
-        return template % {"field": label, "days": days}
-    op_label = str(OP_LABELS.get(op, op))
-    if op in NO_VALUE:
-        return gettext("%(field)s %(op)s") % {"field": label, "op": op_label}
-    return gettext("%(field)s %(op)s %(value)s") % {
-        "field": label,
-        "op": op_label,
-        "value": _describe_value(name, rule.get("value"), names),
-    }
-
-
-def _describe_activity(rule: dict[str, Any]) -> str:
-    activity = str(ACTIVITY_LABELS.get(rule.get("activity", ""), rule.get("activity")))
-    if rule.get("name"):
-        activity = f"{activity} “{rule['name']}”"
-    count = rule.get("count") or {"op": "gte", "value": 1}
-    times = count.get("value", 1)
-    if count.get("op") == "eq" and times == 0:
-        parts = [gettext("No %(activity)s") % {"activity": activity}]
-    else:
-        parts = [
-            ngettext(
-                "%(activity)s %(op)s %(count)s time",
-                "%(activity)s %(op)s %(count)s times",
-                times if isinstance(times, int) else 2,
-            )
-            % {
-                "activity": activity,
-                "op": COUNT_LABELS.get(str(count.get("op")), count.get("op")),
-                "count": times,
-            }
-        ]
-    if "within_days" in rule:
-        days = rule["within_days"]
-        parts.append(
-            ngettext("in the last %(days)s day", "in the last %(days)s days", days) % {"days": days}
-        )
-    elif isinstance(rule.get("between"), list) and len(rule["between"]) == 2:
-        parts.append(
-            gettext("between %(first)s and %(last)s")
-            % {"first": rule["between"][0], "last": rule["between"][1]}
-        )
-    else:
-        parts.append(gettext("ever"))
-    for prop, test in (rule.get("where") or {}).items():
-        if isinstance(test, dict):
-            parts.append(
-                gettext("where %(property)s %(op)s “%(value)s”")
-                % {
-                    "property": prop,
-                    "op": OP_LABELS.get(str(test.get("op")), test.get("op")),
-                    "value": test.get("value"),
-                }
-            )
-    return ", ".join(parts)

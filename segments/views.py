@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,18 +30,20 @@ from scoring.models import ScoreCategory
 from segments.conditions import ConditionError
 from segments.conditions.schema import NO_VALUE
 from segments.conditions.tree import rules_in
-from segments.forms import (
+from segments.conditions.words import (
     ACTIVITY_LABELS,
     COUNT_LABELS,
+    condition_names_load,
+    describe_tree,
+)
+from segments.forms import (
     NEW_RULE,
     BuilderChoices,
     EmailsForm,
     SegmentForm,
-    SummaryNames,
     activity_types_in,
     builder_apply,
     builder_nodes,
-    describe_tree,
     error_paths,
     tree_from_form,
 )
@@ -318,26 +319,6 @@ def _paths(tree: Any, path: str = "c") -> list[str]:
     return out
 
 
-def _summary_names(segment: Segment) -> SummaryNames:
-    """The names the conditions in words need, in a query per kind at most."""
-    rules = rules_in(segment.conditions)
-    user_ids: set[int] = set()
-    for rule in rules:
-        if rule.get("field") == "owner":
-            value = rule.get("value")
-            user_ids |= {v for v in (value if isinstance(value, list) else [value]) if v}
-    refs = {rule["segment"] for rule in rules if isinstance(rule.get("segment"), int)}
-    users = User.objects.filter(pk__in=user_ids) if user_ids else User.objects.none()
-    return SummaryNames(
-        segments=dict(Segment.objects.filter(pk__in=refs).values_list("id", "name"))
-        if refs
-        else {},
-        users={u.pk: u.get_full_name() or u.get_username() for u in users},
-        definitions=_definitions(),
-        categories=dict(ScoreCategory.objects.values_list("key", "label")),
-    )
-
-
 def _members_context(request: HtmxHttpRequest, segment: Segment) -> dict[str, Any]:
     after = request.GET.get("after", "")
     cursor = member_cursor_parse(after) if after else None
@@ -366,7 +347,7 @@ def segment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return render(request, "segments/_member_rows.html", _members_context(request, segment))
     context = {
         **_members_context(request, segment),
-        "summary": describe_tree(segment.conditions, _summary_names(segment))
+        "summary": describe_tree(segment.conditions, condition_names_load(segment.conditions))
         if segment.kind == SegmentKind.DYNAMIC
         else None,
         "emails_form": EmailsForm(),

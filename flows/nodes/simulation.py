@@ -187,7 +187,7 @@ def quoted(value: Any) -> str:
     if value is None or value == "":
         return gettext("empty")
     if isinstance(value, str):
-        return f"'{value}'"
+        return f"“{value}”"
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime(WHEN)
     return value_text(value)

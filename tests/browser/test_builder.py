@@ -276,7 +276,7 @@ def test_testing_a_flow_on_a_lead_highlights_its_path_and_writes_nothing(
     expect(effects).to_have_text(
         [
             "starts on App event: Requested demo, by the made-up event track 'Requested demo'",
-            "yes: job title contains CEO ('CEO')",
+            "yes: job title contains “CEO” (“CEO”)",
             "+5 Fit: Decision maker (score 12 → 17)",
             "task 'Call Kim Lee' for Sam Rep (the owner); "
             "in-app notification and email to sam@example.com",

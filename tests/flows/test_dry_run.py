@@ -104,10 +104,10 @@ def test_a_ceo_is_scored_then_passes_the_score_check_and_goes_to_sales(flow, rep
     }
     assert steps(result) == [
         ("t", "matched", START, "next"),
-        ("ceo", "yes", "yes: job title contains CEO ('CEO')", "yes"),
+        ("ceo", "yes", "yes: job title contains “CEO” (“CEO”)", "yes"),
         ("score", "would_apply", "+5 Fit: Decision maker (score 12 → 17)", "next"),
         # The stored score (12) is below 15; the +5 above counts.
-        ("hot", "yes", "yes: score ≥ 15 (17 after the steps above)", "yes"),
+        ("hot", "yes", "yes: score is at least 15 (17 after the steps above)", "yes"),
         (
             "notify",
             "would_apply",
@@ -134,7 +134,7 @@ def test_a_ceo_whose_score_stays_low_ends_after_the_score_check(flow, rep):
 
     assert steps(result)[2:] == [
         ("score", "would_apply", "+5 Fit: Decision maker (score 5 → 10)", "next"),
-        ("hot", "no", "no: score ≥ 15 (10 after the steps above)", "no"),
+        ("hot", "no", "no: score is at least 15 (10 after the steps above)", "no"),
         ("end", "ended", "end of the flow", None),
     ]
     assert result["edges"] == ["t-ceo", "ceo-yes-score", "score-next-hot", "hot-no-end"]
@@ -147,7 +147,7 @@ def test_a_lead_who_is_not_a_ceo_is_tagged_and_waits(flow):
 
     assert steps(result) == [
         ("t", "matched", START, "next"),
-        ("ceo", "no", "no: job title contains CEO ('Head of Marketing')", "no"),
+        ("ceo", "no", "no: job title contains “CEO” (“Head of Marketing”)", "no"),
         ("nurture", "would_apply", "add tag nurture", "next"),
         ("wait", "waited", "wait 2 days (until 2026-03-04 09:00 UTC)", "next"),
         ("end", "ended", "end of the flow", None),
@@ -221,18 +221,18 @@ def test_later_conditions_see_fields_tags_and_owner_set_earlier(rep):
     result = dry_run(flow, lead)
 
     assert steps(result)[1:] == [
-        ("title", "would_apply", "job title: 'Intern' → 'CTO'", "next"),
+        ("title", "would_apply", "job title: “Intern” → “CTO”", "next"),
         ("tag", "would_apply", "add tag vip", "next"),
         ("owner", "would_apply", "owner: nobody → Sam Rep", "next"),
         ("seg", "would_apply", "add to static segment Follow up", "next"),
         (
             "check",
             "yes",
-            "yes: job title contains CTO ('CTO' after the steps above); "
-            "has tag vip (tags: vip after the steps above); "
+            "yes: job title contains “CTO” (“CTO” after the steps above); "
+            "has the tag “vip” (tags: vip after the steps above); "
             "owner is Sam Rep (Sam Rep after the steps above); "
-            "in segment Follow up; "
-            "company name is Acme GmbH ('Acme GmbH')",
+            "in the segment “Follow up”; "
+            "company name is “Acme GmbH” (“Acme GmbH”)",
             "yes",
         ),
     ]
@@ -260,13 +260,13 @@ def test_custom_fields_set_earlier_are_seen_except_dates():
     result = dry_run(flow, lead)
 
     assert steps(result)[1:] == [
-        ("plan", "would_apply", "plan: 'free' → 'pro'", "next"),
-        ("renewal", "would_apply", "renewal: empty → '2026-04-01'", "next"),
-        ("pro", "yes", "yes: plan is pro ('pro' after the steps above)", "yes"),
+        ("plan", "would_apply", "plan: “free” → “pro”", "next"),
+        ("renewal", "would_apply", "renewal: empty → “2026-04-01”", "next"),
+        ("pro", "yes", "yes: plan is “pro” (“pro” after the steps above)", "yes"),
         (
             "soon",
             "no",
-            "no: renewal is after 2026-03-15 (empty as stored; the change above is not counted)",
+            "no: renewal is after “2026-03-15” (empty as stored; the change above is not counted)",
             "no",
         ),
     ]
