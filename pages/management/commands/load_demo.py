@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from core.roles import Role
 from core.vocabulary import LEAD_ACTIVITY_TYPES
+from flows.engine import flows_on_event
+from flows.lifecycle import flow_create, flow_publish
 from flows.models import Flow
-from flows.services import flow_create, flow_publish, flows_on_event
 from leads.models import Event, Lead, Segment, Stage, Tag
 from leads.services.events import derived_collected, events_process
 from leads.services.segments import segment_create, segment_recompute
