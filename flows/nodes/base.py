@@ -109,6 +109,7 @@ class Names:
     categories: dict[str, str] = field(default_factory=dict)
     # Bare field key (``job_title``, a custom key) to its label.
     fields: dict[str, str] = field(default_factory=dict)
+    flows: dict[int, str] = field(default_factory=dict)
 
     def field_label(self, key: str) -> str:
         bare = key.removeprefix("custom.")

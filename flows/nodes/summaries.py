@@ -1,5 +1,7 @@
 """Canvas summaries of node configs ("Entered segment: Hot leads"), with the
-records a config points at shown by name."""
+records a config points at shown by name. ``names_load`` is the one loader of
+those names: the builder's summaries, the dry run and the score breakdown's
+flows all read them through it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils.text import capfirst
 
+from flows.models import Flow
 from flows.nodes.base import (
     LEAD_FIELD,
     REGISTRY,
@@ -37,6 +40,7 @@ class Refs:
     users: set[int] = field(default_factory=set)
     categories: set[str] = field(default_factory=set)
     custom_fields: set[str] = field(default_factory=set)
+    flows: set[int] = field(default_factory=set)
 
 
 def config_value(config: Any, path: str) -> Any:
@@ -72,6 +76,52 @@ def config_refs(node_type: NodeType, config: Any, refs: Refs) -> None:
                 config_refs(nested, nested_config, refs)
 
 
+def _rule_refs(tree: Any, refs: Refs) -> None:
+    """Add what the rules of a condition tree point at to ``refs``. Drafts are
+    not validated, so anything that is not a rule or a group is skipped."""
+    if not isinstance(tree, dict):
+        return
+    group = tree.get("all", tree.get("any"))
+    if isinstance(group, list):
+        for child in group:
+            _rule_refs(child, refs)
+        return
+    if _is_id(tree.get("segment")):
+        refs.segments.add(tree["segment"])
+    name = tree.get("field")
+    if not isinstance(name, str):
+        return
+    if name == "owner":
+        value = tree.get("value")
+        refs.users.update(v for v in (value if isinstance(value, list) else [value]) if _is_id(v))
+    elif name.startswith("score."):
+        refs.categories.add(name[6:])
+    elif name.startswith("custom."):
+        refs.custom_fields.add(name[7:])
+
+
+def graph_refs(nodes: Any) -> Refs:
+    """What the nodes of a graph point at, their conditions' rules included;
+    nodes of unknown types and configs that are not objects are skipped."""
+    refs = Refs()
+    for node in nodes if isinstance(nodes, list) else []:
+        node_type = REGISTRY.get(node.get("type") or "") if isinstance(node, dict) else None
+        if node_type is None:
+            continue
+        config = node.get("config", {})
+        config_refs(node_type, config, refs)
+        if node_type.key == "condition" and isinstance(config, dict):
+            _rule_refs(config.get("conditions"), refs)
+    return refs
+
+
+def node_type_label(key: str) -> str:
+    """The label of a node type, in the current language; the key itself for a
+    type that no longer exists."""
+    node_type = REGISTRY.get(key)
+    return str(node_type.label) if node_type is not None else key
+
+
 def standard_field_labels() -> dict[str, str]:
     """Labels of the lead fields a flow can watch or set, by field name."""
     return {
@@ -89,6 +139,7 @@ def names_load(refs: Refs) -> Names:
     segments: dict[int, str] = {}
     users: dict[int, str] = {}
     categories: dict[str, str] = {}
+    flows: dict[int, str] = {}
     fields = standard_field_labels()
     if refs.segments:
         segments = dict(Segment.objects.filter(pk__in=refs.segments).values_list("pk", "name"))
@@ -106,7 +157,9 @@ def names_load(refs: Refs) -> Names:
     custom = refs.custom_fields - set(fields)
     if custom:
         fields.update(FieldDefinition.objects.filter(key__in=custom).values_list("key", "label"))
-    return Names(segments=segments, users=users, categories=categories, fields=fields)
+    if refs.flows:
+        flows = dict(Flow.objects.filter(pk__in=refs.flows).values_list("pk", "name"))
+    return Names(segments=segments, users=users, categories=categories, fields=fields, flows=flows)
 
 
 def node_summary(node_type_key: str, config: Any, names: Names | None = None) -> str:
@@ -117,7 +170,5 @@ def node_summary(node_type_key: str, config: Any, names: Names | None = None) ->
     if node_type is None:
         return ""
     if names is None:
-        refs = Refs()
-        config_refs(node_type, config, refs)
-        names = names_load(refs)
+        names = names_load(graph_refs([{"type": node_type_key, "config": config}]))
     return summarise(node_type, config, names)

@@ -123,6 +123,9 @@ def test_score_api(marketer_api, sales_api, sales, admin_api):
                 "source": "manual",
                 "points": 10,
                 "changes": 1,
+                "user": "marketer-t",
+                "flow": None,
+                "node": None,
             },
             {
                 "category": "engagement",
@@ -130,6 +133,9 @@ def test_score_api(marketer_api, sales_api, sales, admin_api):
                 "source": "manual",
                 "points": -3,
                 "changes": 1,
+                "user": "sales-t",
+                "flow": None,
+                "node": None,
             },
         ],
     }
