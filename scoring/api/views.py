@@ -22,7 +22,13 @@ from leads.roles import user_role
 from leads.selectors import leads_visible_to
 from scoring.models import ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
 from scoring.selectors import ScoreBreakdown, ScoreReason, lead_score_breakdown
-from scoring.services import score_adjust, scoring_settings, scoring_settings_update
+from scoring.services import (
+    CategoryDeleteRefused,
+    score_adjust,
+    score_category_delete,
+    scoring_settings,
+    scoring_settings_update,
+)
 
 
 class ScoreChangeSerializer(serializers.ModelSerializer):
@@ -208,11 +214,10 @@ class ScoreCategoryViewSet(
     write_roles = ADMIN_MARKETER
 
     def perform_destroy(self, instance: ScoreCategory) -> None:
-        if instance.builtin:
-            raise ValidationError({"key": ["Built-in categories cannot be deleted."]})
-        if ScoreChange.objects.filter(category=instance).exists():
-            raise ValidationError({"key": ["The ledger has points in this category."]})
-        instance.delete()
+        try:
+            score_category_delete(category=instance)
+        except CategoryDeleteRefused as refused:
+            raise ValidationError({"key": [str(refused)]}) from refused
 
 
 class ScoringSettingsView(APIView):
