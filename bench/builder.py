@@ -347,9 +347,9 @@ def setup(graph: dict[str, Any]) -> int:
 
     from core.roles import Role
     from flows.graph import GraphError, graph_validate
+    from flows.lifecycle import flow_create
     from flows.models import Flow
     from flows.selectors import node_summaries
-    from flows.services import flow_create
 
     try:
         graph_validate(graph)

@@ -43,7 +43,7 @@ One run does three things:
    clocks are this host's.
 3. Wake-up claiming, with the worker stopped. ``--wakeups`` enrollments waiting
    on a wait step of another flow, one step run and one wake-up each, are
-   written with ``INSERT … SELECT`` and vacuumed. ``flows.services.wakeups_claim``
+   written with ``INSERT … SELECT`` and vacuumed. ``flows.engine.wakeups_claim``
    (batches of 500, ``FOR UPDATE SKIP LOCKED``) is then timed call by call: with
    every wake-up due, until ``--claim`` are claimed; and with all of them due in
    the future but ``--due``, until those are claimed, then ``--empty-claims``
@@ -216,8 +216,8 @@ def graph(*nodes: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
 
 def setup(conninfo: str, *, leads: int) -> Setup:
     """Empty the app's tables, then create the leads, both flows and a key."""
+    from flows.lifecycle import flow_create, flow_publish
     from flows.models import Reentry
-    from flows.services import flow_create, flow_publish
     from leads.models import ApiScope, Lead
     from leads.services.api_keys import api_key_create
     from scoring.models import ScoreCategory
@@ -866,7 +866,7 @@ def dispatch_timed(run: ClaimRun) -> Iterator[None]:
 
 def claim_calls(run: ClaimRun, *, target: int, broker: redis.Redis) -> None:
     """Claim until ``target`` are claimed or nothing is due."""
-    from flows.services import FIRE_CHUNK, wakeups_claim
+    from flows.engine import FIRE_CHUNK, wakeups_claim
 
     with dispatch_timed(run):
         while run.claimed < target:
@@ -885,7 +885,7 @@ def claim_calls(run: ClaimRun, *, target: int, broker: redis.Redis) -> None:
 
 def empty_calls(run: ClaimRun, *, calls: int) -> None:
     """Claims that find nothing due, alone and as beat's tick runs them."""
-    from flows.services import wakeups_claim, wakeups_release_stale
+    from flows.engine import wakeups_claim, wakeups_release_stale
 
     for _ in range(calls):
         began = time.perf_counter()
@@ -904,7 +904,7 @@ def claim_plan() -> list[str]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from flows.services import wakeups_due
+    from flows.engine import wakeups_due
 
     with transaction.atomic():
         # The same queryset as wakeups_claim's.
@@ -1053,7 +1053,7 @@ def findings(app: Throughput, raw: Throughput, latency: Latency, wakeups: Wakeup
     ratio = app.rate / raw.rate
     p95 = percentile(latency.visible_ms, 95)
     all_due, few_due = wakeups.runs
-    from flows.services import CLAIM_BUDGET_SECONDS
+    from flows.engine import CLAIM_BUDGET_SECONDS
 
     interval = wakeups.beat_interval
     beat_share = min(1.0, CLAIM_BUDGET_SECONDS / interval) if interval else 0.0
@@ -1237,7 +1237,7 @@ def section(
         "the same worker; from the client receiving the 202 to the event's `processed_at` "
         "(written just before the commit of the ledger row and the score). Wake-ups: "
         "waiting enrollments of a wait flow with a step run and a wake-up each, "
-        "`flows.services.wakeups_claim` timed call by call, its `wakeups_fire` messages sent "
+        "`flows.engine.wakeups_claim` timed call by call, its `wakeups_fire` messages sent "
         "to Redis and counted (deleted between calls, never run).\n\n"
         f"- machine: {info['arch']}, {info['cores']} cores, {info['ram']} RAM; "
         f"Python {info['python']}, PostgreSQL {pg['server_version'].split()[0]} "

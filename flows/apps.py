@@ -10,9 +10,11 @@ class FlowsConfig(AppConfig):
         from flows.hooks import hooks_on_event
         from flows.metrics import flows_metrics
         from flows.privacy import lead_flows_erase, lead_flows_export
+        from flows.selectors import score_step_origins
         from leads.services.metrics import metrics_register
         from leads.services.privacy import lead_data_register
         from leads.services.reactions import reaction_register
+        from scoring.selectors import step_origins_register
 
         # After segments (REACTION_ORDER): triggers see the memberships the event changed.
         reaction_register(
@@ -25,3 +27,6 @@ class FlowsConfig(AppConfig):
         reaction_register(name="hooks", react=hooks_on_event)
         lead_data_register(name="flows", export=lead_flows_export, erase=lead_flows_erase)
         metrics_register(name="flows", collect=flows_metrics)
+        # Scoring sits below flows: breakdowns learn from here which flow and
+        # node gave a step's points.
+        step_origins_register(score_step_origins())

@@ -38,13 +38,12 @@ from flows.engine import entry_check
 from flows.graph import graph_validate
 from flows.models import Flow, Reentry
 from flows.nodes import REGISTRY
-from flows.nodes.base import TIMEOUT, WAITED, Names, duration_text, summarise
+from flows.nodes.base import TIMEOUT, WAITED, duration_text, summarise
 from flows.nodes.simulation import WHEN, LeadState, Simulation
-from flows.nodes.summaries import Refs, config_refs, names_load
+from flows.nodes.summaries import graph_refs, names_load
 from flows.rules import SETTABLE_FIELDS, TRIGGER_ONCE, Entry, event_match_keys, graph_index
 from leads.models import Event, Lead, SegmentMembership
 from scoring.models import LeadScore, ScoringSettings
-from segments.conditions.tree import rules_in
 
 # Outcome of the trigger step.
 MATCHED = "matched"
@@ -102,7 +101,8 @@ class _DryRun:
         self.triggers = [
             node for node in graph["nodes"] if REGISTRY[node["type"]].kind == "trigger"
         ]
-        self.names = _names(graph)
+        # Conditions' rules included: the explanations name what they check.
+        self.names = names_load(graph_refs(graph["nodes"]))
         self.notes: list[str] = []
 
     def _summary(self, node: dict[str, Any]) -> str:
@@ -297,27 +297,6 @@ def _subscription(node: dict[str, Any]) -> tuple[str, str]:
     subscribe = REGISTRY[node["type"]].subscribe
     assert subscribe is not None
     return subscribe(node.get("config", {}))
-
-
-def _names(graph: dict[str, Any]) -> Names:
-    """Display names of everything the graph refers to, conditions' rules included."""
-    refs = Refs()
-    for node in graph["nodes"]:
-        config_refs(REGISTRY[node["type"]], node.get("config", {}), refs)
-        if node["type"] == "condition":
-            for rule in rules_in(node["config"]["conditions"]):
-                if "segment" in rule:
-                    refs.segments.add(rule["segment"])
-                name = rule.get("field", "")
-                if name == "owner":
-                    values = rule.get("value")
-                    ids = values if isinstance(values, list) else [values]
-                    refs.users.update(v for v in ids if isinstance(v, int))
-                elif name.startswith("score."):
-                    refs.categories.add(name[6:])
-                elif name.startswith("custom."):
-                    refs.custom_fields.add(name[7:])
-    return names_load(refs)
 
 
 def _entry_reason(entry: Entry, flow: Flow) -> str:

@@ -28,10 +28,10 @@ from flows.nodes import REGISTRY, NodeType
 from flows.nodes import base as picks
 from flows.nodes.actions import SETTABLE_FIELDS
 from flows.nodes.base import SECRET_SET, config_checkable, secret_value_set
-from flows.nodes.summaries import standard_field_labels
 from leads.models import Stage, TaskPriority
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
 from leads.services.ingest import json_loads_limited
+from segments.names import standard_field_labels
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

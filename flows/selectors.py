@@ -1,9 +1,11 @@
-"""Reads for the flow pages: node summaries for a whole graph, and what the node
-configuration form offers to pick from."""
+"""Reads for the flow pages: node summaries for a whole graph, what the node
+configuration form offers to pick from, and the step statistics; and how the
+score ledger traces a flow step's points to its flow and node."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -11,11 +13,18 @@ from django.db.models import Count
 from django.utils import timezone
 
 from core.roles import Role
-from flows.models import Flow, StepRun, StepStatus
-from flows.nodes import REGISTRY
-from flows.nodes.summaries import Refs, config_refs, names_load, node_summary, user_display
+from flows.models import Enrollment, Flow, StepRun, StepStatus
+from flows.nodes.summaries import (
+    Refs,
+    graph_refs,
+    names_load,
+    node_summary,
+    node_type_label,
+)
 from leads.models import Event, FieldDefinition, Segment, SegmentKind, Tag
 from scoring.models import ScoreCategory
+from scoring.selectors import StepOrigins
+from segments.names import user_display
 
 # Suggestions come from recent events only: the (type, name, occurred_at) index
 # then bounds the scan, and names no longer sent drop out of the list.
@@ -26,7 +35,7 @@ SUGGESTION_LIMIT = 50
 def node_summaries(graph: Any) -> dict[str, str]:
     """Each node's canvas summary by node id ("" when it is not configured yet).
     The names of the segments, users, categories and custom fields all nodes
-    point at are loaded with one query per kind."""
+    (and their conditions' rules) point at are loaded with one query per kind."""
     nodes = graph.get("nodes") if isinstance(graph, dict) else None
     if not isinstance(nodes, list):
         return {}
@@ -35,12 +44,7 @@ def node_summaries(graph: Any) -> dict[str, str]:
         for node in nodes
         if isinstance(node, dict) and isinstance(node.get("id"), str) and node["id"]
     ]
-    refs = Refs()
-    for node in valid:
-        node_type = REGISTRY.get(node.get("type") or "")
-        if node_type is not None:
-            config_refs(node_type, node.get("config", {}), refs)
-    names = names_load(refs)
+    names = names_load(graph_refs(valid))
     return {
         node["id"]: node_summary(str(node.get("type") or ""), node.get("config", {}), names)
         for node in valid
@@ -129,3 +133,22 @@ def flow_node_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
         elif row["status"] == StepStatus.FAILED:
             node["failed"] += row["n"]
     return stats
+
+
+def flow_names(flow_ids: Iterable[int]) -> dict[int, str]:
+    """Flows' names by id, through the loader the summaries use."""
+    return names_load(Refs(flows=set(flow_ids))).flows
+
+
+def score_step_origins() -> StepOrigins:
+    """The step run of a ledger row and its enrollment, joined to the ledger, so
+    that a breakdown tells which flow and node gave the points."""
+    return StepOrigins(
+        joins=(
+            f"LEFT JOIN {StepRun._meta.db_table} s ON s.id = {{step_id}} "
+            f"LEFT JOIN {Enrollment._meta.db_table} e ON e.id = s.enrollment_id"
+        ),
+        columns=("e.flow_id", "s.node_id", "s.node_type"),
+        flow_names=flow_names,
+        node_label=node_type_label,
+    )

@@ -1,8 +1,7 @@
-"""Flows: deliveries (outgoing webhooks, Slack messages and emails), and the
-names the rest of the app imported from here before the engine and the flow
-lifecycle had modules of their own (flows.engine, flows.lifecycle,
-flows.selectors). Import from those; the names below stay for one release.
-"""
+"""Flows' deliveries: outgoing webhooks, Slack messages and emails, sent with
+retries, and the flow step that waits for one resumed when it is done. The
+engine is in ``flows.engine``, a flow's life (drafts, publishing) in
+``flows.lifecycle``, reads in ``flows.selectors``."""
 
 from __future__ import annotations
 
@@ -20,33 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
-from flows.engine import (
-    CLAIM_BUDGET_SECONDS,
-    FIRE_CHUNK,
-    LISTENING,
-    MAX_STEPS_PER_RUN,
-    STEP_RETRY_DELAYS,
-    enroll,
-    entry_check,
-    flows_on_event,
-    listeners_probed,
-    step_resume,
-    wakeup_fire,
-    wakeups_claim,
-    wakeups_claim_all,
-    wakeups_dispatch,
-    wakeups_due,
-    wakeups_fire,
-    wakeups_release_stale,
-)
-from flows.lifecycle import (
-    DraftConflict,
-    flow_create,
-    flow_draft_save,
-    flow_publish,
-    flow_set_status,
-    flow_version_restore,
-)
+from flows.engine import step_resume
 from flows.models import (
     Delivery,
     DeliveryStatus,
@@ -57,47 +30,8 @@ from flows.models import (
     StepStatus,
 )
 from flows.outbound import OutboundFailed, OutboundRefused, outbound_post
-from flows.selectors import flow_node_stats
 from leads.models import Lead
 from leads.outages import task_send
-
-__all__ = [
-    "CLAIM_BUDGET_SECONDS",
-    "DELIVERY_CLAIM_SECONDS",
-    "DELIVERY_RETRY_DELAYS",
-    "DELIVERY_SENDERS",
-    "DELIVERY_SWEEP_SECONDS",
-    "FIRE_CHUNK",
-    "LISTENING",
-    "MAX_STEPS_PER_RUN",
-    "STEP_RETRY_DELAYS",
-    "DraftConflict",
-    "deliveries_due",
-    "delivery_claim",
-    "delivery_create",
-    "delivery_send",
-    "enroll",
-    "entry_check",
-    "flow_create",
-    "flow_draft_save",
-    "flow_node_stats",
-    "flow_publish",
-    "flow_set_status",
-    "flow_version_restore",
-    "flows_on_event",
-    "hook_signature",
-    "lead_payload",
-    "listeners_probed",
-    "step_resume",
-    "wakeup_fire",
-    "wakeups_claim",
-    "wakeups_claim_all",
-    "wakeups_dispatch",
-    "wakeups_due",
-    "wakeups_fire",
-    "wakeups_release_stale",
-    "webhook_signature",
-]
 
 logger = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ def _segment(*, name: str, conditions: dict[str, Any], created_by: User | None) 
         return Segment.objects.get(name=name)
 
 
-def _scoring_columns(
+def scoring_columns(
     triggers: list[tuple[str, str, dict[str, Any], int, str, str]],
 ) -> dict[str, Any]:
     """One column per trigger, each adding points: (id, trigger type, trigger
@@ -112,7 +112,7 @@ def email_engagement(created_by: User | None) -> dict[str, Any]:
     def email(activity: str) -> dict[str, Any]:
         return {"activity": activity}
 
-    return _scoring_columns(
+    return scoring_columns(
         [
             ("opened", "email.activity", email("opened"), 2, "engagement", "Opened an email"),
             ("clicked", "email.activity", email("clicked"), 5, "engagement", "Clicked an email"),
@@ -174,7 +174,7 @@ def app_activity(created_by: User | None) -> dict[str, Any]:
     def event(name: str, **extra: Any) -> dict[str, Any]:
         return {"event": name, **extra}
 
-    return _scoring_columns(
+    return scoring_columns(
         [
             (
                 "signed-up",

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Case, CharField, F, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core import prepared
 from core.scope import batch_cached
@@ -56,6 +57,31 @@ def score_category(key: str) -> ScoreCategory:
         return categories[key]
     except KeyError:
         raise ScoreCategory.DoesNotExist(f"No score category {key!r}.") from None
+
+
+class CategoryDeleteRefused(ValueError):
+    """A category that must stay: a built-in one, or one the ledger has points in."""
+
+
+@transaction.atomic
+def score_category_delete(*, category: ScoreCategory) -> None:
+    """Delete a team's own score category. The ledger keeps every row, so a
+    category with score changes stays (and so do the lead scores it sums to);
+    built-in categories stay too. The category's row is locked first: a change
+    written meanwhile locks it as well, so it is either refused here or waits
+    and fails to find the category."""
+    locked = ScoreCategory.objects.select_for_update().filter(pk=category.pk).first()
+    if locked is None:
+        return
+    if locked.builtin:
+        raise CategoryDeleteRefused(gettext("Built-in categories cannot be deleted."))
+    if ScoreChange.objects.filter(category=locked).exists():
+        raise CategoryDeleteRefused(
+            gettext("This category has score changes; it cannot be deleted.")
+        )
+    # Lead scores go with it (LeadScore's foreign key cascades); without score
+    # changes there are none but rows of 0.
+    locked.delete()
 
 
 # Raw statements where one round trip does what the ORM needs two or three for:

@@ -33,7 +33,6 @@ from segments.conditions.tree import rules_in
 from segments.conditions.words import (
     ACTIVITY_LABELS,
     COUNT_LABELS,
-    condition_names_load,
     describe_tree,
 )
 from segments.forms import (
@@ -47,6 +46,7 @@ from segments.forms import (
     error_paths,
     tree_from_form,
 )
+from segments.names import condition_names_load
 from segments.selectors import (
     SEGMENT_PREVIEW_SAMPLE,
     event_names,

@@ -8,8 +8,8 @@ from typing import Any
 from drf_spectacular.generators import SchemaGenerator
 
 from flows.hooks import hook_subscribe
+from flows.lifecycle import flow_create
 from flows.models import Enrollment
-from flows.services import flow_create
 from leads.models import ApiKey, Segment
 from scoring.models import ScoreCategory
 from segments.services import segment_create

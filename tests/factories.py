@@ -17,6 +17,7 @@ from leads.models import (
     Segment,
     Task,
 )
+from scoring.models import ScoreCategory
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -135,3 +136,12 @@ class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition])
     key = factory.Sequence(lambda n: f"field_{n}")
     label = factory.LazyAttribute(lambda f: f.key.replace("_", " ").capitalize())
     type = "text"
+
+
+class ScoreCategoryFactory(factory.django.DjangoModelFactory[ScoreCategory]):
+    class Meta:
+        model = ScoreCategory
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"category_{n}")
+    label = factory.LazyAttribute(lambda c: c.key.replace("_", " ").capitalize())

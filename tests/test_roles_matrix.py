@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
+from flows.lifecycle import flow_create
 from flows.models import Flow
-from flows.services import flow_create
 from leads.models import Lead, Notification, Segment, Task
 from tests.factories import LeadFactory, UserFactory
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from flows.models import Enrollment, StepRun
     from flows.nodes.simulation import Simulation
-    from leads.models import Event, Lead
+from leads.models import Event, Lead
+from segments.names import Names as RecordNames
 
 KINDS = ("trigger", "action", "condition", "wait", "exit")
 
@@ -98,21 +99,14 @@ class SimResult:
     handle: str | None = "next"
 
 
-@dataclass(frozen=True)
-class Names:
-    """Display names of the records configs point at, loaded before summarising
-    so that a whole graph costs one query per kind. A missing id raises KeyError,
-    which makes the summary empty: the config names something that is gone."""
+@dataclass
+class Names(RecordNames):
+    """Display names of the records configs point at (``segments.names``), and of
+    flows; loaded before summarising so that a whole graph costs one query per
+    kind. A missing id raises KeyError, which makes the summary empty: the
+    config names something that is gone."""
 
-    segments: dict[int, str] = field(default_factory=dict)
-    users: dict[int, str] = field(default_factory=dict)
-    categories: dict[str, str] = field(default_factory=dict)
-    # Bare field key (``job_title``, a custom key) to its label.
-    fields: dict[str, str] = field(default_factory=dict)
-
-    def field_label(self, key: str) -> str:
-        bare = key.removeprefix("custom.")
-        return self.fields.get(bare, bare)
+    flows: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

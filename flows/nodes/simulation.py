@@ -25,13 +25,13 @@ from flows.nodes.base import (
     summarise,
     value_text,
 )
-from flows.nodes.summaries import user_display
 from flows.rules import SETTABLE_FIELDS
 from leads.models import FieldDefinition, FieldType, Lead
 from leads.services.fields import custom_definitions
 from scoring.models import ScoringSettings
 from segments.conditions.schema import FIELD_TYPES
 from segments.conditions.truth import field_rule_truth, segment_rule_truth
+from segments.names import user_display
 
 WHEN = "%Y-%m-%d %H:%M UTC"
 

@@ -1,7 +1,7 @@
 """What the lead profile shows beside the lead itself: the timeline merged from
-every app's rows, the score with its breakdown and history, the flows the lead
-is in. A page selector: it reads every app, and nothing below the pages
-imports it."""
+every app's rows, the score's history, the flows the lead is in. (The score's
+breakdown is ``scoring.selectors.lead_score_breakdown``: the API shows it too.)
+A page selector: it reads every app, and nothing below the pages imports it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import User
-from django.db import connection
 from django.db.models import (
     OuterRef,
     Q,
@@ -23,10 +21,10 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from flows.models import Enrollment, Flow, StepRun
-from flows.nodes import REGISTRY
+from flows.models import Enrollment, StepRun
+from flows.nodes.summaries import node_type_label
 from leads.models import Event, Lead, Note, SegmentMembership, Task
-from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource
+from scoring.models import ScoreChange
 
 TIMELINE_PAGE_SIZE = 30
 TIMELINE_FILTERS = ("events", "score", "segments", "flows", "tasks", "notes")
@@ -134,109 +132,12 @@ def lead_timeline(
         page = _before(rows, field, kind, cursor).order_by(f"-{field}", "-pk")[: limit + 1]
         for row in page:
             if kind == "step":
-                row.node_label = _node_label(row.node_type)
+                row.node_label = node_type_label(row.node_type)
             entries.append(TimelineEntry(kind, getattr(row, field), row.pk, row))
     entries.sort(key=lambda e: (e.at, e.kind, e.pk), reverse=True)
     more = len(entries) > limit
     entries = entries[:limit]
     return TimelinePage(entries=entries, next_cursor=entries[-1].cursor if more else "")
-
-
-@dataclass(frozen=True)
-class ScoreReason:
-    category: str
-    category_label: str
-    reason: str
-    source: str
-    points: int
-    changes: int
-    user: Any
-    flow_id: int | None
-    flow_name: str
-    node_id: str
-    node_type: str
-
-    @property
-    def node_label(self) -> str:
-        return _node_label(self.node_type) if self.node_type else ""
-
-
-@dataclass(frozen=True)
-class ScoreBreakdown:
-    score: int
-    grade: str
-    categories: list[tuple[str, str, int]]
-    reasons: list[ScoreReason]
-
-
-def _breakdown_sql() -> str:
-    """The ledger of one lead grouped by category, reason, source, user, and the
-    flow and node of the step that gave the points (flow changes are keyed
-    ``step:<step run id>``). The step is joined once, not looked up per column:
-    three correlated subqueries per row took half a second for a lead with
-    10,000 changes, the join takes milliseconds. Names are model constants."""
-
-    return (
-        "SELECT c.key, c.label, sc.reason, sc.source, sc.created_by_id, e.flow_id, "  # noqa: S608
-        "s.node_id, s.node_type, SUM(sc.delta) AS points, COUNT(*) AS changes "
-        f"FROM {ScoreChange._meta.db_table} sc "
-        f"JOIN {ScoreCategory._meta.db_table} c ON c.id = sc.category_id "
-        f"LEFT JOIN {StepRun._meta.db_table} s ON s.id = CASE WHEN sc.source = "
-        f"'{ScoreSource.FLOW.value}' AND sc.source_key LIKE 'step:%%' "
-        "THEN CAST(SUBSTR(sc.source_key, 6) AS bigint) END "
-        f"LEFT JOIN {Enrollment._meta.db_table} e ON e.id = s.enrollment_id "
-        "WHERE sc.lead_id = %s "
-        "GROUP BY c.key, c.label, sc.reason, sc.source, sc.created_by_id, e.flow_id, "
-        "s.node_id, s.node_type "
-        "ORDER BY points DESC, sc.reason, c.key"
-    )
-
-
-def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
-    """A lead's score by category and where its points came from: the ledger
-    grouped by reason, with the flow and node (flow steps) or the user (manual
-    changes) that gave them."""
-
-    scores = dict(LeadScore.objects.filter(lead=lead).values_list("category_id", "score"))
-    categories = [(c.key, c.label, scores.get(c.pk, 0)) for c in ScoreCategory.objects.all()]
-    columns = (
-        "category__key",
-        "category__label",
-        "reason",
-        "source",
-        "created_by_id",
-        "flow_id",
-        "node_id",
-        "node_type",
-        "points",
-        "changes",
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_breakdown_sql(), [lead.pk])
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-    flow_ids = {r["flow_id"] for r in rows if r["flow_id"] is not None}
-    user_ids = {r["created_by_id"] for r in rows if r["created_by_id"] is not None}
-    flows = Flow.objects.only("id", "name").in_bulk(flow_ids) if flow_ids else {}
-    users = User.objects.in_bulk(user_ids) if user_ids else {}
-    reasons = [
-        ScoreReason(
-            category=r["category__key"],
-            category_label=r["category__label"],
-            reason=r["reason"],
-            source=r["source"],
-            points=r["points"],
-            changes=r["changes"],
-            user=users.get(r["created_by_id"]),
-            flow_id=r["flow_id"] if r["flow_id"] in flows else None,
-            flow_name=flows[r["flow_id"]].name if r["flow_id"] in flows else "",
-            node_id=r["node_id"] or "",
-            node_type=r["node_type"] or "",
-        )
-        for r in rows
-    ]
-    return ScoreBreakdown(
-        score=lead.score, grade=lead.grade, categories=categories, reasons=reasons
-    )
 
 
 def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int]]:
@@ -268,12 +169,6 @@ def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int
     return points
 
 
-def _node_label(node_type: str) -> str:
-
-    node = REGISTRY.get(node_type)
-    return str(node.label) if node is not None else node_type
-
-
 def lead_enrollments(*, lead: Lead, limit: int = 20) -> list[Any]:
     """The flows a lead is in or was in, newest first, each with the node its
     latest step is at (``current_node``, ``current_node_label``)."""
@@ -290,5 +185,5 @@ def lead_enrollments(*, lead: Lead, limit: int = 20) -> list[Any]:
     )
     for enrollment in enrollments:
         node_type = getattr(enrollment, "current_node_type", None)
-        setattr(enrollment, "current_node_label", _node_label(node_type) if node_type else "")  # noqa: B010
+        setattr(enrollment, "current_node_label", node_type_label(node_type) if node_type else "")  # noqa: B010
     return enrollments

@@ -34,12 +34,12 @@ from leads.services.policy import lead_change_refusals, lead_values, owner_refus
 from pages.selectors.profile import (
     TIMELINE_FILTERS,
     lead_enrollments,
-    lead_score_breakdown,
     lead_score_history,
     lead_timeline,
     timeline_cursor_parse,
 )
 from scoring.models import ScoreCategory, ScoreSource
+from scoring.selectors import lead_score_breakdown
 from scoring.services import score_adjust, scoring_settings
 
 SECTION_LIMIT = 20

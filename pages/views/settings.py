@@ -42,8 +42,13 @@ from leads.services.users import (
     user_reset_link_send,
     user_role_set,
 )
-from scoring.models import ScoreCategory, ScoreChange
-from scoring.services import scoring_settings, scoring_settings_update
+from scoring.models import ScoreCategory
+from scoring.services import (
+    CategoryDeleteRefused,
+    score_category_delete,
+    scoring_settings,
+    scoring_settings_update,
+)
 
 admin_only = role_required(Role.ADMIN)
 
@@ -488,14 +493,13 @@ def category_rename(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @admin_only
 @require_POST
 def category_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Only a custom category that no score change uses: the ledger keeps its rows."""
+    """Only a custom category that no score change uses (``score_category_delete``)."""
     category = get_object_or_404(ScoreCategory, pk=pk)
-    if category.builtin:
-        messages.error(request, gettext("Built-in categories cannot be deleted."))
-    elif ScoreChange.objects.filter(category=category).exists():
-        messages.error(request, gettext("This category has score changes; it cannot be deleted."))
+    try:
+        score_category_delete(category=category)
+    except CategoryDeleteRefused as refused:
+        messages.error(request, str(refused))
     else:
-        category.delete()
         messages.success(
             request, gettext("The category %(key)s is deleted.") % {"key": category.key}
         )

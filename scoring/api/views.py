@@ -7,9 +7,8 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Sum
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -21,8 +20,15 @@ from leads.api.permissions import RoleAccess
 from leads.models import Lead
 from leads.roles import user_role
 from leads.selectors import leads_visible_to
-from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
-from scoring.services import score_adjust, scoring_settings, scoring_settings_update
+from scoring.models import ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
+from scoring.selectors import ScoreBreakdown, ScoreReason, lead_score_breakdown
+from scoring.services import (
+    CategoryDeleteRefused,
+    score_adjust,
+    score_category_delete,
+    scoring_settings,
+    scoring_settings_update,
+)
 
 
 class ScoreChangeSerializer(serializers.ModelSerializer):
@@ -84,15 +90,62 @@ class ScoringSettingsSerializer(serializers.ModelSerializer):
         return attrs
 
 
-Breakdown = inline_serializer(
-    "ScoreBreakdown",
-    {
-        "score": serializers.IntegerField(),
-        "grade": serializers.CharField(),
-        "categories": serializers.DictField(child=serializers.IntegerField()),
-        "reasons": serializers.ListField(child=serializers.DictField()),
-    },
-)
+class ScoreReasonFlowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ScoreReasonNodeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField()
+    # A field named like a Field attribute: DRF allows it, the stubs do not.
+    label = serializers.CharField()  # type: ignore[assignment]
+
+
+class ScoreReasonSerializer(serializers.Serializer):
+    """One reason of the breakdown (``scoring.selectors.ScoreReason``)."""
+
+    category = serializers.CharField()
+    reason = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # as ``label`` above
+    points = serializers.IntegerField()
+    changes = serializers.IntegerField()
+    user = serializers.SerializerMethodField(
+        help_text="Who changed the score by hand; null for flows, decay and the system."
+    )
+    flow = serializers.SerializerMethodField(
+        help_text="The flow that gave the points; null when not a flow or the flow is deleted."
+    )
+    node = serializers.SerializerMethodField(help_text="The flow's step that gave the points.")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_user(self, reason: ScoreReason) -> str | None:
+        return reason.user.get_username() if reason.user is not None else None
+
+    @extend_schema_field(ScoreReasonFlowSerializer(allow_null=True))
+    def get_flow(self, reason: ScoreReason) -> dict[str, Any] | None:
+        if reason.flow_id is None:
+            return None
+        return {"id": reason.flow_id, "name": reason.flow_name}
+
+    @extend_schema_field(ScoreReasonNodeSerializer(allow_null=True))
+    def get_node(self, reason: ScoreReason) -> dict[str, Any] | None:
+        if not reason.node_id:
+            return None
+        return {"id": reason.node_id, "type": reason.node_type, "label": reason.node_label}
+
+
+class ScoreBreakdownSerializer(serializers.Serializer):
+    """``scoring.selectors.ScoreBreakdown``, as the lead profile shows it."""
+
+    score = serializers.IntegerField()
+    grade = serializers.CharField()
+    categories = serializers.SerializerMethodField()
+    reasons = ScoreReasonSerializer(many=True)
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_categories(self, breakdown: ScoreBreakdown) -> dict[str, int]:
+        return {key: points for key, _label, points in breakdown.categories}
 
 
 class LeadScoreView(viewsets.GenericViewSet):
@@ -110,34 +163,10 @@ class LeadScoreView(viewsets.GenericViewSet):
             raise Http404
         return lead
 
-    @extend_schema(responses=Breakdown)
+    @extend_schema(responses=ScoreBreakdownSerializer)
     def breakdown(self, request: Request, lead_pk: int) -> Response:
         lead = self._lead(request, lead_pk)
-        categories = {c.key: 0 for c in ScoreCategory.objects.all()}
-        categories.update(LeadScore.objects.filter(lead=lead).values_list("category__key", "score"))
-        reasons = (
-            ScoreChange.objects.filter(lead=lead)
-            .values("category__key", "reason", "source")
-            .annotate(points=Sum("delta"), changes=Count("id"))
-            .order_by("-points", "reason")
-        )
-        return Response(
-            {
-                "score": lead.score,
-                "grade": lead.grade,
-                "categories": categories,
-                "reasons": [
-                    {
-                        "category": r["category__key"],
-                        "reason": r["reason"],
-                        "source": r["source"],
-                        "points": r["points"],
-                        "changes": r["changes"],
-                    }
-                    for r in reasons
-                ],
-            }
-        )
+        return Response(ScoreBreakdownSerializer(lead_score_breakdown(lead=lead)).data)
 
     @extend_schema(responses=ScoreChangeSerializer(many=True))
     def ledger(self, request: Request, lead_pk: int) -> Response:
@@ -185,11 +214,10 @@ class ScoreCategoryViewSet(
     write_roles = ADMIN_MARKETER
 
     def perform_destroy(self, instance: ScoreCategory) -> None:
-        if instance.builtin:
-            raise ValidationError({"key": ["Built-in categories cannot be deleted."]})
-        if ScoreChange.objects.filter(category=instance).exists():
-            raise ValidationError({"key": ["The ledger has points in this category."]})
-        instance.delete()
+        try:
+            score_category_delete(category=instance)
+        except CategoryDeleteRefused as refused:
+            raise ValidationError({"key": [str(refused)]}) from refused
 
 
 class ScoringSettingsView(APIView):

@@ -4,19 +4,17 @@ all use these sentences and labels."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from django.contrib.auth.models import User
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import Grade
-from leads.models import FieldDefinition, Segment, Stage
-from scoring.models import ScoreCategory
+from leads.models import Stage
 from segments.conditions.schema import NO_VALUE, RELATIVE
-from segments.conditions.tree import group_children, rules_in
+from segments.conditions.tree import group_children
+from segments.names import Names
 
 FIELD_LABELS = {
     "email": _("Email"),
@@ -94,58 +92,15 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-class RuleNames(Protocol):
-    """What the sentences name: segments and users by id, and a field's label
-    (standard, custom, or a score category's) by the rule's field."""
-
-    @property
-    def segments(self) -> Mapping[int, str]: ...
-
-    @property
-    def users(self) -> Mapping[int, str]: ...
-
-    def field_label(self, name: str) -> str: ...
-
-
-@dataclass
-class ConditionNames:
-    """``RuleNames`` for the rules of some condition trees (``condition_names_load``)."""
-
-    segments: dict[int, str]
-    users: dict[int, str]
-    definitions: dict[str, FieldDefinition]
-    categories: dict[str, str]
-
-    def field_label(self, name: str) -> str:
-        if name in FIELD_LABELS:
-            return str(FIELD_LABELS[name])
-        if name.startswith("score."):
-            label = self.categories.get(name[6:], name[6:])
-            return gettext("Score: %(category)s") % {"category": label}
-        if name.startswith("custom.") and name[7:] in self.definitions:
-            return self.definitions[name[7:]].label
-        return name
-
-
-def condition_names_load(*trees: Any) -> ConditionNames:
-    """The names the rules of ``trees`` need, in a query per kind at most."""
-    rules = [rule for tree in trees for rule in rules_in(tree)]
-    user_ids: set[int] = set()
-    for rule in rules:
-        if rule.get("field") == "owner":
-            value = rule.get("value")
-            user_ids |= {
-                v for v in (value if isinstance(value, list) else [value]) if isinstance(v, int)
-            }
-    refs = {rule["segment"] for rule in rules if isinstance(rule.get("segment"), int)}
-    users = User.objects.filter(pk__in=user_ids) if user_ids else User.objects.none()
-    segments = Segment.objects.filter(pk__in=refs).values_list("id", "name") if refs else []
-    return ConditionNames(
-        segments=dict(segments),
-        users={u.pk: u.get_full_name() or u.get_username() for u in users},
-        definitions={d.key: d for d in FieldDefinition.objects.all()},
-        categories=dict(ScoreCategory.objects.values_list("key", "label")),
-    )
+def condition_field_label(name: str, names: Names) -> str:
+    """A rule's field as the segment editor labels it: "Job title", "Score: Fit",
+    a custom field's label."""
+    if name in FIELD_LABELS:
+        return str(FIELD_LABELS[name])
+    if name.startswith("score."):
+        label = names.categories.get(name[6:], name[6:])
+        return gettext("Score: %(category)s") % {"category": label}
+    return names.field_label(name)
 
 
 @dataclass
@@ -155,7 +110,7 @@ class SummaryItem:
     children: list[SummaryItem] = field(default_factory=list)
 
 
-def describe_tree(tree: Any, names: RuleNames) -> SummaryItem:
+def describe_tree(tree: Any, names: Names) -> SummaryItem:
     """The conditions as nested sentences: "All of: Job title contains “CEO” …"."""
     if not isinstance(tree, dict):
         return SummaryItem(text=gettext("No conditions."))
@@ -168,7 +123,7 @@ def describe_tree(tree: Any, names: RuleNames) -> SummaryItem:
     return SummaryItem(text=rule_words(tree, names))
 
 
-def rule_words(rule: dict[str, Any], names: RuleNames, *, subject: str | None = None) -> str:
+def rule_words(rule: dict[str, Any], names: Names, *, subject: str | None = None) -> str:
     """One rule in words: "Job title contains “CEO”", "In the segment “Trial”",
     "Page view at least 2 times in the last 30 days". ``subject`` names the field
     instead of its label (the dry run's mid-sentence form)."""
@@ -186,7 +141,7 @@ def rule_words(rule: dict[str, Any], names: RuleNames, *, subject: str | None = 
     return _field_words(rule, names, subject)
 
 
-def value_words(name: str, value: Any, names: RuleNames) -> str:
+def value_words(name: str, value: Any, names: Names) -> str:
     """A rule's value in words: quoted text, users' and stages' names, 'a and b'."""
     values = value if isinstance(value, list) else [value]
     shown = []
@@ -204,10 +159,10 @@ def value_words(name: str, value: Any, names: RuleNames) -> str:
     return gettext(" and ").join(shown) if len(values) == 2 else ", ".join(shown)
 
 
-def _field_words(rule: dict[str, Any], names: RuleNames, subject: str | None) -> str:
+def _field_words(rule: dict[str, Any], names: Names, subject: str | None) -> str:
     name = as_text(rule.get("field"))
     op = as_text(rule.get("op"))
-    label = subject if subject is not None else names.field_label(name)
+    label = subject if subject is not None else condition_field_label(name, names)
     if op in RELATIVE:
         days = rule.get("value")
         template = {

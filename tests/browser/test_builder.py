@@ -11,8 +11,8 @@ import pytest
 import requests
 from playwright.sync_api import Locator, Page, expect
 
+from flows.lifecycle import flow_create, flow_draft_save, flow_publish
 from flows.models import Enrollment, Flow, StepRun
-from flows.services import flow_create, flow_draft_save, flow_publish
 from leads.models import Lead, Task
 from scoring.models import ScoreChange
 from segments.services import segment_create

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from flows.services import flow_create
+from flows.lifecycle import flow_create
 from leads.services.preferences import user_language_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -5,8 +5,9 @@ from typing import Any
 
 from django.test import TestCase
 
+from flows.engine import wakeups_claim
+from flows.lifecycle import flow_create, flow_publish
 from flows.models import Flow
-from flows.services import flow_create, flow_publish, wakeups_claim
 from leads.models import Event
 from leads.services.events import events_process
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.timezone import localtime
 
+from flows.lifecycle import flow_create
 from flows.management.commands.makemessages import (
     ANY_TRANSLATION_CALL,
     TRANSLATION_CALL,
@@ -22,7 +23,6 @@ from flows.management.commands.makemessages import (
 )
 from flows.models import Flow
 from flows.nodes.base import SECRET_SET
-from flows.services import flow_create
 from leads.services.preferences import user_language_set
 from segments.services import segment_create
 from tests.factories import LeadFactory

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.dryrun import flow_dry_run
+from flows.lifecycle import flow_create
 from flows.models import Delivery, Enrollment, Flow, Reentry, StepRun, Wakeup
-from flows.services import flow_create
 from leads.models import Event, FieldDefinition, Lead, Notification, Tag, Task
 from scoring.models import LeadScore, ScoreChange
 from segments.conditions import FIELD_TYPES, OPERATORS, compile_tree

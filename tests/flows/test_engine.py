@@ -7,9 +7,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from flows.engine import wakeup_fire, wakeups_claim
 from flows.graph import GraphError, graph_validate
+from flows.lifecycle import flow_set_status
 from flows.models import Delivery, Enrollment, StepRun, Wakeup
-from flows.services import flow_set_status, wakeup_fire, wakeups_claim, webhook_signature
+from flows.services import webhook_signature
 from leads.models import Event, Notification, Task
 from leads.services.events import events_process
 from scoring.models import LeadScore, ScoreChange

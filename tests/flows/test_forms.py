@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from flows.forms import NodeConfigForm
+from flows.lifecycle import flow_create
 from flows.models import Flow
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
 from flows.selectors import node_summaries
-from flows.services import flow_create
 from leads.models import FieldDefinition, Segment, SegmentKind, Tag
 from scoring.models import ScoreCategory
 from tests.factories import EventFactory, UserFactory

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flows.lifecycle import flow_create
 from flows.nodes import REGISTRY
-from flows.services import flow_create
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from flows.engine import wakeup_fire, wakeups_claim
 from flows.models import Flow, StepRun, Wakeup
 from flows.nodes import REGISTRY
-from flows.services import wakeup_fire, wakeups_claim
 from leads.models import Lead
 from tests.factories import EventFactory, LeadFactory
 from tests.flows.helpers import drain, graph, published

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from flows.dryrun import flow_dry_run
+from flows.lifecycle import flow_create
 from flows.models import Delivery
 from flows.nodes.actions import slack_target
-from flows.services import flow_create
 from leads.models import IntegrationSettings
 from leads.services.users import integration_settings_update
 from tests.factories import EventFactory, LeadFactory, UserFactory

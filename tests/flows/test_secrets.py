@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from flows.dryrun import flow_dry_run
+from flows.lifecycle import flow_create, flow_publish
 from flows.models import Delivery, Flow, FlowVersion
 from flows.nodes import REGISTRY
 from flows.nodes.base import SECRET_SET
-from flows.services import flow_create, flow_publish
 from tests.factories import EventFactory, LeadFactory, UserFactory
 from tests.flows.helpers import drain, graph
 

@@ -1,8 +1,8 @@
 import pytest
 
 from flows.graph import graph_validate
+from flows.lifecycle import flow_draft_save, flow_publish
 from flows.models import Flow
-from flows.services import flow_draft_save, flow_publish
 from flows.templates_catalog import (
     DEAD_END_CONDITIONS,
     DEAD_END_SEGMENT,

@@ -147,7 +147,7 @@ def test_load_demo_runs_the_last_month_through_the_scoring_flows(fast_hasher, ca
         ("App activity scoring", "active"),
         ("Decision maker fit", "active"),
         ("Email engagement scoring", "active"),
-        ("Hot lead: notify the owner", "active"),
+        ("Notify sales on hot lead", "active"),
         ("Online behaviour scoring", "active"),
     ]
     assert Enrollment.objects.count() > 100
@@ -157,11 +157,31 @@ def test_load_demo_runs_the_last_month_through_the_scoring_flows(fast_hasher, ca
         "Visited the pricing page",
         "Decision maker at a company of 25+",
     } <= reasons
+    # The builder's templates give the points, as they would in a new flow.
+    points = dict(ScoreChange.objects.values_list("reason", "delta").distinct())
+    assert (points["Opened an email"], points["Clicked an email"]) == (2, 5)
+    assert points["Logged in"] == 1
     hot = Lead.objects.filter(grade="hot")
     assert hot.exists()
     assert Segment.objects.get(name="Hot leads").member_count == hot.count()
-    # Every lead that turned hot has its follow-up task, assigned to a sales rep.
-    assert Task.objects.filter(lead__in=hot).count() == hot.count()
+    # Every open lead that turned hot has its follow-up task, assigned to a sales rep.
+    open_hot = hot.exclude(stage__in=["customer", "disqualified"])
+    assert open_hot.exists()
+    assert Task.objects.filter(lead__in=open_hot).count() == open_hot.count()
+    assert not Task.objects.filter(lead__in=hot.exclude(pk__in=open_hot)).exists()
     assert not Task.objects.filter(assignee__isnull=True).exists()
     call_command("scoring_verify")
     assert capsys.readouterr().out.strip().endswith("Scores match the ledger.")
+
+
+@pytest.mark.django_db
+def test_load_demo_keeps_the_hot_lead_flow_of_an_older_demo(fast_hasher):
+    from flows.lifecycle import flow_create
+    from flows.models import Flow
+
+    flow_create(name="Hot lead: notify the owner")
+
+    call_command("load_demo", "--no-replay", stdout=StringIO())
+
+    assert not Flow.objects.filter(name="Notify sales on hot lead").exists()
+    assert Flow.objects.count() == 5

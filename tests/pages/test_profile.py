@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from flows.models import Enrollment, Flow, FlowVersion, StepRun
 from leads.models import Event, Lead, Note, Segment, SegmentMembership, Stage, Task
-from pages.selectors.profile import lead_score_breakdown, lead_score_history, lead_timeline
+from pages.selectors.profile import lead_score_history, lead_timeline
 from scoring.models import ScoreCategory, ScoreChange, ScoreSource
+from scoring.selectors import lead_score_breakdown
 from scoring.services import score_adjust, scoring_settings_update
 from tests.factories import EventFactory, LeadFactory
 
@@ -240,6 +241,96 @@ def test_breakdown_groups_by_reason_with_flow_node_and_user(client, marketer, ad
     assert "2 changes" in table
     assert ">+20</td>" in table
     assert ">-3</td>" in table
+
+
+def _breakdown_rows(page: str) -> list[tuple[str, str, str]]:
+    """(reason, from, points) of each row of the profile's breakdown table, as text."""
+    table = page.split('id="score-breakdown"')[1].split("</table>")[0]
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        reason = cells[0].split("<span")[0]
+        texts = [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in (reason, *cells[1:])]
+        rows.append((texts[0], html.unescape(texts[1]), texts[2]))
+    return rows
+
+
+def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api, admin_user):
+    lead = LeadFactory.create()
+    flow, version = _flow("Nurture")
+    _flow_points(lead, _step(lead, flow, version, "n1"), 10, "Visited pricing")
+    _flow_points(lead, _step(lead, flow, version, "n1"), 10, "Visited pricing")
+    _flow_points(lead, _step(lead, flow, version, "n2"), 5, "Visited pricing")
+    _manual_points(lead, admin_user, 7, "Met at a fair")
+    score_adjust(
+        lead=lead,
+        delta=-2,
+        category=ScoreCategory.objects.get(key="engagement"),
+        reason="Quiet for a month",
+        source=ScoreSource.DECAY,
+        source_key=f"decay:{lead.pk}:2025-06",
+    )
+
+    api = marketer_api.get(f"/api/v1/leads/{lead.pk}/score/").json()
+    client.force_login(marketer)
+    page = client.get(f"/leads/{lead.pk}/").content.decode()
+
+    assert api["reasons"] == [
+        {
+            "category": "engagement",
+            "reason": "Visited pricing",
+            "source": "flow",
+            "points": 20,
+            "changes": 2,
+            "user": None,
+            "flow": {"id": flow.pk, "name": "Nurture"},
+            "node": {"id": "n1", "type": "score.adjust", "label": "Adjust lead score"},
+        },
+        {
+            "category": "fit",
+            "reason": "Met at a fair",
+            "source": "manual",
+            "points": 7,
+            "changes": 1,
+            "user": "admin-t",
+            "flow": None,
+            "node": None,
+        },
+        {
+            "category": "engagement",
+            "reason": "Visited pricing",
+            "source": "flow",
+            "points": 5,
+            "changes": 1,
+            "user": None,
+            "flow": {"id": flow.pk, "name": "Nurture"},
+            "node": {"id": "n2", "type": "score.adjust", "label": "Adjust lead score"},
+        },
+        {
+            "category": "engagement",
+            "reason": "Quiet for a month",
+            "source": "decay",
+            "points": -2,
+            "changes": 1,
+            "user": None,
+            "flow": None,
+            "node": None,
+        },
+    ]
+
+    def shown(reason: dict) -> tuple[str, str, str]:
+        if reason["flow"]:
+            node = reason["node"]
+            who = f"{reason['flow']['name']} \u203a {node['label']} {node['id']}"
+        else:
+            who = reason["user"] or reason["source"].capitalize()
+        return reason["reason"], who, f"{reason['points']:+d}"
+
+    assert _breakdown_rows(page) == [shown(reason) for reason in api["reasons"]]
+    assert f"data-total>{api['score']}<" in page
+    for key, points in api["categories"].items():
+        assert f'data-category="{key}">' in page
+        assert re.search(rf'data-category="{key}">[^<]*: <strong>{points}</strong>', page)
 
 
 def test_score_history_is_the_cumulative_ledger_per_day(client, admin_user):

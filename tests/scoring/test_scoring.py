@@ -4,9 +4,9 @@ from django.core.management import call_command
 from leads.models import Event, Lead, Segment
 from leads.services.events import events_process
 from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoringSettings
-from scoring.services import score_adjust
+from scoring.services import CategoryDeleteRefused, score_adjust, score_category_delete
 from segments.services import segment_create
-from tests.factories import LeadFactory
+from tests.factories import LeadFactory, ScoreCategoryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +123,9 @@ def test_score_api(marketer_api, sales_api, sales, admin_api):
                 "source": "manual",
                 "points": 10,
                 "changes": 1,
+                "user": "marketer-t",
+                "flow": None,
+                "node": None,
             },
             {
                 "category": "engagement",
@@ -130,6 +133,9 @@ def test_score_api(marketer_api, sales_api, sales, admin_api):
                 "source": "manual",
                 "points": -3,
                 "changes": 1,
+                "user": "sales-t",
+                "flow": None,
+                "node": None,
             },
         ],
     }
@@ -180,3 +186,37 @@ def test_categories(marketer_api):
     assert (
         marketer_api.delete(f"/api/v1/score-categories/{created.json()['id']}/").status_code == 204
     )
+
+
+def test_category_delete_keeps_builtins_and_categories_with_points(
+    client, admin_user, marketer_api
+):
+    builtin = ScoreCategory.objects.get(key="fit")
+    used = ScoreCategoryFactory.create(key="product", label="Product use")
+    unused = ScoreCategoryFactory.create(key="events", label="Events")
+    lead = LeadFactory.create()
+    score_adjust(
+        lead=lead, delta=4, category=used, reason="Used it", source="manual", source_key="m:1"
+    )
+
+    with pytest.raises(CategoryDeleteRefused, match=r"^Built-in categories cannot be deleted\.$"):
+        score_category_delete(category=builtin)
+    with pytest.raises(CategoryDeleteRefused, match="has score changes; it cannot be deleted"):
+        score_category_delete(category=used)
+    refused = marketer_api.delete(f"/api/v1/score-categories/{used.pk}/")
+    client.force_login(admin_user)
+    page = client.post(f"/settings/scoring/categories/{used.pk}/delete/", follow=True)
+
+    message = "This category has score changes; it cannot be deleted."
+    assert refused.json()["error"]["fields"] == {"key": [message]}
+    assert f'<p class="flash">{message}</p>' in page.content.decode()
+    assert ScoreCategory.objects.filter(pk__in=[builtin.pk, used.pk]).count() == 2
+    assert list(LeadScore.objects.filter(lead=lead).values_list("category__key", "score")) == [
+        ("product", 4)
+    ]
+    assert ScoreChange.objects.filter(category=used).count() == 1
+
+    score_category_delete(category=unused)
+    score_category_delete(category=unused)  # gone already: nothing to do
+
+    assert not ScoreCategory.objects.filter(pk=unused.pk).exists()

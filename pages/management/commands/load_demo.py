@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Max, Q
@@ -19,8 +19,15 @@ from django.utils import timezone
 
 from core.roles import Role
 from core.vocabulary import LEAD_ACTIVITY_TYPES
-from flows.models import Flow
-from flows.services import flow_create, flow_publish, flows_on_event
+from flows.engine import flows_on_event
+from flows.lifecycle import flow_publish
+from flows.models import Flow, Reentry
+from flows.templates_catalog import (
+    FLOW_TEMPLATES,
+    FlowTemplate,
+    flow_create_from_template,
+    scoring_columns,
+)
 from leads.models import Event, Lead, Segment, Stage, Tag
 from leads.services.events import derived_collected, events_process
 from segments.services import segment_create, segment_recompute
@@ -310,11 +317,12 @@ REFERRERS = [
 ]
 
 # name, weight; "Signed up for trial" and "Upgraded plan" happen once, placed apart.
+# Named as the app activity template's triggers name them, where it has one.
 APP_ACTIONS = [
     ("Logged in", 6),
     ("Created project", 4),
     ("Created flow", 3),
-    ("Invited teammate", 2),
+    ("Invited a teammate", 2),
     ("Imported contacts", 2),
     ("Published flow", 1),
     ("Connected integration", 1),
@@ -559,7 +567,7 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
                 properties: dict[str, Any] = {}
                 if action in ("Created project", "Created flow"):
                     properties = {"project": rng.choice(PROJECTS)}
-                elif action == "Invited teammate":
+                elif action == "Invited a teammate":
                     properties = {"role": rng.choice(["marketer", "sales", "admin"])}
                 elif action == "Imported contacts":
                     properties = {"rows": rng.choice([48, 250, 1200, 5000])}
@@ -770,150 +778,73 @@ def _segments() -> int:
     return created
 
 
-def _score_flow(
-    name: str, rules: list[tuple[str, dict[str, Any], int, str, str]]
-) -> dict[str, Any]:
-    """One flow of triggers each wired to its own score adjustment."""
-    nodes: list[dict[str, Any]] = []
-    edges: list[dict[str, Any]] = []
-    for n, (trigger, config, points, category, reason) in enumerate(rules):
-        nodes.append(
-            {"id": f"t{n}", "type": trigger, "config": config, "position": {"x": n * 260, "y": 0}}
-        )
-        nodes.append(
-            {
-                "id": f"s{n}",
-                "type": "score.adjust",
-                "config": {"points": points, "category": category, "reason": reason},
-                "position": {"x": n * 260, "y": 160},
-            }
-        )
-        edges.append({"id": f"e{n}", "source": f"t{n}", "sourceHandle": "next", "target": f"s{n}"})
-    return {"nodes": nodes, "edges": edges}
+def _online_behaviour(created_by: User | None) -> dict[str, Any]:
+    return scoring_columns(
+        [
+            (
+                "pricing",
+                "page.visited",
+                {"url": {"op": "contains", "value": "/pricing"}},
+                10,
+                "engagement",
+                "Visited the pricing page",
+            ),
+            (
+                "call",
+                "app.event",
+                {"event": "Booked a call"},
+                20,
+                "engagement",
+                "Booked a call",
+            ),
+        ]
+    )
 
 
-def _demo_flows() -> list[tuple[str, str, str, dict[str, Any]]]:
-    decision_makers = Segment.objects.get(name="Decision makers at companies of 25+")
+def _decision_maker_fit(created_by: User | None) -> dict[str, Any]:
+    segment = Segment.objects.get(name="Decision makers at companies of 25+")
+    return scoring_columns(
+        [
+            (
+                "decision-maker",
+                "segment.entered",
+                {"segment": segment.pk},
+                10,
+                "fit",
+                "Decision maker at a company of 25+",
+            )
+        ]
+    )
+
+
+def _demo_flows() -> list[FlowTemplate]:
+    """The builder's templates, and two flows only the demo has: they rely on
+    the demo's own events and segments. All are made the way the builder makes a
+    flow from a template."""
     return [
-        (
-            "Email engagement scoring",
-            "Opens, clicks and replies show interest; unsubscribing shows the opposite.",
-            "always",
-            _score_flow(
-                "Email engagement scoring",
-                [
-                    ("email.activity", {"activity": "opened"}, 1, "engagement", "Opened an email"),
-                    (
-                        "email.activity",
-                        {"activity": "clicked"},
-                        3,
-                        "engagement",
-                        "Clicked a link in an email",
-                    ),
-                    (
-                        "email.activity",
-                        {"activity": "replied"},
-                        5,
-                        "engagement",
-                        "Replied to an email",
-                    ),
-                    (
-                        "email.activity",
-                        {"activity": "unsubscribed"},
-                        -10,
-                        "engagement",
-                        "Unsubscribed",
-                    ),
-                ],
-            ),
+        FLOW_TEMPLATES["email-engagement"],
+        FLOW_TEMPLATES["app-activity"],
+        FlowTemplate(
+            key="demo-online-behaviour",
+            name="Online behaviour scoring",
+            description="Looking at pricing and booking a call are buying signals.",
+            build=_online_behaviour,
         ),
-        (
-            "App activity scoring",
-            "Trial sign-ups and projects created in the app.",
-            "always",
-            _score_flow(
-                "App activity scoring",
-                [
-                    (
-                        "app.event",
-                        {"event": "Signed up for trial"},
-                        15,
-                        "engagement",
-                        "Signed up for a trial",
-                    ),
-                    (
-                        "app.event",
-                        {"event": "Created project"},
-                        5,
-                        "engagement",
-                        "Created a project",
-                    ),
-                ],
-            ),
+        FlowTemplate(
+            key="demo-decision-maker-fit",
+            name="Decision maker fit",
+            description="Decision makers at companies of 25+ fit our ideal customer profile.",
+            build=_decision_maker_fit,
+            reentry=Reentry.ONCE,
         ),
-        (
-            "Online behaviour scoring",
-            "Looking at pricing and booking a call are buying signals.",
-            "always",
-            _score_flow(
-                "Online behaviour scoring",
-                [
-                    (
-                        "page.visited",
-                        {"url": {"op": "contains", "value": "/pricing"}},
-                        10,
-                        "engagement",
-                        "Visited the pricing page",
-                    ),
-                    ("app.event", {"event": "Booked a call"}, 20, "engagement", "Booked a call"),
-                ],
-            ),
-        ),
-        (
-            "Decision maker fit",
-            "Decision makers at companies of 25+ fit our ideal customer profile.",
-            "once",
-            _score_flow(
-                "Decision maker fit",
-                [
-                    (
-                        "segment.entered",
-                        {"segment": decision_makers.pk},
-                        10,
-                        "fit",
-                        "Decision maker at a company of 25+",
-                    )
-                ],
-            ),
-        ),
-        (
-            "Hot lead: notify the owner",
-            "When a lead turns hot, its owner (or the next sales rep) gets a task.",
-            "once",
-            {
-                "nodes": [
-                    {
-                        "id": "hot",
-                        "type": "grade.changed",
-                        "config": {"grade": "hot"},
-                        "position": {"x": 0, "y": 0},
-                    },
-                    {
-                        "id": "notify",
-                        "type": "sales.notify",
-                        "config": {
-                            "title": "Hot lead: follow up with {lead}",
-                            "due_in": {"amount": 1, "unit": "days"},
-                            "priority": "high",
-                            "email": False,
-                        },
-                        "position": {"x": 0, "y": 160},
-                    },
-                ],
-                "edges": [{"id": "e", "source": "hot", "sourceHandle": "next", "target": "notify"}],
-            },
-        ),
+        FLOW_TEMPLATES["notify-sales-hot"],
     ]
+
+
+# Demo flows made before the demo took the builder's templates, by template: a
+# demo loaded then has its flow already, and a second one would give every hot
+# lead two tasks (and send the history through all flows again).
+FORMER_NAMES = {"notify-sales-hot": ("Hot lead: notify the owner",)}
 
 
 def _flows(*, replay: bool = True) -> int:
@@ -922,12 +853,11 @@ def _flows(*, replay: bool = True) -> int:
 
     author = get_user_model().objects.filter(username="marketer").first()
     created = 0
-    for name, description, reentry, graph in _demo_flows():
-        if Flow.objects.filter(name=name).exists():
+    for template in _demo_flows():
+        names = [str(template.name), *FORMER_NAMES.get(template.key, ())]
+        if Flow.objects.filter(name__in=names).exists():
             continue
-        flow = flow_create(
-            name=name, description=description, reentry=reentry, graph=graph, created_by=author
-        )
+        flow = flow_create_from_template(template=template, created_by=author)
         flow_publish(flow=flow, user=author)
         created += 1
     if created and replay:

@@ -1,0 +1,136 @@
+"""Reads of the score ledger: why a lead has its score. The scoring API and the
+lead profile both answer that question with ``lead_score_breakdown``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db import connection
+
+from leads.models import Lead
+from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource
+
+
+@dataclass(frozen=True)
+class StepOrigins:
+    """How a ledger row written by a flow step (``step:<step run id>``) is traced
+    to the flow and node that gave its points. Flows sit above scoring, so the
+    flows app tells it from its ``AppConfig.ready`` (``step_origins_register``).
+
+    ``joins`` is SQL joined to the ledger, with ``{step_id}`` standing for the
+    step run id of the row (NULL for rows not written by a step); ``columns``
+    are the SQL of the flow id, node id and node type it makes available."""
+
+    joins: str
+    columns: tuple[str, str, str]
+    flow_names: Callable[[Iterable[int]], dict[int, str]]
+    node_label: Callable[[str], str]
+
+
+_origins: list[StepOrigins] = []
+
+
+def step_origins_register(origins: StepOrigins) -> None:
+    """Have breakdowns name the flow and node behind flow steps' points."""
+    if _origins:
+        raise ValueError("Step origins are registered already.")
+    _origins.append(origins)
+
+
+@dataclass(frozen=True)
+class ScoreReason:
+    """Points of one reason, summed over its changes, and who or what gave them:
+    the flow and node (flow steps) or the user (changes by hand)."""
+
+    category: str
+    category_label: str
+    reason: str
+    source: str
+    points: int
+    changes: int
+    user: User | None
+    # None (and no name) when the flow that gave the points was deleted.
+    flow_id: int | None
+    flow_name: str
+    node_id: str
+    node_type: str
+    node_label: str
+
+
+@dataclass(frozen=True)
+class ScoreBreakdown:
+    score: int
+    grade: str
+    # (key, label, points) of every category, in the categories' order.
+    categories: list[tuple[str, str, int]]
+    reasons: list[ScoreReason]
+
+
+# Ledger rows from flow steps are keyed ``step:<step run id>``.
+_STEP_ID = (
+    f"CASE WHEN sc.source = '{ScoreSource.FLOW.value}' AND sc.source_key LIKE 'step:%%' "
+    "THEN CAST(SUBSTR(sc.source_key, 6) AS bigint) END"
+)
+
+
+def _breakdown_sql(origins: StepOrigins | None) -> str:
+    """The ledger of one lead grouped by category, reason, source, user, and the
+    flow and node of the step that gave the points. The step is joined once, not
+    looked up per column: three correlated subqueries per row took half a second
+    for a lead with 10,000 changes, the join takes milliseconds. Names are model
+    constants and the registered origins' SQL; the lead is a bound parameter."""
+
+    flow, node, node_type = origins.columns if origins else ("NULL", "NULL", "NULL")
+    joins = origins.joins.format(step_id=_STEP_ID) if origins else ""
+    group = f"c.key, c.label, sc.reason, sc.source, sc.created_by_id, {flow}, {node}, {node_type}"
+    return (
+        f"SELECT {group}, SUM(sc.delta) AS points, COUNT(*) AS changes "  # noqa: S608
+        f"FROM {ScoreChange._meta.db_table} sc "
+        f"JOIN {ScoreCategory._meta.db_table} c ON c.id = sc.category_id "
+        f"{joins} "
+        "WHERE sc.lead_id = %s "
+        f"GROUP BY {group} "
+        # Ties in points in a stable order: by reason, then category.
+        "ORDER BY points DESC, sc.reason, c.key"
+    )
+
+
+def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
+    """A lead's score by category and where its points came from: the ledger
+    grouped by reason, with the flow and node (flow steps) or the user (changes
+    by hand) that gave them. Five queries however long the ledger."""
+
+    origins = _origins[0] if _origins else None
+    scores = dict(LeadScore.objects.filter(lead=lead).values_list("category_id", "score"))
+    categories = [(c.key, c.label, scores.get(c.pk, 0)) for c in ScoreCategory.objects.all()]
+    with connection.cursor() as cursor:
+        cursor.execute(_breakdown_sql(origins), [lead.pk])
+        rows = cursor.fetchall()
+    flow_ids = {row[5] for row in rows if row[5] is not None}
+    user_ids = {row[4] for row in rows if row[4] is not None}
+    flows = origins.flow_names(flow_ids) if origins and flow_ids else {}
+    users = User.objects.in_bulk(user_ids) if user_ids else {}
+    reasons = []
+    for key, label, reason, source, user_id, flow_id, node_id, node_type, points, changes in rows:
+        known = flow_id in flows
+        reasons.append(
+            ScoreReason(
+                category=key,
+                category_label=label,
+                reason=reason,
+                source=source,
+                points=points,
+                changes=changes,
+                user=users.get(user_id),
+                flow_id=flow_id if known else None,
+                flow_name=flows[flow_id] if known else "",
+                node_id=node_id or "",
+                node_type=node_type or "",
+                node_label=origins.node_label(node_type) if origins and node_type else "",
+            )
+        )
+    return ScoreBreakdown(
+        score=lead.score, grade=lead.grade, categories=categories, reasons=reasons
+    )
