@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http import QueryDict
 from django.utils.text import capfirst
@@ -35,6 +36,8 @@ from leads.services.ingest import json_loads_limited
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
+
+Loaded = TypeVar("Loaded")
 
 
 class _Missing:
@@ -373,10 +376,11 @@ class NodeConfigForm:
         if f.datalist:
             f.attrs["list"] = f.datalist_id
 
-    def _load(self, name: str, loader: Any) -> Any:
+    def _load(self, name: str, loader: Callable[[], Loaded]) -> Loaded:
         if name not in self._loaded:
             self._loaded[name] = loader()
-        return self._loaded[name]
+        loaded: Loaded = self._loaded[name]
+        return loaded
 
     def _custom_fields(self) -> list[tuple[str, str, str]]:
         return self._load("custom_fields", selectors.custom_field_choices)

@@ -25,7 +25,7 @@ from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource, S
 from scoring.services import score_adjust, scoring_settings, scoring_settings_update
 
 
-class ScoreChangeSerializer(serializers.ModelSerializer):
+class ScoreChangeSerializer(serializers.ModelSerializer[ScoreChange]):
     category: serializers.SlugRelatedField[ScoreCategory] = serializers.SlugRelatedField(
         slug_field="key", read_only=True
     )
@@ -42,7 +42,7 @@ class ScoreChangeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AdjustSerializer(serializers.Serializer):
+class AdjustSerializer(serializers.Serializer[dict[str, Any]]):
     delta = serializers.IntegerField(min_value=-10_000, max_value=10_000)
     category = serializers.SlugRelatedField(slug_field="key", queryset=ScoreCategory.objects.all())
     reason = serializers.CharField(max_length=255)
@@ -53,7 +53,7 @@ class AdjustSerializer(serializers.Serializer):
         return value
 
 
-class ScoreCategorySerializer(serializers.ModelSerializer):
+class ScoreCategorySerializer(serializers.ModelSerializer[ScoreCategory]):
     class Meta:
         model = ScoreCategory
         fields = ["id", "key", "label", "builtin"]
@@ -65,7 +65,7 @@ class ScoreCategorySerializer(serializers.ModelSerializer):
         return value
 
 
-class ScoringSettingsSerializer(serializers.ModelSerializer):
+class ScoringSettingsSerializer(serializers.ModelSerializer[ScoringSettings]):
     class Meta:
         model = ScoringSettings
         fields = [
@@ -95,7 +95,7 @@ Breakdown = inline_serializer(
 )
 
 
-class LeadScoreView(viewsets.GenericViewSet):
+class LeadScoreView(viewsets.GenericViewSet[ScoreChange]):
     """A lead's score: total, grade, per category, and where the points came from."""
 
     permission_classes = [RoleAccess]
@@ -174,7 +174,7 @@ class ScoreCategoryViewSet(
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[ScoreCategory],
 ):
     """Score categories: fit and engagement are built in; add your own."""
 
