@@ -569,7 +569,8 @@ def test_condition_tree_problems_point_into_the_json(editor, flow):
         "conditions": ["This is not valid JSON: Expecting value (line 1, column 10)."]
     }
     errors = FormDocument(bad_rule.content.decode()).errors["conditions"]
-    assert errors and all(e.startswith("At all[0]") for e in errors)
+    assert errors
+    assert all(e.startswith("At all[0]") for e in errors)
     assert "HX-Trigger" not in bad_rule.headers
 
 
