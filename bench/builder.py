@@ -216,6 +216,26 @@ def branch_config(rng: random.Random) -> tuple[str, dict[str, Any]]:
 OUTPUTS = {"condition": ("yes", "no"), "wait.until": ("met", "timeout"), "exit": ()}
 
 
+def node_configs(
+    rng: random.Random, *, triggers: int, branches: int, steps: int, exits: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The nodes' types and configs in graph order: the triggers, then the steps
+    (``branches`` of them with two outputs) shuffled, exits in the second half."""
+    kinds = ["branch"] * branches + ["step"] * (steps - branches)
+    rng.shuffle(kinds)
+    for _ in range(exits):
+        kinds.insert(rng.randrange(len(kinds) // 2, len(kinds) + 1), "exit")
+    configs = [trigger_config(rng) for _ in range(triggers)]
+    for kind in kinds:
+        if kind == "branch":
+            configs.append(branch_config(rng))
+        elif kind == "step":
+            configs.append(step_config(rng))
+        else:
+            configs.append(("exit", {}))
+    return configs
+
+
 def build_graph(*, nodes: int, edges: int, seed: int) -> dict[str, Any]:
     """A graph in the draft's JSON shape that ``graph_validate`` accepts: nodes in
     a topological order, a spanning forest from the triggers (each node gets one
@@ -234,18 +254,7 @@ def build_graph(*, nodes: int, edges: int, seed: int) -> dict[str, Any]:
         )
     # Outputs in all: triggers + 2 * branches + single-output steps; a tenth spare.
     branches = min(steps, max(nodes // 5, edges + edges // 10 - nodes + exits))
-    kinds = ["branch"] * branches + ["step"] * (steps - branches)
-    rng.shuffle(kinds)
-    for _ in range(exits):
-        kinds.insert(rng.randrange(len(kinds) // 2, len(kinds) + 1), "exit")
-    configs = [trigger_config(rng) for _ in range(triggers)]
-    for kind in kinds:
-        if kind == "branch":
-            configs.append(branch_config(rng))
-        elif kind == "step":
-            configs.append(step_config(rng))
-        else:
-            configs.append(("exit", {}))
+    configs = node_configs(rng, triggers=triggers, branches=branches, steps=steps, exits=exits)
     ids = [f"{node_type.replace('.', '-')}-{n + 1}" for n, (node_type, _) in enumerate(configs)]
 
     graph_edges: list[tuple[int, str, int]] = []

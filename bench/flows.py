@@ -367,7 +367,8 @@ def verify(conninfo: str, *, expected: Counter[int], inbound: int) -> list[str]:
             "SELECT l.external_id, l.score, coalesce(s.score, 0) FROM leads_lead l "
             "LEFT JOIN scoring_leadscore s ON s.lead_id = l.id"
         ).fetchall()
-    assert enrollments is not None and ledger is not None
+    assert enrollments is not None
+    assert ledger is not None
     if unprocessed:
         errors.append(f"{unprocessed} events unprocessed")
     if failed:
@@ -512,7 +513,8 @@ def raw_process(conn: psycopg.Connection[Any], plan: RawPlan, event_id: int) -> 
             "SELECT nextval(%s::regclass), nextval(%s::regclass)",
             [plan.steprun_sequence, plan.scorechange_sequence],
         ).fetchone()
-        assert enrollment is not None and ids is not None
+        assert enrollment is not None
+        assert ids is not None
         step_id, change_id = ids
         conn.execute(
             "INSERT INTO flows_steprun (id, enrollment_id, node_id, node_type, visit, status, "

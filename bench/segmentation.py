@@ -596,7 +596,10 @@ def data_summary(conninfo: str, anchor: dt.datetime) -> dict[str, Any]:
             "SELECT pg_size_pretty(pg_total_relation_size('leads_event')), "
             "pg_size_pretty(pg_total_relation_size('leads_lead'))"
         ).fetchone()
-    assert pricing and per_lead and tagged and size
+    assert pricing
+    assert per_lead
+    assert tagged
+    assert size
     return {
         "by_type": by_type,
         "pricing": pricing[0],

@@ -98,7 +98,7 @@ class _DryRun:
         self.lead = lead
         self.now = now
         self.index = graph_index(graph)
-        self.triggers = [
+        self.triggers: list[dict[str, Any]] = [
             node for node in graph["nodes"] if REGISTRY[node["type"]].kind == "trigger"
         ]
         # Conditions' rules included: the explanations name what they check.

@@ -78,7 +78,7 @@ def _lean_update(model: type[Model], pk: int, **values: Any) -> None:
     """UPDATE of some columns of one row, values bound as save() binds them."""
     meta = model._meta
     quote = connection.ops.quote_name
-    fields = [cast(Field, meta.get_field(name)) for name in values]
+    fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in values]
     assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
     params = [
         f.get_db_prep_save(value, connection)

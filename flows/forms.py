@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http import QueryDict
 from django.utils.text import capfirst
@@ -35,6 +36,8 @@ from segments.names import standard_field_labels
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
+
+Loaded = TypeVar("Loaded")
 
 
 class _Missing:
@@ -302,7 +305,19 @@ class NodeConfigForm:
             help="" if in_row else self._text(HELP, path, prop.get("description", "")),
             in_row=in_row,
         )
-        kind = prop.get("type")
+        if not self._picker_widget(f):
+            self._schema_widget(f)
+        if not in_row and path in self.node_type.secrets:
+            f.widget = "secret"
+            f.input_type = "password"
+            f.attrs.pop("list", None)
+        if f.widget not in ("text", "number", "select", "json"):
+            f.html_required = False
+        return f
+
+    def _picker_widget(self, f: ConfigField) -> bool:
+        """Give the field the widget its picker asks for; False if it has none."""
+        picker = f.picker
         if picker in SELECT_PICKERS:
             f.widget = "select"
             self._picker_options(f)
@@ -316,40 +331,42 @@ class NodeConfigForm:
             f.widget = "times"
             f.children = [
                 ConfigField(
-                    name=f"{path}.{index}",
+                    name=f"{f.name}.{index}",
                     label=label,
                     widget="text",
                     input_type="time",
                     html_id=f"{f.html_id}-{index}",
-                    schema=prop.get("items", {}),
+                    schema=f.schema.get("items", {}),
                 )
                 for index, label in enumerate((gettext("From"), gettext("Until")))
             ]
-        elif "enum" in prop:
+        else:
+            return False
+        return True
+
+    def _schema_widget(self, f: ConfigField) -> None:
+        """Give a field without a picker the widget its JSON schema calls for."""
+        prop = f.schema
+        kind = prop.get("type")
+        if "enum" in prop:
             f.widget = "select"
             options = [
                 (str(v), str(ENUM_LABELS.get(str(v), capfirst(str(v).replace("_", " ")))))
                 for v in prop["enum"]
             ]
-            if not in_row and "default" not in prop:
-                f.choices.append(("", gettext("Choose…") if required else "—"))
+            if not f.in_row and "default" not in prop:
+                f.choices.append(("", gettext("Choose…") if f.required else "—"))
             f.choices.extend(options)
         elif kind == "boolean":
             f.widget = "checkbox"
         elif kind in ("integer", "number"):
-            f.widget = "number"
-            f.input_type = "number"
-            f.attrs["step"] = "1" if kind == "integer" else "any"
-            if "minimum" in prop:
-                f.attrs["min"] = str(prop["minimum"])
-            if "maximum" in prop:
-                f.attrs["max"] = str(prop["maximum"])
+            self._number_attrs(f, integer=kind == "integer")
         elif kind == "string":
             self._text_attrs(f)
         elif kind == "object" and prop.get("properties"):
             f.widget = "group"
             f.children = self._build_fields(
-                prop, f"{path}.", set(prop.get("required", [])), f.html_required
+                prop, f"{f.name}.", set(prop.get("required", [])), f.html_required
             )
         elif kind == "object" and isinstance(prop.get("additionalProperties"), dict):
             f.widget = "rows"
@@ -357,13 +374,15 @@ class NodeConfigForm:
             f.widget = "scalar"
         else:
             f.widget = "json"
-        if not in_row and path in self.node_type.secrets:
-            f.widget = "secret"
-            f.input_type = "password"
-            f.attrs.pop("list", None)
-        if f.widget not in ("text", "number", "select", "json"):
-            f.html_required = False
-        return f
+
+    def _number_attrs(self, f: ConfigField, *, integer: bool) -> None:
+        f.widget = "number"
+        f.input_type = "number"
+        f.attrs["step"] = "1" if integer else "any"
+        if "minimum" in f.schema:
+            f.attrs["min"] = str(f.schema["minimum"])
+        if "maximum" in f.schema:
+            f.attrs["max"] = str(f.schema["maximum"])
 
     def _text_attrs(self, f: ConfigField) -> None:
         if "maxLength" in f.schema:
@@ -373,10 +392,11 @@ class NodeConfigForm:
         if f.datalist:
             f.attrs["list"] = f.datalist_id
 
-    def _load(self, name: str, loader: Any) -> Any:
+    def _load(self, name: str, loader: Callable[[], Loaded]) -> Loaded:
         if name not in self._loaded:
             self._loaded[name] = loader()
-        return self._loaded[name]
+        loaded: Loaded = self._loaded[name]
+        return loaded
 
     def _custom_fields(self) -> list[tuple[str, str, str]]:
         return self._load("custom_fields", selectors.custom_field_choices)
@@ -448,24 +468,9 @@ class NodeConfigForm:
         if f.widget == "group":
             self._bind_config(f.children, value if isinstance(value, dict) else {})
         elif f.widget == "rows":
-            entries = list(value.items()) if isinstance(value, dict) else []
-            for index, (prop, test) in enumerate(entries[:MAX_ROWS]):
-                row = self._row(f, index)
-                row[0].value = str(prop)
-                test = test if isinstance(test, dict) else {}
-                for cell in row[1:]:
-                    value = test.get(cell.key, cell.schema.get("default", MISSING))
-                    if cell.widget == "scalar":
-                        cell.value = self._scalar_text(cell, value, op=test.get("op"))
-                    else:
-                        self._show(cell, value)
-                f.rows.append(row)
-            self._add_blank_row(f)
+            self._show_rows(f, value)
         elif f.widget == "times":
-            items = value if isinstance(value, list) else []
-            for index, child in enumerate(f.children):
-                item = items[index] if index < len(items) else ""
-                child.value = item if isinstance(item, str) else ""
+            self._show_times(f, value)
         elif f.widget == "checkbox":
             f.value = value is True
         elif f.widget == "checkboxes":
@@ -481,6 +486,27 @@ class NodeConfigForm:
             f.value = "" if value is MISSING or value is None else str(value)
         if f.widget == "select":
             self._keep_unlisted_option(f)
+
+    def _show_rows(self, f: ConfigField, value: Any) -> None:
+        entries = list(value.items()) if isinstance(value, dict) else []
+        for index, (prop, test) in enumerate(entries[:MAX_ROWS]):
+            row = self._row(f, index)
+            row[0].value = str(prop)
+            test = test if isinstance(test, dict) else {}
+            for cell in row[1:]:
+                cell_value = test.get(cell.key, cell.schema.get("default", MISSING))
+                if cell.widget == "scalar":
+                    cell.value = self._scalar_text(cell, cell_value, op=test.get("op"))
+                else:
+                    self._show(cell, cell_value)
+            f.rows.append(row)
+        self._add_blank_row(f)
+
+    def _show_times(self, f: ConfigField, value: Any) -> None:
+        items = value if isinstance(value, list) else []
+        for index, child in enumerate(f.children):
+            item = items[index] if index < len(items) else ""
+            child.value = item if isinstance(item, str) else ""
 
     def _scalar_text(self, f: ConfigField, value: Any, *, op: Any = None) -> str:
         if value is MISSING:
@@ -566,18 +592,25 @@ class NodeConfigForm:
         if f.widget == "times":
             return self._parse_times(f)
         if f.widget == "secret":
-            # Typed: the new value. Else, cleared on purpose: "" (which saving
-            # turns into no secret), or kept: the mask, which saving resolves.
-            if str(f.value).strip():
-                return str(f.value)
-            if f.secret_set:
-                return "" if f.secret_clear else SECRET_SET
-            return MISSING
+            return self._parse_secret(f)
         text = str(f.value).strip()
         if f.widget == "json":
             return self._parse_json(f, text)
         if f.widget == "scalar":
             return self._parse_scalar(f, text, siblings)
+        return self._parse_text(f, text)
+
+    def _parse_secret(self, f: ConfigField) -> Any:
+        # Typed: the new value. Else, cleared on purpose: "" (which saving
+        # turns into no secret), or kept: the mask, which saving resolves.
+        if str(f.value).strip():
+            return str(f.value)
+        if f.secret_set:
+            return "" if f.secret_clear else SECRET_SET
+        return MISSING
+
+    def _parse_text(self, f: ConfigField, text: str) -> Any:
+        """A text input or a select, read by the schema's type."""
         if text == "":
             return MISSING
         if f.schema.get("type") == "integer" or f.picker in INTEGER_PICKERS:

@@ -139,18 +139,42 @@ def graph_validate(graph: Any) -> dict[str, Any]:
     """Return the graph if it can be published, else raise GraphError with
     problems by node: unknown types, bad configs, dangling or duplicate edges,
     edges into triggers, no trigger, unreachable nodes, cycles."""
+    shaped = _graph_shaped(graph)
+    problems = _Problems()
+    nodes = _nodes_checked(shaped["nodes"], problems)
+    outgoing = _edges_connected(shaped.get("edges", []), nodes, problems)
+    _reachability_checked(nodes, outgoing, problems)
+    for node_id in _find_cycle(outgoing):
+        problems.add(node_id, "node", gettext("This node is part of a loop."))
+    problems.raise_any()
+    return shaped
+
+
+class _Problems:
+    """What is wrong with a graph: messages by node and path, and about the whole."""
+
+    def __init__(self) -> None:
+        self.by_node: dict[str, dict[str, list[str]]] = {}
+        self.general: list[str] = []
+
+    def add(self, node_id: str, path: str, message: str) -> None:
+        self.by_node.setdefault(node_id, {}).setdefault(path, []).append(message)
+
+    def raise_any(self) -> None:
+        if self.by_node or self.general:
+            problems: dict[str, Any] = {"nodes": self.by_node}
+            if self.general:
+                problems["graph"] = self.general
+            raise GraphError(problems)
+
+
+def _graph_shaped(graph: Any) -> dict[str, Any]:
+    """The graph, once it has the shape the checks below walk: lists of nodes and
+    edges, and not too many nodes."""
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
         raise GraphError({"graph": [gettext('Expected {"nodes": [...], "edges": [...]}.')]})
-    edges = graph.get("edges", [])
-    if not isinstance(edges, list):
+    if not isinstance(graph.get("edges", []), list):
         raise GraphError({"graph": [gettext("edges must be a list.")]})
-    nodes: dict[str, dict[str, Any]] = {}
-    by_node: dict[str, dict[str, list[str]]] = {}
-    general: list[str] = []
-
-    def problem(node_id: str, path: str, message: str) -> None:
-        by_node.setdefault(node_id, {}).setdefault(path, []).append(message)
-
     if len(graph["nodes"]) > MAX_NODES:
         # Not walked at all: the loop search below recurses once per node.
         raise GraphError(
@@ -159,18 +183,24 @@ def graph_validate(graph: Any) -> dict[str, Any]:
                 "graph": [gettext("A flow has at most %(count)d nodes.") % {"count": MAX_NODES}],
             }
         )
-    for index, node in enumerate(graph["nodes"]):
+    return graph
+
+
+def _nodes_checked(raw_nodes: list[Any], problems: _Problems) -> dict[str, dict[str, Any]]:
+    """The nodes by id, each checked for its id, type and config."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for index, node in enumerate(raw_nodes):
         node_id = node.get("id") if isinstance(node, dict) else None
         if not isinstance(node_id, str) or not node_id:
-            general.append(gettext("Node %(index)d has no id.") % {"index": index})
+            problems.general.append(gettext("Node %(index)d has no id.") % {"index": index})
             continue
         if node_id in nodes:
-            problem(node_id, "id", gettext("Two nodes share this id."))
+            problems.add(node_id, "id", gettext("Two nodes share this id."))
             continue
         nodes[node_id] = node
         node_type = _node_type(node)
         if node_type is None:
-            problem(
+            problems.add(
                 node_id,
                 "type",
                 gettext("Unknown node type %(type)s.") % {"type": repr(node.get("type"))},
@@ -178,14 +208,19 @@ def graph_validate(graph: Any) -> dict[str, Any]:
             continue
         for path, messages in config_problems(node_type, node.get("config", {})).items():
             for message in messages:
-                problem(node_id, f"config.{path}" if path else "config", message)
+                problems.add(node_id, f"config.{path}" if path else "config", message)
+    return nodes
 
+
+def _edges_connected(
+    edges: list[Any], nodes: dict[str, dict[str, Any]], problems: _Problems
+) -> dict[str, list[str]]:
+    """Where each node leads, from the edges that are allowed."""
     outgoing: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    incoming: dict[str, int] = dict.fromkeys(nodes, 0)
     seen_handles: set[tuple[str, str]] = set()
     for index, edge in enumerate(edges):
         if not isinstance(edge, dict):
-            general.append(gettext("Edge %(index)d is not an object.") % {"index": index})
+            problems.general.append(gettext("Edge %(index)d is not an object.") % {"index": index})
             continue
         source, target = edge.get("source"), edge.get("target")
         handle = edge.get("sourceHandle") or "next"
@@ -194,42 +229,63 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         if not isinstance(source, str) or not isinstance(target, str):
             source = target = None
         if source not in nodes or target not in nodes:
-            general.append(
+            problems.general.append(
                 gettext("Edge %(edge)s connects a node that does not exist.")
                 % {"edge": edge.get("id", index)}
             )
             continue
-        source_type = _node_type(nodes[source])
-        target_type = _node_type(nodes[target])
-        if source_type is not None:
-            handles = source_type.outputs if source_type.kind != "trigger" else ("next",)
-            if handle not in handles:
-                problem(
-                    source,
-                    "edges",
-                    gettext("No output %(handle)s; outputs: %(outputs)s.")
-                    % {"handle": repr(handle), "outputs": ", ".join(handles) or gettext("none")},
-                )
-                continue
-        if target_type is not None and target_type.kind == "trigger":
-            problem(target, "edges", gettext("Nothing can lead into a trigger."))
-            continue
-        if (source, handle) in seen_handles:
-            problem(
-                source,
-                "edges",
-                gettext("Output %(handle)s is connected twice.") % {"handle": repr(handle)},
-            )
+        if _edge_refused(source, handle, target, nodes, seen_handles, problems):
             continue
         seen_handles.add((source, handle))
         outgoing[source].append(target)
-        incoming[target] += 1
+    return outgoing
 
+
+def _edge_refused(
+    source: str,
+    handle: str,
+    target: str,
+    nodes: dict[str, dict[str, Any]],
+    seen_handles: set[tuple[str, str]],
+    problems: _Problems,
+) -> bool:
+    """Whether an edge between two existing nodes breaks a rule (reported if so):
+    an output the source lacks, a trigger as target, an output used twice."""
+    source_type = _node_type(nodes[source])
+    target_type = _node_type(nodes[target])
+    if source_type is not None:
+        handles = source_type.outputs if source_type.kind != "trigger" else ("next",)
+        if handle not in handles:
+            problems.add(
+                source,
+                "edges",
+                gettext("No output %(handle)s; outputs: %(outputs)s.")
+                % {"handle": repr(handle), "outputs": ", ".join(handles) or gettext("none")},
+            )
+            return True
+    if target_type is not None and target_type.kind == "trigger":
+        problems.add(target, "edges", gettext("Nothing can lead into a trigger."))
+        return True
+    if (source, handle) in seen_handles:
+        problems.add(
+            source,
+            "edges",
+            gettext("Output %(handle)s is connected twice.") % {"handle": repr(handle)},
+        )
+        return True
+    return False
+
+
+def _reachability_checked(
+    nodes: dict[str, dict[str, Any]], outgoing: dict[str, list[str]], problems: _Problems
+) -> None:
+    """A flow needs a trigger, and every node needs a trigger that leads to it."""
     triggers = [
         n for n, node in nodes.items() if getattr(_node_type(node), "kind", "") == "trigger"
     ]
     if not triggers:
-        general.append(gettext("A flow needs at least one trigger."))
+        problems.general.append(gettext("A flow needs at least one trigger."))
+        return
     reachable: set[str] = set()
     stack = list(triggers)
     while stack:
@@ -239,18 +295,8 @@ def graph_validate(graph: Any) -> dict[str, Any]:
         reachable.add(current)
         stack.extend(outgoing[current])
     for node_id in nodes:
-        if node_id not in reachable and triggers:
-            problem(node_id, "node", gettext("No trigger leads here."))
-    cycle = _find_cycle(outgoing)
-    if cycle:
-        for node_id in cycle:
-            problem(node_id, "node", gettext("This node is part of a loop."))
-    if by_node or general:
-        problems: dict[str, Any] = {"nodes": by_node}
-        if general:
-            problems["graph"] = general
-        raise GraphError(problems)
-    return graph
+        if node_id not in reachable:
+            problems.add(node_id, "node", gettext("No trigger leads here."))
 
 
 def _node_type(node: dict[str, Any]) -> NodeType | None:

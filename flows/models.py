@@ -4,6 +4,8 @@ deliveries). See DESIGN.md for the exactly-once keys."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -23,7 +25,7 @@ class Reentry(models.TextChoices):
     DAYS = "days", "At most once per N days"
 
 
-def empty_graph() -> dict:
+def empty_graph() -> dict[str, list[Any]]:
     return {"nodes": [], "edges": []}
 
 

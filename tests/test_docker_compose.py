@@ -67,7 +67,8 @@ def test_servers_and_worker_have_healthchecks() -> None:
     services = _services()
     for name in ("postgres", "redis", "web", "worker"):
         test = services[name]["healthcheck"]["test"]
-        assert test and test[0] in ("CMD", "CMD-SHELL"), name
+        assert test, name
+        assert test[0] in ("CMD", "CMD-SHELL"), name
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
     web_check = " ".join(services["web"]["healthcheck"]["test"])

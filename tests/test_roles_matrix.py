@@ -244,11 +244,13 @@ def test_a_sales_rep_changes_nothing_on_another_reps_lead(client, world):
     assert not theirs.notes.exists()
     assert Task.objects.get(pk=ids["their_task"]).status == "open"
     listed = client.get("/leads/").content.decode()
-    assert "theirs@x.example" not in listed and "mine@x.example" in listed
+    assert "theirs@x.example" not in listed
+    assert "mine@x.example" in listed
     assert "for rep two" not in client.get("/notifications/").content.decode()
     api = [n["message"] for n in client.get("/api/v1/notifications/").json()["results"]]
     assert "for rep two" not in api
-    assert Flow.objects.count() == 1 and Segment.objects.count() == 1
+    assert Flow.objects.count() == 1
+    assert Segment.objects.count() == 1
 
 
 # --- what each role may change: form posts and bulk actions --------------------------

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import Role
+from flows.api.pagination import page_of_related
 from flows.hooks import (
     HOOK_EVENTS,
     hook_deliveries,
@@ -45,7 +46,7 @@ class SingleHookEventField(HookEventField):
     pass
 
 
-class HookSerializer(serializers.ModelSerializer):
+class HookSerializer(serializers.ModelSerializer[HookSubscription]):
     target_url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
         child=HookEventField(),
@@ -90,7 +91,7 @@ class HookCreatedSerializer(HookSerializer):
         fields = [*HookSerializer.Meta.fields, "secret"]
 
 
-class HookDeliverySerializer(serializers.ModelSerializer):
+class HookDeliverySerializer(serializers.ModelSerializer[Delivery]):
     event = serializers.SerializerMethodField()
 
     class Meta:
@@ -114,7 +115,7 @@ class HookDeliverySerializer(serializers.ModelSerializer):
         return str(delivery.payload.get("body", {}).get("event", ""))
 
 
-class HookViewSet(viewsets.ModelViewSet):
+class HookViewSet(viewsets.ModelViewSet[HookSubscription]):
     """Outbound event subscriptions and their delivery logs (admins, full keys)."""
 
     serializer_class = HookSerializer
@@ -160,7 +161,7 @@ class HookViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def deliveries(self, request: Request, pk: str | None = None) -> Response:
         """The subscription's deliveries, newest first."""
-        page = self.paginate_queryset(hook_deliveries(hook=self.get_object()))
+        page = page_of_related(self, hook_deliveries(hook=self.get_object()))
         return self.get_paginated_response(HookDeliverySerializer(page, many=True).data)
 
     @extend_schema(

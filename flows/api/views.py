@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import ADMIN_MARKETER, ALL_ROLES
+from flows.api.pagination import page_of_related
 from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_mask, graph_unmask, graph_validate
 from flows.lifecycle import (
@@ -45,7 +46,7 @@ from leads.api.permissions import RoleAccess
 from leads.selectors import leads_visible_to, user_language
 
 
-class FlowSerializer(serializers.ModelSerializer):
+class FlowSerializer(serializers.ModelSerializer[Flow]):
     reentry = serializers.ChoiceField(choices=Reentry.choices, default=Reentry.ONCE)
     template = serializers.ChoiceField(
         choices=[(t.key, t.name) for t in TEMPLATES],
@@ -123,7 +124,7 @@ class FlowSerializer(serializers.ModelSerializer):
         )
 
 
-class DraftSerializer(serializers.Serializer):
+class DraftSerializer(serializers.Serializer[dict[str, Any]]):
     graph = serializers.JSONField(
         help_text='{"nodes": [{id, type, config, position}], '
         '"edges": [{id, source, sourceHandle, target}]}'
@@ -133,7 +134,7 @@ class DraftSerializer(serializers.Serializer):
     )
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class VersionSerializer(serializers.ModelSerializer[FlowVersion]):
     created_by = serializers.CharField(
         source="created_by.username", default=None, read_only=True, allow_null=True
     )
@@ -149,7 +150,7 @@ class VersionSerializer(serializers.ModelSerializer):
         return data
 
 
-class StepRunSerializer(serializers.ModelSerializer):
+class StepRunSerializer(serializers.ModelSerializer[StepRun]):
     class Meta:
         model = StepRun
         fields = [
@@ -167,7 +168,7 @@ class StepRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EnrollmentSerializer(serializers.ModelSerializer):
+class EnrollmentSerializer(serializers.ModelSerializer[Enrollment]):
     version = serializers.IntegerField(source="version.number", read_only=True)
 
     class Meta:
@@ -193,7 +194,7 @@ def _problems(exc: GraphError) -> Response:
     return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
-class DryRunEventSerializer(serializers.Serializer):
+class DryRunEventSerializer(serializers.Serializer[dict[str, Any]]):
     type = serializers.CharField(
         max_length=40, help_text="track, page, form.submitted, email.opened, segment.entered …"
     )
@@ -201,7 +202,7 @@ class DryRunEventSerializer(serializers.Serializer):
     properties = serializers.DictField(required=False, default=dict)
 
 
-class DryRunSerializer(serializers.Serializer):
+class DryRunSerializer(serializers.Serializer[dict[str, Any]]):
     lead = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     event = DryRunEventSerializer(
         required=False,
@@ -213,7 +214,7 @@ class DryRunSerializer(serializers.Serializer):
     )
 
 
-class DryRunStepSerializer(serializers.Serializer):
+class DryRunStepSerializer(serializers.Serializer[dict[str, Any]]):
     node = serializers.CharField()
     type = serializers.CharField()
     outcome = serializers.ChoiceField(
@@ -225,7 +226,7 @@ class DryRunStepSerializer(serializers.Serializer):
     )
 
 
-class DryRunResultSerializer(serializers.Serializer):
+class DryRunResultSerializer(serializers.Serializer[dict[str, Any]]):
     trigger = inline_serializer(
         "DryRunTrigger",
         {
@@ -285,7 +286,7 @@ class UserLanguageMixin:
             request.LANGUAGE_CODE = language
 
 
-class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
+class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet[Flow]):
     """Flows, for admins and marketers only: graphs name the team's endpoints
     and how leads are scored. Secrets in node configs come back masked."""
 
@@ -411,7 +412,7 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def versions(self, request: Request, pk: str | None = None) -> Response:
         flow = self.get_object()
-        page = self.paginate_queryset(flow.versions.select_related("created_by").order_by("-id"))
+        page = page_of_related(self, flow.versions.select_related("created_by").order_by("-id"))
         return self.get_paginated_response(VersionSerializer(page, many=True).data)
 
     @extend_schema(
@@ -504,7 +505,7 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
             step["steps__status__in"] = STEP_STATUS_FILTERS[wanted]
         if step:
             enrollments = enrollments.filter(**step).distinct()
-        page = self.paginate_queryset(enrollments.order_by("-id"))
+        page = page_of_related(self, enrollments.order_by("-id"))
         return self.get_paginated_response(EnrollmentSerializer(page, many=True).data)
 
     @extend_schema(
@@ -518,7 +519,7 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet):
         return Response({"nodes": flow_node_stats(flow=self.get_object())})
 
 
-class EnrollmentViewSet(viewsets.ReadOnlyModelViewSet):
+class EnrollmentViewSet(viewsets.ReadOnlyModelViewSet[Enrollment]):
     """Enrollments with their step logs; filter by ``lead`` or ``flow``."""
 
     serializer_class = EnrollmentSerializer
@@ -541,7 +542,7 @@ class EnrollmentViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def steps(self, request: Request, pk: str | None = None) -> Response:
         enrollment = self.get_object()
-        page = self.paginate_queryset(StepRun.objects.filter(enrollment=enrollment).order_by("-id"))
+        page = page_of_related(self, StepRun.objects.filter(enrollment=enrollment).order_by("-id"))
         return self.get_paginated_response(StepRunSerializer(page, many=True).data)
 
 
@@ -554,7 +555,7 @@ class LeadEnrollmentSerializer(EnrollmentSerializer):
         read_only_fields = fields
 
 
-class LeadEnrollmentsViewSet(viewsets.GenericViewSet):
+class LeadEnrollmentsViewSet(viewsets.GenericViewSet[Enrollment]):
     """The flows a lead is or was in, newest first, each with its step log."""
 
     serializer_class = LeadEnrollmentSerializer

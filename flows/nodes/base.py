@@ -338,7 +338,8 @@ def text_matches(test: dict[str, Any] | None, value: Any) -> bool:
         return True
     if not isinstance(value, str):
         return False
-    wanted, got = test["value"].lower(), value.lower()
+    wanted: str = test["value"].lower()
+    got = value.lower()
     if test["op"] == "is":
         return got == wanted
     if test["op"] == "starts_with":

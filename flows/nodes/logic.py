@@ -265,7 +265,8 @@ def wait_until_matches(config: dict[str, Any], event: Any) -> bool:
     trigger = REGISTRY.get(config["event"]["type"])
     if trigger is None or trigger.kind != "trigger":
         return False
-    assert trigger.subscribe is not None and trigger.matches is not None
+    assert trigger.subscribe is not None
+    assert trigger.matches is not None
     event_type, _ = trigger.subscribe(config["event"].get("config", {}))
     return event.type == event_type and trigger.matches(event, config["event"].get("config", {}))
 

@@ -371,7 +371,7 @@ def _crossed(event: Event, config: dict[str, Any]) -> bool:
         before, after = props.get("from"), props.get("to")
     if not isinstance(before, int) or not isinstance(after, int):
         return False
-    threshold = config["threshold"]
+    threshold: int = config["threshold"]
     if config.get("direction", "up") == "up":
         return before < threshold <= after
     return before >= threshold > after

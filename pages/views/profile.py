@@ -70,7 +70,7 @@ class ScoreAdjustForm(forms.Form):
     reason = forms.CharField(max_length=255)
 
     def clean_delta(self) -> int:
-        delta = self.cleaned_data["delta"]
+        delta: int = self.cleaned_data["delta"]
         if delta == 0:
             raise ValidationError(gettext("A change of 0 points changes nothing."))
         return delta

@@ -7,7 +7,7 @@ password, a new API key) ride in the session to the next page and are then gone.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
@@ -117,7 +117,7 @@ class InviteForm(_StyledForm):
     )
 
     def clean_username(self) -> str:
-        username = self.cleaned_data["username"].strip()
+        username: str = self.cleaned_data["username"].strip()
         if not re.fullmatch(r"[\w.@+-]+", username):
             raise forms.ValidationError(
                 _("Use letters, digits and @ . + - _ only."), code="invalid"
@@ -312,7 +312,7 @@ class FieldCreateForm(_FieldOptionsMixin):
     type = forms.ChoiceField(label=_("Type"), choices=FieldType.choices)
 
     def clean_key(self) -> str:
-        key = self.cleaned_data["key"].strip()
+        key: str = self.cleaned_data["key"].strip()
         if not FIELD_KEY_PATTERN.fullmatch(key):
             raise forms.ValidationError(
                 _("Start with a letter; use lower-case letters, digits and underscores."),
@@ -409,7 +409,14 @@ class ThresholdsForm(_StyledForm):
         return data
 
 
-class CategoryForm(forms.ModelForm):
+if TYPE_CHECKING:
+    _CategoryModelForm = forms.ModelForm[ScoreCategory]
+else:
+    # ModelForm is generic in the type stubs only: at run time it takes no subscript.
+    _CategoryModelForm = forms.ModelForm
+
+
+class CategoryForm(_CategoryModelForm):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
@@ -421,7 +428,7 @@ class CategoryForm(forms.ModelForm):
         labels = {"key": _("Key"), "label": _("Label")}
 
     def clean_key(self) -> str:
-        key = self.cleaned_data["key"]
+        key: str = self.cleaned_data["key"]
         if not FIELD_KEY_PATTERN.fullmatch(key):
             raise forms.ValidationError(
                 _("Start with a letter; use lower-case letters, digits and underscores."),
@@ -538,7 +545,7 @@ class SlackForm(_StyledForm):
             del self.fields["remove"]
 
     def clean_slack_webhook_url(self) -> str:
-        url = self.cleaned_data["slack_webhook_url"]
+        url: str = self.cleaned_data["slack_webhook_url"]
         if url and not url.startswith("https://"):
             raise forms.ValidationError(_("Use an https:// URL."), code="invalid")
         problem = outbound_url_problem(url) if url else None
@@ -655,7 +662,7 @@ class HookForm(_StyledForm):
         field.choices = [(key, f"{key}: {label}") for key, label in sorted(HOOK_EVENTS.items())]
 
     def clean_target_url(self) -> str:
-        url = self.cleaned_data["target_url"]
+        url: str = self.cleaned_data["target_url"]
         problem = outbound_url_problem(url)
         if problem:
             raise forms.ValidationError(problem, code="invalid")

@@ -31,7 +31,7 @@ from scoring.services import (
 )
 
 
-class ScoreChangeSerializer(serializers.ModelSerializer):
+class ScoreChangeSerializer(serializers.ModelSerializer[ScoreChange]):
     category: serializers.SlugRelatedField[ScoreCategory] = serializers.SlugRelatedField(
         slug_field="key", read_only=True
     )
@@ -48,7 +48,7 @@ class ScoreChangeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AdjustSerializer(serializers.Serializer):
+class AdjustSerializer(serializers.Serializer[dict[str, Any]]):
     delta = serializers.IntegerField(min_value=-10_000, max_value=10_000)
     category = serializers.SlugRelatedField(slug_field="key", queryset=ScoreCategory.objects.all())
     reason = serializers.CharField(max_length=255)
@@ -59,7 +59,7 @@ class AdjustSerializer(serializers.Serializer):
         return value
 
 
-class ScoreCategorySerializer(serializers.ModelSerializer):
+class ScoreCategorySerializer(serializers.ModelSerializer[ScoreCategory]):
     class Meta:
         model = ScoreCategory
         fields = ["id", "key", "label", "builtin"]
@@ -71,7 +71,7 @@ class ScoreCategorySerializer(serializers.ModelSerializer):
         return value
 
 
-class ScoringSettingsSerializer(serializers.ModelSerializer):
+class ScoringSettingsSerializer(serializers.ModelSerializer[ScoringSettings]):
     class Meta:
         model = ScoringSettings
         fields = [
@@ -148,7 +148,7 @@ class ScoreBreakdownSerializer(serializers.Serializer):
         return {key: points for key, _label, points in breakdown.categories}
 
 
-class LeadScoreView(viewsets.GenericViewSet):
+class LeadScoreView(viewsets.GenericViewSet[ScoreChange]):
     """A lead's score: total, grade, per category, and where the points came from."""
 
     permission_classes = [RoleAccess]
@@ -203,7 +203,7 @@ class ScoreCategoryViewSet(
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[ScoreCategory],
 ):
     """Score categories: fit and engagement are built in; add your own."""
 

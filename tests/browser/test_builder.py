@@ -46,7 +46,8 @@ def connect(page: Page, source: Locator, target: Locator, handle: str = "next") 
     the first move of a drag."""
     start = source.locator(f'.react-flow__handle.source[data-handleid="{handle}"]').bounding_box()
     end = target.locator(".react-flow__handle.target").bounding_box()
-    assert start and end
+    assert start
+    assert end
     page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
     page.mouse.down()
     page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
@@ -415,11 +416,13 @@ def test_the_canvas_by_keyboard(page: Page, live_server, login):
     page.keyboard.press("Shift+ArrowDown")
     after = tag.bounding_box()
     assert after
-    assert after["x"] > before["x"] and after["y"] > before["y"]
+    assert after["x"] > before["x"]
+    assert after["y"] > before["y"]
     saved(page)
     flow.refresh_from_db()
     moved = next(n for n in flow.draft["nodes"] if n["id"] == "tag")
-    assert moved["position"]["x"] > 0 and moved["position"]["y"] > 100
+    assert moved["position"]["x"] > 0
+    assert moved["position"]["y"] > 100
 
     # Delete removes it.
     page.keyboard.press("Delete")

@@ -460,7 +460,8 @@ def test_failing_webhook_retries_then_fails_the_step(
     delivery = Delivery.objects.get()
     for _ in range(4):
         delivery.refresh_from_db()
-        assert delivery.status == "pending" and delivery.next_attempt_at is not None
+        assert delivery.status == "pending"
+        assert delivery.next_attempt_at is not None
         delivery_send(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_code) == ("failed", 5, 500)

@@ -57,16 +57,7 @@ class FormDocument(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "input" and a.get("name"):
-            name = a["name"]
-            self._control = name
-            self.types[name] = a.get("type", "text")
-            self.classes[name] = a.get("class", "")
-            if a.get("type") == "checkbox":
-                checked = self.values.setdefault(name, [])
-                if "checked" in a:
-                    checked.append(a["value"])
-            else:
-                self.values[name] = a.get("value", "")
+            self._input(a)
         elif tag == "select":
             self._select = self._control = a["name"]
             self.classes[a["name"]] = a.get("class", "")
@@ -91,6 +82,18 @@ class FormDocument(HTMLParser):
             self._in_alert = True
         elif (tag == "li" and self._in_alert) or tag == "h2":
             self._capture = []
+
+    def _input(self, a: dict[str, str]) -> None:
+        name = a["name"]
+        self._control = name
+        self.types[name] = a.get("type", "text")
+        self.classes[name] = a.get("class", "")
+        if a.get("type") == "checkbox":
+            checked = self.values.setdefault(name, [])
+            if "checked" in a:
+                checked.append(a["value"])
+        else:
+            self.values[name] = a.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "option" and self._option is not None:
@@ -566,7 +569,8 @@ def test_condition_tree_problems_point_into_the_json(editor, flow):
         "conditions": ["This is not valid JSON: Expecting value (line 1, column 10)."]
     }
     errors = FormDocument(bad_rule.content.decode()).errors["conditions"]
-    assert errors and all(e.startswith("At all[0]") for e in errors)
+    assert errors
+    assert all(e.startswith("At all[0]") for e in errors)
     assert "HX-Trigger" not in bad_rule.headers
 
 

@@ -79,7 +79,8 @@ def test_the_delivery_log_shows_each_delivery_and_narrows_to_one_subscription(cl
     )
     client.force_login(admin_user)
     page = client.get("/settings/webhooks/").content.decode()
-    assert "HTTP 500" in page and "segment.entered" in page
+    assert "HTTP 500" in page
+    assert "segment.entered" in page
     narrowed = client.get(f"/settings/webhooks/?hook={second.pk}", **HX).content.decode()
     assert "segment.entered" in narrowed
     assert "HTTP 500" not in narrowed

@@ -51,7 +51,8 @@ def test_rest_hooks_subscribe_shows_the_secret_once_and_unsubscribe_deletes(admi
         "created_at": body["created_at"],
         "secret": hook.secret,
     }
-    assert hook.secret.startswith("whsec_") and len(hook.secret) == 54
+    assert hook.secret.startswith("whsec_")
+    assert len(hook.secret) == 54
     listed = admin_api.get("/api/v1/hooks/").json()["results"]
     assert [sorted(row) for row in listed] == [
         ["created_at", "created_by", "description", "events", "id", "target_url"]

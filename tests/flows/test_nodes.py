@@ -10,8 +10,7 @@ from scoring.models import ScoreCategory
 from scoring.services import score_adjust
 from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory, UserFactory
-from tests.flows.helpers import graph, published
-from tests.flows.test_engine import drain
+from tests.flows.helpers import drain, graph, published
 
 pytestmark = pytest.mark.django_db
 

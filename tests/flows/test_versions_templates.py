@@ -53,7 +53,8 @@ def test_restore_through_the_page(client, marketer):
     assert response["Location"] == f"/flows/{flow.pk}/"
     flow.refresh_from_db()
     assert (flow.draft, flow.draft_revision) == (FIRST, 3)
-    assert flow.published is not None and flow.published.number == 2
+    assert flow.published is not None
+    assert flow.published.number == 2
     page = client.get(response["Location"])
     assert (
         '<p class="flash">Version 1 is now the draft; publish it to make it live.</p>'

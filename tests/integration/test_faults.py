@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -145,6 +146,64 @@ def _terminate_until_a_task_retries(logs: Path) -> int:
     return terminated
 
 
+# When, as a share of SEND_SECONDS, each part of the stack fails or comes back.
+FAULT_STEPS = [
+    (0.30, "redis down"),
+    (0.40, "redis up"),
+    (0.50, "terminate"),
+    (0.60, "beat down"),
+    (0.65, "terminate"),
+    (0.85, "beat up"),
+]
+
+
+def _send_through_faults(
+    processes: CeleryProcesses, redis: Any, sender: Sender, logs: Path
+) -> Counter[str]:
+    """Start a worker and beat, then the sender; while it sends (and ten seconds
+    after), take the steps of FAULT_STEPS and kill the worker every KILL_EVERY
+    seconds. Returns how often each fault happened."""
+    worker = processes.worker()
+    beat = processes.beat()
+    began = time.monotonic()
+    sender.start()
+    faults: Counter[str] = Counter()
+    steps = list(FAULT_STEPS)
+    next_kill = began + KILL_EVERY
+    while sender.is_alive() or steps or time.monotonic() < began + SEND_SECONDS + 10:
+        elapsed = (time.monotonic() - began) / SEND_SECONDS
+        if steps and elapsed >= steps[0][0]:
+            _, step = steps.pop(0)
+            if step == "redis down":
+                redis.kill()
+            elif step == "redis up":
+                redis.start()
+            elif step == "terminate":
+                faults["connections terminated"] += _terminate_until_a_task_retries(logs)
+            elif step == "beat down":
+                processes.kill(beat)
+            elif step == "beat up":
+                beat = processes.beat()
+            faults[step] += 1
+        if time.monotonic() >= next_kill:
+            faults[_worker_replaced(processes, worker)] += 1
+            worker = processes.worker()
+            next_kill = time.monotonic() + KILL_EVERY
+        time.sleep(0.2)
+    return faults
+
+
+def _worker_replaced(processes: CeleryProcesses, worker: subprocess.Popen[bytes]) -> str:
+    """Kill the worker if it still runs; the fault that ended it."""
+    if _group_members(worker.pid):
+        processes.kill(worker)
+        return "worker killed"
+    # kombu's Redis transport can end the worker when the broker drops it
+    # ("Unrecoverable error: AttributeError … hostname", a known race); compose's
+    # restart policy starts it again, as the caller does.
+    return "worker ended by itself"
+
+
 @pytest.fixture
 def faulty(tmp_path, private_redis) -> Iterator[tuple[CeleryProcesses, Any]]:
     processes = CeleryProcesses(tmp_path)
@@ -205,48 +264,8 @@ def test_faults_lose_nothing_and_double_nothing(tmp_path, ingest_key, faulty):
     web_env = {"DATABASE_URL": database_url(), "REDIS_URL": redis.url}
     with web_process(web_env, tmp_path / "web.log") as url:
         # When events arrive while every part of the stack fails in turn.
-        worker = processes.worker()
-        beat = processes.beat()
         sender = Sender(url, ingest_key, plan)
-        began = time.monotonic()
-        sender.start()
-        faults: Counter[str] = Counter()
-        steps = [
-            (0.30, "redis down"),
-            (0.40, "redis up"),
-            (0.50, "terminate"),
-            (0.60, "beat down"),
-            (0.65, "terminate"),
-            (0.85, "beat up"),
-        ]
-        next_kill = began + KILL_EVERY
-        while sender.is_alive() or steps or time.monotonic() < began + SEND_SECONDS + 10:
-            elapsed = (time.monotonic() - began) / SEND_SECONDS
-            if steps and elapsed >= steps[0][0]:
-                _, step = steps.pop(0)
-                if step == "redis down":
-                    redis.kill()
-                elif step == "redis up":
-                    redis.start()
-                elif step == "terminate":
-                    faults["connections terminated"] += _terminate_until_a_task_retries(tmp_path)
-                elif step == "beat down":
-                    processes.kill(beat)
-                elif step == "beat up":
-                    beat = processes.beat()
-                faults[step] += 1
-            if time.monotonic() >= next_kill:
-                if _group_members(worker.pid):
-                    processes.kill(worker)
-                    faults["worker killed"] += 1
-                else:
-                    # kombu's Redis transport can end the worker when the broker
-                    # drops it ("Unrecoverable error: AttributeError … hostname", a
-                    # known race); compose's restart policy starts it again, as here.
-                    faults["worker ended by itself"] += 1
-                worker = processes.worker()
-                next_kill = time.monotonic() + KILL_EVERY
-            time.sleep(0.2)
+        faults = _send_through_faults(processes, redis, sender, tmp_path)
         sender.join()
         assert sender.failure is None, sender.failure
 

@@ -159,7 +159,8 @@ def test_load_more_keeps_the_filter(client, marketer):
     next_url = _next_url(first)
 
     assert next_url is not None
-    assert "grade=hot" in next_url and "sort=score" in next_url
+    assert "grade=hot" in next_url
+    assert "sort=score" in next_url
     more = client.get(next_url, **HTMX)
     assert _ids(more) == [hot[2].pk, hot[1].pk, hot[0].pk]
     assert _next_url(more) is None
@@ -185,7 +186,8 @@ def test_htmx_gets_the_results_or_the_rows_and_others_the_page(client, marketer)
     results = client.get("/leads/?q=ada", **HTMX)
     restored = client.get("/leads/?q=ada", HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX)
 
-    assert b"<html" in page.content and b'id="lead-filters"' in page.content
+    assert b"<html" in page.content
+    assert b'id="lead-filters"' in page.content
     assert b'hx-push-url="true"' in page.content
     assert b"<html" not in results.content
     assert b'id="lead-filters"' not in results.content

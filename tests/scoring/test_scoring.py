@@ -36,7 +36,8 @@ def test_adjust_writes_ledger_totals_and_events_once():
     first = adjust(lead, 15, fit(), "k1", "Decision maker")
     again = adjust(lead, 15, fit(), "k1", "Decision maker")
     adjust(lead, 10, engagement(), "k2", "Visited pricing")
-    assert first is not None and again is None
+    assert first is not None
+    assert again is None
     lead.refresh_from_db()
     assert (lead.score, lead.grade, lead.stage) == (25, "warm", "lead")
     assert dict(LeadScore.objects.filter(lead=lead).values_list("category__key", "score")) == {
@@ -94,7 +95,8 @@ def test_hot_leads_segment_follows_the_score(django_capture_on_commit_callbacks)
         ).values_list("name", flat=True)
     )
     assert members == {"Hot leads", "Fit 30+"}
-    assert fit_heavy.pk and hot.pk
+    assert fit_heavy.pk
+    assert hot.pk
 
 
 def test_score_api(marketer_api, sales_api, sales, admin_api):

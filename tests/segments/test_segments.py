@@ -76,7 +76,8 @@ def test_incremental_entry_and_exit_through_the_pipeline(django_capture_on_commi
     assert segment_events("segment.entered") == [("c@x.example", segment.pk)]
     assert segment_events("segment.left") == [("c@x.example", segment.pk)]
     stays = list(SegmentMembership.objects.filter(lead=lead).values_list("left_at", flat=True))
-    assert len(stays) == 1 and stays[0] is not None
+    assert len(stays) == 1
+    assert stays[0] is not None
     segment.refresh_from_db()
     assert segment.member_count == 0
 

@@ -393,15 +393,7 @@ def _lead_specs(rng: random.Random) -> list[DemoLead]:
         last = rng.choice(LAST_NAMES[language])
         given, family = _ascii(first), _ascii(last)
         if b2b:
-            if size is not None and size <= 25:
-                local = rng.choice([given, f"{given}.{family}"])
-            elif country == "United States":
-                local = f"{given[0]}{family}"
-            else:
-                local = f"{given}.{family}"
-            title = _weighted(rng, B2B_TITLES)
-            if title == "Founder" and size is not None and size > 200:
-                title = "CEO"
+            local, title = _work_mailbox_and_title(rng, given, family, country=country, size=size)
         else:
             local = rng.choice(
                 [
@@ -417,33 +409,11 @@ def _lead_specs(rng: random.Random) -> list[DemoLead]:
             company = "Self-employed" if freelancer else ""
             size = 1 if freelancer else None
             industry = rng.choice(B2C_INDUSTRIES[title])
-        # Demo addresses must never reach a real mailbox, whatever mail backend an
-        # install has: every domain is moved under the reserved .example TLD.
-        domain = domain.rsplit(".", 1)[0] + ".example"
-        email = f"{local}@{domain}"
-        suffix = 2
-        while email in taken:
-            email = f"{local}{suffix}@{domain}"
-            suffix += 1
-        taken.add(email)
-
+        email = _demo_email(local, domain, taken)
         stage = _weighted(rng, list(STAGE_WEIGHTS[b2b].items()))
         app_user = rng.random() < APP_USER_CHANCE[stage]
-        tags = []
         unsubscribed = rng.random() < 0.05
-        if not unsubscribed and rng.random() < 0.6:
-            tags.append("newsletter")
-        for name, chance in TAG_CHANCES:
-            if rng.random() < chance:
-                tags.append(name)
-        if app_user and rng.random() < 0.7:
-            tags.append("trial")
-        if app_user and rng.random() < 0.1:
-            tags.append("beta")
-        if b2b and rng.random() < 0.05:
-            tags.append("partner")
-        if stage == Stage.CUSTOMER and rng.random() < 0.3:
-            tags.append("vip")
+        tags = _demo_tags(rng, unsubscribed=unsubscribed, app_user=app_user, b2b=b2b, stage=stage)
         # Skewed towards the start of the window: most leads have been around a while.
         start_ago = max(2.0, HISTORY_DAYS * rng.random() ** 0.7) * DAY
         lead = DemoLead(
@@ -468,6 +438,56 @@ def _lead_specs(rng: random.Random) -> list[DemoLead]:
     return leads
 
 
+def _work_mailbox_and_title(
+    rng: random.Random, given: str, family: str, *, country: str, size: int | None
+) -> tuple[str, str]:
+    """A business lead's mailbox name (by the company's habits) and job title."""
+    if size is not None and size <= 25:
+        local = rng.choice([given, f"{given}.{family}"])
+    elif country == "United States":
+        local = f"{given[0]}{family}"
+    else:
+        local = f"{given}.{family}"
+    title = _weighted(rng, B2B_TITLES)
+    if title == "Founder" and size is not None and size > 200:
+        title = "CEO"
+    return local, title
+
+
+def _demo_email(local: str, domain: str, taken: set[str]) -> str:
+    """An address no other demo lead has, on a domain that cannot receive mail."""
+    # Demo addresses must never reach a real mailbox, whatever mail backend an
+    # install has: every domain is moved under the reserved .example TLD.
+    domain = domain.rsplit(".", 1)[0] + ".example"
+    email = f"{local}@{domain}"
+    suffix = 2
+    while email in taken:
+        email = f"{local}{suffix}@{domain}"
+        suffix += 1
+    taken.add(email)
+    return email
+
+
+def _demo_tags(
+    rng: random.Random, *, unsubscribed: bool, app_user: bool, b2b: bool, stage: str
+) -> list[str]:
+    tags = []
+    if not unsubscribed and rng.random() < 0.6:
+        tags.append("newsletter")
+    for name, chance in TAG_CHANCES:
+        if rng.random() < chance:
+            tags.append(name)
+    if app_user and rng.random() < 0.7:
+        tags.append("trial")
+    if app_user and rng.random() < 0.1:
+        tags.append("beta")
+    if b2b and rng.random() < 0.05:
+        tags.append("partner")
+    if stage == Stage.CUSTOMER and rng.random() < 0.3:
+        tags.append("vip")
+    return tags
+
+
 def _page(ago: float, path: str, title: str, referrer: str) -> DemoEvent:
     properties = {"url": f"{SITE}{path}", "path": path, "title": f"{title} | Leadflow"}
     if referrer:
@@ -489,23 +509,10 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
     quiet = level < 3 and rng.random() >= 0.55
     end_ago = max(rng.uniform(0, start_ago * 0.9) if quiet else 0.0, 600.0)
 
-    def later(ago: float, low: float, high: float) -> float:
-        return max(ago - rng.uniform(low, high), 60.0)
-
     events: list[DemoEvent] = []
     signup_ago = start_ago
     if lead.external_id:
-        signup_ago = rng.uniform(start_ago - DAY / 2, start_ago)
-        events.append(DemoEvent(signup_ago, "track", "Signed up for trial", {"plan": "trial"}))
-        if rng.random() < 0.7:
-            project = {"project": rng.choice(PROJECTS)}
-            events.append(
-                DemoEvent(later(signup_ago, 120, HOUR), "track", "Created project", project)
-            )
-        if lead.stage == Stage.CUSTOMER:
-            plan = {"plan": rng.choice(["starter", "team", "business"])}
-            ago = rng.uniform(end_ago, signup_ago)
-            events.append(DemoEvent(ago, "track", "Upgraded plan", plan))
+        signup_ago = _signup(rng, lead, events, start_ago=start_ago, end_ago=end_ago)
     # Mail stops at the unsubscribe.
     mail_end_ago = end_ago
     if lead.unsubscribed:
@@ -515,72 +522,140 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
         events.append(DemoEvent(mail_end_ago, "email.unsubscribed", campaign, props))
 
     kinds = [("email", 45.0), ("web", 35.0), ("app", 20.0 if lead.external_id else 0.0)]
-    campaigns = CAMPAIGNS + (TRIAL_CAMPAIGNS if lead.external_id else [])
-    engaged = (0.2, 0.35, 0.5, 0.65)[level]
-    mailbox = lead.email.split("@")[0]
+    mail = _Mailing(
+        campaigns=CAMPAIGNS + (TRIAL_CAMPAIGNS if lead.external_id else []),
+        engaged=(0.2, 0.35, 0.5, 0.65)[level],
+        start_ago=start_ago,
+        signup_ago=signup_ago,
+        end_ago=mail_end_ago,
+    )
     message = 0
     while len(events) < budget:
         kind = _weighted(rng, kinds)
         if kind == "email":
             message += 1
-            name, subject, path = rng.choice(campaigns)
-            # Onboarding mail goes out in the first two weeks, the rest any time.
-            first = signup_ago if name.startswith("Trial") else start_ago
-            if name.startswith(("Welcome", "Trial")):
-                ago = rng.uniform(max(first - 14 * DAY, mail_end_ago), first)
-            else:
-                ago = rng.uniform(mail_end_ago, start_ago)
-            props = {
-                "email": lead.email,
-                "campaign": name,
-                "subject": subject,
-                "message_id": f"<{mailbox}.{message}@mail.leadflow.example>",
-            }
-            events.append(DemoEvent(ago, "email.delivered", name, props))
-            if rng.random() >= engaged:
-                continue
-            ago = later(ago, 300, 2 * DAY)
-            events.append(DemoEvent(ago, "email.opened", name, props))
-            if rng.random() < 0.4:
-                ago = later(ago, 10, 600)
-                slug = name.lower().replace(" ", "-").replace("/", "-")
-                url = f"{SITE}{path}?utm_source=leadflow&utm_medium=email&utm_campaign={slug}"
-                events.append(DemoEvent(ago, "email.clicked", name, {**props, "url": url}))
-                if rng.random() < 0.7:
-                    title = next((t for t, p, _ in PAGES if p == path), subject)
-                    events.append(_page(later(ago, 2, 20), path, title, ""))
-            if rng.random() < (0.08 if lead.company_size and lead.company_size > 1 else 0.02):
-                reply = {**props, "message_id": f"<re.{mailbox}.{message}@{lead.email}>"}
-                events.append(DemoEvent(later(ago, 30 * 60, DAY), "email.replied", name, reply))
+            _email_episode(rng, lead, events, mail, message=message)
         elif kind == "web":
-            ago = rng.uniform(end_ago, start_ago)
-            referrer = rng.choice(REFERRERS)
-            for _ in range(rng.randint(1, 5)):
-                title, path, _weight = rng.choices(PAGES, weights=[p[2] for p in PAGES])[0]
-                events.append(_page(ago, path, title, referrer))
-                referrer = f"{SITE}{path}"
-                ago = later(ago, 15, 240)
+            _web_visit(rng, events, ago=rng.uniform(end_ago, start_ago))
         else:
-            ago = rng.uniform(end_ago, signup_ago)
-            for _ in range(rng.randint(1, 3)):
-                action = _weighted(rng, APP_ACTIONS)
-                properties: dict[str, Any] = {}
-                if action in ("Created project", "Created flow"):
-                    properties = {"project": rng.choice(PROJECTS)}
-                elif action == "Invited a teammate":
-                    properties = {"role": rng.choice(["marketer", "sales", "admin"])}
-                elif action == "Imported contacts":
-                    properties = {"rows": rng.choice([48, 250, 1200, 5000])}
-                elif action == "Connected integration":
-                    properties = {"integration": rng.choice(INTEGRATIONS)}
-                elif action == "Booked a call":
-                    properties = {"calendar": "sales-demo"}
-                events.append(DemoEvent(ago, "track", action, properties))
-                ago = later(ago, 30, 20 * 60)
+            _app_session(rng, events, ago=rng.uniform(end_ago, signup_ago))
     # The budget is checked per episode; cutting the last one keeps its first steps.
     events = events[:budget]
     events.sort(key=lambda event: -event.ago)
     return events
+
+
+def _later(rng: random.Random, ago: float, low: float, high: float) -> float:
+    """A moment between ``low`` and ``high`` seconds after ``ago``, and not in the
+    last minute."""
+    return max(ago - rng.uniform(low, high), 60.0)
+
+
+def _signup(
+    rng: random.Random,
+    lead: DemoLead,
+    events: list[DemoEvent],
+    *,
+    start_ago: float,
+    end_ago: float,
+) -> float:
+    """A product user's sign-up, first project and upgrade; returns when it signed up."""
+    signup_ago = rng.uniform(start_ago - DAY / 2, start_ago)
+    events.append(DemoEvent(signup_ago, "track", "Signed up for trial", {"plan": "trial"}))
+    if rng.random() < 0.7:
+        project = {"project": rng.choice(PROJECTS)}
+        events.append(
+            DemoEvent(_later(rng, signup_ago, 120, HOUR), "track", "Created project", project)
+        )
+    if lead.stage == Stage.CUSTOMER:
+        plan = {"plan": rng.choice(["starter", "team", "business"])}
+        ago = rng.uniform(end_ago, signup_ago)
+        events.append(DemoEvent(ago, "track", "Upgraded plan", plan))
+    return signup_ago
+
+
+@dataclass(frozen=True)
+class _Mailing:
+    """What a lead's mail episodes draw from, and the window they fall in."""
+
+    campaigns: list[tuple[str, str, str]]
+    engaged: float
+    start_ago: float
+    signup_ago: float
+    end_ago: float
+
+
+def _email_episode(
+    rng: random.Random,
+    lead: DemoLead,
+    events: list[DemoEvent],
+    mail: _Mailing,
+    *,
+    message: int,
+) -> None:
+    """One email delivered and, if the lead engages, opened, clicked, replied to."""
+    name, subject, path = rng.choice(mail.campaigns)
+    # Onboarding mail goes out in the first two weeks, the rest any time.
+    first = mail.signup_ago if name.startswith("Trial") else mail.start_ago
+    if name.startswith(("Welcome", "Trial")):
+        ago = rng.uniform(max(first - 14 * DAY, mail.end_ago), first)
+    else:
+        ago = rng.uniform(mail.end_ago, mail.start_ago)
+    mailbox = lead.email.split("@")[0]
+    props = {
+        "email": lead.email,
+        "campaign": name,
+        "subject": subject,
+        "message_id": f"<{mailbox}.{message}@mail.leadflow.example>",
+    }
+    events.append(DemoEvent(ago, "email.delivered", name, props))
+    if rng.random() >= mail.engaged:
+        return
+    ago = _later(rng, ago, 300, 2 * DAY)
+    events.append(DemoEvent(ago, "email.opened", name, props))
+    if rng.random() < 0.4:
+        ago = _later(rng, ago, 10, 600)
+        slug = name.lower().replace(" ", "-").replace("/", "-")
+        url = f"{SITE}{path}?utm_source=leadflow&utm_medium=email&utm_campaign={slug}"
+        events.append(DemoEvent(ago, "email.clicked", name, {**props, "url": url}))
+        if rng.random() < 0.7:
+            title = next((t for t, p, _ in PAGES if p == path), subject)
+            events.append(_page(_later(rng, ago, 2, 20), path, title, ""))
+    if rng.random() < (0.08 if lead.company_size and lead.company_size > 1 else 0.02):
+        reply = {**props, "message_id": f"<re.{mailbox}.{message}@{lead.email}>"}
+        events.append(DemoEvent(_later(rng, ago, 30 * 60, DAY), "email.replied", name, reply))
+
+
+def _web_visit(rng: random.Random, events: list[DemoEvent], *, ago: float) -> None:
+    """A visit of one to five pages, each referring the next."""
+    referrer = rng.choice(REFERRERS)
+    for _ in range(rng.randint(1, 5)):
+        title, path, _weight = rng.choices(PAGES, weights=[p[2] for p in PAGES])[0]
+        events.append(_page(ago, path, title, referrer))
+        referrer = f"{SITE}{path}"
+        ago = _later(rng, ago, 15, 240)
+
+
+def _app_session(rng: random.Random, events: list[DemoEvent], *, ago: float) -> None:
+    """One to three things a product user did in one sitting."""
+    for _ in range(rng.randint(1, 3)):
+        action = _weighted(rng, APP_ACTIONS)
+        events.append(DemoEvent(ago, "track", action, _app_action_properties(rng, action)))
+        ago = _later(rng, ago, 30, 20 * 60)
+
+
+def _app_action_properties(rng: random.Random, action: str) -> dict[str, Any]:
+    if action in ("Created project", "Created flow"):
+        return {"project": rng.choice(PROJECTS)}
+    if action == "Invited a teammate":
+        return {"role": rng.choice(["marketer", "sales", "admin"])}
+    if action == "Imported contacts":
+        return {"rows": rng.choice([48, 250, 1200, 5000])}
+    if action == "Connected integration":
+        return {"integration": rng.choice(INTEGRATIONS)}
+    if action == "Booked a call":
+        return {"calendar": "sales-demo"}
+    return {}
 
 
 def _users() -> None:
