@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from leads.forms import LoginForm
+from leads.forms.account import LoginForm
 from leads.views import account, health, imports, privacy, tasks
 from leads.views import list as lead_lists
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 from core.http import HtmxHttpRequest
 from core.roles import ALL_ROLES
 from leads.decorators import role_required
-from leads.forms import LanguageForm, wait_message
+from leads.forms.account import LanguageForm, wait_message
 from leads.selectors import user_language
 from leads.services.preferences import user_language_set
 from leads.services.throttle import client_address, rate_hit

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from core.http import HtmxHttpRequest
 from core.roles import ADMIN_MARKETER
 from leads.decorators import role_required
-from leads.forms import LeadImportMappingForm, LeadImportUploadForm
+from leads.forms.imports import LeadImportMappingForm, LeadImportUploadForm
 from leads.models import LeadImport
 from leads.services.imports import (
     import_guess_mapping,

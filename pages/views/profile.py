@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -29,8 +28,9 @@ from leads.models import Lead, Note, SegmentMembership, Stage
 from leads.roles import user_role
 from leads.selectors import lead_owner_choices, lead_tasks, leads_visible_to
 from leads.services.leads import lead_update
-from leads.services.notes import NOTE_MAX_LENGTH, note_create
+from leads.services.notes import note_create
 from leads.services.policy import lead_change_refusals, lead_values, owner_refusal
+from pages.forms.profile import LeadOwnerStageForm, NoteForm, ScoreAdjustForm
 from pages.selectors.profile import (
     TIMELINE_FILTERS,
     lead_enrollments,
@@ -38,7 +38,7 @@ from pages.selectors.profile import (
     lead_timeline,
     timeline_cursor_parse,
 )
-from scoring.models import ScoreCategory, ScoreSource
+from scoring.models import ScoreSource
 from scoring.selectors import lead_score_breakdown
 from scoring.services import score_adjust, scoring_settings
 
@@ -55,29 +55,6 @@ TIMELINE_FILTER_LABELS = {
 # htmx leaves 4xx answers unswapped unless told; a refused form is a 422 (so is a
 # change the user's role may not make: the form comes back with the reason).
 INVALID = 422
-
-
-class LeadOwnerStageForm(forms.Form):
-    owner = forms.ModelChoiceField(queryset=lead_owner_choices(), required=False)
-    stage = forms.ChoiceField(choices=Stage.choices)
-
-
-class ScoreAdjustForm(forms.Form):
-    delta = forms.IntegerField(min_value=-10_000, max_value=10_000)
-    category = forms.ModelChoiceField(
-        queryset=ScoreCategory.objects.all(), to_field_name="key", empty_label=None
-    )
-    reason = forms.CharField(max_length=255)
-
-    def clean_delta(self) -> int:
-        delta: int = self.cleaned_data["delta"]
-        if delta == 0:
-            raise ValidationError(gettext("A change of 0 points changes nothing."))
-        return delta
-
-
-class NoteForm(forms.Form):
-    body = forms.CharField(max_length=NOTE_MAX_LENGTH, strip=True)
 
 
 # --- reads ----------------------------------------------------------------------

@@ -6,11 +6,9 @@ password, a new API key) ride in the session to the next page and are then gone.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
@@ -24,13 +22,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.http import HtmxHttpRequest
 from core.roles import Role, role_of_groups
-from flows.hooks import HOOK_EVENTS, hook_deliveries, hook_subscribe, hook_unsubscribe
+from flows.hooks import hook_deliveries, hook_subscribe, hook_unsubscribe
 from flows.models import HookSubscription
-from flows.outbound import outbound_url_problem
 from leads.decorators import role_required
-from leads.models import ApiKey, ApiScope, FieldDefinition, FieldType, LeadErasure
+from leads.models import ApiKey, FieldDefinition, LeadErasure
 from leads.services.api_keys import api_key_create, api_key_revoke
-from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
 from leads.services.users import (
     UserChangeRefused,
     identity_secret_remove,
@@ -41,6 +37,16 @@ from leads.services.users import (
     user_invite,
     user_reset_link_send,
     user_role_set,
+)
+from pages.forms.settings import (
+    ApiKeyForm,
+    CategoryForm,
+    FieldCreateForm,
+    FieldEditForm,
+    HookForm,
+    InviteForm,
+    SlackForm,
+    ThresholdsForm,
 )
 from scoring.models import ScoreCategory
 from scoring.services import (
@@ -79,52 +85,7 @@ def settings_home(request: HtmxHttpRequest) -> HttpResponse:
     return redirect("settings-users")
 
 
-class _StyledForm(forms.Form):
-    """Bootstrap classes on every widget."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            widget = field.widget
-            if isinstance(widget, forms.RadioSelect):
-                widget.attrs.setdefault("class", "form-check-input")
-                continue
-            if isinstance(widget, forms.CheckboxInput):
-                continue
-            css = "form-select" if isinstance(widget, forms.Select) else "form-control"
-            widget.attrs.setdefault("class", css)
-
-
 # --- users ----------------------------------------------------------------------
-
-
-class InviteForm(_StyledForm):
-    DELIVERY_PASSWORD = "password"  # noqa: S105 - a choice value, not a password
-    DELIVERY_LINK = "link"
-
-    username = forms.CharField(label=_("Username"), max_length=150)
-    email = forms.EmailField(label=_("Email"))
-    # The least powerful role unless the admin chooses otherwise.
-    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.SALES)
-    delivery = forms.ChoiceField(
-        label=_("How they get in"),
-        choices=[
-            (DELIVERY_PASSWORD, _("Show a one-time password to hand over")),
-            (DELIVERY_LINK, _("Email a link to set their password")),
-        ],
-        widget=forms.RadioSelect,
-        initial=DELIVERY_PASSWORD,
-    )
-
-    def clean_username(self) -> str:
-        username: str = self.cleaned_data["username"].strip()
-        if not re.fullmatch(r"[\w.@+-]+", username):
-            raise forms.ValidationError(
-                _("Use letters, digits and @ . + - _ only."), code="invalid"
-            )
-        if User.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError(_("This username is taken."), code="unique")
-        return username
 
 
 def _role_of(user: User) -> str | None:
@@ -218,18 +179,6 @@ def user_active_change(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- API keys and write keys ------------------------------------------------------
 
 
-class ApiKeyForm(_StyledForm):
-    name = forms.CharField(label=_("Name"), max_length=120)
-    scope = forms.ChoiceField(
-        label=_("Scope"),
-        choices=[
-            (ApiScope.INGEST, _("Ingest: events and identify only (safe in a website)")),
-            (ApiScope.FULL, _("Full: the whole API with admin rights")),
-        ],
-        initial=ApiScope.INGEST,
-    )
-
-
 def _base_url(request: HtmxHttpRequest) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
@@ -277,75 +226,6 @@ def api_key_revoke_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 # --- custom fields ----------------------------------------------------------------
 
-FIELD_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-class _FieldOptionsMixin(_StyledForm):
-    options_text = forms.CharField(
-        label=_("Options"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_("Choice fields only: one option per line."),
-    )
-
-    def _clean_options(self, field_type: str) -> list[str]:
-        text = self.cleaned_data.get("options_text", "")
-        options = [line.strip() for line in text.splitlines() if line.strip()]
-        try:
-            return choice_options_clean(field_type, options)
-        except FieldValueError:
-            if field_type == FieldType.CHOICE:
-                message = _("A choice field needs options, one per line, each once.")
-            else:
-                message = _("Only choice fields have options.")
-            self.add_error("options_text", message)
-            return []
-
-
-class FieldCreateForm(_FieldOptionsMixin):
-    key = forms.CharField(
-        label=_("Key"),
-        max_length=64,
-        help_text=_("Lower-case letters, digits and underscores; cannot change later."),
-    )
-    label = forms.CharField(label=_("Label"), max_length=120)
-    type = forms.ChoiceField(label=_("Type"), choices=FieldType.choices)
-
-    def clean_key(self) -> str:
-        key: str = self.cleaned_data["key"].strip()
-        if not FIELD_KEY_PATTERN.fullmatch(key):
-            raise forms.ValidationError(
-                _("Start with a letter; use lower-case letters, digits and underscores."),
-                code="invalid",
-            )
-        if key in RESERVED_KEYS:
-            raise forms.ValidationError(_("This is a standard lead field."), code="reserved")
-        if FieldDefinition.objects.filter(key=key).exists():
-            raise forms.ValidationError(_("A field with this key exists."), code="unique")
-        return key
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if "type" in data:
-            data["options"] = self._clean_options(data["type"])
-        return data
-
-
-class FieldEditForm(_FieldOptionsMixin):
-    """Label and options; the key and the type stay, since stored values and
-    conditions depend on them."""
-
-    label = forms.CharField(label=_("Label"), max_length=120)
-
-    def __init__(self, *args: Any, definition: FieldDefinition, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.definition = definition
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        data["options"] = self._clean_options(self.definition.type)
-        return data
-
 
 @admin_only
 @require_http_methods(["GET", "POST"])
@@ -388,53 +268,6 @@ def field_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 # --- scoring ----------------------------------------------------------------------
-
-
-class ThresholdsForm(_StyledForm):
-    warm_threshold = forms.IntegerField(label=_("Warm from"))
-    hot_threshold = forms.IntegerField(label=_("Hot from"))
-    mql_threshold = forms.IntegerField(label=_("MQL threshold"))
-    mql_moves_stage = forms.BooleanField(
-        label=_("Reaching the MQL threshold moves a subscriber or lead to MQL"), required=False
-    )
-    sales_can_adjust = forms.BooleanField(
-        label=_("Sales reps may adjust scores by hand"), required=False
-    )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        warm, hot = data.get("warm_threshold"), data.get("hot_threshold")
-        if warm is not None and hot is not None and hot <= warm:
-            self.add_error("hot_threshold", _("Hot must be above warm."))
-        return data
-
-
-if TYPE_CHECKING:
-    _CategoryModelForm = forms.ModelForm[ScoreCategory]
-else:
-    # ModelForm is generic in the type stubs only: at run time it takes no subscript.
-    _CategoryModelForm = forms.ModelForm
-
-
-class CategoryForm(_CategoryModelForm):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            field.widget.attrs.setdefault("class", "form-control")
-
-    class Meta:
-        model = ScoreCategory
-        fields = ["key", "label"]
-        labels = {"key": _("Key"), "label": _("Label")}
-
-    def clean_key(self) -> str:
-        key: str = self.cleaned_data["key"]
-        if not FIELD_KEY_PATTERN.fullmatch(key):
-            raise forms.ValidationError(
-                _("Start with a letter; use lower-case letters, digits and underscores."),
-                code="invalid",
-            )
-        return key
 
 
 def _scoring_context(**extra: Any) -> dict[str, Any]:
@@ -514,49 +347,6 @@ def category_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 # --- integrations -----------------------------------------------------------------
-
-
-# Django's own message would be DRF's German, which says "du"; the pages say "Sie".
-URL_ERRORS = {"invalid": _("Enter a valid URL.")}
-
-
-class SlackForm(_StyledForm):
-    """The team's Slack URL is a credential (whoever has it posts to the channel):
-    written, never shown again. Left blank it stays; "Remove" clears it."""
-
-    slack_webhook_url = forms.URLField(
-        label=_("Slack incoming-webhook URL"),
-        max_length=500,
-        required=False,
-        assume_scheme="https",
-        error_messages=URL_ERRORS,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-    )
-    remove = forms.BooleanField(label=_("Remove the saved URL"), required=False)
-
-    def __init__(self, *args: Any, saved: bool, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.saved = saved
-        field = self.fields["slack_webhook_url"]
-        if saved:
-            field.help_text = _("Set. It is never shown again; leave this blank to keep it.")
-        else:
-            field.help_text = _("Not set.")
-            del self.fields["remove"]
-
-    def clean_slack_webhook_url(self) -> str:
-        url: str = self.cleaned_data["slack_webhook_url"]
-        if url and not url.startswith("https://"):
-            raise forms.ValidationError(_("Use an https:// URL."), code="invalid")
-        problem = outbound_url_problem(url) if url else None
-        if problem:
-            raise forms.ValidationError(problem, code="not_allowed")
-        return url
-
-    def new_url(self, current: str) -> str:
-        if self.cleaned_data.get("remove"):
-            return ""
-        return self.cleaned_data["slack_webhook_url"] or current
 
 
 def _webhook_url(request: HtmxHttpRequest, esp: str) -> str:
@@ -640,33 +430,6 @@ def identity_secret_change(request: HtmxHttpRequest) -> HttpResponse:
 
 SESSION_NEW_HOOK_SECRET = "settings.new_hook_secret"  # noqa: S105 - a session key
 DELIVERY_LOG_SIZE = 50
-
-
-class HookForm(_StyledForm):
-    target_url = forms.URLField(
-        label=_("URL"),
-        max_length=2000,
-        assume_scheme="https",
-        help_text=_("http:// or https://"),
-        error_messages=URL_ERRORS,
-    )
-    events = forms.MultipleChoiceField(
-        label=_("Events"), widget=forms.CheckboxSelectMultiple, choices=()
-    )
-    description = forms.CharField(label=_("Description"), max_length=200, required=False)
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        field = self.fields["events"]
-        assert isinstance(field, forms.MultipleChoiceField)
-        field.choices = [(key, f"{key}: {label}") for key, label in sorted(HOOK_EVENTS.items())]
-
-    def clean_target_url(self) -> str:
-        url: str = self.cleaned_data["target_url"]
-        problem = outbound_url_problem(url)
-        if problem:
-            raise forms.ValidationError(problem, code="invalid")
-        return url
 
 
 @admin_only
