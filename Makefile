@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 ASSETS_SOURCES := frontend/package.json frontend/package-lock.json frontend/build.mjs $(shell find frontend/src -type f 2>/dev/null)
 
-.PHONY: install node-modules assets run test lint format migrate demo messages bench imports
+.PHONY: install node-modules assets run test test-fast lint format migrate demo messages bench imports
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ run: demo assets
 
 test: install assets
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: no browser or integration tests, one xdist worker per core, each
+# on its own test database kept between runs (--create-db after a new migration).
+test-fast: install assets
+	$(PY) -m pytest -n auto --reuse-db --ignore=tests/browser --ignore=tests/integration $(PYTEST_ARGS)
 
 # Every benchmark in bench/, each on its own scratch PostgreSQL database and Redis,
 # appended to bench/RESULTS.md with its raw baseline, the ratio, the machine and the

@@ -5,6 +5,7 @@ import os
 
 import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.utils import translation
@@ -15,6 +16,12 @@ from leads.services.api_keys import api_key_create
 from tests.factories import UserFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Parallel runs (pytest-xdist): each worker has its own test database, and here
+# its own keys in a shared Redis, so that one worker's sign-in counters (and their
+# clean-up before every test) never reach another's. Set before any cache is used.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    django_settings.CACHES["default"]["KEY_PREFIX"] = worker
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,18 +6,23 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from flows.models import Delivery, HookSubscription
+from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
     Event,
     FieldDefinition,
+    Heartbeat,
+    Identity,
     Lead,
     LeadImport,
     LeadJob,
+    Note,
     Notification,
     Segment,
+    SegmentMembership,
+    Tag,
     Task,
 )
-from scoring.models import ScoreCategory
+from scoring.models import ScoreCategory, ScoreChange
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -98,12 +103,30 @@ class DeliveryFactory(factory.django.DjangoModelFactory[Delivery]):
 
 
 class SegmentFactory(factory.django.DjangoModelFactory[Segment]):
+    """A segment row as it is stored. A dynamic segment made here has no dependency
+    index and is not recomputed: tests of segments at work use ``segment_create``."""
+
     class Meta:
         model = Segment
 
+    class Params:
+        static = factory.Trait(kind="static")
+
     name = factory.Sequence(lambda n: f"Segment {n}")
     kind = "dynamic"
-    conditions = factory.LazyFunction(lambda: {"all": []})
+    conditions = factory.LazyAttribute(lambda s: {"all": []} if s.kind == "dynamic" else {})
+
+
+class SegmentMembershipFactory(factory.django.DjangoModelFactory[SegmentMembership]):
+    """An open stay of a lead in a segment, added by hand."""
+
+    class Meta:
+        model = SegmentMembership
+
+    segment = factory.SubFactory(SegmentFactory, static=True)
+    lead = factory.SubFactory(LeadFactory)
+    entered_at = factory.LazyFunction(timezone.now)
+    source = "manual"
 
 
 class LeadJobFactory(factory.django.DjangoModelFactory[LeadJob]):
@@ -138,10 +161,101 @@ class FieldDefinitionFactory(factory.django.DjangoModelFactory[FieldDefinition])
     type = "text"
 
 
+class TagFactory(factory.django.DjangoModelFactory[Tag]):
+    class Meta:
+        model = Tag
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class IdentityFactory(factory.django.DjangoModelFactory[Identity]):
+    class Meta:
+        model = Identity
+
+    lead = factory.SubFactory(LeadFactory)
+    kind = "anonymous_id"
+    value = factory.Sequence(lambda n: f"anon-{n}")
+
+
+class NoteFactory(factory.django.DjangoModelFactory[Note]):
+    class Meta:
+        model = Note
+
+    lead = factory.SubFactory(LeadFactory)
+    body = factory.Sequence(lambda n: f"Note {n}")
+
+
+class HeartbeatFactory(factory.django.DjangoModelFactory[Heartbeat]):
+    class Meta:
+        model = Heartbeat
+
+    name = factory.Sequence(lambda n: f"worker:celery@host{n}")
+    seen_at = factory.LazyFunction(timezone.now)
+
+
 class ScoreCategoryFactory(factory.django.DjangoModelFactory[ScoreCategory]):
+    """A category of the team's own; ``key="fit"`` or ``"engagement"`` returns the
+    built-in one the data migration made."""
+
     class Meta:
         model = ScoreCategory
         django_get_or_create = ("key",)
 
-    key = factory.Sequence(lambda n: f"category_{n}")
-    label = factory.LazyAttribute(lambda c: c.key.replace("_", " ").capitalize())
+    key = factory.Sequence(lambda n: f"category{n}")
+    label = factory.LazyAttribute(lambda c: c.key.capitalize())
+
+
+class ScoreChangeFactory(factory.django.DjangoModelFactory[ScoreChange]):
+    """A ledger row alone: the lead's totals are not moved (``score_adjust`` does that)."""
+
+    class Meta:
+        model = ScoreChange
+
+    lead = factory.SubFactory(LeadFactory)
+    delta = 10
+    category = factory.SubFactory(ScoreCategoryFactory, key="engagement")
+    reason = "Test points"
+    source = "manual"
+    source_key = factory.Sequence(lambda n: f"manual:test-{n}")
+
+
+class FlowFactory(factory.django.DjangoModelFactory[Flow]):
+    """A flow's row and draft; publishing (versions, subscriptions) is ``flow_publish``'s."""
+
+    class Meta:
+        model = Flow
+
+    name = factory.Sequence(lambda n: f"Flow {n}")
+
+
+class FlowVersionFactory(factory.django.DjangoModelFactory[FlowVersion]):
+    """A version row without trigger subscriptions: it shows in pages and histories
+    but no event enrolls anyone in it."""
+
+    class Meta:
+        model = FlowVersion
+
+    flow = factory.SubFactory(FlowFactory, status="active")
+    number = factory.LazyAttribute(lambda v: v.flow.versions.count() + 1)
+    graph = factory.LazyFunction(lambda: {"nodes": [], "edges": []})
+
+
+class EnrollmentFactory(factory.django.DjangoModelFactory[Enrollment]):
+    class Meta:
+        model = Enrollment
+
+    version = factory.SubFactory(FlowVersionFactory)
+    flow = factory.SelfAttribute("version.flow")
+    lead = factory.SubFactory(LeadFactory)
+    trigger_node = "t1"
+
+
+class StepRunFactory(factory.django.DjangoModelFactory[StepRun]):
+    class Meta:
+        model = StepRun
+
+    enrollment = factory.SubFactory(EnrollmentFactory)
+    node_id = "n1"
+    node_type = "score.adjust"
+    status = "completed"

@@ -8,17 +8,18 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from leads.models import ApiKey, Heartbeat
+from leads.models import ApiKey
 from leads.services.api_keys import api_key_check
+from tests.factories import HeartbeatFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_healthz_ok_with_a_worker_and_beat_seen(client):
     now = timezone.now()
-    Heartbeat.objects.create(name="scheduler", seen_at=now - dt.timedelta(seconds=5))
-    Heartbeat.objects.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=3))
-    Heartbeat.objects.create(name="worker:celery@b", seen_at=now - dt.timedelta(minutes=5))
+    HeartbeatFactory.create(name="scheduler", seen_at=now - dt.timedelta(seconds=5))
+    HeartbeatFactory.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=3))
+    HeartbeatFactory.create(name="worker:celery@b", seen_at=now - dt.timedelta(minutes=5))
 
     response = client.get("/healthz?require=worker,scheduler")
 
@@ -30,8 +31,8 @@ def test_healthz_ok_with_a_worker_and_beat_seen(client):
 
 def test_healthz_degraded_without_a_worker_fails_only_when_required(client):
     now = timezone.now()
-    Heartbeat.objects.create(name="scheduler", seen_at=now - dt.timedelta(seconds=5))
-    Heartbeat.objects.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=45))
+    HeartbeatFactory.create(name="scheduler", seen_at=now - dt.timedelta(seconds=5))
+    HeartbeatFactory.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=45))
 
     plain = client.get("/healthz")
     for_worker = client.get("/healthz?require=worker")

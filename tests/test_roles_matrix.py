@@ -11,8 +11,14 @@ from django.contrib.auth.models import Group
 
 from flows.lifecycle import flow_create
 from flows.models import Flow
-from leads.models import Lead, Notification, Segment, Task
-from tests.factories import LeadFactory, UserFactory
+from leads.models import Lead, Segment, Task
+from tests.factories import (
+    LeadFactory,
+    NotificationFactory,
+    SegmentFactory,
+    TaskFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -190,10 +196,10 @@ def world():
         "theirs": theirs.pk,
         "rep2": rep2.pk,
         "flow": flow_create(name="Matrix").pk,
-        "segment": Segment.objects.create(name="Static", kind="static").pk,
-        "their_task": Task.objects.create(lead=theirs, assignee=rep2, title="Theirs").pk,
+        "segment": SegmentFactory.create(name="Static", static=True).pk,
+        "their_task": TaskFactory.create(lead=theirs, assignee=rep2, title="Theirs").pk,
     }
-    Notification.objects.create(user=rep2, lead=theirs, message="for rep two")
+    NotificationFactory.create(user=rep2, lead=theirs, message="for rep two")
     return users, ids
 
 

@@ -10,12 +10,18 @@ from hypothesis import strategies as st
 from flows.dryrun import flow_dry_run
 from flows.lifecycle import flow_create
 from flows.models import Delivery, Enrollment, Flow, Reentry, StepRun, Wakeup
-from leads.models import Event, FieldDefinition, Lead, Notification, Tag, Task
+from leads.models import Event, Lead, Notification, Tag, Task
 from scoring.models import LeadScore, ScoreChange
 from segments.conditions import FIELD_TYPES, OPERATORS, compile_tree
 from segments.conditions.truth import field_rule_truth
 from segments.services import segment_create
-from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.factories import (
+    EventFactory,
+    FieldDefinitionFactory,
+    LeadFactory,
+    TaskFactory,
+    UserFactory,
+)
 from tests.flows.helpers import drain, graph, published
 
 pytestmark = pytest.mark.django_db
@@ -176,7 +182,7 @@ def test_score_changes_move_grade_and_stage_as_the_ledger_would(flow, rep):
 
 def test_without_an_owner_the_next_rep_in_turn_gets_the_task(rep):
     busy = UserFactory.create(username="rep-0", first_name="Bea", last_name="Busy", role="sales")
-    Task.objects.create(lead=LeadFactory.create(), assignee=busy, title="Open task")
+    TaskFactory.create(assignee=busy, title="Open task")
     lead = LeadFactory.create(first_name="Kim", last_name="Lee", job_title="CEO", score=20)
     g = demo_graph(due_in={"amount": 1, "unit": "days"}, priority="high", email=False)
     flow = flow_create(name="Demo requests", graph=g)
@@ -240,8 +246,8 @@ def test_later_conditions_see_fields_tags_and_owner_set_earlier(rep):
 
 
 def test_custom_fields_set_earlier_are_seen_except_dates():
-    FieldDefinition.objects.create(key="plan", label="Plan", type="text")
-    FieldDefinition.objects.create(key="renewal", label="Renewal", type="date")
+    FieldDefinitionFactory.create(key="plan")
+    FieldDefinitionFactory.create(key="renewal", type="date")
     plan = {"field": "custom.plan", "op": "is", "value": "pro"}
     renewal = {"field": "custom.renewal", "op": "after", "value": "2026-03-15"}
     flow = flow_create(

@@ -17,7 +17,13 @@ from leads.services.events import events_process
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
 from segments.services import segment_create
-from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.factories import (
+    EventFactory,
+    LeadFactory,
+    ScoreCategoryFactory,
+    TaskFactory,
+    UserFactory,
+)
 from tests.flows.helpers import claim, drain, graph, published
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +95,7 @@ def test_entered_segment_scores_and_notifies_the_owner(segment, rep, mailoutbox)
 
 def test_unowned_lead_goes_round_robin_and_gets_an_owner(segment, rep):
     other = UserFactory.create(username="rep-2", role="sales")
-    Task.objects.create(lead=LeadFactory.create(), assignee=rep, title="busy")
+    TaskFactory.create(assignee=rep, title="busy")
     published(
         "Notify",
         graph(
@@ -556,9 +562,8 @@ def test_graph_validation_reports_per_node(segment):
 
 
 def test_a_score_step_whose_category_is_gone_fails_alone():
-    from scoring.models import ScoreCategory
 
-    temporary = ScoreCategory.objects.create(key="webinar", label="Webinar")
+    temporary = ScoreCategoryFactory.create(key="webinar")
     published(
         "Webinar",
         graph(

@@ -20,9 +20,14 @@ from flows.models import Flow
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
 from flows.selectors import node_summaries
-from leads.models import FieldDefinition, Segment, SegmentKind, Tag
-from scoring.models import ScoreCategory
-from tests.factories import EventFactory, UserFactory
+from tests.factories import (
+    EventFactory,
+    FieldDefinitionFactory,
+    ScoreCategoryFactory,
+    SegmentFactory,
+    TagFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -197,8 +202,8 @@ def test_form_posts_to_itself_and_swaps_itself(editor, flow):
 
 
 def test_segment_trigger_offers_every_segment_and_prefills_the_config(editor, flow):
-    hot = Segment.objects.create(name="Hot leads")
-    vip = Segment.objects.create(name="VIP list", kind=SegmentKind.STATIC)
+    hot = SegmentFactory.create(name="Hot leads")
+    vip = SegmentFactory.create(name="VIP list", static=True)
 
     response = get_form(editor, flow, "segment.entered", {"segment": vip.pk, "once_per_lead": True})
 
@@ -213,8 +218,8 @@ def test_segment_trigger_offers_every_segment_and_prefills_the_config(editor, fl
 
 
 def test_segment_actions_offer_only_static_segments(editor, flow):
-    Segment.objects.create(name="Hot leads")
-    vip = Segment.objects.create(name="VIP list", kind=SegmentKind.STATIC)
+    SegmentFactory.create(name="Hot leads")
+    vip = SegmentFactory.create(name="VIP list", static=True)
 
     doc = FormDocument(get_form(editor, flow, "segment.add").content.decode())
 
@@ -238,7 +243,7 @@ def test_owner_picker_lists_active_sales_reps(editor, flow):
 
 
 def test_score_category_picker_lists_categories(editor, flow):
-    ScoreCategory.objects.create(key="product", label="Product usage")
+    ScoreCategoryFactory.create(key="product", label="Product usage")
 
     adjust = FormDocument(get_form(editor, flow, "score.adjust").content.decode())
     threshold = FormDocument(get_form(editor, flow, "score.threshold").content.decode())
@@ -257,7 +262,7 @@ def test_score_category_picker_lists_categories(editor, flow):
 
 
 def test_field_pickers_list_standard_and_custom_fields(editor, flow):
-    FieldDefinition.objects.create(key="plan", label="Plan", type="choice", options=["a", "b"])
+    FieldDefinitionFactory.create(key="plan", type="choice", options=["a", "b"])
 
     set_doc = FormDocument(get_form(editor, flow, "field.set").content.decode())
     changed_doc = FormDocument(get_form(editor, flow, "field.changed").content.decode())
@@ -326,14 +331,14 @@ def test_event_name_and_page_url_suggestions_come_from_recent_events(editor, flo
 )
 def test_each_picker_costs_one_query(key, queries, django_assert_num_queries):
     EventFactory.create(type="track", name="Signed up")
-    Tag.objects.create(name="vip")
+    TagFactory.create(name="vip")
 
     with django_assert_num_queries(queries):
         NodeConfigForm(REGISTRY[key], node_id="n1", config={})
 
 
 def test_posting_a_field_value_reads_custom_fields_once(django_assert_num_queries):
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinitionFactory.create(key="seats", type="number")
     data = QueryDict(mutable=True)
     data.update({"field": "custom.seats", "value": "12"})
 
@@ -524,7 +529,7 @@ def test_half_a_time_window_is_an_error_on_the_missing_end(editor, flow):
 
 
 def test_field_set_value_takes_the_field_type(editor, flow):
-    FieldDefinition.objects.create(key="trial", label="On trial", type="boolean")
+    FieldDefinitionFactory.create(key="trial", label="On trial", type="boolean")
 
     size = post_form(editor, flow, "field.set", {"field": "company_size", "value": "250"})
     phone = post_form(editor, flow, "field.set", {"field": "phone", "value": "0123"})
@@ -575,7 +580,7 @@ def test_condition_tree_problems_point_into_the_json(editor, flow):
 
 
 def test_wait_until_summarises_the_awaited_trigger(editor, flow):
-    hot = Segment.objects.create(name="Hot leads")
+    hot = SegmentFactory.create(name="Hot leads")
 
     response = post_form(
         editor,
@@ -703,7 +708,7 @@ def test_invalid_posts_show_errors_next_to_their_fields(editor, flow, node_type,
 
 
 def test_a_dynamic_segment_cannot_take_leads_by_hand(editor, flow):
-    hot = Segment.objects.create(name="Hot leads")
+    hot = SegmentFactory.create(name="Hot leads")
 
     response = post_form(editor, flow, "segment.add", {"segment": str(hot.pk)})
 
@@ -772,10 +777,10 @@ def test_a_bad_node_id_is_refused(editor, flow):
 
 
 def test_node_summaries_resolve_names_in_few_queries(django_assert_max_num_queries):
-    hot = Segment.objects.create(name="Hot leads")
-    vip = Segment.objects.create(name="VIP list", kind=SegmentKind.STATIC)
+    hot = SegmentFactory.create(name="Hot leads")
+    vip = SegmentFactory.create(name="VIP list", static=True)
     ann = UserFactory.create(username="ann", first_name="Ann", last_name="Archer", role="sales")
-    FieldDefinition.objects.create(key="plan", label="Plan", type="text")
+    FieldDefinitionFactory.create(key="plan")
     graph = {
         "nodes": [
             {"id": "t1", "type": "segment.entered", "config": {"segment": hot.pk}},

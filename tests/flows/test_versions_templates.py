@@ -12,6 +12,7 @@ from flows.templates_catalog import (
 )
 from leads.models import Segment
 from leads.services.leads import lead_create, lead_update
+from tests.factories import FlowFactory
 from tests.flows.helpers import drain, graph
 from tests.flows.test_pages import builder_data
 
@@ -28,7 +29,7 @@ EDITED = graph(("t", "app.event", {"event": "Edited, not published"}))
 def two_versions(user=None) -> Flow:
     """A flow published twice (v1 FIRST, v2 SECOND) whose draft was edited since:
     its draft is EDITED at revision 2."""
-    flow = Flow.objects.create(name="Versions", draft=FIRST)
+    flow = FlowFactory.create(name="Versions", draft=FIRST)
     flow_publish(flow=flow, user=user)
     flow = flow_draft_save(flow=flow, graph=SECOND, revision=0)
     flow_publish(flow=flow, user=user)
@@ -67,7 +68,7 @@ def test_restore_through_the_page(client, marketer):
 
 def test_restore_page_is_post_only_and_404s_for_other_flows_versions(client, admin_user):
     flow = two_versions()
-    other = Flow.objects.create(name="Other", draft=FIRST)
+    other = FlowFactory.create(name="Other", draft=FIRST)
     flow_publish(flow=other)
     client.force_login(admin_user)
     assert client.get(f"/flows/{flow.pk}/versions/1/restore/").status_code == 405
@@ -146,7 +147,7 @@ def test_versions_menu_lists_newest_first_and_marks_the_current(
 def test_versions_menu_is_one_query_and_stops_at_fifty(
     client, marketer, django_assert_max_num_queries
 ):
-    flow = Flow.objects.create(name="Many", draft=FIRST)
+    flow = FlowFactory.create(name="Many", draft=FIRST)
     for _ in range(52):
         flow_publish(flow=flow, user=marketer)
     client.force_login(marketer)
@@ -165,7 +166,7 @@ def test_versions_menu_is_one_query_and_stops_at_fifty(
 
 
 def test_versions_menu_before_anything_is_published(client, marketer):
-    flow = Flow.objects.create(name="New", draft=FIRST)
+    flow = FlowFactory.create(name="New", draft=FIRST)
     client.force_login(marketer)
     assert "Not published yet." in versions_menu(client.get(f"/flows/{flow.pk}/"))
 
@@ -220,7 +221,7 @@ def test_dead_end_template_finds_or_makes_its_segment(marketer):
 
 
 def test_b2b_fit_template_scores_a_new_lead(marketer):
-    flow = Flow.objects.create(
+    flow = FlowFactory.create(
         name="Fit", reentry="once", draft=FLOW_TEMPLATES["b2b-fit"].build(marketer)
     )
     flow_publish(flow=flow)
@@ -243,7 +244,7 @@ def test_b2b_fit_template_scores_a_new_lead(marketer):
 
 
 def test_dead_end_template_disqualifies_students_and_job_seekers(marketer):
-    flow = Flow.objects.create(
+    flow = FlowFactory.create(
         name="Dead ends",
         reentry="always",
         draft=FLOW_TEMPLATES["disqualify-dead-ends"].build(marketer),
@@ -369,7 +370,7 @@ def test_unknown_template_in_the_api_is_a_field_error(marketer_api):
 
 
 def test_a_template_cannot_be_applied_to_an_existing_flow(marketer_api):
-    flow = Flow.objects.create(name="Existing", draft=FIRST)
+    flow = FlowFactory.create(name="Existing", draft=FIRST)
     response = marketer_api.patch(
         f"/api/v1/flows/{flow.pk}/", {"template": "b2b-fit"}, format="json"
     )

@@ -1,8 +1,12 @@
 import pytest
-from django.utils import timezone
 
-from leads.models import Event, FieldDefinition, Lead, Segment, SegmentMembership
-from tests.factories import LeadFactory
+from leads.models import Event, Lead
+from tests.factories import (
+    FieldDefinitionFactory,
+    LeadFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +49,8 @@ def test_lead_needs_an_identifier(marketer_api):
 
 
 def test_custom_fields_are_typed_and_unknown_keys_rejected(marketer_api):
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
-    FieldDefinition.objects.create(key="plan", label="Plan", type="choice", options=["free", "pro"])
+    FieldDefinitionFactory.create(key="seats", type="number")
+    FieldDefinitionFactory.create(key="plan", type="choice", options=["free", "pro"])
     response = marketer_api.post(
         "/api/v1/leads/",
         {
@@ -115,16 +119,14 @@ def test_filters_and_search(marketer_api, sales):
 
 def test_api_filters_match_the_leads_list_page(client, marketer, marketer_api):
     """The API and the list page share one selector: the same query gives the same leads."""
-    segment = Segment.objects.create(name="Static", kind="static")
+    segment = SegmentFactory.create(name="Static", static=True)
     leads = [
         LeadFactory.create(email="hot@x.example", grade="hot", score=80, stage="mql"),
         LeadFactory.create(email="warm@x.example", grade="warm", score=40, stage="mql"),
         LeadFactory.create(email="cold@x.example", grade="cold", score=5, stage="lead"),
     ]
     for lead in leads[:2]:
-        SegmentMembership.objects.create(
-            segment=segment, lead=lead, entered_at=timezone.now(), source="manual"
-        )
+        SegmentMembershipFactory.create(segment=segment, lead=lead)
     client.force_login(marketer)
 
     def both(query):

@@ -11,13 +11,15 @@ import pytest
 from django.conf import settings
 from django.utils import translation
 
-from leads.models import LeadImport, Notification, Task, UserPreference
+from leads.models import Notification, Task, UserPreference
 from leads.services.preferences import user_language_set
 from tests.factories import (
     DeliveryFactory,
     EventFactory,
     HookSubscriptionFactory,
     LeadFactory,
+    LeadImportFactory,
+    TaskFactory,
     UserFactory,
 )
 
@@ -25,9 +27,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _task(**fields) -> Task:
-    return Task.objects.create(
-        lead=LeadFactory.create(), title=fields.pop("title", "Call"), **fields
-    )
+    return TaskFactory.create(**{"title": "Call", **fields})
 
 
 PO_FILE = Path(settings.BASE_DIR) / "locale" / "de" / "LC_MESSAGES" / "django.po"
@@ -129,7 +129,7 @@ def test_dates_follow_the_language(client, sales):
 
 
 def test_numbers_follow_the_language(client, marketer):
-    record = LeadImport.objects.create(
+    record = LeadImportFactory.create(
         original_name="fair.csv", status="done", rows_total=12345, rows_created=12000
     )
     client.force_login(marketer)

@@ -4,9 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport
+from leads.models import Event, ImportStatus, Lead, LeadImport
 from leads.services.imports import BATCH_SIZE, import_guess_mapping, leads_import_stream
-from tests.factories import LeadFactory
+from tests.factories import FieldDefinitionFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def run(text, mapping=None):
 
 
 def test_guess_mapping():
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinitionFactory.create(key="seats", type="number")
     headers = [
         "E-mail",
         "First Name",
@@ -56,7 +56,7 @@ def test_guess_mapping():
 
 
 def test_import_upserts_and_reports_bad_rows():
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinitionFactory.create(key="seats", type="number")
     existing = LeadFactory.create(email="existing@example.com", first_name="Keep", last_name="Old")
     totals = run(CSV)
     assert (totals["total"], totals["created"], totals["updated"], totals["failed"]) == (6, 2, 1, 3)

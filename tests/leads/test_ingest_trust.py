@@ -10,7 +10,7 @@ import pytest
 from leads.models import Event, Lead
 from leads.services.ingest import identity_hash
 from leads.services.users import identity_secret_rotate
-from tests.factories import LeadFactory
+from tests.factories import FieldDefinitionFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -251,11 +251,10 @@ def test_a_new_lead_from_an_ingest_key_gets_every_trait(identify, ingest_key):
 
 
 def test_identify_maps_segment_reserved_traits(identify, full_key):
-    from leads.models import FieldDefinition
 
-    FieldDefinition.objects.create(key="website", label="Website", type="text")
-    FieldDefinition.objects.create(key="signed_up_at", label="Signed up", type="date")
-    FieldDefinition.objects.create(key="postal_code", label="Postal code", type="text")
+    FieldDefinitionFactory.create(key="website")
+    FieldDefinitionFactory.create(key="signed_up_at", label="Signed up", type="date")
+    FieldDefinitionFactory.create(key="postal_code")
     identify(
         full_key,
         {

@@ -9,7 +9,7 @@ from leads.models import Lead, LeadJob
 from leads.services import jobs
 from leads.services.background import JobClaim
 from leads.views import list as views_list
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import LeadFactory, LeadJobFactory, SegmentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -71,11 +71,9 @@ def test_a_small_export_is_a_direct_download(client, marketer):
 
 def test_progress_polls_until_done(client, marketer):
     client.force_login(marketer)
-    waiting = LeadJob.objects.create(kind="export", created_by=marketer, filters={}, sort="created")
-    running = LeadJob.objects.create(
-        kind="export",
+    waiting = LeadJobFactory.create(created_by=marketer, sort="created")
+    running = LeadJobFactory.create(
         created_by=marketer,
-        filters={},
         sort="created",
         status="running",
         rows_total=10,
@@ -122,7 +120,7 @@ def test_a_failed_export_says_so(client, marketer, monkeypatch):
         yield ""
 
     monkeypatch.setattr(jobs, "export_rows", broken)
-    export = LeadJob.objects.create(kind="export", created_by=marketer, filters={}, sort="created")
+    export = LeadJobFactory.create(created_by=marketer, sort="created")
     jobs.lead_job_run(job_id=export.pk)
     export.refresh_from_db()
     client.force_login(marketer)
@@ -197,10 +195,9 @@ def test_a_small_bulk_change_stays_in_the_request(client, marketer, small_bulk):
 
 
 def test_a_bulk_job_whose_segment_is_gone_fails_clearly(client, marketer):
-    from leads.models import Segment
     from leads.selectors import LeadFilters
 
-    segment = Segment.objects.create(name="Gone", kind="static")
+    segment = SegmentFactory.create(name="Gone", static=True)
     LeadFactory.create(email="one@x.example")
     job = jobs.lead_job_start(
         user=marketer,

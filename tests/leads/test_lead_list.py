@@ -9,10 +9,10 @@ import re
 import pytest
 from django.http import StreamingHttpResponse
 
-from leads.models import Event, Lead, Segment, SegmentMembership, Tag
+from leads.models import Event, Lead, SegmentMembership, Tag
 from leads.services.bulk import leads_stage_set
 from leads.views.list import PAGE_SIZE
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import LeadFactory, SegmentFactory, SegmentMembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,12 +90,10 @@ def test_each_filter(client, marketer, query, expected):
 
 def test_filter_by_owner_and_segment(client, marketer, sales):
     mine, theirs, out = _lead(owner=sales), _lead(), _lead()
-    segment = Segment.objects.create(name="Webinar", kind="static")
+    segment = SegmentFactory.create(name="Webinar", static=True)
     for lead in (mine, theirs):
-        SegmentMembership.objects.create(segment=segment, lead=lead, entered_at=T0, source="manual")
-    SegmentMembership.objects.create(
-        segment=segment, lead=out, entered_at=T0, left_at=T0, source="manual"
-    )
+        SegmentMembershipFactory.create(segment=segment, lead=lead, entered_at=T0)
+    SegmentMembershipFactory.create(segment=segment, lead=out, entered_at=T0, left_at=T0)
     client.force_login(marketer)
 
     assert _ids(client.get(f"/leads/?owner={sales.pk}")) == [mine.pk]
@@ -197,7 +195,7 @@ def test_htmx_gets_the_results_or_the_rows_and_others_the_page(client, marketer)
 
 def test_query_count_does_not_grow_with_rows(client, sales, django_assert_max_num_queries):
     client.force_login(sales)
-    Segment.objects.create(name="Static", kind="static")
+    SegmentFactory.create(name="Static", static=True)
     LeadFactory.create_batch(3, owner=sales)
     with django_assert_max_num_queries(8):
         small = client.get("/leads/")
@@ -293,9 +291,9 @@ def test_bulk_tags_add_and_remove(client, marketer):
 
 
 def test_bulk_add_to_static_segment(client, marketer):
-    segment = Segment.objects.create(name="Fair 2025", kind="static")
+    segment = SegmentFactory.create(name="Fair 2025", static=True)
     inside, a, b = _lead(), _lead(), _lead()
-    SegmentMembership.objects.create(segment=segment, lead=inside, entered_at=T0, source="manual")
+    SegmentMembershipFactory.create(segment=segment, lead=inside, entered_at=T0)
     client.force_login(marketer)
 
     response = client.post(
@@ -318,7 +316,7 @@ def test_bulk_add_to_static_segment(client, marketer):
 
 
 def test_bulk_refuses_a_dynamic_segment(client, marketer):
-    segment = Segment.objects.create(name="Dyn", kind="dynamic")
+    segment = SegmentFactory.create(name="Dyn")
     lead = _lead()
     client.force_login(marketer)
 

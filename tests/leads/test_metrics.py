@@ -6,9 +6,15 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from flows.models import Delivery
-from leads.models import Event, Heartbeat, LeadJob
-from tests.factories import EventFactory, LeadFactory, UserFactory
+from leads.models import Event
+from tests.factories import (
+    DeliveryFactory,
+    EventFactory,
+    HeartbeatFactory,
+    LeadFactory,
+    LeadJobFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +35,12 @@ def test_metrics_report_the_backlog(client, settings, admin_user):
     EventFactory.create(lead=lead, received_at=now - dt.timedelta(seconds=10))
     EventFactory.create(lead=lead, attempts=5)
     EventFactory.create(lead=lead, processed_at=now)
-    Delivery.objects.create(kind="webhook", key="a", target="https://x.example", status="failed")
-    Delivery.objects.create(kind="webhook", key="b", target="https://x.example")
-    LeadJob.objects.create(kind="export", created_by=admin_user)
-    Heartbeat.objects.create(name="scheduler", seen_at=now - dt.timedelta(seconds=30))
-    Heartbeat.objects.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=12))
-    Heartbeat.objects.create(name="worker:celery@b", seen_at=now - dt.timedelta(minutes=12))
+    DeliveryFactory.create(status="failed")
+    DeliveryFactory.create()
+    LeadJobFactory.create(created_by=admin_user)
+    HeartbeatFactory.create(name="scheduler", seen_at=now - dt.timedelta(seconds=30))
+    HeartbeatFactory.create(name="worker:celery@a", seen_at=now - dt.timedelta(seconds=12))
+    HeartbeatFactory.create(name="worker:celery@b", seen_at=now - dt.timedelta(minutes=12))
 
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
 

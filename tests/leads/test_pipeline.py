@@ -4,11 +4,11 @@ import pytest
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from leads.models import Event, FieldDefinition, Heartbeat, Lead
+from leads.models import Event, Heartbeat, Lead
 from leads.services.events import DERIVED_DEPTH_LIMIT, events_process, events_sweep
 from leads.services.leads import lead_merge
 from leads.tasks import events_process_task
-from tests.factories import EventFactory, LeadFactory
+from tests.factories import EventFactory, FieldDefinitionFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +44,8 @@ def test_events_of_a_batch_apply_in_occurred_order():
 
 
 def test_identify_custom_fields_are_cleaned_and_bad_values_kept_raw():
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
-    FieldDefinition.objects.create(key="trial_ends", label="Trial ends", type="date")
+    FieldDefinitionFactory.create(key="seats", type="number")
+    FieldDefinitionFactory.create(key="trial_ends", type="date")
     event = unprocessed(
         type="identify",
         name="",

@@ -20,7 +20,17 @@ from leads.models import (
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
 from segments.services import segment_create
-from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.factories import (
+    EventFactory,
+    IdentityFactory,
+    LeadFactory,
+    NoteFactory,
+    ScoreChangeFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
+    TaskFactory,
+    UserFactory,
+)
 from tests.flows.helpers import drain, graph, published
 
 pytestmark = pytest.mark.django_db
@@ -47,12 +57,12 @@ def history(django_capture_on_commit_callbacks):
         email="ada@x.example", first_name="Ada", last_name="King", external_id="u-ada", owner=rep
     )
     bob = LeadFactory.create(email="bob@x.example", first_name="Bob", owner=rep)
-    Identity.objects.create(lead=ada, kind="anonymous_id", value="anon-ada")
+    IdentityFactory.create(lead=ada, value="anon-ada")
     for lead in (ada, bob):
         EventFactory.create(lead=lead, type="track", name="Paid", properties={"plan": "pro"})
     drain()
-    Note.objects.create(lead=ada, author=rep, body="Called Ada, wants a demo")
-    Note.objects.create(lead=bob, author=rep, body="Bob is away")
+    NoteFactory.create(lead=ada, author=rep, body="Called Ada, wants a demo")
+    NoteFactory.create(lead=bob, author=rep, body="Bob is away")
     # Sent but not yet matched to a lead: processing it would bring Ada back.
     EventFactory.create(lead=None, name="Paid", anonymous_id="anon-ada")
     EventFactory.create(lead=None, name="Paid", user_id="u-bob")
@@ -231,25 +241,13 @@ def test_settings_privacy_lists_erasures_without_personal_data(
 def test_unsubscribed_leads_are_marked_wherever_they_are_listed(client, admin_user):
     from django.utils import timezone
 
-    from leads.models import Segment, SegmentMembership
-    from scoring.models import ScoreCategory
-
     lead = LeadFactory.create(
         email="gone@x.example", first_name="Gus", unsubscribed=True, grade="hot", score=80
     )
-    Task.objects.create(lead=lead, assignee=admin_user, title="Call Gus", due_at=timezone.now())
-    segment = Segment.objects.create(name="Static", kind="static")
-    SegmentMembership.objects.create(
-        segment=segment, lead=lead, entered_at=timezone.now(), source="manual"
-    )
-    ScoreChange.objects.create(
-        lead=lead,
-        delta=80,
-        category=ScoreCategory.objects.get(key="fit"),
-        reason="Big fit",
-        source="manual",
-        source_key="manual:gus",
-    )
+    TaskFactory.create(lead=lead, assignee=admin_user, title="Call Gus", due_at=timezone.now())
+    segment = SegmentFactory.create(name="Static", static=True)
+    SegmentMembershipFactory.create(segment=segment, lead=lead)
+    ScoreChangeFactory.create(lead=lead, delta=80, category__key="fit", reason="Big fit")
     client.force_login(admin_user)
 
     for url in ["/", "/leads/", "/tasks/", f"/segments/{segment.pk}/", f"/leads/{lead.pk}/"]:

@@ -2,33 +2,17 @@ import datetime as dt
 import html as htmllib
 import re
 
-import factory
 import pytest
 from django.utils import timezone
 
 from leads.models import Notification, Task
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import LeadFactory, NotificationFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 # A Wednesday afternoon (the test settings' time zone is UTC).
 NOW = dt.datetime(2025, 6, 11, 14, 0, tzinfo=dt.UTC)
 HX = {"HTTP_HX_REQUEST": "true"}
-
-
-class TaskFactory(factory.django.DjangoModelFactory[Task]):
-    class Meta:
-        model = Task
-
-    lead = factory.SubFactory(LeadFactory)
-    title = factory.Sequence(lambda n: f"Task {n}")
-
-
-class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
-    class Meta:
-        model = Notification
-
-    message = factory.Sequence(lambda n: f"Message {n}")
 
 
 @pytest.fixture(autouse=True)
@@ -578,7 +562,7 @@ def test_opening_a_notification_marks_it_read(client, sales, other_sales):
 
 def test_completing_a_task_from_the_lead_profile(client, sales):
     lead = LeadFactory.create(email="p@x.example", owner=sales)
-    task = Task.objects.create(lead=lead, assignee=sales, title="Call Pat")
+    task = TaskFactory.create(lead=lead, assignee=sales, title="Call Pat")
     client.force_login(sales)
 
     profile = client.get(f"/leads/{lead.pk}/").content.decode()
@@ -586,7 +570,7 @@ def test_completing_a_task_from_the_lead_profile(client, sales):
         f"/tasks/{task.pk}/complete/", {"from": "profile"}, headers={"HX-Request": "true"}
     )
     task.refresh_from_db()
-    again = Task.objects.create(lead=lead, assignee=sales, title="Send offer")
+    again = TaskFactory.create(lead=lead, assignee=sales, title="Send offer")
     plain = client.post(f"/tasks/{again.pk}/complete/", {"from": "profile"})
 
     assert f'hx-post="/tasks/{task.pk}/complete/" hx-target="#profile-tasks"' in profile

@@ -7,16 +7,22 @@ import datetime as dt
 import html
 import json
 import re
-import uuid
 
 import pytest
 from django.utils import timezone
 
 from flows.models import Enrollment, Flow, FlowVersion
-from leads.models import Event, Lead, Task
+from leads.models import Event, Lead
 from pages.selectors.dashboard import Trend, dashboard_daily, dashboard_for
-from scoring.models import ScoreCategory, ScoreChange
-from tests.factories import EventFactory, LeadFactory
+from scoring.models import ScoreChange
+from tests.factories import (
+    EnrollmentFactory,
+    EventFactory,
+    FlowVersionFactory,
+    LeadFactory,
+    ScoreChangeFactory,
+    TaskFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -53,22 +59,13 @@ def _grade_event(lead: Lead, at: dt.datetime, old: str, new: str) -> Event:
 
 
 def _change(lead: Lead, at: dt.datetime, delta: int, reason: str) -> ScoreChange:
-    change = ScoreChange.objects.create(
-        lead=lead,
-        delta=delta,
-        category=ScoreCategory.objects.get(key="engagement"),
-        reason=reason,
-        source="manual",
-        source_key=f"manual:{uuid.uuid4().hex}",
-    )
+    change = ScoreChangeFactory.create(lead=lead, delta=delta, reason=reason)
     ScoreChange.objects.filter(pk=change.pk).update(created_at=at)
     return change
 
 
-def _enroll(flow: Flow, version: FlowVersion, lead: Lead, at: dt.datetime) -> None:
-    enrollment = Enrollment.objects.create(
-        flow=flow, version=version, lead=lead, trigger_node="t1", status="completed"
-    )
+def _enroll(version: FlowVersion, lead: Lead, at: dt.datetime) -> None:
+    enrollment = EnrollmentFactory.create(version=version, lead=lead, status="completed")
     Enrollment.objects.filter(pk=enrollment.pk).update(created_at=at)
 
 
@@ -107,29 +104,26 @@ def dataset(sales, other_sales, marketer):
 
     today_end = _end_of_today(now)
     later_today = now + (today_end - now) / 2
-    Task.objects.create(lead=a, assignee=sales, title="Call Ada", due_at=later_today)
-    Task.objects.create(
+    TaskFactory.create(lead=a, assignee=sales, title="Call Ada", due_at=later_today)
+    TaskFactory.create(
         lead=b,
         assignee=sales,
         title="Email Ben",
         due_at=later_today + (today_end - later_today) / 2,
     )
-    Task.objects.create(lead=d, assignee=sales, title="Late 1", due_at=now - DAY)
-    Task.objects.create(lead=d, assignee=sales, title="Late 2", due_at=now - HOUR)
-    Task.objects.create(lead=d, assignee=sales, title="Tomorrow", due_at=today_end + HOUR)
-    Task.objects.create(lead=d, assignee=sales, title="Done", due_at=later_today, status="done")
-    Task.objects.create(lead=c, assignee=other_sales, title="Not yours", due_at=later_today)
+    TaskFactory.create(lead=d, assignee=sales, title="Late 1", due_at=now - DAY)
+    TaskFactory.create(lead=d, assignee=sales, title="Late 2", due_at=now - HOUR)
+    TaskFactory.create(lead=d, assignee=sales, title="Tomorrow", due_at=today_end + HOUR)
+    TaskFactory.create(lead=d, assignee=sales, title="Done", due_at=later_today, status="done")
+    TaskFactory.create(lead=c, assignee=other_sales, title="Not yours", due_at=later_today)
 
-    graph: dict[str, list] = {"nodes": [], "edges": []}
-    welcome = Flow.objects.create(name="Welcome", status="active")
-    nurture = Flow.objects.create(name="Nurture", status="paused")
-    welcome_v = FlowVersion.objects.create(flow=welcome, number=1, graph=graph)
-    nurture_v = FlowVersion.objects.create(flow=nurture, number=1, graph=graph)
+    welcome = FlowVersionFactory.create(flow__name="Welcome", flow__status="active")
+    nurture = FlowVersionFactory.create(flow__name="Nurture", flow__status="paused")
     for lead in (a, b, c):
-        _enroll(welcome, welcome_v, lead, now - 2 * DAY)
-    _enroll(nurture, nurture_v, a, now - 1 * DAY)
-    _enroll(nurture, nurture_v, b, now - 10 * DAY)
-    _enroll(nurture, nurture_v, c, now - 10 * DAY)
+        _enroll(welcome, lead, now - 2 * DAY)
+    _enroll(nurture, a, now - 1 * DAY)
+    _enroll(nurture, b, now - 10 * DAY)
+    _enroll(nurture, c, now - 10 * DAY)
 
     _change(a, now - 1 * DAY, 30, "Visited pricing")
     _change(c, now - 2 * DAY, -40, "Bounced")

@@ -12,13 +12,22 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from flows.models import Enrollment, Flow, FlowVersion, StepRun
-from leads.models import Event, Lead, Note, Segment, SegmentMembership, Stage, Task
+from flows.models import Flow, FlowVersion, StepRun
+from leads.models import Event, Lead, Note, Segment, Stage, Task
 from pages.selectors.profile import lead_score_history, lead_timeline
 from scoring.models import ScoreCategory, ScoreChange, ScoreSource
 from scoring.selectors import lead_score_breakdown
 from scoring.services import score_adjust, scoring_settings_update
-from tests.factories import EventFactory, LeadFactory
+from tests.factories import (
+    EventFactory,
+    FlowVersionFactory,
+    LeadFactory,
+    NoteFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
+    StepRunFactory,
+    TaskFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,18 +36,17 @@ NOW = dt.datetime(2025, 6, 11, 12, 0, tzinfo=dt.UTC)
 
 
 def _flow(name: str = "Nurture") -> tuple[Flow, FlowVersion]:
-    flow = Flow.objects.create(name=name, status="active")
     graph = {"nodes": [{"id": "n1", "type": "score.adjust", "config": {}}], "edges": []}
-    version = FlowVersion.objects.create(flow=flow, number=1, graph=graph)
-    return flow, version
+    version = FlowVersionFactory.create(flow__name=name, graph=graph)
+    return version.flow, version
 
 
 def _step(lead: Lead, flow: Flow, version: FlowVersion, node_id: str = "n1") -> StepRun:
-    enrollment = Enrollment.objects.create(
-        flow=flow, version=version, lead=lead, trigger_node="t1", status="waiting"
-    )
-    return StepRun.objects.create(
-        enrollment=enrollment, node_id=node_id, node_type="score.adjust", status="completed"
+    return StepRunFactory.create(
+        enrollment__version=version,
+        enrollment__lead=lead,
+        enrollment__status="waiting",
+        node_id=node_id,
     )
 
 
@@ -74,7 +82,7 @@ def _at(change: ScoreChange, when: dt.datetime) -> None:
 
 
 def _segment(name: str) -> Segment:
-    return Segment.objects.create(name=name, kind="static")
+    return SegmentFactory.create(name=name, static=True)
 
 
 def _rich_lead(owner, n: int) -> Lead:
@@ -87,11 +95,9 @@ def _rich_lead(owner, n: int) -> Lead:
         _flow_points(lead, step, 1, f"Visited {i % 3}")
         _manual_points(lead, owner, 2, "Good call")
         segment = _segment(f"Segment {lead.pk}-{i}")
-        SegmentMembership.objects.create(
-            segment=segment, lead=lead, entered_at=timezone.now(), source="manual"
-        )
-        Task.objects.create(lead=lead, title=f"Call {i}", assignee=owner)
-        Note.objects.create(lead=lead, author=owner, body=f"Note {i}")
+        SegmentMembershipFactory.create(segment=segment, lead=lead)
+        TaskFactory.create(lead=lead, title=f"Call {i}", assignee=owner)
+        NoteFactory.create(lead=lead, author=owner, body=f"Note {i}")
     return lead
 
 
@@ -111,11 +117,9 @@ def test_profile_shows_header_score_sections_and_timeline(client, admin_user, sa
     flow, version = _flow("Welcome")
     _flow_points(lead, _step(lead, flow, version), 30, "Opened pricing")
     segment = _segment("Hot leads")
-    SegmentMembership.objects.create(
-        segment=segment, lead=lead, entered_at=timezone.now(), source="manual"
-    )
-    Task.objects.create(lead=lead, title="Call Ada", assignee=sales)
-    Note.objects.create(lead=lead, author=sales, body="Wants a demo")
+    SegmentMembershipFactory.create(segment=segment, lead=lead)
+    TaskFactory.create(lead=lead, title="Call Ada", assignee=sales)
+    NoteFactory.create(lead=lead, author=sales, body="Wants a demo")
     client.force_login(admin_user)
 
     response = client.get(f"/leads/{lead.pk}/")
@@ -375,9 +379,9 @@ def _timeline_lead() -> Lead:
         EventFactory.create(
             lead=lead, type="page", name=f"Page {i}", occurred_at=NOW - dt.timedelta(minutes=35 - i)
         )
-    note = Note.objects.create(lead=lead, body="Latest note")
+    note = NoteFactory.create(lead=lead, body="Latest note")
     Note.objects.filter(pk=note.pk).update(created_at=NOW)
-    task = Task.objects.create(lead=lead, title="Latest task")
+    task = TaskFactory.create(lead=lead, title="Latest task")
     Task.objects.filter(pk=task.pk).update(created_at=NOW)
     return lead
 

@@ -12,7 +12,7 @@ from leads.roles import user_role
 from leads.services.api_keys import api_key_check, api_key_create
 from scoring.models import ScoreCategory, ScoringSettings
 from scoring.services import scoring_settings
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import FieldDefinitionFactory, LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -367,7 +367,7 @@ def test_create_a_custom_field(client, admin_user):
     ],
 )
 def test_custom_field_validation(client, admin_user, data, message):
-    FieldDefinition.objects.create(key="budget", label="Budget", type="number")
+    FieldDefinitionFactory.create(key="budget", type="number")
     client.force_login(admin_user)
 
     response = client.post("/settings/fields/", {"label": "Something", **data})
@@ -378,9 +378,7 @@ def test_custom_field_validation(client, admin_user, data, message):
 
 
 def test_edit_keeps_key_and_type_and_delete_removes(client, admin_user):
-    field = FieldDefinition.objects.create(
-        key="tier", label="Tier", type="choice", options=["gold"]
-    )
+    field = FieldDefinitionFactory.create(key="tier", type="choice", options=["gold"])
     client.force_login(admin_user)
 
     form = _html(client.get(f"/settings/fields/{field.pk}/"))
@@ -407,7 +405,7 @@ def test_edit_keeps_key_and_type_and_delete_removes(client, admin_user):
 
 def test_field_list_query_count(client, admin_user, django_assert_max_num_queries):
     for n in range(10):
-        FieldDefinition.objects.create(key=f"f{n}", label=f"F{n}", type="text")
+        FieldDefinitionFactory.create(key=f"f{n}", label=f"F{n}")
     client.force_login(admin_user)
 
     with django_assert_max_num_queries(6):

@@ -6,9 +6,15 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from leads.models import FieldDefinition, Lead, Tag
+from leads.models import Lead, Tag
 from segments.conditions import ConditionError, compile_tree, validate
-from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.factories import (
+    EventFactory,
+    FieldDefinitionFactory,
+    LeadFactory,
+    TagFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +99,7 @@ def test_choice_boolean_owner_and_tags(people):
     ann, bob, _ = people
     rep = UserFactory.create(username="rep")
     Lead.objects.filter(pk=ann.pk).update(owner=rep)
-    bob.tags.add(Tag.objects.create(name="vip"), Tag.objects.create(name="beta"))
+    bob.tags.add(TagFactory.create(name="vip"), TagFactory.create(name="beta"))
     ann.tags.add(Tag.objects.get(name="beta"))
     assert emails(rule("stage", "is", "mql")) == ["ann@a.example"]
     assert emails(rule("stage", "is_not", "mql")) == ["bob@b.example", "cid@c.example"]
@@ -129,10 +135,10 @@ def test_date_operators(people):
 
 def test_custom_fields(people):
     ann, bob, _ = people
-    FieldDefinition.objects.create(key="plan", label="Plan", type="choice", options=["free", "pro"])
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
-    FieldDefinition.objects.create(key="renewal", label="Renewal", type="date")
-    FieldDefinition.objects.create(key="nickname", label="Nickname", type="text")
+    FieldDefinitionFactory.create(key="plan", type="choice", options=["free", "pro"])
+    FieldDefinitionFactory.create(key="seats", type="number")
+    FieldDefinitionFactory.create(key="renewal", type="date")
+    FieldDefinitionFactory.create(key="nickname")
     Lead.objects.filter(pk=ann.pk).update(
         custom_fields={"plan": "pro", "seats": 12, "renewal": "2026-05-01", "nickname": "Annie"}
     )

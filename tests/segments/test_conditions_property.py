@@ -24,17 +24,14 @@ from hypothesis import strategies as st
 from core.vocabulary import Grade
 from leads.models import (
     Event,
-    FieldDefinition,
     Lead,
-    Segment,
     SegmentMembership,
     Stage,
-    Tag,
 )
 from scoring.models import LeadScore, ScoreCategory
 from segments.conditions import FIELD_TYPES, OPERATORS, compile_tree, validate
 from segments.conditions.schema import PROPERTY_OPERATORS
-from tests.factories import UserFactory
+from tests.factories import FieldDefinitionFactory, SegmentFactory, TagFactory, UserFactory
 from tests.segments.evaluator import (
     STANDARD_FIELDS,
     SUPPORTED_OPERATORS,
@@ -401,10 +398,10 @@ def bind(node: dict[str, Any], owners: list[int], segments: list[int]) -> dict[s
 def create_rows(scenario: Scenario, users: list[User]) -> tuple[list[int], list[int]]:
     """Write the scenario's rows; return the ids of the owners and segments."""
     for key, (kind, options) in CUSTOM_FIELDS.items():
-        FieldDefinition.objects.create(key=key, label=key.title(), type=kind, options=options)
-    tags = {name: Tag.objects.create(name=name) for name in TAG_NAMES}
+        FieldDefinitionFactory.create(key=key, label=key.title(), type=kind, options=options)
+    tags = {name: TagFactory.create(name=name) for name in TAG_NAMES}
     segments = [
-        Segment.objects.create(name=f"Static {index}", kind="static")
+        SegmentFactory.create(name=f"Static {index}", static=True)
         for index in range(scenario.segments)
     ]
     owner_ids = [user.pk for user in users]

@@ -14,16 +14,21 @@ import pytest
 from django.utils import timezone
 
 from leads.models import (
-    FieldDefinition,
     Lead,
     MembershipSource,
     Segment,
     SegmentMembership,
-    Tag,
 )
 from leads.services.preferences import user_language_set
 from segments.services import segment_add_leads, segment_create, segment_recompute
-from tests.factories import EventFactory, LeadFactory, UserFactory
+from tests.factories import (
+    EventFactory,
+    FieldDefinitionFactory,
+    LeadFactory,
+    SegmentFactory,
+    TagFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +142,7 @@ def _urls(segment: Segment, lead: Lead) -> list[tuple[str, str]]:
 
 
 def test_anonymous_users_are_sent_to_log_in(client):
-    segment = Segment.objects.create(name="S", kind="static")
+    segment = SegmentFactory.create(name="S", static=True)
     for method, url in _urls(segment, LeadFactory.create()):
         response = getattr(client, method)(url)
         assert response.status_code == 302, url
@@ -145,7 +150,7 @@ def test_anonymous_users_are_sent_to_log_in(client):
 
 
 def test_sales_reps_get_403_on_every_segment_page(client, sales):
-    segment = Segment.objects.create(name="S", kind="static")
+    segment = SegmentFactory.create(name="S", static=True)
     client.force_login(sales)
     for method, url in _urls(segment, LeadFactory.create()):
         assert getattr(client, method)(url).status_code == 403, url
@@ -156,7 +161,7 @@ def test_sales_reps_get_403_on_every_segment_page(client, sales):
 @pytest.mark.parametrize("role", ["admin", "marketer"])
 def test_admins_and_marketers_get_the_pages_and_the_nav_link(client, role):
     client.force_login(UserFactory.create(role=role))
-    segment = Segment.objects.create(name="S", kind="static")
+    segment = SegmentFactory.create(name="S", static=True)
     for url in ["/segments/", "/segments/new/", f"/segments/{segment.pk}/"]:
         response = client.get(url)
         assert response.status_code == 200, url
@@ -387,8 +392,8 @@ def _ops(page: str, path: str = "c-0") -> list[str]:
 def test_operators_and_value_input_follow_the_field_type(
     client, marketer, field, op, ops, value_input
 ):
-    FieldDefinition.objects.create(key="plan", label="Plan", type="choice", options=["free", "pro"])
-    Tag.objects.create(name="vip")
+    FieldDefinitionFactory.create(key="plan", type="choice", options=["free", "pro"])
+    TagFactory.create(name="vip")
     client.force_login(marketer)
     page = _builder(client, {"c-match": "all", **rule("c-0", field, op)}, "refresh")
     assert _ops(page) == ops
@@ -417,7 +422,7 @@ def test_choosing_another_field_resets_the_operator_and_value(client, marketer):
 
 
 def test_activity_and_segment_rules_render_their_pickers(client, marketer):
-    other = Segment.objects.create(name="Customers", kind="static")
+    other = SegmentFactory.create(name="Customers", static=True)
     EventFactory.create(type="track", name="Signed up")
     EventFactory.create(type="track", name="Invited a teammate")
     client.force_login(marketer)
@@ -676,7 +681,7 @@ def test_the_api_answers_condition_errors_in_english_for_an_api_key(full_api, ma
 
 
 def test_a_dynamic_segment_needs_a_rule_and_a_free_name(client, marketer):
-    Segment.objects.create(name="Taken", kind="static")
+    SegmentFactory.create(name="Taken", static=True)
     client.force_login(marketer)
     response = client.post("/segments/new/", {"name": "Taken", "kind": "dynamic", "save": "1"})
     page = response.content.decode()
@@ -722,7 +727,7 @@ def test_a_static_segment_is_renamed_without_a_builder(client, marketer):
 
 def test_the_page_describes_the_conditions_in_words(client, marketer, people):
     client.force_login(marketer)
-    customers = Segment.objects.create(name="Customers", kind="static")
+    customers = SegmentFactory.create(name="Customers", static=True)
     tree = {
         "all": [
             {"field": "job_title", "op": "contains", "value": "CEO"},
@@ -758,7 +763,7 @@ def test_the_page_describes_the_conditions_in_words(client, marketer, people):
 def test_members_are_listed_newest_first_a_page_at_a_time(
     client, marketer, django_assert_max_num_queries
 ):
-    segment = Segment.objects.create(name="VIPs", kind="static")
+    segment = SegmentFactory.create(name="VIPs", static=True)
     leads = LeadFactory.create_batch(120)
     start = timezone.now() - dt.timedelta(days=1)
     SegmentMembership.objects.bulk_create(
@@ -790,7 +795,7 @@ def test_members_are_listed_newest_first_a_page_at_a_time(
 
 
 def test_static_members_are_added_by_email_and_removed_by_checkbox(client, marketer, people):
-    segment = Segment.objects.create(name="VIPs", kind="static")
+    segment = SegmentFactory.create(name="VIPs", static=True)
     client.force_login(marketer)
     emails = f"{people['cmo'].email}, {people['intern'].email.upper()}\nnobody@nowhere.example"
     response = client.post(f"/segments/{segment.pk}/members/add/", {"emails": emails}, **HTMX)
@@ -822,7 +827,7 @@ def test_static_members_are_added_by_email_and_removed_by_checkbox(client, marke
 
 
 def test_static_members_are_picked_from_a_search(client, marketer, people):
-    segment = Segment.objects.create(name="VIPs", kind="static")
+    segment = SegmentFactory.create(name="VIPs", static=True)
     segment_add_leads(segment=segment, lead_ids=[people["cmo"].pk])
     client.force_login(marketer)
     page = client.get(f"/segments/{segment.pk}/lead-search/?q=acme", **HTMX).content.decode()
@@ -898,7 +903,7 @@ def test_a_refresh_asked_through_the_api_shows_on_the_page(
 
 
 def test_delete_asks_first_and_refuses_a_segment_others_use(client, marketer):
-    used = Segment.objects.create(name="Customers", kind="static")
+    used = SegmentFactory.create(name="Customers", static=True)
     user = segment_create(
         name="Not customers", conditions={"all": [{"segment": used.pk, "op": "not_in"}]}
     )
@@ -918,8 +923,8 @@ def test_delete_asks_first_and_refuses_a_segment_others_use(client, marketer):
 
 def test_the_profile_links_current_segments_and_shows_the_history(client, marketer, sales):
     lead = LeadFactory.create()
-    vips = Segment.objects.create(name="VIPs", kind="static")
-    former = Segment.objects.create(name="Trials", kind="static")
+    vips = SegmentFactory.create(name="VIPs", static=True)
+    former = SegmentFactory.create(name="Trials", static=True)
     segment_add_leads(segment=former, lead_ids=[lead.pk])
     SegmentMembership.objects.filter(segment=former).update(
         entered_at=dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC),

@@ -2,10 +2,9 @@ import io
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
 from core.scope import processing_batch
-from leads.models import Event, FieldDefinition, Lead, Segment, SegmentMembership
+from leads.models import Event, Lead, Segment, SegmentMembership
 from leads.services.events import events_process
 from segments.services import (
     ALWAYS,
@@ -13,7 +12,12 @@ from segments.services import (
     segment_recompute,
     segments_check_lead,
 )
-from tests.factories import EventFactory, LeadFactory
+from tests.factories import (
+    EventFactory,
+    FieldDefinitionFactory,
+    LeadFactory,
+    SegmentMembershipFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -316,7 +320,7 @@ def test_the_event_being_processed_counts_for_activity_rules(django_capture_on_c
 def test_single_lead_check_is_three_queries_for_any_number_of_segments(
     django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    FieldDefinition.objects.create(key="seats", label="Seats", type="number")
+    FieldDefinitionFactory.create(key="seats", type="number")
     trees = {
         "CEOs": CEOS,
         "Big accounts": {"all": [{"field": "custom.seats", "op": "gte", "value": 50}]},
@@ -337,9 +341,7 @@ def test_single_lead_check_is_three_queries_for_any_number_of_segments(
     lead = LeadFactory.create(job_title="CEO", custom_fields={"seats": 80})
     # In CEOs, Big accounts and Engaged already; nothing to change.
     for name in ("CEOs", "Big accounts", "Engaged"):
-        SegmentMembership.objects.create(
-            segment=segments[name], lead=lead, entered_at=timezone.now()
-        )
+        SegmentMembershipFactory.create(segment=segments[name], lead=lead, source="condition")
     fresh = Lead.objects.get(pk=lead.pk)
     with processing_batch():
         # The keys segments depend on are read once per batch.

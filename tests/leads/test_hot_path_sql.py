@@ -1,0 +1,236 @@
+"""The worker's hot path, pinned statement by statement.
+
+One ordinary ``track`` event of a known lead, processed as the ``events_process``
+Celery task processes it, in a typical account: two dynamic segments and one
+active scoring flow whose trigger matches the event. The test fails when a round
+trip is added or removed, or when a statement's text changes.
+
+To change the pin on purpose, run
+
+    LEADFLOW_PIN_UPDATE=1 .venv/bin/pytest tests/leads/test_hot_path_sql.py -q -s
+
+which prints the statements in the form of ``EXPECTED`` below; paste them over
+it, and let the review see the difference (and why it is worth it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from leads.services import events as event_services
+from leads.services.events import events_process
+from segments.services import segment_create
+from tests.factories import EventFactory, LeadFactory
+from tests.flows.helpers import graph, published
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="pins PostgreSQL's statements: SQLite's differ (no prepared hot path)",
+    ),
+]
+
+# The statements as they are sent, normalized by ``normalize``, in order: the
+# message's events; the event's transaction (a savepoint here, as the test runs in
+# one; BEGIN in the worker); the event locked; the lead locked by user id, its
+# activity moved and the event linked, with the flows' lock probe; the keys
+# segments depend on (nothing depends on a track event, so no segment is
+# checked); the flows' trigger subscriptions; the re-entry check; the enrollment
+# with its trigger step; the score step; the categories; the ledger row with the
+# lead's totals; the grade thresholds; the derived ``score.changed`` event; the
+# step and the enrollment done; the hook subscriptions; the events marked
+# processed; COMMIT; and the drain's look for other waiting events.
+EXPECTED: list[str] = [
+    (
+        "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.id IN (?) AND "
+        "leads_event.processed_at IS NULL) ORDER BY leads_event.occurred_at ASC, ? ASC"
+    ),
+    "SAVEPOINT sp",
+    (
+        "SELECT id, lead_id, type, name, properties, context, user_id, anonymous_id, email, "
+        "occurred_at, received_at, source, idempotency_key, processed_at, error, attempts, "
+        "retry_at, resends, resent_at, depth FROM leads_event WHERE id = ? AND processed_at "
+        "IS NULL FOR UPDATE"
+    ),
+    (
+        "WITH lead AS (UPDATE leads_lead SET last_activity_at = greatest(last_activity_at, ?)"
+        " WHERE external_id = ? RETURNING id, email, external_id, first_name, last_name, "
+        "phone, job_title, company_name, company_size, industry, country, city, stage, "
+        "owner_id, unsubscribed, score, grade, custom_fields, raw_traits, created_at, "
+        "updated_at, last_activity_at), linked AS (UPDATE leads_event e SET lead_id = lead.id"
+        " FROM lead WHERE e.id = ? AND e.lead_id IS DISTINCT FROM lead.id) SELECT *, EXISTS "
+        "(SELECT FROM flows_steprun s JOIN flows_enrollment e ON e.id = s.enrollment_id JOIN "
+        "flows_flow f ON f.id = e.flow_id WHERE e.lead_id = lead.id AND e.status IN (?…) AND "
+        "f.status = ? AND s.node_type = ? AND s.status = ?) FROM lead"
+    ),
+    (
+        "SELECT leads_segmentdependency.key AS key FROM leads_segmentdependency INNER JOIN "
+        "leads_segment ON (leads_segmentdependency.segment_id = leads_segment.id) WHERE "
+        "leads_segment.kind = ?"
+    ),
+    (
+        "SELECT flows_triggersubscription.id, flows_triggersubscription.flow_id, "
+        "flows_triggersubscription.version_id, flows_triggersubscription.node_id, "
+        "flows_triggersubscription.event_type, flows_triggersubscription.match_key, "
+        "flows_flow.id, flows_flow.name, flows_flow.description, flows_flow.status, "
+        "flows_flow.reentry, flows_flow.reentry_days, flows_flow.draft, "
+        "flows_flow.draft_revision, flows_flow.published_id, flows_flow.created_by_id, "
+        "flows_flow.created_at, flows_flow.updated_at, flows_flowversion.id, "
+        "flows_flowversion.flow_id, flows_flowversion.number, flows_flowversion.graph, "
+        "flows_flowversion.created_by_id, flows_flowversion.created_at FROM "
+        "flows_triggersubscription INNER JOIN flows_flow ON "
+        "(flows_triggersubscription.flow_id = flows_flow.id) INNER JOIN flows_flowversion ON "
+        "(flows_triggersubscription.version_id = flows_flowversion.id) WHERE "
+        "flows_flow.status = ?"
+    ),
+    (
+        "SELECT flows_enrollment.created_at AS created_at FROM flows_enrollment WHERE "
+        "(flows_enrollment.flow_id = ? AND flows_enrollment.lead_id = ?) ORDER BY ? DESC, "
+        "flows_enrollment.id DESC LIMIT ?"
+    ),
+    (
+        "WITH enrollment AS (INSERT INTO flows_enrollment (flow_id, version_id, lead_id, "
+        "trigger_event_id, trigger_node, status, created_at) VALUES (?…) RETURNING id) INSERT"
+        " INTO flows_steprun (enrollment_id, node_id, node_type, visit, status, attempts, "
+        "output, error, started_at, finished_at) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM "
+        "enrollment RETURNING enrollment_id, id"
+    ),
+    (
+        "INSERT INTO flows_steprun (enrollment_id, node_id, node_type, visit, status, "
+        "attempts, output, error, started_at, finished_at) VALUES (?…) RETURNING id"
+    ),
+    (
+        "SELECT scoring_scorecategory.id, scoring_scorecategory.key, "
+        "scoring_scorecategory.label, scoring_scorecategory.builtin FROM "
+        "scoring_scorecategory ORDER BY scoring_scorecategory.id ASC"
+    ),
+    (
+        "WITH change AS (INSERT INTO scoring_scorechange (lead_id, delta, category_id, "
+        "reason, source, source_key, created_by_id, created_at) VALUES (?…) ON CONFLICT "
+        "(source_key) DO NOTHING RETURNING id), lead AS (UPDATE leads_lead SET score = score "
+        "+ ? WHERE id = ? AND EXISTS (SELECT FROM change) RETURNING score, grade, stage), "
+        "category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, score) SELECT"
+        " ?, ?, ? FROM change ON CONFLICT (lead_id, category_id) DO UPDATE SET score = "
+        "s.score + excluded.score RETURNING score) SELECT change.id, lead.score, lead.grade, "
+        "lead.stage, category.score FROM change, lead, category"
+    ),
+    (
+        "SELECT scoring_scoringsettings.id, scoring_scoringsettings.warm_threshold, "
+        "scoring_scoringsettings.hot_threshold, scoring_scoringsettings.mql_threshold, "
+        "scoring_scoringsettings.mql_moves_stage, scoring_scoringsettings.sales_can_adjust "
+        "FROM scoring_scoringsettings ORDER BY scoring_scoringsettings.id ASC LIMIT ?"
+    ),
+    (
+        "INSERT INTO leads_event (type, name, properties, context, user_id, anonymous_id, "
+        "email, occurred_at, received_at, source, idempotency_key, depth, attempts, resends, "
+        "error, lead_id) SELECT * FROM unnest(?…) ON CONFLICT (source, idempotency_key) DO "
+        "NOTHING RETURNING id"
+    ),
+    "UPDATE flows_steprun SET status = ?, output = ?, finished_at = ? WHERE id = ?",
+    "UPDATE flows_enrollment SET status = ?, finished_at = ? WHERE id = ?",
+    (
+        "SELECT flows_hooksubscription.id AS id, flows_hooksubscription.target_url AS "
+        "target_url, flows_hooksubscription.events AS events FROM flows_hooksubscription"
+    ),
+    "UPDATE leads_event SET processed_at = ? WHERE id = ANY(?)",
+    "RELEASE SAVEPOINT sp",
+    (
+        "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.attempts < ? AND "
+        "leads_event.processed_at IS NULL AND (leads_event.retry_at IS NULL OR "
+        "leads_event.retry_at <= ?::timestamptz)) ORDER BY leads_event.received_at ASC, ? ASC"
+        " LIMIT ?"
+    ),
+]
+
+
+def normalize(sql: str) -> str:
+    """The statement without what changes from run to run: quoted identifiers
+    unquoted, savepoint names, string literals, numbers, parameter placeholders
+    and the length of ``IN (…)`` lists."""
+    sql = re.sub(r'"(s\d+_x\d+)"', "sp", sql)
+    sql = re.sub(r"\b(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT) s\d+_x\d+", r"\1 sp", sql)
+    sql = sql.replace('"', "")
+    sql = re.sub(r"'(?:[^']|'')*'", "?", sql)
+    sql = re.sub(r"%\((\w+)\)s|%s|%b|\$\d+", "?", sql)
+    sql = re.sub(r"(?<![\w.])-?\d+(?:\.\d+)?\b", "?", sql)
+    sql = re.sub(r"\((?:\?(?:::[\w\[\]]+)?, )+\?(?:::[\w\[\]]+)?\)", "(?…)", sql)
+    return re.sub(r"\s+", " ", sql).strip()
+
+
+def _as_python(statements: list[str]) -> str:
+    """``statements`` as the source of ``EXPECTED``, long ones wrapped."""
+    lines = ["EXPECTED: list[str] = ["]
+    for statement in statements:
+        chunks = textwrap.wrap(statement, 84, drop_whitespace=False, break_on_hyphens=False)
+        if len(chunks) == 1:
+            lines.append(f"    {json.dumps(chunks[0], ensure_ascii=False)},")
+            continue
+        lines.append("    (")
+        lines += [f"        {json.dumps(chunk, ensure_ascii=False)}" for chunk in chunks]
+        lines.append("    ),")
+    lines.append("]")
+    return "\n".join(lines)
+
+
+def test_one_track_event_of_a_known_lead(django_capture_on_commit_callbacks, monkeypatch):
+    # Given a typical account: a known lead, two segments (the lead is in one)
+    # and a published scoring flow,
+    LeadFactory.create(external_id="u-1", job_title="CEO")
+    with django_capture_on_commit_callbacks(execute=True):
+        segment_create(
+            name="CEOs",
+            conditions={"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]},
+        )
+        segment_create(
+            name="Pricing visitors",
+            conditions={
+                "all": [
+                    {
+                        "activity": "page",
+                        "where": {"url": {"op": "contains", "value": "/pricing"}},
+                        "within_days": 30,
+                    }
+                ]
+            },
+        )
+    published(
+        "Trial scoring",
+        graph(
+            ("t", "app.event", {"event": "Signed up for trial"}),
+            ("s", "score.adjust", {"points": 10, "category": "engagement", "reason": "Trial"}),
+        ),
+    )
+    # and a track event of a known user, as /v1/track records it,
+    event = EventFactory.create(
+        lead=None, user_id="u-1", type="track", name="Signed up for trial", source="api"
+    )
+
+    # The insert of derived events speaks to psycopg directly, past Django's log:
+    # logged here, so that it is pinned with the rest.
+    insert = event_services._pg_insert
+
+    def logged_insert(events):
+        ids = insert(events)
+        connection.queries_log.append({"sql": event_services._PG_INSERT, "time": "0"})
+        return ids
+
+    monkeypatch.setattr(event_services, "_pg_insert", logged_insert)
+
+    # when the worker processes it, as the events_process task does,
+    with CaptureQueriesContext(connection) as captured:
+        events_process(event_ids=[event.pk], drain=True)
+
+    # then it sends exactly these statements.
+    statements = [normalize(query["sql"]) for query in captured.captured_queries]
+    if os.environ.get("LEADFLOW_PIN_UPDATE"):
+        print("\n" + _as_python(statements))
+    assert statements == EXPECTED
+    assert len(captured) == len(EXPECTED)
