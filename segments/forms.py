@@ -11,6 +11,7 @@ browser never loses it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -82,7 +83,7 @@ class SegmentForm(forms.Form):
             del self.fields["kind"]
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
+        name: str = self.cleaned_data["name"].strip()
         taken = Segment.objects.filter(name=name)
         if self.segment is not None:
             taken = taken.exclude(pk=self.segment.pk)
@@ -280,6 +281,16 @@ def _find(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node if isinstance(node, dict) else None
 
 
+def _new_node(verb: str) -> dict[str, Any]:
+    """The child ``add-rule`` / ``add-activity`` / ``add-group`` adds: a copy, so
+    that editing it never changes the templates."""
+    if verb == "add-rule":
+        return dict(NEW_RULE)
+    if verb == "add-activity":
+        return copy.deepcopy(NEW_ACTIVITY)
+    return {"any": [dict(NEW_RULE)]}
+
+
 def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
     """``add-rule:<path>`` / ``add-group:<path>`` to a group, ``remove:<path>``;
     anything else (``refresh``) leaves the tree as it is."""
@@ -288,12 +299,7 @@ def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
         group = _find(tree, path)
         kids = group_children(group) if group is not None else None
         if kids is not None:
-            new = {
-                "add-rule": lambda: dict(NEW_RULE),
-                "add-activity": lambda: json.loads(json.dumps(NEW_ACTIVITY)),
-                "add-group": lambda: {"any": [dict(NEW_RULE)]},
-            }[verb]()
-            kids.append(new)
+            kids.append(_new_node(verb))
     elif verb == "remove" and path != ROOT:
         parent_path, _sep, index = path.rpartition("-")
         parent = _find(tree, parent_path)

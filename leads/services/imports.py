@@ -132,7 +132,7 @@ def import_read_headers(stream: IO[bytes]) -> list[str]:
     return [h.strip() for h in row]
 
 
-def lead_import_upload(*, upload: File, created_by: User | None) -> LeadImport:
+def lead_import_upload(*, upload: File[bytes], created_by: User | None) -> LeadImport:
     """Keep an uploaded file until its columns are mapped."""
     return LeadImport.objects.create(
         file=upload,

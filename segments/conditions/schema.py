@@ -408,8 +408,8 @@ def validate(tree: Any, *, segment_ids: set[int] | None = None) -> dict[str, Any
             gettext("The root is a group: %(all)s or %(any)s.")
             % {"all": '{"all": [...]}', "any": '{"any": [...]}'},
         )
-    else:
-        checker.node(tree, "", 0)
+        raise ConditionError(checker.errors)
+    checker.node(tree, "", 0)
     if checker.errors:
         raise ConditionError(checker.errors)
     return tree
