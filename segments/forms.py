@@ -201,38 +201,42 @@ def _field_from_form(
     text = data.get(f"{path}-value", "").strip()
     text2 = data.get(f"{path}-value2", "").strip()
     values = [v for v in data.getlist(f"{path}-values") if v]
-    value: Any = None
-    if kind == "text":
-        if op == "in":
-            value = [v.strip() for v in text.split(",") if v.strip()] or None
-        else:
-            value = text or None
-    elif kind == "number":
-        if op == "between":
-            value = [_number(text), _number(text2)] if text or text2 else None
-        else:
-            value = _number(text) if text else None
-    elif kind == "date":
-        if op in RELATIVE:
-            value = _number(text) if text else None
-        elif op == "between":
-            value = [text, text2] if text or text2 else None
-        else:
-            value = text or None
-    elif kind == "boolean":
-        value = {"true": True, "false": False}.get(text)
-    elif kind == "owner":
-        if op == "in":
-            value = [int(v) for v in values if v.isdigit() and len(v) < 19] or None
-        else:
-            value = int(text) if text.isdigit() and len(text) < 19 else None
-    elif op in ("in", "has_any", "has_all"):
-        value = values or None
-    else:
-        value = text or None
+    value = _value_from_form(kind, op, text, text2, values)
     if value is not None:
         rule["value"] = value
     return rule
+
+
+def _value_from_form(kind: str, op: str, text: str, text2: str, values: list[str]) -> Any:
+    """A field rule's value from its inputs (one or two text boxes, or a list of
+    choices); None when there is none yet."""
+    if kind == "text":
+        if op == "in":
+            return [v.strip() for v in text.split(",") if v.strip()] or None
+        return text or None
+    if kind == "number":
+        if op == "between":
+            return [_number(text), _number(text2)] if text or text2 else None
+        return _number(text) if text else None
+    if kind == "date":
+        return _date_from_form(op, text, text2)
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text)
+    if kind == "owner":
+        if op == "in":
+            return [int(v) for v in values if v.isdigit() and len(v) < 19] or None
+        return int(text) if text.isdigit() and len(text) < 19 else None
+    if op in ("in", "has_any", "has_all"):
+        return values or None
+    return text or None
+
+
+def _date_from_form(op: str, text: str, text2: str) -> Any:
+    if op in RELATIVE:
+        return _number(text) if text else None
+    if op == "between":
+        return [text, text2] if text or text2 else None
+    return text or None
 
 
 def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
