@@ -512,7 +512,8 @@ class LeadErasure(models.Model):
     @property
     def total_rows(self) -> int:
         """Rows removed, the lead's own included."""
-        return sum(self.rows.values()) + 1
+        rows: dict[str, int] = self.rows
+        return sum(rows.values()) + 1
 
 
 class JobStatus(models.TextChoices):

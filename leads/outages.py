@@ -95,7 +95,7 @@ BROKER_PAUSE_SECONDS = 5.0
 _broker_failed_at: float | None = None
 
 
-def task_send(task: Task, *args: Any) -> bool:
+def task_send(task: Task[..., Any], *args: Any) -> bool:
     """Send ``task`` now. With the broker out of reach, log it and return False:
     callers only send work whose record is in the database already, and a sweeper
     sends it again later."""
@@ -116,7 +116,7 @@ def task_send(task: Task, *args: Any) -> bool:
     return True
 
 
-def task_send_on_commit(task: Task, *args: Any) -> None:
+def task_send_on_commit(task: Task[..., Any], *args: Any) -> None:
     """``task_send`` once the current transaction commits: the rows the task
     reads are there when it runs, and a broker outage cannot fail a request
     whose data is already committed."""

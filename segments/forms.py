@@ -11,6 +11,7 @@ browser never loses it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -82,7 +83,7 @@ class SegmentForm(forms.Form):
             del self.fields["kind"]
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
+        name: str = self.cleaned_data["name"].strip()
         taken = Segment.objects.filter(name=name)
         if self.segment is not None:
             taken = taken.exclude(pk=self.segment.pk)
@@ -200,38 +201,42 @@ def _field_from_form(
     text = data.get(f"{path}-value", "").strip()
     text2 = data.get(f"{path}-value2", "").strip()
     values = [v for v in data.getlist(f"{path}-values") if v]
-    value: Any = None
-    if kind == "text":
-        if op == "in":
-            value = [v.strip() for v in text.split(",") if v.strip()] or None
-        else:
-            value = text or None
-    elif kind == "number":
-        if op == "between":
-            value = [_number(text), _number(text2)] if text or text2 else None
-        else:
-            value = _number(text) if text else None
-    elif kind == "date":
-        if op in RELATIVE:
-            value = _number(text) if text else None
-        elif op == "between":
-            value = [text, text2] if text or text2 else None
-        else:
-            value = text or None
-    elif kind == "boolean":
-        value = {"true": True, "false": False}.get(text)
-    elif kind == "owner":
-        if op == "in":
-            value = [int(v) for v in values if v.isdigit() and len(v) < 19] or None
-        else:
-            value = int(text) if text.isdigit() and len(text) < 19 else None
-    elif op in ("in", "has_any", "has_all"):
-        value = values or None
-    else:
-        value = text or None
+    value = _value_from_form(kind, op, text, text2, values)
     if value is not None:
         rule["value"] = value
     return rule
+
+
+def _value_from_form(kind: str, op: str, text: str, text2: str, values: list[str]) -> Any:
+    """A field rule's value from its inputs (one or two text boxes, or a list of
+    choices); None when there is none yet."""
+    if kind == "text":
+        if op == "in":
+            return [v.strip() for v in text.split(",") if v.strip()] or None
+        return text or None
+    if kind == "number":
+        if op == "between":
+            return [_number(text), _number(text2)] if text or text2 else None
+        return _number(text) if text else None
+    if kind == "date":
+        return _date_from_form(op, text, text2)
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text)
+    if kind == "owner":
+        if op == "in":
+            return [int(v) for v in values if v.isdigit() and len(v) < 19] or None
+        return int(text) if text.isdigit() and len(text) < 19 else None
+    if op in ("in", "has_any", "has_all"):
+        return values or None
+    return text or None
+
+
+def _date_from_form(op: str, text: str, text2: str) -> Any:
+    if op in RELATIVE:
+        return _number(text) if text else None
+    if op == "between":
+        return [text, text2] if text or text2 else None
+    return text or None
 
 
 def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
@@ -280,6 +285,16 @@ def _find(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node if isinstance(node, dict) else None
 
 
+def _new_node(verb: str) -> dict[str, Any]:
+    """The child ``add-rule`` / ``add-activity`` / ``add-group`` adds: a copy, so
+    that editing it never changes the templates."""
+    if verb == "add-rule":
+        return dict(NEW_RULE)
+    if verb == "add-activity":
+        return copy.deepcopy(NEW_ACTIVITY)
+    return {"any": [dict(NEW_RULE)]}
+
+
 def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
     """``add-rule:<path>`` / ``add-group:<path>`` to a group, ``remove:<path>``;
     anything else (``refresh``) leaves the tree as it is."""
@@ -288,12 +303,7 @@ def builder_apply(tree: dict[str, Any], action: str) -> dict[str, Any]:
         group = _find(tree, path)
         kids = group_children(group) if group is not None else None
         if kids is not None:
-            new = {
-                "add-rule": lambda: dict(NEW_RULE),
-                "add-activity": lambda: json.loads(json.dumps(NEW_ACTIVITY)),
-                "add-group": lambda: {"any": [dict(NEW_RULE)]},
-            }[verb]()
-            kids.append(new)
+            kids.append(_new_node(verb))
     elif verb == "remove" and path != ROOT:
         parent_path, _sep, index = path.rpartition("-")
         parent = _find(tree, parent_path)

@@ -16,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import Role
-from flows.api.pagination import page_of_related
 from flows.hooks import (
     HOOK_EVENTS,
     hook_deliveries,
@@ -27,6 +26,7 @@ from flows.hooks import (
 )
 from flows.models import Delivery, HookSubscription
 from flows.outbound import outbound_url_problem
+from leads.api.pagination import page_of_related
 from leads.api.permissions import RoleAccess
 
 ADMINS = frozenset({Role.ADMIN})

@@ -26,7 +26,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import ADMIN_MARKETER, ALL_ROLES
-from flows.api.pagination import page_of_related
 from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_mask, graph_unmask, graph_validate
 from flows.lifecycle import (
@@ -42,6 +41,7 @@ from flows.nodes import REGISTRY
 from flows.selectors import flow_node_stats
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.api.errors import error_body
+from leads.api.pagination import page_of_related
 from leads.api.permissions import RoleAccess
 from leads.selectors import leads_visible_to, user_language
 

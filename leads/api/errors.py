@@ -16,7 +16,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from leads.api.parsers import PayloadTooLarge
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict:
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 

@@ -1,8 +1,18 @@
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+
+if TYPE_CHECKING:
+    # DRF's generics import this module (the default pagination class) while
+    # they load, so the view's type is imported for the checker only.
+    from django.db.models import QuerySet
+    from rest_framework.generics import GenericAPIView
+
+Row = TypeVar("Row")
 
 
 class IdCursorPagination(CursorPagination):
@@ -33,3 +43,12 @@ class IdCursorPagination(CursorPagination):
                     f"Results per page ({self.page_size} by default, {self.max_page_size} at most)."
                 )
         return parameters
+
+
+def page_of_related(view: GenericAPIView[Any], queryset: QuerySet[Any, Row]) -> list[Row] | None:
+    """One page of rows that belong to the view's object (a flow's versions, a
+    segment's members), paginated as the view paginates its own list.
+
+    The type stubs let a view paginate querysets of its own model only; DRF itself
+    takes any queryset, and this is the one place that says so."""
+    return view.paginate_queryset(queryset)

@@ -28,7 +28,10 @@ User = get_user_model()
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}})
-class TagListField(serializers.Field):
+class TagListField(serializers.Field[Any, Any, list[str], Lead]):
+    """A lead's tags as a list of names. The value read is the lead's tag manager
+    and the value written a list of names, so its type is Any."""
+
     def to_representation(self, value: Any) -> list[str]:
         return sorted(tag.name for tag in value.all())
 
@@ -53,7 +56,7 @@ def lead_output_context(request: Any) -> dict[str, Any]:
     return {"request": request, "categories": category_scores().keys()}
 
 
-class LeadSerializer(serializers.ModelSerializer):
+class LeadSerializer(serializers.ModelSerializer[Lead]):
     email = serializers.EmailField(max_length=254, required=False, allow_null=True)
     tags = TagListField(required=False)
     owner = serializers.PrimaryKeyRelatedField(
@@ -179,7 +182,7 @@ class LeadSerializer(serializers.ModelSerializer):
         return leads_for_output(Lead.objects.all()).get(pk=lead.pk)
 
 
-class FieldDefinitionSerializer(serializers.ModelSerializer):
+class FieldDefinitionSerializer(serializers.ModelSerializer[FieldDefinition]):
     type = serializers.ChoiceField(choices=FieldType.choices)
 
     class Meta:
@@ -209,7 +212,7 @@ class FieldDefinitionSerializer(serializers.ModelSerializer):
 class UtcDateTimeField(serializers.DateTimeField):
     """Kept in UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows."""
 
-    def to_internal_value(self, value: Any) -> Any:
+    def to_internal_value(self, value: dt.datetime | str) -> dt.datetime:
         parsed = super().to_internal_value(value)
         try:
             return parsed.astimezone(dt.UTC)
@@ -220,7 +223,7 @@ class UtcDateTimeField(serializers.DateTimeField):
 REST_EVENT_TYPES = sorted(INBOUND_TYPES - {"group", "alias"})
 
 
-class EventInSerializer(serializers.Serializer):
+class EventInSerializer(serializers.Serializer[dict[str, Any]]):
     """An event sent through the REST API. Name the lead by ``lead`` (id), ``email``,
     ``user_id`` or ``anonymous_id``; for ``identify`` the properties are traits."""
 
@@ -278,7 +281,7 @@ class EventInSerializer(serializers.Serializer):
         return attrs
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(serializers.ModelSerializer[Event]):
     class Meta:
         model = Event
         fields = [
@@ -295,7 +298,7 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EmailEventInSerializer(serializers.Serializer):
+class EmailEventInSerializer(serializers.Serializer[dict[str, Any]]):
     """Email activity from a provider Leadflow has no webhook parser for, or a reply
     detected by your own mail system."""
 
@@ -319,7 +322,7 @@ class EmailEventInSerializer(serializers.Serializer):
     provider = serializers.SlugField(required=False, max_length=30, default="generic")
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
@@ -333,6 +336,6 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         fields = [*ApiKeySerializer.Meta.fields, "key"]
 
 
-class AcceptedSerializer(serializers.Serializer):
+class AcceptedSerializer(serializers.Serializer[dict[str, Any]]):
     accepted = serializers.IntegerField()
     ids = serializers.ListField(child=serializers.IntegerField())

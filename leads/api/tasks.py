@@ -39,7 +39,7 @@ def _person(request: Request) -> User | None:
     return request.user if isinstance(request.user, User) else None
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(serializers.ModelSerializer[Task]):
     lead_name = serializers.SerializerMethodField()
     lead_email = serializers.EmailField(source="lead.email", read_only=True, allow_null=True)
     overdue = serializers.SerializerMethodField()
@@ -73,7 +73,7 @@ class TaskSerializer(serializers.ModelSerializer):
         )
 
 
-class SnoozeSerializer(serializers.Serializer):
+class SnoozeSerializer(serializers.Serializer[dict[str, Any]]):
     until = UtcDateTimeField(required=False, help_text="The new due time (future).")
     preset = serializers.ChoiceField(
         choices=SNOOZE_PRESETS,
@@ -87,7 +87,7 @@ class SnoozeSerializer(serializers.Serializer):
         return attrs
 
 
-class ReassignSerializer(serializers.Serializer):
+class ReassignSerializer(serializers.Serializer[dict[str, Any]]):
     assignee = serializers.IntegerField(
         min_value=1, max_value=MAX_ID, help_text="A user id: an active sales rep or admin."
     )
@@ -133,7 +133,7 @@ def _refused(exc: DjangoValidationError, field: str) -> Response:
     raise ValidationError({field: [message]})
 
 
-class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Task]):
     """Tasks, newest first. Sales reps list the tasks assigned to them; complete,
     snooze and reassign follow the task pages' rules."""
 
@@ -195,7 +195,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(TaskSerializer(task).data)
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(serializers.ModelSerializer[Notification]):
     class Meta:
         model = Notification
         fields = ["id", "message", "lead", "created_at", "read_at"]
@@ -217,7 +217,7 @@ class PersonOnly(permissions.BasePermission):
         return not isinstance(request.user, ApiKeyPrincipal)
 
 
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Notification]):
     """The signed-in person's notifications, newest first (``?unread=true``)."""
 
     serializer_class = NotificationSerializer

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -203,10 +204,30 @@ def batch(request: HttpRequest) -> JsonResponse:
             sent_at = parse_timestamp(body["sentAt"], "sentAt")
     except IngestError as exc:
         return error_response(400, "invalid", exc.message, exc.fields)
-    events: list[Event] = []
-    rejected: list[dict[str, Any]] = []
     # A body within the per-event limit cannot hold an oversize event.
     check_sizes = body_size > settings.INGEST_MAX_EVENT_BYTES
+    events, rejected = _batch_events(
+        messages, received_at=received_at, sent_at=sent_at, check_sizes=check_sizes, has_nul=has_nul
+    )
+    if messages and not events:
+        return _nothing_valid(rejected)
+    _mark(events, key)
+    events_record(events=events)
+    return JsonResponse({"success": True, "accepted": len(events), "rejected": rejected})
+
+
+def _batch_events(
+    messages: list[Any],
+    *,
+    received_at: dt.datetime,
+    sent_at: dt.datetime | None,
+    check_sizes: bool,
+    has_nul: bool,
+) -> tuple[list[Event], list[dict[str, Any]]]:
+    """The events of a batch's valid messages, and what is wrong with each other
+    message (by its index in the batch)."""
+    events: list[Event] = []
+    rejected: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         if check_sizes and not message_size_ok(message):
             rejected.append(
@@ -235,12 +256,12 @@ def batch(request: HttpRequest) -> JsonResponse:
             rejected.append(
                 {"index": index, "code": "invalid", "message": exc.message, "fields": paths}
             )
-    if messages and not events:
-        fields: dict[str, list[str]] = {}
-        for item in rejected:
-            fields.update(item["fields"] or {f"batch[{item['index']}]": [item["message"]]})
-        response = error_response(400, "invalid", "No event in the batch is valid.", fields)
-        return response
-    _mark(events, key)
-    events_record(events=events)
-    return JsonResponse({"success": True, "accepted": len(events), "rejected": rejected})
+    return events, rejected
+
+
+def _nothing_valid(rejected: list[dict[str, Any]]) -> JsonResponse:
+    """The answer to a batch with no valid message: every message's errors."""
+    fields: dict[str, list[str]] = {}
+    for item in rejected:
+        fields.update(item["fields"] or {f"batch[{item['index']}]": [item["message"]]})
+    return error_response(400, "invalid", "No event in the batch is valid.", fields)

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -140,7 +140,7 @@ def _whole(value: Any, name: str) -> int | None:
         ]
     )
 )
-class LeadViewSet(viewsets.ModelViewSet):
+class LeadViewSet(viewsets.ModelViewSet[Lead]):
     """Leads. Sales reps see and edit their own and unassigned leads only."""
 
     serializer_class = LeadSerializer
@@ -186,7 +186,7 @@ def _is_admin_or_marketer(request: Request) -> bool:
     return user_role(request.user) in ADMIN_MARKETER
 
 
-class FieldDefinitionViewSet(viewsets.ModelViewSet):
+class FieldDefinitionViewSet(viewsets.ModelViewSet[FieldDefinition]):
     """Custom lead fields."""
 
     queryset = FieldDefinition.objects.all()
@@ -281,10 +281,15 @@ def _batch_too_long(items: list[Any]) -> Response | None:
     return None
 
 
-def _validate_all(serializer_class: type, items: list[Any], batch: bool, context: dict) -> list:
+def _validate_all(
+    serializer_class: type[serializers.Serializer[dict[str, Any]]],
+    items: list[Any],
+    batch: bool,
+    context: dict[str, Any],
+) -> list[dict[str, Any]]:
     """Validate every item; any error rejects the whole request (nothing is written)."""
     errors: dict[str, Any] = {}
-    valid = []
+    valid: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         serializer = serializer_class(data=item, context=context)
         if serializer.is_valid():
@@ -298,7 +303,9 @@ def _validate_all(serializer_class: type, items: list[Any], batch: bool, context
     return valid
 
 
-class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class EventViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Event]
+):
     """Activity events. ``POST`` takes one event or ``{"events": [...]}`` (at most 500
     events and 500 KB). A batch is all or nothing: if any event is invalid, none is
     stored and the errors are reported as ``events[i].field``."""
@@ -368,7 +375,8 @@ def _event_email(data: dict[str, Any]) -> str:
     return ""
 
 
-class EmailEventViewSet(viewsets.GenericViewSet):
+# Any: the view set reads no model; its serializer is a plain one for the input.
+class EmailEventViewSet(viewsets.GenericViewSet[Any]):
     """Generic email activity (``email.opened`` …) for providers without a webhook
     parser, and for replies. One object or ``{"events": [...]}``, all or nothing.
     Needs a ``full`` key: an ``ingest`` key may be public, and email activity can
@@ -403,7 +411,9 @@ class EmailEventViewSet(viewsets.GenericViewSet):
         return Response({"accepted": len(events), "ids": ids}, status=status.HTTP_202_ACCEPTED)
 
 
-class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class ApiKeyViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[ApiKey]
+):
     """API keys (admins only). The key itself is returned once, on creation."""
 
     serializer_class = ApiKeySerializer

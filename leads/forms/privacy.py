@@ -20,7 +20,7 @@ class EraseForm(forms.Form):
         self.lead = lead
 
     def clean_confirm(self) -> str:
-        value = self.cleaned_data["confirm"].strip()
+        value: str = self.cleaned_data["confirm"].strip()
         if value.lower() != erase_phrase(self.lead).lower():
             raise forms.ValidationError(
                 gettext("That does not match. Nothing was erased."), code="mismatch"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -63,80 +64,118 @@ def traits_to_changes(
     Nothing is an error here: a value that does not fit its field goes to the raw
     bag instead, so no trait a client sent is ever lost.
     """
-    standard: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     candidates: dict[str, Any] = {}
     for key, value in traits.items():
-        if key in IDENTITY_TRAITS:
-            continue
-        if key == "name" and isinstance(value, str):
-            first, _, last = value.strip().partition(" ")
-            candidates.setdefault("first_name", first)
-            if last:
-                candidates.setdefault("last_name", last.strip())
-            continue
-        if key == "tags":
-            # Tags are given to lead_update on their own (see ``traits_tags``).
-            continue
-        if key == "company" and isinstance(value, dict):
-            rest = dict(value)
-            for sub, field in (
-                ("name", "company_name"),
-                ("employee_count", "company_size"),
-                ("employees", "company_size"),
-                ("industry", "industry"),
-            ):
-                if sub in rest:
-                    candidates[field] = rest.pop(sub)
-            if rest:
-                raw["company"] = rest
-            continue
-        if key == "company" and isinstance(value, str):
-            candidates["company_name"] = value
-            continue
-        if key == "address" and isinstance(value, dict):
-            rest = dict(value)
-            for sub in ("city", "country"):
-                if sub in rest:
-                    candidates[sub] = rest.pop(sub)
-            for sub, name in ADDRESS_TO_CUSTOM.items():
-                if sub in rest:
-                    raw[name] = rest.pop(sub)
-            if rest:
-                raw["address"] = rest
-            continue
-        if key in TRAIT_TO_CUSTOM:
-            raw[TRAIT_TO_CUSTOM[key]] = value
+        # Identity traits are handled by lead resolution; tags are given to
+        # lead_update on their own (see ``traits_tags``).
+        if key in IDENTITY_TRAITS or key == "tags":
             continue
         if key in TRAIT_ALIASES:
             candidates[TRAIT_ALIASES[key]] = value
-            continue
-        raw[key] = value
+        elif key in TRAIT_TO_CUSTOM:
+            raw[TRAIT_TO_CUSTOM[key]] = value
+        else:
+            sort_structured = STRUCTURED_TRAITS.get(key)
+            if sort_structured is None or not sort_structured(value, candidates, raw):
+                raw[key] = value
     # Explicit first/last names win over a split "name".
     for key in ("firstName", "first_name", "lastName", "last_name"):
         if key in traits and isinstance(traits[key], str):
             candidates[TRAIT_ALIASES[key]] = traits[key]
+    standard = _standard_or_raw(candidates, raw)
+    custom = _custom_from_raw(raw) if raw else {}
+    return standard, custom, raw
 
+
+def _name_trait(value: Any, candidates: dict[str, Any], raw: dict[str, Any]) -> bool:
+    """``name`` as text: first and last name, unless the traits give them."""
+    if not isinstance(value, str):
+        return False
+    first, _, last = value.strip().partition(" ")
+    candidates.setdefault("first_name", first)
+    if last:
+        candidates.setdefault("last_name", last.strip())
+    return True
+
+
+def _company_trait(value: Any, candidates: dict[str, Any], raw: dict[str, Any]) -> bool:
+    """``company`` as a name, or as an object whose known keys are fields of ours
+    (the rest stays raw)."""
+    if isinstance(value, str):
+        candidates["company_name"] = value
+        return True
+    if not isinstance(value, dict):
+        return False
+    rest = dict(value)
+    for sub, field in (
+        ("name", "company_name"),
+        ("employee_count", "company_size"),
+        ("employees", "company_size"),
+        ("industry", "industry"),
+    ):
+        if sub in rest:
+            candidates[field] = rest.pop(sub)
+    if rest:
+        raw["company"] = rest
+    return True
+
+
+def _address_trait(value: Any, candidates: dict[str, Any], raw: dict[str, Any]) -> bool:
+    """``address`` as an object: city and country are fields of ours, the street,
+    postal code and state raw traits of their own (the rest stays raw)."""
+    if not isinstance(value, dict):
+        return False
+    rest = dict(value)
+    for sub in ("city", "country"):
+        if sub in rest:
+            candidates[sub] = rest.pop(sub)
+    for sub, name in ADDRESS_TO_CUSTOM.items():
+        if sub in rest:
+            raw[name] = rest.pop(sub)
+    if rest:
+        raw["address"] = rest
+    return True
+
+
+# Traits whose value is taken apart: each sorts its parts into the candidates for
+# standard fields and the raw bag, and answers False when the value has a shape
+# it does not know (the trait is then kept raw as it is).
+STRUCTURED_TRAITS: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
+    "name": _name_trait,
+    "company": _company_trait,
+    "address": _address_trait,
+}
+
+
+def _standard_or_raw(candidates: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """The candidates that fit their standard field, cleaned; the others go to
+    ``raw`` as they came."""
+    standard: dict[str, Any] = {}
     for field, value in candidates.items():
         cleaned = _standard_clean(field, value)
         if cleaned is None:
             raw[field] = value
         else:
             standard[field] = cleaned
+    return standard
 
+
+def _custom_from_raw(raw: dict[str, Any]) -> dict[str, Any]:
+    """The raw traits that are values of custom fields, taken out of ``raw``;
+    a value the field refuses stays raw."""
     custom: dict[str, Any] = {}
-    if raw:
-        definitions = custom_definitions()
-        for key in list(raw):
-            definition = definitions.get(key)
-            if definition is None:
-                continue
-            try:
-                custom[key] = custom_value_clean(definition, raw[key], lenient=True)
-            except FieldValueError:
-                continue
-            del raw[key]
-    return standard, custom, raw
+    definitions = custom_definitions()
+    for key in list(raw):
+        definition = definitions.get(key)
+        if definition is None:
+            continue
+        try:
+            custom[key] = custom_value_clean(definition, raw[key], lenient=True)
+        except FieldValueError:
+            continue
+        del raw[key]
+    return custom
 
 
 def traits_tags(traits: dict[str, Any]) -> tuple[list[str], Any]:
@@ -207,45 +246,61 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
         lead_touch(lead=lead, at=event.occurred_at)
     restricted = ingest_restricted(event)
     if event.type == "identify":
-        traits = event.properties or {}
-        standard, custom, raw = traits_to_changes(traits)
-        tags, refused_tags = traits_tags(traits)
-        if refused_tags is not None:
-            raw["tags"] = refused_tags
-        email = traits.get("email")
-        if isinstance(email, str) and email.strip() and email.strip().lower() != lead.email:
-            try:
-                validate_email(email.strip())
-                standard["email"] = email.strip().lower()
-            except ValidationError:
-                raw["email"] = email
-        if (
-            "email" in standard
-            and Lead.objects.filter(email=standard["email"]).exclude(pk=lead.pk).exists()
-        ):
-            # The address belongs to someone else already; keep it, don't steal it.
-            raw["email"] = standard.pop("email")
-        if restricted:
-            standard, custom, raw = fill_only(lead=lead, standard=standard, custom=custom, raw=raw)
-        lead_update(
-            lead=lead, changes=standard, custom=custom, raw_traits=raw, tags_add=tags, cause=event
-        )
+        _identify_apply(event=event, lead=lead, restricted=restricted)
     elif event.type == "group":
-        traits = event.properties.get("traits") or {}
-        company = {
-            "company_name": traits.get("name"),
-            "company_size": traits.get("employees", traits.get("employee_count")),
-            "industry": traits.get("industry"),
-        }
-        changes = {}
-        for field, value in company.items():
-            if value is None:
-                continue
-            cleaned = _standard_clean(field, value)
-            if cleaned is not None:
-                changes[field] = cleaned
-        if restricted:
-            changes = fill_only(lead=lead, standard=changes, custom={}, raw={})[0]
-        lead_update(lead=lead, changes=changes, cause=event)
+        _group_apply(event=event, lead=lead, restricted=restricted)
     elif event.type in ("email.unsubscribed", "email.complained") and not lead.unsubscribed:
         lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)
+
+
+def _identify_apply(*, event: Event, lead: Lead, restricted: bool) -> None:
+    """An ``identify``: its traits become the lead's fields, custom values, raw
+    traits and tags."""
+    traits = event.properties or {}
+    standard, custom, raw = traits_to_changes(traits)
+    tags, refused_tags = traits_tags(traits)
+    if refused_tags is not None:
+        raw["tags"] = refused_tags
+    _trait_email(traits.get("email"), lead=lead, standard=standard, raw=raw)
+    if restricted:
+        standard, custom, raw = fill_only(lead=lead, standard=standard, custom=custom, raw=raw)
+    lead_update(
+        lead=lead, changes=standard, custom=custom, raw_traits=raw, tags_add=tags, cause=event
+    )
+
+
+def _trait_email(email: Any, *, lead: Lead, standard: dict[str, Any], raw: dict[str, Any]) -> None:
+    """The ``email`` trait: a new valid address no other lead has becomes the
+    lead's email; anything else is kept as a raw trait."""
+    if isinstance(email, str) and email.strip() and email.strip().lower() != lead.email:
+        try:
+            validate_email(email.strip())
+            standard["email"] = email.strip().lower()
+        except ValidationError:
+            raw["email"] = email
+    if (
+        "email" in standard
+        and Lead.objects.filter(email=standard["email"]).exclude(pk=lead.pk).exists()
+    ):
+        # The address belongs to someone else already; keep it, don't steal it.
+        raw["email"] = standard.pop("email")
+
+
+def _group_apply(*, event: Event, lead: Lead, restricted: bool) -> None:
+    """A ``group``: the company's traits become the lead's company fields."""
+    traits = event.properties.get("traits") or {}
+    company = {
+        "company_name": traits.get("name"),
+        "company_size": traits.get("employees", traits.get("employee_count")),
+        "industry": traits.get("industry"),
+    }
+    changes = {}
+    for field, value in company.items():
+        if value is None:
+            continue
+        cleaned = _standard_clean(field, value)
+        if cleaned is not None:
+            changes[field] = cleaned
+    if restricted:
+        changes = fill_only(lead=lead, standard=changes, custom={}, raw={})[0]
+    lead_update(lead=lead, changes=changes, cause=event)

@@ -35,7 +35,9 @@ def custom_definitions() -> dict[str, FieldDefinition]:
     return {d.key: d for d in FieldDefinition.objects.all()}
 
 
-def custom_value_clean(definition: FieldDefinition, value: Any, *, lenient: bool = False) -> Any:
+def custom_value_clean(
+    definition: FieldDefinition, value: Any, *, lenient: bool = False
+) -> str | int | float | bool | None:
     """Return ``value`` as stored for this field type, or raise FieldValueError.
 
     ``lenient`` accepts the string forms that arrive in CSV files and in traits
@@ -45,51 +47,68 @@ def custom_value_clean(definition: FieldDefinition, value: Any, *, lenient: bool
         return None
     kind = definition.type
     if kind == FieldType.TEXT:
-        if isinstance(value, str):
-            return value
-        if lenient and isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise FieldValueError("Expected text.")
+        return _text_clean(value, lenient=lenient)
     if kind == FieldType.NUMBER:
-        if isinstance(value, bool):
-            raise FieldValueError("Expected a number.")
-        if isinstance(value, int | float):
-            return value
-        if lenient and isinstance(value, str):
-            try:
-                number = Decimal(value.strip())
-            except InvalidOperation:
-                raise FieldValueError(f"{value!r} is not a number.") from None
-            if not number.is_finite():
-                raise FieldValueError(f"{value!r} is not a number.")
-            return int(number) if number == number.to_integral_value() else float(number)
-        raise FieldValueError("Expected a number.")
+        return _number_clean(value, lenient=lenient)
     if kind == FieldType.BOOLEAN:
-        if isinstance(value, bool):
-            return value
-        if lenient and isinstance(value, str) and value.strip().lower() in BOOL_WORDS:
-            return BOOL_WORDS[value.strip().lower()]
-        raise FieldValueError("Expected true or false.")
+        return _boolean_clean(value, lenient=lenient)
     if kind == FieldType.DATE:
-        if not isinstance(value, str):
-            raise FieldValueError("Expected a date as YYYY-MM-DD.")
-        text = value.strip()
-        try:
-            return dt.date.fromisoformat(text).isoformat()
-        except ValueError:
-            pass
-        if lenient:
-            try:
-                return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
-            except ValueError:
-                pass
-        raise FieldValueError(f"{value!r} is not a date as YYYY-MM-DD.")
+        return _date_clean(value, lenient=lenient)
     if kind == FieldType.CHOICE:
         if isinstance(value, str) and value in definition.options:
             return value
         allowed = ", ".join(map(str, definition.options))
         raise FieldValueError(f"{value!r} is not one of: {allowed}.")
     raise FieldValueError(f"Unknown field type {kind!r}.")
+
+
+def _text_clean(value: Any, *, lenient: bool) -> str:
+    if isinstance(value, str):
+        return value
+    if lenient and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise FieldValueError("Expected text.")
+
+
+def _number_clean(value: Any, *, lenient: bool) -> int | float:
+    if isinstance(value, bool):
+        raise FieldValueError("Expected a number.")
+    if isinstance(value, int | float):
+        return value
+    if lenient and isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise FieldValueError(f"{value!r} is not a number.") from None
+        if not number.is_finite():
+            raise FieldValueError(f"{value!r} is not a number.")
+        return int(number) if number == number.to_integral_value() else float(number)
+    raise FieldValueError("Expected a number.")
+
+
+def _boolean_clean(value: Any, *, lenient: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if lenient and isinstance(value, str) and value.strip().lower() in BOOL_WORDS:
+        return BOOL_WORDS[value.strip().lower()]
+    raise FieldValueError("Expected true or false.")
+
+
+def _date_clean(value: Any, *, lenient: bool) -> str:
+    """A date as YYYY-MM-DD; leniently also the date of a date and time."""
+    if not isinstance(value, str):
+        raise FieldValueError("Expected a date as YYYY-MM-DD.")
+    text = value.strip()
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    if lenient:
+        try:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+        except ValueError:
+            pass
+    raise FieldValueError(f"{value!r} is not a date as YYYY-MM-DD.")
 
 
 BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}

@@ -23,7 +23,8 @@ def database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-            return cursor.fetchone() == (1,)
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row == (1,)
     except Exception:
         logger.exception("database health check failed")
         return False

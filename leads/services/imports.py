@@ -8,6 +8,7 @@ LeadImport row move as it goes, which is what the progress page shows.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import re
@@ -132,7 +133,7 @@ def import_read_headers(stream: IO[bytes]) -> list[str]:
     return [h.strip() for h in row]
 
 
-def lead_import_upload(*, upload: File, created_by: User | None) -> LeadImport:
+def lead_import_upload(*, upload: File[bytes], created_by: User | None) -> LeadImport:
     """Keep an uploaded file until its columns are mapped."""
     return LeadImport.objects.create(
         file=upload,
@@ -171,7 +172,6 @@ def _clean_row(
             continue
         if value == "":
             continue
-        cleaned: Any = value
         if target.startswith("custom:"):
             definition = definitions[target[7:]]
             try:
@@ -179,34 +179,40 @@ def _clean_row(
             except FieldValueError as exc:
                 raise RowError(f"{definition.key}: {exc}") from None
             continue
-        if target == "email":
-            cleaned = value.lower()
-            try:
-                validate_email(cleaned)
-            except ValidationError:
-                raise RowError(f"email: {cleaned!r} is not a valid email address.") from None
-        elif target == "company_size":
-            digits = value.replace(",", "").replace(" ", "")
-            if not digits.isdigit():
-                raise RowError(f"company_size: {value!r} is not a whole number.")
-            cleaned = int(digits)
-            if cleaned > MAX_COMPANY_SIZE:
-                raise RowError(f"company_size: {value!r} is too large.")
-        elif target == "stage":
-            cleaned = value.lower()
-            if cleaned not in Stage.values:
-                raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
-        elif target == "unsubscribed":
-            if value.lower() not in BOOL_WORDS:
-                raise RowError(f"unsubscribed: {value!r} is not yes/no.")
-            cleaned = BOOL_WORDS[value.lower()]
-        limit = TEXT_LIMITS.get(target)
-        if limit and isinstance(cleaned, str) and len(cleaned) > limit:
-            raise RowError(f"{target}: longer than {limit} characters.")
-        standard[target] = cleaned
+        standard[target] = _standard_cell(target, value)
     if not standard.get("email"):
         raise RowError("email: missing; rows are matched by email.")
     return standard, custom, tags
+
+
+def _standard_cell(target: str, value: str) -> Any:
+    """A non-empty cell as the value of the lead's field ``target``; raises RowError."""
+    cleaned: Any = value
+    if target == "email":
+        cleaned = value.lower()
+        try:
+            validate_email(cleaned)
+        except ValidationError:
+            raise RowError(f"email: {cleaned!r} is not a valid email address.") from None
+    elif target == "company_size":
+        digits = value.replace(",", "").replace(" ", "")
+        if not digits.isdigit():
+            raise RowError(f"company_size: {value!r} is not a whole number.")
+        cleaned = int(digits)
+        if cleaned > MAX_COMPANY_SIZE:
+            raise RowError(f"company_size: {value!r} is too large.")
+    elif target == "stage":
+        cleaned = value.lower()
+        if cleaned not in Stage.values:
+            raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
+    elif target == "unsubscribed":
+        if value.lower() not in BOOL_WORDS:
+            raise RowError(f"unsubscribed: {value!r} is not yes/no.")
+        cleaned = BOOL_WORDS[value.lower()]
+    limit = TEXT_LIMITS.get(target)
+    if limit and isinstance(cleaned, str) and len(cleaned) > limit:
+        raise RowError(f"{target}: longer than {limit} characters.")
+    return cleaned
 
 
 def _batches(
@@ -283,6 +289,12 @@ def _import_batch(
     return counts
 
 
+# A row's cleaned cells: (standard fields, custom fields, tags).
+CleanRow = tuple[dict[str, Any], dict[str, Any], list[str]]
+# One field changed on an existing lead: (lead id, field, from, to, is custom).
+FieldChange = tuple[int, str, Any, Any, bool]
+
+
 def _import_rows(
     batch: list[tuple[int, list[str]]],
     columns: list[tuple[int, str]],
@@ -290,24 +302,7 @@ def _import_rows(
     run_key: str,
 ) -> dict[str, Any]:
     errors: list[dict[str, Any]] = []
-    rows: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {}
-    row_numbers: dict[str, int] = {}
-    for number, row in batch:
-        try:
-            standard, custom, tags = _clean_row(row, columns, definitions)
-        except RowError as exc:
-            errors.append({"row": number, "error": str(exc)})
-            continue
-        email = standard["email"]
-        if email in rows:
-            # A later row for the same address wins, as it would one by one.
-            prev_standard, prev_custom, prev_tags = rows[email]
-            standard = {**prev_standard, **standard}
-            custom = {**prev_custom, **custom}
-            tags = prev_tags + tags
-        rows[email] = (standard, custom, tags)
-        row_numbers[email] = number
-
+    rows, row_numbers = _rows_by_email(batch, columns, definitions, errors)
     existing = {
         lead.email: lead
         # Locked, so a worker applying an event to one of them waits for us
@@ -316,59 +311,10 @@ def _import_rows(
         .filter(email__in=list(rows))
         .only("id", "email", "custom_fields", *{t for _, t in columns if t in LEAD_COLUMNS})
     }
-
-    def reject(email: str, message: str) -> None:
-        errors.append({"row": row_numbers[email], "error": message})
-        rows.pop(email, None)
-
-    # An external id names one lead: it cannot move away from a lead that already
-    # has it, and among the rows of a batch the first to claim it keeps it.
-    wanted = [s["external_id"] for s, _, _ in rows.values() if s.get("external_id")]
-    taken = dict(
-        Lead.objects.filter(external_id__in=wanted).values_list("external_id", "email")
-        if wanted
-        else []
-    )
-    claimed: dict[str, str] = {}
-    for email, (standard, _, _) in list(rows.items()):
-        external_id = standard.get("external_id")
-        if not external_id:
-            continue
-        if external_id in taken:
-            if taken[external_id] != email:
-                reject(email, f"external_id: {external_id!r} belongs to another lead.")
-        elif claimed.setdefault(external_id, email) != email:
-            first_row = row_numbers[claimed[external_id]]
-            reject(email, f"external_id: {external_id!r} is already used on row {first_row}.")
+    _external_ids_check(rows, row_numbers, errors)
 
     now = timezone.now()
-    new_leads: list[Lead] = []
-    changed: list[Lead] = []
-    update_fields: set[str] = set()
-    changes: list[tuple[int, str, Any, Any, bool]] = []
-    for email, (standard, custom, _) in rows.items():
-        lead = existing.get(email)
-        if lead is None:
-            new_leads.append(Lead(**standard, custom_fields=custom, created_at=now, updated_at=now))
-            continue
-        dirty = False
-        for field, value in standard.items():
-            old = getattr(lead, field)
-            if field != "email" and old != value:
-                setattr(lead, field, value)
-                update_fields.add(field)
-                changes.append((lead.pk, field, old, value, False))
-                dirty = True
-        for key, value in custom.items():
-            old = lead.custom_fields.get(key)
-            if old != value:
-                lead.custom_fields = {**lead.custom_fields, key: value}
-                update_fields.add("custom_fields")
-                changes.append((lead.pk, key, old, value, True))
-                dirty = True
-        if dirty:
-            lead.updated_at = now
-            changed.append(lead)
+    new_leads, changed, update_fields, changes = _rows_to_leads(rows, existing, now)
     if new_leads:
         Lead.objects.bulk_create(new_leads, batch_size=500)
         if new_leads[0].pk is None:
@@ -402,36 +348,7 @@ def _import_rows(
     ]
     tag_rows = [(email, tags) for email, (_, _, tags) in rows.items() if tags]
     if tag_rows:
-        lead_ids = {email: lead.pk for email, lead in existing.items()}
-        lead_ids.update({str(lead.email): lead.pk for lead in new_leads})
-        names = {name for _, tags in tag_rows for name in tags}
-        Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
-        tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
-        through = Lead.tags.through
-        links = {(lead_ids[email], tag_ids[name]) for email, tags in tag_rows for name in set(tags)}
-        present = set(
-            through.objects.filter(lead_id__in={lead for lead, _ in links}).values_list(
-                "lead_id", "tag_id"
-            )
-        )
-        added = sorted(links - present)
-        through.objects.bulk_create(
-            [through(lead_id=lead, tag_id=tag) for lead, tag in added], ignore_conflicts=True
-        )
-        tag_names = {tag_id: name for name, tag_id in tag_ids.items()}
-        derived += [
-            Event(
-                lead_id=lead,
-                type="tag.added",
-                name=tag_names[tag],
-                properties={"tag": tag_names[tag]},
-                occurred_at=now,
-                received_at=now,
-                source=SYSTEM_SOURCE,
-                idempotency_key=f"tag.added:import:{run_key}:{lead}:{tag}",
-            )
-            for lead, tag in added
-        ]
+        derived += _tags_add(tag_rows, existing, new_leads, now=now, run_key=run_key)
     if new_leads or derived:
         events_record(
             events=derived
@@ -455,6 +372,154 @@ def _import_rows(
         "failed": len(errors),
         "errors": sorted(errors, key=lambda e: e["row"]),
     }
+
+
+def _rows_by_email(
+    batch: list[tuple[int, list[str]]],
+    columns: list[tuple[int, str]],
+    definitions: dict[str, FieldDefinition],
+    errors: list[dict[str, Any]],
+) -> tuple[dict[str, CleanRow], dict[str, int]]:
+    """The batch's clean rows by email, rows for the same address merged, and the
+    number of each address's last row; a row that is not clean goes to ``errors``."""
+    rows: dict[str, CleanRow] = {}
+    row_numbers: dict[str, int] = {}
+    for number, row in batch:
+        try:
+            standard, custom, tags = _clean_row(row, columns, definitions)
+        except RowError as exc:
+            errors.append({"row": number, "error": str(exc)})
+            continue
+        email = standard["email"]
+        if email in rows:
+            # A later row for the same address wins, as it would one by one.
+            prev_standard, prev_custom, prev_tags = rows[email]
+            standard = {**prev_standard, **standard}
+            custom = {**prev_custom, **custom}
+            tags = prev_tags + tags
+        rows[email] = (standard, custom, tags)
+        row_numbers[email] = number
+    return rows, row_numbers
+
+
+def _external_ids_check(
+    rows: dict[str, CleanRow], row_numbers: dict[str, int], errors: list[dict[str, Any]]
+) -> None:
+    """An external id names one lead: it cannot move away from a lead that already
+    has it, and among the rows of a batch the first to claim it keeps it. A row
+    that breaks this leaves ``rows`` for ``errors``."""
+
+    def reject(email: str, message: str) -> None:
+        errors.append({"row": row_numbers[email], "error": message})
+        rows.pop(email, None)
+
+    wanted = [s["external_id"] for s, _, _ in rows.values() if s.get("external_id")]
+    taken = dict(
+        Lead.objects.filter(external_id__in=wanted).values_list("external_id", "email")
+        if wanted
+        else []
+    )
+    claimed: dict[str, str] = {}
+    for email, (standard, _, _) in list(rows.items()):
+        external_id = standard.get("external_id")
+        if not external_id:
+            continue
+        if external_id in taken:
+            if taken[external_id] != email:
+                reject(email, f"external_id: {external_id!r} belongs to another lead.")
+        elif claimed.setdefault(external_id, email) != email:
+            first_row = row_numbers[claimed[external_id]]
+            reject(email, f"external_id: {external_id!r} is already used on row {first_row}.")
+
+
+def _rows_to_leads(
+    rows: dict[str, CleanRow], existing: dict[str | None, Lead], now: dt.datetime
+) -> tuple[list[Lead], list[Lead], set[str], list[FieldChange]]:
+    """(new leads, changed leads, the fields changed, each change) once the rows
+    are written over the leads; nothing is saved."""
+    new_leads: list[Lead] = []
+    changed: list[Lead] = []
+    update_fields: set[str] = set()
+    changes: list[FieldChange] = []
+    for email, (standard, custom, _) in rows.items():
+        lead = existing.get(email)
+        if lead is None:
+            new_leads.append(Lead(**standard, custom_fields=custom, created_at=now, updated_at=now))
+            continue
+        if _lead_change(lead, standard, custom, update_fields=update_fields, changes=changes):
+            lead.updated_at = now
+            changed.append(lead)
+    return new_leads, changed, update_fields, changes
+
+
+def _lead_change(
+    lead: Lead,
+    standard: dict[str, Any],
+    custom: dict[str, Any],
+    *,
+    update_fields: set[str],
+    changes: list[FieldChange],
+) -> bool:
+    """Write a row's values over an existing lead (its email stays); True when
+    any changed. Adds to ``update_fields`` and ``changes``."""
+    dirty = False
+    for field, value in standard.items():
+        old = getattr(lead, field)
+        if field != "email" and old != value:
+            setattr(lead, field, value)
+            update_fields.add(field)
+            changes.append((lead.pk, field, old, value, False))
+            dirty = True
+    for key, value in custom.items():
+        old = lead.custom_fields.get(key)
+        if old != value:
+            lead.custom_fields = {**lead.custom_fields, key: value}
+            update_fields.add("custom_fields")
+            changes.append((lead.pk, key, old, value, True))
+            dirty = True
+    return dirty
+
+
+def _tags_add(
+    tag_rows: list[tuple[str, list[str]]],
+    existing: dict[str | None, Lead],
+    new_leads: list[Lead],
+    *,
+    now: dt.datetime,
+    run_key: str,
+) -> list[Event]:
+    """Give the rows' leads their tags (new names create tags): the ``tag.added``
+    events of the tags a lead did not have."""
+    lead_ids = {email: lead.pk for email, lead in existing.items()}
+    lead_ids.update({str(lead.email): lead.pk for lead in new_leads})
+    names = {name for _, tags in tag_rows for name in tags}
+    Tag.objects.bulk_create([Tag(name=n) for n in names], ignore_conflicts=True)
+    tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
+    through = Lead.tags.through
+    links = {(lead_ids[email], tag_ids[name]) for email, tags in tag_rows for name in set(tags)}
+    present = set(
+        through.objects.filter(lead_id__in={lead for lead, _ in links}).values_list(
+            "lead_id", "tag_id"
+        )
+    )
+    added = sorted(links - present)
+    through.objects.bulk_create(
+        [through(lead_id=lead, tag_id=tag) for lead, tag in added], ignore_conflicts=True
+    )
+    tag_names = {tag_id: name for name, tag_id in tag_ids.items()}
+    return [
+        Event(
+            lead_id=lead,
+            type="tag.added",
+            name=tag_names[tag],
+            properties={"tag": tag_names[tag]},
+            occurred_at=now,
+            received_at=now,
+            source=SYSTEM_SOURCE,
+            idempotency_key=f"tag.added:import:{run_key}:{lead}:{tag}",
+        )
+        for lead, tag in added
+    ]
 
 
 def lead_import_run(*, import_id: int) -> None:

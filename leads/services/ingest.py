@@ -251,31 +251,8 @@ def segment_message_to_event(
     if kind == "identify":
         properties = _object(message, "traits") or dict(_object(context, "traits"))
         email = valid_email(properties.get("email")) or ""
-    elif kind == "track":
-        name = _name(message, "event", required=True)
-        properties = _object(message, "properties")
-    elif kind in ("page", "screen"):
-        name = _name(message, "name", required=False)
-        properties = dict(_object(message, "properties"))
-        page = _object(context, "page") if kind == "page" else {}
-        for key in ("url", "path", "title", "referrer"):
-            if key not in properties and isinstance(page.get(key), str):
-                properties[key] = page[key]
-        if message.get("category") is not None:
-            properties.setdefault("category", message.get("category"))
-    elif kind == "group":
-        group_id = _identifier(message, "groupId")
-        if not group_id:
-            raise IngestError("Missing field.", {"groupId": ["This field is required."]})
-        name = group_id
-        properties = {"group_id": group_id, "traits": _object(message, "traits")}
-    else:  # alias
-        previous_id = _identifier(message, "previousId")
-        if not previous_id:
-            raise IngestError("Missing field.", {"previousId": ["This field is required."]})
-        if not user_id:
-            raise IngestError("Missing field.", {"userId": ["This field is required."]})
-        properties = {"previous_id": previous_id}
+    else:
+        name, properties = _name_and_properties(kind, message, context, user_id=user_id)
     if has_nul and contains_nul(message):
         raise IngestError("Bad payload.", {"": ["Text may not contain NUL characters."]})
     message_id = _identifier(message, "messageId")
@@ -292,6 +269,43 @@ def segment_message_to_event(
         source=SEGMENT_SOURCE,
         idempotency_key=message_id or _content_key(message),
     )
+
+
+def _name_and_properties(
+    kind: str, message: dict[str, Any], context: dict[str, Any], *, user_id: str
+) -> tuple[str, dict[str, Any]]:
+    """The event's name and properties for a message that is not an ``identify``."""
+    if kind == "track":
+        return _name(message, "event", required=True), _object(message, "properties")
+    if kind in ("page", "screen"):
+        name = _name(message, "name", required=False)
+        return name, _page_properties(kind, message, context)
+    if kind == "group":
+        group_id = _identifier(message, "groupId")
+        if not group_id:
+            raise IngestError("Missing field.", {"groupId": ["This field is required."]})
+        return group_id, {"group_id": group_id, "traits": _object(message, "traits")}
+    # alias
+    previous_id = _identifier(message, "previousId")
+    if not previous_id:
+        raise IngestError("Missing field.", {"previousId": ["This field is required."]})
+    if not user_id:
+        raise IngestError("Missing field.", {"userId": ["This field is required."]})
+    return "", {"previous_id": previous_id}
+
+
+def _page_properties(kind: str, message: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """A page's or screen's properties, with what the page context says about the
+    page (url, path, title, referrer) where the properties do not, and the
+    category."""
+    properties = dict(_object(message, "properties"))
+    page = _object(context, "page") if kind == "page" else {}
+    for key in ("url", "path", "title", "referrer"):
+        if key not in properties and isinstance(page.get(key), str):
+            properties[key] = page[key]
+    if message.get("category") is not None:
+        properties.setdefault("category", message.get("category"))
+    return properties
 
 
 def message_size_ok(message: Any) -> bool:

@@ -75,20 +75,8 @@ def lead_update(
     for field, value in (changes or {}).items():
         old = getattr(lead, field)
         if field == "owner":
-            old_id = lead.owner_id
-            new_id = value.pk if value is not None else None
-            if old_id == new_id:
-                continue
-            lead.owner = value
-            changed.append(field)
-            event_derive(
-                lead=lead,
-                type="field.changed",
-                name="owner",
-                properties={"field": "owner", "from": old_id, "to": new_id},
-                key=_change_key(cause, "field.changed:owner"),
-                depth=depth,
-            )
+            if _owner_change(lead=lead, owner=value, cause=cause, depth=depth):
+                changed.append(field)
             continue
         if old == value:
             continue
@@ -103,27 +91,7 @@ def lead_update(
             depth=depth,
         )
     if custom:
-        merged = dict(lead.custom_fields)
-        for key, value in custom.items():
-            old = merged.get(key)
-            if old == value:
-                continue
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-            changed.append(key)
-            event_derive(
-                lead=lead,
-                type="field.changed",
-                name=key,
-                properties={"field": key, "from": old, "to": value, "custom": True},
-                key=_change_key(cause, f"field.changed:{key}"),
-                depth=depth,
-            )
-        if merged != lead.custom_fields:
-            lead.custom_fields = merged
-            changed.append("custom_fields")
+        changed += _custom_change(lead=lead, custom=custom, cause=cause, depth=depth)
     if raw_traits:
         merged_raw = {**lead.raw_traits, **raw_traits}
         if merged_raw != lead.raw_traits:
@@ -135,6 +103,55 @@ def lead_update(
     changed += lead_tags_change(
         lead=lead, add=tags_add, remove=tags_remove, cause=cause, depth=depth
     )
+    return changed
+
+
+def _owner_change(*, lead: Lead, owner: User | None, cause: Event | None, depth: int) -> bool:
+    """Give the lead to ``owner``; the change is told by ids. False when the lead
+    has that owner already."""
+    old_id = lead.owner_id
+    new_id = owner.pk if owner is not None else None
+    if old_id == new_id:
+        return False
+    lead.owner = owner
+    event_derive(
+        lead=lead,
+        type="field.changed",
+        name="owner",
+        properties={"field": "owner", "from": old_id, "to": new_id},
+        key=_change_key(cause, "field.changed:owner"),
+        depth=depth,
+    )
+    return True
+
+
+def _custom_change(
+    *, lead: Lead, custom: dict[str, Any], cause: Event | None, depth: int
+) -> list[str]:
+    """Merge cleaned custom values into the lead's (None removes one): the keys
+    that changed, and ``custom_fields`` when any did."""
+    changed: list[str] = []
+    merged = dict(lead.custom_fields)
+    for key, value in custom.items():
+        old = merged.get(key)
+        if old == value:
+            continue
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+        changed.append(key)
+        event_derive(
+            lead=lead,
+            type="field.changed",
+            name=key,
+            properties={"field": key, "from": old, "to": value, "custom": True},
+            key=_change_key(cause, f"field.changed:{key}"),
+            depth=depth,
+        )
+    if merged != lead.custom_fields:
+        lead.custom_fields = merged
+        changed.append("custom_fields")
     return changed
 
 

@@ -31,9 +31,9 @@ def client_address(request: HttpRequest | None) -> str:
     trusted proxy saw); entries to the left of it are whatever the client wrote."""
     if request is None:
         return ""
-    proxies = settings.TRUSTED_PROXY_COUNT
+    proxies: int = settings.TRUSTED_PROXY_COUNT
     if proxies:
-        forwarded = [
+        forwarded: list[str] = [
             part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
         ]
         forwarded = [part for part in forwarded if part]

@@ -90,19 +90,19 @@ class ScoringSettingsSerializer(serializers.ModelSerializer[ScoringSettings]):
         return attrs
 
 
-class ScoreReasonFlowSerializer(serializers.Serializer):
+class ScoreReasonFlowSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     name = serializers.CharField()
 
 
-class ScoreReasonNodeSerializer(serializers.Serializer):
+class ScoreReasonNodeSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.CharField()
     type = serializers.CharField()
     # A field named like a Field attribute: DRF allows it, the stubs do not.
     label = serializers.CharField()  # type: ignore[assignment]
 
 
-class ScoreReasonSerializer(serializers.Serializer):
+class ScoreReasonSerializer(serializers.Serializer[ScoreReason]):
     """One reason of the breakdown (``scoring.selectors.ScoreReason``)."""
 
     category = serializers.CharField()
@@ -135,7 +135,7 @@ class ScoreReasonSerializer(serializers.Serializer):
         return {"id": reason.node_id, "type": reason.node_type, "label": reason.node_label}
 
 
-class ScoreBreakdownSerializer(serializers.Serializer):
+class ScoreBreakdownSerializer(serializers.Serializer[ScoreBreakdown]):
     """``scoring.selectors.ScoreBreakdown``, as the lead profile shows it."""
 
     score = serializers.IntegerField()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -19,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import ADMIN_MARKETER, ALL_ROLES
+from leads.api.pagination import page_of_related
 from leads.api.permissions import RoleAccess
 from leads.api.serializers import LeadSerializer, lead_output_context, leads_for_output
 from leads.models import Lead, MembershipSource, Segment, SegmentKind, SegmentMembership
@@ -41,7 +43,7 @@ def _condition_errors(exc: ConditionError, prefix: str = "conditions") -> Valida
     )
 
 
-class SegmentSerializer(serializers.ModelSerializer):
+class SegmentSerializer(serializers.ModelSerializer[Segment]):
     conditions = serializers.JSONField(required=False, help_text=CONDITIONS_HELP)
     kind = serializers.ChoiceField(choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
     refreshing = serializers.BooleanField(
@@ -113,11 +115,11 @@ class SegmentSerializer(serializers.ModelSerializer):
         )
 
 
-class PreviewSerializer(serializers.Serializer):
+class PreviewSerializer(serializers.Serializer[dict[str, Any]]):
     conditions = serializers.JSONField(help_text=CONDITIONS_HELP)
 
 
-class LeadsSelectionSerializer(serializers.Serializer):
+class LeadsSelectionSerializer(serializers.Serializer[dict[str, Any]]):
     """Leads by id, by email, or both."""
 
     leads = serializers.ListField(
@@ -135,7 +137,7 @@ class LeadsSelectionSerializer(serializers.Serializer):
         return attrs
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(serializers.ModelSerializer[SegmentMembership]):
     segment_name = serializers.CharField(source="segment.name", read_only=True)
 
     class Meta:
@@ -150,7 +152,7 @@ MoveResult = inline_serializer(
 )
 
 
-class SegmentViewSet(viewsets.ModelViewSet):
+class SegmentViewSet(viewsets.ModelViewSet[Segment]):
     """Segments. Admins and marketers edit; sales reps read."""
 
     serializer_class = SegmentSerializer
@@ -208,7 +210,7 @@ class SegmentViewSet(viewsets.ModelViewSet):
                 memberships__segment=segment, memberships__left_at__isnull=True
             )
         )
-        page = self.paginate_queryset(leads)
+        page = page_of_related(self, leads)
         data = LeadSerializer(page, many=True, context=lead_output_context(request)).data
         return self.get_paginated_response(data)
 
@@ -224,7 +226,7 @@ class SegmentViewSet(viewsets.ModelViewSet):
         missing = [str(i) for i in sorted(ids - existing)] + sorted(emails - set(found))
         return sorted(existing | set(found.values())), missing
 
-    def _move(self, request: Request, move: Any) -> Response:
+    def _move(self, request: Request, move: Callable[[Segment, list[int]], int]) -> Response:
         segment = self.get_object()
         ids, missing = self._selection(request)
         try:
@@ -337,7 +339,7 @@ def _emails_from_csv(data: bytes) -> list[str]:
     return emails
 
 
-class LeadSegmentsViewSet(viewsets.GenericViewSet):
+class LeadSegmentsViewSet(viewsets.GenericViewSet[SegmentMembership]):
     """A lead's membership history (every stay, open or closed)."""
 
     permission_classes = [RoleAccess]

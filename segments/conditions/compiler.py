@@ -188,7 +188,8 @@ class Compiler:
                 first, last = parse_date(value[0]), parse_date(value[1])
             else:
                 first = last = parse_date(value)
-            assert first is not None and last is not None
+            assert first is not None
+            assert last is not None
             low: dt.date | None = first
             high: dt.date | None = last + dt.timedelta(days=1)
             if op == "before":
@@ -289,7 +290,8 @@ class Compiler:
             )
         elif "between" in rule:
             first, last = parse_date(rule["between"][0]), parse_date(rule["between"][1])
-            assert first is not None and last is not None
+            assert first is not None
+            assert last is not None
             events = events.filter(
                 occurred_at__gte=day_start(first),
                 occurred_at__lt=day_start(last + dt.timedelta(days=1)),

@@ -206,14 +206,7 @@ class _Checker:
         else:
             for prop, test in where.items():
                 self.property_filter(prop, test, f"{path}.where.{prop}")
-        count = node.get("count", {"op": "gte", "value": 1})
-        if (
-            not isinstance(count, dict)
-            or count.get("op") not in COUNT_OPERATORS
-            or not _is_int(count.get("value"))
-            or count["value"] < 0
-            or set(count) - {"op", "value"}
-        ):
+        if _bad_count(node.get("count", {"op": "gte", "value": 1})):
             self.fail(
                 f"{path}.count",
                 gettext("Expected %(shape)s.")
@@ -223,6 +216,11 @@ class _Checker:
                     + "}"
                 },
             )
+        self.activity_window(node, path)
+
+    def activity_window(self, node: dict[str, Any], path: str) -> None:
+        """The days an activity rule counts in: the last ``within_days``, or the
+        dates ``between``, or (neither) all time."""
         if "within_days" in node and "between" in node:
             self.fail(
                 path,
@@ -324,66 +322,99 @@ def value_problem(
 ) -> str | None:
     """Why ``value`` does not fit ``op`` on a field of ``kind``, or None."""
     if kind == "text":
-        if op == "in":
-            ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-            return None if ok else gettext("Expected a non-empty list of strings.")
-        if isinstance(value, str) and value != "":
-            return None
-        return gettext("Expected a non-empty string.")
+        return _text_problem(op, value)
     if kind == "number":
-        # Whole-number columns compare with whole numbers only (2.5 would be cut to 2).
-        whole = name in WHOLE_NUMBER_FIELDS or name.startswith("score.")
-        check = _is_int if whole else _is_number
-        if op == "between":
-            ok = isinstance(value, list) and len(value) == 2 and all(map(check, value))
-            if not ok:
-                if whole:
-                    return gettext("Expected [low, high], two whole numbers.")
-                return gettext("Expected [low, high], two numbers.")
-            if value[0] > value[1]:
-                return gettext("The low bound is above the high bound.")
-            return None
-        if check(value):
-            return None
-        return gettext("Expected a whole number.") if whole else gettext("Expected a number.")
+        return _number_problem(op, value, name)
     if kind == "date":
-        if op in RELATIVE:
-            ok = _is_int(value) and 0 <= value <= MAX_DAYS
-            if ok:
-                return None
-            return gettext("Expected a whole number of days, 0 to %(max)s.") % {"max": MAX_DAYS}
-        if op == "between":
-            if not (isinstance(value, list) and len(value) == 2):
-                return gettext("Expected [first day, last day] as YYYY-MM-DD.")
-            first, last = parse_date(value[0]), parse_date(value[1])
-            if first is None or last is None:
-                return gettext("Expected [first day, last day] as YYYY-MM-DD.")
-            return None if first <= last else gettext("The first day is after the last day.")
-        if parse_date(value):
-            return None
-        return gettext("Expected a date as YYYY-MM-DD (years 1900 to 9000).")
+        return _date_problem(op, value)
     if kind == "boolean":
         return None if isinstance(value, bool) else gettext("Expected true or false.")
     if kind == "choice":
-        options = _choice_options(name, definitions)
-        values = value if op == "in" else [value]
-        if op == "in" and (not isinstance(value, list) or not value):
-            return gettext("Expected a non-empty list.")
-        bad = [v for v in values if v not in options]
-        return (
-            gettext("Not one of: %(options)s.") % {"options": ", ".join(options)} if bad else None
-        )
+        return _choice_problem(op, value, _choice_options(name, definitions))
     if kind == "owner":
-        if op == "in":
-            ok = isinstance(value, list) and value and all(map(_is_int, value))
-            return None if ok else gettext("Expected a non-empty list of user ids.")
-        return None if _is_int(value) else gettext("Expected a user id.")
+        return _owner_problem(op, value)
     if kind == "tags":
-        if op in ("has", "has_not"):
-            return None if isinstance(value, str) and value else gettext("Expected a tag name.")
-        ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
-        return None if ok else gettext("Expected a non-empty list of tag names.")
+        return _tags_problem(op, value)
     return gettext("Unknown field type %(kind)s.") % {"kind": repr(kind)}
+
+
+def _text_problem(op: str, value: Any) -> str | None:
+    if op == "in":
+        ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+        return None if ok else gettext("Expected a non-empty list of strings.")
+    if isinstance(value, str) and value != "":
+        return None
+    return gettext("Expected a non-empty string.")
+
+
+def _number_problem(op: str, value: Any, name: str) -> str | None:
+    # Whole-number columns compare with whole numbers only (2.5 would be cut to 2).
+    whole = name in WHOLE_NUMBER_FIELDS or name.startswith("score.")
+    check = _is_int if whole else _is_number
+    if op == "between":
+        ok = isinstance(value, list) and len(value) == 2 and all(map(check, value))
+        if not ok:
+            if whole:
+                return gettext("Expected [low, high], two whole numbers.")
+            return gettext("Expected [low, high], two numbers.")
+        if value[0] > value[1]:
+            return gettext("The low bound is above the high bound.")
+        return None
+    if check(value):
+        return None
+    return gettext("Expected a whole number.") if whole else gettext("Expected a number.")
+
+
+def _date_problem(op: str, value: Any) -> str | None:
+    if op in RELATIVE:
+        ok = _is_int(value) and 0 <= value <= MAX_DAYS
+        if ok:
+            return None
+        return gettext("Expected a whole number of days, 0 to %(max)s.") % {"max": MAX_DAYS}
+    if op == "between":
+        if not (isinstance(value, list) and len(value) == 2):
+            return gettext("Expected [first day, last day] as YYYY-MM-DD.")
+        first, last = parse_date(value[0]), parse_date(value[1])
+        if first is None or last is None:
+            return gettext("Expected [first day, last day] as YYYY-MM-DD.")
+        return None if first <= last else gettext("The first day is after the last day.")
+    if parse_date(value):
+        return None
+    return gettext("Expected a date as YYYY-MM-DD (years 1900 to 9000).")
+
+
+def _choice_problem(op: str, value: Any, options: list[str]) -> str | None:
+    values = value if op == "in" else [value]
+    if op == "in" and (not isinstance(value, list) or not value):
+        return gettext("Expected a non-empty list.")
+    bad = [v for v in values if v not in options]
+    return gettext("Not one of: %(options)s.") % {"options": ", ".join(options)} if bad else None
+
+
+def _owner_problem(op: str, value: Any) -> str | None:
+    if op == "in":
+        ok = isinstance(value, list) and value and all(map(_is_int, value))
+        return None if ok else gettext("Expected a non-empty list of user ids.")
+    return None if _is_int(value) else gettext("Expected a user id.")
+
+
+def _tags_problem(op: str, value: Any) -> str | None:
+    if op in ("has", "has_not"):
+        return None if isinstance(value, str) and value else gettext("Expected a tag name.")
+    ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+    return None if ok else gettext("Expected a non-empty list of tag names.")
+
+
+def _bad_count(count: Any) -> bool:
+    """Whether an activity rule's ``count`` is not ``{"op": ..., "value": n}``
+    with a known op and a whole n ≥ 0."""
+    return bool(
+        not isinstance(count, dict)
+        or count.get("op") not in COUNT_OPERATORS
+        or not _is_int(count.get("value"))
+        or count["value"] < 0
+        or set(count) - {"op", "value"}
+    )
 
 
 def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[str]:
@@ -408,8 +439,8 @@ def validate(tree: Any, *, segment_ids: set[int] | None = None) -> dict[str, Any
             gettext("The root is a group: %(all)s or %(any)s.")
             % {"all": '{"all": [...]}', "any": '{"any": [...]}'},
         )
-    else:
-        checker.node(tree, "", 0)
+        raise ConditionError(checker.errors)
+    checker.node(tree, "", 0)
     if checker.errors:
         raise ConditionError(checker.errors)
     return tree

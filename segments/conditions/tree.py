@@ -12,8 +12,9 @@ GROUP_KEYS = ("all", "any")
 def group_children(node: dict[str, Any]) -> list[Any] | None:
     """A group's children; None when ``node`` is a rule."""
     for key in GROUP_KEYS:
-        if isinstance(node.get(key), list):
-            return node[key]
+        children = node.get(key)
+        if isinstance(children, list):
+            return children
     return None
 
 

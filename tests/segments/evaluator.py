@@ -136,22 +136,7 @@ class _Evaluation:
         if name == "tags":
             return tags_match(op, value, self.tags)
         custom = name.startswith("custom.")
-        if name.startswith("score."):
-            # A category the lead has no points in counts as 0 points, not unset.
-            kind = "number"
-            stored = self.lead["category_scores"].get(name.removeprefix("score."), 0)
-            missing = False
-        elif custom:
-            key = name.removeprefix("custom.")
-            kind = self.custom_types[key]
-            stored = self.lead["custom_fields"].get(key)
-            # Custom values are JSON: an empty string is as unset as an absent key,
-            # whatever the field's type.
-            missing = stored is None or stored == ""
-        else:
-            kind = STANDARD_FIELDS[name]
-            stored = self.lead[name]
-            missing = stored is None or (kind == "text" and stored == "")
+        kind, stored, missing = self.stored(name)
         if op not in SUPPORTED_OPERATORS[kind]:
             raise ValueError(f"No operator {op!r} for {kind} fields.")
         if op == "is_set":
@@ -174,6 +159,21 @@ class _Evaluation:
         if op == "in":
             return stored in value
         return (stored == value) == (op == "is")
+
+    def stored(self, name: str) -> tuple[str, Any, bool]:
+        """(the field's kind, the lead's value, whether it counts as unset)."""
+        if name.startswith("score."):
+            # A category the lead has no points in counts as 0 points, not unset.
+            return "number", self.lead["category_scores"].get(name.removeprefix("score."), 0), False
+        if name.startswith("custom."):
+            key = name.removeprefix("custom.")
+            stored = self.lead["custom_fields"].get(key)
+            # Custom values are JSON: an empty string is as unset as an absent key,
+            # whatever the field's type.
+            return self.custom_types[key], stored, stored is None or stored == ""
+        kind = STANDARD_FIELDS[name]
+        stored = self.lead[name]
+        return kind, stored, stored is None or (kind == "text" and stored == "")
 
     def day_match(self, op: str, value: Any, day: dt.date) -> bool:
         """Custom dates are days, so relative ranges count whole days from today."""

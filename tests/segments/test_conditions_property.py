@@ -244,19 +244,9 @@ def field_values(name: str, kind: str, op: str) -> st.SearchStrategy[Any]:
             return st.lists(st.one_of(needles, st.just("")), min_size=1, max_size=3)
         return needles
     if kind == "number":
-        # Whole-number columns take whole numbers only (validation refuses 2.5).
-        whole = name in ("company_size", "score") or name.startswith("score.")
-        pool = [n for n in RULE_NUMBERS if isinstance(n, int)] if whole else RULE_NUMBERS
-        numbers = st.sampled_from(pool)
-        if op == "between":
-            return st.lists(numbers, min_size=2, max_size=2).map(sorted)
-        return numbers
+        return number_values(name, op)
     if kind == "date":
-        if op in ("in_last_days", "more_than_days_ago", "in_next_days"):
-            return RELATIVE_DAYS
-        if op == "between":
-            return RULE_DAY_RANGES
-        return RULE_DAYS
+        return date_values(op)
     if kind == "boolean":
         return st.booleans()
     if kind == "choice":
@@ -274,6 +264,24 @@ def field_values(name: str, kind: str, op: str) -> st.SearchStrategy[Any]:
     if op in ("has", "has_not"):
         return tags
     return st.lists(tags, min_size=1, max_size=3, unique=True)
+
+
+def number_values(name: str, op: str) -> st.SearchStrategy[Any]:
+    # Whole-number columns take whole numbers only (validation refuses 2.5).
+    whole = name in ("company_size", "score") or name.startswith("score.")
+    pool = [n for n in RULE_NUMBERS if isinstance(n, int)] if whole else RULE_NUMBERS
+    numbers = st.sampled_from(pool)
+    if op == "between":
+        return st.lists(numbers, min_size=2, max_size=2).map(sorted)
+    return numbers
+
+
+def date_values(op: str) -> st.SearchStrategy[Any]:
+    if op in ("in_last_days", "more_than_days_ago", "in_next_days"):
+        return RELATIVE_DAYS
+    if op == "between":
+        return RULE_DAY_RANGES
+    return RULE_DAYS
 
 
 FIELD_VALUES = {
