@@ -850,19 +850,20 @@ def wakeups_generate(conninfo: str, *, setup_ids: Setup, due: int | None) -> tup
 
 @contextlib.contextmanager
 def dispatch_timed(run: ClaimRun) -> Iterator[None]:
-    """Count the time ``wakeups_fire_task.delay`` takes inside the claim calls."""
+    """Count the time sending ``wakeups_fire_task`` takes inside the claim calls
+    (``task_send`` sends it with ``apply_async``)."""
     from flows.tasks import wakeups_fire_task
 
-    original = wakeups_fire_task.delay
+    original = wakeups_fire_task.apply_async
 
-    def delay(*args: Any, **kwargs: Any) -> Any:
+    def apply_async(*args: Any, **kwargs: Any) -> Any:
         began = time.perf_counter()
         try:
             return original(*args, **kwargs)
         finally:
             run.dispatch_seconds += time.perf_counter() - began
 
-    with mock.patch.object(wakeups_fire_task, "delay", delay):
+    with mock.patch.object(wakeups_fire_task, "apply_async", apply_async):
         yield
 
 
