@@ -38,6 +38,7 @@ from leads.services.ingest import (
     segment_message_to_event,
 )
 from leads.services.throttle import api_key_rate_wait
+from leads.services.users import integration_settings
 
 
 def _key_from_headers(request: HttpRequest) -> str | None:
@@ -86,8 +87,6 @@ def _mark(events: list[Event], key: ApiKey) -> None:
     ingest = key.scope == ApiScope.INGEST
     secret = ""
     if ingest and any(USER_HASH in event.context for event in events):
-        from leads.services.users import integration_settings
-
         secret = integration_settings().identity_secret
     for event in events:
         marked = ingest and event.type in FIELD_WRITING_TYPES

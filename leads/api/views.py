@@ -181,7 +181,6 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
 
 
 def _is_admin_or_marketer(request: Request) -> bool:
-    from leads.roles import user_role
 
     return user_role(request.user) in ADMIN_MARKETER
 

@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from config.celery import QUEUES
 from leads.models import Event, Heartbeat, LeadImport, LeadJob
+from leads.outages import broker_probe
 from leads.services.events import MAX_ATTEMPTS, WORKER_HEARTBEAT
 
 logger = logging.getLogger(__name__)
@@ -27,8 +29,6 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue (a passive declare: counts, creates nothing)."""
-    from config.celery import QUEUES
-    from leads.outages import broker_probe
 
     depths: dict[str, int] = {}
     with broker_probe() as conn:

@@ -23,7 +23,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from leads.models import Event, Lead, SegmentMembership
+from leads.models import Event, FieldDefinition, Lead, SegmentMembership
 from scoring.lead_scores import category_points
 from segments.conditions.schema import FIELD_TYPES, field_type, parse_date
 
@@ -74,8 +74,6 @@ class Compiler:
         """Custom field definitions, read once and only for a tree that has custom
         field rules."""
         if self._definitions is None:
-            from leads.models import FieldDefinition
-
             self._definitions = {d.key: d for d in FieldDefinition.objects.all()}
         return self._definitions
 

@@ -24,6 +24,7 @@ from django.utils.translation import gettext
 
 from core.vocabulary import COUNTABLE_TYPES, Grade
 from leads.models import FieldDefinition, FieldType, Stage
+from scoring.models import ScoreCategory
 
 FIELD_TYPES: dict[str, str] = {
     "email": "text",
@@ -308,8 +309,6 @@ def field_type(name: str, definitions: dict[str, FieldDefinition]) -> str | None
     if name in FIELD_TYPES:
         return FIELD_TYPES[name]
     if name.startswith("score."):
-        from scoring.models import ScoreCategory
-
         return "number" if ScoreCategory.objects.filter(key=name[6:]).exists() else None
     if name.startswith("custom."):
         definition = definitions.get(name[7:])

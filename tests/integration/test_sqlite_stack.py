@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from config.celery import QUEUES
 from tests.integration.conftest import ROOT, wait_for
 
 pytestmark = [
@@ -82,7 +83,7 @@ def worker(embedded, tmp_path) -> Iterator[subprocess.Popen[bytes]]:
                 "config",
                 "worker",
                 "--queues",
-                "ingest,flows,deliveries,periodic",
+                ",".join(QUEUES),
                 "--concurrency",
                 "2",
                 "--loglevel",
