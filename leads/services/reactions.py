@@ -5,7 +5,7 @@ their reactions from their ``AppConfig.ready``, and every processed event runs
 them under the lead's lock, in its transaction, in this order, whatever order
 the apps were loaded in:
 
-1. ``segments`` (registered by ``leads``): re-check the segments the event can
+1. ``segments`` (registered by ``segments``): re-check the segments the event can
    change, emitting ``segment.entered`` / ``segment.left``;
 2. ``flows`` (registered by ``flows``): resume the waits listening for the
    event, then enroll the lead in flows whose triggers match;

@@ -1,9 +1,11 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
+from rest_framework.routers import DefaultRouter
 
 from segments.api import views
 
-router = SimpleRouter(trailing_slash=True)
+# DefaultRouter for its format suffixes (``/segments.json``); its API root is the
+# leads router's, which comes first.
+router = DefaultRouter(trailing_slash=True)
 router.register("segments", views.SegmentViewSet, basename="segment")
 
 urlpatterns = [

@@ -304,7 +304,7 @@ class Compiler:
         if op in ("gte", "eq") and not self.per_lead:
             # Needs at least one event: group the matching events once and take
             # their leads, rather than counting per lead (one scan, not one per lead;
-            # see bench/segments.py). For one lead the planner still narrows by lead.
+            # see bench/segmentation.py). For one lead the planner still narrows by lead.
             having = {"n__gte": n} if op == "gte" else {"n": n}
             grouped = (
                 events.filter(lead__isnull=False)
