@@ -42,6 +42,22 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def worker_command(*extra: str) -> list[str]:
+    """A Celery worker on every queue of the app, two pool children, INFO logs."""
+    return [
+        *celery_command("worker", "--queues", ",".join(QUEUES), "--concurrency", "2"),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        *extra,
+    ]
+
+
+def celery_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "config", *args]
+
+
 @pytest.fixture
 def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process on the test database and the configured broker."""
@@ -49,23 +65,7 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--queues",
-            ",".join(QUEUES),
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_command("--without-heartbeat"),
         cwd=ROOT,
         env=env,
         stdout=log,

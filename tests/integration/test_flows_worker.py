@@ -5,7 +5,6 @@ notification, and a wait of a few seconds completes through beat."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import requests
@@ -16,7 +15,7 @@ from scoring.models import ScoreChange
 from segments.services import segment_create
 from tests.factories import LeadFactory, UserFactory
 from tests.flows.helpers import graph, published
-from tests.integration.conftest import ROOT, database_url, wait_for
+from tests.integration.conftest import ROOT, celery_command, database_url, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -26,18 +25,7 @@ def beat_process(transactional_db, tmp_path):
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "beat.log").open("wb")
     beat = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
+        celery_command("beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat-schedule")),
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from config.celery import QUEUES
-from tests.integration.conftest import ROOT, wait_for
+from tests.integration.conftest import ROOT, wait_for, worker_command
 
 pytestmark = [
     pytest.mark.integration,
@@ -75,26 +74,9 @@ def embedded(tmp_path) -> Embedded:
 def worker(embedded, tmp_path) -> Iterator[subprocess.Popen[bytes]]:
     with (tmp_path / "worker.log").open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--queues",
-                ",".join(QUEUES),
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                # A new child forked from the main process every few tasks, as
-                # when a child dies.
-                "--max-tasks-per-child",
-                "3",
-            ],
+            # A new child forked from the main process every few tasks, as when a
+            # child dies.
+            worker_command("--max-tasks-per-child", "3"),
             cwd=ROOT,
             env=embedded.env,
             stdout=log,

@@ -25,7 +25,6 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from config.celery import QUEUES
 from config.celery import app as celery_app
 from flows.models import Enrollment, Reentry, StepRun
 from leads.models import Event, Lead
@@ -33,7 +32,13 @@ from scoring.models import LeadScore, ScoreChange
 from scoring.services import grade_for, scoring_settings, scoring_settings_update
 from tests.factories import LeadFactory
 from tests.flows.helpers import graph, published
-from tests.integration.conftest import ROOT, database_url, wait_for
+from tests.integration.conftest import (
+    ROOT,
+    celery_command,
+    database_url,
+    wait_for,
+    worker_command,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -87,10 +92,10 @@ class CeleryProcesses:
             "EVENT_SWEEP_AFTER_SECONDS": str(SWEEP_AFTER_SECONDS),
         }
 
-    def _start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", *args],
+                command,
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -101,23 +106,13 @@ class CeleryProcesses:
         return process
 
     def worker(self) -> subprocess.Popen[bytes]:
-        return self._start(
-            "worker",
-            "worker",
-            "--queues",
-            ",".join(QUEUES),
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        )
+        return self._start("worker", worker_command("--without-heartbeat"))
 
     def beat(self) -> subprocess.Popen[bytes]:
         schedule = self.logs / "beat-schedule"
-        return self._start("beat", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
+        return self._start(
+            "beat", celery_command("beat", "--loglevel", "INFO", "--schedule", str(schedule))
+        )
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the process and its children: no warm or cold shutdown, so the
