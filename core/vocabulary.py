@@ -65,3 +65,21 @@ class Grade(models.TextChoices):
     COLD = "cold", _("Cold")
     WARM = "warm", _("Warm")
     HOT = "hot", _("Hot")
+
+
+class FitGrade(models.TextChoices):
+    """How well a lead fits the ideal customer (the fit category's points)."""
+
+    A = "A", _("A: great fit")
+    B = "B", _("B: good fit")
+    C = "C", _("C: weak fit")
+    D = "D", _("D: no fit")
+
+
+class EngagementGrade(models.TextChoices):
+    """How engaged a lead is (the engagement category's points)."""
+
+    ONE = "1", _("1: very engaged")
+    TWO = "2", _("2: engaged")
+    THREE = "3", _("3: little engaged")
+    FOUR = "4", _("4: not engaged")

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 
 
 class Stage(models.TextChoices):
@@ -14,8 +14,32 @@ class Stage(models.TextChoices):
     LEAD = "lead", _("Lead")
     MQL = "mql", _("Marketing qualified")
     SQL = "sql", _("Sales qualified")
+    OPPORTUNITY = "opportunity", _("Opportunity")
     CUSTOMER = "customer", _("Customer")
+    LOST = "lost", _("Lost")
     DISQUALIFIED = "disqualified", _("Disqualified")
+
+
+# Stages past which a lead is no longer worked as a prospect: never graded hot,
+# no new sales follow-ups, open ones closed.
+CLOSED_STAGES = frozenset({Stage.CUSTOMER, Stage.LOST, Stage.DISQUALIFIED})
+
+
+class LeadSource(models.TextChoices):
+    """The channel a lead came from: from the campaign (UTM) fields and referrer of
+    its first page view, an import or a form; editable."""
+
+    ORGANIC = "organic", _("Organic search")
+    PAID = "paid", _("Paid")
+    SOCIAL = "social", _("Social")
+    EMAIL = "email", _("Email")
+    REFERRAL = "referral", _("Referral")
+    DIRECT = "direct", _("Direct")
+    EVENT = "event", _("Event / trade fair")
+    IMPORT = "import", _("Import")
+    FORM = "form", _("Form")
+    API = "api", _("API")
+    OTHER = "other", _("Other")
 
 
 class Tag(models.Model):
@@ -83,6 +107,30 @@ class Lead(models.Model):
         choices=Grade.choices,
         default=Grade.COLD,
     )
+    # The two axes: fit A to D (who the lead is) and engagement 1 to 4 (what it does),
+    # from scoring's thresholds; shown together as "A1" … "D4".
+    fit_grade = models.CharField(
+        max_length=1, choices=FitGrade.choices, default=FitGrade.D, db_default=FitGrade.D
+    )
+    engagement_grade = models.CharField(
+        max_length=1,
+        choices=EngagementGrade.choices,
+        default=EngagementGrade.FOUR,
+        db_default=EngagementGrade.FOUR,
+    )
+    source = models.CharField(max_length=12, choices=LeadSource.choices, blank=True)
+    # The campaign, referrer host, import file or form the source was read from.
+    source_detail = models.CharField(max_length=200, blank=True)
+    # When the lead first reached each stage of its lifecycle (kept when it moves on).
+    mql_at = models.DateTimeField(null=True, blank=True)
+    sql_at = models.DateTimeField(null=True, blank=True)
+    opportunity_at = models.DateTimeField(null=True, blank=True)
+    customer_at = models.DateTimeField(null=True, blank=True)
+    lost_at = models.DateTimeField(null=True, blank=True)
+    disqualified_at = models.DateTimeField(null=True, blank=True)
+    # The score when the lead became an opportunity (or a customer, whichever came
+    # first): what the model said before sales acted, for the review's AUC.
+    qualified_score = models.IntegerField(null=True, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
     # Segment traits with no matching field: kept, never reported as errors.
     raw_traits = models.JSONField(default=dict, blank=True)
@@ -99,6 +147,8 @@ class Lead(models.Model):
             models.Index(fields=["created_at"], name="lead_created_idx"),
             models.Index(fields=["last_activity_at"], name="lead_activity_idx"),
             models.Index(fields=["score"], name="lead_score_idx"),
+            models.Index(fields=["fit_grade", "engagement_grade"], name="lead_rating_idx"),
+            models.Index(fields=["mql_at"], name="lead_mql_at_idx"),
         ]
 
     def __str__(self) -> str:
@@ -107,6 +157,11 @@ class Lead(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def rating(self) -> str:
+        """Fit and engagement as one badge: "A1" … "D4"."""
+        return f"{self.fit_grade}{self.engagement_grade}"
 
     @property
     def is_anonymous(self) -> bool:
@@ -395,6 +450,8 @@ class TaskPriority(models.TextChoices):
 class TaskStatus(models.TextChoices):
     OPEN = "open", _("Open")
     DONE = "done", _("Done")
+    # Closed without being done: the lead became a customer, lost or disqualified.
+    CLOSED = "closed", _("Closed")
 
 
 class Task(models.Model):
@@ -414,6 +471,10 @@ class Task(models.Model):
     status = models.CharField(max_length=6, choices=TaskStatus.choices, default="open")
     # ``step:<steprun id>`` for a task a flow created: one per step, ever.
     source_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    # A sales follow-up a flow asked for (notify sales): closed when the lead
+    # leaves the running (customer, lost, disqualified).
+    follow_up = models.BooleanField(default=False, db_default=False)
+    closed_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -572,3 +633,42 @@ class LeadJob(models.Model):
     @property
     def running(self) -> bool:
         return self.status in (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+class OpportunityStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    WON = "won", _("Won")
+    LOST = "lost", _("Lost")
+
+
+class Opportunity(models.Model):
+    """A deal with a lead: its value, and how it ended (won or lost, when, why)."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="opportunities")
+    name = models.CharField(max_length=200, blank=True)
+    value = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    status = models.CharField(
+        max_length=4, choices=OpportunityStatus.choices, default=OpportunityStatus.OPEN
+    )
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # ``step:<steprun id>`` when a flow opened it: one per step, ever.
+    source_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "opportunities"
+        indexes = [
+            models.Index(fields=["lead", "-opened_at"], name="opportunity_lead_idx"),
+            models.Index(fields=["status", "closed_at"], name="opportunity_closed_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(value__gte=0), name="opportunity_value_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.lead_id}: {self.value} {self.currency} ({self.status})"

@@ -3,12 +3,17 @@ dry run predicts are the same call."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Q
 
-from leads.models import Stage
-from scoring.models import ScoringSettings
+from core.vocabulary import EngagementGrade, FitGrade, Grade
+from leads.models import CLOSED_STAGES, Stage
+from scoring.models import HotRule, ScoringSettings
+
+# The built-in categories the two axes read.
+FIT = "fit"
+ENGAGEMENT = "engagement"
 
 # Stages a lead crossing the MQL threshold is moved out of; anyone further along
 # (or disqualified) keeps their stage.
@@ -52,3 +57,57 @@ def is_mql_crossing(event_type: str, properties: dict[str, Any], threshold: int)
         and isinstance(after, int)
         and before < threshold <= after
     )
+
+
+class Grades(NamedTuple):
+    """A lead's grade (cold, warm, hot) and its two axes (fit A to D, engagement 1 to 4)."""
+
+    grade: str
+    fit_grade: str
+    engagement_grade: str
+
+
+def fit_grade_for(points: int, settings: ScoringSettings) -> str:
+    if points >= settings.fit_a:
+        return FitGrade.A
+    if points >= settings.fit_b:
+        return FitGrade.B
+    if points >= settings.fit_c:
+        return FitGrade.C
+    return FitGrade.D
+
+
+def engagement_grade_for(points: int, settings: ScoringSettings) -> str:
+    if points >= settings.engagement_1:
+        return EngagementGrade.ONE
+    if points >= settings.engagement_2:
+        return EngagementGrade.TWO
+    if points >= settings.engagement_3:
+        return EngagementGrade.THREE
+    return EngagementGrade.FOUR
+
+
+def grades_for(
+    *, total: int, fit: int, engagement: int, stage: str, settings: ScoringSettings
+) -> Grades:
+    """The grades of a lead with these points in this stage.
+
+    Hot is the admin's choice: the total at or above the hot threshold, or (the
+    two-axes rule) at least the minimum fit *and* the minimum engagement. Warm is
+    the total at or above the warm threshold. A customer, a lost or a disqualified
+    lead is never hot: it is warm at most, so sales is not sent after it.
+    """
+    fit_grade = fit_grade_for(fit, settings)
+    engagement_grade = engagement_grade_for(engagement, settings)
+    if settings.hot_rule == HotRule.AXES:
+        # Letters and digits both sort best first: "A" < "B", "1" < "2".
+        hot = fit_grade <= settings.hot_min_fit and engagement_grade <= settings.hot_min_engagement
+    else:
+        hot = total >= settings.hot_threshold
+    if hot and stage not in CLOSED_STAGES:
+        grade = Grade.HOT
+    elif total >= settings.warm_threshold or hot:
+        grade = Grade.WARM
+    else:
+        grade = Grade.COLD
+    return Grades(grade, fit_grade, engagement_grade)

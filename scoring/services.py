@@ -19,7 +19,13 @@ from core.vocabulary import Grade
 from leads.models import Event, Lead
 from leads.services.events import SYSTEM_SOURCE, event_derive, events_record
 from leads.services.leads import lead_update
-from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoringSettings
+from scoring.models import (
+    LeadScore,
+    ReviewLogEntry,
+    ScoreCategory,
+    ScoreChange,
+    ScoringSettings,
+)
 from scoring.rules import stage_after_score
 
 
@@ -89,8 +95,9 @@ def score_category_delete(*, category: ScoreCategory) -> None:
 # column names are constants; every value is a bound parameter.
 _LEDGER_INSERT = (
     f"INSERT INTO {ScoreChange._meta.db_table} "  # noqa: S608
-    "(lead_id, delta, category_id, reason, source, source_key, created_by_id, created_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source_key) DO NOTHING RETURNING id"
+    "(lead_id, delta, category_id, reason, source, source_key, created_by_id, created_at, "
+    "occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (source_key) DO NOTHING RETURNING id"
 )
 _LEAD_ADD = (
     f"UPDATE {Lead._meta.db_table} SET score = score + %s WHERE id = %s "  # noqa: S608
@@ -130,8 +137,10 @@ def score_adjust(
 ) -> ScoreChange | None:
     """Add ``delta`` points in ``category``. A second call with the same
     ``source_key`` changes nothing and returns None. The lead's row is locked
-    by the update until the transaction ends."""
+    by the update until the transaction ends. The change happened when its cause
+    did (the event's time), or now."""
     now = timezone.now()
+    occurred_at = cause.occurred_at if cause is not None else now
     ledger: list[Any] = [
         lead.pk,
         delta,
@@ -141,6 +150,7 @@ def score_adjust(
         source_key,
         created_by.pk if created_by else None,
         now,
+        occurred_at,
     ]
     if prepared.enabled():
         rows = prepared.fetch(_SCORE_ADD, [*ledger, delta, lead.pk, lead.pk, category.pk, delta])
@@ -168,6 +178,7 @@ def score_adjust(
         source_key=source_key,
         created_by=created_by,
         created_at=now,
+        occurred_at=occurred_at,
     )
     old_score = new_score - delta
     category_before = category_after - delta
@@ -300,3 +311,14 @@ def grades_recompute(*, settings: ScoringSettings) -> int:
                 ]
             )
         moved += len(batch)
+
+
+def review_log_record(
+    *, user: User | None, subject: str, summary: str, changes: dict[str, Any] | None = None
+) -> ReviewLogEntry:
+    """Write down a change to the scoring model (``subject``: "settings",
+    "category", "flow" or "preset") with who made it, so a month's review can be
+    read against the model that produced its numbers."""
+    return ReviewLogEntry.objects.create(
+        user=user, subject=subject, summary=summary[:500], changes=changes or {}
+    )

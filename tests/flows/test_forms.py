@@ -359,7 +359,9 @@ def test_enums_show_human_labels(editor, flow):
         ("lead", "Lead"),
         ("mql", "Marketing qualified"),
         ("sql", "Sales qualified"),
+        ("opportunity", "Opportunity"),
         ("customer", "Customer"),
+        ("lost", "Lost"),
         ("disqualified", "Disqualified"),
     ]
     assert doc.values["forward_only"] == ["true"]

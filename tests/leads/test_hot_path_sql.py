@@ -64,12 +64,14 @@ EXPECTED: list[str] = [
         "WITH lead AS (UPDATE leads_lead SET last_activity_at = greatest(last_activity_at, ?)"
         " WHERE external_id = ? RETURNING id, email, external_id, first_name, last_name, "
         "phone, job_title, company_name, company_size, industry, country, city, stage, "
-        "owner_id, unsubscribed, score, grade, custom_fields, raw_traits, created_at, "
-        "updated_at, last_activity_at), linked AS (UPDATE leads_event e SET lead_id = lead.id"
-        " FROM lead WHERE e.id = ? AND e.lead_id IS DISTINCT FROM lead.id) SELECT *, EXISTS "
-        "(SELECT FROM flows_steprun s JOIN flows_enrollment e ON e.id = s.enrollment_id JOIN "
-        "flows_flow f ON f.id = e.flow_id WHERE e.lead_id = lead.id AND e.status IN (?…) AND "
-        "f.status = ? AND s.node_type = ? AND s.status = ?) FROM lead"
+        "owner_id, unsubscribed, score, grade, fit_grade, engagement_grade, source, "
+        "source_detail, mql_at, sql_at, opportunity_at, customer_at, lost_at, "
+        "disqualified_at, qualified_score, custom_fields, raw_traits, created_at, updated_at,"
+        " last_activity_at), linked AS (UPDATE leads_event e SET lead_id = lead.id FROM lead "
+        "WHERE e.id = ? AND e.lead_id IS DISTINCT FROM lead.id) SELECT *, EXISTS (SELECT FROM"
+        " flows_steprun s JOIN flows_enrollment e ON e.id = s.enrollment_id JOIN flows_flow f"
+        " ON f.id = e.flow_id WHERE e.lead_id = lead.id AND e.status IN (?…) AND f.status = ?"
+        " AND s.node_type = ? AND s.status = ?) FROM lead"
     ),
     (
         "SELECT leads_segmentdependency.key AS key FROM leads_segmentdependency INNER JOIN "
@@ -109,24 +111,32 @@ EXPECTED: list[str] = [
     ),
     (
         "SELECT scoring_scorecategory.id, scoring_scorecategory.key, "
-        "scoring_scorecategory.label, scoring_scorecategory.builtin FROM "
+        "scoring_scorecategory.label, scoring_scorecategory.builtin, "
+        "scoring_scorecategory.cap, scoring_scorecategory.decay_mode, "
+        "scoring_scorecategory.decay_days, scoring_scorecategory.decay_percent FROM "
         "scoring_scorecategory ORDER BY scoring_scorecategory.id ASC"
     ),
     (
         "WITH change AS (INSERT INTO scoring_scorechange (lead_id, delta, category_id, "
-        "reason, source, source_key, created_by_id, created_at) VALUES (?…) ON CONFLICT "
-        "(source_key) DO NOTHING RETURNING id), lead AS (UPDATE leads_lead SET score = score "
-        "+ ? WHERE id = ? AND EXISTS (SELECT FROM change) RETURNING score, grade, stage), "
-        "category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, score) SELECT"
-        " ?, ?, ? FROM change ON CONFLICT (lead_id, category_id) DO UPDATE SET score = "
-        "s.score + excluded.score RETURNING score) SELECT change.id, lead.score, lead.grade, "
-        "lead.stage, category.score FROM change, lead, category"
+        "reason, source, source_key, created_by_id, created_at, occurred_at) VALUES (?…) ON "
+        "CONFLICT (source_key) DO NOTHING RETURNING id), lead AS (UPDATE leads_lead SET score"
+        " = score + ? WHERE id = ? AND EXISTS (SELECT FROM change) RETURNING score, grade, "
+        "stage), category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, "
+        "score) SELECT ?, ?, ? FROM change ON CONFLICT (lead_id, category_id) DO UPDATE SET "
+        "score = s.score + excluded.score RETURNING score) SELECT change.id, lead.score, "
+        "lead.grade, lead.stage, category.score FROM change, lead, category"
     ),
     (
         "SELECT scoring_scoringsettings.id, scoring_scoringsettings.warm_threshold, "
         "scoring_scoringsettings.hot_threshold, scoring_scoringsettings.mql_threshold, "
-        "scoring_scoringsettings.mql_moves_stage, scoring_scoringsettings.sales_can_adjust "
-        "FROM scoring_scoringsettings ORDER BY scoring_scoringsettings.id ASC LIMIT ?"
+        "scoring_scoringsettings.mql_moves_stage, scoring_scoringsettings.sales_can_adjust, "
+        "scoring_scoringsettings.total_cap, scoring_scoringsettings.hot_rule, "
+        "scoring_scoringsettings.hot_min_fit, scoring_scoringsettings.hot_min_engagement, "
+        "scoring_scoringsettings.fit_a, scoring_scoringsettings.fit_b, "
+        "scoring_scoringsettings.fit_c, scoring_scoringsettings.engagement_1, "
+        "scoring_scoringsettings.engagement_2, scoring_scoringsettings.engagement_3, "
+        "scoring_scoringsettings.preset FROM scoring_scoringsettings ORDER BY "
+        "scoring_scoringsettings.id ASC LIMIT ?"
     ),
     (
         "INSERT INTO leads_event (type, name, properties, context, user_id, anonymous_id, "

@@ -163,7 +163,7 @@ def test_bad_tree_is_400_with_paths(create):
     assert response.json()["error"]["fields"] == {
         "conditions.all[0].field": ["Unknown field 'shoe_size'."],
         "conditions.all[1].any[0].value": [
-            "Not one of: subscriber, lead, mql, sql, customer, disqualified."
+            "Not one of: subscriber, lead, mql, sql, opportunity, customer, lost, disqualified."
         ],
     }
     assert not Segment.objects.exists()
