@@ -15,7 +15,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from flows.models import Reentry
-from leads.models import Stage
+from leads.models import CLOSED_STAGES, Stage
 from leads.services.fields import STANDARD_FIELDS
 
 # Standard fields a flow may set ("Set field"); the rest are identity or have
@@ -58,6 +58,24 @@ def task_due(*, due_in: dict[str, Any] | None, now: dt.datetime) -> dt.datetime 
     if not due_in:
         return None
     return now + dt.timedelta(seconds=due_in["amount"] * _UNIT_SECONDS.get(due_in["unit"], 86400))
+
+
+# Why "Notify sales" created no task (``StepRun.output["skipped"]``).
+CLOSED_STAGE = "closed_stage"
+
+
+def follow_up_refusal(*, stage: str) -> str | None:
+    """Why "Notify sales" creates no follow-up task for a lead in ``stage``, in
+    words for the step's log and the dry run, or None when it creates one: sales
+    is not sent after customers, lost or disqualified leads."""
+    if stage not in CLOSED_STAGES:
+        return None
+    reasons: dict[str, str] = {
+        Stage.CUSTOMER: gettext("No task for sales: the lead is already a customer."),
+        Stage.LOST: gettext("No task for sales: the lead is marked as lost."),
+        Stage.DISQUALIFIED: gettext("No task for sales: the lead is disqualified."),
+    }
+    return reasons.get(stage) or gettext("No task for sales: the lead is no longer a prospect.")
 
 
 def lead_name(*, first_name: str, last_name: str, email: str | None, lead_id: int | None) -> str:

@@ -42,8 +42,10 @@ from flows.nodes.simulation import (
 from flows.outbound import outbound_url_problem
 from flows.rules import (
     BEHIND,
+    CLOSED_STAGE,
     SETTABLE_FIELDS,
     STAGE_ORDER,
+    follow_up_refusal,
     lead_name,
     stage_move_refusal,
     task_due,
@@ -180,6 +182,10 @@ def _notify_sales(ctx: StepContext) -> StepResult:
     from flows.services import delivery_create
 
     config = ctx.config
+    refused = follow_up_refusal(stage=ctx.lead.stage)
+    if refused is not None:
+        # No task, no notification, no owner assigned: the log says why.
+        return StepResult(output={"task": None, "skipped": CLOSED_STAGE, "stage": ctx.lead.stage})
     rep = _assignee(ctx)
     due = task_due(due_in=config.get("due_in"), now=ctx.now)
     lead = ctx.lead
@@ -195,6 +201,7 @@ def _notify_sales(ctx: StepContext) -> StepResult:
             "title": title[:255],
             "due_at": due,
             "priority": config.get("priority", TaskPriority.NORMAL),
+            "follow_up": True,
         },
     )
     if created:
@@ -243,6 +250,9 @@ def _notify_sales(ctx: StepContext) -> StepResult:
 
 def _simulate_notify(sim: Simulation, node: dict[str, Any]) -> SimResult:
     state, config = sim.state, node["config"]
+    refused = follow_up_refusal(stage=state.stage)
+    if refused is not None:
+        return SimResult(NO_CHANGE, refused)
     if state.owner_id is not None:
         owner = sim.user(state.owner_id)
         rep = owner if owner is not None and owner.is_active else None
@@ -348,7 +358,7 @@ register(
             "Creates a task for the lead's owner (or the next sales rep in turn, "
             "who becomes the owner), notifies them in the app and by email, and optionally "
             "posts to Slack (the team's channel from Settings → Integrations, or a URL "
-            "of its own)."
+            "of its own). Customers, lost and disqualified leads get no task."
         ),
         icon="bell",
         schema=obj(

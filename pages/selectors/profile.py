@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from flows.models import Enrollment, StepRun
 from flows.nodes.summaries import node_type_label
+from flows.rules import CLOSED_STAGE, follow_up_refusal
 from leads.models import Event, Lead, Note, SegmentMembership, Task
 from scoring.models import ScoreChange
 
@@ -133,6 +134,12 @@ def lead_timeline(
         for row in page:
             if kind == "step":
                 row.node_label = node_type_label(row.node_type)
+                # Why a step did nothing, in the reader's language.
+                row.note = (
+                    follow_up_refusal(stage=row.output.get("stage", ""))
+                    if row.output.get("skipped") == CLOSED_STAGE
+                    else ""
+                )
             entries.append(TimelineEntry(kind, getattr(row, field), row.pk, row))
     entries.sort(key=lambda e: (e.at, e.kind, e.pk), reverse=True)
     more = len(entries) > limit
