@@ -67,6 +67,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
     category_scores = serializers.SerializerMethodField(
         help_text="Points per score category (every category, 0 where the lead has none)."
     )
+    rating = serializers.CharField(
+        read_only=True, help_text='Fit and engagement as one badge, "A1" (best) to "D4".'
+    )
 
     class Meta:
         model = Lead
@@ -89,6 +92,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "unsubscribed",
             "score",
             "grade",
+            "fit_grade",
+            "engagement_grade",
+            "rating",
             "category_scores",
             "custom_fields",
             "created_at",
@@ -96,7 +102,16 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "last_activity_at",
         ]
         # Scores move through the ledger only (``/leads/{id}/score/adjust/``).
-        read_only_fields = ["id", "score", "grade", "created_at", "updated_at", "last_activity_at"]
+        read_only_fields = [
+            "id",
+            "score",
+            "grade",
+            "fit_grade",
+            "engagement_grade",
+            "created_at",
+            "updated_at",
+            "last_activity_at",
+        ]
 
     @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
     def get_category_scores(self, lead: Lead) -> dict[str, int]:
