@@ -17,6 +17,7 @@ from leads.models import (
     LeadJob,
     Note,
     Notification,
+    Opportunity,
     Segment,
     SegmentMembership,
     Tag,
@@ -74,6 +75,17 @@ class TaskFactory(factory.django.DjangoModelFactory[Task]):
 
     lead = factory.SubFactory(LeadFactory)
     title = factory.Sequence(lambda n: f"Task {n}")
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory[Opportunity]):
+    class Meta:
+        model = Opportunity
+
+    lead = factory.SubFactory(LeadFactory)
+    name = factory.Sequence(lambda n: f"Deal {n}")
+    value = 1000
+    currency = "EUR"
+    opened_at = factory.LazyFunction(timezone.now)
 
 
 class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
