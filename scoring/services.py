@@ -5,6 +5,7 @@ in the database in the same transaction, and announced as ``score.changed`` (and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -143,9 +144,9 @@ _LEDGER_VALUES = (
     "%(source_key)s, %(created_by)s, %(now)s, %(occurred_at)s"
 )
 _LEDGER_INSERT = (
-    f"INSERT INTO {_LEDGER} ({_LEDGER_COLUMNS}) VALUES "  # noqa: S608
+    f"INSERT INTO {_LEDGER} ({_LEDGER_COLUMNS}) VALUES ("  # noqa: S608
     + _LEDGER_VALUES.format(counted="%(delta)s")
-    + " ON CONFLICT (source_key) DO NOTHING RETURNING id"
+    + ") ON CONFLICT (source_key) DO NOTHING RETURNING id"
 )
 _LEAD_ADD = (
     f"UPDATE {_LEAD} SET score = score + %s WHERE id = %s "  # noqa: S608
@@ -247,6 +248,9 @@ def score_adjust(
             engagement,
         ) = rows[0]
     else:
+        # Stored as Django stores them (UTC, no offset), so they compare as text.
+        adapt = connection.ops.adapt_datetimefield_value
+        values.update(now=adapt(now), occurred_at=adapt(occurred_at))
         with connection.cursor() as cursor:
             cursor.execute(_BEFORE, values)
             total, points, fit, engagement = cursor.fetchone()
@@ -451,9 +455,9 @@ def scoring_mismatches() -> list[tuple[int, str, int, int]]:
     return out
 
 
-def grades_recompute(*, settings: ScoringSettings) -> int:
-    """After the thresholds change: regrade every lead whose grade moved, each with
-    a ``grade.changed`` event. Returns how many moved."""
+def grades_recompute(*, settings: ScoringSettings, lead_ids: Sequence[int] | None = None) -> int:
+    """After the thresholds change: regrade every lead (or those of ``lead_ids``)
+    whose grade moved, each with a ``grade.changed`` event. Returns how many moved."""
     graded = Case(
         When(score__gte=settings.hot_threshold, then=Value(Grade.HOT)),
         When(score__gte=settings.warm_threshold, then=Value(Grade.WARM)),
@@ -463,8 +467,9 @@ def grades_recompute(*, settings: ScoringSettings) -> int:
     moved = 0
     stamp = uuid.uuid4().hex
     while True:
+        leads = Lead.objects.all() if lead_ids is None else Lead.objects.filter(pk__in=lead_ids)
         batch = list(
-            Lead.objects.annotate(new_grade=graded)
+            leads.annotate(new_grade=graded)
             .exclude(grade=F("new_grade"))
             .values_list("id", "grade", "new_grade", "score")[:2000]
         )
