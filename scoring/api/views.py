@@ -120,6 +120,11 @@ class ScoreReasonSerializer(serializers.Serializer[ScoreReason]):
     source = serializers.CharField()  # type: ignore[assignment]  # as ``label`` above
     points = serializers.IntegerField()
     changes = serializers.IntegerField()
+    capped = serializers.IntegerField(help_text="Points of these changes a cap kept out.")
+    summary = serializers.CharField(
+        help_text='What the changes are, in words: "+10 Engagement, capped at 100", '
+        '"-6 Engagement: no activity for 30 days".'
+    )
     user = serializers.SerializerMethodField(
         help_text="Who changed the score by hand; null for flows, decay and the system."
     )
