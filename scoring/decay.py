@@ -124,6 +124,12 @@ def _percent_sql(d: _Dialect) -> tuple[str, str, str]:
         f"SELECT l.id FROM {_LEAD} l JOIN {_POINTS} s ON s.lead_id = l.id "  # noqa: S608
         "WHERE s.category_id = %(category)s AND s.score > 0 "
         f"AND l.id >= %(lo)s AND l.id < %(hi)s AND {anchor} <= %(cutoff)s "
+        # Not due while the latest period written since the activity ended less
+        # than a period ago: a run with nothing due locks nothing.
+        f"AND NOT EXISTS (SELECT 1 FROM {_LEDGER} c WHERE c.lead_id = l.id "
+        "AND c.category_id = %(category)s "
+        f"AND c.source = '{ScoreSource.DECAY.value}' AND c.occurred_at > %(cutoff)s "
+        f"AND c.occurred_at > {anchor}) "
         f"ORDER BY l.id{d.lock('l')}"
     )
     # The period to write next follows the latest decay row since the lead's last
