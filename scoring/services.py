@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -27,9 +28,18 @@ from scoring.models import (
     ReviewLogEntry,
     ScoreCategory,
     ScoreChange,
+    ScoreSource,
     ScoringSettings,
 )
-from scoring.rules import ENGAGEMENT, FIT, GRADE_SETTINGS, change_words, stage_after_score
+from scoring.rules import (
+    ENGAGEMENT,
+    FIT,
+    GRADE_SETTINGS,
+    Grades,
+    change_words,
+    grades_for,
+    stage_after_score,
+)
 
 
 def scoring_settings() -> ScoringSettings:
@@ -163,37 +173,98 @@ def score_category_delete(*, category: ScoreCategory) -> None:
     locked.delete()
 
 
+def counted_points(
+    *, asked: int, points: int, total: int, cap: int | None, total_cap: int | None
+) -> int:
+    """How much of a change of ``asked`` points counts in a category holding
+    ``points`` of a lead's ``total``: a rise stops at the category's cap and at the
+    total's cap (never below 0: points already past a lowered cap stay); a fall
+    is never capped. The SQL of ``score_adjust`` computes the same."""
+    if asked <= 0:
+        return asked
+    counted = asked
+    if cap is not None:
+        counted = min(counted, cap - points)
+    if total_cap is not None:
+        counted = min(counted, total_cap - total)
+    return max(0, counted)
+
+
 # Raw statements where one round trip does what the ORM needs two or three for:
 # insert-or-skip with the new id, add-and-return, upsert-and-return. Table and
 # column names are constants; every value is a bound parameter.
+_LEAD = Lead._meta.db_table
+_POINTS = LeadScore._meta.db_table
+_LEDGER = ScoreChange._meta.db_table
+
+# The lead's total and its points in the category and on the two axes, before the
+# change. The lead is locked by the caller, so nothing moves them meanwhile.
+_BEFORE = (
+    "SELECT l.score AS total, "  # noqa: S608
+    f"COALESCE((SELECT s.score FROM {_POINTS} s WHERE s.lead_id = l.id "
+    "AND s.category_id = %(category)s), 0) AS points, "
+    f"COALESCE((SELECT s.score FROM {_POINTS} s WHERE s.lead_id = l.id "
+    "AND s.category_id = %(fit)s), 0) AS fit, "
+    f"COALESCE((SELECT s.score FROM {_POINTS} s WHERE s.lead_id = l.id "
+    "AND s.category_id = %(engagement)s), 0) AS engagement "
+    f"FROM {_LEAD} l WHERE l.id = %(lead)s"
+)
+# ``counted_points`` in SQL.
+_COUNTED = (
+    "CASE WHEN %(asked)s <= 0 THEN %(asked)s ELSE GREATEST(0, LEAST(%(asked)s, "
+    "COALESCE(CAST(%(cap)s AS integer) - points, %(asked)s), "
+    "COALESCE(CAST(%(total_cap)s AS integer) - total, %(asked)s))) END"
+)
+_LEDGER_COLUMNS = (
+    "lead_id, delta, capped, category_id, reason, source, source_key, created_by_id, "
+    "created_at, occurred_at"
+)
+_LEDGER_VALUES = (
+    "%(lead)s, {counted}, %(asked)s - {counted}, %(category)s, %(reason)s, %(source)s, "
+    "%(source_key)s, %(created_by)s, %(now)s, %(occurred_at)s"
+)
 _LEDGER_INSERT = (
-    f"INSERT INTO {ScoreChange._meta.db_table} "  # noqa: S608
-    "(lead_id, delta, category_id, reason, source, source_key, created_by_id, created_at, "
-    "occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (source_key) DO NOTHING RETURNING id"
+    f"INSERT INTO {_LEDGER} ({_LEDGER_COLUMNS}) VALUES ("  # noqa: S608
+    + _LEDGER_VALUES.format(counted="%(delta)s")
+    + ") ON CONFLICT (source_key) DO NOTHING RETURNING id"
 )
 _LEAD_ADD = (
-    f"UPDATE {Lead._meta.db_table} SET score = score + %s WHERE id = %s "  # noqa: S608
-    "RETURNING score, grade, stage"
+    f"UPDATE {_LEAD} SET score = score + %s WHERE id = %s "  # noqa: S608
+    "RETURNING score, grade, fit_grade, engagement_grade, stage"
 )
 _CATEGORY_ADD = (
-    f"INSERT INTO {LeadScore._meta.db_table} AS s (lead_id, category_id, score) "  # noqa: S608
+    f"INSERT INTO {_POINTS} AS s (lead_id, category_id, score) "  # noqa: S608
     "VALUES (%s, %s, %s) ON CONFLICT (lead_id, category_id) "
     "DO UPDATE SET score = s.score + excluded.score RETURNING score"
 )
 
-# The three in one round trip on PostgreSQL (prepared): the totals move only if
-# the ledger row was inserted, and no row comes back if it already existed.
+# All of it in one round trip on PostgreSQL (prepared): the points before, what
+# counts of the change, the ledger row, and the totals moved only if the row was
+# inserted (no row comes back if it already existed). Every part of one statement
+# sees the same snapshot, so ``before`` holds the points before the change.
 _SCORE_ADD = (
-    f"WITH change AS ({_LEDGER_INSERT}), "  # noqa: S608
-    f"lead AS (UPDATE {Lead._meta.db_table} SET score = score + %s "
-    "WHERE id = %s AND EXISTS (SELECT FROM change) RETURNING score, grade, stage), "
-    f"category AS (INSERT INTO {LeadScore._meta.db_table} AS s (lead_id, category_id, score) "
-    "SELECT %s, %s, %s FROM change ON CONFLICT (lead_id, category_id) "
+    f"WITH before AS ({_BEFORE}), "  # noqa: S608
+    f"counted AS (SELECT fit, engagement, {_COUNTED} AS delta FROM before), "
+    f"change AS (INSERT INTO {_LEDGER} ({_LEDGER_COLUMNS}) "
+    f"SELECT {_LEDGER_VALUES.format(counted='delta')} FROM counted "
+    "ON CONFLICT (source_key) DO NOTHING RETURNING id, delta), "
+    f"lead AS (UPDATE {_LEAD} l SET score = l.score + change.delta FROM change "
+    "WHERE l.id = %(lead)s RETURNING l.score, l.grade, l.fit_grade, l.engagement_grade, "
+    "l.stage), "
+    f"category AS (INSERT INTO {_POINTS} AS s (lead_id, category_id, score) "
+    "SELECT %(lead)s, %(category)s, delta FROM change ON CONFLICT (lead_id, category_id) "
     "DO UPDATE SET score = s.score + excluded.score RETURNING score) "
-    "SELECT change.id, lead.score, lead.grade, lead.stage, category.score "
-    "FROM change, lead, category"
+    "SELECT change.id, change.delta, lead.score, lead.grade, lead.fit_grade, "
+    "lead.engagement_grade, lead.stage, category.score, counted.fit, counted.engagement "
+    "FROM change, lead, category, counted"
 )
+
+
+def _category_id(key: str) -> int | None:
+    try:
+        return score_category(key).pk
+    except ScoreCategory.DoesNotExist:
+        return None
 
 
 @transaction.atomic(savepoint=False)
@@ -207,44 +278,83 @@ def score_adjust(
     source_key: str,
     created_by: User | None = None,
     cause: Event | None = None,
+    occurred_at: datetime | None = None,
 ) -> ScoreChange | None:
     """Add ``delta`` points in ``category``. A second call with the same
-    ``source_key`` changes nothing and returns None. The lead's row is locked
-    by the update until the transaction ends. The change happened when its cause
-    did (the event's time), or now."""
+    ``source_key`` changes nothing and returns None.
+
+    The caller holds the lead's lock (the event pipeline does; changes by hand go
+    through ``score_adjust_by_hand``): what counts of a rise depends on the points
+    before it. A rise past the category's cap or the total's counts only up to it
+    (the row's ``delta``; the rest is its ``capped``). The lead's grades move with
+    its points, with a ``grade.changed`` event when any of them moved.
+
+    The change happened at ``occurred_at``: by default when its cause did (the
+    event's time), or now; its derived events carry that time."""
     now = timezone.now()
-    occurred_at = cause.occurred_at if cause is not None else now
-    ledger: list[Any] = [
-        lead.pk,
-        delta,
-        category.pk,
-        reason[:255],
-        source,
-        source_key,
-        created_by.pk if created_by else None,
-        now,
-        occurred_at,
-    ]
+    if occurred_at is None:
+        occurred_at = cause.occurred_at if cause is not None else now
+    settings = batch_cached("scoring_settings", scoring_settings)
+    fit_id, engagement_id = _category_id(FIT), _category_id(ENGAGEMENT)
+    values: dict[str, Any] = {
+        "lead": lead.pk,
+        "asked": delta,
+        "category": category.pk,
+        "reason": reason[:255],
+        "source": source,
+        "source_key": source_key,
+        "created_by": created_by.pk if created_by else None,
+        "now": now,
+        "occurred_at": occurred_at,
+        "cap": category.cap,
+        "total_cap": settings.total_cap,
+        "fit": fit_id,
+        "engagement": engagement_id,
+    }
     if prepared.enabled():
-        rows = prepared.fetch(_SCORE_ADD, [*ledger, delta, lead.pk, lead.pk, category.pk, delta])
+        rows = prepared.fetch(_SCORE_ADD, values)
         if not rows:
             return None
-        change_id, new_score, old_grade, stage, category_after = rows[0]
+        (
+            change_id,
+            counted,
+            new_score,
+            old_grade,
+            old_fit_grade,
+            old_engagement_grade,
+            stage,
+            category_after,
+            fit,
+            engagement,
+        ) = rows[0]
     else:
+        # Stored as Django stores them (UTC, no offset), so they compare as text.
+        adapt = connection.ops.adapt_datetimefield_value
+        values.update(now=adapt(now), occurred_at=adapt(occurred_at))
         with connection.cursor() as cursor:
-            cursor.execute(_LEDGER_INSERT, ledger)
+            cursor.execute(_BEFORE, values)
+            total, points, fit, engagement = cursor.fetchone()
+            counted = counted_points(
+                asked=delta,
+                points=points,
+                total=total,
+                cap=category.cap,
+                total_cap=settings.total_cap,
+            )
+            cursor.execute(_LEDGER_INSERT, {**values, "delta": counted})
             inserted = cursor.fetchone()
             if inserted is None:
                 return None
             change_id = inserted[0]
-            cursor.execute(_LEAD_ADD, [delta, lead.pk])
-            new_score, old_grade, stage = cursor.fetchone()
-            cursor.execute(_CATEGORY_ADD, [lead.pk, category.pk, delta])
+            cursor.execute(_LEAD_ADD, [counted, lead.pk])
+            new_score, old_grade, old_fit_grade, old_engagement_grade, stage = cursor.fetchone()
+            cursor.execute(_CATEGORY_ADD, [lead.pk, category.pk, counted])
             category_after = cursor.fetchone()[0]
     change = ScoreChange(
         pk=change_id,
         lead=lead,
-        delta=delta,
+        delta=counted,
+        capped=delta - counted,
         category=category,
         reason=reason[:255],
         source=source,
@@ -253,13 +363,24 @@ def score_adjust(
         created_at=now,
         occurred_at=occurred_at,
     )
-    old_score = new_score - delta
-    category_before = category_after - delta
-    settings = batch_cached("scoring_settings", scoring_settings)
-    new_grade = grade_for(new_score, settings)
+    # The axes after the change: the changed category's points from the upsert,
+    # the other's from before (it did not move).
+    if category.pk == fit_id:
+        fit = category_after
+    if category.pk == engagement_id:
+        engagement = category_after
+    lead.score = new_score
+    if counted == 0:
+        # Capped away entirely: the row records it, nothing moved.
+        return change
+    old_score = new_score - counted
+    category_before = category_after - counted
+    grades = grades_for(
+        total=new_score, fit=fit, engagement=engagement, stage=stage, settings=settings
+    )
     depth = cause.depth + 1 if cause is not None else 0
     props: dict[str, Any] = {
-        "delta": delta,
+        "delta": counted,
         "from": old_score,
         "to": new_score,
         "category": category.key,
@@ -267,6 +388,8 @@ def score_adjust(
         "category_to": category_after,
         "reason": change.reason,
     }
+    if change.capped:
+        props["capped"] = change.capped
     event_derive(
         lead=lead,
         type="score.changed",
@@ -274,23 +397,92 @@ def score_adjust(
         properties=props,
         key=f"score.changed:{change.pk}",
         depth=depth,
+        occurred_at=occurred_at,
     )
-    if new_grade != old_grade:
-        Lead.objects.filter(pk=lead.pk).update(grade=new_grade)
-        event_derive(
+    old = Grades(old_grade, old_fit_grade, old_engagement_grade)
+    if grades != old:
+        grade_changed(
             lead=lead,
-            type="grade.changed",
-            name=new_grade,
-            properties={"from": old_grade, "to": new_grade, "score": new_score},
+            before=old,
+            after=grades,
+            score=new_score,
             key=f"grade.changed:{change.pk}",
             depth=depth,
+            occurred_at=occurred_at,
         )
-    lead.score, lead.grade = new_score, new_grade
+    lead.grade, lead.fit_grade, lead.engagement_grade = grades
     moved = stage_after_score(before=old_score, after=new_score, stage=stage, settings=settings)
     if moved is not None:
         locked = Lead.objects.select_for_update().get(pk=lead.pk)
         lead_update(lead=locked, changes={"stage": moved}, cause=cause)
         lead.stage = moved
+    return change
+
+
+def grade_changed(
+    *,
+    lead: Lead,
+    before: Grades,
+    after: Grades,
+    score: int,
+    key: str,
+    depth: int = 0,
+    occurred_at: datetime | None = None,
+) -> None:
+    """Write a lead's new grades and announce them with ``grade.changed`` (named
+    after the new grade; from/to are the grade, fit_from/fit_to and
+    engagement_from/engagement_to the axes)."""
+    Lead.objects.filter(pk=lead.pk).update(
+        grade=after.grade, fit_grade=after.fit_grade, engagement_grade=after.engagement_grade
+    )
+    event_derive(
+        lead=lead,
+        type="grade.changed",
+        name=after.grade,
+        properties=grade_change_properties(before=before, after=after, score=score),
+        key=key,
+        depth=depth,
+        occurred_at=occurred_at,
+    )
+
+
+def grade_change_properties(*, before: Grades, after: Grades, score: int) -> dict[str, Any]:
+    """The properties of a ``grade.changed`` event."""
+    return {
+        "from": before.grade,
+        "to": after.grade,
+        "score": score,
+        "fit_from": before.fit_grade,
+        "fit_to": after.fit_grade,
+        "engagement_from": before.engagement_grade,
+        "engagement_to": after.engagement_grade,
+    }
+
+
+@transaction.atomic
+def score_adjust_by_hand(
+    *, lead: Lead, delta: int, category: ScoreCategory, reason: str, user: User | None
+) -> ScoreChange | None:
+    """A change by hand (the scoring API, the lead profile), logged with its user.
+    Locks the lead first, as the event pipeline does, so a change processed
+    meanwhile cannot slip between reading the points a cap depends on and
+    writing them."""
+    locked = Lead.objects.select_for_update().get(pk=lead.pk)
+    change = score_adjust(
+        lead=locked,
+        delta=delta,
+        category=category,
+        reason=reason,
+        source=ScoreSource.MANUAL,
+        source_key=f"manual:{uuid.uuid4().hex}",
+        created_by=user,
+    )
+    lead.score, lead.grade = locked.score, locked.grade
+    lead.fit_grade, lead.engagement_grade, lead.stage = (
+        locked.fit_grade,
+        locked.engagement_grade,
+        locked.stage,
+    )
     return change
 
 
