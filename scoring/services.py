@@ -201,6 +201,7 @@ def score_adjust(
         properties=props,
         key=f"score.changed:{change.pk}",
         depth=depth,
+        occurred_at=occurred_at,
     )
     if new_grade != old_grade:
         Lead.objects.filter(pk=lead.pk).update(grade=new_grade)
@@ -211,6 +212,7 @@ def score_adjust(
             properties={"from": old_grade, "to": new_grade, "score": new_score},
             key=f"grade.changed:{change.pk}",
             depth=depth,
+            occurred_at=occurred_at,
         )
     lead.score, lead.grade = new_score, new_grade
     moved = stage_after_score(before=old_score, after=new_score, stage=stage, settings=settings)

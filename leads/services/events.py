@@ -184,9 +184,12 @@ def event_derive(
     name: str = "",
     properties: dict[str, Any] | None = None,
     depth: int = 0,
+    occurred_at: datetime | None = None,
 ) -> None:
     """Record an event Leadflow itself emits about ``lead`` (``lead.created``,
-    ``field.changed`` …), keyed so that redoing the cause emits it once."""
+    ``field.changed`` …), keyed so that redoing the cause emits it once.
+    ``occurred_at``: when it happened, if not now (a score change happened when
+    its cause did, so that flows see history loaded later as old)."""
     now = timezone.now()
     events_record(
         events=[
@@ -195,7 +198,7 @@ def event_derive(
                 type=type,
                 name=name,
                 properties=properties or {},
-                occurred_at=now,
+                occurred_at=occurred_at or now,
                 received_at=now,
                 source=SYSTEM_SOURCE,
                 idempotency_key=key,

@@ -265,3 +265,31 @@ def test_the_negative_signals_template_makes_a_flow_that_publishes():
             {"points": -10, "category": "engagement", "reason": "Cancelled a meeting"},
         ),
     }
+
+
+def test_a_lead_turned_hot_by_an_old_event_gets_no_hot_lead_task():
+    """The grade change happened when its cause did: the hot-lead flow sees it as old."""
+    flow_publish(flow=flow_create_from_template(template=FLOW_TEMPLATES["notify-sales-hot"]))
+    published(
+        "Go",
+        graph(
+            ("t", "app.event", {"event": "Go"}),
+            ("s", "score.adjust", {"points": 100, "category": "engagement", "reason": "Went"}),
+        ),
+        reentry="always",
+    )
+    UserFactory.create(username="rep", role="sales")
+    old, new = LeadFactory.create(), LeadFactory.create()
+    backfilled = EventFactory.create(
+        lead=old, type="track", name="Go", occurred_at=timezone.now() - dt.timedelta(days=10)
+    )
+    EventFactory.create(lead=new, type="track", name="Go")
+    drain()
+
+    hot = Event.objects.filter(type="grade.changed", name="hot")
+    assert hot.get(lead=old).occurred_at == backfilled.occurred_at
+    assert sorted(Lead.objects.filter(grade="hot").values_list("pk", flat=True)) == [
+        old.pk,
+        new.pk,
+    ]
+    assert list(Task.objects.values_list("lead_id", flat=True)) == [new.pk]
