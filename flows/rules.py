@@ -75,14 +75,15 @@ def task_title(*, template: str, name: str) -> str:
 
 
 def stale_cause_skip(
-    *, occurred_at: dt.datetime | None, now: dt.datetime, max_age_days: int
+    *, occurred_at: dt.datetime | None, taken_at: dt.datetime, max_age_days: int
 ) -> str | None:
     """Why a step that calls on people (a task, a notification) does nothing: the
-    event that caused it happened more than ``max_age_days`` days before ``now``
-    (history loaded after the fact asks nobody to act on what is long past).
-    None: the step acts. Without a cause event (a step run by hand, a wake-up of
-    its own), it acts."""
-    if occurred_at is None or now - occurred_at <= dt.timedelta(days=max_age_days):
+    event that caused it happened more than ``max_age_days`` days before the flow
+    took it up (``taken_at``: when the lead entered the flow on it; a wait in the
+    flow since does not make it old). History loaded after the fact asks nobody
+    to act on what is long past. None: the step acts, as it does without a cause
+    event."""
+    if occurred_at is None or taken_at - occurred_at <= dt.timedelta(days=max_age_days):
         return None
     more = ngettext("more than %(days)d day ago", "more than %(days)d days ago", max_age_days) % {
         "days": max_age_days

@@ -178,11 +178,11 @@ def _assignee(ctx: StepContext) -> User | None:
     return rep
 
 
-def _stale_skip(event: Event | None, now: dt.datetime) -> str | None:
+def _stale_skip(event: Event | None, taken_at: dt.datetime) -> str | None:
     """Why a step that calls on people skips this event (flows.rules)."""
     return stale_cause_skip(
         occurred_at=event.occurred_at if event is not None else None,
-        now=now,
+        taken_at=taken_at,
         max_age_days=settings.FLOW_STALE_EVENT_DAYS,
     )
 
@@ -190,7 +190,7 @@ def _stale_skip(event: Event | None, now: dt.datetime) -> str | None:
 def _notify_sales(ctx: StepContext) -> StepResult:
     from flows.services import delivery_create
 
-    skipped = _stale_skip(ctx.trigger_event, ctx.now)
+    skipped = _stale_skip(ctx.trigger_event, ctx.enrollment.created_at or ctx.now)
     if skipped is not None:
         # No owner assigned, no task, no message: the step log says why.
         return StepResult(output={"skipped": skipped})
@@ -258,7 +258,7 @@ def _notify_sales(ctx: StepContext) -> StepResult:
 
 def _simulate_notify(sim: Simulation, node: dict[str, Any]) -> SimResult:
     state, config = sim.state, node["config"]
-    skipped = _stale_skip(sim.event, state.now)
+    skipped = _stale_skip(sim.event, sim.started_at)
     if skipped is not None:
         return SimResult(NO_CHANGE, skipped)
     if state.owner_id is not None:

@@ -72,6 +72,8 @@ class Simulation:
     ) -> None:
         self.lead = lead
         self.event = event
+        # When the lead enters: the clock before any wait moves it on.
+        self.started_at = state.now
         self.state = state
         self.names = names
         self.settings = settings

@@ -8,13 +8,13 @@ from django.utils import timezone
 
 from flows.dryrun import flow_dry_run
 from flows.lifecycle import flow_publish
-from flows.models import Enrollment, StepRun
+from flows.models import Enrollment, StepRun, Wakeup
 from flows.rules import stale_cause_skip, unopened_streak_reached
 from flows.templates_catalog import FLOW_TEMPLATES, flow_create_from_template
 from leads.models import Event, Lead, Notification, Task
 from scoring.models import ScoreChange
 from tests.factories import EventFactory, LeadFactory, UserFactory
-from tests.flows.helpers import drain, graph, published
+from tests.flows.helpers import claim, drain, graph, published
 
 pytestmark = pytest.mark.django_db
 
@@ -50,12 +50,12 @@ def test_unopened_streak_reached(recent, count, reached):
 def test_stale_cause_skip(days_ago, expected):
     now = T0 + dt.timedelta(days=0)
     at = None if days_ago is None else now - dt.timedelta(days=days_ago)
-    assert stale_cause_skip(occurred_at=at, now=now, max_age_days=3) == expected
+    assert stale_cause_skip(occurred_at=at, taken_at=now, max_age_days=3) == expected
 
 
 def test_stale_cause_skip_says_one_day():
     at = T0 - dt.timedelta(days=2)
-    assert stale_cause_skip(occurred_at=at, now=T0, max_age_days=1) == (
+    assert stale_cause_skip(occurred_at=at, taken_at=T0, max_age_days=1) == (
         "skipped: the event happened on 2026-10-31, more than 1 day ago"
     )
 
@@ -214,6 +214,27 @@ def test_an_old_event_scores_but_makes_no_task(call_flow):
     assert Notification.objects.filter(user=rep, lead=lead).count() == 1
     result = flow_dry_run(flow=call_flow, graph=call_flow.draft, lead=lead, event=fresh)
     assert result["steps"][-1]["outcome"] == "would_apply"
+
+
+def test_a_wait_does_not_make_a_fresh_event_old():
+    rep = UserFactory.create(username="rep", role="sales")
+    published(
+        "Later",
+        graph(
+            ("t", "app.event", {"event": "Go"}),
+            ("wait", "wait", {"amount": 5, "unit": "days"}),
+            ("notify", "sales.notify", {"title": "Call {lead}"}),
+        ),
+    )
+    lead = LeadFactory.create()
+    EventFactory.create(lead=lead, type="track", name="Go")
+    drain()
+    assert Task.objects.count() == 0
+
+    Wakeup.objects.update(due_at=timezone.now())
+    claim()
+
+    assert list(Task.objects.values_list("lead_id", "assignee_id")) == [(lead.pk, rep.pk)]
 
 
 def test_the_age_limit_is_a_setting(call_flow, settings):

@@ -1,5 +1,8 @@
 """Demo data: one user per role, about 300 B2B and B2C leads and six months of their
-email, website and product activity, the same on every run."""
+email, website and product activity, the same on every run. The history has
+outcomes: where each lead came from, how far down the funnel it got and when,
+and its deal (won, lost or open); who buys follows job title, company size and
+pricing-page visits, so the scoring review has something true to find."""
 
 from __future__ import annotations
 
