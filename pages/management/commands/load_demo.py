@@ -568,8 +568,9 @@ def _funnel(
         return funnel
     if rng.random() < (0.2 if power == "consumer" else 0.04):
         return Funnel(Stage.DISQUALIFIED, disqualified_ago=_after(rng, start_ago, 0, 20))
+    # Marketing hands sales no consumers: without a company there is nobody to sell to.
     mql_chance = min(0.6, MQL_BASE * BUYING_POWER[power] * size_factor(size) * buys + 0.04)
-    if rng.random() < mql_chance:
+    if power != "consumer" and rng.random() < mql_chance:
         # Recent: an MQL that has not gone further is still being worked on.
         mql = min(start_ago, rng.uniform(DAY, 40 * DAY))
         if rng.random() < 0.35:
@@ -681,6 +682,12 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
         campaign = rng.choice(CAMPAIGNS)[0]
         props = {"email": lead.email, "campaign": campaign}
         events.append(DemoEvent(mail_end_ago, "email.unsubscribed", campaign, props))
+    elif funnel.opportunity_ago is None and rng.random() < 0.04:
+        # The address stopped taking mail (its owner left the company).
+        mail_end_ago = rng.uniform(end_ago, start_ago)
+        campaign = rng.choice(CAMPAIGNS)[0]
+        props = {"email": lead.email, "campaign": campaign, "provider_event": "bounced"}
+        events.append(DemoEvent(mail_end_ago, "email.bounced", campaign, props))
 
     kinds = [("email", 45.0), ("web", 35.0), ("app", 20.0 if lead.external_id else 0.0)]
     mail = _Mailing(
@@ -819,12 +826,16 @@ def _web_visit(rng: random.Random, events: list[DemoEvent], *, ago: float) -> No
 
 def _app_session(rng: random.Random, events: list[DemoEvent], *, ago: float, buyer: bool) -> None:
     """One to three things a product user did in one sitting; only a lead on its
-    way to buying books a call with sales."""
+    way to buying books a call with sales (and now and then cancels it)."""
     for _ in range(rng.randint(1, 3)):
         action = _weighted(rng, APP_ACTIONS)
         if action == "Booked a call" and not buyer:
             action = "Logged in"
         events.append(DemoEvent(ago, "track", action, _app_action_properties(rng, action)))
+        if action == "Booked a call" and rng.random() < 0.25:
+            cancelled = _later(rng, ago, HOUR, 2 * DAY)
+            calendar = {"calendar": "sales-demo"}
+            events.append(DemoEvent(cancelled, "track", "Meeting cancelled", calendar))
         ago = _later(rng, ago, 30, 20 * 60)
 
 
