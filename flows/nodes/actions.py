@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,10 +49,11 @@ from flows.rules import (
     follow_up_refusal,
     lead_name,
     stage_move_refusal,
+    stale_cause_skip,
     task_due,
     task_title,
 )
-from leads.models import Lead, Notification, Segment, SegmentKind, Stage, Task, TaskPriority
+from leads.models import Event, Lead, Notification, Segment, SegmentKind, Stage, Task, TaskPriority
 from leads.selectors import user_language
 from leads.services.events import event_derive
 from leads.services.fields import (
@@ -178,9 +180,22 @@ def _assignee(ctx: StepContext) -> User | None:
     return rep
 
 
+def _stale_skip(event: Event | None, taken_at: dt.datetime) -> str | None:
+    """Why a step that calls on people skips this event (flows.rules)."""
+    return stale_cause_skip(
+        occurred_at=event.occurred_at if event is not None else None,
+        taken_at=taken_at,
+        max_age_days=settings.FLOW_STALE_EVENT_DAYS,
+    )
+
+
 def _notify_sales(ctx: StepContext) -> StepResult:
     from flows.services import delivery_create
 
+    skipped = _stale_skip(ctx.trigger_event, ctx.enrollment.created_at or ctx.now)
+    if skipped is not None:
+        # No owner assigned, no task, no message: the step log says why.
+        return StepResult(output={"skipped": skipped})
     config = ctx.config
     refused = follow_up_refusal(stage=ctx.lead.stage)
     if refused is not None:
@@ -250,6 +265,9 @@ def _notify_sales(ctx: StepContext) -> StepResult:
 
 def _simulate_notify(sim: Simulation, node: dict[str, Any]) -> SimResult:
     state, config = sim.state, node["config"]
+    skipped = _stale_skip(sim.event, sim.started_at)
+    if skipped is not None:
+        return SimResult(NO_CHANGE, skipped)
     refused = follow_up_refusal(stage=state.stage)
     if refused is not None:
         return SimResult(NO_CHANGE, refused)
