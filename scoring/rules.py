@@ -182,3 +182,20 @@ def change_words(changes: dict[str, list[Any]], labels: dict[str, str]) -> str:
         shown = [gettext("none") if v is None or v == "" else str(v) for v in (before, after)]
         parts.append(f"{labels.get(field, field)}: {shown[0]} → {shown[1]}")
     return "; ".join(parts)
+
+
+def counted_points(
+    *, asked: int, points: int, total: int, cap: int | None, total_cap: int | None
+) -> int:
+    """How much of a change of ``asked`` points counts in a category holding
+    ``points`` of a lead's ``total``: a rise stops at the category's cap and at the
+    total's cap (never below 0: points already past a lowered cap stay); a fall
+    is never capped. The SQL of ``score_adjust`` computes the same."""
+    if asked <= 0:
+        return asked
+    counted = asked
+    if cap is not None:
+        counted = min(counted, cap - points)
+    if total_cap is not None:
+        counted = min(counted, total_cap - total)
+    return max(0, counted)

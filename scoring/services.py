@@ -37,6 +37,7 @@ from scoring.rules import (
     GRADE_SETTINGS,
     Grades,
     change_words,
+    counted_points,
     grades_for,
     stage_after_score,
 )
@@ -129,14 +130,6 @@ def score_category_update(
     return locked
 
 
-def grade_for(score: int, settings: ScoringSettings) -> str:
-    if score >= settings.hot_threshold:
-        return Grade.HOT
-    if score >= settings.warm_threshold:
-        return Grade.WARM
-    return Grade.COLD
-
-
 def score_category(key: str) -> ScoreCategory:
     """The category with this key (read once per batch of events)."""
     categories = batch_cached(
@@ -171,23 +164,6 @@ def score_category_delete(*, category: ScoreCategory) -> None:
     # Lead scores go with it (LeadScore's foreign key cascades); without score
     # changes there are none but rows of 0.
     locked.delete()
-
-
-def counted_points(
-    *, asked: int, points: int, total: int, cap: int | None, total_cap: int | None
-) -> int:
-    """How much of a change of ``asked`` points counts in a category holding
-    ``points`` of a lead's ``total``: a rise stops at the category's cap and at the
-    total's cap (never below 0: points already past a lowered cap stay); a fall
-    is never capped. The SQL of ``score_adjust`` computes the same."""
-    if asked <= 0:
-        return asked
-    counted = asked
-    if cap is not None:
-        counted = min(counted, cap - points)
-    if total_cap is not None:
-        counted = min(counted, total_cap - total)
-    return max(0, counted)
 
 
 # Raw statements where one round trip does what the ORM needs two or three for:

@@ -34,6 +34,7 @@ from flows.nodes.base import (
 )
 from flows.nodes.simulation import (
     WHEN,
+    LeadState,
     Simulation,
     quoted,
     simulate_end,
@@ -63,9 +64,9 @@ from leads.services.fields import (
 )
 from leads.services.leads import lead_tags_change, lead_update
 from leads.services.users import integration_settings
-from scoring.models import ScoreCategory, ScoreSource
-from scoring.rules import stage_after_score
-from scoring.services import grade_for, score_adjust, score_category
+from scoring.models import ScoreCategory, ScoreSource, ScoringSettings
+from scoring.rules import ENGAGEMENT, FIT, counted_points, grades_for, stage_after_score
+from scoring.services import score_adjust, score_category
 from segments.services import segment_add_leads, segment_remove_leads
 
 __all__ = ["SETTABLE_FIELDS", "STAGE_ORDER", "sales_round_robin", "slack_target"]
@@ -103,21 +104,41 @@ def _adjust_score(ctx: StepContext) -> StepResult:
 
 
 def _simulate_score(sim: Simulation, node: dict[str, Any]) -> SimResult:
-    # What score_adjust would do: the totals, the grade, the MQL stage move.
+    # What score_adjust would do: the points a cap lets count, the totals, the
+    # grades of both axes, the MQL stage move (the same rules it calls).
     state, settings, config = sim.state, sim.settings, node["config"]
-    points, key = config["points"], config["category"]
+    asked, key = config["points"], config["category"]
+    points = counted_points(
+        asked=asked,
+        points=state.categories.get(key, 0),
+        total=state.score,
+        cap=score_category(key).cap,
+        total_cap=settings.total_cap,
+    )
     before = state.score
+    rating_before = _rating(state, settings)
     state.score += points
     state.categories[key] = state.categories.get(key, 0) + points
     state.changed.update({"score", f"score.{key}"})
     changes = [gettext("score %(before)s → %(after)s") % {"before": before, "after": state.score}]
-    grade = grade_for(state.score, settings)
-    if grade != state.grade:
+    if points != asked:
+        changes.append(gettext("%(points)+d capped") % {"points": asked - points})
+    grades = grades_for(
+        total=state.score,
+        fit=state.categories.get(FIT, 0),
+        engagement=state.categories.get(ENGAGEMENT, 0),
+        stage=state.stage,
+        settings=settings,
+    )
+    if grades.grade != state.grade:
         changes.append(
-            gettext("grade %(before)s → %(after)s") % {"before": state.grade, "after": grade}
+            gettext("grade %(before)s → %(after)s") % {"before": state.grade, "after": grades.grade}
         )
-        state.grade = grade
+        state.grade = grades.grade
         state.changed.add("grade")
+    rating = grades.fit_grade + grades.engagement_grade
+    if rating != rating_before:
+        changes.append(f"{rating_before} → {rating}")
     moved = stage_after_score(
         before=before, after=state.score, stage=state.stage, settings=settings
     )
@@ -126,6 +147,18 @@ def _simulate_score(sim: Simulation, node: dict[str, Any]) -> SimResult:
         state.stage = moved
         state.changed.add("stage")
     return SimResult(WOULD_APPLY, f"{sim.summary(node)} ({', '.join(changes)})")
+
+
+def _rating(state: LeadState, settings: ScoringSettings) -> str:
+    """The simulated lead's fit and engagement badge ("A1" to "D4")."""
+    grades = grades_for(
+        total=state.score,
+        fit=state.categories.get(FIT, 0),
+        engagement=state.categories.get(ENGAGEMENT, 0),
+        stage=state.stage,
+        settings=settings,
+    )
+    return grades.fit_grade + grades.engagement_grade
 
 
 register(

@@ -8,7 +8,8 @@ import pytest
 
 from leads.models import Event
 from scoring.models import HotRule, LeadScore, ScoreCategory, ScoreChange, ScoringSettings
-from scoring.services import counted_points, score_adjust, score_adjust_by_hand, scoring_mismatches
+from scoring.rules import counted_points
+from scoring.services import score_adjust, score_adjust_by_hand, scoring_mismatches
 from tests.factories import EventFactory, LeadFactory, ScoreCategoryFactory
 
 pytestmark = pytest.mark.django_db
