@@ -178,10 +178,22 @@ def category_problems(values: dict[str, Any]) -> dict[str, list[str]]:
     return problems
 
 
-def change_words(changes: dict[str, list[Any]], labels: dict[str, str]) -> str:
-    """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45"."""
-    parts = []
-    for field, (before, after) in changes.items():
-        shown = [gettext("none") if v is None or v == "" else str(v) for v in (before, after)]
-        parts.append(f"{labels.get(field, field)}: {shown[0]} → {shown[1]}")
-    return "; ".join(parts)
+def change_words(
+    changes: dict[str, list[Any]],
+    labels: dict[str, str],
+    choices: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45", a choice
+    by its label (``choices``: by field, value to label), yes or no."""
+
+    def shown(field: str, value: Any) -> str:
+        if value is None or value == "":
+            return gettext("none")
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        return str((choices or {}).get(field, {}).get(value, value))
+
+    return "; ".join(
+        f"{labels.get(field, field)}: {shown(field, before)} → {shown(field, after)}"
+        for field, (before, after) in changes.items()
+    )

@@ -704,7 +704,8 @@ def test_the_hot_rule_and_axes_regrade_and_go_into_the_review_log(client, admin_
         {"hot_rule": ["total", "axes"], "hot_min_engagement": ["2", "4"], "total_cap": [None, 200]},
     )
     assert entry.summary == (
-        "Hot rule: total → axes; Hot: engagement at least: 2 → 4; Cap on the total: none → 200"
+        "Hot rule: Total score at or above the hot threshold → A minimum fit and a minimum "
+        "engagement; Hot: engagement at least: 2 → 4; Cap on the total: none → 200"
     )
     page = _html(client.get("/settings/scoring/"))
     assert entry.summary in page
@@ -788,7 +789,8 @@ def test_category_cap_and_decay_are_saved_and_logged(client, admin_user):
     assert (entry.subject, entry.user, entry.summary) == (
         "category",
         admin_user,
-        "Engagement: Cap: none → 100; Decay: none → percent; Decay days: none → 30; "
+        "Engagement: Cap: none → 100; Decay: No decay → A share of the points per period "
+        "without activity; Decay days: none → 30; "
         "Decay percent: none → 20",
     )
 
