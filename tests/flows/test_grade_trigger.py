@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from flows.dryrun import flow_dry_run
 from flows.nodes.base import REGISTRY, Names
 from flows.rules import grade_reached
 from leads.models import Lead
@@ -95,3 +96,27 @@ def test_summaries_and_a_config_without_any_grade():
     assert node.check is not None
     assert node.check({}) == {"grade": ["Choose a grade, a fit grade or an engagement grade."]}
     assert node.check({"engagement": "3"}) == {}
+
+
+def test_the_dry_run_matches_and_describes_it_as_the_engine_does():
+    flow = published(
+        "Great fit",
+        graph(("t", "grade.changed", {"fit": "B"}), ("m", "tag.add", {"tag": "great-fit"})),
+    )
+    lead = LeadFactory.create()
+    reached = {"type": "grade.changed", "name": "cold", "properties": _props(fit=("C", "B"))}
+    bettered = {"type": "grade.changed", "name": "cold", "properties": _props(fit=("B", "A"))}
+
+    started = flow_dry_run(flow=flow, graph=flow.draft, lead=lead, event=reached)
+    quiet = flow_dry_run(flow=flow, graph=flow.draft, lead=lead, event=bettered)
+
+    assert (started["trigger"]["matched"], started["trigger"]["summary"]) == (
+        True,
+        "Fit reached B or better",
+    )
+    assert quiet["trigger"] == {
+        "matched": False,
+        "reason": "No trigger matches the made-up event grade.changed 'cold'. "
+        "The flow starts on: Fit reached B or better.",
+        "event": quiet["trigger"]["event"],
+    }
