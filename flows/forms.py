@@ -22,7 +22,7 @@ from django.http import QueryDict
 from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_lazy
 
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 from flows import selectors
 from flows.graph import config_problems, required_name
 from flows.nodes import REGISTRY, NodeType
@@ -106,6 +106,8 @@ LABELS: dict[str, StrOrPromise] = {
     "field": gettext_lazy("Field"),
     "value": gettext_lazy("Value"),
     "grade": gettext_lazy("Grade"),
+    "grade.changed:fit": gettext_lazy("Fit grade reaches"),
+    "grade.changed:engagement": gettext_lazy("Engagement grade reaches"),
     "reason": gettext_lazy("Reason"),
     "due_in": gettext_lazy("Due in"),
     "amount": gettext_lazy("Amount"),
@@ -120,6 +122,13 @@ HELP: dict[str, StrOrPromise] = {
     "once_per_lead": gettext_lazy("Let each lead through this trigger only once, ever."),
     "campaign": gettext_lazy("Only for this email (its name in your email tool); blank for any."),
     "form": gettext_lazy("Blank for any form."),
+    "grade.changed:grade": gettext_lazy("Blank for any grade."),
+    "grade.changed:fit": gettext_lazy(
+        "Blank for any. Starts when the fit grade becomes this one or better (A is best)."
+    ),
+    "grade.changed:engagement": gettext_lazy(
+        "Blank for any. Starts when the engagement grade becomes this one or better (1 is best)."
+    ),
     "score.threshold:category": gettext_lazy("Blank for the total score."),
     "score.adjust:points": gettext_lazy("Negative to take points away."),
     "from": gettext_lazy("Blank for any value. Typed as the field is; null means no value."),
@@ -156,6 +165,8 @@ ENUM_LABELS: dict[str, StrOrPromise] = {
     **dict(Stage.choices),
     **dict(TaskPriority.choices),
     **dict(Grade.choices),
+    **dict(FitGrade.choices),
+    **dict(EngagementGrade.choices),
     "is": gettext_lazy("is"),
     "contains": gettext_lazy("contains"),
     "starts_with": gettext_lazy("starts with"),

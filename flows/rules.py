@@ -188,6 +188,39 @@ def entry_decide(
     return Entry(True, Reentry.ALWAYS, last_at)
 
 
+# --- the grade trigger -------------------------------------------------------------------
+
+
+def grade_reached(
+    *,
+    properties: dict[str, Any],
+    grade: str | None = None,
+    fit: str | None = None,
+    engagement: str | None = None,
+) -> bool:
+    """Whether a ``grade.changed`` event (its ``properties``) took the lead into
+    the state the trigger asks for, from outside it: the grade ``grade``, a fit
+    grade of ``fit`` or better, an engagement grade of ``engagement`` or better
+    (each None: any). Letters and digits both sort best first ("A" < "B", "1" <
+    "2"). An event without the axes (from before them) left the axes alone."""
+
+    def holds(suffix: str, grade_key: str) -> bool:
+        now_grade = properties.get(grade_key)
+        now_fit = properties.get(f"fit_{suffix}", properties.get("fit_to"))
+        now_engagement = properties.get(f"engagement_{suffix}", properties.get("engagement_to"))
+        if grade is not None and now_grade != grade:
+            return False
+        if fit is not None and not (isinstance(now_fit, str) and now_fit <= fit):
+            return False
+        return engagement is None or (
+            isinstance(now_engagement, str) and now_engagement <= engagement
+        )
+
+    if grade is None and fit is None and engagement is None:
+        return False
+    return holds("to", "to") and not holds("from", "from")
+
+
 # --- routing and the graph ---------------------------------------------------------------
 
 

@@ -38,6 +38,11 @@ urlpatterns = [
         name="settings-category-rename",
     ),
     path(
+        "settings/scoring/categories/<int:pk>/settings/",
+        settings_pages.category_settings,
+        name="settings-category-settings",
+    ),
+    path(
         "settings/scoring/categories/<int:pk>/delete/",
         settings_pages.category_delete,
         name="settings-category-delete",

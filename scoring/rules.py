@@ -134,7 +134,7 @@ GRADE_SETTINGS = (
 
 def settings_problems(values: dict[str, Any]) -> dict[str, list[str]]:
     """What is wrong with these scoring settings (the whole set, as they would be
-    saved), by field: thresholds out of order. The page's form and the API both
+    saved), by field: thresholds out of order, a cap below 1. The page's form and the API both
     ask this."""
     problems: dict[str, list[str]] = {}
 
@@ -148,6 +148,9 @@ def settings_problems(values: dict[str, Any]) -> dict[str, list[str]]:
     above("fit_b", "fit_c", gettext("Fit B must be above fit C."))
     above("engagement_1", "engagement_2", gettext("Engagement 1 must be above engagement 2."))
     above("engagement_2", "engagement_3", gettext("Engagement 2 must be above engagement 3."))
+    cap = values.get("total_cap")
+    if cap is not None and cap < 1:
+        problems["total_cap"] = [gettext("A cap is at least 1 point; leave it blank for none.")]
     if values.get("hot_min_fit") not in (None, *FitGrade.values):
         problems["hot_min_fit"] = [gettext("Choose a fit grade, A to D.")]
     if values.get("hot_min_engagement") not in (None, *EngagementGrade.values):
@@ -175,13 +178,25 @@ def category_problems(values: dict[str, Any]) -> dict[str, list[str]]:
     return problems
 
 
-def change_words(changes: dict[str, list[Any]], labels: dict[str, str]) -> str:
-    """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45"."""
-    parts = []
-    for field, (before, after) in changes.items():
-        shown = [gettext("none") if v is None or v == "" else str(v) for v in (before, after)]
-        parts.append(f"{labels.get(field, field)}: {shown[0]} → {shown[1]}")
-    return "; ".join(parts)
+def change_words(
+    changes: dict[str, list[Any]],
+    labels: dict[str, str],
+    choices: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45", a choice
+    by its label (``choices``: by field, value to label), yes or no."""
+
+    def shown(field: str, value: Any) -> str:
+        if value is None or value == "":
+            return gettext("none")
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        return str((choices or {}).get(field, {}).get(value, value))
+
+    return "; ".join(
+        f"{labels.get(field, field)}: {shown(field, before)} → {shown(field, after)}"
+        for field, (before, after) in changes.items()
+    )
 
 
 def counted_points(

@@ -23,6 +23,7 @@ from leads.models import CLOSED_STAGES, Event, Lead
 from leads.services.events import SYSTEM_SOURCE, event_derive, events_record
 from leads.services.leads import lead_update
 from scoring.models import (
+    DecayMode,
     HotRule,
     LeadScore,
     ReviewLogEntry,
@@ -85,6 +86,13 @@ def _labels() -> dict[str, str]:
     return {field: str(label) for field, label in SETTING_LABELS.items()}
 
 
+def _choice_labels() -> dict[str, dict[str, str]]:
+    return {
+        "hot_rule": {value: str(label) for value, label in HotRule.choices},
+        "decay_mode": {value: str(label) for value, label in DecayMode.choices},
+    }
+
+
 @transaction.atomic
 def scoring_settings_update(*, user: User | None = None, **values: Any) -> ScoringSettings:
     """Save the scoring settings (validated: ``scoring.rules.settings_problems``).
@@ -102,7 +110,7 @@ def scoring_settings_update(*, user: User | None = None, **values: Any) -> Scori
     review_log_record(
         user=user,
         subject="settings",
-        summary=change_words(changes, _labels()),
+        summary=change_words(changes, _labels(), _choice_labels()),
         changes=changes,
     )
     return settings
@@ -124,7 +132,7 @@ def score_category_update(
     review_log_record(
         user=user,
         subject="category",
-        summary=f"{locked.label}: {change_words(changes, _labels())}",
+        summary=f"{locked.label}: {change_words(changes, _labels(), _choice_labels())}",
         changes=changes,
     )
     return locked

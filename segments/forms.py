@@ -24,7 +24,7 @@ from django.http import QueryDict
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.vocabulary import COUNTABLE_TYPES, Grade
+from core.vocabulary import COUNTABLE_TYPES
 from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
 from leads.services.ingest import json_loads_limited
 from segments.conditions.schema import (
@@ -36,8 +36,8 @@ from segments.conditions.schema import (
 )
 from segments.conditions.tree import group_children, rules_in
 from segments.conditions.words import (
+    CHOICE_LABELS,
     FIELD_LABELS,
-    GRADE_LABELS,
     OP_LABELS,
     as_text,
 )
@@ -545,8 +545,8 @@ def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, s
         return [(t, t) for t in choices.tags]
     if name == "stage":
         return [(str(v), str(label)) for v, label in Stage.choices]
-    if name == "grade":
-        return [(g, str(GRADE_LABELS[g])) for g in Grade.values]
+    if name in CHOICE_LABELS:
+        return [(value, str(label)) for value, label in CHOICE_LABELS[name].items()]
     definition = choices.definitions.get(name[7:]) if name.startswith("custom.") else None
     if definition is not None and definition.type == FieldType.CHOICE:
         return [(str(o), str(o)) for o in definition.options]

@@ -408,7 +408,8 @@ def dependency_keys(event: Event) -> set[str]:
     if event.type == "score.changed":
         return {"field:score", f"field:score.{event.properties.get('category')}"}
     if event.type == "grade.changed":
-        return {"field:grade"}
+        # One event tells of the grade and of both axes.
+        return {"field:grade", "field:fit_grade", "field:engagement_grade"}
     return {f"activity:{event.type}"}
 
 

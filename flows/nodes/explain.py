@@ -76,6 +76,9 @@ def _current(sim: Simulation, name: str) -> str:
         return str(Stage(state.stage).label)
     if name == "grade":
         return state.grade
+    if name in ("fit_grade", "engagement_grade"):
+        # Not simulated: a score step's points are not graded by the dry run.
+        return str(getattr(sim.lead, name))
     if name in state.fields:
         return quoted(state.fields[name])
     return quoted(getattr(sim.lead, name, None))

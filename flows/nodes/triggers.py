@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.translation import gettext, gettext_lazy
 
 from core.scope import event_scoped
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 from flows.nodes.base import (
     EVENT_NAME,
     FORM_NAME,
@@ -32,6 +32,7 @@ from flows.rules import (
     EMAIL_STREAK_TYPES,
     IGNORED_MAX,
     IGNORED_MIN,
+    grade_reached,
     unopened_streak_reached,
 )
 from leads.models import Event, Segment, Stage
@@ -486,18 +487,59 @@ register(
     )
 )
 
+
+def _grade_config(config: dict[str, Any]) -> dict[str, str | None]:
+    return {
+        "grade": config.get("grade") or None,
+        "fit": config.get("fit") or None,
+        "engagement": config.get("engagement") or None,
+    }
+
+
+def _grade_asked(config: dict[str, Any]) -> dict[str, list[str]]:
+    if not any(_grade_config(config).values()):
+        return {"grade": [gettext("Choose a grade, a fit grade or an engagement grade.")]}
+    return {}
+
+
+def _grade_summary(config: dict[str, Any], names: Names) -> str:
+    asked = _grade_config(config)
+    parts = []
+    if asked["grade"]:
+        parts.append(gettext("Grade became %(grade)s") % {"grade": GRADE_WORDS[asked["grade"]]})
+    if asked["fit"]:
+        parts.append(gettext("fit reached %(fit)s or better") % {"fit": asked["fit"]})
+    if asked["engagement"]:
+        parts.append(
+            gettext("engagement reached %(engagement)s or better")
+            % {"engagement": asked["engagement"]}
+        )
+    text = gettext(" and ").join(parts)
+    return text[:1].upper() + text[1:] + once_suffix(config)
+
+
 register(
     NodeType(
         key="grade.changed",
         kind="trigger",
         label=gettext_lazy("Grade changed"),
-        description=gettext_lazy("Starts when a lead becomes hot, warm or cold."),
-        icon="thermometer",
-        schema=obj({"grade": {"type": "string", "enum": list(Grade.values)}, **ONCE}, ("grade",)),
-        subscribe=lambda c: ("grade.changed", c["grade"]),
-        matches=lambda e, c: e.name == c["grade"],
-        summary=lambda c, n: (
-            gettext("Grade became %(grade)s") % {"grade": GRADE_WORDS[c["grade"]]} + once_suffix(c)
+        description=gettext_lazy(
+            "Starts when a lead becomes hot, warm or cold, or when its fit or engagement "
+            "grade reaches a grade or better (fit A to D, engagement 1 to 4); with more "
+            "than one, when the lead comes to meet all of them."
         ),
+        icon="thermometer",
+        schema=obj(
+            {
+                "grade": {"type": "string", "enum": list(Grade.values)},
+                "fit": {"type": "string", "enum": list(FitGrade.values)},
+                "engagement": {"type": "string", "enum": list(EngagementGrade.values)},
+                **ONCE,
+            },
+        ),
+        subscribe=lambda c: ("grade.changed", c.get("grade") or ""),
+        matches=lambda e, c: grade_reached(properties=e.properties, **_grade_config(c)),
+        check=_grade_asked,
+        summary=_grade_summary,
     )
 )

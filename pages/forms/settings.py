@@ -5,16 +5,21 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 from django import forms
 from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
 from core.roles import Role
+from core.vocabulary import EngagementGrade, FitGrade
 from flows.hooks import HOOK_EVENTS
 from flows.outbound import outbound_url_problem
 from leads.models import ApiScope, FieldDefinition, FieldType
 from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
-from scoring.models import ScoreCategory
+from scoring.models import DecayMode, HotRule, ScoreCategory
+from scoring.rules import category_problems, settings_problems
 
 
 class _StyledForm(forms.Form):
@@ -144,9 +149,52 @@ class FieldEditForm(_FieldOptionsMixin):
         return data
 
 
+def _problems_to_errors(form: forms.Form, problems: dict[str, list[str]]) -> None:
+    for field, messages in problems.items():
+        for message in messages:
+            form.add_error(field if field in form.fields else None, message)
+
+
+def _optional_whole(label: StrOrPromise, help_text: StrOrPromise = "") -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label, required=False, min_value=0, max_value=2**31 - 1, help_text=help_text
+    )
+
+
 class ThresholdsForm(_StyledForm):
+    """The scoring settings: grades (warm, hot and the hot rule), the two axes'
+    thresholds, the total's cap and the MQL rule. The rules on them are
+    scoring's (``settings_problems``), which the API asks too."""
+
     warm_threshold = forms.IntegerField(label=_("Warm from"))
-    hot_threshold = forms.IntegerField(label=_("Hot from"))
+    hot_threshold = forms.IntegerField(
+        label=_("Hot from"), help_text=_("The total score a lead is hot from (the total rule).")
+    )
+    hot_rule = forms.ChoiceField(
+        label=_("A lead is hot when"), choices=HotRule.choices, widget=forms.RadioSelect
+    )
+    hot_min_fit = forms.ChoiceField(
+        label=_("Hot needs a fit grade of at least"),
+        choices=FitGrade.choices,
+        help_text=_("With the two-axes rule."),
+    )
+    hot_min_engagement = forms.ChoiceField(
+        label=_("and an engagement grade of at least"),
+        choices=EngagementGrade.choices,
+        help_text=_("With the two-axes rule."),
+    )
+    fit_a = forms.IntegerField(label=_("Fit A from (points)"))
+    fit_b = forms.IntegerField(label=_("Fit B from (points)"))
+    fit_c = forms.IntegerField(label=_("Fit C from (points)"), help_text=_("Below this, fit D."))
+    engagement_1 = forms.IntegerField(label=_("Engagement 1 from (points)"))
+    engagement_2 = forms.IntegerField(label=_("Engagement 2 from (points)"))
+    engagement_3 = forms.IntegerField(
+        label=_("Engagement 3 from (points)"), help_text=_("Below this, engagement 4.")
+    )
+    total_cap = _optional_whole(
+        _("Cap on the total score"),
+        _("Points past it are written down but not counted. Blank for no cap."),
+    )
     mql_threshold = forms.IntegerField(label=_("MQL threshold"))
     mql_moves_stage = forms.BooleanField(
         label=_("Reaching the MQL threshold moves a subscriber or lead to MQL"), required=False
@@ -157,9 +205,32 @@ class ThresholdsForm(_StyledForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        warm, hot = data.get("warm_threshold"), data.get("hot_threshold")
-        if warm is not None and hot is not None and hot <= warm:
-            self.add_error("hot_threshold", _("Hot must be above warm."))
+        _problems_to_errors(self, settings_problems(data))
+        return data
+
+
+class CategorySettingsForm(_StyledForm):
+    """A category's cap and decay; the rules are scoring's (``category_problems``)."""
+
+    cap = _optional_whole(
+        _("Cap"), _("Points past it are written down but not counted. Blank for no cap.")
+    )
+    decay_mode = forms.ChoiceField(label=_("Decay"), choices=DecayMode.choices)
+    decay_days = _optional_whole(
+        _("Days"),
+        _("Expire: points go this many days after they were earned. Share: the period."),
+    )
+    decay_percent = _optional_whole(
+        _("Percent"), _("Share: the part of the points lost per period without activity.")
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        _problems_to_errors(self, category_problems(data))
+        if data.get("decay_mode") != DecayMode.PERCENT:
+            data["decay_percent"] = None
+        if data.get("decay_mode") == DecayMode.NONE:
+            data["decay_days"] = None
         return data
 
 

@@ -41,6 +41,7 @@ from leads.services.users import (
 from pages.forms.settings import (
     ApiKeyForm,
     CategoryForm,
+    CategorySettingsForm,
     FieldCreateForm,
     FieldEditForm,
     HookForm,
@@ -48,10 +49,11 @@ from pages.forms.settings import (
     SlackForm,
     ThresholdsForm,
 )
-from scoring.models import ScoreCategory
+from scoring.models import ReviewLogEntry, ScoreCategory
 from scoring.services import (
     CategoryDeleteRefused,
     score_category_delete,
+    score_category_update,
     scoring_settings,
     scoring_settings_update,
 )
@@ -270,38 +272,75 @@ def field_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- scoring ----------------------------------------------------------------------
 
 
+SETTINGS_FIELDS = tuple(ThresholdsForm.base_fields)
+CATEGORY_FIELDS = tuple(CategorySettingsForm.base_fields)
+
+
+def _category_form(category: ScoreCategory, data: Any = None) -> CategorySettingsForm:
+    return CategorySettingsForm(
+        data,
+        prefix=f"category-{category.pk}",
+        initial={name: getattr(category, name) for name in CATEGORY_FIELDS},
+    )
+
+
 def _scoring_context(**extra: Any) -> dict[str, Any]:
     current = scoring_settings()
+    categories = list(ScoreCategory.objects.order_by("id"))
+    bound = extra.pop("category_bound", None)
+    rows = [
+        (
+            category,
+            bound
+            if bound is not None and bound.prefix == f"category-{category.pk}"
+            else _category_form(category),
+        )
+        for category in categories
+    ]
     context: dict[str, Any] = {
-        "categories": list(ScoreCategory.objects.order_by("id")),
+        "categories": categories,
+        "category_rows": rows,
         "thresholds_form": ThresholdsForm(
-            initial={
-                "warm_threshold": current.warm_threshold,
-                "hot_threshold": current.hot_threshold,
-                "mql_threshold": current.mql_threshold,
-                "mql_moves_stage": current.mql_moves_stage,
-                "sales_can_adjust": current.sales_can_adjust,
-            }
+            initial={name: getattr(current, name) for name in SETTINGS_FIELDS}
         ),
         "category_form": CategoryForm(),
+        "review_log": ReviewLogEntry.objects.select_related("user")[:5],
     }
     context.update(extra)
     return context
 
 
+def _user(request: HtmxHttpRequest) -> User | None:
+    return request.user if isinstance(request.user, User) else None
+
+
 @admin_only
 @require_http_methods(["GET", "POST"])
 def scoring_page(request: HtmxHttpRequest) -> HttpResponse:
-    """Categories, grade thresholds and the MQL rule. Moving a grade threshold
-    regrades every lead (``scoring_settings_update``)."""
+    """Categories (cap, decay), grades (thresholds, the hot rule, both axes) and
+    the MQL rule. Moving anything a grade depends on regrades every lead
+    (``scoring_settings_update``); every change goes into the review log."""
     if request.method == "POST":
         form = ThresholdsForm(request.POST)
         if form.is_valid():
-            scoring_settings_update(**form.cleaned_data)
+            scoring_settings_update(user=_user(request), **form.cleaned_data)
             messages.success(request, gettext("Scoring settings are saved."))
             return redirect("settings-scoring")
         return _page(request, "scoring", _scoring_context(thresholds_form=form))
     return _page(request, "scoring", _scoring_context())
+
+
+@admin_only
+@require_POST
+def category_settings(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A category's cap and decay (``score_category_update``)."""
+    category = get_object_or_404(ScoreCategory, pk=pk)
+    form = _category_form(category, request.POST)
+    if not form.is_valid():
+        return _page(request, "scoring", _scoring_context(category_bound=form))
+    score_category_update(category=category, user=_user(request), **form.cleaned_data)
+    messages.success(request, gettext("The category %(key)s is saved.") % {"key": category.key})
+    return redirect("settings-scoring")
 
 
 @admin_only
@@ -321,7 +360,7 @@ def category_rename(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     category = get_object_or_404(ScoreCategory, pk=pk)
     label = request.POST.get("label", "").strip()[:80]
     if label:
-        ScoreCategory.objects.filter(pk=pk).update(label=label)
+        score_category_update(category=category, user=_user(request), label=label)
         messages.success(
             request, gettext("The category %(key)s is renamed.") % {"key": category.key}
         )

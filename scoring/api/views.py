@@ -15,16 +15,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
+from core.vocabulary import EngagementGrade, FitGrade
 from leads.api.permissions import RoleAccess
 from leads.models import Lead
 from leads.roles import user_role
 from leads.selectors import leads_visible_to
 from scoring.models import ScoreCategory, ScoreChange, ScoringSettings
+from scoring.rules import category_problems, settings_problems
 from scoring.selectors import ScoreBreakdown, ScoreReason, lead_score_breakdown
 from scoring.services import (
     CategoryDeleteRefused,
     score_adjust_by_hand,
     score_category_delete,
+    score_category_update,
     scoring_settings,
     scoring_settings_update,
 )
@@ -69,19 +72,52 @@ class AdjustSerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
 
+def _merged(instance: Any, attrs: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """The values as they would be saved: a partial update keeps the rest."""
+    return {name: attrs.get(name, getattr(instance, name, None)) for name in fields}
+
+
 class ScoreCategorySerializer(serializers.ModelSerializer[ScoreCategory]):
     class Meta:
         model = ScoreCategory
-        fields = ["id", "key", "label", "builtin"]
+        fields = [
+            "id",
+            "key",
+            "label",
+            "builtin",
+            "cap",
+            "decay_mode",
+            "decay_days",
+            "decay_percent",
+        ]
         read_only_fields = ["id", "builtin"]
+        extra_kwargs = {
+            "cap": {"help_text": "Points past the cap are written down but not counted."},
+            "decay_days": {"help_text": "expire: days until points expire; percent: the period."},
+            "decay_percent": {"help_text": "percent: share of the points lost per period."},
+        }
 
     def validate_key(self, value: str) -> str:
         if self.instance is not None and value != self.instance.key:
             raise ValidationError("The key of a category cannot change.")
         return value
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        fields = ["cap", "decay_mode", "decay_days", "decay_percent"]
+        problems = category_problems(_merged(self.instance, attrs, fields))
+        if problems:
+            raise ValidationError(problems)
+        return attrs
+
 
 class ScoringSettingsSerializer(serializers.ModelSerializer[ScoringSettings]):
+    hot_min_fit = serializers.ChoiceField(
+        choices=FitGrade.choices, required=False, help_text="With hot_rule axes."
+    )
+    hot_min_engagement = serializers.ChoiceField(
+        choices=EngagementGrade.choices, required=False, help_text="With hot_rule axes."
+    )
+
     class Meta:
         model = ScoringSettings
         fields = [
@@ -90,13 +126,22 @@ class ScoringSettingsSerializer(serializers.ModelSerializer[ScoringSettings]):
             "mql_threshold",
             "mql_moves_stage",
             "sales_can_adjust",
+            "hot_rule",
+            "hot_min_fit",
+            "hot_min_engagement",
+            "fit_a",
+            "fit_b",
+            "fit_c",
+            "engagement_1",
+            "engagement_2",
+            "engagement_3",
+            "total_cap",
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        warm = attrs.get("warm_threshold", getattr(self.instance, "warm_threshold", 0))
-        hot = attrs.get("hot_threshold", getattr(self.instance, "hot_threshold", 0))
-        if hot <= warm:
-            raise ValidationError({"hot_threshold": ["Must be above the warm threshold."]})
+        problems = settings_problems(_merged(self.instance, attrs, self.Meta.fields))
+        if problems:
+            raise ValidationError(problems)
         return attrs
 
 
@@ -226,6 +271,14 @@ class ScoreCategoryViewSet(
     read_roles = ALL_ROLES
     write_roles = ADMIN_MARKETER
 
+    def perform_update(self, serializer: serializers.BaseSerializer[ScoreCategory]) -> None:
+        """Through the service: the change goes into the review log."""
+        user = self.request.user if isinstance(self.request.user, User) else None
+        assert serializer.instance is not None
+        serializer.instance = score_category_update(
+            category=serializer.instance, user=user, **serializer.validated_data
+        )
+
     def perform_destroy(self, instance: ScoreCategory) -> None:
         try:
             score_category_delete(category=instance)
@@ -234,7 +287,10 @@ class ScoreCategoryViewSet(
 
 
 class ScoringSettingsView(APIView):
-    """Grade thresholds (cold below warm, hot at or above hot) and the MQL rule."""
+    """Grade thresholds (cold below warm, hot at or above hot, or hot by both
+    axes), fit A/B/C and engagement 1/2/3 thresholds, the total's cap and the
+    MQL rule. A change to anything a grade depends on regrades every lead; each
+    change goes into the review log."""
 
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
@@ -255,5 +311,6 @@ class ScoringSettingsView(APIView):
             scoring_settings(), data=request.data, partial=partial
         )
         serializer.is_valid(raise_exception=True)
-        settings = scoring_settings_update(**serializer.validated_data)
+        user = request.user if isinstance(request.user, User) else None
+        settings = scoring_settings_update(user=user, **serializer.validated_data)
         return Response(ScoringSettingsSerializer(settings).data)

@@ -5,7 +5,8 @@ nested to any depth. Rules:
 
 - field: ``{"field": "job_title", "op": "contains", "value": "CEO"}``; custom
   fields as ``"custom.<key>"``; ``owner`` takes user ids; ``tags`` takes names;
-  ``score``, ``score.<category>`` and ``grade`` (cold, warm, hot).
+  ``score``, ``score.<category>`` and ``grade`` (cold, warm, hot),
+  ``fit_grade`` (A to D) and ``engagement_grade`` (1 to 4).
 - activity: ``{"activity": "page", "name": "...", "where": {"url": {"op":
   "contains", "value": "/pricing"}}, "count": {"op": "gte", "value": 2},
   "within_days": 30}`` (or ``"between": ["2026-01-01", "2026-03-31"]``; neither
@@ -22,7 +23,7 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from core.vocabulary import COUNTABLE_TYPES, Grade
+from core.vocabulary import COUNTABLE_TYPES, EngagementGrade, FitGrade, Grade
 from leads.models import FieldDefinition, FieldType, Stage
 from scoring.models import ScoreCategory
 
@@ -47,6 +48,8 @@ FIELD_TYPES: dict[str, str] = {
     "tags": "tags",
     "score": "number",
     "grade": "choice",
+    "fit_grade": "choice",
+    "engagement_grade": "choice",
 }
 WHOLE_NUMBER_FIELDS = ("company_size", "score")
 OPERATORS: dict[str, tuple[str, ...]] = {
@@ -421,6 +424,10 @@ def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[
         return list(Stage.values)
     if name == "grade":
         return list(Grade.values)
+    if name == "fit_grade":
+        return list(FitGrade.values)
+    if name == "engagement_grade":
+        return list(EngagementGrade.values)
     definition = definitions.get(name[7:]) if name.startswith("custom.") else None
     return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.models import Stage
 from segments.conditions.schema import NO_VALUE, RELATIVE
 from segments.conditions.tree import group_children
@@ -37,6 +37,8 @@ FIELD_LABELS = {
     "tags": _("Tags"),
     "score": _("Score"),
     "grade": _("Grade"),
+    "fit_grade": _("Fit grade"),
+    "engagement_grade": _("Engagement grade"),
 }
 OP_LABELS = {
     "is": _("is"),
@@ -81,6 +83,12 @@ ACTIVITY_LABELS = {
     "email.unsubscribed": _("Unsubscribed by email"),
 }
 GRADE_LABELS = dict(Grade.choices)
+# The choices' labels of the choice fields that have them, by field.
+CHOICE_LABELS = {
+    "grade": GRADE_LABELS,
+    "fit_grade": dict(FitGrade.choices),
+    "engagement_grade": dict(EngagementGrade.choices),
+}
 
 
 def as_text(value: Any) -> str:
@@ -150,8 +158,8 @@ def value_words(name: str, value: Any, names: Names) -> str:
             shown.append(names.users.get(item, f"#{item}"))
         elif isinstance(item, bool):
             shown.append(gettext("yes") if item else gettext("no"))
-        elif name == "grade" and item in GRADE_LABELS:
-            shown.append(str(GRADE_LABELS[item]))
+        elif item in CHOICE_LABELS.get(name, {}):
+            shown.append(str(CHOICE_LABELS[name][item]))
         elif name == "stage" and item in Stage.values:
             shown.append(str(Stage(item).label))
         else:

@@ -49,3 +49,22 @@ def test_webhooks_and_integrations_fit_a_phone(page: Page, live_server, login):
     logout = page.get_by_role("button", name="Log out").bounding_box()
     assert logout is not None
     assert logout["x"] + logout["width"] <= PHONE["width"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scoring_settings_fit_a_phone(page: Page, live_server, login):
+    login(page, "admin", "admin-scoring-phone")
+    page.set_viewport_size(PHONE)
+
+    page.goto(f"{live_server.url}/settings/scoring/")
+    save = page.locator("#scoring-grades").get_by_role("button", name="Save")
+    expect(save).to_be_visible()
+    assert _page_width(page) == PHONE["width"]
+    # A category's cap and decay open in place and stay on the screen.
+    page.locator("#scoring-categories summary").first.click()
+    decay = page.locator("#scoring-categories select").first
+    expect(decay).to_be_visible()
+    assert _page_width(page) == PHONE["width"]
+    for box in (save.bounding_box(), decay.bounding_box()):
+        assert box is not None
+        assert box["x"] + box["width"] <= PHONE["width"]

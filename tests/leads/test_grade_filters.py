@@ -119,3 +119,15 @@ def test_the_dashboard_links_to_great_fit(client, sales):
 
     assert b'id="dashboard-great-fit"' in page.content
     assert b"/leads/?view=great_fit" in page.content
+
+
+def test_the_badge_shows_beside_the_grade_on_the_profile_and_the_hot_list(client, marketer):
+    client.force_login(marketer)
+    lead = _lead("B", "2", grade="hot", score=70)
+
+    profile = client.get(f"/leads/{lead.pk}/")
+    home = client.get("/")
+
+    assert b'data-rating="B2"' in profile.content
+    assert b'data-rating="B2"' in home.content
+    assert b'title="Fit B: good fit; engagement 2: engaged"' in profile.content

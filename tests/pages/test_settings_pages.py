@@ -10,9 +10,9 @@ from django.contrib.auth.models import User
 from leads.models import ApiKey, Event, FieldDefinition, IntegrationSettings
 from leads.roles import user_role
 from leads.services.api_keys import api_key_check, api_key_create
-from scoring.models import ScoreCategory, ScoringSettings
+from scoring.models import ReviewLogEntry, ScoreCategory, ScoringSettings
 from scoring.services import scoring_settings
-from tests.factories import FieldDefinitionFactory, LeadFactory, UserFactory
+from tests.factories import FieldDefinitionFactory, LeadFactory, LeadScoreFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -418,7 +418,21 @@ def test_field_list_query_count(client, admin_user, django_assert_max_num_querie
 
 
 def _thresholds(**values):
-    data = {"warm_threshold": 20, "hot_threshold": 50, "mql_threshold": 50}
+    data = {
+        "warm_threshold": 20,
+        "hot_threshold": 50,
+        "mql_threshold": 50,
+        "hot_rule": "total",
+        "hot_min_fit": "B",
+        "hot_min_engagement": "2",
+        "fit_a": 40,
+        "fit_b": 25,
+        "fit_c": 10,
+        "engagement_1": 60,
+        "engagement_2": 30,
+        "engagement_3": 10,
+        "total_cap": "",
+    }
     data.update(values)
     return data
 
@@ -636,3 +650,157 @@ def test_login_page_links_to_password_reset_and_pages_to_password_change(client,
     assert '<a href="/account/password/" title="Account → Password">Password</a>' in _html(
         client.get("/tasks/")
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "errors"),
+    [
+        ({"fit_a": 20, "fit_b": 25}, ["Fit A must be above fit B."]),
+        ({"fit_c": 25}, ["Fit B must be above fit C."]),
+        ({"engagement_2": 60}, ["Engagement 1 must be above engagement 2."]),
+        ({"engagement_3": 40}, ["Engagement 2 must be above engagement 3."]),
+        ({"total_cap": 0}, ["A cap is at least 1 point; leave it blank for none."]),
+    ],
+)
+def test_scoring_settings_are_validated(client, admin_user, values, errors):
+    client.force_login(admin_user)
+
+    response = client.post("/settings/scoring/", _thresholds(**values))
+
+    assert response.status_code == 200
+    page = _html(response)
+    for error in errors:
+        assert error in page
+    assert ScoringSettings.objects.get().fit_a == 40
+    assert not ReviewLogEntry.objects.exists()
+
+
+def test_the_hot_rule_and_axes_regrade_and_go_into_the_review_log(client, admin_user):
+    lead = LeadFactory.create(score=35, grade="warm", fit_grade="D", engagement_grade="4")
+    LeadScoreFactory.create(lead=lead, category=ScoreCategory.objects.get(key="fit"), score=30)
+    LeadScoreFactory.create(
+        lead=lead, category=ScoreCategory.objects.get(key="engagement"), score=5
+    )
+    client.force_login(admin_user)
+
+    client.post(
+        "/settings/scoring/",
+        _thresholds(
+            hot_rule="axes",
+            hot_min_fit="B",
+            hot_min_engagement="4",
+            total_cap=200,
+            mql_moves_stage="on",
+            sales_can_adjust="on",
+        ),
+    )
+
+    lead.refresh_from_db()
+    assert (lead.grade, lead.rating) == ("hot", "B4")
+    entry = ReviewLogEntry.objects.get()
+    assert (entry.user, entry.subject, entry.changes) == (
+        admin_user,
+        "settings",
+        {"hot_rule": ["total", "axes"], "hot_min_engagement": ["2", "4"], "total_cap": [None, 200]},
+    )
+    assert entry.summary == (
+        "Hot rule: Total score at or above the hot threshold → A minimum fit and a minimum "
+        "engagement; Hot: engagement at least: 2 → 4; Cap on the total: none → 200"
+    )
+    page = _html(client.get("/settings/scoring/"))
+    assert entry.summary in page
+
+
+def test_saving_unchanged_settings_writes_no_log_and_regrades_nothing(client, admin_user):
+    LeadFactory.create(score=35, grade="warm")
+    client.force_login(admin_user)
+
+    client.post("/settings/scoring/", _thresholds(mql_moves_stage="on", sales_can_adjust="on"))
+
+    assert not ReviewLogEntry.objects.exists()
+    assert not Event.objects.filter(type="grade.changed").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "error"),
+    [
+        (
+            {"decay_mode": "expire"},
+            "decay_days",
+            "Enter the number of days for this kind of decay.",
+        ),
+        (
+            {"decay_mode": "percent", "decay_days": 30},
+            "decay_percent",
+            "Enter the share of points lost per period.",
+        ),
+        (
+            {"decay_mode": "percent", "decay_days": 30, "decay_percent": 101},
+            "decay_percent",
+            "Enter a percentage from 1 to 100.",
+        ),
+        (
+            {"decay_mode": "none", "cap": 0},
+            "cap",
+            "A cap is at least 1 point; leave it blank for none.",
+        ),
+    ],
+)
+def test_category_decay_is_validated(client, admin_user, values, field, error):
+    category = ScoreCategory.objects.get(key="engagement")
+    client.force_login(admin_user)
+    prefix = f"category-{category.pk}"
+
+    response = client.post(
+        f"/settings/scoring/categories/{category.pk}/settings/",
+        {f"{prefix}-{name}": value for name, value in values.items()},
+    )
+
+    assert response.status_code == 200
+    assert error in _html(response)
+    category.refresh_from_db()
+    assert (category.decay_mode, category.cap) == ("none", None)
+
+
+def test_category_cap_and_decay_are_saved_and_logged(client, admin_user):
+    category = ScoreCategory.objects.get(key="engagement")
+    client.force_login(admin_user)
+    prefix = f"category-{category.pk}"
+
+    response = client.post(
+        f"/settings/scoring/categories/{category.pk}/settings/",
+        {
+            f"{prefix}-cap": "100",
+            f"{prefix}-decay_mode": "percent",
+            f"{prefix}-decay_days": "30",
+            f"{prefix}-decay_percent": "20",
+        },
+    )
+
+    assert response["Location"] == "/settings/scoring/"
+    category.refresh_from_db()
+    assert (category.cap, category.decay_mode, category.decay_days, category.decay_percent) == (
+        100,
+        "percent",
+        30,
+        20,
+    )
+    entry = ReviewLogEntry.objects.get()
+    assert (entry.subject, entry.user, entry.summary) == (
+        "category",
+        admin_user,
+        "Engagement: Cap: none → 100; Decay: No decay → A share of the points per period "
+        "without activity; Decay days: none → 30; "
+        "Decay percent: none → 20",
+    )
+
+
+def test_the_scoring_page_fits_a_phone(client, admin_user):
+    client.force_login(admin_user)
+
+    page = _html(client.get("/settings/scoring/"))
+
+    # Every grid cell stacks on a phone (col-12) and spreads from "sm" up.
+    cells = re.findall(r'class="(col-[^"]*)"', page.split('id="scoring-grades"')[1])
+    assert cells
+    assert all(cell.startswith("col-12 col-sm-") for cell in cells if "col-sm" in cell)

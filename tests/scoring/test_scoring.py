@@ -198,7 +198,7 @@ def test_settings_change_regrades(admin_api, marketer_api):
         == 403
     )
     bad = admin_api.patch("/api/v1/scoring/settings/", {"hot_threshold": 10}, format="json")
-    assert bad.json()["error"]["fields"] == {"hot_threshold": ["Must be above the warm threshold."]}
+    assert bad.json()["error"]["fields"] == {"hot_threshold": ["Hot must be above warm."]}
     ok = admin_api.patch("/api/v1/scoring/settings/", {"hot_threshold": 25}, format="json")
     assert ok.json()["hot_threshold"] == 25
     lead.refresh_from_db()
