@@ -25,7 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import COUNTABLE_TYPES, Grade
-from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
+from leads.models import FieldDefinition, FieldType, LeadSource, Segment, SegmentKind, Stage
 from leads.services.ingest import json_loads_limited
 from segments.conditions.schema import (
     COUNT_OPERATORS,
@@ -547,6 +547,8 @@ def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, s
         return [(str(v), str(label)) for v, label in Stage.choices]
     if name == "grade":
         return [(g, str(GRADE_LABELS[g])) for g in Grade.values]
+    if name == "source":
+        return [(str(v), str(label)) for v, label in LeadSource.choices]
     definition = choices.definitions.get(name[7:]) if name.startswith("custom.") else None
     if definition is not None and definition.type == FieldType.CHOICE:
         return [(str(o), str(o)) for o in definition.options]

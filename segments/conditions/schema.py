@@ -23,7 +23,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from core.vocabulary import COUNTABLE_TYPES, Grade
-from leads.models import FieldDefinition, FieldType, Stage
+from leads.models import FieldDefinition, FieldType, LeadSource, Stage
 from scoring.models import ScoreCategory
 
 FIELD_TYPES: dict[str, str] = {
@@ -47,7 +47,10 @@ FIELD_TYPES: dict[str, str] = {
     "tags": "tags",
     "score": "number",
     "grade": "choice",
+    "source": "choice",
 }
+# Choice columns stored blank ("") when unknown: blank counts as not set.
+BLANK_CHOICE_FIELDS = ("source",)
 WHOLE_NUMBER_FIELDS = ("company_size", "score")
 OPERATORS: dict[str, tuple[str, ...]] = {
     "text": (
@@ -421,6 +424,8 @@ def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[
         return list(Stage.values)
     if name == "grade":
         return list(Grade.values)
+    if name == "source":
+        return list(LeadSource.values)
     definition = definitions.get(name[7:]) if name.startswith("custom.") else None
     return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
 

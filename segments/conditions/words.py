@@ -11,7 +11,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import Grade
-from leads.models import Stage
+from leads.models import LeadSource, Stage
 from segments.conditions.schema import NO_VALUE, RELATIVE
 from segments.conditions.tree import group_children
 from segments.names import Names
@@ -37,6 +37,7 @@ FIELD_LABELS = {
     "tags": _("Tags"),
     "score": _("Score"),
     "grade": _("Grade"),
+    "source": _("Source"),
 }
 OP_LABELS = {
     "is": _("is"),
@@ -154,6 +155,8 @@ def value_words(name: str, value: Any, names: Names) -> str:
             shown.append(str(GRADE_LABELS[item]))
         elif name == "stage" and item in Stage.values:
             shown.append(str(Stage(item).label))
+        elif name == "source" and item in LeadSource.values:
+            shown.append(str(LeadSource(item).label))
         else:
             shown.append(f"“{item}”" if isinstance(item, str) else str(item))
     return gettext(" and ").join(shown) if len(values) == 2 else ", ".join(shown)
