@@ -4,6 +4,7 @@ in the dry run, which decides the stage as the service does."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_a_flow_opens_one_opportunity_dated_by_its_trigger():
     lead = Lead.objects.get(pk=lead.pk)
     assert (opportunity.name, opportunity.value, opportunity.currency) == (
         "Team plan",
-        4800,
+        Decimal("4800.00"),
         "USD",
     )
     assert (opportunity.opened_at, opportunity.created_by) == (SIGNED, None)
