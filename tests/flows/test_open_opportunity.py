@@ -10,9 +10,11 @@ import pytest
 
 from flows.dryrun import flow_dry_run
 from flows.lifecycle import flow_create
+from flows.models import Delivery
 from flows.rules import stage_move_refusal
 from leads.models import Lead, Opportunity, Stage
-from tests.factories import EventFactory, LeadFactory
+from leads.services.outcomes import opportunity_win
+from tests.factories import EventFactory, HookSubscriptionFactory, LeadFactory, OpportunityFactory
 from tests.flows.helpers import drain, graph, published
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +75,18 @@ def test_the_dry_run_tells_the_stage_it_would_reach(stage, effect):
 def test_forward_only_knows_the_opportunity_stage():
     assert stage_move_refusal(current="opportunity", target="mql", forward_only=True) == "behind"
     assert stage_move_refusal(current="sql", target="opportunity", forward_only=True) is None
+
+
+def test_a_won_deal_is_delivered_to_its_hook():
+    hook = HookSubscriptionFactory.create(events=["opportunity.won"])
+    opportunity = OpportunityFactory.create(opened_at=SIGNED)
+    opportunity_win(opportunity=opportunity, user=None, closed_at=NOW)
+    drain()
+    delivery = Delivery.objects.get(hook=hook)
+    assert delivery.payload["body"]["event"] == "opportunity.won"
+    assert delivery.payload["body"]["data"] == {
+        "opportunity_id": opportunity.pk,
+        "name": opportunity.name,
+        "value": 1000.0,
+        "currency": "EUR",
+    }

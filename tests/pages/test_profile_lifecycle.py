@@ -11,6 +11,7 @@ import pytest
 from django.utils import translation
 
 from leads.models import Lead, Opportunity, OpportunityStatus, Stage
+from leads.services.outcomes import opportunity_lose
 from tests.factories import LeadFactory, OpportunityFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -178,3 +179,14 @@ def test_the_source_is_editable(client, sales):
     lead.refresh_from_db()
     assert (lead.source, lead.source_detail) == ("event", "Hannover fair")
     assert "Event / trade fair" in response.content.decode()
+
+
+def test_the_timeline_shows_a_lost_deal_with_its_value_and_reason(client, sales):
+    lead = LeadFactory.create(stage=Stage.OPPORTUNITY)
+    opportunity = OpportunityFactory.create(lead=lead, value="2500", opened_at=OPENED)
+    opportunity_lose(opportunity=opportunity, reason="No budget", user=None)
+    client.force_login(sales)
+    body = client.get(f"/leads/{lead.pk}/").content.decode()
+    assert '<span class="badge text-bg-light border">opportunity.lost</span>' in body
+    deal = '<span class="small text-body-secondary" data-deal>2,500.00 EUR · No budget</span>'
+    assert deal in body
