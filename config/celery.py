@@ -26,6 +26,7 @@ app.conf.update(
         "leads.tasks.jobs_sweep": {"queue": "periodic"},
         "flows.tasks.wakeups_claim": {"queue": "periodic"},
         "flows.tasks.deliveries_due": {"queue": "periodic"},
+        "scoring.tasks.scores_decay": {"queue": "periodic"},
         "flows.tasks.wakeups_fire": {"queue": "flows"},
         "flows.tasks.delivery_send": {"queue": "deliveries"},
     },
@@ -49,6 +50,9 @@ app.conf.update(
         # Due waits are claimed often: a wait's precision is this interval.
         "wakeups-claim": {"task": "flows.tasks.wakeups_claim", "schedule": 2.0},
         "deliveries-due": {"task": "flows.tasks.deliveries_due", "schedule": 10.0},
+        # Decay and expiry of points. Hourly: a period ends within the hour, and a
+        # run with nothing due only reads.
+        "scores-decay": {"task": "scoring.tasks.scores_decay", "schedule": 3600.0},
     },
 )
 

@@ -266,6 +266,13 @@ INGEST_RATE_WINDOW = env.int("INGEST_RATE_WINDOW", default=10)
 # Unprocessed events older than this are re-enqueued by the beat sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=30)
 
+# --- flows ------------------------------------------------------------------------
+# A flow step that calls on people (a sales task, a notification) does nothing for
+# an event that happened more than this many days ago: history loaded after the
+# fact (a CSV of last year, the demo's month) still scores, but asks nobody to act
+# on what is long past (flows.rules.stale_cause_skip).
+FLOW_STALE_EVENT_DAYS = env.int("FLOW_STALE_EVENT_DAYS", default=3)
+
 # --- outbound HTTP (flows/outbound.py) -------------------------------------------
 # Hosts, addresses or networks (e.g. "hooks.internal,10.1.2.0/24") that webhooks and
 # Slack posts may reach although they are local or private; nothing else of that kind.

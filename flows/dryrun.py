@@ -226,7 +226,7 @@ class _DryRun:
 
     # --- the walk ------------------------------------------------------------------------
 
-    def _simulation(self) -> Simulation:
+    def _simulation(self, event: Event) -> Simulation:
         lead = self.lead
         state = LeadState(
             score=lead.score,
@@ -248,12 +248,12 @@ class _DryRun:
         )
         # Read, never created: the dry run writes nothing.
         settings = ScoringSettings.objects.order_by("id").first() or ScoringSettings()
-        return Simulation(lead=lead, state=state, names=self.names, settings=settings)
+        return Simulation(lead=lead, state=state, names=self.names, settings=settings, event=event)
 
     def _walk(
         self, trigger: dict[str, Any], event: Event
     ) -> tuple[list[Step], list[str], list[str]]:
-        sim = self._simulation()
+        sim = self._simulation(event)
         steps = [
             Step(
                 trigger["id"],

@@ -9,13 +9,14 @@ writes stay with the callers: nothing here touches the database.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from flows.models import Reentry
-from leads.models import Stage
+from leads.models import CLOSED_STAGES, Stage
 from leads.services.fields import STANDARD_FIELDS
 
 # Standard fields a flow may set ("Set field"); the rest are identity or have
@@ -67,6 +68,24 @@ def task_due(*, due_in: dict[str, Any] | None, now: dt.datetime) -> dt.datetime 
     return now + dt.timedelta(seconds=due_in["amount"] * _UNIT_SECONDS.get(due_in["unit"], 86400))
 
 
+# Why "Notify sales" created no task (``StepRun.output["skipped"]``).
+CLOSED_STAGE = "closed_stage"
+
+
+def follow_up_refusal(*, stage: str) -> str | None:
+    """Why "Notify sales" creates no follow-up task for a lead in ``stage``, in
+    words for the step's log and the dry run, or None when it creates one: sales
+    is not sent after customers, lost or disqualified leads."""
+    if stage not in CLOSED_STAGES:
+        return None
+    reasons: dict[str, str] = {
+        Stage.CUSTOMER: gettext("No task for sales: the lead is already a customer."),
+        Stage.LOST: gettext("No task for sales: the lead is marked as lost."),
+        Stage.DISQUALIFIED: gettext("No task for sales: the lead is disqualified."),
+    }
+    return reasons.get(stage) or gettext("No task for sales: the lead is no longer a prospect.")
+
+
 def lead_name(*, first_name: str, last_name: str, email: str | None, lead_id: int | None) -> str:
     """How a task names its lead: the full name, else the email, else "lead #12"."""
     return f"{first_name} {last_name}".strip() or email or gettext("lead #%(id)s") % {"id": lead_id}
@@ -75,6 +94,52 @@ def lead_name(*, first_name: str, last_name: str, email: str | None, lead_id: in
 def task_title(*, template: str, name: str) -> str:
     """A task's title: the node's title with ``{lead}`` replaced by the lead's name."""
     return template.replace("{lead}", name)
+
+
+# --- calling on people for old events ------------------------------------------------
+
+
+def stale_cause_skip(
+    *, occurred_at: dt.datetime | None, taken_at: dt.datetime, max_age_days: int
+) -> str | None:
+    """Why a step that calls on people (a task, a notification) does nothing: the
+    event that caused it happened more than ``max_age_days`` days before the flow
+    took it up (``taken_at``: when the lead entered the flow on it; a wait in the
+    flow since does not make it old). History loaded after the fact asks nobody
+    to act on what is long past. None: the step acts, as it does without a cause
+    event."""
+    if occurred_at is None or taken_at - occurred_at <= dt.timedelta(days=max_age_days):
+        return None
+    more = ngettext("more than %(days)d day ago", "more than %(days)d days ago", max_age_days) % {
+        "days": max_age_days
+    }
+    return gettext("skipped: the event happened on %(date)s, %(more)s") % {
+        "date": f"{occurred_at.astimezone(dt.UTC):%Y-%m-%d}",
+        "more": more,
+    }
+
+
+# --- emails not opened in a row --------------------------------------------------------
+
+DELIVERED = "email.delivered"
+# What makes or breaks a streak of emails not opened: a click counts as an open
+# (images blocked, the link followed).
+EMAIL_STREAK_TYPES = (DELIVERED, "email.opened", "email.clicked")
+IGNORED_MIN, IGNORED_MAX = 2, 20
+
+
+def unopened_streak_reached(*, recent: Sequence[str], count: int) -> bool:
+    """Whether the delivery at the head of ``recent`` is the ``count``-th in a row
+    with no open or click since the first of them. ``recent``: the lead's email
+    event types (``EMAIL_STREAK_TYPES``), newest first, from that delivery back,
+    at least ``count + 1`` of them when there are. Once per streak: the first
+    ``count`` are deliveries and the one before them is not (or there is none);
+    the next delivery makes a streak of ``count + 1``, and only an open or a
+    click starts a new one."""
+    head = list(recent[: count + 1])
+    if len(head) < count or any(kind != DELIVERED for kind in head[:count]):
+        return False
+    return len(head) == count or head[count] != DELIVERED
 
 
 # --- entry (the re-entry rule) -----------------------------------------------------------

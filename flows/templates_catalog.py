@@ -135,6 +135,47 @@ DECISION_MAKER = _any_title(
 )
 
 
+def negative_signals(created_by: User | None) -> dict[str, Any]:
+    # Bounces are the provider's permanent ones: a soft bounce (deferred) records
+    # no event at all (leads.services.email_events).
+    return scoring_columns(
+        [
+            (
+                "ignored",
+                "email.ignored",
+                {"count": 3},
+                -10,
+                "engagement",
+                "Did not open the last 3 emails",
+            ),
+            (
+                "unsubscribed",
+                "email.activity",
+                {"activity": "unsubscribed"},
+                -15,
+                "engagement",
+                "Unsubscribed from email",
+            ),
+            (
+                "bounced",
+                "email.activity",
+                {"activity": "bounced"},
+                -20,
+                "engagement",
+                "Email bounced: the address takes no mail",
+            ),
+            (
+                "meeting-cancelled",
+                "app.event",
+                {"event": "Meeting cancelled"},
+                -10,
+                "engagement",
+                "Cancelled a meeting",
+            ),
+        ]
+    )
+
+
 def b2b_fit(created_by: User | None) -> dict[str, Any]:
     canvas = Canvas()
     start = canvas.node("new-lead", "lead.created", {}, row=0)
@@ -308,6 +349,16 @@ TEMPLATES: list[FlowTemplate] = [
             "unsubscribing takes 10 away."
         ),
         build=email_engagement,
+    ),
+    FlowTemplate(
+        key="negative-signals",
+        name=gettext_lazy("Negative signals"),
+        description=gettext_lazy(
+            "Engagement points taken away for 3 emails in a row not opened (-10), "
+            "unsubscribing (-15), a bounced email address (-20) and a cancelled meeting "
+            "(-10, the app event “Meeting cancelled”; rename it to yours)."
+        ),
+        build=negative_signals,
     ),
     FlowTemplate(
         key="b2b-fit",

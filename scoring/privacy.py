@@ -22,8 +22,10 @@ def lead_scores_export(lead: Lead) -> dict[str, list[dict[str, Any]]]:
         "score_changes": export_rows(
             ScoreChange.objects.filter(lead=lead).order_by("id"),
             "delta",
+            "capped",
             "reason",
             "source",
+            "occurred_at",
             "created_at",
             category=F("category__key"),
             by=F("created_by__username"),

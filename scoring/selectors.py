@@ -3,14 +3,16 @@ lead profile both answer that question with ``lead_score_breakdown``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import connection
+from django.utils.translation import gettext, ngettext
 
 from leads.models import Lead
-from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource
+from scoring.models import LeadScore, ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,44 @@ def step_origins_register(origins: StepOrigins) -> None:
     _origins.append(origins)
 
 
+def change_reason(*, reason: str, source: str) -> str:
+    """The reason of a ledger row as the reader's language says it: decay and
+    expiry rows are written by the system in English ("no activity for 30 days",
+    "expired after 90 days"); the rest are as their author wrote them."""
+    found = re.search(r"\d+", reason)
+    if source not in (ScoreSource.DECAY, ScoreSource.EXPIRY) or found is None:
+        return reason
+    days = int(found.group())
+    if source == ScoreSource.DECAY:
+        return ngettext("no activity for %(days)s day", "no activity for %(days)s days", days) % {
+            "days": days
+        }
+    return ngettext("expired after %(days)s day", "expired after %(days)s days", days) % {
+        "days": days
+    }
+
+
+def change_summary(
+    *,
+    points: int,
+    capped: int,
+    category: str,
+    reason: str,
+    source: str,
+    cap: int | None,
+) -> str:
+    """A ledger row (or rows of one reason) as what it is: "+10 engagement,
+    capped at 100" (what was asked, when a cap kept some out), "-6 engagement: no
+    activity for 30 days", "+5 fit: Visited pricing"."""
+    values = {"points": points + capped, "category": category, "cap": cap}
+    if capped and cap is not None:
+        return gettext("%(points)+d %(category)s, capped at %(cap)s") % values
+    if capped:
+        return gettext("%(points)+d %(category)s, capped") % values
+    values["reason"] = change_reason(reason=reason, source=source)
+    return gettext("%(points)+d %(category)s: %(reason)s") % values
+
+
 @dataclass(frozen=True)
 class ScoreReason:
     """Points of one reason, summed over its changes, and who or what gave them:
@@ -57,6 +97,26 @@ class ScoreReason:
     node_id: str
     node_type: str
     node_label: str
+    # Points of these changes a cap kept out, and the cap (the category's, or
+    # else the total's).
+    capped: int = 0
+    cap: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The reason in the reader's language."""
+        return change_reason(reason=self.reason, source=self.source)
+
+    @property
+    def summary(self) -> str:
+        return change_summary(
+            points=self.points,
+            capped=self.capped,
+            category=self.category_label,
+            reason=self.reason,
+            source=self.source,
+            cap=self.cap,
+        )
 
 
 @dataclass(frozen=True)
@@ -86,9 +146,12 @@ def _breakdown_sql(origins: StepOrigins | None) -> str:
     joins = origins.joins.format(step_id=_STEP_ID) if origins else ""
     group = f"c.key, c.label, sc.reason, sc.source, sc.created_by_id, {flow}, {node}, {node_type}"
     return (
-        f"SELECT {group}, SUM(sc.delta) AS points, COUNT(*) AS changes "  # noqa: S608
+        f"SELECT {group}, SUM(sc.delta) AS points, COUNT(*) AS changes, "  # noqa: S608
+        "SUM(sc.capped) AS capped, MAX(COALESCE(c.cap, t.total_cap)) AS cap "
         f"FROM {ScoreChange._meta.db_table} sc "
         f"JOIN {ScoreCategory._meta.db_table} c ON c.id = sc.category_id "
+        f"LEFT JOIN (SELECT total_cap FROM {ScoringSettings._meta.db_table} "
+        "ORDER BY id LIMIT 1) t ON 1 = 1 "
         f"{joins} "
         "WHERE sc.lead_id = %s "
         f"GROUP BY {group} "
@@ -113,7 +176,9 @@ def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
     flows = origins.flow_names(flow_ids) if origins and flow_ids else {}
     users = User.objects.in_bulk(user_ids) if user_ids else {}
     reasons = []
-    for key, label, reason, source, user_id, flow_id, node_id, node_type, points, changes in rows:
+    for row in rows:
+        key, label, reason, source, user_id, flow_id, node_id, node_type = row[:8]
+        points, changes, capped, cap = row[8:]
         known = flow_id in flows
         reasons.append(
             ScoreReason(
@@ -129,6 +194,8 @@ def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
                 node_id=node_id or "",
                 node_type=node_type or "",
                 node_label=origins.node_label(node_type) if origins and node_type else "",
+                capped=capped or 0,
+                cap=cap if capped else None,
             )
         )
     return ScoreBreakdown(

@@ -23,7 +23,7 @@ from leads.models import (
     Tag,
     Task,
 )
-from scoring.models import ScoreCategory, ScoreChange
+from scoring.models import LeadScore, ScoreCategory, ScoreChange
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -230,6 +230,18 @@ class ScoreChangeFactory(factory.django.DjangoModelFactory[ScoreChange]):
     reason = "Test points"
     source = "manual"
     source_key = factory.Sequence(lambda n: f"manual:test-{n}")
+
+
+class LeadScoreFactory(factory.django.DjangoModelFactory[LeadScore]):
+    """A lead's points in one category, without ledger rows (a test of what reads
+    the points, not of the ledger)."""
+
+    class Meta:
+        model = LeadScore
+
+    lead = factory.SubFactory(LeadFactory)
+    category = factory.SubFactory(ScoreCategoryFactory, key="fit")
+    score = 10
 
 
 class FlowFactory(factory.django.DjangoModelFactory[Flow]):

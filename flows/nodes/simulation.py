@@ -26,7 +26,7 @@ from flows.nodes.base import (
     value_text,
 )
 from flows.rules import SETTABLE_FIELDS
-from leads.models import FieldDefinition, FieldType, Lead
+from leads.models import Event, FieldDefinition, FieldType, Lead
 from leads.services.fields import custom_definitions
 from scoring.models import ScoringSettings
 from segments.conditions.schema import FIELD_TYPES
@@ -59,12 +59,21 @@ class LeadState:
 class Simulation:
     """One dry run's view: the stored ``lead`` (never written), its simulated
     ``state``, the display ``names`` of what the graph refers to, and the scoring
-    settings. Users are read once each."""
+    settings, and the ``event`` the run starts on. Users are read once each."""
 
     def __init__(
-        self, *, lead: Lead, state: LeadState, names: Names, settings: ScoringSettings
+        self,
+        *,
+        lead: Lead,
+        state: LeadState,
+        names: Names,
+        settings: ScoringSettings,
+        event: Event | None = None,
     ) -> None:
         self.lead = lead
+        self.event = event
+        # When the lead enters: the clock before any wait moves it on.
+        self.started_at = state.now
         self.state = state
         self.names = names
         self.settings = settings

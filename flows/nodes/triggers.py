@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext, gettext_lazy
 
+from core.scope import event_scoped
 from core.vocabulary import Grade
 from flows.nodes.base import (
     EVENT_NAME,
@@ -25,6 +26,13 @@ from flows.nodes.base import (
     text_match_phrase,
     text_matches,
     value_text,
+)
+from flows.rules import (
+    DELIVERED,
+    EMAIL_STREAK_TYPES,
+    IGNORED_MAX,
+    IGNORED_MIN,
+    unopened_streak_reached,
 )
 from leads.models import Event, Segment, Stage
 
@@ -141,6 +149,68 @@ register(
         subscribe=lambda c: (f"email.{c['activity']}", ""),
         matches=_email_matches,
         summary=_email_summary,
+    )
+)
+
+
+def _email_streak(event: Event, lead_id: int) -> list[str]:
+    """The lead's email deliveries, opens and clicks, newest first, from ``event``
+    back, as many as the longest streak needs: one query on the timeline index
+    (lead, occurred_at). A made-up event (the dry run's) is put in front of the
+    stored ones."""
+    # Up to and including this event: a backfilled delivery is judged by what came
+    # before it, not by what is stored after it. The bound on the time is the
+    # index's (the tie on the id only a filter), so the scan starts at the event.
+    recent = Event.objects.filter(
+        lead_id=lead_id, type__in=EMAIL_STREAK_TYPES, occurred_at__lte=event.occurred_at
+    )
+    if event.pk is not None:
+        recent = recent.exclude(occurred_at=event.occurred_at, id__gt=event.pk)
+    kinds = list(
+        recent.order_by("-occurred_at", "-id").values_list("type", flat=True)[: IGNORED_MAX + 1]
+    )
+    return [event.type, *kinds] if event.pk is None else kinds
+
+
+def _ignored_matches(event: Event, config: dict[str, Any]) -> bool:
+    lead_id = event.lead_id
+    if event.type != DELIVERED or lead_id is None:
+        return False
+    if event.pk is None:
+        recent = _email_streak(event, lead_id)
+    else:
+        # Read once per event, however many flows listen for a streak.
+        recent = event_scoped(f"email-streak:{event.pk}", lambda: _email_streak(event, lead_id))
+    return unopened_streak_reached(recent=recent, count=config["count"])
+
+
+register(
+    NodeType(
+        key="email.ignored",
+        kind="trigger",
+        label=gettext_lazy("Emails not opened"),
+        description=gettext_lazy(
+            "Starts when a lead has had a number of emails delivered in a row without "
+            "opening or clicking any: once, at the last of them; an open starts the count again."
+        ),
+        icon="mail",
+        schema=obj(
+            {
+                "count": {
+                    "type": "integer",
+                    "minimum": IGNORED_MIN,
+                    "maximum": IGNORED_MAX,
+                    "default": 3,
+                },
+                **ONCE,
+            },
+            ("count",),
+        ),
+        subscribe=lambda c: (DELIVERED, ""),
+        matches=_ignored_matches,
+        summary=lambda c, n: (
+            gettext("%(count)s emails in a row not opened") % {"count": c["count"]} + once_suffix(c)
+        ),
     )
 )
 

@@ -67,6 +67,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
     category_scores = serializers.SerializerMethodField(
         help_text="Points per score category (every category, 0 where the lead has none)."
     )
+    rating = serializers.CharField(
+        read_only=True, help_text='Fit and engagement as one badge, "A1" (best) to "D4".'
+    )
 
     class Meta:
         model = Lead
@@ -98,24 +101,29 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "unsubscribed",
             "score",
             "grade",
+            "fit_grade",
+            "engagement_grade",
+            "rating",
             "category_scores",
             "custom_fields",
             "created_at",
             "updated_at",
             "last_activity_at",
         ]
-        # Scores move through the ledger only (``/leads/{id}/score/adjust/``).
         extra_kwargs = {
             "source": {
                 "help_text": "Where the lead came from: set from its first page view, a "
                 "form, an import, or api for a lead created here, unless given."
             },
         }
-        # Lifecycle dates are written when the stage changes, never directly.
+        # Scores move through the ledger only (``/leads/{id}/score/adjust/``);
+        # lifecycle dates are written when the stage changes, never directly.
         read_only_fields = [
             "id",
             "score",
             "grade",
+            "fit_grade",
+            "engagement_grade",
             "mql_at",
             "sql_at",
             "opportunity_at",

@@ -188,7 +188,8 @@ def event_derive(
 ) -> None:
     """Record an event Leadflow itself emits about ``lead`` (``lead.created``,
     ``field.changed`` …), keyed so that redoing the cause emits it once.
-    ``occurred_at``: when it happened, if not now (a deal won last week)."""
+    ``occurred_at``: when what it tells of happened, if not now (a score change
+    of an event loaded after the fact)."""
     now = timezone.now()
     events_record(
         events=[

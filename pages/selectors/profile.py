@@ -23,8 +23,10 @@ from django.utils.dateparse import parse_datetime
 
 from flows.models import Enrollment, StepRun
 from flows.nodes.summaries import node_type_label
+from flows.rules import CLOSED_STAGE, follow_up_refusal
 from leads.models import Event, Lead, Note, SegmentMembership, Task
 from scoring.models import ScoreChange
+from scoring.selectors import change_reason, change_summary
 
 TIMELINE_PAGE_SIZE = 30
 TIMELINE_FILTERS = ("events", "score", "segments", "flows", "tasks", "notes")
@@ -101,8 +103,9 @@ def lead_timeline(
             Event.objects.filter(lead=lead).exclude(type__in=_EVENTS_SHOWN_ELSEWHERE),
         ),
         (
+            # When it happened (the cause's time), not when it was recorded.
             "score",
-            "created_at",
+            "occurred_at",
             ScoreChange.objects.filter(lead=lead).select_related("category", "created_by"),
         ),
         (
@@ -133,6 +136,26 @@ def lead_timeline(
         for row in page:
             if kind == "step":
                 row.node_label = node_type_label(row.node_type)
+                # Why a step did nothing, in the reader's language.
+                row.note = (
+                    follow_up_refusal(stage=row.output.get("stage", ""))
+                    if row.output.get("skipped") == CLOSED_STAGE
+                    else ""
+                )
+            if kind == "score":
+                # The counted points with what a cap kept out, or the reason.
+                row.summary = (
+                    change_summary(
+                        points=row.delta,
+                        capped=row.capped,
+                        category=row.category.label,
+                        reason=row.reason,
+                        source=row.source,
+                        cap=row.category.cap,
+                    )
+                    if row.capped
+                    else change_reason(reason=row.reason, source=row.source)
+                )
             entries.append(TimelineEntry(kind, getattr(row, field), row.pk, row))
     entries.sort(key=lambda e: (e.at, e.kind, e.pk), reverse=True)
     more = len(entries) > limit
@@ -142,17 +165,18 @@ def lead_timeline(
 
 def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int]]:
     """The lead's score at the end of each day with a change in the last ``days``
-    days (in the current time zone), from the ledger; starts with the score
-    the window began with and ends today."""
+    days (in the current time zone), from the ledger by when each change happened
+    (``occurred_at``: history loaded after the fact draws its real curve); starts
+    with the score the window began with and ends today."""
 
     today = timezone.localdate()
     start = today - dt.timedelta(days=days - 1)
     since = dt.datetime.combine(start, dt.time(0, 0), tzinfo=timezone.get_current_timezone())
     changes = ScoreChange.objects.filter(lead=lead)
-    total = changes.filter(created_at__lt=since).aggregate(total=Sum("delta"))["total"] or 0
+    total = changes.filter(occurred_at__lt=since).aggregate(total=Sum("delta"))["total"] or 0
     per_day = (
-        changes.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        changes.filter(occurred_at__gte=since)
+        .annotate(day=TruncDate("occurred_at", tzinfo=timezone.get_current_timezone()))
         .values("day")
         .annotate(points=Sum("delta"))
         .order_by("day")

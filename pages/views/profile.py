@@ -7,7 +7,6 @@ they redirect back to the profile, or show it again with the errors."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,9 +38,8 @@ from pages.selectors.profile import (
     lead_timeline,
     timeline_cursor_parse,
 )
-from scoring.models import ScoreSource
 from scoring.selectors import lead_score_breakdown
-from scoring.services import score_adjust, scoring_settings
+from scoring.services import score_adjust_by_hand, scoring_settings
 
 SECTION_LIMIT = 20
 HISTORY_DAYS = 90
@@ -282,16 +280,13 @@ def lead_profile_score(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             _score_context(request, lead, form),
             adjust_form=form,
         )
-    with transaction.atomic():
-        score_adjust(
-            lead=lead,
-            delta=form.cleaned_data["delta"],
-            category=form.cleaned_data["category"],
-            reason=form.cleaned_data["reason"],
-            source=ScoreSource.MANUAL,
-            source_key=f"manual:{uuid.uuid4().hex}",
-            created_by=request.user,
-        )
+    score_adjust_by_hand(
+        lead=lead,
+        delta=form.cleaned_data["delta"],
+        category=form.cleaned_data["category"],
+        reason=form.cleaned_data["reason"],
+        user=request.user,
+    )
     notice = gettext("Score changed by %(delta)+d points.") % {"delta": form.cleaned_data["delta"]}
     if not request.htmx:
         messages.success(request, notice)

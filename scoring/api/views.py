@@ -3,7 +3,6 @@ score categories and the grade / MQL settings."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -20,11 +19,11 @@ from leads.api.permissions import RoleAccess
 from leads.models import Lead
 from leads.roles import user_role
 from leads.selectors import leads_visible_to
-from scoring.models import ScoreCategory, ScoreChange, ScoreSource, ScoringSettings
+from scoring.models import ScoreCategory, ScoreChange, ScoringSettings
 from scoring.selectors import ScoreBreakdown, ScoreReason, lead_score_breakdown
 from scoring.services import (
     CategoryDeleteRefused,
-    score_adjust,
+    score_adjust_by_hand,
     score_category_delete,
     scoring_settings,
     scoring_settings_update,
@@ -44,7 +43,18 @@ class ScoreChangeSerializer(serializers.ModelSerializer[ScoreChange]):
 
     class Meta:
         model = ScoreChange
-        fields = ["id", "delta", "category", "reason", "source", "created_by", "created_at"]
+        fields = [
+            "id",
+            "delta",
+            "capped",
+            "category",
+            "reason",
+            "source",
+            "created_by",
+            "created_at",
+            "occurred_at",
+            "offsets",
+        ]
         read_only_fields = fields
 
 
@@ -110,6 +120,11 @@ class ScoreReasonSerializer(serializers.Serializer[ScoreReason]):
     source = serializers.CharField()  # type: ignore[assignment]  # as ``label`` above
     points = serializers.IntegerField()
     changes = serializers.IntegerField()
+    capped = serializers.IntegerField(help_text="Points of these changes a cap kept out.")
+    summary = serializers.CharField(
+        help_text='What the changes are, in words: "+10 Engagement, capped at 100", '
+        '"-6 Engagement: no activity for 30 days".'
+    )
     user = serializers.SerializerMethodField(
         help_text="Who changed the score by hand; null for flows, decay and the system."
     )
@@ -186,14 +201,12 @@ class LeadScoreView(viewsets.GenericViewSet[ScoreChange]):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         user = request.user if isinstance(request.user, User) else None
-        change = score_adjust(
+        change = score_adjust_by_hand(
             lead=lead,
             delta=data["delta"],
             category=data["category"],
             reason=data["reason"],
-            source=ScoreSource.MANUAL,
-            source_key=f"manual:{uuid.uuid4().hex}",
-            created_by=user,
+            user=user,
         )
         return Response(ScoreChangeSerializer(change).data, status=status.HTTP_201_CREATED)
 

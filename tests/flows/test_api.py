@@ -22,6 +22,7 @@ def test_node_types_come_from_the_registry(sales_api):
         "segment.entered",
         "segment.left",
         "email.activity",
+        "email.ignored",
         "app.event",
         "page.visited",
         "field.changed",

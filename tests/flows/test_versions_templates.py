@@ -192,6 +192,7 @@ def test_every_template_builds_a_publishable_graph(template, marketer):
 def test_templates_cover_the_promised_flows():
     assert [(t.key, t.name, t.reentry, t.reentry_days) for t in TEMPLATES] == [
         ("email-engagement", "Email engagement scoring", "always", None),
+        ("negative-signals", "Negative signals", "always", None),
         ("b2b-fit", "B2B fit scoring", "once", None),
         ("app-activity", "App activity scoring", "always", None),
         ("notify-sales-hot", "Notify sales on hot lead", "days", 30),

@@ -44,10 +44,13 @@ pytestmark = [
 # activity moved and the event linked, with the flows' lock probe; the keys
 # segments depend on (nothing depends on a track event, so no segment is
 # checked); the flows' trigger subscriptions; the re-entry check; the enrollment
-# with its trigger step; the score step; the categories; the ledger row with the
-# lead's totals; the grade thresholds; the derived ``score.changed`` event; the
-# step and the enrollment done; the hook subscriptions; the events marked
-# processed; COMMIT; and the drain's look for other waiting events.
+# with its trigger step; the score step; the categories; the scoring settings
+# (grade thresholds, the total's cap); the ledger row with what counts of it under
+# the caps and the lead's totals, in one statement; the derived ``score.changed``
+# event; the lead's grades, as the 10 points move its engagement from 4 to 3, and
+# the derived ``grade.changed`` event; the step and the enrollment done; the hook
+# subscriptions; the events marked processed; COMMIT; and the drain's look for
+# other waiting events.
 EXPECTED: list[str] = [
     (
         "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.id IN (?) AND "
@@ -117,16 +120,6 @@ EXPECTED: list[str] = [
         "scoring_scorecategory ORDER BY scoring_scorecategory.id ASC"
     ),
     (
-        "WITH change AS (INSERT INTO scoring_scorechange (lead_id, delta, category_id, "
-        "reason, source, source_key, created_by_id, created_at, occurred_at) VALUES (?…) ON "
-        "CONFLICT (source_key) DO NOTHING RETURNING id), lead AS (UPDATE leads_lead SET score"
-        " = score + ? WHERE id = ? AND EXISTS (SELECT FROM change) RETURNING score, grade, "
-        "stage), category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, "
-        "score) SELECT ?, ?, ? FROM change ON CONFLICT (lead_id, category_id) DO UPDATE SET "
-        "score = s.score + excluded.score RETURNING score) SELECT change.id, lead.score, "
-        "lead.grade, lead.stage, category.score FROM change, lead, category"
-    ),
-    (
         "SELECT scoring_scoringsettings.id, scoring_scoringsettings.warm_threshold, "
         "scoring_scoringsettings.hot_threshold, scoring_scoringsettings.mql_threshold, "
         "scoring_scoringsettings.mql_moves_stage, scoring_scoringsettings.sales_can_adjust, "
@@ -137,6 +130,37 @@ EXPECTED: list[str] = [
         "scoring_scoringsettings.engagement_2, scoring_scoringsettings.engagement_3, "
         "scoring_scoringsettings.preset FROM scoring_scoringsettings ORDER BY "
         "scoring_scoringsettings.id ASC LIMIT ?"
+    ),
+    (
+        "WITH before AS (SELECT l.score AS total, COALESCE((SELECT s.score FROM "
+        "scoring_leadscore s WHERE s.lead_id = l.id AND s.category_id = ?), ?) AS points, "
+        "COALESCE((SELECT s.score FROM scoring_leadscore s WHERE s.lead_id = l.id AND "
+        "s.category_id = ?), ?) AS fit, COALESCE((SELECT s.score FROM scoring_leadscore s "
+        "WHERE s.lead_id = l.id AND s.category_id = ?), ?) AS engagement FROM leads_lead l "
+        "WHERE l.id = ?), counted AS (SELECT fit, engagement, CASE WHEN ? <= ? THEN ? ELSE "
+        "GREATEST(?, LEAST(?, COALESCE(CAST(? AS integer) - points, ?), COALESCE(CAST(? AS "
+        "integer) - total, ?))) END AS delta FROM before), change AS (INSERT INTO "
+        "scoring_scorechange (lead_id, delta, capped, category_id, reason, source, "
+        "source_key, created_by_id, created_at, occurred_at) SELECT ?, delta, ? - delta, ?, "
+        "?, ?, ?, ?, ?, ? FROM counted ON CONFLICT (source_key) DO NOTHING RETURNING id, "
+        "delta), lead AS (UPDATE leads_lead l SET score = l.score + change.delta FROM change "
+        "WHERE l.id = ? RETURNING l.score, l.grade, l.fit_grade, l.engagement_grade, "
+        "l.stage), category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, "
+        "score) SELECT ?, ?, delta FROM change ON CONFLICT (lead_id, category_id) DO UPDATE "
+        "SET score = s.score + excluded.score RETURNING score) SELECT change.id, "
+        "change.delta, lead.score, lead.grade, lead.fit_grade, lead.engagement_grade, "
+        "lead.stage, category.score, counted.fit, counted.engagement FROM change, lead, "
+        "category, counted"
+    ),
+    (
+        "INSERT INTO leads_event (type, name, properties, context, user_id, anonymous_id, "
+        "email, occurred_at, received_at, source, idempotency_key, depth, attempts, resends, "
+        "error, lead_id) SELECT * FROM unnest(?…) ON CONFLICT (source, idempotency_key) DO "
+        "NOTHING RETURNING id"
+    ),
+    (
+        "UPDATE leads_lead SET grade = ?, fit_grade = ?, engagement_grade = ? WHERE "
+        "leads_lead.id = ?"
     ),
     (
         "INSERT INTO leads_event (type, name, properties, context, user_id, anonymous_id, "

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.db.models import Max, Q
+from django.db.models import Max, Q, Sum
+from django.utils import timezone
 
 from core.vocabulary import LEAD_ACTIVITY_TYPES
-from leads.models import Event, Lead, Segment, SegmentMembership, Tag
+from leads.models import Event, Lead, Opportunity, Segment, SegmentMembership, Tag
+from pages.management.commands.load_demo import buying_power
 
 
 @pytest.fixture
@@ -47,11 +52,11 @@ def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
     users = "users admin/marketer/sales (password: leadflow)"
     assert first_out.getvalue() == (
         f"Demo data: 300 leads (300 new), {events} events ({events} new), "
-        f"5 segments (5 new), 5 flows (5 new), {users}\n"
+        f"5 segments (5 new), 6 flows (6 new), {users}\n"
     )
     assert second_out.getvalue() == (
         f"Demo data: 300 leads (0 new), {events} events (0 new), 5 segments (0 new), "
-        f"5 flows (0 new), {users}\n"
+        f"6 flows (0 new), {users}\n"
     )
     segments = {s.name: s.member_count for s in Segment.objects.all()}
     assert sorted(segments) == [
@@ -140,13 +145,14 @@ def test_load_demo_keeps_existing_users_and_leads(fast_hasher):
 def test_load_demo_runs_the_last_month_through_the_scoring_flows(fast_hasher, capsys):
     from flows.models import Enrollment, Flow
     from leads.models import Task
-    from scoring.models import ScoreChange
+    from scoring.models import LeadScore, ScoreChange
 
     call_command("load_demo", stdout=StringIO())
     assert sorted(Flow.objects.values_list("name", "status")) == [
         ("App activity scoring", "active"),
-        ("Decision maker fit", "active"),
+        ("B2B fit scoring", "active"),
         ("Email engagement scoring", "active"),
+        ("Negative signals", "active"),
         ("Notify sales on hot lead", "active"),
         ("Online behaviour scoring", "active"),
     ]
@@ -155,21 +161,49 @@ def test_load_demo_runs_the_last_month_through_the_scoring_flows(fast_hasher, ca
     assert {
         "Opened an email",
         "Visited the pricing page",
-        "Decision maker at a company of 25+",
+        "Decision maker",
+        "Company of 50 to 1,000 people",
+        "Did not open the last 3 emails",
     } <= reasons
     # The builder's templates give the points, as they would in a new flow.
     points = dict(ScoreChange.objects.values_list("reason", "delta").distinct())
     assert (points["Opened an email"], points["Clicked an email"]) == (2, 5)
-    assert points["Logged in"] == 1
+    assert (points["Logged in"], points["Decision maker"]) == (1, 20)
+    # Fit is scored when the lead was created, activity when it happened: the
+    # ledger's times are the events' times, not the time of loading.
+    created = dict(Lead.objects.values_list("pk", "created_at"))
+    fit = ScoreChange.objects.filter(category__key="fit")
+    assert fit.count() > 100
+    assert all(
+        change.occurred_at <= created[change.lead_id] + dt.timedelta(hours=1) for change in fit
+    )
+    assert ScoreChange.objects.filter(
+        occurred_at__lt=timezone.now() - dt.timedelta(days=7)
+    ).count() > (ScoreChange.objects.count() // 2)
     hot = Lead.objects.filter(grade="hot")
     assert hot.exists()
     assert Segment.objects.get(name="Hot leads").member_count == hot.count()
-    # Every open lead that turned hot has its follow-up task, assigned to a sales rep.
-    open_hot = hot.exclude(stage__in=["customer", "disqualified"])
-    assert open_hot.exists()
-    assert Task.objects.filter(lead__in=open_hot).count() == open_hot.count()
-    assert not Task.objects.filter(lead__in=hot.exclude(pk__in=open_hot)).exists()
-    assert not Task.objects.filter(assignee__isnull=True).exists()
+    # The hot list leads with people a rep would call: open deals and MQLs, each a
+    # fit (a job title or a company that scores), no student or freelancer.
+    fits = dict(LeadScore.objects.filter(category__key="fit").values_list("lead_id", "score"))
+    top = list(hot.exclude(stage__in=["customer", "lost", "disqualified"]).order_by("-score")[:10])
+    assert all(
+        buying_power(lead.job_title, lead.company_size) == "decision maker" for lead in top[:5]
+    )
+    assert all(fits[lead.pk] >= 30 for lead in top[:5])
+    assert not {lead.job_title for lead in top} & {"Student", "Freelancer", "Software Engineer"}
+    # Only what turned hot in the last days made a task: older history asks nobody
+    # to call about what is long past.
+    recent = Event.objects.filter(
+        type="grade.changed", name="hot", occurred_at__gte=timezone.now() - dt.timedelta(days=3)
+    )
+    tasks = Task.objects.all()
+    assert set(tasks.values_list("lead_id", flat=True)) <= set(
+        recent.values_list("lead_id", flat=True)
+    )
+    assert tasks.count() < hot.count()
+    assert not tasks.filter(lead__stage__in=["customer", "disqualified"]).exists()
+    assert not tasks.filter(assignee__isnull=True).exists()
     call_command("scoring_verify")
     assert capsys.readouterr().out.strip().endswith("Scores match the ledger.")
 
@@ -184,4 +218,82 @@ def test_load_demo_keeps_the_hot_lead_flow_of_an_older_demo(fast_hasher):
     call_command("load_demo", "--no-replay", stdout=StringIO())
 
     assert not Flow.objects.filter(name="Notify sales on hot lead").exists()
-    assert Flow.objects.count() == 5
+    assert Flow.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_load_demo_has_outcomes_that_follow_who_the_lead_is(fast_hasher):
+    call_command("load_demo", "--no-replay", stdout=StringIO())
+
+    assert Counter(Lead.objects.values_list("stage", flat=True)) == {
+        "lead": 102,
+        "subscriber": 91,
+        "mql": 15,
+        "sql": 5,
+        "opportunity": 18,
+        "customer": 30,
+        "lost": 19,
+        "disqualified": 20,
+    }
+    assert Counter(Lead.objects.values_list("source", flat=True)) == {
+        "organic": 133,
+        "paid": 104,
+        "event": 63,
+    }
+    fair = Lead.objects.filter(source="event").values_list("source_detail", flat=True)
+    assert set(fair) == {"Import: trade fair DMEXCO 2026 (dmexco-2026-scans.csv)"}
+    deals = Opportunity.objects.values("status").annotate(value=Sum("value"))
+    assert {row["status"]: row["value"] for row in deals} == {
+        "won": Decimal(777500),
+        "lost": Decimal(608000),
+        "open": Decimal(673000),
+    }
+    assert set(Opportunity.objects.values_list("currency", flat=True)) == {"EUR"}
+    assert Counter(
+        Opportunity.objects.filter(status="lost").values_list("lost_reason", flat=True)
+    ) == {
+        "No decision made": 6,
+        "Too expensive": 5,
+        "Chose a competitor": 4,
+        "No budget this year": 3,
+        "Missing integration": 1,
+    }
+    assert not Opportunity.objects.exclude(status="lost").exclude(lost_reason="").exists()
+    # Decision makers buy, students, engineers and freelancers do not.
+    leads, customers = Counter(), Counter()
+    for title, size, stage in Lead.objects.values_list("job_title", "company_size", "stage"):
+        power = buying_power(title, size)
+        leads[power] += 1
+        customers[power] += stage == "customer"
+    assert (leads, customers) == (
+        {"decision maker": 73, "manager": 67, "individual": 71, "consumer": 89},
+        {"decision maker": 17, "manager": 12, "individual": 1, "consumer": 0},
+    )
+    nobodies = Lead.objects.filter(job_title__in=["Student", "Software Engineer", "Freelancer"])
+    assert (nobodies.filter(opportunity_at__isnull=False).count(), nobodies.count()) == (2, 69)
+    # Every customer looked at the price first; fewer than half the others did.
+    pricing = set(
+        Event.objects.filter(type="page", properties__path="/pricing").values_list(
+            "lead_id", flat=True
+        )
+    )
+    won = set(Lead.objects.filter(stage="customer").values_list("pk", flat=True))
+    assert (len(won & pricing), len(won)) == (30, 30)
+    assert len(pricing - won) == 120
+    # The negative signals happen too.
+    demo = Event.objects.filter(source="demo")
+    assert (
+        demo.filter(type="email.unsubscribed").count(),
+        demo.filter(type="email.bounced").count(),
+        demo.filter(type="track", name="Meeting cancelled").count(),
+    ) == (16, 3, 5)
+    # Each stage reached has its date, in the order of the funnel.
+    for lead in Lead.objects.filter(stage__in=["customer", "lost"]):
+        closed = lead.customer_at or lead.lost_at
+        assert lead.mql_at <= lead.sql_at <= lead.opportunity_at <= closed <= timezone.now()
+        assert lead.opportunities.get().closed_at == closed
+    assert Lead.objects.filter(stage="customer", customer_at__isnull=True).count() == 0
+    assert Lead.objects.filter(stage="disqualified", disqualified_at__isnull=True).count() == 0
+    assert Lead.objects.filter(stage="opportunity").count() == (
+        Opportunity.objects.filter(status="open").count()
+    )

@@ -78,7 +78,7 @@ def _manual_points(lead: Lead, user, delta: int, reason: str, key: str = "fit") 
 
 
 def _at(change: ScoreChange, when: dt.datetime) -> None:
-    ScoreChange.objects.filter(pk=change.pk).update(created_at=when)
+    ScoreChange.objects.filter(pk=change.pk).update(created_at=when, occurred_at=when)
 
 
 def _segment(name: str) -> Segment:
@@ -287,6 +287,8 @@ def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api,
             "source": "flow",
             "points": 20,
             "changes": 2,
+            "capped": 0,
+            "summary": "+20 Engagement: Visited pricing",
             "user": None,
             "flow": {"id": flow.pk, "name": "Nurture"},
             "node": {"id": "n1", "type": "score.adjust", "label": "Adjust lead score"},
@@ -297,6 +299,8 @@ def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api,
             "source": "manual",
             "points": 7,
             "changes": 1,
+            "capped": 0,
+            "summary": "+7 Fit: Met at a fair",
             "user": "admin-t",
             "flow": None,
             "node": None,
@@ -307,6 +311,8 @@ def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api,
             "source": "flow",
             "points": 5,
             "changes": 1,
+            "capped": 0,
+            "summary": "+5 Engagement: Visited pricing",
             "user": None,
             "flow": {"id": flow.pk, "name": "Nurture"},
             "node": {"id": "n2", "type": "score.adjust", "label": "Adjust lead score"},
@@ -317,6 +323,8 @@ def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api,
             "source": "decay",
             "points": -2,
             "changes": 1,
+            "capped": 0,
+            "summary": "-2 Engagement: Quiet for a month",
             "user": None,
             "flow": None,
             "node": None,
@@ -661,3 +669,62 @@ def test_a_note_with_a_script_is_escaped(client, sales):
 
     assert "<script>alert(1)</script>" not in page
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
+
+
+def test_profile_shows_capped_decay_and_expiry_rows_as_what_they_are(client, marketer):
+    engagement = ScoreCategory.objects.get(key="engagement")
+    engagement.cap = 100
+    engagement.save()
+    fit = ScoreCategory.objects.get(key="fit")
+    lead = LeadFactory.create()
+    today = timezone.localdate()
+    ten_days_ago = timezone.now() - dt.timedelta(days=10)
+    rows = [
+        (95, engagement, "Signed up", ScoreSource.FLOW, ten_days_ago),
+        (10, engagement, "Visited pricing", ScoreSource.FLOW, None),
+        (-6, engagement, "no activity for 30 days", ScoreSource.DECAY, None),
+        (8, fit, "Decision maker", ScoreSource.FLOW, None),
+        (-5, fit, "expired after 90 days", ScoreSource.EXPIRY, None),
+    ]
+    for index, (delta, category, reason, source, at) in enumerate(rows):
+        score_adjust(
+            lead=lead,
+            delta=delta,
+            category=category,
+            reason=reason,
+            source=source,
+            source_key=f"k{index}",
+            occurred_at=at,
+        )
+
+    summaries = {r.reason: r.summary for r in lead_score_breakdown(lead=lead).reasons}
+    assert summaries == {
+        "Signed up": "+95 Engagement: Signed up",
+        "Visited pricing": "+10 Engagement, capped at 100",
+        "no activity for 30 days": "-6 Engagement: no activity for 30 days",
+        "Decision maker": "+8 Fit: Decision maker",
+        "expired after 90 days": "-5 Fit: expired after 90 days",
+    }
+    client.force_login(marketer)
+    page = client.get(f"/leads/{lead.pk}/").content.decode()
+    assert (
+        '<div class="small text-warning-emphasis" data-capped>+10 Engagement, capped at 100' in page
+    )
+    assert 'title="-6 Engagement: no activity for 30 days"' in page
+    assert ("expired after 90 days", "Expiry", "-5") in _breakdown_rows(page)
+    assert ("no activity for 30 days", "Decay", "-6") in _breakdown_rows(page)
+    timeline = [e.obj.summary for e in lead_timeline(lead=lead, filters=["score"]).entries]
+    # Newest first by when each change happened: the sign-up was ten days ago.
+    assert timeline == [
+        "expired after 90 days",
+        "Decision maker",
+        "no activity for 30 days",
+        "+10 Engagement, capped at 100",
+        "Signed up",
+    ]
+    # The chart draws the sign-up on its own day, not today.
+    assert lead_score_history(lead=lead, days=30) == [
+        (today - dt.timedelta(days=29), 0),
+        (ten_days_ago.astimezone(timezone.get_current_timezone()).date(), 95),
+        (today, 97),
+    ]

@@ -458,7 +458,21 @@ def test_moving_thresholds_regrades_leads(client, admin_user):
     ) == (10, 25, 40, False, True)
     assert list(
         Event.objects.filter(type="grade.changed").values_list("lead_id", "name", "properties")
-    ) == [(warm.pk, "hot", {"from": "warm", "to": "hot", "score": 30})]
+    ) == [
+        (
+            warm.pk,
+            "hot",
+            {
+                "from": "warm",
+                "to": "hot",
+                "score": 30,
+                "fit_from": "D",
+                "fit_to": "D",
+                "engagement_from": "4",
+                "engagement_to": "4",
+            },
+        )
+    ]
     assert '<p class="flash">Scoring settings are saved.</p>' in _html(
         client.get("/settings/scoring/")
     )

@@ -50,8 +50,34 @@ def test_adjust_writes_ledger_totals_and_events_once():
         (0, 15, "fit"),
         (15, 25, "engagement"),
     ]
-    grades = Event.objects.filter(lead=lead, type="grade.changed")
-    assert [(e.properties["from"], e.properties["to"]) for e in grades] == [("cold", "warm")]
+    grades = Event.objects.filter(lead=lead, type="grade.changed").order_by("id")
+    assert [(e.name, e.properties) for e in grades] == [
+        (
+            "cold",
+            {
+                "from": "cold",
+                "to": "cold",
+                "score": 15,
+                "fit_from": "D",
+                "fit_to": "C",
+                "engagement_from": "4",
+                "engagement_to": "4",
+            },
+        ),
+        (
+            "warm",
+            {
+                "from": "cold",
+                "to": "warm",
+                "score": 25,
+                "fit_from": "C",
+                "fit_to": "C",
+                "engagement_from": "4",
+                "engagement_to": "3",
+            },
+        ),
+    ]
+    assert (lead.fit_grade, lead.engagement_grade) == ("C", "3")
 
 
 def test_reaching_mql_moves_the_stage_forward_only():
@@ -125,6 +151,8 @@ def test_score_api(marketer_api, sales_api, sales, admin_api):
                 "source": "manual",
                 "points": 10,
                 "changes": 1,
+                "capped": 0,
+                "summary": "+10 Fit: Met at the fair",
                 "user": "marketer-t",
                 "flow": None,
                 "node": None,
@@ -135,6 +163,8 @@ def test_score_api(marketer_api, sales_api, sales, admin_api):
                 "source": "manual",
                 "points": -3,
                 "changes": 1,
+                "capped": 0,
+                "summary": "-3 Engagement: Asked to call later",
                 "user": "sales-t",
                 "flow": None,
                 "node": None,
@@ -174,7 +204,14 @@ def test_settings_change_regrades(admin_api, marketer_api):
     lead.refresh_from_db()
     assert lead.grade == "hot"
     regrade = Event.objects.get(lead=lead, type="grade.changed", name="hot")
-    assert regrade.properties == {"from": "warm", "to": "hot", "score": 30}
+    shown = ("from", "to", "score", "fit_to", "engagement_to")
+    assert {key: regrade.properties[key] for key in shown} == {
+        "from": "warm",
+        "to": "hot",
+        "score": 30,
+        "fit_to": "B",
+        "engagement_to": "4",
+    }
 
 
 def test_categories(marketer_api):

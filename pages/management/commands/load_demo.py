@@ -1,5 +1,8 @@
 """Demo data: one user per role, about 300 B2B and B2C leads and six months of their
-email, website and product activity, the same on every run."""
+email, website and product activity, the same on every run. The history has
+outcomes: where each lead came from, how far down the funnel it got and when,
+and its deal (won, lost or open); who buys follows job title, company size and
+pricing-page visits, so the scoring review has something true to find."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,17 +22,27 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from core.roles import Role
+from core.scope import event_scope, processing_batch
 from core.vocabulary import LEAD_ACTIVITY_TYPES
 from flows.engine import flows_on_event
 from flows.lifecycle import flow_publish
-from flows.models import Flow, Reentry
+from flows.models import Flow
 from flows.templates_catalog import (
     FLOW_TEMPLATES,
     FlowTemplate,
     flow_create_from_template,
     scoring_columns,
 )
-from leads.models import Event, Lead, Segment, Stage, Tag
+from leads.models import (
+    Event,
+    Lead,
+    LeadSource,
+    Opportunity,
+    OpportunityStatus,
+    Segment,
+    Stage,
+    Tag,
+)
 from leads.services.events import derived_collected, events_process
 from segments.services import segment_create, segment_recompute
 
@@ -188,6 +202,8 @@ B2B_TITLES = [
     ("VP Marketing", 3),
     ("Head of Sales", 3),
     ("Head of Growth", 2),
+    ("Marketing Director", 2),
+    ("Sales Director", 1),
     ("Marketing Manager", 8),
     ("Marketing Operations Manager", 3),
     ("Content Marketing Manager", 3),
@@ -219,37 +235,87 @@ B2C_INDUSTRIES = {
 TAG_CHANCES = [("webinar-2026", 0.15), ("ebook-lead-scoring", 0.12), ("conference-2025", 0.05)]
 PROJECTS = ["Newsletter", "Onboarding emails", "Q3 launch", "Webinar follow-up", "Trial nurture"]
 
-STAGE_WEIGHTS = {
-    True: {  # B2B
-        Stage.SUBSCRIBER: 28,
-        Stage.LEAD: 36,
-        Stage.MQL: 14,
-        Stage.SQL: 10,
-        Stage.CUSTOMER: 8,
-        Stage.DISQUALIFIED: 4,
-    },
-    False: {
-        Stage.SUBSCRIBER: 50,
-        Stage.LEAD: 35,
-        Stage.MQL: 6,
-        Stage.SQL: 2,
-        Stage.CUSTOMER: 5,
-        Stage.DISQUALIFIED: 2,
-    },
-}
+# How likely a lead is to buy, by who they are (as a B2B product's history would
+# show): decision makers far more than managers, individual contributors rarely,
+# students and freelancers hardly ever. Multiplied by the company's size factor
+# and the source's, it is the chance that the lead becomes an opportunity.
+DECISION_MAKER_WORDS = ("CEO", "Founder", "CTO", "CFO", "VP", "Head of", "Director", "Chief")
+MANAGER_WORDS = ("Manager",)
+BUYING_POWER = {"decision maker": 3.0, "manager": 1.4, "individual": 0.35, "consumer": 0.1}
+OPPORTUNITY_BASE = 0.17
+# MQLs that went no further, and disqualified leads, drawn for the rest.
+MQL_BASE = 0.12
+# Chance that an opportunity is won, by buying power.
+WIN_CHANCE = {"decision maker": 0.68, "manager": 0.5, "individual": 0.35, "consumer": 0.3}
+LOST_REASONS = [
+    ("Chose a competitor", 4),
+    ("No budget this year", 3),
+    ("No decision made", 2),
+    ("Too expensive", 2),
+    ("Missing integration", 1),
+]
+PLANS = [("Starter", 3), ("Team", 4), ("Business", 2)]
+
+# source, weight, how likely its leads buy (a bought fair list is colder than
+# people who searched for the product), details
+SOURCES = [
+    (
+        LeadSource.ORGANIC,
+        45,
+        1.1,
+        ["google.com", "duckduckgo.com", "bing.com", "blog: lead-scoring-without-guesswork"],
+    ),
+    (
+        LeadSource.PAID,
+        35,
+        0.9,
+        ["google-ads: lead-scoring-2026", "linkedin-ads: b2b-marketing", "capterra: listing"],
+    ),
+    (LeadSource.EVENT, 20, 0.6, ["Import: trade fair DMEXCO 2026 (dmexco-2026-scans.csv)"]),
+]
+
+
+def buying_power(title: str, size: int | None) -> str:
+    """Who the lead is, as far as buying goes."""
+    if size is None or size <= 1:
+        return "consumer"
+    if any(word in title for word in DECISION_MAKER_WORDS):
+        return "decision maker"
+    if any(word in title for word in MANAGER_WORDS):
+        return "manager"
+    return "individual"
+
+
+def size_factor(size: int | None) -> float:
+    """Companies of 50 to 1,000 people buy most; tiny and huge ones less."""
+    if size is None or size <= 1:
+        return 0.5
+    if size < 25:
+        return 0.6
+    if size < 50:
+        return 1.0
+    if size <= 1000:
+        return 1.5
+    return 0.9
+
+
 # Chance that a lead of this stage uses the product (has an app user id).
 APP_USER_CHANCE = {
     Stage.SUBSCRIBER: 0.1,
     Stage.LEAD: 0.3,
     Stage.MQL: 0.6,
     Stage.SQL: 0.7,
+    Stage.OPPORTUNITY: 0.8,
     Stage.CUSTOMER: 0.95,
+    Stage.LOST: 0.5,
     Stage.DISQUALIFIED: 0.2,
 }
 # Sales owns the leads furthest down the funnel.
 OWNER_RANK = {
+    Stage.OPPORTUNITY: 3.5,
     Stage.SQL: 3,
     Stage.CUSTOMER: 3,
+    Stage.LOST: 2.5,
     Stage.MQL: 2,
     Stage.LEAD: 1,
     Stage.DISQUALIFIED: 0.5,
@@ -261,7 +327,9 @@ ACTIVITY_WEIGHTS = {
     Stage.LEAD: (15, 45, 30, 10),
     Stage.MQL: (5, 25, 45, 25),
     Stage.SQL: (0, 15, 45, 40),
+    Stage.OPPORTUNITY: (0, 10, 40, 50),
     Stage.CUSTOMER: (0, 10, 40, 50),
+    Stage.LOST: (5, 35, 45, 15),
     Stage.DISQUALIFIED: (30, 50, 20, 0),
 }
 ACTIVITY_EVENTS = ((0, 0), (1, 12), (13, 40), (41, 80))
@@ -291,7 +359,8 @@ TRIAL_CAMPAIGNS = [
 # title, path, weight
 PAGES = [
     ("Home", "/", 10),
-    ("Pricing", "/pricing", 8),
+    # Rarely by chance: buyers look at the price (_pricing_visits).
+    ("Pricing", "/pricing", 2),
     ("Features", "/features", 7),
     ("Lead scoring", "/features/lead-scoring", 4),
     ("Automation flows", "/features/flows", 4),
@@ -359,7 +428,30 @@ class DemoLead:
     external_id: str | None
     owner_rank: float
     created_ago: float
+    source: str = ""
+    source_detail: str = ""
+    funnel: Funnel | None = None
     events: list[DemoEvent] = field(default_factory=list)
+
+
+@dataclass
+class Funnel:
+    """How far a lead went and when (seconds before now), and its deal if it had one."""
+
+    stage: str
+    mql_ago: float | None = None
+    sql_ago: float | None = None
+    opportunity_ago: float | None = None
+    closed_ago: float | None = None
+    disqualified_ago: float | None = None
+    value: int | None = None
+    plan: str = ""
+    lost_reason: str = ""
+
+    @property
+    def in_market(self) -> bool:
+        """Still being worked: looking at prices these weeks."""
+        return self.stage in (Stage.MQL, Stage.SQL, Stage.OPPORTUNITY)
 
 
 def _weighted(rng: random.Random, pairs: Sequence[tuple[Any, float]]) -> Any:
@@ -410,12 +502,16 @@ def _lead_specs(rng: random.Random) -> list[DemoLead]:
             size = 1 if freelancer else None
             industry = rng.choice(B2C_INDUSTRIES[title])
         email = _demo_email(local, domain, taken)
-        stage = _weighted(rng, list(STAGE_WEIGHTS[b2b].items()))
-        app_user = rng.random() < APP_USER_CHANCE[stage]
-        unsubscribed = rng.random() < 0.05
-        tags = _demo_tags(rng, unsubscribed=unsubscribed, app_user=app_user, b2b=b2b, stage=stage)
+        source, _, source_buys, details = _weighted(rng, [(row, row[1]) for row in SOURCES])
         # Skewed towards the start of the window: most leads have been around a while.
         start_ago = max(2.0, HISTORY_DAYS * rng.random() ** 0.7) * DAY
+        funnel = _funnel(
+            rng, power=buying_power(title, size), size=size, buys=source_buys, start_ago=start_ago
+        )
+        stage = funnel.stage
+        app_user = rng.random() < APP_USER_CHANCE[Stage(stage)]
+        unsubscribed = rng.random() < (0.02 if funnel.in_market else 0.06)
+        tags = _demo_tags(rng, unsubscribed=unsubscribed, app_user=app_user, b2b=b2b, stage=stage)
         lead = DemoLead(
             email=email,
             first_name=first,
@@ -430,12 +526,74 @@ def _lead_specs(rng: random.Random) -> list[DemoLead]:
             tags=tags,
             unsubscribed=unsubscribed,
             external_id=f"usr_{rng.getrandbits(48):012x}" if app_user else None,
-            owner_rank=OWNER_RANK[stage] - (0 if b2b else 2) + rng.random(),
+            owner_rank=OWNER_RANK[Stage(stage)] - (0 if b2b else 2) + rng.random(),
             created_ago=start_ago + rng.uniform(60, HOUR),
+            source=source,
+            source_detail=rng.choice(details),
+            funnel=funnel,
         )
         lead.events = _history(rng, lead, start_ago=start_ago)
         leads.append(lead)
     return leads
+
+
+def _funnel(
+    rng: random.Random, *, power: str, size: int | None, buys: float, start_ago: float
+) -> Funnel:
+    """Where the lead got to: an opportunity (won, lost or open) with a chance from
+    who they are, their company's size and their source; else an MQL or SQL that
+    went no further, a disqualified lead, or a lead still being nurtured."""
+    chance = min(0.9, OPPORTUNITY_BASE * BUYING_POWER[power] * size_factor(size) * buys)
+    if rng.random() < chance:
+        mql = start_ago - rng.uniform(0.05, 0.3) * start_ago
+        sql = _after(rng, mql, 1, 10)
+        opportunity = _after(rng, sql, 2, 14)
+        closed = opportunity - rng.uniform(10, 60) * DAY
+        funnel = Funnel(
+            Stage.OPPORTUNITY,
+            mql_ago=mql,
+            sql_ago=sql,
+            opportunity_ago=opportunity,
+            value=_deal_value(rng, size),
+            plan=_weighted(rng, PLANS),
+        )
+        if closed < DAY:
+            return funnel
+        funnel.closed_ago = closed
+        if rng.random() < WIN_CHANCE[power]:
+            funnel.stage = Stage.CUSTOMER
+        else:
+            funnel.stage = Stage.LOST
+            funnel.lost_reason = _weighted(rng, LOST_REASONS)
+        return funnel
+    if rng.random() < (0.2 if power == "consumer" else 0.04):
+        return Funnel(Stage.DISQUALIFIED, disqualified_ago=_after(rng, start_ago, 0, 20))
+    # Marketing hands sales no consumers: without a company there is nobody to sell to.
+    mql_chance = min(0.6, MQL_BASE * BUYING_POWER[power] * size_factor(size) * buys + 0.04)
+    if power != "consumer" and rng.random() < mql_chance:
+        # Recent: an MQL that has not gone further is still being worked on.
+        mql = min(start_ago, rng.uniform(DAY, 40 * DAY))
+        if rng.random() < 0.35:
+            return Funnel(Stage.SQL, mql_ago=mql, sql_ago=_after(rng, mql, 1, 7))
+        return Funnel(Stage.MQL, mql_ago=mql)
+    return Funnel(Stage.LEAD if rng.random() < 0.55 else Stage.SUBSCRIBER)
+
+
+def _after(rng: random.Random, ago: float, low_days: float, high_days: float) -> float:
+    """A moment ``low_days`` to ``high_days`` after ``ago``, and not in the last hour."""
+    return max(ago - rng.uniform(low_days, high_days) * DAY, HOUR)
+
+
+def _deal_value(rng: random.Random, size: int | None) -> int:
+    """A yearly contract in EUR, larger for larger companies, in steps of 500."""
+    low, high = 2_000, 8_000
+    if size is not None and size >= 1000:
+        low, high = 40_000, 120_000
+    elif size is not None and size >= 200:
+        low, high = 20_000, 60_000
+    elif size is not None and size >= 25:
+        low, high = 8_000, 25_000
+    return round(rng.uniform(low, high) / 500) * 500
 
 
 def _work_mailbox_and_title(
@@ -505,9 +663,13 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
     budget = rng.randint(*ACTIVITY_EVENTS[level])
     if lead.external_id:
         budget = max(budget, 2)
-    # Some leads went quiet weeks ago; the busiest are active until today.
-    quiet = level < 3 and rng.random() >= 0.55
+    # Some leads went quiet weeks ago; the busiest, and those in the market now,
+    # are active until today; a lost deal goes quiet soon after it is lost.
+    funnel = lead.funnel or Funnel(lead.stage)
+    quiet = level < 3 and rng.random() >= 0.55 and not funnel.in_market
     end_ago = max(rng.uniform(0, start_ago * 0.9) if quiet else 0.0, 600.0)
+    if funnel.stage == Stage.LOST and funnel.closed_ago is not None:
+        end_ago = max(end_ago, _after(rng, funnel.closed_ago, 0, 10))
 
     events: list[DemoEvent] = []
     signup_ago = start_ago
@@ -520,6 +682,12 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
         campaign = rng.choice(CAMPAIGNS)[0]
         props = {"email": lead.email, "campaign": campaign}
         events.append(DemoEvent(mail_end_ago, "email.unsubscribed", campaign, props))
+    elif funnel.opportunity_ago is None and rng.random() < 0.04:
+        # The address stopped taking mail (its owner left the company).
+        mail_end_ago = rng.uniform(end_ago, start_ago)
+        campaign = rng.choice(CAMPAIGNS)[0]
+        props = {"email": lead.email, "campaign": campaign, "provider_event": "bounced"}
+        events.append(DemoEvent(mail_end_ago, "email.bounced", campaign, props))
 
     kinds = [("email", 45.0), ("web", 35.0), ("app", 20.0 if lead.external_id else 0.0)]
     mail = _Mailing(
@@ -538,11 +706,31 @@ def _history(rng: random.Random, lead: DemoLead, *, start_ago: float) -> list[De
         elif kind == "web":
             _web_visit(rng, events, ago=rng.uniform(end_ago, start_ago))
         else:
-            _app_session(rng, events, ago=rng.uniform(end_ago, signup_ago))
+            _app_session(
+                rng, events, ago=rng.uniform(end_ago, signup_ago), buyer=funnel.mql_ago is not None
+            )
     # The budget is checked per episode; cutting the last one keeps its first steps.
     events = events[:budget]
+    events += _pricing_visits(rng, funnel, start_ago=start_ago, end_ago=end_ago)
     events.sort(key=lambda event: -event.ago)
     return events
+
+
+def _pricing_visits(
+    rng: random.Random, funnel: Funnel, *, start_ago: float, end_ago: float
+) -> list[DemoEvent]:
+    """Buyers look at the price: leads in the market did so these weeks, those who
+    had a deal before it opened; few others ever do."""
+    if funnel.in_market:
+        count, first, last = rng.randint(1, 3), min(start_ago, 25 * DAY), HOUR
+    elif funnel.opportunity_ago is not None:
+        count, first, last = rng.randint(1, 4), start_ago, funnel.opportunity_ago
+    else:
+        count, first, last = (1 if rng.random() < 0.12 else 0), start_ago, end_ago
+    return [
+        _page(rng.uniform(last, first), "/pricing", "Pricing", rng.choice(REFERRERS))
+        for _ in range(count)
+    ]
 
 
 def _later(rng: random.Random, ago: float, low: float, high: float) -> float:
@@ -636,11 +824,18 @@ def _web_visit(rng: random.Random, events: list[DemoEvent], *, ago: float) -> No
         ago = _later(rng, ago, 15, 240)
 
 
-def _app_session(rng: random.Random, events: list[DemoEvent], *, ago: float) -> None:
-    """One to three things a product user did in one sitting."""
+def _app_session(rng: random.Random, events: list[DemoEvent], *, ago: float, buyer: bool) -> None:
+    """One to three things a product user did in one sitting; only a lead on its
+    way to buying books a call with sales (and now and then cancels it)."""
     for _ in range(rng.randint(1, 3)):
         action = _weighted(rng, APP_ACTIONS)
+        if action == "Booked a call" and not buyer:
+            action = "Logged in"
         events.append(DemoEvent(ago, "track", action, _app_action_properties(rng, action)))
+        if action == "Booked a call" and rng.random() < 0.25:
+            cancelled = _later(rng, ago, HOUR, 2 * DAY)
+            calendar = {"calendar": "sales-demo"}
+            events.append(DemoEvent(cancelled, "track", "Meeting cancelled", calendar))
         ago = _later(rng, ago, 30, 20 * 60)
 
 
@@ -701,6 +896,9 @@ def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
                 stage=spec.stage,
                 unsubscribed=spec.unsubscribed,
                 owner_id=sales_id if spec.email in owned else None,
+                source=spec.source,
+                source_detail=spec.source_detail,
+                **_stage_dates(spec, now),
             )
             for spec in new_specs
         ],
@@ -737,11 +935,34 @@ def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
         batch_size=1000,
     )
 
+    Opportunity.objects.bulk_create(
+        [
+            _opportunity(pk, spec, now, sales_id)
+            for pk, spec in new_ids.items()
+            if spec.funnel is not None and spec.funnel.opportunity_ago is not None
+        ],
+        ignore_conflicts=True,
+    )
+
     events = []
     for spec in specs:
         lead_id = lead_ids.get(spec.email)
         if lead_id not in demo_ids:
             continue
+        created = now - timedelta(seconds=spec.created_ago)
+        # What the app recorded when the lead was made: fit scoring starts on it.
+        events.append(
+            Event(
+                lead_id=lead_id,
+                type="lead.created",
+                properties={"source": spec.source},
+                occurred_at=created,
+                received_at=created,
+                processed_at=created,
+                source=SOURCE,
+                idempotency_key=f"demo:{spec.email}:created",
+            )
+        )
         for n, demo in enumerate(spec.events):
             at = now - timedelta(seconds=demo.ago)
             events.append(
@@ -777,6 +998,47 @@ def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
     ]
     Lead.objects.bulk_update(touched, ["last_activity_at"], batch_size=1000)
     return len(new_ids), added
+
+
+def _stage_dates(spec: DemoLead, now: datetime) -> dict[str, datetime | None]:
+    """When the lead reached each stage of its funnel."""
+    funnel = spec.funnel or Funnel(spec.stage)
+
+    def at(ago: float | None) -> datetime | None:
+        return None if ago is None else now - timedelta(seconds=ago)
+
+    won = funnel.stage == Stage.CUSTOMER
+    return {
+        "mql_at": at(funnel.mql_ago),
+        "sql_at": at(funnel.sql_ago),
+        "opportunity_at": at(funnel.opportunity_ago),
+        "customer_at": at(funnel.closed_ago) if won else None,
+        "lost_at": at(funnel.closed_ago) if funnel.stage == Stage.LOST else None,
+        "disqualified_at": at(funnel.disqualified_ago),
+    }
+
+
+def _opportunity(lead_id: int, spec: DemoLead, now: datetime, sales_id: int) -> Opportunity:
+    funnel = spec.funnel
+    assert funnel is not None
+    assert funnel.opportunity_ago is not None
+    status = {
+        Stage.CUSTOMER: OpportunityStatus.WON,
+        Stage.LOST: OpportunityStatus.LOST,
+    }.get(Stage(funnel.stage), OpportunityStatus.OPEN)
+    closed = funnel.closed_ago
+    return Opportunity(
+        lead_id=lead_id,
+        name=f"{spec.company_name or spec.last_name}: Leadflow {funnel.plan}",
+        value=Decimal(funnel.value or 0),
+        currency="EUR",
+        status=status,
+        opened_at=now - timedelta(seconds=funnel.opportunity_ago),
+        closed_at=None if closed is None else now - timedelta(seconds=closed),
+        lost_reason=funnel.lost_reason,
+        created_by_id=sales_id,
+        source_key=f"demo:{spec.email}",
+    )
 
 
 TITLE_WORDS = ["CEO", "Founder", "Chief", "CTO", "VP", "Head", "Director"]
@@ -876,41 +1138,20 @@ def _online_behaviour(created_by: User | None) -> dict[str, Any]:
     )
 
 
-def _decision_maker_fit(created_by: User | None) -> dict[str, Any]:
-    segment = Segment.objects.get(name="Decision makers at companies of 25+")
-    return scoring_columns(
-        [
-            (
-                "decision-maker",
-                "segment.entered",
-                {"segment": segment.pk},
-                10,
-                "fit",
-                "Decision maker at a company of 25+",
-            )
-        ]
-    )
-
-
 def _demo_flows() -> list[FlowTemplate]:
     """The builder's templates, and two flows only the demo has: they rely on
     the demo's own events and segments. All are made the way the builder makes a
     flow from a template."""
     return [
+        FLOW_TEMPLATES["b2b-fit"],
         FLOW_TEMPLATES["email-engagement"],
+        FLOW_TEMPLATES["negative-signals"],
         FLOW_TEMPLATES["app-activity"],
         FlowTemplate(
             key="demo-online-behaviour",
             name="Online behaviour scoring",
             description="Looking at pricing and booking a call are buying signals.",
             build=_online_behaviour,
-        ),
-        FlowTemplate(
-            key="demo-decision-maker-fit",
-            name="Decision maker fit",
-            description="Decision makers at companies of 25+ fit our ideal customer profile.",
-            build=_decision_maker_fit,
-            reentry=Reentry.ONCE,
         ),
         FLOW_TEMPLATES["notify-sales-hot"],
     ]
@@ -919,7 +1160,11 @@ def _demo_flows() -> list[FlowTemplate]:
 # Demo flows made before the demo took the builder's templates, by template: a
 # demo loaded then has its flow already, and a second one would give every hot
 # lead two tasks (and send the history through all flows again).
-FORMER_NAMES = {"notify-sales-hot": ("Hot lead: notify the owner",)}
+FORMER_NAMES = {
+    "notify-sales-hot": ("Hot lead: notify the owner",),
+    # Fit came from a segment of decision makers before: both would count it twice.
+    "b2b-fit": ("Decision maker fit",),
+}
 
 
 def _flows(*, replay: bool = True) -> int:
@@ -945,14 +1190,20 @@ REPLAY_DAYS = 30
 
 def _replay_history() -> None:
 
-    # The flows went live a month ago: older history happened before them.
+    # The flows went live a month ago: older activity happened before them. Fit
+    # is scored for every lead, when it was created (the fit flow's trigger).
     since = timezone.now() - timedelta(days=REPLAY_DAYS)
     events = Event.objects.filter(
-        Q(source=SOURCE, occurred_at__gte=since) | Q(type="segment.entered")
+        Q(source=SOURCE, occurred_at__gte=since)
+        | Q(source=SOURCE, type="lead.created")
+        | Q(type="segment.entered")
     ).order_by("occurred_at", "id")
     leads = Lead.objects.in_bulk(set(events.values_list("lead_id", flat=True)))
     # One transaction, and no message per derived event: this is a batch job.
-    with transaction.atomic(), derived_collected() as derived:
+    # Read once for the whole replay, as the worker reads them once per batch
+    # and event: the flows' subscriptions, each lead's waits (half the replay's
+    # time when read for every event).
+    with transaction.atomic(), derived_collected() as derived, processing_batch(), event_scope():
         for event in events.iterator(chunk_size=2000):
             lead = leads.get(event.lead_id or 0)
             if lead is not None:
