@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy
 
 from core.scope import batch_cached
+from core.vocabulary import OPPORTUNITY_LOST, OPPORTUNITY_OPENED, OPPORTUNITY_WON
 from flows.models import Delivery, DeliveryKind, HookSubscription
 from flows.services import delivery_create, lead_payload
 from leads.models import Event, Lead
@@ -38,6 +39,9 @@ HOOK_EVENTS: dict[str, Any] = {
     "segment.entered": gettext_lazy("A lead entered a segment"),
     "segment.left": gettext_lazy("A lead left a segment"),
     "task.created": gettext_lazy("A flow created a task for sales"),
+    OPPORTUNITY_OPENED: gettext_lazy("An opportunity was opened"),
+    OPPORTUNITY_WON: gettext_lazy("An opportunity was won"),
+    OPPORTUNITY_LOST: gettext_lazy("An opportunity was lost"),
 }
 # Pipeline event types delivered under their own name.
 _SAME_NAME = frozenset(HOOK_EVENTS) - {"lead.mql", "lead.stage_changed"}

@@ -25,9 +25,16 @@ SETTABLE_FIELDS = sorted(set(STANDARD_FIELDS) - {"email", "external_id", "stage"
 
 # --- stages ----------------------------------------------------------------------------
 
-# The lifecycle in order; "forward only" moves along it, never back. Disqualified
-# is outside it.
-STAGE_ORDER: list[str] = [Stage.SUBSCRIBER, Stage.LEAD, Stage.MQL, Stage.SQL, Stage.CUSTOMER]
+# The lifecycle in order; "forward only" moves along it, never back. Lost and
+# disqualified are outside it.
+STAGE_ORDER: list[str] = [
+    Stage.SUBSCRIBER,
+    Stage.LEAD,
+    Stage.MQL,
+    Stage.SQL,
+    Stage.OPPORTUNITY,
+    Stage.CUSTOMER,
+]
 
 # Why a "Change lifecycle stage" step leaves the stage where it is.
 BEHIND = "behind"  # forward only, and the target is not ahead of the current stage

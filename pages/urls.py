@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from pages.views import dashboard, profile
+from pages.views import dashboard, lifecycle, profile
 from pages.views import settings as settings_pages
 
 urlpatterns = [
@@ -69,4 +69,20 @@ urlpatterns = [
     path("leads/<int:pk>/update/", profile.lead_profile_update, name="lead-profile-update"),
     path("leads/<int:pk>/score/", profile.lead_profile_score, name="lead-profile-score"),
     path("leads/<int:pk>/notes/", profile.lead_profile_note, name="lead-profile-note"),
+    path(
+        "leads/<int:pk>/opportunities/",
+        lifecycle.lead_opportunity_open,
+        name="lead-opportunity-open",
+    ),
+    path(
+        "leads/<int:pk>/opportunities/<int:opportunity_pk>/win/",
+        lifecycle.lead_opportunity_win,
+        name="lead-opportunity-win",
+    ),
+    path(
+        "leads/<int:pk>/opportunities/<int:opportunity_pk>/lose/",
+        lifecycle.lead_opportunity_lose,
+        name="lead-opportunity-lose",
+    ),
+    path("leads/<int:pk>/source/", lifecycle.lead_source_update, name="lead-source-update"),
 ]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
@@ -63,6 +64,12 @@ from leads.services.fields import (
     custom_value_clean,
 )
 from leads.services.leads import lead_tags_change, lead_update
+from leads.services.outcomes import (
+    DEFAULT_CURRENCY,
+    MAX_VALUE,
+    opportunity_open,
+    stage_after_opening,
+)
 from leads.services.users import integration_settings
 from scoring.models import ScoreCategory, ScoreSource, ScoringSettings
 from scoring.rules import ENGAGEMENT, FIT, counted_points, grades_for, stage_after_score
@@ -718,6 +725,74 @@ register(
         summary=lambda c, n: (
             gettext("Move to stage %(stage)s") % {"stage": Stage(c["stage"]).label}
             + ("" if c.get("forward_only", True) else gettext(", also backwards"))
+        ),
+    )
+)
+
+
+def _open_opportunity(ctx: StepContext) -> StepResult:
+    config = ctx.config
+    try:
+        opportunity = opportunity_open(
+            lead=ctx.lead,
+            value=config["value"],
+            currency=config.get("currency", DEFAULT_CURRENCY),
+            name=config.get("name", ""),
+            user=None,
+            # When the trigger happened: history replayed later is dated right.
+            opened_at=ctx.trigger_event.occurred_at if ctx.trigger_event else ctx.now,
+            source_key=_key(ctx),
+            cause=ctx.trigger_event,
+        )
+    except ValidationError as exc:
+        raise StepError(" ".join(exc.messages)) from exc
+    return StepResult(output={"opportunity": opportunity.pk})
+
+
+def _opportunity_words(config: dict[str, Any]) -> str:
+    amount = value_text(config["value"])
+    currency = config.get("currency", DEFAULT_CURRENCY)
+    name = config.get("name", "")
+    deal = f"{amount} {currency}"
+    return f"{deal} ({name})" if name else deal
+
+
+def _simulate_opportunity(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    state = sim.state
+    deal = _opportunity_words(node["config"])
+    moved = stage_after_opening(state.stage)
+    if moved is None:
+        stays = gettext("opens an opportunity of %(deal)s; stage stays %(stage)s")
+        return SimResult(WOULD_APPLY, stays % {"deal": deal, "stage": Stage(state.stage).label})
+    before = Stage(state.stage).label
+    state.stage = moved
+    state.changed.add("stage")
+    opened = gettext("opens an opportunity of %(deal)s") % {"deal": deal}
+    return SimResult(WOULD_APPLY, f"{opened}; {stage_change(before, Stage(moved).label)}")
+
+
+register(
+    NodeType(
+        key="opportunity.open",
+        kind="action",
+        label=gettext_lazy("Open opportunity"),
+        description=gettext_lazy(
+            "Opens a deal with the lead (value, currency) and makes it an opportunity, "
+            "unless it is a customer. Once per step."
+        ),
+        icon="briefcase",
+        schema=obj(
+            {
+                "value": {"type": "number", "minimum": 0, "maximum": float(MAX_VALUE)},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "default": "EUR"},
+                "name": {"type": "string", "maxLength": 200},
+            },
+            ("value",),
+        ),
+        execute=_open_opportunity,
+        simulate=_simulate_opportunity,
+        summary=lambda c, n: (
+            gettext("Open opportunity: %(deal)s") % {"deal": _opportunity_words(c)}
         ),
     )
 )

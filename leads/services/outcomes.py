@@ -61,6 +61,13 @@ def opportunity_terms_clean(*, value: Any, currency: Any) -> tuple[Decimal, str]
     return amount.quantize(Decimal("0.01")), code
 
 
+def stage_after_opening(stage: str) -> str | None:
+    """The stage opening a deal moves a lead in ``stage`` to, or None when it
+    stays (an opportunity already, or a customer). The service and a flow's
+    dry run decide with it."""
+    return None if stage in PAST_OPPORTUNITY else str(Stage.OPPORTUNITY)
+
+
 def _properties(opportunity: Opportunity, **extra: Any) -> dict[str, Any]:
     return {
         "opportunity_id": opportunity.pk,
@@ -140,8 +147,9 @@ def opportunity_open(
         depth=_depth(cause),
         occurred_at=at,
     )
-    if locked.stage not in PAST_OPPORTUNITY:
-        lead_update(lead=locked, changes={"stage": Stage.OPPORTUNITY}, cause=cause, at=at)
+    moved = stage_after_opening(locked.stage)
+    if moved is not None:
+        lead_update(lead=locked, changes={"stage": moved}, cause=cause, at=at)
     _sync(lead, locked)
     logger.info("opportunity %s opened for lead %s", opportunity.pk, locked.pk)
     return opportunity

@@ -36,6 +36,7 @@ from leads.models import (
     LeadErasure,
     Note,
     Notification,
+    Opportunity,
     Segment,
     SegmentExclusion,
     SegmentMembership,
@@ -133,6 +134,16 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
             "created_at",
             assignee=F("assignee__username"),
         ),
+        "opportunities": export_rows(
+            Opportunity.objects.filter(lead=lead).order_by("id"),
+            "name",
+            "value",
+            "currency",
+            "status",
+            "opened_at",
+            "closed_at",
+            "lost_reason",
+        ),
         "notes": export_rows(
             Note.objects.filter(lead=lead).order_by("id"),
             "body",
@@ -208,6 +219,7 @@ def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
     gone("segment_stays", SegmentMembership.objects.filter(lead=lead))
     gone("segment_exclusions", SegmentExclusion.objects.filter(lead=lead))
     gone("tasks", Task.objects.filter(lead=lead))
+    gone("opportunities", Opportunity.objects.filter(lead=lead))
     gone("notes", Note.objects.filter(lead=lead))
     gone("notifications", Notification.objects.filter(lead=lead))
     gone("waiting_events", _waiting_events(lead))

@@ -25,7 +25,12 @@ from django.utils import timezone
 
 from leads.models import Event, FieldDefinition, Lead, SegmentMembership
 from scoring.lead_scores import category_points
-from segments.conditions.schema import FIELD_TYPES, field_type, parse_date
+from segments.conditions.schema import (
+    BLANK_CHOICE_FIELDS,
+    FIELD_TYPES,
+    field_type,
+    parse_date,
+)
 
 
 def compile_tree(
@@ -134,7 +139,7 @@ class Compiler:
             key = column.removeprefix("custom_fields__")
             return Q(custom_fields__has_key=key) & ~Q(**{column: None}) & ~Q(**{column: ""})
         q = Q(**{f"{column}__isnull": False})
-        if FIELD_TYPES.get(column) == "text":
+        if FIELD_TYPES.get(column) == "text" or column in BLANK_CHOICE_FIELDS:
             q &= ~Q(**{column: ""})
         return q
 

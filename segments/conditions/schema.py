@@ -24,7 +24,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from core.vocabulary import COUNTABLE_TYPES, EngagementGrade, FitGrade, Grade
-from leads.models import FieldDefinition, FieldType, Stage
+from leads.models import FieldDefinition, FieldType, LeadSource, Stage
 from scoring.models import ScoreCategory
 
 FIELD_TYPES: dict[str, str] = {
@@ -50,7 +50,10 @@ FIELD_TYPES: dict[str, str] = {
     "grade": "choice",
     "fit_grade": "choice",
     "engagement_grade": "choice",
+    "source": "choice",
 }
+# Choice columns stored blank ("") when unknown: blank counts as not set.
+BLANK_CHOICE_FIELDS = ("source",)
 WHOLE_NUMBER_FIELDS = ("company_size", "score")
 OPERATORS: dict[str, tuple[str, ...]] = {
     "text": (
@@ -428,6 +431,8 @@ def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[
         return list(FitGrade.values)
     if name == "engagement_grade":
         return list(EngagementGrade.values)
+    if name == "source":
+        return list(LeadSource.values)
     definition = definitions.get(name[7:]) if name.startswith("custom.") else None
     return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
 

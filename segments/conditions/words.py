@@ -11,7 +11,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import EngagementGrade, FitGrade, Grade
-from leads.models import Stage
+from leads.models import LeadSource, Stage
 from segments.conditions.schema import NO_VALUE, RELATIVE
 from segments.conditions.tree import group_children
 from segments.names import Names
@@ -39,6 +39,7 @@ FIELD_LABELS = {
     "grade": _("Grade"),
     "fit_grade": _("Fit grade"),
     "engagement_grade": _("Engagement grade"),
+    "source": _("Source"),
 }
 OP_LABELS = {
     "is": _("is"),
@@ -88,6 +89,7 @@ CHOICE_LABELS = {
     "grade": GRADE_LABELS,
     "fit_grade": dict(FitGrade.choices),
     "engagement_grade": dict(EngagementGrade.choices),
+    "source": dict(LeadSource.choices),
 }
 
 

@@ -14,9 +14,11 @@ from leads.models import (
     LeadErasure,
     Note,
     Notification,
+    Opportunity,
     SegmentMembership,
     Task,
 )
+from leads.services.privacy import lead_erase, lead_export
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
 from segments.services import segment_create
@@ -25,6 +27,7 @@ from tests.factories import (
     IdentityFactory,
     LeadFactory,
     NoteFactory,
+    OpportunityFactory,
     ScoreChangeFactory,
     SegmentFactory,
     SegmentMembershipFactory,
@@ -253,3 +256,15 @@ def test_unsubscribed_leads_are_marked_wherever_they_are_listed(client, admin_us
     for url in ["/", "/leads/", "/tasks/", f"/segments/{segment.pk}/", f"/leads/{lead.pk}/"]:
         html = client.get(url).content.decode()
         assert "data-unsubscribed" in html, url
+
+
+def test_a_leads_opportunities_are_exported_and_erased(admin_user):
+    lead = LeadFactory.create()
+    OpportunityFactory.create(lead=lead, name="Pilot", value="1200.50", currency="USD")
+    data = json.loads("".join(lead_export(lead=lead)))
+    assert [(o["name"], o["value"], o["currency"], o["status"]) for o in data["opportunities"]] == [
+        ("Pilot", "1200.50", "USD", "open")
+    ]
+    record = lead_erase(lead=lead, user=admin_user, via="web")
+    assert record.rows["opportunities"] == 1
+    assert not Opportunity.objects.exists()

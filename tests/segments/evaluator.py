@@ -37,6 +37,7 @@ STANDARD_FIELDS: dict[str, str] = {
     "tags": "tags",
     "score": "number",
     "grade": "choice",
+    "source": "choice",
 }
 SUPPORTED_OPERATORS: dict[str, frozenset[str]] = {
     "text": frozenset(
@@ -173,7 +174,10 @@ class _Evaluation:
             return self.custom_types[key], stored, stored is None or stored == ""
         kind = STANDARD_FIELDS[name]
         stored = self.lead[name]
-        return kind, stored, stored is None or (kind == "text" and stored == "")
+        # Text, and the one choice stored blank when unknown (the source): an
+        # empty string is unset.
+        blank = kind == "text" or name == "source"
+        return kind, stored, stored is None or (blank and stored == "")
 
     def day_match(self, op: str, value: Any, day: dt.date) -> bool:
         """Custom dates are days, so relative ranges count whole days from today."""

@@ -62,6 +62,7 @@ RULE_FIELDS: dict[str, str] = {
     "score.engagement": "number",
     "stage": "choice",
     "grade": "choice",
+    "source": "choice",
     "unsubscribed": "boolean",
     "last_activity_at": "date",
     "owner": "owner",
@@ -172,6 +173,7 @@ class LeadSpec:
     stage: str
     score: int
     grade: str
+    source: str
     # Points per category; a category left out has no LeadScore row.
     category_scores: dict[str, int]
     unsubscribed: bool
@@ -219,6 +221,7 @@ LEADS = st.builds(
     stage=st.sampled_from(Stage.values),
     score=st.sampled_from(SCORES),
     grade=st.sampled_from(Grade.values),
+    source=st.sampled_from(["", "paid", "organic", "event"]),
     category_scores=st.dictionaries(
         st.sampled_from(CATEGORIES), st.sampled_from(SCORES), max_size=2
     ),
@@ -250,7 +253,11 @@ def field_values(name: str, kind: str, op: str) -> st.SearchStrategy[Any]:
     if kind == "boolean":
         return st.booleans()
     if kind == "choice":
-        choices = {"stage": Stage.values, "grade": Grade.values}
+        choices = {
+            "stage": Stage.values,
+            "grade": Grade.values,
+            "source": ["paid", "organic", "event", "import"],
+        }
         options = st.sampled_from(choices.get(name, CUSTOM_FIELDS["plan"][1]))
         if op == "in":
             return st.lists(options, min_size=1, max_size=3, unique=True)
@@ -428,6 +435,7 @@ def create_rows(scenario: Scenario, users: list[User]) -> tuple[list[int], list[
             stage=spec.stage,
             score=spec.score,
             grade=spec.grade,
+            source=spec.source,
             unsubscribed=spec.unsubscribed,
             owner_id=None if spec.owner is None else owner_ids[spec.owner],
             last_activity_at=spec.last_activity_at,
