@@ -58,6 +58,13 @@ COUNTABLE_TYPES = (
     "email.unsubscribed",
 )
 
+# A deal with a lead opened, won or lost (``leads.services.outcomes``): derived
+# events with the deal's value and currency, dated when it happened.
+OPPORTUNITY_OPENED = "opportunity.opened"
+OPPORTUNITY_WON = "opportunity.won"
+OPPORTUNITY_LOST = "opportunity.lost"
+OPPORTUNITY_TYPES = (OPPORTUNITY_OPENED, OPPORTUNITY_WON, OPPORTUNITY_LOST)
+
 
 class Grade(models.TextChoices):
     """How hot a lead is, from its score (scoring decides the thresholds)."""

@@ -16,7 +16,7 @@ from typing import Any
 from django.utils.translation import gettext, ngettext
 
 from flows.models import Reentry
-from leads.models import Stage
+from leads.models import CLOSED_STAGES, Stage
 from leads.services.fields import STANDARD_FIELDS
 
 # Standard fields a flow may set ("Set field"); the rest are identity or have
@@ -61,6 +61,24 @@ def task_due(*, due_in: dict[str, Any] | None, now: dt.datetime) -> dt.datetime 
     return now + dt.timedelta(seconds=due_in["amount"] * _UNIT_SECONDS.get(due_in["unit"], 86400))
 
 
+# Why "Notify sales" created no task (``StepRun.output["skipped"]``).
+CLOSED_STAGE = "closed_stage"
+
+
+def follow_up_refusal(*, stage: str) -> str | None:
+    """Why "Notify sales" creates no follow-up task for a lead in ``stage``, in
+    words for the step's log and the dry run, or None when it creates one: sales
+    is not sent after customers, lost or disqualified leads."""
+    if stage not in CLOSED_STAGES:
+        return None
+    reasons: dict[str, str] = {
+        Stage.CUSTOMER: gettext("No task for sales: the lead is already a customer."),
+        Stage.LOST: gettext("No task for sales: the lead is marked as lost."),
+        Stage.DISQUALIFIED: gettext("No task for sales: the lead is disqualified."),
+    }
+    return reasons.get(stage) or gettext("No task for sales: the lead is no longer a prospect.")
+
+
 def lead_name(*, first_name: str, last_name: str, email: str | None, lead_id: int | None) -> str:
     """How a task names its lead: the full name, else the email, else "lead #12"."""
     return f"{first_name} {last_name}".strip() or email or gettext("lead #%(id)s") % {"id": lead_id}
@@ -74,6 +92,10 @@ def task_title(*, template: str, name: str) -> str:
 # --- calling on people for old events ------------------------------------------------
 
 
+# A "Notify sales" step skipped for an old event: its output's "skipped".
+STALE_EVENT = "stale_event"
+
+
 def stale_cause_skip(
     *, occurred_at: dt.datetime | None, taken_at: dt.datetime, max_age_days: int
 ) -> str | None:
@@ -85,6 +107,11 @@ def stale_cause_skip(
     event."""
     if occurred_at is None or taken_at - occurred_at <= dt.timedelta(days=max_age_days):
         return None
+    return stale_event_words(occurred_at=occurred_at, max_age_days=max_age_days)
+
+
+def stale_event_words(*, occurred_at: dt.datetime, max_age_days: int) -> str:
+    """The skip in words, for the step's log, the dry run and the profile."""
     more = ngettext("more than %(days)d day ago", "more than %(days)d days ago", max_age_days) % {
         "days": max_age_days
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from django.db.models import Q, QuerySet
+from django.db.models import Expression, IntegerField, Q, QuerySet, Value
 
 from leads.models import Lead
 
@@ -34,6 +34,11 @@ class CategoryScores(Protocol):
         most ``high`` (either bound None); a lead with none there has 0."""
         ...
 
+    def points_of(self, key: str) -> Expression:
+        """The points of the lead in the outer query in category ``key`` (0 where
+        it has none), to sort by."""
+        ...
+
 
 class _NoCategories:
     def keys(self) -> list[str]:
@@ -47,6 +52,9 @@ class _NoCategories:
 
     def within(self, key: str, low: int | None, high: int | None) -> Q:
         return Q(pk__in=[])
+
+    def points_of(self, key: str) -> Expression:
+        return Value(0, output_field=IntegerField())
 
 
 _source: CategoryScores = _NoCategories()

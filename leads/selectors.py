@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.roles import ADMIN_MARKETER, Role
 from leads.category_scores import category_scores
-from leads.models import Event, Lead, SegmentMembership, Task
+from leads.models import CLOSED_STAGES, Event, Lead, SegmentMembership, Task
 from leads.roles import user_role
 
 
@@ -74,6 +74,28 @@ class LeadFilters:
     # Points in a score category: (category key, at least, at most), either
     # bound None; every range must hold.
     category_scores: tuple[tuple[str, int | None, int | None], ...] = ()
+    fit_grade: str = ""
+    engagement_grade: str = ""
+    # "Great fit, not yet engaged" (``GREAT_FIT``).
+    great_fit: bool = False
+
+
+# "Great fit, not yet engaged": who the lead is fits the ideal customer (fit A or
+# B) but it has done little yet (engagement 3 or 4), and it is still a prospect.
+# A low score is no reason to skip such a lead: a rep can start the conversation.
+GREAT_FIT = Q(fit_grade__in=("A", "B"), engagement_grade__in=("3", "4")) & ~Q(
+    stage__in=CLOSED_STAGES
+)
+
+
+def _grades_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
+    exact = {
+        "grade": filters.grade,
+        "fit_grade": filters.fit_grade,
+        "engagement_grade": filters.engagement_grade,
+    }
+    leads = leads.filter(**{field: value for field, value in exact.items() if value})
+    return leads.filter(GREAT_FIT) if filters.great_fit else leads
 
 
 def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
@@ -88,8 +110,7 @@ def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
                 )
             )
         )
-    if filters.grade:
-        leads = leads.filter(grade=filters.grade)
+    leads = _grades_filter(leads, filters)
     if filters.stage:
         leads = leads.filter(stage=filters.stage)
     if filters.owner == "none":
@@ -115,8 +136,16 @@ def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
 # id of the last row shown, so a page never repeats or skips a row, whatever ties
 # there are and whatever rows are added meanwhile.
 
-LEAD_SORTS = ("created", "score", "activity")
-SORT_FIELDS = {"created": "created_at", "score": "score", "activity": "last_activity_at"}
+LEAD_SORTS = ("created", "score", "activity", "fit")
+SORT_FIELDS = {
+    "created": "created_at",
+    "score": "score",
+    "activity": "last_activity_at",
+    # Points in the fit category, read by ``leads_sorted``.
+    "fit": "fit_points",
+}
+# Sorts by a whole number (the rest are by a time).
+NUMBER_SORTS = ("score", "fit")
 
 LeadCursor = tuple[int | dt.datetime | None, int]
 
@@ -124,6 +153,8 @@ LeadCursor = tuple[int | dt.datetime | None, int]
 def leads_sorted(leads: QuerySet[Lead], sort: str) -> QuerySet[Lead]:
     if sort == "activity":
         return leads.order_by(F("last_activity_at").desc(nulls_last=True), "-id")
+    if sort == "fit":
+        leads = leads.annotate(fit_points=category_scores().points_of("fit"))
     return leads.order_by(f"-{SORT_FIELDS[sort]}", "-id")
 
 
@@ -143,7 +174,7 @@ def leads_after(leads: QuerySet[Lead], *, sort: str, cursor: LeadCursor) -> Quer
 def lead_cursor(lead: Lead, sort: str) -> str:
     """The cursor after ``lead``: ``<sort value>~<id>`` (an empty value for null)."""
     value = getattr(lead, SORT_FIELDS[sort])
-    text = "" if value is None else value.isoformat() if sort != "score" else str(value)
+    text = "" if value is None else str(value) if sort in NUMBER_SORTS else value.isoformat()
     return f"{text}~{lead.pk}"
 
 
@@ -151,12 +182,13 @@ def lead_cursor_parse(text: str, sort: str) -> LeadCursor | None:
     """A cursor made by ``lead_cursor``, or None when it is not one. A bare id (as
     older links carry) stands for the row with that id."""
     if text.isdigit():
-        row = Lead.objects.filter(pk=int(text)).values(SORT_FIELDS[sort], "id").first()
+        rows = leads_sorted(Lead.objects.filter(pk=int(text)), sort)
+        row = rows.values(SORT_FIELDS[sort], "id").first()
         return (row[SORT_FIELDS[sort]], row["id"]) if row else None
     raw_value, sep, raw_id = text.rpartition("~")
     if not sep or not raw_id.isdigit():
         return None
-    if sort == "score":
+    if sort in NUMBER_SORTS:
         try:
             return int(raw_value), int(raw_id)
         except ValueError:

@@ -38,6 +38,9 @@ class LedgerCategoryScores:
         rows: QuerySet[LeadScore] = lead.category_scores.all()
         return {row.category.key: row.score for row in rows}
 
+    def points_of(self, key: str) -> Expression:
+        return category_points(key)
+
     def within(self, key: str, low: int | None, high: int | None) -> Q:
         points = category_points(key)
         q = Q()

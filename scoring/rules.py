@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.models import CLOSED_STAGES, Stage
-from scoring.models import HotRule, ScoringSettings
+from scoring.models import DecayMode, HotRule, ScoringSettings
 
 # The built-in categories the two axes read.
 FIT = "fit"
@@ -111,3 +112,73 @@ def grades_for(
     else:
         grade = Grade.COLD
     return Grades(grade, fit_grade, engagement_grade)
+
+
+# --- the settings' own rules -------------------------------------------------------------
+
+# The settings that decide a lead's grades: changing one regrades every lead.
+GRADE_SETTINGS = (
+    "warm_threshold",
+    "hot_threshold",
+    "hot_rule",
+    "hot_min_fit",
+    "hot_min_engagement",
+    "fit_a",
+    "fit_b",
+    "fit_c",
+    "engagement_1",
+    "engagement_2",
+    "engagement_3",
+)
+
+
+def settings_problems(values: dict[str, Any]) -> dict[str, list[str]]:
+    """What is wrong with these scoring settings (the whole set, as they would be
+    saved), by field: thresholds out of order. The page's form and the API both
+    ask this."""
+    problems: dict[str, list[str]] = {}
+
+    def above(high: str, low: str, message: str) -> None:
+        high_value, low_value = values.get(high), values.get(low)
+        if high_value is not None and low_value is not None and high_value <= low_value:
+            problems.setdefault(high, []).append(message)
+
+    above("hot_threshold", "warm_threshold", gettext("Hot must be above warm."))
+    above("fit_a", "fit_b", gettext("Fit A must be above fit B."))
+    above("fit_b", "fit_c", gettext("Fit B must be above fit C."))
+    above("engagement_1", "engagement_2", gettext("Engagement 1 must be above engagement 2."))
+    above("engagement_2", "engagement_3", gettext("Engagement 2 must be above engagement 3."))
+    if values.get("hot_min_fit") not in (None, *FitGrade.values):
+        problems["hot_min_fit"] = [gettext("Choose a fit grade, A to D.")]
+    if values.get("hot_min_engagement") not in (None, *EngagementGrade.values):
+        problems["hot_min_engagement"] = [gettext("Choose an engagement grade, 1 to 4.")]
+    return problems
+
+
+def category_problems(values: dict[str, Any]) -> dict[str, list[str]]:
+    """What is wrong with a category's cap and decay, by field: a decay mode
+    needs its days (and a percentage, 1 to 100, for a share per period)."""
+    problems: dict[str, list[str]] = {}
+    mode = values.get("decay_mode") or DecayMode.NONE
+    days, percent = values.get("decay_days"), values.get("decay_percent")
+    if mode != DecayMode.NONE and not days:
+        problems["decay_days"] = [gettext("Enter the number of days for this kind of decay.")]
+    if days is not None and days < 1:
+        problems["decay_days"] = [gettext("Enter at least 1 day.")]
+    if mode == DecayMode.PERCENT and percent is None:
+        problems["decay_percent"] = [gettext("Enter the share of points lost per period.")]
+    if percent is not None and not 1 <= percent <= 100:
+        problems["decay_percent"] = [gettext("Enter a percentage from 1 to 100.")]
+    cap = values.get("cap")
+    if cap is not None and cap < 1:
+        problems["cap"] = [gettext("A cap is at least 1 point; leave it blank for none.")]
+    return problems
+
+
+def change_words(changes: dict[str, list[Any]], labels: dict[str, str]) -> str:
+    """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45"."""
+    parts = []
+    for field, (before, after) in changes.items():
+        shown = [gettext("none") if v is None or v == "" else str(v) for v in (before, after)]
+        parts.append(f"{labels.get(field, field)}: {shown[0]} → {shown[1]}")
+    return "; ".join(parts)

@@ -5,45 +5,118 @@ in the database in the same transaction, and announced as ``score.changed`` (and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, Value, When
+from django.db.models import Case, CharField, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from core import prepared
 from core.scope import batch_cached
-from core.vocabulary import Grade
-from leads.models import Event, Lead
+from core.vocabulary import EngagementGrade, FitGrade, Grade
+from leads.models import CLOSED_STAGES, Event, Lead
 from leads.services.events import SYSTEM_SOURCE, event_derive, events_record
 from leads.services.leads import lead_update
 from scoring.models import (
+    HotRule,
     LeadScore,
     ReviewLogEntry,
     ScoreCategory,
     ScoreChange,
     ScoringSettings,
 )
-from scoring.rules import stage_after_score
+from scoring.rules import ENGAGEMENT, FIT, GRADE_SETTINGS, change_words, stage_after_score
 
 
 def scoring_settings() -> ScoringSettings:
     return ScoringSettings.objects.order_by("id").first() or ScoringSettings.objects.create()
 
 
+# How the review log names what changed.
+SETTING_LABELS = {
+    "warm_threshold": gettext_lazy("Warm from"),
+    "hot_threshold": gettext_lazy("Hot from"),
+    "mql_threshold": gettext_lazy("MQL threshold"),
+    "mql_moves_stage": gettext_lazy("MQL moves the stage"),
+    "sales_can_adjust": gettext_lazy("Sales may adjust scores"),
+    "total_cap": gettext_lazy("Cap on the total"),
+    "hot_rule": gettext_lazy("Hot rule"),
+    "hot_min_fit": gettext_lazy("Hot: fit at least"),
+    "hot_min_engagement": gettext_lazy("Hot: engagement at least"),
+    "fit_a": gettext_lazy("Fit A from"),
+    "fit_b": gettext_lazy("Fit B from"),
+    "fit_c": gettext_lazy("Fit C from"),
+    "engagement_1": gettext_lazy("Engagement 1 from"),
+    "engagement_2": gettext_lazy("Engagement 2 from"),
+    "engagement_3": gettext_lazy("Engagement 3 from"),
+    "preset": gettext_lazy("Preset"),
+    "label": gettext_lazy("Label"),
+    "cap": gettext_lazy("Cap"),
+    "decay_mode": gettext_lazy("Decay"),
+    "decay_days": gettext_lazy("Decay days"),
+    "decay_percent": gettext_lazy("Decay percent"),
+}
+
+
+def _changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    return {
+        field: [getattr(instance, field), value]
+        for field, value in values.items()
+        if getattr(instance, field) != value
+    }
+
+
+def _labels() -> dict[str, str]:
+    return {field: str(label) for field, label in SETTING_LABELS.items()}
+
+
 @transaction.atomic
-def scoring_settings_update(**values: Any) -> ScoringSettings:
-    """Save thresholds; if the grade thresholds moved, regrade the leads."""
+def scoring_settings_update(*, user: User | None = None, **values: Any) -> ScoringSettings:
+    """Save the scoring settings (validated: ``scoring.rules.settings_problems``).
+    When anything a grade depends on moved, every lead is regraded; whatever
+    changed goes into the review log with who changed it."""
     settings = ScoringSettings.objects.select_for_update().get(pk=scoring_settings().pk)
-    old = (settings.warm_threshold, settings.hot_threshold)
-    for field, value in values.items():
+    changes = _changes(settings, values)
+    if not changes:
+        return settings
+    for field, (_, value) in changes.items():
         setattr(settings, field, value)
-    settings.save()
-    if (settings.warm_threshold, settings.hot_threshold) != old:
+    settings.save(update_fields=list(changes))
+    if set(changes) & set(GRADE_SETTINGS):
         grades_recompute(settings=settings)
+    review_log_record(
+        user=user,
+        subject="settings",
+        summary=change_words(changes, _labels()),
+        changes=changes,
+    )
     return settings
+
+
+@transaction.atomic
+def score_category_update(
+    *, category: ScoreCategory, user: User | None = None, **values: Any
+) -> ScoreCategory:
+    """Change a category's label, cap or decay (validated:
+    ``scoring.rules.category_problems``); what changed goes into the review log."""
+    locked = ScoreCategory.objects.select_for_update().get(pk=category.pk)
+    changes = _changes(locked, values)
+    if not changes:
+        return locked
+    for field, (_, value) in changes.items():
+        setattr(locked, field, value)
+    locked.save(update_fields=list(changes))
+    review_log_record(
+        user=user,
+        subject="category",
+        summary=f"{locked.label}: {change_words(changes, _labels())}",
+        changes=changes,
+    )
+    return locked
 
 
 def grade_for(score: int, settings: ScoringSettings) -> str:
@@ -272,47 +345,175 @@ def scoring_mismatches() -> list[tuple[int, str, int, int]]:
     return out
 
 
-def grades_recompute(*, settings: ScoringSettings) -> int:
-    """After the thresholds change: regrade every lead whose grade moved, each with
-    a ``grade.changed`` event. Returns how many moved."""
-    graded = Case(
-        When(score__gte=settings.hot_threshold, then=Value(Grade.HOT)),
-        When(score__gte=settings.warm_threshold, then=Value(Grade.WARM)),
+def _thresholds_met(column: str, needed: int | None) -> Q:
+    """At least ``needed`` points in ``column`` (None: always)."""
+    return Q() if needed is None else Q(**{f"{column}__gte": needed})
+
+
+def _regraded(settings: ScoringSettings) -> QuerySet[Lead]:
+    """Leads annotated with their grades by ``scoring.rules.grades_for``, computed
+    in the database (``new_grade``, ``new_fit``, ``new_engagement``), from the
+    total and the fit and engagement points. A test holds the two equal over
+    every hot rule and stage (tests/scoring/test_grades.py)."""
+    keys = dict(ScoreCategory.objects.filter(key__in=(FIT, ENGAGEMENT)).values_list("key", "pk"))
+
+    def points(key: str) -> Coalesce | Value:
+        if key not in keys:
+            return Value(0)
+        return Coalesce(
+            Subquery(
+                LeadScore.objects.filter(lead=OuterRef("pk"), category_id=keys[key]).values(
+                    "score"
+                )[:1]
+            ),
+            Value(0),
+        )
+
+    fit = Case(
+        When(fit_points__gte=settings.fit_a, then=Value(FitGrade.A)),
+        When(fit_points__gte=settings.fit_b, then=Value(FitGrade.B)),
+        When(fit_points__gte=settings.fit_c, then=Value(FitGrade.C)),
+        default=Value(FitGrade.D),
+        output_field=CharField(),
+    )
+    engagement = Case(
+        When(engagement_points__gte=settings.engagement_1, then=Value(EngagementGrade.ONE)),
+        When(engagement_points__gte=settings.engagement_2, then=Value(EngagementGrade.TWO)),
+        When(engagement_points__gte=settings.engagement_3, then=Value(EngagementGrade.THREE)),
+        default=Value(EngagementGrade.FOUR),
+        output_field=CharField(),
+    )
+    if settings.hot_rule == HotRule.AXES:
+        # "Fit B or better" is "at least fit_b points": the grades are bands.
+        fit_needed = {"A": settings.fit_a, "B": settings.fit_b, "C": settings.fit_c}
+        engagement_needed = {
+            "1": settings.engagement_1,
+            "2": settings.engagement_2,
+            "3": settings.engagement_3,
+        }
+        hot = _thresholds_met("fit_points", fit_needed.get(settings.hot_min_fit)) & _thresholds_met(
+            "engagement_points", engagement_needed.get(settings.hot_min_engagement)
+        )
+    else:
+        hot = Q(score__gte=settings.hot_threshold)
+    if not hot:
+        # Q() would vanish inside When(): every lead meets the hot rule.
+        hot = Q(pk__isnull=False)
+    grade = Case(
+        When(hot & ~Q(stage__in=CLOSED_STAGES), then=Value(Grade.HOT)),
+        When(Q(score__gte=settings.warm_threshold) | hot, then=Value(Grade.WARM)),
         default=Value(Grade.COLD),
         output_field=CharField(),
     )
+    return (
+        Lead.objects.annotate(fit_points=points(FIT), engagement_points=points(ENGAGEMENT))
+        .annotate(new_grade=grade, new_fit=fit, new_engagement=engagement)
+        .filter(
+            ~Q(grade=F("new_grade"))
+            | ~Q(fit_grade=F("new_fit"))
+            | ~Q(engagement_grade=F("new_engagement"))
+        )
+    )
+
+
+_REGRADED = (
+    "id",
+    "score",
+    "grade",
+    "fit_grade",
+    "engagement_grade",
+    "new_grade",
+    "new_fit",
+    "new_engagement",
+)
+
+
+def _grade_changed(row: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
+    """The name and properties of the ``grade.changed`` event of a regraded row."""
+    _, score, grade, fit, engagement, new_grade, new_fit, new_engagement = row
+    return new_grade, {
+        "from": grade,
+        "to": new_grade,
+        "score": score,
+        "fit_from": fit,
+        "fit_to": new_fit,
+        "engagement_from": engagement,
+        "engagement_to": new_engagement,
+    }
+
+
+def grades_recompute(*, settings: ScoringSettings, lead_ids: Iterable[int] | None = None) -> int:
+    """Regrade every lead (or those of ``lead_ids``) whose grade, fit grade or
+    engagement grade differs from what the rule gives now (after the settings
+    changed, or to repair): in batches, the grades computed by the database,
+    each lead that moved with a ``grade.changed`` event. Returns how many moved."""
+    candidates = _regraded(settings)
+    if lead_ids is not None:
+        candidates = candidates.filter(pk__in=list(lead_ids))
     moved = 0
     stamp = uuid.uuid4().hex
     while True:
-        batch = list(
-            Lead.objects.annotate(new_grade=graded)
-            .exclude(grade=F("new_grade"))
-            .values_list("id", "grade", "new_grade", "score")[:2000]
-        )
+        batch = list(candidates.values_list(*_REGRADED)[:2000])
         if not batch:
             return moved
         with transaction.atomic():
             now = timezone.now()
-            for new_grade in {row[2] for row in batch}:
-                Lead.objects.filter(pk__in=[r[0] for r in batch if r[2] == new_grade]).update(
-                    grade=new_grade
-                )
-            events_record(
-                events=[
+            Lead.objects.bulk_update(
+                [
+                    Lead(pk=row[0], grade=row[5], fit_grade=row[6], engagement_grade=row[7])
+                    for row in batch
+                ],
+                ["grade", "fit_grade", "engagement_grade"],
+            )
+            events: list[Event] = []
+            for row in batch:
+                name, properties = _grade_changed(row)
+                events.append(
                     Event(
-                        lead_id=lead_id,
+                        lead_id=row[0],
                         type="grade.changed",
-                        name=new_grade,
-                        properties={"from": old, "to": new_grade, "score": score},
+                        name=name,
+                        properties=properties,
                         occurred_at=now,
                         received_at=now,
                         source=SYSTEM_SOURCE,
-                        idempotency_key=f"grade.changed:regrade:{stamp}:{lead_id}",
+                        idempotency_key=f"grade.changed:regrade:{stamp}:{row[0]}",
                     )
-                    for lead_id, old, new_grade, score in batch
-                ]
-            )
+                )
+            events_record(events=events)
         moved += len(batch)
+
+
+def lead_regrade(*, lead: Lead, cause: Event | None = None) -> bool:
+    """Regrade one (locked) lead, e.g. after its stage changed: a customer, a lost
+    or a disqualified lead is no longer hot. Emits ``grade.changed`` (derived from
+    ``cause``) when anything moved; returns whether it did. One query when
+    nothing moved."""
+    settings = batch_cached("scoring_settings", scoring_settings)
+    row = _regraded(settings).filter(pk=lead.pk).values_list(*_REGRADED).first()
+    if row is None:
+        return False
+    name, properties = _grade_changed(row)
+    Lead.objects.filter(pk=lead.pk).update(grade=row[5], fit_grade=row[6], engagement_grade=row[7])
+    lead.grade, lead.fit_grade, lead.engagement_grade = row[5], row[6], row[7]
+    key = f"grade.changed:regrade:{cause.pk}" if cause is not None and cause.pk else None
+    event_derive(
+        lead=lead,
+        type="grade.changed",
+        name=name,
+        properties=properties,
+        key=key or f"grade.changed:regrade:{uuid.uuid4().hex}",
+        depth=cause.depth + 1 if cause is not None else 0,
+    )
+    return True
+
+
+def scoring_on_event(*, event: Event, lead: Lead) -> None:
+    """The pipeline's reaction for scoring (``REACTION_ORDER``): a lead whose stage
+    changed is regraded, so that a customer, a lost or a disqualified lead drops
+    from hot before segments and flows react to the change."""
+    if event.type == "field.changed" and event.name == "stage":
+        lead_regrade(lead=lead, cause=event)
 
 
 def review_log_record(

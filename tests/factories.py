@@ -17,12 +17,13 @@ from leads.models import (
     LeadJob,
     Note,
     Notification,
+    Opportunity,
     Segment,
     SegmentMembership,
     Tag,
     Task,
 )
-from scoring.models import ScoreCategory, ScoreChange
+from scoring.models import LeadScore, ScoreCategory, ScoreChange
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -74,6 +75,17 @@ class TaskFactory(factory.django.DjangoModelFactory[Task]):
 
     lead = factory.SubFactory(LeadFactory)
     title = factory.Sequence(lambda n: f"Task {n}")
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory[Opportunity]):
+    class Meta:
+        model = Opportunity
+
+    lead = factory.SubFactory(LeadFactory)
+    name = factory.Sequence(lambda n: f"Deal {n}")
+    value = 1000
+    currency = "EUR"
+    opened_at = factory.LazyFunction(timezone.now)
 
 
 class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
@@ -218,6 +230,18 @@ class ScoreChangeFactory(factory.django.DjangoModelFactory[ScoreChange]):
     reason = "Test points"
     source = "manual"
     source_key = factory.Sequence(lambda n: f"manual:test-{n}")
+
+
+class LeadScoreFactory(factory.django.DjangoModelFactory[LeadScore]):
+    """A lead's points in one category, without ledger rows (a test of what reads
+    the points, not of the ledger)."""
+
+    class Meta:
+        model = LeadScore
+
+    lead = factory.SubFactory(LeadFactory)
+    category = factory.SubFactory(ScoreCategoryFactory, key="fit")
+    score = 10
 
 
 class FlowFactory(factory.django.DjangoModelFactory[Flow]):

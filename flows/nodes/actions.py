@@ -43,8 +43,11 @@ from flows.nodes.simulation import (
 from flows.outbound import outbound_url_problem
 from flows.rules import (
     BEHIND,
+    CLOSED_STAGE,
     SETTABLE_FIELDS,
     STAGE_ORDER,
+    STALE_EVENT,
+    follow_up_refusal,
     lead_name,
     stage_move_refusal,
     stale_cause_skip,
@@ -190,11 +193,24 @@ def _stale_skip(event: Event | None, taken_at: dt.datetime) -> str | None:
 def _notify_sales(ctx: StepContext) -> StepResult:
     from flows.services import delivery_create
 
-    skipped = _stale_skip(ctx.trigger_event, ctx.enrollment.created_at or ctx.now)
-    if skipped is not None:
+    event = ctx.trigger_event
+    skipped = _stale_skip(event, ctx.enrollment.created_at or ctx.now)
+    if skipped is not None and event is not None:
         # No owner assigned, no task, no message: the step log says why.
-        return StepResult(output={"skipped": skipped})
+        return StepResult(
+            output={
+                "task": None,
+                "skipped": STALE_EVENT,
+                "occurred_at": event.occurred_at.isoformat(),
+                "days": settings.FLOW_STALE_EVENT_DAYS,
+                "reason": skipped,
+            }
+        )
     config = ctx.config
+    refused = follow_up_refusal(stage=ctx.lead.stage)
+    if refused is not None:
+        # No task, no notification, no owner assigned: the log says why.
+        return StepResult(output={"task": None, "skipped": CLOSED_STAGE, "stage": ctx.lead.stage})
     rep = _assignee(ctx)
     due = task_due(due_in=config.get("due_in"), now=ctx.now)
     lead = ctx.lead
@@ -210,6 +226,7 @@ def _notify_sales(ctx: StepContext) -> StepResult:
             "title": title[:255],
             "due_at": due,
             "priority": config.get("priority", TaskPriority.NORMAL),
+            "follow_up": True,
         },
     )
     if created:
@@ -261,6 +278,9 @@ def _simulate_notify(sim: Simulation, node: dict[str, Any]) -> SimResult:
     skipped = _stale_skip(sim.event, sim.started_at)
     if skipped is not None:
         return SimResult(NO_CHANGE, skipped)
+    refused = follow_up_refusal(stage=state.stage)
+    if refused is not None:
+        return SimResult(NO_CHANGE, refused)
     if state.owner_id is not None:
         owner = sim.user(state.owner_id)
         rep = owner if owner is not None and owner.is_active else None
@@ -366,7 +386,7 @@ register(
             "Creates a task for the lead's owner (or the next sales rep in turn, "
             "who becomes the owner), notifies them in the app and by email, and optionally "
             "posts to Slack (the team's channel from Settings → Integrations, or a URL "
-            "of its own)."
+            "of its own). Customers, lost and disqualified leads get no task."
         ),
         icon="bell",
         schema=obj(

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from core.vocabulary import INBOUND_TYPES
 from leads.category_scores import category_scores
-from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, Stage
+from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, LeadSource, Stage
 from leads.roles import user_role
 from leads.services.fields import (
     RESERVED_KEYS,
@@ -67,6 +67,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
     category_scores = serializers.SerializerMethodField(
         help_text="Points per score category (every category, 0 where the lead has none)."
     )
+    rating = serializers.CharField(
+        read_only=True, help_text='Fit and engagement as one badge, "A1" (best) to "D4".'
+    )
 
     class Meta:
         model = Lead
@@ -84,19 +87,54 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "country",
             "city",
             "stage",
+            "mql_at",
+            "sql_at",
+            "opportunity_at",
+            "customer_at",
+            "lost_at",
+            "disqualified_at",
+            "qualified_score",
+            "source",
+            "source_detail",
             "owner",
             "tags",
             "unsubscribed",
             "score",
             "grade",
+            "fit_grade",
+            "engagement_grade",
+            "rating",
             "category_scores",
             "custom_fields",
             "created_at",
             "updated_at",
             "last_activity_at",
         ]
-        # Scores move through the ledger only (``/leads/{id}/score/adjust/``).
-        read_only_fields = ["id", "score", "grade", "created_at", "updated_at", "last_activity_at"]
+        extra_kwargs = {
+            "source": {
+                "help_text": "Where the lead came from: set from its first page view, a "
+                "form, an import, or api for a lead created here, unless given."
+            },
+        }
+        # Scores move through the ledger only (``/leads/{id}/score/adjust/``);
+        # lifecycle dates are written when the stage changes, never directly.
+        read_only_fields = [
+            "id",
+            "score",
+            "grade",
+            "fit_grade",
+            "engagement_grade",
+            "mql_at",
+            "sql_at",
+            "opportunity_at",
+            "customer_at",
+            "lost_at",
+            "disqualified_at",
+            "qualified_score",
+            "created_at",
+            "updated_at",
+            "last_activity_at",
+        ]
 
     @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
     def get_category_scores(self, lead: Lead) -> dict[str, int]:
@@ -164,6 +202,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
         tags = validated_data.pop("tags", [])
         custom = {k: v for k, v in validated_data.pop("custom_fields", {}).items() if v is not None}
         owner = validated_data.pop("owner", None)
+        # Created through the API: that is where it came from, unless told.
+        if not validated_data.get("source"):
+            validated_data["source"] = LeadSource.API
         return lead_create(fields=validated_data, custom=custom, tags=tags, owner=owner)
 
     def update(self, instance: Lead, validated_data: dict[str, Any]) -> Lead:

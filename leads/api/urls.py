@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from leads.api import tasks, views
+from leads.api import opportunities, tasks, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("leads", views.LeadViewSet, basename="lead")
@@ -10,7 +11,13 @@ router.register("email-events", views.EmailEventViewSet, basename="email-event")
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
 router.register("tasks", tasks.TaskViewSet, basename="task")
 router.register("notifications", tasks.NotificationViewSet, basename="notification")
+router.register("opportunities", opportunities.OpportunityViewSet, basename="opportunity")
 
 urlpatterns = [
     *router.urls,
+    path(
+        "leads/<str:lead_pk>/opportunities/",
+        opportunities.LeadOpportunityViewSet.as_view({"get": "list", "post": "create"}),
+        name="lead-opportunities",
+    ),
 ]

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.api.errors import error_body
 from leads.api.permissions import HumanOnly, RoleAccess
 from leads.api.serializers import (
@@ -60,6 +60,12 @@ class LeadFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(help_text="Name, email or company.")
     segment = django_filters.NumberFilter(help_text="Current members of this segment id.")
     grade = django_filters.ChoiceFilter(choices=Grade.choices)
+    fit_grade = django_filters.ChoiceFilter(
+        choices=FitGrade.choices, help_text="Fit A (best) to D."
+    )
+    engagement_grade = django_filters.ChoiceFilter(
+        choices=EngagementGrade.choices, help_text="Engagement 1 (most engaged) to 4."
+    )
     stage = django_filters.ChoiceFilter(choices=Stage.choices)
     owner = django_filters.CharFilter(help_text="A user id, or 'none'.")
     tag = django_filters.CharFilter(help_text="A tag name.")
@@ -106,6 +112,8 @@ class LeadFilter(django_filters.FilterSet):
             q=data.get("q") or "",
             segment=_whole(data.get("segment"), "segment"),
             grade=data.get("grade") or "",
+            fit_grade=data.get("fit_grade") or "",
+            engagement_grade=data.get("engagement_grade") or "",
             stage=data.get("stage") or "",
             owner=owner,
             tag=data.get("tag") or "",

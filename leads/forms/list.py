@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.models import Segment, SegmentKind, Stage
 from leads.selectors import (
     lead_owner_choices,
@@ -17,12 +17,16 @@ from leads.selectors import (
 
 # Hottest first.
 GRADES = list(reversed(Grade.choices))
+# Quick filters: a saved question with its own sort.
+GREAT_FIT = "great_fit"
+VIEWS = [(GREAT_FIT, _("Great fit, not yet engaged"))]
 
 
 SORTS = [
     ("created", _("Newest")),
     ("score", _("Score")),
     ("activity", _("Last activity")),
+    ("fit", _("Fit points")),
 ]
 
 
@@ -33,6 +37,11 @@ class LeadFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200)
     segment = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     grade = forms.ChoiceField(required=False, choices=[("", ""), *GRADES])
+    fit_grade = forms.ChoiceField(required=False, choices=[("", ""), *FitGrade.choices])
+    engagement_grade = forms.ChoiceField(
+        required=False, choices=[("", ""), *EngagementGrade.choices]
+    )
+    view = forms.ChoiceField(required=False, choices=[("", ""), *VIEWS])
     stage = forms.ChoiceField(required=False, choices=[("", ""), *Stage.choices])
     owner = forms.RegexField(required=False, regex=r"^(none|\d{1,18})$")
     tag = forms.CharField(required=False, max_length=100)
@@ -98,4 +107,17 @@ class LeadBulkForm(forms.Form):
         return data
 
 
-FILTER_PARAMS = ("q", "segment", "grade", "stage", "owner", "tag", "score_min", "score_max", "sort")
+FILTER_PARAMS = (
+    "q",
+    "segment",
+    "grade",
+    "fit_grade",
+    "engagement_grade",
+    "view",
+    "stage",
+    "owner",
+    "tag",
+    "score_min",
+    "score_max",
+    "sort",
+)

@@ -10,10 +10,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from core.vocabulary import LEAD_ACTIVITY_TYPES
-from leads.models import Event, Lead
+from leads.models import Event, Lead, LeadSource
 from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
 from leads.services.ingest import ingest_restricted
 from leads.services.leads import lead_touch, lead_update
+from leads.sources import DETAIL_LENGTH, source_from_page
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +252,24 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
         _group_apply(event=event, lead=lead, restricted=restricted)
     elif event.type in ("email.unsubscribed", "email.complained") and not lead.unsubscribed:
         lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)
+    if event.type in SOURCE_TYPES and not lead.source:
+        _source_apply(event=event, lead=lead)
+
+
+# The events that tell where a lead came from; the first one a lead without a
+# source gets decides it (a source set by hand, an import or the API stays).
+SOURCE_TYPES = ("page", "form.submitted")
+
+
+def _source_apply(*, event: Event, lead: Lead) -> None:
+    """Set the lead's source, once: from a page view's campaign fields or
+    referrer, or "form" (the form's name as detail) for a form submission."""
+    if event.type == "form.submitted":
+        source, detail = str(LeadSource.FORM), event.name[:DETAIL_LENGTH]
+    else:
+        context = event.context if isinstance(event.context, dict) else {}
+        source, detail = source_from_page(properties=event.properties or {}, context=context)
+    lead_update(lead=lead, changes={"source": source, "source_detail": detail}, cause=event)
 
 
 def _identify_apply(*, event: Event, lead: Lead, restricted: bool) -> None:

@@ -14,6 +14,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
@@ -25,12 +26,22 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
-from leads.models import Event, FieldDefinition, ImportStatus, Lead, LeadImport, Stage, Tag
+from leads.models import (
+    Event,
+    FieldDefinition,
+    ImportStatus,
+    Lead,
+    LeadImport,
+    LeadSource,
+    Stage,
+    Tag,
+)
 from leads.outages import outage, task_send_on_commit
 from leads.services.apply import MAX_COMPANY_SIZE
 from leads.services.background import ClaimLost, job_claim
 from leads.services.events import SYSTEM_SOURCE, events_record
 from leads.services.fields import FieldValueError, custom_value_clean
+from leads.services.leads import STAGE_DATE_FIELDS, leads_stage_reached
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -54,6 +65,8 @@ IMPORT_FIELDS: list[tuple[str, StrOrPromise]] = [
     ("country", gettext_lazy("Country")),
     ("city", gettext_lazy("City")),
     ("stage", gettext_lazy("Lifecycle stage")),
+    ("source", gettext_lazy("Source")),
+    ("source_detail", gettext_lazy("Source detail (campaign, list)")),
     ("unsubscribed", gettext_lazy("Unsubscribed")),
     ("tags", gettext_lazy("Tags (separated by ; or ,)")),
 ]
@@ -76,6 +89,20 @@ HEADER_ALIASES = {
     "organisation": "company_name",
     "employees": "company_size",
     "tag": "tags",
+    "channel": "source",
+    "lead_source": "source",
+}
+# What a CSV may say for a source besides our own keys and labels.
+SOURCE_WORDS = {
+    "trade fair": LeadSource.EVENT,
+    "trade show": LeadSource.EVENT,
+    "fair": LeadSource.EVENT,
+    "event": LeadSource.EVENT,
+    "seo": LeadSource.ORGANIC,
+    "search": LeadSource.ORGANIC,
+    "ads": LeadSource.PAID,
+    "cpc": LeadSource.PAID,
+    "referral": LeadSource.REFERRAL,
 }
 TEXT_LIMITS = {
     f.name: f.max_length for f in Lead._meta.concrete_fields if getattr(f, "max_length", None)
@@ -205,6 +232,8 @@ def _standard_cell(target: str, value: str) -> Any:
         cleaned = value.lower()
         if cleaned not in Stage.values:
             raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
+    elif target == "source":
+        cleaned = import_source_clean(value)
     elif target == "unsubscribed":
         if value.lower() not in BOOL_WORDS:
             raise RowError(f"unsubscribed: {value!r} is not yes/no.")
@@ -213,6 +242,17 @@ def _standard_cell(target: str, value: str) -> Any:
     if limit and isinstance(cleaned, str) and len(cleaned) > limit:
         raise RowError(f"{target}: longer than {limit} characters.")
     return cleaned
+
+
+def import_source_clean(value: str) -> str:
+    """A source cell as one of ``LeadSource``: its key, its English label or a
+    common word for it ("trade fair"); raises RowError."""
+    word = value.strip().lower()
+    by_label = {str(label).lower(): key for key, label in LeadSource.choices}
+    found = word if word in LeadSource.values else by_label.get(word) or SOURCE_WORDS.get(word)
+    if found is None:
+        raise RowError(f"source: {value!r} is not one of {', '.join(LeadSource.values)}.")
+    return str(found)
 
 
 def _batches(
@@ -237,9 +277,12 @@ def leads_import_stream(
     mapping: dict[str, str],
     on_batch: Any = None,
     start_after: int = 0,
+    file_name: str = "",
 ) -> dict[str, Any]:
     """Import leads from a CSV byte stream. Returns counts and row errors.
 
+    A lead the file creates comes from the import (``source`` "import", the
+    ``file_name`` as its detail) unless its row names a source.
     An existing lead (same email) gets the non-empty cells of its row; a cell left
     empty never erases a value. Tags are added, never removed. ``on_batch`` gets
     each batch's counts (with ``position``, its last row) inside the batch's
@@ -258,14 +301,19 @@ def leads_import_stream(
             raise ValueError(f"No custom field {target[7:]!r}.")
         columns.append((headers.index(header), target))
     totals: dict[str, Any] = {"total": 0, "created": 0, "updated": 0, "failed": 0, "errors": []}
-    run_key = uuid.uuid4().hex
+    run = ImportRun(
+        columns=columns,
+        definitions=definitions,
+        key=uuid.uuid4().hex,
+        source_detail=file_name[: TEXT_LIMITS["source_detail"]],
+    )
     for batch in _batches(reader, BATCH_SIZE, start_after=start_after):
         try:
-            counts = _import_batch(batch, columns, definitions, run_key, on_batch)
+            counts = _import_batch(batch, run, on_batch)
         except IntegrityError:
             # A worker created one of these leads meanwhile; the batch rolled
             # back whole, and a second pass finds that lead and updates it.
-            counts = _import_batch(batch, columns, definitions, run_key, on_batch)
+            counts = _import_batch(batch, run, on_batch)
         for key in ("total", "created", "updated", "failed"):
             totals[key] += counts[key]
         room = MAX_STORED_ERRORS - len(totals["errors"])
@@ -274,15 +322,21 @@ def leads_import_stream(
     return totals
 
 
+@dataclass(frozen=True)
+class ImportRun:
+    """What every batch of one run of an import shares."""
+
+    columns: list[tuple[int, str]]
+    definitions: dict[str, FieldDefinition]
+    key: str
+    source_detail: str
+
+
 def _import_batch(
-    batch: list[tuple[int, list[str]]],
-    columns: list[tuple[int, str]],
-    definitions: dict[str, FieldDefinition],
-    run_key: str,
-    on_batch: Any,
+    batch: list[tuple[int, list[str]]], run: ImportRun, on_batch: Any
 ) -> dict[str, Any]:
     with transaction.atomic():
-        counts = _import_rows(batch, columns, definitions, run_key)
+        counts = _import_rows(batch, run)
         counts["position"] = batch[-1][0]
         if on_batch is not None:
             on_batch(counts)
@@ -295,12 +349,8 @@ CleanRow = tuple[dict[str, Any], dict[str, Any], list[str]]
 FieldChange = tuple[int, str, Any, Any, bool]
 
 
-def _import_rows(
-    batch: list[tuple[int, list[str]]],
-    columns: list[tuple[int, str]],
-    definitions: dict[str, FieldDefinition],
-    run_key: str,
-) -> dict[str, Any]:
+def _import_rows(batch: list[tuple[int, list[str]]], run: ImportRun) -> dict[str, Any]:
+    columns, definitions, run_key = run.columns, run.definitions, run.key
     errors: list[dict[str, Any]] = []
     rows, row_numbers = _rows_by_email(batch, columns, definitions, errors)
     existing = {
@@ -314,7 +364,9 @@ def _import_rows(
     _external_ids_check(rows, row_numbers, errors)
 
     now = timezone.now()
-    new_leads, changed, update_fields, changes = _rows_to_leads(rows, existing, now)
+    new_leads, changed, update_fields, changes = _rows_to_leads(
+        rows, existing, now, source_detail=run.source_detail
+    )
     if new_leads:
         Lead.objects.bulk_create(new_leads, batch_size=500)
         if new_leads[0].pk is None:
@@ -327,6 +379,7 @@ def _import_rows(
                 lead.pk = ids[lead.email]
     if changed:
         Lead.objects.bulk_update(changed, [*sorted(update_fields), "updated_at"], batch_size=500)
+    _stages_reached(new_leads, changes, now)
 
     derived = [
         Event(
@@ -432,11 +485,26 @@ def _external_ids_check(
             reject(email, f"external_id: {external_id!r} is already used on row {first_row}.")
 
 
+def _stages_reached(new_leads: list[Lead], changes: list[FieldChange], now: dt.datetime) -> None:
+    """Lifecycle dates (and follow-ups closed) for the stages the batch set, as
+    ``lead_update`` does for one lead: the leads created in a dated stage, and
+    the leads whose stage the file changed."""
+    stages = {lead.pk: lead.stage for lead in new_leads if lead.stage in STAGE_DATE_FIELDS}
+    stages.update({lead_id: new for lead_id, field, _, new, custom in changes if field == "stage"})
+    if stages:
+        leads_stage_reached(stages=stages, at=now)
+
+
 def _rows_to_leads(
-    rows: dict[str, CleanRow], existing: dict[str | None, Lead], now: dt.datetime
+    rows: dict[str, CleanRow],
+    existing: dict[str | None, Lead],
+    now: dt.datetime,
+    *,
+    source_detail: str = "",
 ) -> tuple[list[Lead], list[Lead], set[str], list[FieldChange]]:
     """(new leads, changed leads, the fields changed, each change) once the rows
-    are written over the leads; nothing is saved."""
+    are written over the leads; nothing is saved. A new lead's source is the
+    import unless its row names one."""
     new_leads: list[Lead] = []
     changed: list[Lead] = []
     update_fields: set[str] = set()
@@ -444,7 +512,10 @@ def _rows_to_leads(
     for email, (standard, custom, _) in rows.items():
         lead = existing.get(email)
         if lead is None:
-            new_leads.append(Lead(**standard, custom_fields=custom, created_at=now, updated_at=now))
+            origin = {"source": LeadSource.IMPORT, "source_detail": source_detail}
+            new_leads.append(
+                Lead(**{**origin, **standard}, custom_fields=custom, created_at=now, updated_at=now)
+            )
             continue
         if _lead_change(lead, standard, custom, update_fields=update_fields, changes=changes):
             lead.updated_at = now
@@ -552,6 +623,7 @@ def lead_import_run(*, import_id: int) -> None:
                 mapping=record.mapping,
                 on_batch=progress,
                 start_after=record.rows_position,
+                file_name=record.original_name,
             )
     except ClaimLost:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable
@@ -9,10 +10,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, F, Q
-from django.db.models.functions import Greatest
+from django.db.models import Case, Count, F, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from leads.models import (
+    CLOSED_STAGES,
     Event,
     Identity,
     IdentityKind,
@@ -24,6 +27,7 @@ from leads.models import (
     Tag,
 )
 from leads.services.events import event_derive
+from leads.services.tasks import tasks_follow_up_close
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +68,13 @@ def lead_update(
     tags_add: Iterable[str] = (),
     tags_remove: Iterable[str] = (),
     cause: Event | None = None,
+    at: dt.datetime | None = None,
 ) -> list[str]:
     """Apply changes to a (locked) lead and emit ``field.changed`` / ``tag.*`` events.
 
     ``custom`` values must already be cleaned; a ``None`` custom value removes it.
-    Returns the names of the fields that changed.
+    A stage change is dated ``at``, else at the cause's time, else now (see
+    ``lead_stage_reached``). Returns the names of the fields that changed.
     """
     changed: list[str] = []
     depth = cause.depth + 1 if cause is not None else 0
@@ -100,10 +106,81 @@ def lead_update(
     if changed:
         fields = {c for c in changed if c in _model_fields()}
         lead.save(update_fields=[*sorted(fields), "updated_at"])
+    if "stage" in changed:
+        lead_stage_reached(lead=lead, cause=cause, at=at)
     changed += lead_tags_change(
         lead=lead, add=tags_add, remove=tags_remove, cause=cause, depth=depth
     )
     return changed
+
+
+# The column that dates when a lead first reached each stage of its lifecycle.
+STAGE_DATE_FIELDS = {
+    Stage.MQL: "mql_at",
+    Stage.SQL: "sql_at",
+    Stage.OPPORTUNITY: "opportunity_at",
+    Stage.CUSTOMER: "customer_at",
+    Stage.LOST: "lost_at",
+    Stage.DISQUALIFIED: "disqualified_at",
+}
+# Reaching either first freezes the score the model gave before sales acted.
+QUALIFYING_STAGES = (Stage.OPPORTUNITY, Stage.CUSTOMER)
+
+
+def _stage_updates(stage: str, at: dt.datetime) -> dict[str, Any]:
+    """The UPDATE that dates reaching ``stage`` at ``at``: each date is written
+    only where it is empty, and ``qualified_score`` only the first time a lead
+    becomes an opportunity or a customer (the row's old values decide, so the
+    date written by the same statement does not count)."""
+    updates: dict[str, Any] = {}
+    field = STAGE_DATE_FIELDS.get(Stage(stage))
+    if field is not None:
+        updates[field] = Coalesce(F(field), Value(at))
+    if stage in QUALIFYING_STAGES:
+        updates["qualified_score"] = Case(
+            When(
+                qualified_score__isnull=True,
+                opportunity_at__isnull=True,
+                customer_at__isnull=True,
+                then=F("score"),
+            ),
+            default=F("qualified_score"),
+        )
+    return updates
+
+
+def leads_stage_reached(*, stages: dict[int, str], at: dt.datetime) -> None:
+    """Date the stages these leads (id → the stage each just reached) reached at
+    ``at``, freeze their qualified score and close their follow-ups where the
+    stage closes them: a statement or two per stage, whatever the number of
+    leads (a CSV import moves a thousand at once)."""
+    by_stage: dict[str, list[int]] = {}
+    for lead_id, stage in stages.items():
+        by_stage.setdefault(stage, []).append(lead_id)
+    for stage, ids in sorted(by_stage.items()):
+        updates = _stage_updates(stage, at)
+        if updates:
+            Lead.objects.filter(pk__in=ids).update(**updates)
+        if stage in CLOSED_STAGES:
+            tasks_follow_up_close(lead_ids=ids, stage=stage)
+
+
+def lead_stage_reached(
+    *, lead: Lead, cause: Event | None = None, at: dt.datetime | None = None
+) -> None:
+    """Date the lead's (new) stage the first time it reaches it, at ``at`` or
+    the cause's time (the event that moved it; now for a person's change); freeze
+    ``qualified_score`` the first time it becomes an opportunity or a customer;
+    close its open follow-up tasks when it leaves the running.
+
+    Only the stage reached is dated: a lead that jumps to customer gets no MQL
+    date. A conditional UPDATE (dates already set are kept, whatever the
+    in-memory lead says), so a stage moving on or back never rewrites history.
+    """
+    if at is None:
+        at = cause.occurred_at if cause is not None else timezone.now()
+    leads_stage_reached(stages={lead.pk: lead.stage}, at=at)
+    lead.refresh_from_db(fields=[*STAGE_DATE_FIELDS.values(), "qualified_score"])
 
 
 def _owner_change(*, lead: Lead, owner: User | None, cause: Event | None, depth: int) -> bool:
@@ -271,6 +348,7 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
     if target.stage == Stage.SUBSCRIBER and source.stage != Stage.SUBSCRIBER:
         target.stage = source.stage
         update_fields.add("stage")
+    update_fields |= _merge_outcomes(source=source, target=target)
     target.custom_fields = {**source.custom_fields, **target.custom_fields}
     target.raw_traits = {**source.raw_traits, **target.raw_traits}
     target.unsubscribed = target.unsubscribed or source.unsubscribed
@@ -303,6 +381,24 @@ def lead_merge(*, source: Lead, target: Lead, cause: Event | None = None) -> Lea
     )
     logger.info("merged lead %s into %s", source_id, target.pk)
     return target
+
+
+def _merge_outcomes(*, source: Lead, target: Lead) -> set[str]:
+    """Where the merged lead came from (when the target does not know) and the
+    earliest date each stage was reached by either: the fields that changed."""
+    changed: set[str] = set()
+    if not target.source and source.source:
+        target.source, target.source_detail = source.source, source.source_detail
+        changed |= {"source", "source_detail"}
+    for field in STAGE_DATE_FIELDS.values():
+        dates = [d for d in (getattr(target, field), getattr(source, field)) if d is not None]
+        if dates and min(dates) != getattr(target, field):
+            setattr(target, field, min(dates))
+            changed.add(field)
+    if target.qualified_score is None and source.qualified_score is not None:
+        target.qualified_score = source.qualified_score
+        changed.add("qualified_score")
+    return changed
 
 
 def _merge_memberships(*, source: Lead, target: Lead) -> None:

@@ -103,6 +103,18 @@ def lead_values(lead: Any) -> dict[str, Any]:
     return values
 
 
+# Who works deals: sales reps (on the leads they may see) and admins (a ``full``
+# API key acts as one). Marketers read them, in the review and on the profile.
+OPPORTUNITY_ROLES = frozenset({Role.ADMIN, Role.SALES})
+
+
+def opportunity_refusal(role: str | None) -> str | None:
+    """Why this role may not open, win or lose an opportunity, or None."""
+    if role in OPPORTUNITY_ROLES:
+        return None
+    return gettext("Only sales reps and admins open, win or lose opportunities.")
+
+
 def bulk_actions_allowed(role: str | None) -> frozenset[str]:
     """The bulk actions the leads list offers this role."""
     return BULK_ACTIONS_BY_ROLE.get(role or "", frozenset())

@@ -5,6 +5,9 @@ their reactions from their ``AppConfig.ready``, and every processed event runs
 them under the lead's lock, in its transaction, in this order, whatever order
 the apps were loaded in:
 
+0. ``scoring`` (registered by ``scoring``): regrade a lead whose stage changed
+   (a customer, a lost or a disqualified lead is never hot), emitting
+   ``grade.changed``;
 1. ``segments`` (registered by ``segments``): re-check the segments the event can
    change, emitting ``segment.entered`` / ``segment.left``;
 2. ``flows`` (registered by ``flows``): resume the waits listening for the
@@ -12,7 +15,8 @@ the apps were loaded in:
 3. ``hooks`` (registered by ``flows``): deliver the event to the outbound
    webhook subscriptions of its hook event types.
 
-Segments go first so that a flow's conditions see the memberships the event
+Scoring goes first so that segments and flows see the grade the change left;
+segments go before flows so that a flow's conditions see the memberships the event
 changed; hooks go last so that they see the lead as the flows left it. A new
 reaction gets a place in ``REACTION_ORDER``; registering a name that has none
 is an error.
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from leads.models import Event, Lead
 
-REACTION_ORDER = ("segments", "flows", "hooks")
+REACTION_ORDER = ("scoring", "segments", "flows", "hooks")
 
 
 class React(Protocol):

@@ -16,7 +16,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from core.roles import Role
-from leads.models import Notification, Task, TaskStatus
+from leads.models import Notification, Stage, Task, TaskStatus
 from leads.roles import user_role
 from leads.selectors import user_language
 
@@ -102,6 +102,32 @@ def task_reassign(*, task: Task, assignee: User, user: User | None) -> Task:
         Notification.objects.create(user=assignee, lead_id=task.lead_id, message=message[:500])
     logger.info("task %s reassigned to user %s by %s", task.pk, assignee.pk, _actor(user))
     return task
+
+
+def _closed_reason(stage: str) -> str:
+    reasons: dict[str, str] = {
+        Stage.CUSTOMER: gettext("Lead became a customer"),
+        Stage.LOST: gettext("Lead was lost"),
+        Stage.DISQUALIFIED: gettext("Lead was disqualified"),
+    }
+    return reasons.get(stage, gettext("Lead left the running"))
+
+
+@transaction.atomic
+def tasks_follow_up_close(*, lead_ids: Iterable[int], stage: str) -> int:
+    """Close the leads' open sales follow-ups (``Task.follow_up``) because they
+    reached ``stage`` (customer, lost, disqualified): nobody should call a
+    customer about being a hot lead. Written in the site's language, as the
+    reason is stored once for every reader. Returns how many were closed."""
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = _closed_reason(stage)
+    ids = list(lead_ids)
+    closed = Task.objects.filter(lead_id__in=ids, follow_up=True, status=TaskStatus.OPEN).update(
+        status=TaskStatus.CLOSED, closed_reason=reason[:255], completed_at=timezone.now()
+    )
+    if closed:
+        logger.info("closed %s follow-up task(s) of %s lead(s): %s", closed, len(ids), stage)
+    return closed
 
 
 @transaction.atomic

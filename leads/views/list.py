@@ -18,10 +18,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.http import HtmxHttpRequest
 from core.roles import ALL_ROLES
+from core.vocabulary import EngagementGrade, FitGrade
 from leads.decorators import role_required
 from leads.forms.list import (
     BULK_ACTIONS,
     GRADES,
+    GREAT_FIT,
     SORTS,
     LeadBulkForm,
     LeadFilterForm,
@@ -55,15 +57,20 @@ def _filters(data: QueryDict) -> tuple[LeadFilters, str, dict[str, str]]:
         q=(values["q"] or "").strip(),
         segment=values["segment"],
         grade=values["grade"] or "",
+        fit_grade=values["fit_grade"] or "",
+        engagement_grade=values["engagement_grade"] or "",
+        great_fit=values["view"] == GREAT_FIT,
         stage=values["stage"] or "",
         owner=int(owner) if owner and owner.isdigit() else owner,
         tag=(values["tag"] or "").strip(),
         score_min=values["score_min"],
         score_max=values["score_max"],
     )
-    sort = values["sort"] if values["sort"] in LEAD_SORTS else "created"
+    # A quick filter brings its own order: great fits by fit points, best first.
+    default = "fit" if values["view"] == GREAT_FIT else "created"
+    sort = values["sort"] if values["sort"] in LEAD_SORTS else default
     params = {name: str(value) for name, value in values.items() if value not in (None, "")}
-    if sort == "created":
+    if sort == default:
         params.pop("sort", None)
     return filters, sort, params
 
@@ -122,6 +129,9 @@ def _choices_context(user: Any) -> dict[str, Any]:
         ],
         "stages": Stage.choices,
         "grades": GRADES,
+        "fit_grades": FitGrade.choices,
+        "engagement_grades": EngagementGrade.choices,
+        "great_fit": GREAT_FIT,
         "sorts": SORTS,
     }
 

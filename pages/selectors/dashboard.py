@@ -65,8 +65,10 @@ def _weeks(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 
 def turned_hot() -> Q:
-    """A ``grade.changed`` event to the hot grade: the lead "turned hot"."""
-    return Q(type="grade.changed", name="hot")
+    """A ``grade.changed`` event to the hot grade from another: the lead "turned
+    hot" (the event also tells of a fit or engagement grade that moved while the
+    lead stayed hot)."""
+    return Q(type="grade.changed", name="hot") & ~Q(properties__from="hot")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from flows.models import Enrollment, StepRun
 from flows.nodes.summaries import node_type_label
+from flows.rules import CLOSED_STAGE, STALE_EVENT, follow_up_refusal, stale_event_words
 from leads.models import Event, Lead, Note, SegmentMembership, Task
 from scoring.models import ScoreChange
 
@@ -133,11 +134,23 @@ def lead_timeline(
         for row in page:
             if kind == "step":
                 row.node_label = node_type_label(row.node_type)
+                # Why a step did nothing, in the reader's language.
+                row.note = _step_note(row.output)
             entries.append(TimelineEntry(kind, getattr(row, field), row.pk, row))
     entries.sort(key=lambda e: (e.at, e.kind, e.pk), reverse=True)
     more = len(entries) > limit
     entries = entries[:limit]
     return TimelinePage(entries=entries, next_cursor=entries[-1].cursor if more else "")
+
+
+def _step_note(output: dict[str, Any]) -> str:
+    """Why a step did nothing, in words (flows.rules), or ""."""
+    if output.get("skipped") == CLOSED_STAGE:
+        return follow_up_refusal(stage=output.get("stage", "")) or ""
+    if output.get("skipped") == STALE_EVENT:
+        occurred_at = dt.datetime.fromisoformat(output["occurred_at"])
+        return stale_event_words(occurred_at=occurred_at, max_age_days=output["days"])
+    return ""
 
 
 def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int]]:

@@ -174,7 +174,14 @@ def test_settings_change_regrades(admin_api, marketer_api):
     lead.refresh_from_db()
     assert lead.grade == "hot"
     regrade = Event.objects.get(lead=lead, type="grade.changed", name="hot")
-    assert regrade.properties == {"from": "warm", "to": "hot", "score": 30}
+    shown = ("from", "to", "score", "fit_to", "engagement_to")
+    assert {key: regrade.properties[key] for key in shown} == {
+        "from": "warm",
+        "to": "hot",
+        "score": 30,
+        "fit_to": "B",
+        "engagement_to": "4",
+    }
 
 
 def test_categories(marketer_api):

@@ -1,3 +1,4 @@
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -38,7 +39,12 @@ class Command(BaseCommand):
 
         with open(path, "rb") as stream:
             try:
-                totals = leads_import_stream(stream=stream, mapping=mapping, on_batch=progress)
+                totals = leads_import_stream(
+                    stream=stream,
+                    mapping=mapping,
+                    on_batch=progress,
+                    file_name=os.path.basename(path),
+                )
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         for error in totals["errors"]:
