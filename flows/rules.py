@@ -99,6 +99,10 @@ def task_title(*, template: str, name: str) -> str:
 # --- calling on people for old events ------------------------------------------------
 
 
+# A "Notify sales" step skipped for an old event: its output's "skipped".
+STALE_EVENT = "stale_event"
+
+
 def stale_cause_skip(
     *, occurred_at: dt.datetime | None, taken_at: dt.datetime, max_age_days: int
 ) -> str | None:
@@ -110,6 +114,11 @@ def stale_cause_skip(
     event."""
     if occurred_at is None or taken_at - occurred_at <= dt.timedelta(days=max_age_days):
         return None
+    return stale_event_words(occurred_at=occurred_at, max_age_days=max_age_days)
+
+
+def stale_event_words(*, occurred_at: dt.datetime, max_age_days: int) -> str:
+    """The skip in words, for the step's log, the dry run and the profile."""
     more = ngettext("more than %(days)d day ago", "more than %(days)d days ago", max_age_days) % {
         "days": max_age_days
     }

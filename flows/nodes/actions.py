@@ -48,6 +48,7 @@ from flows.rules import (
     CLOSED_STAGE,
     SETTABLE_FIELDS,
     STAGE_ORDER,
+    STALE_EVENT,
     follow_up_refusal,
     lead_name,
     stage_move_refusal,
@@ -232,10 +233,19 @@ def _stale_skip(event: Event | None, taken_at: dt.datetime) -> str | None:
 def _notify_sales(ctx: StepContext) -> StepResult:
     from flows.services import delivery_create
 
-    skipped = _stale_skip(ctx.trigger_event, ctx.enrollment.created_at or ctx.now)
-    if skipped is not None:
+    event = ctx.trigger_event
+    skipped = _stale_skip(event, ctx.enrollment.created_at or ctx.now)
+    if skipped is not None and event is not None:
         # No owner assigned, no task, no message: the step log says why.
-        return StepResult(output={"skipped": skipped})
+        return StepResult(
+            output={
+                "task": None,
+                "skipped": STALE_EVENT,
+                "occurred_at": event.occurred_at.isoformat(),
+                "days": settings.FLOW_STALE_EVENT_DAYS,
+                "reason": skipped,
+            }
+        )
     config = ctx.config
     refused = follow_up_refusal(stage=ctx.lead.stage)
     if refused is not None:

@@ -188,8 +188,9 @@ def event_derive(
 ) -> None:
     """Record an event Leadflow itself emits about ``lead`` (``lead.created``,
     ``field.changed`` …), keyed so that redoing the cause emits it once.
-    ``occurred_at``: when what it tells of happened, if not now (a score change
-    of an event loaded after the fact)."""
+    ``occurred_at``: when it happened, if not now (a deal won last week; a score
+    change happened when its cause did, so that flows see history loaded later as
+    old)."""
     now = timezone.now()
     events_record(
         events=[

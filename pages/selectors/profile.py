@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from flows.models import Enrollment, StepRun
 from flows.nodes.summaries import node_type_label
-from flows.rules import CLOSED_STAGE, follow_up_refusal
+from flows.rules import CLOSED_STAGE, STALE_EVENT, follow_up_refusal, stale_event_words
 from leads.models import Event, Lead, Note, SegmentMembership, Task
 from scoring.models import ScoreChange
 from scoring.selectors import change_reason, change_summary
@@ -137,11 +137,7 @@ def lead_timeline(
             if kind == "step":
                 row.node_label = node_type_label(row.node_type)
                 # Why a step did nothing, in the reader's language.
-                row.note = (
-                    follow_up_refusal(stage=row.output.get("stage", ""))
-                    if row.output.get("skipped") == CLOSED_STAGE
-                    else ""
-                )
+                row.note = _step_note(row.output)
             if kind == "score":
                 # The counted points with what a cap kept out, or the reason.
                 row.summary = (
@@ -161,6 +157,16 @@ def lead_timeline(
     more = len(entries) > limit
     entries = entries[:limit]
     return TimelinePage(entries=entries, next_cursor=entries[-1].cursor if more else "")
+
+
+def _step_note(output: dict[str, Any]) -> str:
+    """Why a step did nothing, in words (flows.rules), or ""."""
+    if output.get("skipped") == CLOSED_STAGE:
+        return follow_up_refusal(stage=output.get("stage", "")) or ""
+    if output.get("skipped") == STALE_EVENT:
+        occurred_at = dt.datetime.fromisoformat(output["occurred_at"])
+        return stale_event_words(occurred_at=occurred_at, max_age_days=output["days"])
+    return ""
 
 
 def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int]]:

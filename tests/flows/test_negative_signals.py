@@ -196,7 +196,11 @@ def test_an_old_event_scores_but_makes_no_task(call_flow):
     notify = StepRun.objects.get(node_id="notify")
     day = f"{backfilled.occurred_at.astimezone(dt.UTC):%Y-%m-%d}"
     assert notify.output == {
-        "skipped": f"skipped: the event happened on {day}, more than 3 days ago",
+        "task": None,
+        "skipped": "stale_event",
+        "occurred_at": backfilled.occurred_at.isoformat(),
+        "days": 3,
+        "reason": f"skipped: the event happened on {day}, more than 3 days ago",
         "handles": ["next"],
     }
     result = flow_dry_run(flow=call_flow, graph=call_flow.draft, lead=lead, event=backfilled)
@@ -307,8 +311,8 @@ def test_a_lead_turned_hot_by_an_old_event_gets_no_hot_lead_task():
     EventFactory.create(lead=new, type="track", name="Go")
     drain()
 
-    hot = Event.objects.filter(type="grade.changed", name="hot")
-    assert hot.get(lead=old).occurred_at == backfilled.occurred_at
+    turned = Event.objects.filter(type="grade.changed", name="hot", properties__from="cold")
+    assert turned.get(lead=old).occurred_at == backfilled.occurred_at
     assert sorted(Lead.objects.filter(grade="hot").values_list("pk", flat=True)) == [
         old.pk,
         new.pk,

@@ -183,6 +183,10 @@ def test_load_demo_runs_the_last_month_through_the_scoring_flows(fast_hasher, ca
     hot = Lead.objects.filter(grade="hot")
     assert hot.exists()
     assert Segment.objects.get(name="Hot leads").member_count == hot.count()
+    # No customer, lost or disqualified lead is hot; every lead has both axes graded.
+    assert not hot.filter(stage__in=["customer", "lost", "disqualified"]).exists()
+    assert Lead.objects.filter(fit_grade="A").exists()
+    assert Lead.objects.filter(engagement_grade="1").exists()
     # The hot list leads with people a rep would call: open deals and MQLs, each a
     # fit (a job title or a company that scores), no student or freelancer.
     fits = dict(LeadScore.objects.filter(category__key="fit").values_list("lead_id", "score"))

@@ -44,6 +44,7 @@ from leads.models import (
     Tag,
 )
 from leads.services.events import derived_collected, events_process
+from scoring.services import grades_recompute, scoring_settings
 from segments.services import segment_create, segment_recompute
 
 SEED = 2026
@@ -1212,6 +1213,13 @@ def _replay_history() -> None:
     # Score and grade changes, segment entries: what the worker would do next.
     with transaction.atomic():
         events_process(event_ids=derived)
+    # The grade rule on every lead, as after a change of settings: fit and
+    # engagement grades, and customers, lost and disqualified leads (their stage
+    # loaded as it is, not reached by a change) no longer hot.
+    with derived_collected() as regraded:
+        grades_recompute(settings=scoring_settings())
+    with transaction.atomic():
+        events_process(event_ids=regraded)
 
 
 class Command(BaseCommand):
