@@ -17,12 +17,13 @@ from leads.models import (
     LeadJob,
     Note,
     Notification,
+    Opportunity,
     Segment,
     SegmentMembership,
     Tag,
     Task,
 )
-from scoring.models import ScoreCategory, ScoreChange
+from scoring.models import ReviewLogEntry, ScoreCategory, ScoreChange
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -259,3 +260,21 @@ class StepRunFactory(factory.django.DjangoModelFactory[StepRun]):
     node_id = "n1"
     node_type = "score.adjust"
     status = "completed"
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory[Opportunity]):
+    class Meta:
+        model = Opportunity
+
+    lead = factory.SubFactory(LeadFactory)
+    value = 1000
+    currency = "EUR"
+    opened_at = factory.LazyFunction(timezone.now)
+
+
+class ReviewLogEntryFactory(factory.django.DjangoModelFactory[ReviewLogEntry]):
+    class Meta:
+        model = ReviewLogEntry
+
+    subject = "settings"
+    summary = "Hot threshold 50 to 60"
