@@ -179,32 +179,23 @@ def _activity(ids: list[int]) -> dict[int, Counter[str]]:
     return out
 
 
-def _attribute_features(rows: list[tuple[Any, ...]]) -> list[tuple[Feature, list[int]]]:
-    """Each attribute feature with the sample rows (indexes) that have it."""
-    features: list[tuple[Feature, list[int]]] = []
-    titles = [(row[1] or "").lower() for row in rows]
+def _attribute_features(rows: list[tuple[Any, ...]]) -> list[tuple[Feature, np.ndarray]]:
+    """Each attribute feature with a mask of the sample rows that have it (numpy
+    string and number comparisons: a Python loop per row took a second on 20,000)."""
+    features: list[tuple[Feature, np.ndarray]] = []
+    created = {"type": "lead.created", "config": {}}
+    titles = np.array([(row[1] or "").lower() for row in rows], dtype=str)
     for key, (label, words) in TITLE_GROUPS.items():
         condition = {"any": [{"field": "job_title", "op": "contains", "value": w} for w in words]}
-        having = [i for i, t in enumerate(titles) if any(w in t for w in words)]
+        mask = np.zeros(len(rows), dtype=bool)
+        for word in words:
+            mask |= np.char.find(titles, word) >= 0
         features.append(
-            (
-                Feature(
-                    f"title:{key}",
-                    ATTRIBUTE,
-                    str(label),
-                    FIT,
-                    {"type": "lead.created", "config": {}},
-                    condition,
-                ),
-                having,
-            )
+            (Feature(f"title:{key}", ATTRIBUTE, str(label), FIT, created, condition), mask)
         )
+    sizes = np.array([row[2] if row[2] is not None else -1 for row in rows], dtype=float)
     for low, high in SIZE_BANDS:
-        having = [
-            i
-            for i, row in enumerate(rows)
-            if row[2] is not None and row[2] >= low and (high is None or row[2] <= high)
-        ]
+        mask = (sizes >= low) & (sizes <= (high if high is not None else np.inf))
         rule: dict[str, Any] = (
             {"field": "company_size", "op": "between", "value": [low, high]}
             if high is not None
@@ -216,43 +207,25 @@ def _attribute_features(rows: list[tuple[Any, ...]]) -> list[tuple[Feature, list
             else gettext("Company size %(low)s or more") % {"low": low}
         )
         features.append(
-            (
-                Feature(
-                    f"size:{low}",
-                    ATTRIBUTE,
-                    label,
-                    FIT,
-                    {"type": "lead.created", "config": {}},
-                    {"all": [rule]},
-                ),
-                having,
-            )
+            (Feature(f"size:{low}", ATTRIBUTE, label, FIT, created, {"all": [rule]}), mask)
         )
-    for column, name, word in (
-        (3, "industry", gettext("Industry")),
-        (4, "country", gettext("Country")),
-    ):
-        values = Counter(row[column] for row in rows if row[column])
-        for value, _count in sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_VALUES]:
-            having = [i for i, row in enumerate(rows) if row[column] == value]
-            features.append(
-                (
-                    Feature(
-                        f"{name}:{value}",
-                        ATTRIBUTE,
-                        f"{word}: {value}",
-                        FIT,
-                        {"type": "lead.created", "config": {}},
-                        {"all": [{"field": name, "op": "is", "value": value}]},
-                    ),
-                    having,
-                )
+    named = ((3, "industry", gettext("Industry")), (4, "country", gettext("Country")))
+    for column, name, word in named:
+        values = np.array([row[column] or "" for row in rows], dtype=object)
+        counts = Counter(v for v in values if v)
+        for value, _count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_VALUES]:
+            condition = {"all": [{"field": name, "op": "is", "value": value}]}
+            feature = Feature(
+                f"{name}:{value}", ATTRIBUTE, f"{word}: {value}", FIT, created, condition
             )
+            features.append((feature, values == value))
     sources = dict(LeadSource.choices)
-    for value in sorted({row[5] for row in rows if row[5]}):
-        having = [i for i, row in enumerate(rows) if row[5] == value]
+    source_values = np.array([row[5] or "" for row in rows], dtype=object)
+    for value in sorted({v for v in source_values if v}):
         label = gettext("Source: %(source)s") % {"source": sources.get(value, value)}
-        features.append((Feature(f"source:{value}", ATTRIBUTE, label, FIT, None), having))
+        features.append(
+            (Feature(f"source:{value}", ATTRIBUTE, label, FIT, None), source_values == value)
+        )
     return features
 
 
@@ -332,22 +305,32 @@ def scoring_suggestions() -> SuggestionResult:
     ids = [row[0] for row in rows]
     activity = _activity(ids)
     columns: list[tuple[Feature, np.ndarray]] = []
-    for feature, having in _attribute_features(rows):
-        if len(having) >= MIN_LEADS:
-            column = np.zeros(len(rows))
-            column[having] = 1.0
-            columns.append((feature, column))
-    for key in _activity_keys(activity):
-        column = np.array([activity.get(i, Counter()).get(key, 0) for i in ids], dtype=float)
-        if np.count_nonzero(column) >= MIN_LEADS:
-            columns.append((_activity_feature(key), column))
+    for feature, mask in _attribute_features(rows):
+        if int(mask.sum()) >= MIN_LEADS:
+            columns.append((feature, mask.astype(float)))
+    keys = _activity_keys(activity)
+    position = {key: index for index, key in enumerate(keys)}
+    row_of = {lead_id: index for index, lead_id in enumerate(ids)}
+    counts = np.zeros((len(rows), len(keys)))
+    for lead_id, by_key in activity.items():
+        for key, count in by_key.items():
+            if key in position:
+                counts[row_of[lead_id], position[key]] = count
+    for key, index in position.items():
+        if np.count_nonzero(counts[:, index]) >= MIN_LEADS:
+            columns.append((_activity_feature(key), counts[:, index]))
     if not columns:
         return result
     matrix = np.column_stack([c for _, c in columns])
-    model = LogisticRegression(C=1.0, max_iter=2000, random_state=0)
-    model.fit(matrix, labels)
+    # Fitted on standardized columns (lbfgs converges in a few dozen steps instead
+    # of hundreds), then the weights turned back into per-unit ones.
+    spread = matrix.std(axis=0)
+    spread[spread == 0] = 1.0
+    centre = matrix.mean(axis=0)
+    model = LogisticRegression(C=1.0, max_iter=1000, random_state=0)
+    model.fit((matrix - centre) / spread, labels)
     scale = POINTS_TO_DOUBLE / math.log(2)
-    for (feature, column), weight in zip(columns, model.coef_[0], strict=True):
+    for (feature, column), weight in zip(columns, model.coef_[0] / spread, strict=True):
         has = column > 0
         points = int(max(-MAX_POINTS, min(MAX_POINTS, round(float(weight) * scale))))
         result.rows.append(
