@@ -39,6 +39,7 @@ import psycopg
 from machine import machine
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from stack import (
     RESULTS,
     ROOT,
@@ -97,7 +98,7 @@ def generate(conninfo: str, *, leads: int, events: int, seed: int) -> tuple[dt.d
         cur.execute("TRUNCATE scoring_reviewlogentry")
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(META_TABLE)))
 
-        def step(label: str, statement: sql.Composable) -> None:
+        def step(label: str, statement: sql.Composed | sql.SQL) -> None:
             t = time.perf_counter()
             cur.execute(statement)
             print(f"  {label}: {time.perf_counter() - t:.0f} s", flush=True)
@@ -237,7 +238,7 @@ def meta_write(conninfo: str, params: dict[str, Any], anchor: dt.datetime) -> No
         )
         conn.execute(
             sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(sql.Identifier(META_TABLE)),
-            [psycopg.types.json.Jsonb(params), anchor],
+            [Jsonb(params), anchor],
         )
 
 

@@ -58,18 +58,18 @@ def test_suggestions_recover_planted_signs_and_order() -> None:
     points = {row.feature.key: row.points for row in result.rows}
     assert points["page:/pricing"] > points["title:head"] > 0 > points["title:student"]
     assert abs(points["page:/blog/post"]) < points["title:head"]
-    pricing = next(r for r in result.rows if r.feature.key == "page:/pricing")
-    assert (pricing.leads, pricing.conversions) == (
+    pricing_row = next(r for r in result.rows if r.feature.key == "page:/pricing")
+    assert (pricing_row.leads, pricing_row.conversions) == (
         sum(1 for p in planted if p[2]),
         sum(1 for p in planted if p[2] and p[3]),
     )
-    assert pricing.feature.trigger == {
+    assert pricing_row.feature.trigger == {
         "type": "page.visited",
         "config": {"url": {"op": "contains", "value": "/pricing"}},
     }
-    student = next(r for r in result.rows if r.feature.key == "title:student")
-    assert student.feature.category == "fit"
-    assert student.feature.condition == {
+    student_row = next(r for r in result.rows if r.feature.key == "title:student")
+    assert student_row.feature.category == "fit"
+    assert student_row.feature.condition == {
         "any": [
             {"field": "job_title", "op": "contains", "value": word}
             for word in ("student", "internship", "trainee")
