@@ -23,6 +23,7 @@ from flows.models import (
     Wakeup,
 )
 from flows.nodes import REGISTRY
+from scoring.services import review_log_record
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,20 @@ def flow_publish(*, flow: Flow, user: User | None = None) -> FlowVersion:
     if locked.status in (FlowStatus.DRAFT, FlowStatus.ARCHIVED):
         locked.status = FlowStatus.ACTIVE
     locked.save(update_fields=["published", "status", "updated_at"])
+    scoring = [node for node in graph["nodes"] if node["type"] == "score.adjust"]
+    if scoring:
+        # A scoring flow changes the model: the review reads its numbers against it.
+        review_log_record(
+            user=user,
+            subject="flow",
+            summary=gettext("Scoring flow “%(name)s” published as version %(number)s")
+            % {"name": locked.name, "number": number},
+            changes={
+                "flow": locked.pk,
+                "version": number,
+                "points": {node["id"]: node.get("config", {}).get("points") for node in scoring},
+            },
+        )
     return version
 
 

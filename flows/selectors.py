@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -13,7 +14,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from core.roles import Role
-from flows.models import Enrollment, Flow, StepRun, StepStatus
+from flows.models import Enrollment, Flow, FlowStatus, StepRun, StepStatus
+from flows.nodes import REGISTRY
 from flows.nodes.summaries import (
     Refs,
     graph_refs,
@@ -152,3 +154,81 @@ def score_step_origins() -> StepOrigins:
         flow_names=flow_names,
         node_label=node_type_label,
     )
+
+
+@dataclass(frozen=True)
+class ScoringStep:
+    """An adjust-score step of an active flow's published version, with the
+    triggers that lead to it and the conditions (and branch taken) on the way."""
+
+    flow_id: int
+    flow_name: str
+    node_id: str
+    points: int
+    category: str
+    reason: str
+    triggers: tuple[dict[str, Any], ...]
+    # (the condition node's conditions, the handle taken: "yes" or "no")
+    conditions: tuple[tuple[dict[str, Any], str], ...]
+
+
+def _paths_to(
+    node_id: str, nodes: dict[str, dict[str, Any]], incoming: dict[str, list[tuple[str, str]]]
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """Every trigger upstream of ``node_id`` and every condition passed on the way."""
+    triggers: list[dict[str, Any]] = []
+    conditions: list[tuple[dict[str, Any], str]] = []
+    seen: set[str] = set()
+    stack = [node_id]
+    while stack:
+        current = stack.pop()
+        for source, handle in incoming.get(current, []):
+            if source in seen:
+                continue
+            seen.add(source)
+            node = nodes.get(source)
+            if node is None:
+                continue
+            if node["type"] in REGISTRY and REGISTRY[node["type"]].kind == "trigger":
+                triggers.append({"type": node["type"], "config": node.get("config", {})})
+                continue
+            if node["type"] == "condition":
+                conditions.append((node.get("config", {}).get("conditions", {}), handle))
+            stack.append(source)
+    return triggers, conditions
+
+
+def scoring_steps() -> list[ScoringStep]:
+    """The adjust-score steps of every active flow (published version): what the
+    current model gives points for. Two queries."""
+    flows = Flow.objects.filter(status=FlowStatus.ACTIVE, published__isnull=False).select_related(
+        "published"
+    )
+    steps: list[ScoringStep] = []
+    for flow in flows.order_by("id"):
+        assert flow.published is not None
+        graph = flow.published.graph
+        nodes = {node["id"]: node for node in graph.get("nodes", [])}
+        incoming: dict[str, list[tuple[str, str]]] = {}
+        for edge in graph.get("edges", []):
+            incoming.setdefault(edge["target"], []).append(
+                (edge["source"], edge.get("sourceHandle") or "next")
+            )
+        for node in nodes.values():
+            if node["type"] != "score.adjust":
+                continue
+            config = node.get("config", {})
+            triggers, conditions = _paths_to(node["id"], nodes, incoming)
+            steps.append(
+                ScoringStep(
+                    flow_id=flow.pk,
+                    flow_name=flow.name,
+                    node_id=node["id"],
+                    points=int(config.get("points", 0)),
+                    category=str(config.get("category", "")),
+                    reason=str(config.get("reason", "")),
+                    triggers=tuple(triggers),
+                    conditions=tuple(conditions),
+                )
+            )
+    return steps

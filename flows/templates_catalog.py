@@ -328,6 +328,48 @@ def disqualify_dead_ends(created_by: User | None) -> dict[str, Any]:
     return canvas.graph()
 
 
+def notify_sales_warm(created_by: User | None) -> dict[str, Any]:
+    """Like ``notify_sales_hot``, from warm on (B2B: sales reaches out earlier)."""
+    graph = notify_sales_hot(created_by)
+    for node in graph["nodes"]:
+        if node["id"] == "hot":
+            node["config"] = {"grade": "warm"}
+        elif node["id"] == "notify":
+            node["config"] = {**node["config"], "title": "Warm lead: reach out to {lead}"}
+            node["config"]["priority"] = "normal"
+            node["config"]["due_in"] = {"amount": 1, "unit": "days"}
+    return graph
+
+
+def b2c_engagement(created_by: User | None) -> dict[str, Any]:
+    def page(path: str) -> dict[str, Any]:
+        return {"url": {"op": "contains", "value": path}}
+
+    return scoring_columns(
+        [
+            ("pricing", "page.visited", page("/pricing"), 10, "engagement", "Viewed pricing"),
+            ("cart", "page.visited", page("/cart"), 15, "engagement", "Viewed the cart"),
+            ("form", "form.submitted", {}, 10, "engagement", "Submitted a form"),
+            (
+                "opened",
+                "email.activity",
+                {"activity": "opened"},
+                1,
+                "engagement",
+                "Opened an email",
+            ),
+            (
+                "clicked",
+                "email.activity",
+                {"activity": "clicked"},
+                5,
+                "engagement",
+                "Clicked an email",
+            ),
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class FlowTemplate:
     key: str
@@ -398,6 +440,27 @@ TEMPLATES: list[FlowTemplate] = [
             "if missing), and students and job seekers by their job title."
         ),
         build=disqualify_dead_ends,
+    ),
+    # The presets' own (flows/presets.py).
+    FlowTemplate(
+        key="notify-sales-warm",
+        name=gettext_lazy("Notify sales on warm lead"),
+        description=gettext_lazy(
+            "When a lead turns warm and is not a customer or disqualified, a sales rep "
+            "gets a task due in a day; at most once per lead in 30 days."
+        ),
+        build=notify_sales_warm,
+        reentry=Reentry.DAYS,
+        reentry_days=30,
+    ),
+    FlowTemplate(
+        key="b2c-engagement",
+        name=gettext_lazy("B2C engagement scoring"),
+        description=gettext_lazy(
+            "Engagement points for pricing views (+10), cart views (+15), forms (+10), "
+            "email opens (+1) and clicks (+5)."
+        ),
+        build=b2c_engagement,
     ),
 ]
 FLOW_TEMPLATES: dict[str, FlowTemplate] = {template.key: template for template in TEMPLATES}

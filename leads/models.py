@@ -149,6 +149,18 @@ class Lead(models.Model):
             models.Index(fields=["score"], name="lead_score_idx"),
             models.Index(fields=["fit_grade", "engagement_grade"], name="lead_rating_idx"),
             models.Index(fields=["mql_at"], name="lead_mql_at_idx"),
+            # The scoring review's month: few leads have these dates, so the
+            # partial indexes stay small and spare a scan of every lead.
+            models.Index(
+                fields=["opportunity_at"],
+                name="lead_opportunity_at_idx",
+                condition=Q(opportunity_at__isnull=False),
+            ),
+            models.Index(
+                fields=["customer_at"],
+                name="lead_customer_at_idx",
+                condition=Q(customer_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from pages.views import dashboard, lifecycle, profile
+from pages.views import dashboard, lifecycle, profile, review
 from pages.views import settings as settings_pages
 
 urlpatterns = [
@@ -60,6 +60,13 @@ urlpatterns = [
         name="settings-webhook-delete",
     ),
     path("settings/privacy/", settings_pages.privacy_page, name="settings-privacy"),
+    path("scoring/", review.scoring_review, name="scoring-review"),
+    path(
+        "scoring/suggestions/accept/",
+        review.scoring_suggestions_accept,
+        name="scoring-suggestions-accept",
+    ),
+    path("scoring/presets/<str:key>/", review.scoring_preset, name="scoring-preset"),
     path("leads/<int:pk>/", profile.lead_profile, name="lead-detail"),
     path(
         "leads/<int:pk>/timeline/",

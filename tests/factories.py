@@ -23,7 +23,7 @@ from leads.models import (
     Tag,
     Task,
 )
-from scoring.models import LeadScore, ScoreCategory, ScoreChange
+from scoring.models import LeadScore, ReviewLogEntry, ScoreCategory, ScoreChange
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -283,3 +283,11 @@ class StepRunFactory(factory.django.DjangoModelFactory[StepRun]):
     node_id = "n1"
     node_type = "score.adjust"
     status = "completed"
+
+
+class ReviewLogEntryFactory(factory.django.DjangoModelFactory[ReviewLogEntry]):
+    class Meta:
+        model = ReviewLogEntry
+
+    subject = "settings"
+    summary = "Hot threshold 50 to 60"

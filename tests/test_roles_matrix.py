@@ -60,6 +60,8 @@ PAGES: list[tuple[str, dict]] = [
     ("/leads/{theirs}/segments/", {**NOT_THEIRS, "admin": 302, "marketer": 302}),
     ("/flows/", STAFF),
     ("/flows/{flow}/", STAFF),
+    ("/scoring/", STAFF),
+    ("/scoring/presets/b2b/", STAFF),
     ("/settings/users/", ADMIN),
     ("/settings/api-keys/", ADMIN),
     ("/settings/fields/", ADMIN),
@@ -124,6 +126,12 @@ WRITES: list[tuple[str, str, dict, dict]] = [
         "/leads/{mine}/erase/",
         {"confirm": "nope"},
         {"admin": 422, "marketer": 403, "sales": 403, "anonymous": "login"},
+    ),
+    (
+        "post",
+        "/scoring/suggestions/accept/",
+        {},
+        {"admin": 302, "marketer": 302, "sales": 403, "anonymous": "login"},
     ),
     (
         "post",

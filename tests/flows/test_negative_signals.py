@@ -131,6 +131,7 @@ def test_email_ignored_reads_one_query(django_assert_num_queries):
     lead = LeadFactory.create()
     events = [_email(lead, D, minute) for minute in (1, 2, 3)]
     matches = REGISTRY["email.ignored"].matches
+    assert matches is not None
     with django_assert_num_queries(1):
         assert matches(events[2], {"count": 3}) is True
 

@@ -197,6 +197,8 @@ def test_templates_cover_the_promised_flows():
         ("app-activity", "App activity scoring", "always", None),
         ("notify-sales-hot", "Notify sales on hot lead", "days", 30),
         ("disqualify-dead-ends", "Disqualify dead-end leads", "always", None),
+        ("notify-sales-warm", "Notify sales on warm lead", "days", 30),
+        ("b2c-engagement", "B2C engagement scoring", "always", None),
     ]
 
 

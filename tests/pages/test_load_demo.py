@@ -264,7 +264,8 @@ def test_load_demo_has_outcomes_that_follow_who_the_lead_is(fast_hasher):
     }
     assert not Opportunity.objects.exclude(status="lost").exclude(lost_reason="").exists()
     # Decision makers buy, students, engineers and freelancers do not.
-    leads, customers = Counter(), Counter()
+    leads: Counter[str] = Counter()
+    customers: Counter[str] = Counter()
     for title, size, stage in Lead.objects.values_list("job_title", "company_size", "stage"):
         power = buying_power(title, size)
         leads[power] += 1
@@ -294,6 +295,7 @@ def test_load_demo_has_outcomes_that_follow_who_the_lead_is(fast_hasher):
     # Each stage reached has its date, in the order of the funnel.
     for lead in Lead.objects.filter(stage__in=["customer", "lost"]):
         closed = lead.customer_at or lead.lost_at
+        assert lead.mql_at and lead.sql_at and lead.opportunity_at and closed
         assert lead.mql_at <= lead.sql_at <= lead.opportunity_at <= closed <= timezone.now()
         assert lead.opportunities.get().closed_at == closed
     assert Lead.objects.filter(stage="customer", customer_at__isnull=True).count() == 0
