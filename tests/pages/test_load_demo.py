@@ -295,7 +295,10 @@ def test_load_demo_has_outcomes_that_follow_who_the_lead_is(fast_hasher):
     # Each stage reached has its date, in the order of the funnel.
     for lead in Lead.objects.filter(stage__in=["customer", "lost"]):
         closed = lead.customer_at or lead.lost_at
-        assert lead.mql_at and lead.sql_at and lead.opportunity_at and closed
+        assert lead.mql_at is not None
+        assert lead.sql_at is not None
+        assert lead.opportunity_at is not None
+        assert closed is not None
         assert lead.mql_at <= lead.sql_at <= lead.opportunity_at <= closed <= timezone.now()
         assert lead.opportunities.get().closed_at == closed
     assert Lead.objects.filter(stage="customer", customer_at__isnull=True).count() == 0
