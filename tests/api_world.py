@@ -13,7 +13,13 @@ from flows.models import Enrollment
 from leads.models import ApiKey, Segment
 from scoring.models import ScoreCategory
 from segments.services import segment_create
-from tests.factories import EventFactory, FieldDefinitionFactory, LeadFactory, TaskFactory
+from tests.factories import (
+    EventFactory,
+    FieldDefinitionFactory,
+    LeadFactory,
+    OpportunityFactory,
+    TaskFactory,
+)
 from tests.flows.helpers import drain, graph, published
 
 
@@ -29,7 +35,7 @@ def api_world() -> dict[str, int]:
     The flow's score change is made by the engine, so its ``created_by`` is null;
     its version was published by no one; the draft-only flow has no version. The
     hook, subscribed by a key, has a delivery of that score change; the task is
-    open, unassigned and has no due time."""
+    open, unassigned and has no due time; the opportunity is open."""
     hook = hook_subscribe(
         target_url="https://hooks.example/in", events=["score.changed"], created_by=None
     )
@@ -51,6 +57,7 @@ def api_world() -> dict[str, int]:
     segment_create(name="Hand-picked", kind="static")
     field = FieldDefinitionFactory.create(key="plan")
     task = TaskFactory.create(lead=lead, title="Call back")
+    opportunity = OpportunityFactory.create(lead=lead, name="Pilot", value=12000)
     return {
         "leads": lead.pk,
         "flows": flow.pk,
@@ -64,6 +71,7 @@ def api_world() -> dict[str, int]:
         "static-segment": Segment.objects.get(name="Hand-picked").pk,
         "tasks": task.pk,
         "hooks": hook.pk,
+        "opportunities": opportunity.pk,
     }
 
 

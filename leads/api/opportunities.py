@@ -114,19 +114,18 @@ class LeadOpportunityViewSet(viewsets.GenericViewSet[Opportunity]):
     pagination_class = None
 
     def _lead(self) -> Lead:
-        lead_id = id_param(str(self.kwargs["lead_pk"]), "lead")
-        return get_object_or_404(leads_visible_to(self.request.user), pk=lead_id)
+        return get_object_or_404(leads_visible_to(self.request.user), pk=self.kwargs["lead_pk"])
 
     def get_queryset(self) -> QuerySet[Opportunity]:
         if getattr(self, "swagger_fake_view", False):  # the schema's generation
             return Opportunity.objects.none()
         return _visible_opportunities(self.request.user).filter(lead=self._lead())
 
-    def list(self, request: Request, lead_pk: str) -> Response:
+    def list(self, request: Request, lead_pk: int) -> Response:
         return Response(OpportunitySerializer(self.get_queryset(), many=True).data)
 
     @extend_schema(request=OpportunityOpenSerializer, responses={201: OpportunitySerializer})
-    def create(self, request: Request, lead_pk: str) -> Response:
+    def create(self, request: Request, lead_pk: int) -> Response:
         _may_act(request)
         lead = self._lead()
         serializer = OpportunityOpenSerializer(data=request.data)

@@ -16,7 +16,7 @@ router.register("opportunities", opportunities.OpportunityViewSet, basename="opp
 urlpatterns = [
     *router.urls,
     path(
-        "leads/<str:lead_pk>/opportunities/",
+        "leads/<int:lead_pk>/opportunities/",
         opportunities.LeadOpportunityViewSet.as_view({"get": "list", "post": "create"}),
         name="lead-opportunities",
     ),
