@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from flows.lifecycle import flow_create
 from flows.models import Flow, Reentry
@@ -166,7 +166,11 @@ def suggestions_draft_create(
     review_log_record(
         user=user,
         subject="flow",
-        summary=gettext("Draft flow “%(name)s” made from %(count)s suggestions")
+        summary=ngettext(
+            "Draft flow “%(name)s” made from %(count)s suggestion",
+            "Draft flow “%(name)s” made from %(count)s suggestions",
+            len(usable),
+        )
         % {"name": flow.name, "count": len(usable)},
         changes={
             "flow": flow.pk,

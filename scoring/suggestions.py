@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from sklearn.linear_model import LogisticRegression
 
 from leads.models import Event, Lead, LeadSource
@@ -110,9 +110,12 @@ class SuggestionResult:
     @property
     def message(self) -> str:
         if self.needed:
-            return gettext(
+            return ngettext(
+                "%(positives)s lead became an opportunity or customer; suggestions need "
+                "at least %(minimum)s, so %(needed)s more.",
                 "%(positives)s leads became opportunities or customers; suggestions need "
-                "at least %(minimum)s, so %(needed)s more."
+                "at least %(minimum)s, so %(needed)s more.",
+                self.positives,
             ) % {"positives": self.positives, "minimum": MIN_POSITIVES, "needed": self.needed}
         return ""
 

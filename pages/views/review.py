@@ -4,12 +4,13 @@ presets a new install starts from."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.http import HtmxHttpRequest
@@ -54,7 +55,9 @@ def scoring_review(request: HtmxHttpRequest) -> HttpResponse:
             "matrix": matrix,
             "total_rows": [replace(report.funnel_total, label=gettext("All leads"))],
             "baseline_percent": round(baseline * 100, 1) if baseline is not None else "-",
-            "months": month_choices(),
+            # Each month's key with its first day, which the page names in the
+            # reader's language ("Dezember 2026").
+            "months": [(key, dt.date.fromisoformat(f"{key}-01")) for key in month_choices()],
             "presets": PRESETS.values(),
         },
     )
@@ -111,7 +114,11 @@ def scoring_preset(request: HtmxHttpRequest, key: str) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    gettext("Preset %(preset)s applied; %(count)s flows made and published.")
+                    ngettext(
+                        "Preset %(preset)s applied; %(count)s flow made and published.",
+                        "Preset %(preset)s applied; %(count)s flows made and published.",
+                        len(made),
+                    )
                     % {"preset": setup.label, "count": len(made)},
                 )
                 return redirect("scoring-review")
@@ -147,7 +154,11 @@ def _preset_rows(setup: PresetSetup) -> list[tuple[str, str]]:
     for key, category in setup.categories.items():
         decay = {
             DecayMode.NONE: gettext("no decay"),
-            DecayMode.EXPIRE: gettext("points expire after %(days)s days")
+            DecayMode.EXPIRE: ngettext(
+                "points expire after %(days)s day",
+                "points expire after %(days)s days",
+                category["decay_days"] or 0,
+            )
             % {"days": category["decay_days"]},
             DecayMode.PERCENT: gettext("%(percent)s %% per %(days)s days without activity")
             % {"percent": category["decay_percent"], "days": category["decay_days"]},
