@@ -28,6 +28,7 @@ The definitions, in one place:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import statistics
@@ -170,12 +171,23 @@ _SCORE = "COALESCE(l.qualified_score, l.score)"
 
 
 def _band_sql(column: str, bounds: list[int]) -> str:
-    # width_bucket gives 0 below the first bound, i for [bound i-1, bound i).
-    array = ",".join(str(int(b)) for b in bounds)
-    return f"width_bucket({column}, ARRAY[{array}]::int[])"
+    """The band's index: 0 below the first bound, i for [bound i-1, bound i) (what
+    PostgreSQL's width_bucket gives, written so SQLite runs it too)."""
+    whens = " ".join(f"WHEN {column} < {int(b)} THEN {i}" for i, b in enumerate(bounds))
+    return f"(CASE {whens} ELSE {len(bounds)} END)"
 
 
-def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def _band_of(score: int, bounds: list[int]) -> int:
+    """What ``_band_sql`` gives, in Python."""
+    return bisect.bisect_right(bounds, score)
+
+
+def _time(value: dt.datetime) -> Any:
+    """A datetime as a raw query's parameter: as stored (SQLite keeps UTC text)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _fetch(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
@@ -193,7 +205,7 @@ def _distribution(
         "COUNT(*) FILTER (WHERE l.created_at < %s AND l.customer_at IS NOT NULL), "
         "COUNT(*) FILTER (WHERE l.created_at < %s AND l.customer_at IS NULL) "
         f"FROM {LEADS} l GROUP BY 1, 2, 3, 4, 5",
-        [before, before],
+        [_time(before), _time(before)],
     )
     total, grades, ratings = 0, Counter[str](), Counter[str]()
     bands = [0] * (len(bounds) + 1)
@@ -224,19 +236,64 @@ def _auc(per_score: dict[int, list[int]]) -> Auc:
     return Auc(value=value, leads=positives + negatives, positives=positives)
 
 
+def _week_starts(window: Window) -> list[dt.datetime]:
+    """The Mondays (00:00 UTC) of the weeks the window touches, the first one on
+    or before its start."""
+    start = window.start.astimezone(dt.UTC)
+    first = start - dt.timedelta(days=start.weekday())
+    first = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = []
+    while first < window.end:
+        starts.append(first)
+        first += dt.timedelta(days=7)
+    return starts
+
+
 def _weeks(window: Window) -> list[WeekRow]:
+    """Milestones per week: the week's index from comparisons with its Mondays,
+    computed here (the same on PostgreSQL and SQLite)."""
+    starts = _week_starts(window)
+    params: dict[str, Any] = {"start": _time(window.start), "end": _time(window.end)}
+    params.update({f"w{i}": _time(start) for i, start in enumerate(starts)})
+
+    def week(column: str) -> str:
+        whens = " ".join(f"WHEN {column} < %(w{i})s THEN {i - 1}" for i in range(1, len(starts)))
+        return f"(CASE {whens} ELSE {len(starts) - 1} END)" if whens else "0"
+
     rows = _fetch(
         "SELECT week, SUM(m), SUM(o), SUM(c) FROM ("  # noqa: S608
-        f"SELECT date_trunc('week', mql_at AT TIME ZONE 'UTC')::date AS week, 1 AS m, 0 AS o, "
-        f"0 AS c FROM {LEADS} WHERE mql_at >= %s AND mql_at < %s "
-        "UNION ALL SELECT date_trunc('week', opportunity_at AT TIME ZONE 'UTC')::date, 0, 1, 0 "
-        f"FROM {LEADS} WHERE opportunity_at >= %s AND opportunity_at < %s "
-        "UNION ALL SELECT date_trunc('week', customer_at AT TIME ZONE 'UTC')::date, 0, 0, 1 "
-        f"FROM {LEADS} WHERE customer_at >= %s AND customer_at < %s"
+        f"SELECT {week('mql_at')} AS week, 1 AS m, 0 AS o, 0 AS c FROM {LEADS} "
+        "WHERE mql_at >= %(start)s AND mql_at < %(end)s "
+        f"UNION ALL SELECT {week('opportunity_at')}, 0, 1, 0 FROM {LEADS} "
+        "WHERE opportunity_at >= %(start)s AND opportunity_at < %(end)s "
+        f"UNION ALL SELECT {week('customer_at')}, 0, 0, 1 FROM {LEADS} "
+        "WHERE customer_at >= %(start)s AND customer_at < %(end)s"
         ") AS milestones GROUP BY week ORDER BY week",
-        [window.start, window.end] * 3,
+        params,
     )
-    return [WeekRow(week, int(m), int(o), int(c)) for week, m, o, c in rows]
+    return [WeekRow(starts[index].date(), int(m), int(o), int(c)) for index, m, o, c in rows]
+
+
+def _ways(band_index: int, grade: str, source: str) -> list[tuple[str, Any]]:
+    """The groups a lead counts in: its band, grade, source, and all."""
+    return [("band", band_index), ("grade", grade), ("source", source), ("all", "")]
+
+
+def _days_to_won(window: Window, bounds: list[int]) -> dict[tuple[str, Any], list[float]]:
+    """The days from MQL to customer of the cohort's customers per group (a few
+    rows, the mql_at index), subtracted here: the same on PostgreSQL and SQLite."""
+    days: dict[tuple[str, Any], list[float]] = {}
+    won = Lead.objects.filter(
+        mql_at__gte=window.start, mql_at__lt=window.end, customer_at__isnull=False
+    ).values_list("qualified_score", "score", "grade", "source", "mql_at", "customer_at")
+    for qualified, score, grade, source, mql_at, customer_at in won:
+        if mql_at is None or customer_at is None:  # the filter excludes them
+            continue
+        band_index = _band_of(score if qualified is None else qualified, bounds)
+        waited = (customer_at - mql_at).total_seconds() / 86400.0
+        for key in _ways(band_index, grade, source):
+            days.setdefault(key, []).append(waited)
+    return days
 
 
 _COUNTS = ("new", "mqls", "opps", "customers", "judged", "noise", "won_customers", "missed")
@@ -249,14 +306,15 @@ def _funnel(
     leads that matter to the window (new, MQL or customer in it: the indexes'
     bitmaps, not every lead) grouped by band, grade and source together, summed
     here into each way of looking (grouping sets sorted the rows once per set);
-    the days from MQL to customer come as arrays for the medians. Then one pass
-    over the won opportunities closed in the window."""
+    the days from MQL to customer for the medians come from the cohort's customers
+    (``_days_to_won``). Then one pass over the won opportunities closed in the
+    window. Portable SQL: PostgreSQL and SQLite run the same statements."""
     band = _band_sql(_SCORE, bounds)
     cohort = "(l.mql_at >= %(start)s AND l.mql_at < %(end)s)"
     params = {
-        "start": window.start,
-        "end": window.end,
-        "noise_before": now - dt.timedelta(days=noise_days),
+        "start": _time(window.start),
+        "end": _time(window.end),
+        "noise_before": _time(now - dt.timedelta(days=noise_days)),
     }
     sql = (
         f"SELECT {band}, l.grade, l.source, "  # noqa: S608
@@ -269,9 +327,7 @@ def _funnel(
         "AND l.opportunity_at IS NULL AND l.customer_at IS NULL), "
         "COUNT(*) FILTER (WHERE l.customer_at >= %(start)s AND l.customer_at < %(end)s), "
         "COUNT(*) FILTER (WHERE l.customer_at >= %(start)s AND l.customer_at < %(end)s "
-        "AND l.mql_at IS NULL), "
-        "array_agg(EXTRACT(EPOCH FROM (l.customer_at - l.mql_at)) / 86400.0) "
-        f"FILTER (WHERE {cohort} AND l.customer_at IS NOT NULL) "
+        "AND l.mql_at IS NULL) "
         f"FROM {LEADS} l "
         "WHERE (l.created_at >= %(start)s AND l.created_at < %(end)s) "
         f"OR {cohort} OR (l.customer_at >= %(start)s AND l.customer_at < %(end)s) "
@@ -281,19 +337,15 @@ def _funnel(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     groups: dict[tuple[str, Any], dict[str, Any]] = {}
-    days: dict[tuple[str, Any], list[float]] = {}
 
-    def ways(band_index: int, grade: str, source: str) -> list[tuple[str, Any]]:
-        return [("band", band_index), ("grade", grade), ("source", source), ("all", "")]
-
-    for band_index, grade, source, *counts, waited in rows:
-        for key in ways(band_index, grade, source):
+    for band_index, grade, source, *counts in rows:
+        for key in _ways(band_index, grade, source):
             group = groups.setdefault(key, dict.fromkeys(_COUNTS, 0))
             for name, count in zip(_COUNTS, counts, strict=True):
                 group[name] += count
-            days.setdefault(key, []).extend(float(d) for d in waited or [])
+    days = _days_to_won(window, bounds)
     for key, group in groups.items():
-        group["median"] = statistics.median(days[key]) if days[key] else None
+        group["median"] = statistics.median(days[key]) if days.get(key) else None
     value_rows = _fetch(
         f"SELECT {band}, l.grade, l.source, "  # noqa: S608
         "COUNT(*) FILTER (WHERE o.currency = %s), SUM(o.value) FILTER (WHERE o.currency = %s), "
@@ -306,14 +358,14 @@ def _funnel(
             MAIN_CURRENCY,
             MAIN_CURRENCY,
             OpportunityStatus.WON,
-            window.start,
-            window.end,
+            _time(window.start),
+            _time(window.end),
         ],
     )
     other = 0
     for band_index, grade, source, won, total, others in value_rows:
         other += others
-        for key in ways(band_index, grade, source):
+        for key in _ways(band_index, grade, source):
             group = groups.setdefault(key, {})
             group["won"] = group.get("won", 0) + won
             group["value"] = group.get("value", Decimal(0)) + (total or Decimal(0))
@@ -350,7 +402,7 @@ def score_auc(*, before: dt.datetime) -> Auc:
         f"SELECT {_SCORE}, COUNT(*) FILTER (WHERE l.customer_at IS NOT NULL), "  # noqa: S608
         f"COUNT(*) FILTER (WHERE l.customer_at IS NULL) FROM {LEADS} l "
         "WHERE l.created_at < %s GROUP BY 1",
-        [before],
+        [_time(before)],
     )
     return _auc({score: [pos, neg] for score, pos, neg in rows})
 

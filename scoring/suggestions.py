@@ -7,9 +7,10 @@ How the numbers are made:
 
 - **sample**: every converted lead (up to ``MAX_POSITIVES``) and a random share
   of the others (``TABLESAMPLE BERNOULLI`` with a fixed seed, up to
-  ``MAX_NEGATIVES``). Sampling the two classes apart moves only the model's
-  intercept, not its weights; the evidence's counts and rates are weighted back
-  to the whole table (and marked as estimates when sampled).
+  ``MAX_NEGATIVES``; on SQLite a fixed hash of the id instead). Sampling the
+  two classes apart moves only the model's intercept, not its weights; the
+  evidence's counts and rates are weighted back to the whole table (and marked
+  as estimates when sampled).
 - **activity** counts only events before the lead converted, capped at
   ``COUNT_CAP`` per lead, so what customers do after buying does not teach the
   model.
@@ -26,7 +27,9 @@ points, as plain data; the flows app turns accepted ones into a draft flow.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,10 +132,32 @@ def _fetch(sql: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]
 LEADS = Lead._meta.db_table
 EVENTS = Event._meta.db_table
 _CONVERTED = "(opportunity_at IS NOT NULL OR customer_at IS NOT NULL)"
-_COLUMNS = (
-    "id, job_title, company_size, industry, country, source, "
-    "COALESCE(LEAST(opportunity_at, customer_at), opportunity_at, customer_at)"
+_ACTIVITY_TYPES = (
+    "'page', 'track', 'form.submitted', 'email.opened', 'email.clicked', "
+    "'email.replied', 'email.unsubscribed', 'email.bounced'"
 )
+# SQLite has no TABLESAMPLE: a fixed hash of the id keeps about ``share`` of them.
+_HASH_MODULUS = 1000003
+# Later than any event: SQLite compares its datetimes as text.
+_NEVER_POSTGRES = "'infinity'"
+_NEVER_SQLITE = "'9999-12-31'"
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _converted_at(prefix: str = "", otherwise: str = "") -> str:
+    """When the lead converted: the earlier of its opportunity and customer dates
+    (else ``otherwise``). SQLite's two-argument MIN is PostgreSQL's LEAST."""
+    least = "LEAST" if _postgres() else "MIN"
+    opp, customer = f"{prefix}opportunity_at", f"{prefix}customer_at"
+    last = f", {otherwise}" if otherwise else ""
+    return f"COALESCE({least}({opp}, {customer}), {opp}, {customer}{last})"
+
+
+def _columns() -> str:
+    return f"id, job_title, company_size, industry, country, source, {_converted_at()}"
 
 
 def _sample() -> tuple[list[tuple[Any, ...]], int, int, float]:
@@ -143,14 +168,44 @@ def _sample() -> tuple[list[tuple[Any, ...]], int, int, float]:
     )[0]
     negatives = total - positives
     share = min(1.0, MAX_NEGATIVES / negatives) if negatives else 1.0
+    columns = _columns()
     # Table and column names are model constants; the numbers are bound.
-    sampled = "TABLESAMPLE BERNOULLI (%s) REPEATABLE (%s)" if share < 1.0 else ""
-    rows = _fetch(
-        f"(SELECT {_COLUMNS} FROM {LEADS} WHERE {_CONVERTED} ORDER BY id LIMIT %s) "  # noqa: S608
-        f"UNION ALL (SELECT {_COLUMNS} FROM {LEADS} {sampled} WHERE NOT {_CONVERTED} ORDER BY id)",
-        [MAX_POSITIVES] if share >= 1.0 else [MAX_POSITIVES, share * 100, SEED],
-    )
+    if _postgres():
+        sampled = "TABLESAMPLE BERNOULLI (%s) REPEATABLE (%s)" if share < 1.0 else ""
+        rows = _fetch(
+            f"(SELECT {columns} FROM {LEADS} WHERE {_CONVERTED} ORDER BY id LIMIT %s) "  # noqa: S608
+            f"UNION ALL (SELECT {columns} FROM {LEADS} {sampled} WHERE NOT {_CONVERTED} "
+            "ORDER BY id)",
+            [MAX_POSITIVES] if share >= 1.0 else [MAX_POSITIVES, share * 100, SEED],
+        )
+    else:
+        sampled = f"AND ((id + %s) * 2654435761) %% {_HASH_MODULUS} < %s" if share < 1.0 else ""
+        rows = _fetch(
+            f"SELECT * FROM (SELECT {columns} FROM {LEADS} WHERE {_CONVERTED} "  # noqa: S608
+            f"ORDER BY id LIMIT %s) UNION ALL SELECT * FROM (SELECT {columns} FROM {LEADS} "
+            f"WHERE NOT {_CONVERTED} {sampled} ORDER BY id)",
+            [MAX_POSITIVES] if share >= 1.0 else [MAX_POSITIVES, SEED, int(share * _HASH_MODULUS)],
+        )
     return rows, total, positives, share
+
+
+def _page_path(url: Any) -> str:
+    """A page view's path, as the PostgreSQL query cuts it: no scheme and host,
+    no query string, no fragment."""
+    path = re.sub(r"^[a-z]+://[^/]+", "", "" if url is None else str(url), count=1)
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+def _activity_key(kind: str, name: str | None, url: Any) -> str | None:
+    if kind.startswith("email."):
+        return f"email:{kind[6:]}"
+    if kind == "page":
+        return f"page:{_page_path(url)}"
+    if kind == "track":
+        return None if name is None else f"track:{name}"
+    if kind == "form.submitted":
+        return "form:"
+    return None
 
 
 def _activity(ids: list[int]) -> dict[int, Counter[str]]:
@@ -158,6 +213,25 @@ def _activity(ids: list[int]) -> dict[int, Counter[str]]:
     ``page:/pricing``, ``track:<name>``, ``form:``)."""
     if not ids:
         return {}
+    out: dict[int, Counter[str]] = {}
+    if not _postgres():
+        # SQLite has no regexp_replace: the path is cut here from each distinct url.
+        counts: dict[int, Counter[str]] = {}
+        for lead_id, kind, name, url, count in _fetch(
+            f"SELECT e.lead_id, e.type, e.name, e.properties ->> '$.url', COUNT(*) "  # noqa: S608
+            f"FROM {EVENTS} e JOIN {LEADS} l ON l.id = e.lead_id "
+            "WHERE e.lead_id IN (SELECT value FROM json_each(%s)) "
+            f"AND e.type IN ({_ACTIVITY_TYPES}) "
+            f"AND e.occurred_at < {_converted_at('l.', _NEVER_SQLITE)} "
+            "GROUP BY 1, 2, 3, 4",
+            [json.dumps(ids)],
+        ):
+            key = _activity_key(kind, name, url)
+            if key is not None:
+                counts.setdefault(lead_id, Counter())[key] += count
+        for lead_id, keys in counts.items():
+            out[lead_id] = Counter({key: min(n, COUNT_CAP) for key, n in keys.items()})
+        return out
     rows = _fetch(
         "SELECT e.lead_id, CASE "  # noqa: S608
         "WHEN e.type LIKE 'email.%%' THEN 'email:' || substr(e.type, 7) "
@@ -168,14 +242,11 @@ def _activity(ids: list[int]) -> dict[int, Counter[str]]:
         "WHEN e.type = 'form.submitted' THEN 'form:' END AS key, COUNT(*) "
         f"FROM {EVENTS} e JOIN {LEADS} l ON l.id = e.lead_id "
         "WHERE e.lead_id = ANY(%s) "
-        "AND e.type IN ('page', 'track', 'form.submitted', 'email.opened', 'email.clicked', "
-        "'email.replied', 'email.unsubscribed', 'email.bounced') "
-        "AND e.occurred_at < COALESCE(LEAST(l.opportunity_at, l.customer_at), "
-        "l.opportunity_at, l.customer_at, 'infinity') "
+        f"AND e.type IN ({_ACTIVITY_TYPES}) "
+        f"AND e.occurred_at < {_converted_at('l.', _NEVER_POSTGRES)} "
         "GROUP BY 1, 2",
         [ids],
     )
-    out: dict[int, Counter[str]] = {}
     for lead_id, key, count in rows:
         if key is not None:
             out.setdefault(lead_id, Counter())[key] = min(count, COUNT_CAP)
