@@ -240,6 +240,8 @@ SPECTACULAR_SETTINGS = {
         "EnrollmentStatusEnum": "flows.models.EnrollmentStatus",
         "StepStatusEnum": "flows.models.StepStatus",
         "DeliveryStatusEnum": "flows.models.DeliveryStatus",
+        "FitGradeEnum": "core.vocabulary.FitGrade",
+        "EngagementGradeEnum": "core.vocabulary.EngagementGrade",
     },
 }
 

@@ -37,6 +37,8 @@ STANDARD_FIELDS: dict[str, str] = {
     "tags": "tags",
     "score": "number",
     "grade": "choice",
+    "fit_grade": "choice",
+    "engagement_grade": "choice",
     "source": "choice",
 }
 SUPPORTED_OPERATORS: dict[str, frozenset[str]] = {

@@ -21,7 +21,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from core.vocabulary import Grade
+from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.models import (
     Event,
     Lead,
@@ -62,6 +62,8 @@ RULE_FIELDS: dict[str, str] = {
     "score.engagement": "number",
     "stage": "choice",
     "grade": "choice",
+    "fit_grade": "choice",
+    "engagement_grade": "choice",
     "source": "choice",
     "unsubscribed": "boolean",
     "last_activity_at": "date",
@@ -173,6 +175,8 @@ class LeadSpec:
     stage: str
     score: int
     grade: str
+    fit_grade: str
+    engagement_grade: str
     source: str
     # Points per category; a category left out has no LeadScore row.
     category_scores: dict[str, int]
@@ -221,6 +225,8 @@ LEADS = st.builds(
     stage=st.sampled_from(Stage.values),
     score=st.sampled_from(SCORES),
     grade=st.sampled_from(Grade.values),
+    fit_grade=st.sampled_from(FitGrade.values),
+    engagement_grade=st.sampled_from(EngagementGrade.values),
     source=st.sampled_from(["", "paid", "organic", "event"]),
     category_scores=st.dictionaries(
         st.sampled_from(CATEGORIES), st.sampled_from(SCORES), max_size=2
@@ -256,6 +262,8 @@ def field_values(name: str, kind: str, op: str) -> st.SearchStrategy[Any]:
         choices = {
             "stage": Stage.values,
             "grade": Grade.values,
+            "fit_grade": FitGrade.values,
+            "engagement_grade": EngagementGrade.values,
             "source": ["paid", "organic", "event", "import"],
         }
         options = st.sampled_from(choices.get(name, CUSTOM_FIELDS["plan"][1]))
@@ -435,6 +443,8 @@ def create_rows(scenario: Scenario, users: list[User]) -> tuple[list[int], list[
             stage=spec.stage,
             score=spec.score,
             grade=spec.grade,
+            fit_grade=spec.fit_grade,
+            engagement_grade=spec.engagement_grade,
             source=spec.source,
             unsubscribed=spec.unsubscribed,
             owner_id=None if spec.owner is None else owner_ids[spec.owner],
