@@ -27,6 +27,7 @@ app.conf.update(
         "flows.tasks.wakeups_claim": {"queue": "periodic"},
         "flows.tasks.deliveries_due": {"queue": "periodic"},
         "scoring.tasks.scores_decay": {"queue": "periodic"},
+        "pages.tasks.review_warm": {"queue": "periodic"},
         "flows.tasks.wakeups_fire": {"queue": "flows"},
         "flows.tasks.delivery_send": {"queue": "deliveries"},
     },
@@ -53,6 +54,8 @@ app.conf.update(
         # Decay and expiry of points. Hourly: a period ends within the hour, and a
         # run with nothing due only reads.
         "scores-decay": {"task": "scoring.tasks.scores_decay", "schedule": 3600.0},
+        # The scoring review's figures ready before anyone opens the page.
+        "review-warm": {"task": "pages.tasks.review_warm", "schedule": 300.0},
     },
 )
 
