@@ -178,6 +178,29 @@ def category_problems(values: dict[str, Any]) -> dict[str, list[str]]:
     return problems
 
 
+def change_lines(
+    changes: dict[str, list[Any]],
+    labels: dict[str, str],
+    choices: dict[str, dict[str, str]] | None = None,
+) -> list[str]:
+    """One line per changed field: "Hot from: 50 → 60", a choice by its label
+    (``choices``: by field, value to label), yes or no, "none" for nothing."""
+
+    def shown(field: str, value: Any) -> str:
+        if value is None or value == "":
+            return gettext("none")
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        if isinstance(value, list):
+            return ", ".join(shown(field, item) for item in value) or gettext("none")
+        return str((choices or {}).get(field, {}).get(value, value))
+
+    return [
+        f"{labels.get(field, field)}: {shown(field, before)} → {shown(field, after)}"
+        for field, (before, after) in changes.items()
+    ]
+
+
 def change_words(
     changes: dict[str, list[Any]],
     labels: dict[str, str],
@@ -185,18 +208,7 @@ def change_words(
 ) -> str:
     """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45", a choice
     by its label (``choices``: by field, value to label), yes or no."""
-
-    def shown(field: str, value: Any) -> str:
-        if value is None or value == "":
-            return gettext("none")
-        if isinstance(value, bool):
-            return gettext("yes") if value else gettext("no")
-        return str((choices or {}).get(field, {}).get(value, value))
-
-    return "; ".join(
-        f"{labels.get(field, field)}: {shown(field, before)} → {shown(field, after)}"
-        for field, (before, after) in changes.items()
-    )
+    return "; ".join(change_lines(changes, labels, choices))
 
 
 def counted_points(

@@ -13,7 +13,7 @@ from flows.models import Flow, FlowStatus
 from leads.models import Lead
 from scoring.models import ReviewLogEntry
 from scoring.services import scoring_settings
-from tests.factories import EventFactory, LeadFactory, ReviewLogEntryFactory
+from tests.factories import EventFactory, FlowFactory, LeadFactory, ReviewLogEntryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -153,3 +153,32 @@ def test_marketers_see_a_preset_but_cannot_apply_it(client, marketer):
     assert "Only an admin can apply a preset." in response.content.decode()
     assert scoring_settings().preset == ""
     assert Lead.objects.count() == 0
+
+
+def test_the_review_log_shows_changes_as_readable_lines(client, marketer):
+    flow = FlowFactory.create(name="Pricing points")
+    ReviewLogEntryFactory.create(
+        summary="Settings",
+        changes={
+            "hot_rule": ["total", "axes"],
+            "warm_threshold": [20, 25],
+            "total_cap": [None, 90],
+        },
+    )
+    ReviewLogEntryFactory.create(
+        subject="flow", summary="Flow", changes={"flow": flow.pk, "version": 2, "points": {"n1": 5}}
+    )
+    client.force_login(marketer)
+
+    html = client.get("/scoring/").content.decode()
+
+    assert (
+        "<li>Hot rule: Total score at or above the hot threshold"
+        " → A minimum fit and a minimum engagement</li>"
+    ) in html
+    assert "<li>Warm from: 20 → 25</li>" in html
+    assert "<li>Cap on the total: none → 90</li>" in html
+    assert f'<li><a href="/flows/{flow.pk}/">Flow: Pricing points</a></li>' in html
+    assert "<li>Version: 2</li>" in html
+    assert "<li>Points: n1 +5</li>" in html
+    assert "{&#x27;" not in html
