@@ -4,6 +4,7 @@ suggestions into a draft flow, and applying a preset with its confirm step."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.cache import cache
@@ -182,3 +183,27 @@ def test_the_review_log_shows_changes_as_readable_lines(client, marketer):
     assert "<li>Version: 2</li>" in html
     assert "<li>Points: n1 +5</li>" in html
     assert "{&#x27;" not in html
+
+
+def test_an_uncertain_suggestion_is_not_ticked_and_says_why(client, marketer):
+    converting_leads()
+    now = timezone.now()
+    LeadFactory.create_batch(7, job_title="Engineer")
+    LeadFactory.create(job_title="Engineer", opportunity_at=now)
+    LeadFactory.create_batch(10, job_title="Analyst", source="paid")
+    client.force_login(marketer)
+
+    html = client.get("/scoring/").content.decode()
+
+    engineer = re.search(r'<tr data-feature="title:engineer">.*?</tr>', html, re.S)
+    head = re.search(r'<tr data-feature="title:head">.*?</tr>', html, re.S)
+    assert engineer is not None
+    assert head is not None
+    assert " checked" not in engineer.group(0)
+    assert "Only 8 leads have it." in engineer.group(0)
+    assert " checked" in head.group(0)
+    assert "data-uncertain" not in head.group(0)
+    # A row no flow can give points for says so instead of a bare "-".
+    source = re.search(r'<tr data-feature="source:paid">.*?</tr>', html, re.S)
+    assert source is not None
+    assert "No flow can give these points" in source.group(0)
