@@ -116,7 +116,9 @@ def test_accepting_suggestions_opens_the_draft_in_the_builder(client, marketer):
     assert steps["Page view: /pricing"] == 12
     assert steps["Job title: student or intern"] < 0
     assert ReviewLogEntry.objects.get().user == marketer
-    assert client.get(response["Location"]).status_code == 200
+    builder = client.get(response["Location"])
+    assert builder.status_code == 200
+    assert "Draft made from 2 suggestions: review and publish." in builder.content.decode()
 
 
 def test_accepting_nothing_goes_back_with_a_message(client, marketer):
