@@ -281,6 +281,7 @@ def _category_form(category: ScoreCategory, data: Any = None) -> CategorySetting
     return CategorySettingsForm(
         data,
         prefix=f"category-{category.pk}",
+        category_key=category.key,
         initial={name: getattr(category, name) for name in CATEGORY_FIELDS},
     )
 
