@@ -13,7 +13,7 @@ from django.utils.translation import gettext, ngettext
 
 from flows.lifecycle import flow_create
 from flows.models import Flow, Reentry
-from flows.selectors import ScoringStep
+from flows.selectors import ScoringStep, scoring_steps
 from flows.templates_catalog import Canvas
 from scoring.services import review_log_record
 from scoring.suggestions import ATTRIBUTE, Feature, Suggestion
@@ -95,11 +95,15 @@ def current_points(
     return out
 
 
-def suggestions_graph(accepted: list[tuple[Feature, int]]) -> dict[str, Any]:
+def suggestions_graph(
+    accepted: list[tuple[Feature, int]], reasons: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A graph giving each accepted feature its points: the attributes checked one
     after the other from one "lead created" trigger (a flow enrolls a lead once
-    per event, whichever trigger matched), each activity its own trigger."""
+    per event, whichever trigger matched), each activity its own trigger.
+    ``reasons``: a step's reason by feature key (else the feature's label)."""
     canvas = Canvas()
+    reasons = reasons or {}
     attributes = [(f, p) for f, p in accepted if f.kind == ATTRIBUTE and f.trigger]
     activities = [(f, p) for f, p in accepted if f.kind != ATTRIBUTE and f.trigger]
     column = 0
@@ -118,7 +122,11 @@ def suggestions_graph(accepted: list[tuple[Feature, int]]) -> dict[str, Any]:
             score = canvas.node(
                 f"check-{index + 1}-score",
                 "score.adjust",
-                {"points": points, "category": feature.category, "reason": feature.label[:255]},
+                {
+                    "points": points,
+                    "category": feature.category,
+                    "reason": reasons.get(feature.key, feature.label)[:255],
+                },
                 row=2 + 2 * index,
                 column=1,
             )
@@ -137,7 +145,11 @@ def suggestions_graph(accepted: list[tuple[Feature, int]]) -> dict[str, Any]:
         score = canvas.node(
             f"activity-{index + 1}-score",
             "score.adjust",
-            {"points": points, "category": feature.category, "reason": feature.label[:255]},
+            {
+                "points": points,
+                "category": feature.category,
+                "reason": reasons.get(feature.key, feature.label)[:255],
+            },
             row=1,
             column=column + index,
         )
@@ -149,18 +161,40 @@ def suggestions_graph(accepted: list[tuple[Feature, int]]) -> dict[str, Any]:
 def suggestions_draft_create(
     *, accepted: list[tuple[Feature, int]], user: User | None, month: str = ""
 ) -> Flow:
-    """A draft flow giving the accepted features their points (``(feature,
-    points)``; features no flow can express are left out), and a review log
-    entry saying so. Nothing is live until the marketer publishes it."""
-    usable = [(feature, points) for feature, points in accepted if feature.trigger and points]
+    """A draft flow bringing the accepted features to their points (``(feature,
+    points)``; features no flow can express are left out): each step gives the
+    difference between the suggested points and what the active flows give the
+    feature today (publishing the draft adds to them), a feature they already
+    give exactly is left out. A review log entry says so. Nothing is live until
+    the marketer publishes it."""
+    steps = scoring_steps()
+    usable: list[tuple[Feature, int]] = []
+    reasons: dict[str, str] = {}
+    for feature, points in accepted:
+        if not feature.trigger:
+            continue
+        today = sum(step.points for step in steps if _step_matches(feature, step))
+        difference = points - today
+        if not difference:
+            continue
+        usable.append((feature, difference))
+        if today:
+            reasons[feature.key] = gettext(
+                "%(difference)s to reach the suggested %(points)s for %(feature)s"
+            ) % {"difference": f"{difference:+d}", "points": points, "feature": feature.label}
     if not usable:
-        raise ValueError(gettext("Pick at least one suggestion that a flow can give points for."))
+        raise ValueError(
+            gettext(
+                "Pick at least one suggestion that a flow can give points for and that "
+                "today's flows do not give already."
+            )
+        )
     name = gettext("Suggested scoring %(month)s") % {"month": month} if month else ""
     flow = flow_create(
         name=name.strip() or gettext("Suggested scoring"),
         description=gettext("Made from the scoring review's suggestions; review and publish."),
         reentry=Reentry.ALWAYS,
-        graph=suggestions_graph(usable),
+        graph=suggestions_graph(usable, reasons),
         created_by=user,
     )
     review_log_record(

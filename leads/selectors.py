@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.roles import ADMIN_MARKETER, Role
 from leads.category_scores import category_scores
-from leads.models import CLOSED_STAGES, Event, Lead, SegmentMembership, Task
+from leads.models import CLOSED_STAGES, Event, Lead, SegmentMembership, Stage, Task
 from leads.roles import user_role
 
 
@@ -81,10 +81,11 @@ class LeadFilters:
 
 
 # "Great fit, not yet engaged": who the lead is fits the ideal customer (fit A or
-# B) but it has done little yet (engagement 3 or 4), and it is still a prospect.
+# B) but it has done little yet (engagement 3 or 4), and it is still a prospect
+# (not closed, and not an opportunity sales already works).
 # A low score is no reason to skip such a lead: a rep can start the conversation.
 GREAT_FIT = Q(fit_grade__in=("A", "B"), engagement_grade__in=("3", "4")) & ~Q(
-    stage__in=CLOSED_STAGES
+    stage__in=(*CLOSED_STAGES, Stage.OPPORTUNITY)
 )
 
 

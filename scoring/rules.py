@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from django.db.models import Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.models import CLOSED_STAGES, Stage
@@ -132,10 +132,27 @@ GRADE_SETTINGS = (
 )
 
 
-def settings_problems(values: dict[str, Any]) -> dict[str, list[str]]:
+def _unreachable(cap: int, threshold: int, grade: Any) -> str:
+    return gettext(
+        "With a cap of %(cap)s points, %(grade)s (from %(threshold)s points) can never be "
+        "reached: the cap must be at least %(threshold)s."
+    ) % {"cap": cap, "grade": str(grade), "threshold": threshold}
+
+
+# The category whose cap bounds each axis' top grade: (category key, setting, grade).
+TOP_GRADES = (
+    (FIT, "fit_a", gettext_lazy("fit A")),
+    (ENGAGEMENT, "engagement_1", gettext_lazy("engagement 1")),
+)
+
+
+def settings_problems(
+    values: dict[str, Any], caps: dict[str, int | None] | None = None
+) -> dict[str, list[str]]:
     """What is wrong with these scoring settings (the whole set, as they would be
-    saved), by field: thresholds out of order, a cap below 1. The page's form and the API both
-    ask this."""
+    saved), by field: thresholds out of order, a cap below 1, a top grade
+    (fit A, engagement 1) above its category's cap (``caps``: by category key),
+    which no lead could reach. The page's form and the API both ask this."""
     problems: dict[str, list[str]] = {}
 
     def above(high: str, low: str, message: str) -> None:
@@ -155,12 +172,20 @@ def settings_problems(values: dict[str, Any]) -> dict[str, list[str]]:
         problems["hot_min_fit"] = [gettext("Choose a fit grade, A to D.")]
     if values.get("hot_min_engagement") not in (None, *EngagementGrade.values):
         problems["hot_min_engagement"] = [gettext("Choose an engagement grade, 1 to 4.")]
+    for key, setting, grade in TOP_GRADES:
+        cap, threshold = (caps or {}).get(key), values.get(setting)
+        if cap is not None and threshold is not None and cap < threshold:
+            problems.setdefault(setting, []).append(_unreachable(cap, threshold, grade))
     return problems
 
 
-def category_problems(values: dict[str, Any]) -> dict[str, list[str]]:
+def category_problems(
+    values: dict[str, Any], *, key: str = "", settings: ScoringSettings | None = None
+) -> dict[str, list[str]]:
     """What is wrong with a category's cap and decay, by field: a decay mode
-    needs its days (and a percentage, 1 to 100, for a share per period)."""
+    needs its days (and a percentage, 1 to 100, for a share per period); the fit
+    or engagement category (``key``) capped below fit A or engagement 1 (of
+    ``settings``) would make that grade unreachable."""
     problems: dict[str, list[str]] = {}
     mode = values.get("decay_mode") or DecayMode.NONE
     days, percent = values.get("decay_days"), values.get("decay_percent")
@@ -175,7 +200,35 @@ def category_problems(values: dict[str, Any]) -> dict[str, list[str]]:
     cap = values.get("cap")
     if cap is not None and cap < 1:
         problems["cap"] = [gettext("A cap is at least 1 point; leave it blank for none.")]
+    elif cap is not None and settings is not None:
+        for category, setting, grade in TOP_GRADES:
+            threshold = getattr(settings, setting)
+            if key == category and cap < threshold:
+                problems["cap"] = [_unreachable(cap, threshold, grade)]
     return problems
+
+
+def change_lines(
+    changes: dict[str, list[Any]],
+    labels: dict[str, str],
+    choices: dict[str, dict[str, str]] | None = None,
+) -> list[str]:
+    """One line per changed field: "Hot from: 50 → 60", a choice by its label
+    (``choices``: by field, value to label), yes or no, "none" for nothing."""
+
+    def shown(field: str, value: Any) -> str:
+        if value is None or value == "":
+            return gettext("none")
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        if isinstance(value, list):
+            return ", ".join(shown(field, item) for item in value) or gettext("none")
+        return str((choices or {}).get(field, {}).get(value, value))
+
+    return [
+        f"{labels.get(field, field)}: {shown(field, before)} → {shown(field, after)}"
+        for field, (before, after) in changes.items()
+    ]
 
 
 def change_words(
@@ -185,18 +238,7 @@ def change_words(
 ) -> str:
     """A review-log summary: "Hot from: 50 → 60; Fit A from: 40 → 45", a choice
     by its label (``choices``: by field, value to label), yes or no."""
-
-    def shown(field: str, value: Any) -> str:
-        if value is None or value == "":
-            return gettext("none")
-        if isinstance(value, bool):
-            return gettext("yes") if value else gettext("no")
-        return str((choices or {}).get(field, {}).get(value, value))
-
-    return "; ".join(
-        f"{labels.get(field, field)}: {shown(field, before)} → {shown(field, after)}"
-        for field, (before, after) in changes.items()
-    )
+    return "; ".join(change_lines(changes, labels, choices))
 
 
 def counted_points(

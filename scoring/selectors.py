@@ -201,3 +201,11 @@ def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
     return ScoreBreakdown(
         score=lead.score, grade=lead.grade, categories=categories, reasons=reasons
     )
+
+
+def axis_caps() -> dict[str, int | None]:
+    """The caps of the fit and engagement categories, by key (what bounds fit A
+    and engagement 1: ``scoring.rules.settings_problems``)."""
+    return dict(
+        ScoreCategory.objects.filter(key__in=("fit", "engagement")).values_list("key", "cap")
+    )

@@ -26,6 +26,7 @@ from scoring.models import (
     DecayMode,
     HotRule,
     LeadScore,
+    Preset,
     ReviewLogEntry,
     ScoreCategory,
     ScoreChange,
@@ -82,14 +83,17 @@ def _changes(instance: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
     }
 
 
-def _labels() -> dict[str, str]:
+def setting_labels() -> dict[str, str]:
+    """The settings' and categories' fields by their human labels (the review log)."""
     return {field: str(label) for field, label in SETTING_LABELS.items()}
 
 
-def _choice_labels() -> dict[str, dict[str, str]]:
+def setting_choice_labels() -> dict[str, dict[str, str]]:
+    """The choice fields' values by their labels, by field (the review log)."""
     return {
         "hot_rule": {value: str(label) for value, label in HotRule.choices},
         "decay_mode": {value: str(label) for value, label in DecayMode.choices},
+        "preset": {value: str(label) for value, label in Preset.choices},
     }
 
 
@@ -110,7 +114,7 @@ def scoring_settings_update(*, user: User | None = None, **values: Any) -> Scori
     review_log_record(
         user=user,
         subject="settings",
-        summary=change_words(changes, _labels(), _choice_labels()),
+        summary=change_words(changes, setting_labels(), setting_choice_labels()),
         changes=changes,
     )
     return settings
@@ -129,10 +133,11 @@ def score_category_update(
     for field, (_, value) in changes.items():
         setattr(locked, field, value)
     locked.save(update_fields=list(changes))
+    labels = setting_labels()
     review_log_record(
         user=user,
         subject="category",
-        summary=f"{locked.label}: {change_words(changes, _labels(), _choice_labels())}",
+        summary=f"{locked.label}: {change_words(changes, labels, setting_choice_labels())}",
         changes=changes,
     )
     return locked

@@ -49,6 +49,9 @@ MIN_LEADS = 5  # leads with a feature before it is a column of the model
 COUNT_CAP = 10
 POINTS_TO_DOUBLE = 10
 MAX_POINTS = 50
+# Below these a suggestion is shown as uncertain (not ticked): too little evidence.
+SOLID_LEADS = 20
+SOLID_CONVERSIONS = 3
 TOP_VALUES = 8  # industries, countries, paths and app events considered
 SEED = 13
 
@@ -94,10 +97,42 @@ class Suggestion:
     # and their conversion rate; estimates of the whole table when sampled.
     leads: int
     conversions: int
+    # Why the evidence is too thin to trust (``suggestion_doubt``); "" when solid.
+    doubt: str = ""
 
     @property
     def rate(self) -> float | None:
         return self.conversions / self.leads if self.leads else None
+
+    @property
+    def uncertain(self) -> bool:
+        return bool(self.doubt)
+
+
+def suggestion_doubt(*, points: int, leads: int, conversions: int, baseline: float | None) -> str:
+    """Why a suggestion is uncertain, "" when it is solid: fewer than
+    ``SOLID_LEADS`` leads or ``SOLID_CONVERSIONS`` conversions with the feature,
+    or points whose sign disagrees with its conversion rate against the baseline
+    (points up for a feature whose leads convert less than all leads, or down
+    for one whose leads convert more)."""
+    if leads < SOLID_LEADS:
+        return ngettext("Only %(count)s lead has it.", "Only %(count)s leads have it.", leads) % {
+            "count": leads
+        }
+    if conversions < SOLID_CONVERSIONS:
+        return ngettext(
+            "Only %(count)s of its leads converted.",
+            "Only %(count)s of its leads converted.",
+            conversions,
+        ) % {"count": conversions}
+    rate = conversions / leads
+    if baseline is not None and (
+        (points > 0 and rate < baseline) or (points < 0 and rate > baseline)
+    ):
+        return gettext(
+            "The points disagree with its rate: %(rate)s %% against %(baseline)s %% for all leads."
+        ) % {"rate": round(rate * 100), "baseline": round(baseline * 100)}
+    return ""
 
 
 @dataclass
@@ -407,13 +442,17 @@ def scoring_suggestions() -> SuggestionResult:
     for (feature, column), weight in zip(columns, model.coef_[0] / spread, strict=True):
         has = column > 0
         points = int(max(-MAX_POINTS, min(MAX_POINTS, round(float(weight) * scale))))
+        leads, conversions = round(float(weights[has].sum())), int(labels[has].sum())
         result.rows.append(
             Suggestion(
                 feature=feature,
                 points=points,
                 weight=round(float(weight), 4),
-                leads=round(float(weights[has].sum())),
-                conversions=int(labels[has].sum()),
+                leads=leads,
+                conversions=conversions,
+                doubt=suggestion_doubt(
+                    points=points, leads=leads, conversions=conversions, baseline=baseline
+                ),
             )
         )
     result.rows.sort(key=lambda s: (-abs(s.points), s.feature.key))

@@ -20,6 +20,8 @@ from leads.models import ApiScope, FieldDefinition, FieldType
 from leads.services.fields import RESERVED_KEYS, FieldValueError, choice_options_clean
 from scoring.models import DecayMode, HotRule, ScoreCategory
 from scoring.rules import category_problems, settings_problems
+from scoring.selectors import axis_caps
+from scoring.services import scoring_settings
 
 
 class _StyledForm(forms.Form):
@@ -205,7 +207,7 @@ class ThresholdsForm(_StyledForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        _problems_to_errors(self, settings_problems(data))
+        _problems_to_errors(self, settings_problems(data, axis_caps()))
         return data
 
 
@@ -224,9 +226,15 @@ class CategorySettingsForm(_StyledForm):
         _("Percent"), _("Share: the part of the points lost per period without activity.")
     )
 
+    def __init__(self, *args: Any, category_key: str = "", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.category_key = category_key
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        _problems_to_errors(self, category_problems(data))
+        _problems_to_errors(
+            self, category_problems(data, key=self.category_key, settings=scoring_settings())
+        )
         if data.get("decay_mode") != DecayMode.PERCENT:
             data["decay_percent"] = None
         if data.get("decay_mode") == DecayMode.NONE:

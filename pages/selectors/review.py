@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from core.vocabulary import Grade
+from flows.models import Flow
 from flows.presets import scoring_set_up
 from flows.scoring_review import CurrentPoints, current_points
 from flows.selectors import scoring_steps
 from leads.models import LeadSource
-from scoring.models import ReviewLogEntry
+from scoring.models import ReviewLogEntry, ScoreCategory
 from scoring.report import ReviewReport, Window, month_window, review_report
-from scoring.services import scoring_settings
+from scoring.rules import change_lines
+from scoring.services import scoring_settings, setting_choice_labels, setting_labels
 from scoring.suggestions import Suggestion, SuggestionResult, scoring_suggestions
 
 # Beat recomputes both every five minutes (``pages.tasks.review_warm``); they
@@ -71,13 +75,78 @@ class SuggestionRow:
     current: CurrentPoints
 
 
+@dataclass(frozen=True)
+class LogLine:
+    """One readable line of a review log entry's changes; ``url`` links it."""
+
+    text: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class LogRow:
+    entry: ReviewLogEntry
+    lines: list[LogLine]
+
+
+def _points_words(points: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{key} {value:+d}" if isinstance(value, int) else f"{key} {value}"
+        for key, value in points.items()
+    )
+
+
+def log_rows(entries: list[ReviewLogEntry]) -> list[LogRow]:
+    """The review log's entries with their changes as readable lines: "Label:
+    before → after" (the settings' labels and choice labels), a flow as a link to
+    its builder, the flows a preset made by name."""
+    labels, choices = setting_labels(), setting_choice_labels()
+    flow_ids = {e.changes.get("flow") for e in entries if isinstance(e.changes, dict)}
+    flows = {f.pk: f.name for f in Flow.objects.filter(pk__in=[i for i in flow_ids if i])}
+    categories = dict(ScoreCategory.objects.values_list("key", "label"))
+    rows = []
+    for entry in entries:
+        changes = entry.changes if isinstance(entry.changes, dict) else {}
+        lines: list[LogLine] = []
+        pairs: dict[str, list[Any]] = {}
+        names: dict[str, str] = dict(labels)
+        for field, value in changes.items():
+            if field == "flow":
+                name = flows.get(value)
+                lines.append(
+                    LogLine(
+                        gettext("Flow: %(name)s") % {"name": name or gettext("deleted")},
+                        reverse("flow-builder", args=[value]) if name else "",
+                    )
+                )
+            elif field == "version":
+                lines.append(LogLine(gettext("Version: %(number)s") % {"number": value}))
+            elif field == "points" and isinstance(value, dict):
+                words = _points_words(value)
+                lines.append(LogLine(gettext("Points: %(points)s") % {"points": words}))
+            elif field == "flows" and isinstance(value, list):
+                made = ", ".join(str(v) for v in value) or gettext("none")
+                lines.append(LogLine(gettext("Flows made: %(names)s") % {"names": made}))
+            elif isinstance(value, list) and len(value) == 2:
+                key, _, attribute = field.rpartition(".")
+                if key:
+                    names[field] = f"{categories.get(key, key)}: {labels.get(attribute, attribute)}"
+                    choices.setdefault(field, choices.get(attribute, {}))
+                pairs[field] = value
+            else:
+                lines.append(LogLine(f"{labels.get(field, field)}: {value}"))
+        lines[:0] = [LogLine(text) for text in change_lines(pairs, names, choices)]
+        rows.append(LogRow(entry, lines))
+    return rows
+
+
 @dataclass
 class ReviewPage:
     window: Window
     report: ReviewReport
     suggestions: SuggestionResult
     rows: list[SuggestionRow]
-    log: list[ReviewLogEntry]
+    log: list[LogRow]
     set_up: str
     extra: dict[str, Any]
 
@@ -89,7 +158,7 @@ def review_page(*, month: str | None) -> ReviewPage:
     suggestions = suggestions_cached()
     today = current_points(suggestions=suggestions.rows, steps=scoring_steps())
     rows = [SuggestionRow(s, today[s.feature.key]) for s in suggestions.rows]
-    log = list(ReviewLogEntry.objects.select_related("user")[:LOG_LIMIT])
+    log = log_rows(list(ReviewLogEntry.objects.select_related("user")[:LOG_LIMIT]))
     return ReviewPage(
         window=window,
         report=report,

@@ -84,6 +84,16 @@ def scoring_suggestions_accept(request: HtmxHttpRequest) -> HttpResponse:
     except ValueError as exc:
         messages.error(request, str(exc))
         return redirect("scoring-review")
+    steps = sum(1 for node in flow.draft["nodes"] if node["type"] == "score.adjust")
+    messages.success(
+        request,
+        ngettext(
+            "Draft made from %(count)s suggestion: review and publish.",
+            "Draft made from %(count)s suggestions: review and publish.",
+            steps,
+        )
+        % {"count": steps},
+    )
     return redirect("flow-builder", pk=flow.pk)
 
 

@@ -49,6 +49,7 @@ from pages.forms.settings import (
     SlackForm,
     ThresholdsForm,
 )
+from pages.selectors.review import log_rows
 from scoring.models import ReviewLogEntry, ScoreCategory
 from scoring.services import (
     CategoryDeleteRefused,
@@ -280,6 +281,7 @@ def _category_form(category: ScoreCategory, data: Any = None) -> CategorySetting
     return CategorySettingsForm(
         data,
         prefix=f"category-{category.pk}",
+        category_key=category.key,
         initial={name: getattr(category, name) for name in CATEGORY_FIELDS},
     )
 
@@ -304,7 +306,7 @@ def _scoring_context(**extra: Any) -> dict[str, Any]:
             initial={name: getattr(current, name) for name in SETTINGS_FIELDS}
         ),
         "category_form": CategoryForm(),
-        "review_log": ReviewLogEntry.objects.select_related("user")[:5],
+        "review_log": log_rows(list(ReviewLogEntry.objects.select_related("user")[:5])),
     }
     context.update(extra)
     return context

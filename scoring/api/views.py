@@ -22,7 +22,7 @@ from leads.roles import user_role
 from leads.selectors import leads_visible_to
 from scoring.models import ScoreCategory, ScoreChange, ScoringSettings
 from scoring.rules import category_problems, settings_problems
-from scoring.selectors import ScoreBreakdown, ScoreReason, lead_score_breakdown
+from scoring.selectors import ScoreBreakdown, ScoreReason, axis_caps, lead_score_breakdown
 from scoring.services import (
     CategoryDeleteRefused,
     score_adjust_by_hand,
@@ -104,7 +104,10 @@ class ScoreCategorySerializer(serializers.ModelSerializer[ScoreCategory]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         fields = ["cap", "decay_mode", "decay_days", "decay_percent"]
-        problems = category_problems(_merged(self.instance, attrs, fields))
+        key = self.instance.key if self.instance is not None else attrs.get("key", "")
+        problems = category_problems(
+            _merged(self.instance, attrs, fields), key=key, settings=scoring_settings()
+        )
         if problems:
             raise ValidationError(problems)
         return attrs
@@ -139,7 +142,7 @@ class ScoringSettingsSerializer(serializers.ModelSerializer[ScoringSettings]):
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        problems = settings_problems(_merged(self.instance, attrs, self.Meta.fields))
+        problems = settings_problems(_merged(self.instance, attrs, self.Meta.fields), axis_caps())
         if problems:
             raise ValidationError(problems)
         return attrs

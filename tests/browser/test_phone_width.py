@@ -7,7 +7,12 @@ import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
 from leads.services.users import identity_secret_rotate
-from tests.factories import DeliveryFactory, HookSubscriptionFactory
+from tests.factories import (
+    DeliveryFactory,
+    HookSubscriptionFactory,
+    LeadFactory,
+    ReviewLogEntryFactory,
+)
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
@@ -68,3 +73,33 @@ def test_scoring_settings_fit_a_phone(page: Page, live_server, login):
     for box in (save.bounding_box(), decay.bounding_box()):
         assert box is not None
         assert box["x"] + box["width"] <= PHONE["width"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_leads_list_and_the_scoring_review_fit_a_phone(page: Page, live_server, login):
+    login(page, "admin", "admin-leads-phone")
+    for n in range(3):
+        LeadFactory.create(
+            first_name=f"Alexandrina-{n}",
+            last_name="Featherstonehaugh-Montgomery",
+            email=f"alexandrina.featherstonehaugh-{n}@very-long-company-domain.example.com",
+            company_name="International Widgets and Sprockets Holding",
+            fit_grade="A",
+            engagement_grade="4",
+        )
+    ReviewLogEntryFactory.create(
+        changes={"hot_rule": ["total", "axes"], "warm_threshold": [20, 25]},
+    )
+    page.set_viewport_size(PHONE)
+
+    for path in ("/leads/", "/leads/?view=great_fit"):
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator("#lead-rows tr")).to_have_count(3)
+        assert _page_width(page) == PHONE["width"], path
+
+    page.goto(f"{live_server.url}/scoring/")
+    expect(page.locator("#review-log tbody tr")).to_have_count(1)
+    assert _page_width(page) == PHONE["width"]
+    changed = page.locator("#review-log tbody td").nth(2).bounding_box()
+    assert changed is not None
+    assert changed["width"] >= 200

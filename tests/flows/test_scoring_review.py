@@ -135,6 +135,40 @@ def test_accepting_suggestions_makes_a_draft_and_logs_it() -> None:
     )
 
 
+def test_the_draft_gives_the_difference_to_what_the_flows_give_today() -> None:
+    _published("email-engagement")  # opened: 2
+    _published("b2b-fit")  # company size 50 to 249: 15
+
+    flow = suggestions_draft_create(
+        accepted=[(OPENED, 5), (SIZE, 6), (MANAGER, 8), (PRICING, 0)], user=None
+    )
+
+    scores = {n["id"]: n["config"] for n in flow.draft["nodes"] if n["type"] == "score.adjust"}
+    assert scores == {
+        "check-1-score": {
+            "points": -9,
+            "category": "fit",
+            "reason": "-9 to reach the suggested 6 for Company size 50 to 249",
+        },
+        "check-2-score": {"points": 8, "category": "fit", "reason": "Job title: manager"},
+        "activity-1-score": {
+            "points": 3,
+            "category": "engagement",
+            "reason": "+3 to reach the suggested 5 for Email opened",
+        },
+    }
+    entry = ReviewLogEntry.objects.filter(changes__flow=flow.pk).get()
+    assert entry.changes["points"] == {"size:50": -9, "title:manager": 8, "email:opened": 3}
+
+
+def test_what_the_flows_give_already_is_left_out() -> None:
+    _published("email-engagement")  # opened: 2
+
+    with pytest.raises(ValueError, match="do not give already"):
+        suggestions_draft_create(accepted=[(OPENED, 2), (SOURCE, 5)], user=None)
+    assert not Flow.objects.filter(name="Suggested scoring").exists()
+
+
 def test_nothing_usable_accepted_is_refused() -> None:
     with pytest.raises(ValueError, match="Pick at least one"):
         suggestions_draft_create(accepted=[(SOURCE, 5), (PRICING, 0)], user=None)

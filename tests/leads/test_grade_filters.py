@@ -90,6 +90,7 @@ def test_great_fit_not_yet_engaged_sorted_by_fit_points(
     _lead("A", "4", fit_points=70, stage="customer")
     _lead("A", "3", fit_points=70, stage="disqualified")
     _lead("A", "4", fit_points=70, stage="lost")
+    _lead("B", "3", fit_points=65, stage="opportunity")  # already being worked
 
     with django_assert_max_num_queries(9):
         page = client.get("/leads/?view=great_fit")
@@ -97,6 +98,11 @@ def test_great_fit_not_yet_engaged_sorted_by_fit_points(
     assert _ids(page) == [best.pk, better.pk, good.pk]
     assert b'id="great-fit-help"' in page.content
     assert b"fit A or B" in page.content
+    assert b"opportunity stage" in page.content
+    # The view sets fit and engagement: the form does not claim "Any".
+    assert b'<option value="">Any fit</option>' not in page.content
+    assert b'<option value="">Any engagement</option>' not in page.content
+    assert b"<option>A or B</option>" in page.content
 
 
 def test_great_fit_pages_by_fit_points(client, sales):

@@ -4,6 +4,7 @@ suggestions into a draft flow, and applying a preset with its confirm step."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.cache import cache
@@ -13,7 +14,7 @@ from flows.models import Flow, FlowStatus
 from leads.models import Lead
 from scoring.models import ReviewLogEntry
 from scoring.services import scoring_settings
-from tests.factories import EventFactory, LeadFactory, ReviewLogEntryFactory
+from tests.factories import EventFactory, FlowFactory, LeadFactory, ReviewLogEntryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +116,9 @@ def test_accepting_suggestions_opens_the_draft_in_the_builder(client, marketer):
     assert steps["Page view: /pricing"] == 12
     assert steps["Job title: student or intern"] < 0
     assert ReviewLogEntry.objects.get().user == marketer
-    assert client.get(response["Location"]).status_code == 200
+    builder = client.get(response["Location"])
+    assert builder.status_code == 200
+    assert "Draft made from 2 suggestions: review and publish." in builder.content.decode()
 
 
 def test_accepting_nothing_goes_back_with_a_message(client, marketer):
@@ -153,3 +156,56 @@ def test_marketers_see_a_preset_but_cannot_apply_it(client, marketer):
     assert "Only an admin can apply a preset." in response.content.decode()
     assert scoring_settings().preset == ""
     assert Lead.objects.count() == 0
+
+
+def test_the_review_log_shows_changes_as_readable_lines(client, marketer):
+    flow = FlowFactory.create(name="Pricing points")
+    ReviewLogEntryFactory.create(
+        summary="Settings",
+        changes={
+            "hot_rule": ["total", "axes"],
+            "warm_threshold": [20, 25],
+            "total_cap": [None, 90],
+        },
+    )
+    ReviewLogEntryFactory.create(
+        subject="flow", summary="Flow", changes={"flow": flow.pk, "version": 2, "points": {"n1": 5}}
+    )
+    client.force_login(marketer)
+
+    html = client.get("/scoring/").content.decode()
+
+    assert (
+        "<li>Hot rule: Total score at or above the hot threshold"
+        " → A minimum fit and a minimum engagement</li>"
+    ) in html
+    assert "<li>Warm from: 20 → 25</li>" in html
+    assert "<li>Cap on the total: none → 90</li>" in html
+    assert f'<li><a href="/flows/{flow.pk}/">Flow: Pricing points</a></li>' in html
+    assert "<li>Version: 2</li>" in html
+    assert "<li>Points: n1 +5</li>" in html
+    assert "{&#x27;" not in html
+
+
+def test_an_uncertain_suggestion_is_not_ticked_and_says_why(client, marketer):
+    converting_leads()
+    now = timezone.now()
+    LeadFactory.create_batch(7, job_title="Engineer")
+    LeadFactory.create(job_title="Engineer", opportunity_at=now)
+    LeadFactory.create_batch(10, job_title="Analyst", source="paid")
+    client.force_login(marketer)
+
+    html = client.get("/scoring/").content.decode()
+
+    engineer = re.search(r'<tr data-feature="title:engineer">.*?</tr>', html, re.S)
+    head = re.search(r'<tr data-feature="title:head">.*?</tr>', html, re.S)
+    assert engineer is not None
+    assert head is not None
+    assert " checked" not in engineer.group(0)
+    assert "Only 8 leads have it." in engineer.group(0)
+    assert " checked" in head.group(0)
+    assert "data-uncertain" not in head.group(0)
+    # A row no flow can give points for says so instead of a bare "-".
+    source = re.search(r'<tr data-feature="source:paid">.*?</tr>', html, re.S)
+    assert source is not None
+    assert "No flow can give these points" in source.group(0)

@@ -744,6 +744,12 @@ def test_saving_unchanged_settings_writes_no_log_and_regrades_nothing(client, ad
             "cap",
             "A cap is at least 1 point; leave it blank for none.",
         ),
+        (
+            {"decay_mode": "none", "cap": 50},
+            "cap",
+            "With a cap of 50 points, engagement 1 (from 60 points) can never be reached: "
+            "the cap must be at least 60.",
+        ),
     ],
 )
 def test_category_decay_is_validated(client, admin_user, values, field, error):

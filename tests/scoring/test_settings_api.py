@@ -75,3 +75,26 @@ def test_category_decay_through_the_api(admin_api, admin_user):
         admin_user,
         {"decay_mode": ["none", "expire"], "decay_days": [None, 90]},
     )
+
+
+def test_a_cap_below_the_top_grade_is_refused_both_ways(admin_api):
+    fit = ScoreCategory.objects.get(key="fit")
+    url = f"/api/v1/score-categories/{fit.pk}/"
+
+    low_cap = admin_api.patch(url, {"cap": 30}, format="json")
+    ok_cap = admin_api.patch(url, {"cap": 50}, format="json")
+    high_fit_a = admin_api.patch(URL, {"fit_a": 55}, format="json")
+
+    assert low_cap.json()["error"]["fields"] == {
+        "cap": [
+            "With a cap of 30 points, fit A (from 40 points) can never be reached: "
+            "the cap must be at least 40."
+        ]
+    }
+    assert ok_cap.json()["cap"] == 50
+    assert high_fit_a.json()["error"]["fields"] == {
+        "fit_a": [
+            "With a cap of 50 points, fit A (from 55 points) can never be reached: "
+            "the cap must be at least 55."
+        ]
+    }

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from leads.models import Lead
-from scoring.suggestions import MIN_POSITIVES, scoring_suggestions
+from scoring.suggestions import MIN_POSITIVES, scoring_suggestions, suggestion_doubt
 from tests.factories import EventFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +92,44 @@ def test_too_few_conversions_say_how_many_more() -> None:
     assert result.message == (
         "12 leads became opportunities or customers; suggestions need at least 30, so 18 more."
     )
+
+
+@pytest.mark.parametrize(
+    ("points", "leads", "conversions", "doubt"),
+    [
+        (11, 60, 30, ""),
+        (-8, 60, 3, ""),
+        (11, 19, 10, "Only 19 leads have it."),
+        (11, 1, 1, "Only 1 lead has it."),
+        (11, 40, 2, "Only 2 of its leads converted."),
+        (11, 50, 3, "The points disagree with its rate: 6 % against 22 % for all leads."),
+        (-5, 20, 10, "The points disagree with its rate: 50 % against 22 % for all leads."),
+        (0, 50, 3, ""),
+    ],
+)
+def test_thin_or_contrary_evidence_makes_a_suggestion_uncertain(
+    points, leads, conversions, doubt
+) -> None:
+    assert (
+        suggestion_doubt(points=points, leads=leads, conversions=conversions, baseline=0.22)
+        == doubt
+    )
+
+
+def test_a_thin_feature_is_uncertain() -> None:
+    now = timezone.now()
+    # 40 converted heads of sales, 60 analysts who did not, and 8 engineers of
+    # whom one converted: too few to trust.
+    LeadFactory.create_batch(40, job_title="Head of Sales", opportunity_at=now)
+    LeadFactory.create_batch(60, job_title="Analyst")
+    LeadFactory.create_batch(7, job_title="Engineer")
+    LeadFactory.create(job_title="Engineer", opportunity_at=now)
+
+    rows = {row.feature.key: row for row in scoring_suggestions().rows}
+
+    engineer = rows["title:engineer"]
+    assert (engineer.leads, engineer.conversions, engineer.doubt) == (
+        8, 1, "Only 8 leads have it."
+    )  # fmt: skip
+    assert engineer.uncertain is True
+    assert (rows["title:head"].leads, rows["title:head"].uncertain) == (40, False)
