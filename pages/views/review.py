@@ -118,7 +118,9 @@ def scoring_preset(request: HtmxHttpRequest, key: str) -> HttpResponse:
             except PresetRefused as exc:
                 messages.error(
                     request,
-                    gettext("Not applied: %(reason)s Tick “Overwrite” to replace it.")
+                    gettext(
+                        "Not applied: %(reason)s Tick “Overwrite the current setup” to replace it."
+                    )
                     % {"reason": exc},
                 )
             else:
