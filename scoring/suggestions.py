@@ -111,15 +111,17 @@ class Suggestion:
 
 def suggestion_doubt(*, points: int, leads: int, conversions: int, baseline: float | None) -> str:
     """Why a suggestion is uncertain, "" when it is solid: fewer than
-    ``SOLID_LEADS`` leads or ``SOLID_CONVERSIONS`` conversions with the feature,
-    or points whose sign disagrees with its conversion rate against the baseline
-    (points up for a feature whose leads convert less than all leads, or down
-    for one whose leads convert more)."""
+    ``SOLID_LEADS`` leads with the feature, points up from fewer than
+    ``SOLID_CONVERSIONS`` conversions (points down for a feature whose leads
+    hardly convert are what the evidence says), or points whose sign disagrees
+    with its conversion rate against the baseline (points up for a feature whose
+    leads convert less than all leads, or down for one whose leads convert
+    more)."""
     if leads < SOLID_LEADS:
         return ngettext("Only %(count)s lead has it.", "Only %(count)s leads have it.", leads) % {
             "count": leads
         }
-    if conversions < SOLID_CONVERSIONS:
+    if points > 0 and conversions < SOLID_CONVERSIONS:
         return ngettext(
             "Only %(count)s of its leads converted.",
             "Only %(count)s of its leads converted.",

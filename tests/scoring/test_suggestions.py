@@ -102,6 +102,8 @@ def test_too_few_conversions_say_how_many_more() -> None:
         (11, 19, 10, "Only 19 leads have it."),
         (11, 1, 1, "Only 1 lead has it."),
         (11, 40, 2, "Only 2 of its leads converted."),
+        # Few conversions are the evidence for points down.
+        (-23, 28, 0, ""),
         (11, 50, 3, "The points disagree with its rate: 6 % against 22 % for all leads."),
         (-5, 20, 10, "The points disagree with its rate: 50 % against 22 % for all leads."),
         (0, 50, 3, ""),
