@@ -149,9 +149,10 @@ def test_any_tree_is_refused_with_paths_or_counted(marketer_api, account, data):
     if preview.status_code == 400:
         paths = _bad_paths(preview)
         assert paths, preview.content
-        assert all(p == "conditions" or p.startswith("conditions.") for p in paths) or (
-            preview.json()["error"]["code"] == "parse_error"
-        )
+        # (The body's parser names a NUL character's place as ``conditions[0]``.)
+        assert all(
+            p == "conditions" or p.startswith(("conditions.", "conditions[")) for p in paths
+        ) or (preview.json()["error"]["code"] == "parse_error")
         return
     assert 0 <= preview.json()["count"] <= 2
     flow = marketer_api.post("/api/v1/flows/", {"name": "Branch"}, format="json").json()
@@ -167,3 +168,14 @@ def test_any_tree_is_refused_with_paths_or_counted(marketer_api, account, data):
     )
     published = marketer_api.post(f"/api/v1/flows/{flow['id']}/publish/")
     assert published.status_code == 201, published.content
+
+
+def test_a_nul_character_in_a_tree_is_refused_at_its_place(marketer_api, account):
+    preview = marketer_api.post(
+        "/api/v1/segments/preview/", {"conditions": ["\x00"]}, format="json"
+    )
+
+    assert preview.status_code == 400
+    assert preview.json()["error"]["fields"] == {
+        "conditions[0]": ["Text may not contain NUL characters."]
+    }
