@@ -45,10 +45,9 @@ from segmentation import defer_indexes
 from stack import (
     RESULTS,
     ROOT,
-    app_env,
+    app_migrated,
     database_ensure,
     django_setup,
-    manage,
     postgres_settings,
     record,
     vacuum_analyze,
@@ -772,15 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
     }
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as data_dir:
-        env = app_env(
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DATABASE_URL=args.database_url,
-            REDIS_URL=None,
-            LEADFLOW_DATA_DIR=data_dir,
-            PYTHONUNBUFFERED="1",
-        )
-        print("migrating…", flush=True)
-        manage(env, "migrate", "--noinput")
+        env = app_migrated(database_url=args.database_url, data_dir=data_dir)
         django_setup(env)
         users = _users()
         anchor = None if args.regenerate else existing(conninfo, params)

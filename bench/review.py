@@ -43,10 +43,9 @@ from psycopg.types.json import Jsonb
 from stack import (
     RESULTS,
     ROOT,
-    app_env,
+    app_migrated,
     database_ensure,
     django_setup,
-    manage,
     postgres_settings,
     record,
     vacuum_analyze,
@@ -324,15 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database_ensure(conninfo)
     params = {"version": DATA_VERSION, "leads": args.leads, "events": events, "seed": args.seed}
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as data_dir:
-        env = app_env(
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DATABASE_URL=args.database_url,
-            REDIS_URL=None,
-            LEADFLOW_DATA_DIR=data_dir,
-            PYTHONUNBUFFERED="1",
-        )
-        print("migrating…", flush=True)
-        manage(env, "migrate", "--noinput")
+        env = app_migrated(database_url=args.database_url, data_dir=data_dir)
         django_setup(env)
         anchor = None if args.regenerate else existing(conninfo, params)
         made = "reused"

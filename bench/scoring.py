@@ -44,10 +44,9 @@ from psycopg import conninfo as pg_conninfo
 from stack import (
     RESULTS,
     ROOT,
-    app_env,
+    app_migrated,
     database_ensure,
     django_setup,
-    manage,
     postgres_settings,
     record,
     vacuum_analyze,
@@ -210,15 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     conninfo = pg_conninfo.make_conninfo(args.database_url)
     database_ensure(conninfo)
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as data_dir:
-        env = app_env(
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DATABASE_URL=args.database_url,
-            REDIS_URL=None,
-            LEADFLOW_DATA_DIR=data_dir,
-            PYTHONUNBUFFERED="1",
-        )
-        print("migrating…", flush=True)
-        manage(env, "migrate", "--noinput")
+        env = app_migrated(database_url=args.database_url, data_dir=data_dir)
         print(f"generating {args.leads:,} leads…", flush=True)
         generation = generate(conninfo, args.leads)
         django_setup(env)

@@ -75,6 +75,21 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def app_migrated(*, database_url: str, data_dir: str) -> dict[str, str]:
+    """The environment of the app on ``database_url`` (no Redis: the cache and
+    broker of the embedded mode under ``data_dir``), its database migrated."""
+    env = app_env(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url,
+        REDIS_URL=None,
+        LEADFLOW_DATA_DIR=data_dir,
+        PYTHONUNBUFFERED="1",
+    )
+    print("migrating…", flush=True)
+    manage(env, "migrate", "--noinput")
+    return env
+
+
 # --- PostgreSQL and Redis ---------------------------------------------------------
 
 
