@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "leads",
     "scoring",
     "segments",
+    "emails",
     "flows",
     "pages",
 ]

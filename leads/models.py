@@ -42,6 +42,25 @@ class LeadSource(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+class ConsentState(models.TextChoices):
+    """A lead's consent to marketing email. With double opt-in required, only
+    ``confirmed`` leads receive marketing email."""
+
+    UNKNOWN = "unknown", _("Unknown")
+    PENDING = "pending", _("Pending confirmation")
+    CONFIRMED = "confirmed", _("Confirmed")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+class ConsentSource(models.TextChoices):
+    FORM = "form", _("Form")
+    IMPORT = "import", _("Import")
+    API = "api", _("API")
+    CONFIRMATION = "confirmation", _("Confirmation link")
+    UNSUBSCRIBE = "unsubscribe", _("Unsubscribe link")
+    USER = "user", _("Changed by a user")
+
+
 class Tag(models.Model):
     name = models.CharField(max_length=100, unique=True)
 
@@ -100,6 +119,20 @@ class Lead(models.Model):
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="leads")
     unsubscribed = models.BooleanField(default=False)
+    # Marketing consent and when it last changed; the evidence is ConsentRecord.
+    consent_state = models.CharField(
+        max_length=10,
+        choices=ConsentState.choices,
+        default=ConsentState.UNKNOWN,
+        db_default=ConsentState.UNKNOWN,
+    )
+    consent_changed_at = models.DateTimeField(null=True, blank=True)
+    # A hard bounce: the address does not exist; no more marketing email to it.
+    email_bounced_at = models.DateTimeField(null=True, blank=True)
+    # The language emails and pages for the lead use ("de", "en"; blank: the
+    # site's default) and its IANA time zone (blank: the site's).
+    language = models.CharField(max_length=8, blank=True, db_default="")
+    time_zone = models.CharField(max_length=64, blank=True, db_default="")
     # Sums of the score ledger (scoring.ScoreChange), kept in the same transaction.
     score = models.IntegerField(default=0)
     grade = models.CharField(
@@ -564,6 +597,34 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.body[:40]}"
+
+
+class ConsentRecord(models.Model):
+    """The evidence of one change of a lead's marketing consent: what it became,
+    when, from where, and what the person agreed to. Kept for the privacy export
+    and for the proof a double opt-in needs."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="consent_records")
+    state = models.CharField(max_length=10, choices=ConsentState.choices)
+    source = models.CharField(max_length=12, choices=ConsentSource.choices)
+    # Where, in words: the form's name, the import's file, the API key's name.
+    source_detail = models.CharField(max_length=200, blank=True)
+    occurred_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    # The sentence the person agreed to, as shown to them.
+    wording = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["lead_id", "occurred_at", "id"]
+        indexes = [models.Index(fields=["lead", "occurred_at"], name="consent_lead_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.state} ({self.source})"
 
 
 class LeadErasure(models.Model):

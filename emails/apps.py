@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class EmailsConfig(AppConfig):
+    """Email a flow sends: senders, templates and their rendering, the send
+    records, tracking, consent and unsubscribe, and the outbox of the embedded
+    default. Sits between segments and flows: flows' "Send email" step calls it."""
+
+    name = "emails"
+    verbose_name = "Emails"
