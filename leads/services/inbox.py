@@ -12,8 +12,9 @@ worker moves what waits into ``leads_event`` in batches.
 Nothing is lost and nothing is done twice: an inbox row is deleted only after
 its event is committed in the database, where the (source, idempotency key)
 uniqueness turns a second move (after a crash between the two) into nothing.
-The broker is a doorbell: each request rings it (``events_inbox_drain``), and
-beat's sweeper rings it too while anything waits. One process moves at a time
+The broker is a doorbell (``events_inbox_drain``): a request rings it unless a
+ring is already on its way that no mover has answered, and beat's sweeper rings
+it too while anything waits. One process moves at a time
 (an exclusive ``flock`` that dies with its holder); a ring while one moves is
 answered by the mover, which looks once more after letting go.
 
@@ -56,7 +57,12 @@ _FIELDS = (
     "source",
     "idempotency_key",
 )
-_SCHEMA = "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT); "
+    # Whether a ring is on its way that no mover has answered yet.
+    "CREATE TABLE IF NOT EXISTS bell (id INTEGER PRIMARY KEY CHECK (id = 1), rung INTEGER); "
+    "INSERT OR IGNORE INTO bell VALUES (1, 0);"
+)
 
 _local = threading.local()
 
@@ -78,7 +84,7 @@ def _connection(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=10, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(_SCHEMA)
+        conn.executescript(_SCHEMA)
         _local.connections = {**getattr(_local, "connections", {}), key: conn}
     return conn
 
@@ -115,6 +121,10 @@ def events_receive(*, events: Sequence[Event]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany("INSERT INTO inbox (event) VALUES (?)", rows)
+            # A ring no mover has answered yet will find these rows too: only
+            # the first request after a mover started rings (a message on the
+            # embedded broker is a transaction of its own, half a request's time).
+            ring = conn.execute("UPDATE bell SET rung = 1 WHERE rung = 0").rowcount == 1
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -122,10 +132,14 @@ def events_receive(*, events: Sequence[Event]) -> None:
     except sqlite3.OperationalError as exc:
         # As the database's own: an outage (503, retry later), not a failure.
         raise OperationalError(str(exc)) from exc
-    from leads.tasks import events_inbox_drain_task
+    if ring:
+        from leads.tasks import events_inbox_drain_task
 
-    # Not sent (the broker out of reach): beat's sweeper rings again.
-    task_send(events_inbox_drain_task)
+        if not task_send(events_inbox_drain_task):
+            # The broker is out of reach: the next request tries again, and
+            # beat's sweeper rings while anything waits.
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute("UPDATE bell SET rung = 0")
 
 
 def inbox_waiting() -> int:
@@ -179,6 +193,9 @@ def events_inbox_drain() -> int:
         with _mover(path) as mine:
             if not mine:
                 return moved
+            # From here, a request rings again: what it stores after this
+            # mover's last look must not wait for the sweeper.
+            conn.execute("UPDATE bell SET rung = 0")
             while True:
                 count, ids = _move(conn)
                 if not count:

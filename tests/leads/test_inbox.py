@@ -31,8 +31,9 @@ def inbox_on(settings):
     path = inbox_path()
     assert path is not None
     with sqlite3.connect(path) as db:
-        db.execute(inbox._SCHEMA)
+        db.executescript(inbox._SCHEMA)
         db.execute("DELETE FROM inbox")
+        db.execute("UPDATE bell SET rung = 0")
     return path
 
 
@@ -111,19 +112,25 @@ def test_the_sweeper_rings_for_events_whose_ring_was_lost(inbox_on):
     assert Lead.objects.count() == 2
 
 
-def test_a_drain_while_another_process_moves_leaves_it_to_that_one(inbox_on):
+def _rung(path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT rung FROM bell").fetchone()[0])
+
+
+def test_a_ring_while_another_process_moves_is_left_to_that_one(inbox_on):
     # Given another mover holding the lock.
-    events_receive_rows = [inbox._row(e) for e in _events([_track(1)])]
-    inbox._connection(inbox_on).executemany(
-        "INSERT INTO inbox (event) VALUES (?)", events_receive_rows
-    )
     with inbox._mover(inbox_on) as mine:
         assert mine
-        # When a ring arrives: it moves nothing.
-        assert events_inbox_drain() == 0
-    assert inbox_waiting() == 1
-    # The holder's own drain then moves it.
-    assert events_inbox_drain() == 1
+        # When two requests store events: the first rings (its drain, inline
+        # here, finds the lock held and moves nothing), the second does not ring.
+        events_receive(events=_events([_track(1)]))
+        assert (inbox_waiting(), _rung(inbox_on)) == (1, 1)
+        events_receive(events=_events([_track(2)]))
+        assert (inbox_waiting(), _rung(inbox_on)) == (2, 1)
+    # Then the holder's drain moves both and lets the next request ring.
+    assert events_inbox_drain() == 2
+    assert (inbox_waiting(), _rung(inbox_on)) == (0, 0)
+    assert Event.objects.filter(type="track", processed_at__isnull=False).count() == 2
 
 
 def test_without_the_inbox_events_are_recorded_directly(settings):
