@@ -13,6 +13,7 @@ from django.db import connection
 
 from leads.models import Event, Lead
 from leads.services import inbox
+from leads.services.events import events_backlog
 from leads.services.inbox import events_inbox_drain, events_receive, inbox_path, inbox_waiting
 from leads.services.ingest import segment_message_to_event
 from leads.tasks import events_sweep
@@ -104,6 +105,7 @@ def test_the_sweeper_rings_for_events_whose_ring_was_lost(inbox_on):
         [inbox._row(e) for e in _events([_track(1), _track(2, "u-2")])],
     )
     assert inbox_waiting() == 2
+    assert events_backlog() == {"waiting": 2, "failed": 0}
     # When beat's sweep runs.
     events_sweep()
     # Then they are moved and processed.
