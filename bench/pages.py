@@ -56,7 +56,7 @@ from stack import (
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_pages"
 GOAL_P95_MS = 150.0
 # Bump when the generated data changes, so an older database is not reused.
-DATA_VERSION = 1
+DATA_VERSION = 2
 META_TABLE = "bench_pages_meta"
 BIG_LEAD = 1
 BIG_ROWS = 10_000
@@ -209,7 +209,7 @@ def generate(
                 INSERT INTO leads_lead (id, email, external_id, first_name, last_name, phone,
                   job_title, company_name, company_size, industry, country, city, stage,
                   unsubscribed, custom_fields, raw_traits, created_at, updated_at,
-                  last_activity_at, owner_id, grade, score)
+                  last_activity_at, owner_id, grade, score, mql_at, source, source_detail)
                 SELECT i, 'lead' || i || '@bench.example', NULL, {first}, {last}, '',
                   {title}, {company} || ' ' || (i % 97), (10 + i % 5000), 'Software', 'Germany',
                   'Berlin',
@@ -219,7 +219,8 @@ def generate(
                   false, '{{}}', '{{}}', c, c, {at} - pg_temp.rnd(i, 4, {s}) * interval '90 days',
                   CASE WHEN pg_temp.rnd(i, 5, {s}) < 0.6
                        THEN ({reps})[1 + floor(pg_temp.rnd(i, 6, {s}) * {nreps})::int] END,
-                  CASE WHEN s >= 50 THEN 'hot' WHEN s >= 20 THEN 'warm' ELSE 'cold' END, s
+                  CASE WHEN s >= 50 THEN 'hot' WHEN s >= 20 THEN 'warm' ELSE 'cold' END, s,
+                  CASE WHEN s >= 50 THEN c + ({at} - c) * pg_temp.rnd(i, 11, {s}) END, '', ''
                 FROM (SELECT i, {score} AS s,
                         {at} - ({n} - i + pg_temp.rnd(i, 3, {s})) / {n} * interval '365 days'
                           AS c
@@ -303,8 +304,8 @@ def generate(
             sql.SQL(
                 """
                 INSERT INTO scoring_scorechange (lead_id, delta, category_id, reason,
-                  source, source_key, created_by_id, created_at)
-                SELECT {lead_of},
+                  source, source_key, created_by_id, created_at, occurred_at)
+                SELECT *, t FROM (SELECT {lead_of},
                   CASE WHEN pg_temp.rnd(i, 31, {s}) < 0.15
                        THEN -1 - floor(pg_temp.rnd(i, 32, {s}) * 40)::int
                        ELSE 1 + floor(pg_temp.rnd(i, 32, {s}) ^ 3 * 60)::int END,
@@ -314,7 +315,7 @@ def generate(
                        ELSE 'step:' || (1000000000 + i) END,
                   CASE WHEN i % 5 = 0 THEN {marketer} END,
                   {at} - pg_temp.rnd(i, 33, {s}) * interval '180 days' AS t
-                FROM generate_series(1, {c}) AS i
+                FROM generate_series(1, {c}) AS i) AS g
                 ORDER BY t
                 """
             ).format(
@@ -362,11 +363,11 @@ def generate(
             sql.SQL(
                 """
                 INSERT INTO leads_task (lead_id, assignee_id, title, due_at, priority, status,
-                  source_key, created_at, completed_at)
+                  source_key, created_at, completed_at, closed_reason)
                 SELECT l.id, coalesce(l.owner_id, {rep}), 'Follow up with lead ' || l.id,
                   {at} + (pg_temp.rnd(l.id, 51, {s}) - 0.5) * interval '28 days', 'normal',
                   CASE WHEN pg_temp.rnd(l.id, 52, {s}) < 0.7 THEN 'done' ELSE 'open' END,
-                  NULL, {at} - interval '30 days', NULL
+                  NULL, {at} - interval '30 days', NULL, ''
                 FROM leads_lead AS l WHERE l.id % 3 = 0 OR l.id = {big}
                 """
             ).format(rep=sql.Literal(rep_ids[0]), at=at, s=seed_, big=sql.Literal(BIG_LEAD)),

@@ -118,6 +118,13 @@ else:
     # many uses. 0 turns it off (for a pooler that cannot keep prepared statements).
     prepare_after = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = prepare_after or None
+# Events from the tracking API wait in a SQLite file of their own (beside the
+# database's, ``<name>.inbox.sqlite3``) until the worker moves them into the
+# database, so that ingest never waits on the worker's write lock
+# (leads/services/inbox.py). Only with SQLite; EVENT_INBOX=false turns it off.
+EVENT_INBOX = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and env.bool(
+    "EVENT_INBOX", default=True
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite builds the
 # same indexes on their key columns alone, which is all the embedded mode needs.

@@ -13,8 +13,26 @@ def events_process_task(event_ids: list[int]) -> None:
     event_services.events_process(event_ids=event_ids, drain=True)
 
 
+@shared_task(
+    name="leads.tasks.events_inbox_drain",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    **OUTAGE_RETRY,
+)
+def events_inbox_drain_task() -> int:
+    from leads.services.inbox import events_inbox_drain
+
+    return events_inbox_drain()
+
+
 @shared_task(name="leads.tasks.events_sweep")
 def events_sweep() -> int:
+    from leads.outages import task_send
+    from leads.services.inbox import inbox_waiting
+
+    # The embedded mode's inbox is rung too, for a request whose ring was lost.
+    if inbox_waiting():
+        task_send(events_inbox_drain_task)
     return event_services.events_sweep()
 
 

@@ -419,14 +419,38 @@ def segments_on_event(*, event: Event, lead: Lead) -> None:
     segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
 
 
+# A lead's open stays and exclusions in every segment: one statement of constant
+# text (two index range reads), where the ORM took longer to build a query with an
+# EXISTS per segment than the database took to answer it.
+_LEAD_STATE_SQL = (
+    f"SELECT segment_id, 0 FROM {SegmentMembership._meta.db_table} "  # noqa: S608
+    "WHERE lead_id = %s AND left_at IS NULL "
+    f"UNION ALL SELECT segment_id, 1 FROM {SegmentExclusion._meta.db_table} WHERE lead_id = %s"
+)
+
+
+def _dependent_segments(keys: set[str]) -> list[Segment]:
+    """The dynamic segments that depend on ``keys``, read once per batch."""
+    return batch_cached(
+        "segments_depending_on:" + "\n".join(sorted(keys)),
+        lambda: list(
+            Segment.objects.filter(
+                kind=SegmentKind.DYNAMIC,
+                pk__in=SegmentDependency.objects.filter(key__in=keys).values("segment_id"),
+            ).order_by("pk")
+        ),
+    )
+
+
 def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = None) -> None:
     """Re-check, for this lead only, the dynamic segments that depend on ``keys``;
     enter or leave where the answer changed. The lead is locked by the caller.
 
-    Two queries when nothing changes, whatever the number of segments (a third
-    reads the custom field types if a tree has custom field rules): one reads the
-    segments with this lead's stay and exclusion in each, the other evaluates all
-    their conditions together, as columns of one query on the lead's row."""
+    Two statements when nothing changes, whatever the number of segments: the
+    lead's stays and exclusions, and all the segments' conditions together, as
+    columns of one query on the lead's row (a third reads the custom field types
+    if a tree has custom field rules). Which segments depend on which keys is read
+    once per batch (two more outside one). Pinned in tests/segments/test_check_sql.py."""
     watched = batch_cached(
         "segment_dependency_keys",
         lambda: set(
@@ -437,25 +461,14 @@ def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = Non
     )
     if not keys & watched:
         return
-    segments = list(
-        Segment.objects.filter(
-            kind=SegmentKind.DYNAMIC,
-            pk__in=SegmentDependency.objects.filter(key__in=keys).values("segment_id"),
-        )
-        .annotate(
-            is_member=Exists(
-                SegmentMembership.objects.filter(
-                    segment_id=OuterRef("pk"), lead_id=lead.pk, left_at__isnull=True
-                )
-            ),
-            is_excluded=Exists(
-                SegmentExclusion.objects.filter(segment_id=OuterRef("pk"), lead_id=lead.pk)
-            ),
-        )
-        .order_by("pk")
-    )
+    segments = _dependent_segments(keys)
     if not segments:
         return
+    with connection.cursor() as cursor:
+        cursor.execute(_LEAD_STATE_SQL, [lead.pk, lead.pk])
+        state = cursor.fetchall()
+    members = {segment_id for segment_id, excluded in state if not excluded}
+    excluded = {segment_id for segment_id, excluded in state if excluded}
     now = timezone.now()
     compiler = Compiler(now, per_lead=True)
     checks = {
@@ -463,15 +476,16 @@ def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = Non
             compiler.node(segment.conditions), output_field=BooleanField()
         )
         for segment in segments
-        if not segment.is_excluded
+        if segment.pk not in excluded
     }
     row = Lead.objects.filter(pk=lead.pk).values(**checks).first() if checks else {}
     depth = cause.depth + 1 if cause is not None else 0
     for segment in segments:
         matches = bool((row or {}).get(f"s{segment.pk}"))
-        if matches and not segment.is_member:
+        is_member = segment.pk in members
+        if matches and not is_member:
             _enter(segment, [lead.pk], MembershipSource.CONDITION, depth=depth)
-        elif not matches and segment.is_member:
+        elif not matches and is_member:
             _leave(segment, [lead.pk], depth=depth)
 
 

@@ -46,6 +46,15 @@ def _celery_eager(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(autouse=True)
+def _no_inbox(request: pytest.FixtureRequest, settings):
+    """Unit tests record tracked events in the database directly, on SQLite too;
+    the embedded mode's inbox has tests of its own (tests/leads/test_inbox.py) and
+    is used by the integration tests' processes."""
+    if request.node.get_closest_marker("integration") is None:
+        settings.EVENT_INBOX = False
+
+
+@pytest.fixture(autouse=True)
 def _no_throttle_counts():
     """Sign-in and rate counters live in the cache, which outlives a test (Redis
     outlives the run): every test starts with none. Only they are removed, so a

@@ -180,3 +180,11 @@ def test_compose_file_is_valid() -> None:
     assert references
     for reference in references:
         assert re.fullmatch(r"[A-Z_][A-Z0-9_]*(:-[^}]*|:\?[^}]+)", reference), reference
+
+
+def test_workers_scale_by_one_variable() -> None:
+    # One worker unless WORKERS says more (SCALING.md); the healthcheck pings the
+    # container's own node, so every replica is checked on its own.
+    worker = _services()["worker"]
+    assert worker["deploy"]["replicas"] == "${WORKERS:-1}"
+    assert "celery@$$HOSTNAME" in " ".join(worker["healthcheck"]["test"])

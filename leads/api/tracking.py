@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from leads.api.errors import error_response
 from leads.models import ApiKey, ApiScope, Event
 from leads.services.api_keys import api_key_check
-from leads.services.events import events_record
+from leads.services.inbox import events_receive
 from leads.services.ingest import (
     FIELD_WRITING_TYPES,
     INGEST_MARK,
@@ -146,7 +146,7 @@ def _single(request: HttpRequest, type_: str) -> JsonResponse:
     except IngestError as exc:
         return error_response(400, "invalid", exc.message, exc.fields)
     _mark([event], key)
-    events_record(events=[event])
+    events_receive(events=[event])
     return JsonResponse({"success": True})
 
 
@@ -211,7 +211,7 @@ def batch(request: HttpRequest) -> JsonResponse:
     if messages and not events:
         return _nothing_valid(rejected)
     _mark(events, key)
-    events_record(events=events)
+    events_receive(events=events)
     return JsonResponse({"success": True, "accepted": len(events), "rejected": rejected})
 
 

@@ -705,7 +705,13 @@ def ingest_queued_since(now: datetime) -> datetime | None:
 def events_backlog() -> dict[str, int]:
     """Events waiting to be processed, and events that failed for good."""
     # One pass over the partial index of unprocessed events.
-    return Event.objects.filter(processed_at__isnull=True).aggregate(
+    backlog = Event.objects.filter(processed_at__isnull=True).aggregate(
         waiting=Count("id", filter=Q(attempts__lt=MAX_ATTEMPTS)),
         failed=Count("id", filter=Q(attempts__gte=MAX_ATTEMPTS)),
     )
+    # The embedded mode's inbox holds events not moved into the table yet (the
+    # inbox records through this module: imported here).
+    from leads.services.inbox import inbox_waiting
+
+    backlog["waiting"] += inbox_waiting()
+    return backlog

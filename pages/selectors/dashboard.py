@@ -18,12 +18,10 @@ from django.utils import timezone
 
 from core.roles import ADMIN_MARKETER
 from flows.models import Enrollment, FlowStatus
-from leads.models import Lead, Task, TaskStatus
+from leads.models import Event, Lead, Task, TaskStatus
 from leads.roles import user_role
-from leads.selectors import events_visible_to, leads_visible_to
+from leads.selectors import leads_visible_to
 from scoring.models import ScoreChange
-from scoring.rules import mql_crossing
-from scoring.services import scoring_settings
 
 WEEK = dt.timedelta(days=7)
 CHART_DAYS = 30
@@ -77,11 +75,13 @@ class LeadCounts:
     mine: int
     hot: int
     new_leads: Trend
+    mqls: Trend
 
 
 def dashboard_lead_counts(*, user: Any, now: dt.datetime) -> LeadCounts:
-    """Leads the user sees: all of them, those they own, those hot now, and the
-    new ones this week and the week before (by ``created_at``). One query."""
+    """Leads the user sees: all of them, those they own, those hot now, the new
+    ones this week and the week before (by ``created_at``), and those that became
+    MQLs this week and the week before (by ``mql_at``). One query."""
     week, previous = _weeks(now)
     row = leads_visible_to(user).aggregate(
         total=Count("id"),
@@ -89,12 +89,15 @@ def dashboard_lead_counts(*, user: Any, now: dt.datetime) -> LeadCounts:
         hot=Count("id", filter=Q(grade="hot")),
         new=Count("id", filter=Q(created_at__gte=week)),
         new_before=Count("id", filter=Q(created_at__gte=previous, created_at__lt=week)),
+        mql=Count("id", filter=Q(mql_at__gte=week, mql_at__lte=now)),
+        mql_before=Count("id", filter=Q(mql_at__gte=previous, mql_at__lt=week)),
     )
     return LeadCounts(
         total=row["total"],
         mine=row["mine"],
         hot=row["hot"],
         new_leads=Trend(row["new"], row["new_before"]),
+        mqls=Trend(row["mql"], row["mql_before"]),
     )
 
 
@@ -104,32 +107,31 @@ class EventCounts:
     turned_hot: Trend
 
 
-def dashboard_event_counts(*, user: Any, now: dt.datetime, mql_threshold: int) -> EventCounts:
-    """Leads the user sees that became MQLs (see ``scoring.rules.mql_crossing``) and that turned
-    hot, this week and the week before; a lead counts once per week. One query."""
+def dashboard_turned_hot(*, user: Any, now: dt.datetime) -> Trend:
+    """Leads the user sees that turned hot this week and the week before; a lead
+    counts once per week. One query: the leads of the two weeks' ``grade.changed``
+    events (one range of the partial index ``event_score_grade_idx``, read without
+    the table), then those leads by key, so a sales rep's scope is checked on
+    them alone rather than hashed from every lead the rep sees.
+
+    (When a lead became an MQL is ``Lead.mql_at``, counted with the leads: reading
+    it from every ``score.changed`` event of the two weeks took most of the
+    dashboard's time at 5M events, bench/pages.py.)"""
     week, previous = _weeks(now)
-    mql, hot = mql_crossing(mql_threshold), turned_hot()
-    this_week, last_week = Q(occurred_at__gte=week), Q(occurred_at__lt=week)
-    # Only the two types in the WHERE clause, the rest in the FILTERs: one range
-    # of the partial index ``event_score_grade_idx``, read without the table.
+    hot = Event.objects.filter(
+        turned_hot(), occurred_at__gte=previous, occurred_at__lte=now, lead__isnull=False
+    )
     row = (
-        events_visible_to(user)
-        .filter(
-            type__in=["score.changed", "grade.changed"],
-            occurred_at__gte=previous,
-            occurred_at__lte=now,
-        )
+        leads_visible_to(user)
+        .filter(pk__in=hot.values("lead_id"))
         .aggregate(
-            mql=Count("lead", distinct=True, filter=mql & this_week),
-            mql_before=Count("lead", distinct=True, filter=mql & last_week),
-            hot=Count("lead", distinct=True, filter=hot & this_week),
-            hot_before=Count("lead", distinct=True, filter=hot & last_week),
+            hot=Count("id", filter=Q(pk__in=hot.filter(occurred_at__gte=week).values("lead_id"))),
+            hot_before=Count(
+                "id", filter=Q(pk__in=hot.filter(occurred_at__lt=week).values("lead_id"))
+            ),
         )
     )
-    return EventCounts(
-        mqls=Trend(row["mql"], row["mql_before"]),
-        turned_hot=Trend(row["hot"], row["hot_before"]),
-    )
+    return Trend(row["hot"], row["hot_before"])
 
 
 @dataclass(frozen=True)
@@ -146,25 +148,19 @@ def _per_day(rows: QuerySet[Any], field: str, since: dt.datetime) -> dict[dt.dat
         for row in rows.filter(**{f"{field}__gte": since})
         .annotate(day=TruncDate(field, tzinfo=zone))
         .values("day")
-        .annotate(n=Count("lead_id" if field == "occurred_at" else "id", distinct=True))
+        .annotate(n=Count("id"))
         .order_by("day")
     }
 
 
-def dashboard_daily(
-    *, user: Any, now: dt.datetime, mql_threshold: int, days: int = CHART_DAYS
-) -> DailySeries:
-    """New leads and new MQLs per day over the last ``days`` days, today
-    included, days without any as 0. Two queries."""
+def dashboard_daily(*, user: Any, now: dt.datetime, days: int = CHART_DAYS) -> DailySeries:
+    """New leads and new MQLs (by ``Lead.mql_at``) per day over the last ``days``
+    days, today included, days without any as 0. Two queries."""
     today = timezone.localdate(now)
     start = today - dt.timedelta(days=days - 1)
     since = dt.datetime.combine(start, dt.time(0, 0), tzinfo=timezone.get_current_timezone())
     new_leads = _per_day(leads_visible_to(user), "created_at", since)
-    mqls = _per_day(
-        events_visible_to(user).filter(mql_crossing(mql_threshold), occurred_at__lte=now),
-        "occurred_at",
-        since,
-    )
+    mqls = _per_day(leads_visible_to(user).filter(mql_at__lte=now), "mql_at", since)
     all_days = [start + dt.timedelta(days=i) for i in range(days)]
     return DailySeries(
         days=all_days,
@@ -262,13 +258,13 @@ def dashboard_for(*, user: Any, now: dt.datetime | None = None) -> Dashboard:
     leads, and no flows."""
 
     now = now or timezone.now()
-    threshold = scoring_settings().mql_threshold
     team_wide = dashboard_team_wide(user)
+    leads = dashboard_lead_counts(user=user, now=now)
     return Dashboard(
         team_wide=team_wide,
-        leads=dashboard_lead_counts(user=user, now=now),
-        events=dashboard_event_counts(user=user, now=now, mql_threshold=threshold),
-        daily=dashboard_daily(user=user, now=now, mql_threshold=threshold),
+        leads=leads,
+        events=EventCounts(mqls=leads.mqls, turned_hot=dashboard_turned_hot(user=user, now=now)),
+        daily=dashboard_daily(user=user, now=now),
         tasks=dashboard_tasks(user=user, now=now),
         hot_leads=dashboard_hot_leads(user=user),
         flows=dashboard_active_flows(now=now) if team_wide else [],

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import (
+    Case,
+    F,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Sum,
+    When,
 )
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -178,17 +181,25 @@ def lead_score_history(*, lead: Lead, days: int = 90) -> list[tuple[dt.date, int
     today = timezone.localdate()
     start = today - dt.timedelta(days=days - 1)
     since = dt.datetime.combine(start, dt.time(0, 0), tzinfo=timezone.get_current_timezone())
-    changes = ScoreChange.objects.filter(lead=lead)
-    total = changes.filter(occurred_at__lt=since).aggregate(total=Sum("delta"))["total"] or 0
-    per_day = (
-        changes.filter(occurred_at__gte=since)
-        .annotate(day=TruncDate("occurred_at", tzinfo=timezone.get_current_timezone()))
+    # One pass over the lead's ledger: the changes before the window as one
+    # group (its day NULL), then one per day (two scans of 10,000 rows before).
+    rows = list(
+        ScoreChange.objects.filter(lead=lead)
+        .annotate(
+            day=Case(
+                When(occurred_at__lt=since, then=None),
+                default=TruncDate("occurred_at", tzinfo=timezone.get_current_timezone()),
+            )
+        )
         .values("day")
         .annotate(points=Sum("delta"))
-        .order_by("day")
+        .order_by(F("day").asc(nulls_first=True))
     )
+    total = 0
+    if rows and rows[0]["day"] is None:
+        total = rows.pop(0)["points"] or 0
     points = [(start, total)]
-    for row in per_day:
+    for row in rows:
         total += row["points"]
         if row["day"] == start:
             points[0] = (start, total)

@@ -48,6 +48,10 @@ def _score_event(lead: Lead, at: dt.datetime, old: int, new: int) -> Event:
     )
 
 
+def _mql(lead: Lead, at: dt.datetime) -> None:
+    Lead.objects.filter(pk=lead.pk).update(stage="mql", mql_at=at)
+
+
 def _grade_event(lead: Lead, at: dt.datetime, old: str, new: str) -> Event:
     return EventFactory.create(
         lead=lead,
@@ -88,15 +92,22 @@ def dataset(sales, other_sales, marketer):
     e = _lead("Eve", None, now - 20 * DAY)
     f = _lead("Fay", other_sales, now - 40 * DAY)
 
-    # MQL threshold is 50: crossings are from < 50 <= to.
+    # MQL threshold is 50: crossings are from < 50 <= to. A lead became an MQL
+    # when it first reached the stage (``mql_at``), as a crossing moves it there.
     _score_event(a, now - 2 * DAY, 40, 55)  # crossing, this week
+    _mql(a, now - 2 * DAY)
     _score_event(a, now - 1 * DAY - HOUR, 55, 45)  # drops below
-    _score_event(a, now - 1 * DAY, 45, 52)  # crosses again: still one lead this week
+    _score_event(a, now - 1 * DAY, 45, 52)  # crosses again: an MQL since the first
     _score_event(c, now - 1 * DAY, 45, 50)  # crossing (exactly the threshold)
-    _score_event(b, now - 2 * DAY, 50, 60)  # already above: no crossing
+    _mql(c, now - 1 * DAY)
+    _score_event(b, now - 2 * DAY, 50, 60)  # already above: an MQL long ago
+    _mql(b, now - 60 * DAY)
     _score_event(d, now - 9 * DAY, 10, 70)  # crossing, the week before
+    _mql(d, now - 9 * DAY)
     _score_event(e, now - 20 * DAY, 0, 50)  # crossing, only on the chart
+    _mql(e, now - 20 * DAY)
     _score_event(f, now - 40 * DAY, 0, 90)  # crossing, before the chart
+    _mql(f, now - 40 * DAY)
     _grade_event(a, now - 2 * DAY, "warm", "hot")
     _grade_event(b, now - 3 * DAY, "warm", "hot")
     _grade_event(c, now - 10 * DAY, "warm", "hot")
@@ -207,9 +218,10 @@ def test_chart_counts_new_leads_and_mqls_per_day(dataset, marketer, sales):
 
     # Days ago → count. Fay (40 days ago) is before the chart.
     assert by_age(team.new_leads) == {1: 1, 2: 1, 3: 1, 9: 1, 20: 1}
-    assert by_age(team.mqls) == {1: 2, 2: 1, 9: 1, 20: 1}
+    # Ada counts on the day she first became an MQL only.
+    assert by_age(team.mqls) == {1: 1, 2: 1, 9: 1, 20: 1}
     assert by_age(rep.new_leads) == {2: 1, 3: 1, 9: 1, 20: 1}
-    assert by_age(rep.mqls) == {1: 1, 2: 1, 9: 1, 20: 1}
+    assert by_age(rep.mqls) == {2: 1, 9: 1, 20: 1}
 
 
 def test_chart_days_are_days_in_the_current_time_zone(marketer):
@@ -218,7 +230,7 @@ def test_chart_days_are_days_in_the_current_time_zone(marketer):
     _lead("Late", None, dt.datetime(2025, 6, 10, 23, 30, tzinfo=dt.UTC))
 
     with timezone.override("Europe/Berlin"):
-        daily = dashboard_daily(user=marketer, now=now, mql_threshold=50, days=3)
+        daily = dashboard_daily(user=marketer, now=now, days=3)
 
     assert daily.days == [dt.date(2025, 6, 9), dt.date(2025, 6, 10), dt.date(2025, 6, 11)]
     assert daily.new_leads == [0, 0, 1]
@@ -246,7 +258,7 @@ def test_marketer_page_shows_team_panels(client, dataset, marketer):
     chart = _chart(page)
     assert [s["label"] for s in chart["data"]["datasets"]] == ["New leads", "MQLs"]
     assert sum(chart["data"]["datasets"][0]["data"]) == 5
-    assert sum(chart["data"]["datasets"][1]["data"]) == 5
+    assert sum(chart["data"]["datasets"][1]["data"]) == 4
     assert len(chart["data"]["labels"]) == 30
 
 

@@ -1,0 +1,108 @@
+"""The single-lead segment check, pinned statement by statement.
+
+``segments_check_lead`` runs for every event a segment depends on, so a round
+trip added to it costs every such event (bench/segmentation.py measures it). In a
+batch, after its first check, a check that changes nothing is two statements
+whatever the number of segments: the lead's stays and exclusions, and every
+dependent segment's conditions as columns of one query on the lead's row. The
+first check of a batch reads, once, which keys segments depend on and which
+segments depend on these keys.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from core.scope import processing_batch
+from leads.models import Lead, SegmentMembership
+from segments.services import segment_create, segments_check_lead
+from tests.factories import EventFactory, LeadFactory, SegmentMembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+DECISION_MAKERS = {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+PRICING = {
+    "all": [
+        {
+            "activity": "page",
+            "where": {"url": {"op": "contains", "value": "/pricing"}},
+            "count": {"op": "gte", "value": 2},
+            "within_days": 30,
+        }
+    ]
+}
+STATE = (
+    "SELECT segment_id, ? FROM leads_segmentmembership WHERE lead_id = ? AND left_at IS NULL "
+    "UNION ALL SELECT segment_id, ? FROM leads_segmentexclusion WHERE lead_id = ?"
+)
+
+
+def normalize(sql: str) -> str:
+    """Quotes and values out: the same text on PostgreSQL and SQLite."""
+    sql = sql.replace('"', "")
+    sql = re.sub(r"'[^']*'", "?", sql)
+    return re.sub(r"\b\d+\b", "?", sql)
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    return [normalize(q["sql"]) for q in captured.captured_queries]
+
+
+@pytest.fixture
+def segments(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return [
+            segment_create(name="Decision makers", conditions=DECISION_MAKERS),
+            segment_create(name="Pricing visitors", conditions=PRICING),
+        ]
+
+
+def test_a_check_in_a_batch_is_two_statements(segments):
+    lead = LeadFactory.create(job_title="CEO")
+    SegmentMembershipFactory.create(segment=segments[0], lead=lead, source="condition")
+    fresh = Lead.objects.get(pk=lead.pk)
+    with processing_batch(), transaction.atomic():
+        with CaptureQueriesContext(connection) as first:
+            segments_check_lead(lead=fresh, keys={"lead.created"})
+        with CaptureQueriesContext(connection) as later:
+            segments_check_lead(lead=fresh, keys={"lead.created"})
+    # The first of the batch: the keys, the segments, then as every later check.
+    assert len(first.captured_queries) == 4
+    assert statements(first)[0].startswith("SELECT leads_segmentdependency.key AS key FROM ")
+    assert statements(first)[1].startswith("SELECT leads_segment.id, leads_segment.name, ")
+    assert statements(first)[2:] == statements(later)
+    # Then: the lead's state, and both segments' conditions in one row.
+    assert len(later.captured_queries) == 2
+    assert statements(later)[0] == STATE
+    evaluation = statements(later)[1]
+    assert evaluation.startswith("SELECT ")
+    assert f" AS s{segments[0].pk}, " in evaluation
+    assert evaluation.endswith(
+        f" AS s{segments[1].pk} FROM leads_lead WHERE leads_lead.id = ? "
+        "ORDER BY leads_lead.id ASC LIMIT ?"
+    )
+    # Nothing changed: still in the first, not in the second.
+    assert list(
+        SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).values_list(
+            "segment__name", flat=True
+        )
+    ) == ["Decision makers"]
+
+
+def test_a_check_that_changes_answers_from_the_same_reads(segments):
+    # Given a member of the first who no longer matches it and now matches the second.
+    lead = LeadFactory.create(job_title="Intern")
+    SegmentMembershipFactory.create(segment=segments[0], lead=lead, source="condition")
+    for _ in range(2):
+        EventFactory.create(lead=lead, type="page", name="", properties={"url": "/pricing"})
+    with processing_batch(), transaction.atomic():
+        segments_check_lead(lead=lead, keys={"lead.created"})
+    stays = SegmentMembership.objects.filter(lead=lead).order_by("segment_id")
+    assert [(s.segment.name, s.left_at is None) for s in stays] == [
+        ("Decision makers", False),
+        ("Pricing visitors", True),
+    ]
