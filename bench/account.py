@@ -98,6 +98,9 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/leadflow_bench_accoun
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 INGEST_QUEUE = "ingest"
 BATCH = 100
+# History reaches this far back, and every window of a segment further: no
+# event leaves a window during a run, so the check against a full recompute
+# holds without beat's refresh of segments relative to now.
 HISTORY_DAYS = 20
 
 TITLES = [
@@ -298,7 +301,7 @@ def segment_trees(count: int, rng: random.Random) -> list[tuple[str, dict[str, A
             "within_days": 30,
             "count": {"op": "gte", "value": 1 + n % 2},
         },
-        lambda n: {"activity": "email.opened", "within_days": 7 + n % 30},
+        lambda n: {"activity": "email.opened", "within_days": 21 + n % 30},
         lambda n: {"field": "country", "op": "is", "value": COUNTRIES[n % len(COUNTRIES)]},
         lambda n: {
             "all": [
