@@ -15,8 +15,9 @@ What an event costs here does not grow with the number of segments:
   from a template clock and moved to the real now each time it runs, so the
   answer is the one a statement compiled at that moment would give.
 - The same statement reads the lead's open stays and exclusions.
-- All entries and exits of one check are one insert, one update, one count
-  update and one insert of their ``segment.entered`` / ``segment.left`` events.
+- All entries and exits of one check are one insert, one update and one insert
+  of their ``segment.entered`` / ``segment.left`` events; the member counts move
+  after commit, in a statement of their own.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from django.db import connection
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, When
+from django.db import connection, transaction
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from core import prepared
-from core.scope import batch_cached
+from core.scope import batch_cached, event_scope_current
 from leads.models import (
     Event,
     FieldDefinition,
@@ -318,15 +320,7 @@ def _moves(*, lead_id: int, enter: Sequence[Watched], leave: Sequence[Watched], 
             moved.update({segment_id: (mid, "segment.left") for mid, segment_id in cursor})
     if not moved:
         return
-    entered = [pk for pk, (_, type_) in moved.items() if type_ == "segment.entered"]
-    # Never below zero, whatever a concurrent recount did; the next recompute
-    # sets the exact number.
-    Segment.objects.filter(pk__in=list(moved)).update(
-        member_count=Case(
-            When(pk__in=entered, then=F("member_count") + 1),
-            default=Greatest(F("member_count") - 1, 0),
-        )
-    )
+    _counts_move({pk: 1 if type_ == "segment.entered" else -1 for pk, (_, type_) in moved.items()})
     names = {watched.pk: watched.name for watched in (*enter, *leave)}
     events_record(
         events=[
@@ -341,6 +335,39 @@ def _moves(*, lead_id: int, enter: Sequence[Watched], leave: Sequence[Watched], 
             )
             for segment_id, (mid, type_) in sorted(moved.items())
         ]
+    )
+
+
+def _counts_move(deltas: dict[int, int]) -> None:
+    """Move the segments' member counts once the event's transaction commits,
+    all of its moves in one short statement of their own: a count updated in the
+    transaction would hold the segment's row locked until it commits, and a
+    popular segment would make every worker wait for the others. The count is a
+    display figure that a recompute sets exactly; the stays are the record."""
+    scope = event_scope_current()
+    if scope is None:
+        _counts_apply(deltas)
+        return
+    pending: dict[int, int] | None = scope.get("segment_counts")
+    if pending is None:
+        pending = scope["segment_counts"] = {}
+        transaction.on_commit(partial(_counts_apply, pending), robust=True)
+    for pk, delta in deltas.items():
+        pending[pk] = pending.get(pk, 0) + delta
+
+
+def _counts_apply(deltas: dict[int, int]) -> None:
+    moved = {pk: delta for pk, delta in deltas.items() if delta}
+    if not moved:
+        return
+    # Never below zero, whatever a concurrent recount did; the next recompute
+    # sets the exact number.
+    Segment.objects.filter(pk__in=list(moved)).update(
+        member_count=Greatest(
+            F("member_count")
+            + Case(*(When(pk=pk, then=Value(delta)) for pk, delta in moved.items()), default=0),
+            0,
+        )
     )
 
 
