@@ -892,8 +892,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "busy: compare ratios within this run; load average (1 min) "
         + ", ".join(f"{v:.2f} {k}" for k, v in loads.items())
         + "\n"
-        f"- parameters: --leads {args.leads} --flows {args.flows} --segments {args.segments}"
-        f"{' --demo' if args.demo else ''} --events {args.events} --workers {args.workers} "
+        f"- parameters: --leads {args.leads} "
+        + ("--demo" if args.demo else f"--flows {args.flows} --segments {args.segments}")
+        + f" --events {args.events} --workers {args.workers} "
         f"--concurrency {args.concurrency} --rate {args.rate:g} --latency-seconds "
         f"{args.latency_seconds:g} --seed {args.seed}; whole run "
         f"{(time.perf_counter() - began) / 60:.1f} min\n\n"
