@@ -13,10 +13,8 @@ from typing import Any, cast
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import (
-    BooleanField,
     Count,
     Exists,
-    ExpressionWrapper,
     F,
     OuterRef,
     Q,
@@ -27,7 +25,6 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.scope import batch_cached
 from leads.models import (
     Event,
     Lead,
@@ -41,9 +38,9 @@ from leads.models import (
 from leads.outages import task_send, task_send_on_commit
 from leads.services.background import resend_due
 from leads.services.bulk import BATCH_SIZE, BulkResult, Progress, id_batches
-from leads.services.events import SYSTEM_SOURCE, events_record
+from leads.services.events import events_record
+from segments.check import ALWAYS, lead_check, segment_event
 from segments.conditions import (
-    Compiler,
     ConditionError,
     compile_tree,
     dependencies,
@@ -55,9 +52,6 @@ from segments.conditions import (
 logger = logging.getLogger(__name__)
 
 BATCH = 2000
-# Keys every dynamic segment depends on: a new lead must be checked against all
-# of them ("has not opened an email" holds for someone who just arrived).
-ALWAYS = "lead.created"
 
 
 def segment_conditions_clean(
@@ -234,15 +228,13 @@ def segment_delete(*, segment: Segment) -> None:
 def _segment_event(
     membership_id: int, lead_id: int, segment: Segment, type_: str, at: Any, depth: int
 ) -> Event:
-    return Event(
+    return segment_event(
+        membership_id=membership_id,
         lead_id=lead_id,
-        type=type_,
-        name=segment.name[:255],
-        properties={"segment_id": segment.pk, "segment_name": segment.name},
-        occurred_at=at,
-        received_at=at,
-        source=SYSTEM_SOURCE,
-        idempotency_key=f"{type_}:{membership_id}",
+        segment_id=segment.pk,
+        name=segment.name,
+        type_=type_,
+        at=at,
         depth=depth,
     )
 
@@ -419,74 +411,14 @@ def segments_on_event(*, event: Event, lead: Lead) -> None:
     segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
 
 
-# A lead's open stays and exclusions in every segment: one statement of constant
-# text (two index range reads), where the ORM took longer to build a query with an
-# EXISTS per segment than the database took to answer it.
-_LEAD_STATE_SQL = (
-    f"SELECT segment_id, 0 FROM {SegmentMembership._meta.db_table} "  # noqa: S608
-    "WHERE lead_id = %s AND left_at IS NULL "
-    f"UNION ALL SELECT segment_id, 1 FROM {SegmentExclusion._meta.db_table} WHERE lead_id = %s"
-)
-
-
-def _dependent_segments(keys: set[str]) -> list[Segment]:
-    """The dynamic segments that depend on ``keys``, read once per batch."""
-    return batch_cached(
-        "segments_depending_on:" + "\n".join(sorted(keys)),
-        lambda: list(
-            Segment.objects.filter(
-                kind=SegmentKind.DYNAMIC,
-                pk__in=SegmentDependency.objects.filter(key__in=keys).values("segment_id"),
-            ).order_by("pk")
-        ),
-    )
-
-
 def segments_check_lead(*, lead: Lead, keys: set[str], cause: Event | None = None) -> None:
     """Re-check, for this lead only, the dynamic segments that depend on ``keys``;
     enter or leave where the answer changed. The lead is locked by the caller.
 
-    Two statements when nothing changes, whatever the number of segments: the
-    lead's stays and exclusions, and all the segments' conditions together, as
-    columns of one query on the lead's row (a third reads the custom field types
-    if a tree has custom field rules). Which segments depend on which keys is read
-    once per batch (two more outside one). Pinned in tests/segments/test_check_sql.py."""
-    watched = batch_cached(
-        "segment_dependency_keys",
-        lambda: set(
-            SegmentDependency.objects.filter(segment__kind=SegmentKind.DYNAMIC).values_list(
-                "key", flat=True
-            )
-        ),
-    )
-    if not keys & watched:
-        return
-    segments = _dependent_segments(keys)
-    if not segments:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(_LEAD_STATE_SQL, [lead.pk, lead.pk])
-        state = cursor.fetchall()
-    members = {segment_id for segment_id, excluded in state if not excluded}
-    excluded = {segment_id for segment_id, excluded in state if excluded}
-    now = timezone.now()
-    compiler = Compiler(now, per_lead=True)
-    checks = {
-        f"s{segment.pk}": ExpressionWrapper(
-            compiler.node(segment.conditions), output_field=BooleanField()
-        )
-        for segment in segments
-        if segment.pk not in excluded
-    }
-    row = Lead.objects.filter(pk=lead.pk).values(**checks).first() if checks else {}
-    depth = cause.depth + 1 if cause is not None else 0
-    for segment in segments:
-        matches = bool((row or {}).get(f"s{segment.pk}"))
-        is_member = segment.pk in members
-        if matches and not is_member:
-            _enter(segment, [lead.pk], MembershipSource.CONDITION, depth=depth)
-        elif not matches and is_member:
-            _leave(segment, [lead.pk], depth=depth)
+    One statement evaluates every such segment at once, whatever their number,
+    after one read of the lead's stays per event's transaction
+    (``segments.check``)."""
+    lead_check(lead_id=lead.pk, keys=keys, cause=cause)
 
 
 # --- by hand ---------------------------------------------------------------------------

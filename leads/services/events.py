@@ -166,12 +166,14 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
                 ids += Event.objects.filter(
                     source=source, idempotency_key__in=keys, processed_at__isnull=True
                 ).values_list("id", flat=True)
-        if inserted and len(events) == 1:
-            # The row just inserted: processing may use the object as it is.
-            scope = event_scope_current()
-            if scope is not None:
-                events[0].pk = ids[0]
-                scope.setdefault("recorded", {})[ids[0]] = events[0]
+        scope = event_scope_current() if inserted else None
+        if scope is not None and (len(events) == 1 or connection.vendor == "postgresql"):
+            # The rows just inserted (PostgreSQL returns a multi-row insert's ids
+            # in the order of its rows): processing may use the objects as they are.
+            recorded = scope.setdefault("recorded", {})
+            for event, pk in zip(events, ids, strict=True):
+                event.pk = pk
+                recorded[pk] = event
         _enqueue(ids)
     return ids
 

@@ -73,6 +73,17 @@ class Compiler:
         self.now = now
         self._definitions = definitions
         self.per_lead = per_lead
+        # The offsets from ``now`` of the moments compiled into the statement, so
+        # that a statement compiled once can be run later with the moments moved
+        # (``segments.check``); ``volatile`` when it also holds values derived
+        # from now in another way (the days of custom date rules).
+        self.moments: set[dt.timedelta] = set()
+        self.volatile = False
+
+    def moment(self, offset: dt.timedelta) -> dt.datetime:
+        """``now`` moved by ``offset``, remembered as a moment of the statement."""
+        self.moments.add(offset)
+        return self.now + offset
 
     @property
     def definitions(self) -> dict[str, Any]:
@@ -202,6 +213,7 @@ class Compiler:
             return self.date_range(column, custom, low, high)
         days = dt.timedelta(days=value)
         if custom:
+            self.volatile = True
             # Custom dates are days: "in the last N days" is today-N .. today.
             ranges: dict[str, tuple[dt.date | None, dt.date | None]] = {
                 "in_last_days": (today - days, today + dt.timedelta(days=1)),
@@ -209,12 +221,15 @@ class Compiler:
                 "in_next_days": (today, today + days + dt.timedelta(days=1)),
             }
             return self.date_range(column, custom, *ranges[op])
+        zero = dt.timedelta()
         moments = {
-            "in_last_days": (self.now - days, self.now),
-            "more_than_days_ago": (None, self.now - days),
-            "in_next_days": (self.now, self.now + days),
+            "in_last_days": (-days, zero),
+            "more_than_days_ago": (None, -days),
+            "in_next_days": (zero, days),
         }
-        start, end = moments[op]
+        start_offset, end_offset = moments[op]
+        start = None if start_offset is None else self.moment(start_offset)
+        end = self.moment(end_offset)
         q = self.present(column, custom)
         if start is not None:
             q &= Q(**{f"{column}__gte": start})
@@ -289,7 +304,7 @@ class Compiler:
             events = events.filter(self.property(prop, test["op"], test["value"]))
         if "within_days" in rule:
             events = events.filter(
-                occurred_at__gte=self.now - dt.timedelta(days=rule["within_days"])
+                occurred_at__gte=self.moment(-dt.timedelta(days=rule["within_days"]))
             )
         elif "between" in rule:
             first, last = parse_date(rule["between"][0]), parse_date(rule["between"][1])

@@ -1,9 +1,11 @@
-"""Exactly-once scoring when the worker dies: 5,000 tracked events go through the
-real ingest path, the whole worker (main process and pool children) is killed
-with SIGKILL part-way through the backlog, a new worker starts, and beat's sweeper
-re-enqueues what the dead worker had taken. In the end every event is processed
-once in effect: every score is exact, one ledger row per triggering event, and
-the ledger agrees with the scores."""
+"""Exactly-once scoring when a worker dies: 5,000 tracked events go through the
+real ingest path, two workers share the backlog, one of them (main process and
+pool children) is killed with SIGKILL part-way through, a new worker starts, and
+beat's sweeper re-enqueues what the dead worker had taken. In the end every event
+is processed once in effect: every score is exact, one ledger row per triggering
+event, the ledger agrees with the scores, and each lead's score changes form one
+unbroken chain (its events were applied one at a time, whichever worker took
+them)."""
 
 from __future__ import annotations
 
@@ -106,8 +108,8 @@ class CeleryProcesses:
         self.started.append(process)
         return process
 
-    def worker(self) -> subprocess.Popen[bytes]:
-        return self._start("worker", worker_command("--without-heartbeat"))
+    def worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        return self._start(name, worker_command("--without-heartbeat", "--hostname", f"{name}@%h"))
 
     def beat(self) -> subprocess.Popen[bytes]:
         schedule = self.logs / "beat-schedule"
@@ -232,8 +234,10 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
         assert response.json()["accepted"] == BATCH
     assert Event.objects.filter(type="track").count() == EVENTS
 
-    # When a worker is killed with part of the backlog done, and a new one starts.
-    worker = celery_processes.worker()
+    # When two workers share the backlog, one is killed with part of it done, and
+    # a new one starts.
+    worker = celery_processes.worker("first")
+    other = celery_processes.worker("second")
     celery_processes.beat()
     _wait(
         lambda: _track_processed() >= KILL_AFTER,
@@ -247,8 +251,9 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
     assert KILL_AFTER <= processed_at_kill < EVENTS, "the kill must come mid-backlog"
     unacked = _unacked_messages()
     assert unacked is None or unacked >= 1, "the killed worker held messages"
+    assert other.poll() is None, "the other worker goes on"
 
-    celery_processes.worker()
+    celery_processes.worker("third")
     _wait(
         lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
         240,
@@ -308,6 +313,22 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
 
     # The effects that derive from score changes happened once each as well.
     assert Event.objects.filter(type="score.changed").count() == triggering
+    # Each lead's changes, in the order they were made, go from 0 to its score with
+    # no gap and no overlap: no two of its events were applied at once.
+    chains: dict[str, list[tuple[int, int]]] = {}
+    for user, properties in (
+        Event.objects.filter(type="score.changed")
+        .order_by("pk")
+        .values_list("lead__external_id", "properties")
+    ):
+        chains.setdefault(user, []).append((properties["from"], properties["to"]))
+    broken = {
+        user: chain
+        for user, chain in chains.items()
+        if [step[0] for step in chain] != [0, *(step[1] for step in chain[:-1])]
+        or chain[-1][1] != expected_score[user]
+    }
+    assert broken == {}
     # Each step is far smaller than the gap between thresholds: no grade is skipped.
     crossed = [
         (user, grade)

@@ -41,16 +41,16 @@ pytestmark = [
 # The statements as they are sent, normalized by ``normalize``, in order: the
 # message's events; the event's transaction (a savepoint here, as the test runs in
 # one; BEGIN in the worker); the event locked; the lead locked by user id, its
-# activity moved and the event linked, with the flows' lock probe; the keys
-# segments depend on (nothing depends on a track event, so no segment is
-# checked); the flows' trigger subscriptions; the re-entry check; the enrollment
-# with its trigger step; the score step; the categories; the scoring settings
-# (grade thresholds, the total's cap); the ledger row with what counts of it under
-# the caps and the lead's totals, in one statement; the derived ``score.changed``
-# event; the lead's grades, as the 10 points move its engagement from 4 to 3, and
-# the derived ``grade.changed`` event; the step and the enrollment done; the hook
-# subscriptions; the events marked processed; COMMIT; and the drain's look for
-# other waiting events.
+# activity moved and the event linked, with the flows' lock probe; the dynamic
+# segments, to know which depend on what (once per batch; nothing depends on a
+# track event, so no segment is checked); the flows' trigger subscriptions; the
+# re-entry check; the enrollment with its trigger step; the score step; the
+# categories; the scoring settings (grade thresholds, the total's cap); the ledger
+# row with what counts of it under the caps and the lead's totals, in one
+# statement; the derived ``score.changed`` event; the lead's grades, as the 10
+# points move its engagement from 4 to 3, and the derived ``grade.changed`` event;
+# the step and the enrollment done; the hook subscriptions; the events marked
+# processed; COMMIT; and the drain's look for other waiting events.
 EXPECTED: list[str] = [
     (
         "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.id IN (?) AND "
@@ -78,9 +78,8 @@ EXPECTED: list[str] = [
         " AND s.node_type = ? AND s.status = ?) FROM lead"
     ),
     (
-        "SELECT leads_segmentdependency.key AS key FROM leads_segmentdependency INNER JOIN "
-        "leads_segment ON (leads_segmentdependency.segment_id = leads_segment.id) WHERE "
-        "leads_segment.kind = ?"
+        "SELECT leads_segment.id AS pk, leads_segment.name AS name, leads_segment.conditions "
+        "AS conditions FROM leads_segment WHERE leads_segment.kind = ? ORDER BY ? ASC"
     ),
     (
         "SELECT flows_triggersubscription.id, flows_triggersubscription.flow_id, "

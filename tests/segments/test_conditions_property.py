@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,8 @@ from leads.models import (
     Stage,
 )
 from scoring.models import LeadScore, ScoreCategory
-from segments.conditions import FIELD_TYPES, OPERATORS, compile_tree, validate
+from segments.check import Watched, _activity_names, _evaluate
+from segments.conditions import FIELD_TYPES, OPERATORS, Compiler, compile_tree, validate
 from segments.conditions.schema import PROPERTY_OPERATORS
 from tests.factories import FieldDefinitionFactory, SegmentFactory, TagFactory, UserFactory
 from tests.segments.evaluator import (
@@ -595,3 +597,71 @@ def test_compiled_tree_selects_what_the_evaluator_selects(
         for lead_id in selected ^ expected
     }
     assert selected == expected, f"tree={subtree!r} now={NOW!r} disagreements={disagreements!r}"
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=scenarios())
+def test_the_per_lead_statement_answers_what_the_compiled_tree_selects(
+    owners: list[User], scenario: Scenario
+) -> None:
+    """The worker's check (``segments.check``: every segment in one statement,
+    compiled once on a template clock and run at another moment, with the lead's
+    stays) agrees with the set form compiled at that moment, and with the
+    former per-lead form (one lead's row, the conditions compiled for it)."""
+    with transaction.atomic():
+        owner_ids, segment_ids = create_rows(scenario, owners)
+        tree = validate(bind(scenario.tree, owner_ids, segment_ids), segment_ids=set(segment_ids))
+        batch = uuid.uuid4().hex
+        watched = [
+            Watched(
+                pk=number,
+                name=f"Subtree {number}",
+                conditions=subtree,
+                names=_activity_names(subtree),
+                fingerprint=f"{batch}:{number}",
+            )
+            for number, subtree in enumerate(subtrees(tree), start=1)
+        ]
+        selected = {
+            w.pk: set(
+                Lead.objects.filter(compile_tree(w.conditions, now=NOW)).values_list(
+                    "id", flat=True
+                )
+            )
+            for w in watched
+        }
+        stays: dict[int, set[int]] = {}
+        for lead_id, segment_id in SegmentMembership.objects.filter(
+            left_at__isnull=True
+        ).values_list("lead_id", "segment_id"):
+            stays.setdefault(lead_id, set()).add(segment_id)
+        compiler = Compiler(NOW, per_lead=True)
+        former_checks = {
+            f"s{w.pk}": ExpressionWrapper(compiler.node(w.conditions), output_field=BooleanField())
+            for w in watched
+        }
+        inputs = evaluator_inputs()
+        answers = {}
+        former = {}
+        for lead_id in Lead.objects.values_list("id", flat=True):
+            answers[lead_id] = _evaluate(lead_id, watched, NOW)
+            row = Lead.objects.filter(pk=lead_id).values(**former_checks).get()
+            former[lead_id] = {w.pk: bool(row[f"s{w.pk}"]) for w in watched}
+        transaction.set_rollback(True)
+
+    for lead_id, verdict in answers.items():
+        assert verdict is not None
+        assert verdict.stays == stays.get(lead_id, set())
+        assert verdict.excluded == set()
+        for w in watched:
+            expected = lead_id in selected[w.pk]
+            assert verdict.matches[w.pk] == expected == former[lead_id][w.pk], (
+                f"tree={w.conditions!r} now={NOW!r} lead={relevant(inputs[lead_id])!r}"
+            )

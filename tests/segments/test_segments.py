@@ -1,7 +1,9 @@
+import datetime as dt
 import io
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from core.scope import processing_batch
 from leads.models import Event, Lead, Segment, SegmentMembership
@@ -11,6 +13,7 @@ from segments.services import (
     segment_create,
     segment_recompute,
     segments_check_lead,
+    segments_on_event,
 )
 from tests.factories import (
     EventFactory,
@@ -317,7 +320,7 @@ def test_the_event_being_processed_counts_for_activity_rules(django_capture_on_c
     assert members(segment) == ["o@x.example"]
 
 
-def test_single_lead_check_is_three_queries_for_any_number_of_segments(
+def test_single_lead_check_is_one_statement_for_any_number_of_segments(
     django_capture_on_commit_callbacks, django_assert_num_queries
 ):
     FieldDefinitionFactory.create(key="seats", type="number")
@@ -344,10 +347,11 @@ def test_single_lead_check_is_three_queries_for_any_number_of_segments(
         SegmentMembershipFactory.create(segment=segments[name], lead=lead, source="condition")
     fresh = Lead.objects.get(pk=lead.pk)
     with processing_batch():
-        # The keys segments depend on are read once per batch.
+        # The segments and the keys they depend on are read once per batch, and
+        # the statement compiled once (the custom field types read for it).
         segments_check_lead(lead=fresh, keys={ALWAYS})
-        # The segments with their state, the custom field types, the conditions.
-        with transaction.atomic(), django_assert_num_queries(3):
+        # The conditions of all four, with the lead's stays and exclusions.
+        with transaction.atomic(), django_assert_num_queries(1):
             segments_check_lead(lead=fresh, keys={ALWAYS})
         # Nothing depends on a bounce: no query at all.
         with django_assert_num_queries(0):
@@ -387,3 +391,54 @@ def test_the_api_says_while_a_refresh_runs_and_when_the_last_one_finished(
     after = marketer_api.get(f"/api/v1/segments/{segment.pk}/").json()
     assert after["refreshing"] is False
     assert after["last_refreshed_at"] > body["last_refreshed_at"]
+
+
+def test_a_statement_kept_from_an_earlier_check_measures_windows_from_now(
+    django_capture_on_commit_callbacks,
+):
+    """The per-lead statement is compiled once, on a template clock, and kept:
+    its windows are moved to the moment of each check."""
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        opened = segment_create(
+            name="Opened lately",
+            conditions={"all": [{"activity": "email.opened", "within_days": 30}]},
+        )
+        active = segment_create(
+            name="Active lately",
+            conditions={"all": [{"field": "last_activity_at", "op": "in_last_days", "value": 2}]},
+        )
+    recent = LeadFactory.create(
+        email="recent@x.example", last_activity_at=now - dt.timedelta(days=1)
+    )
+    old = LeadFactory.create(email="old@x.example", last_activity_at=now - dt.timedelta(days=3))
+    EventFactory.create(lead=recent, type="email.opened", occurred_at=now - dt.timedelta(days=29))
+    EventFactory.create(lead=old, type="email.opened", occurred_at=now - dt.timedelta(days=31))
+    with processing_batch():
+        for lead in (recent, old, recent, old):
+            with transaction.atomic():
+                segments_check_lead(lead=lead, keys={ALWAYS})
+    assert members(opened) == ["recent@x.example"]
+    assert members(active) == ["recent@x.example"]
+
+
+def test_an_app_event_rechecks_only_the_segments_counting_its_name(django_assert_num_queries):
+    """A segment counting "Logged in" cannot change with "Used a feature": that
+    event evaluates nothing for it."""
+    logged_in = segment_create(
+        name="Logged in twice",
+        conditions={
+            "all": [{"activity": "track", "name": "Logged in", "count": {"op": "gte", "value": 2}}]
+        },
+    )
+    lead = LeadFactory.create(email="t@x.example")
+    EventFactory.create(lead=lead, type="track", name="Logged in")
+    feature = EventFactory.create(lead=lead, type="track", name="Used a feature")
+    second = EventFactory.create(lead=lead, type="track", name="Logged in")
+    with processing_batch():
+        segments_check_lead(lead=lead, keys=set())  # the index read once for the batch
+        with django_assert_num_queries(0):
+            segments_on_event(event=feature, lead=lead)
+        with transaction.atomic():
+            segments_on_event(event=second, lead=lead)
+    assert members(logged_in) == ["t@x.example"]
