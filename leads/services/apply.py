@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from core.vocabulary import LEAD_ACTIVITY_TYPES
-from leads.models import Event, Lead, LeadSource
+from leads.models import ConsentSource, ConsentState, Event, Lead, LeadSource
+from leads.services.consent import consent_set
 from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
 from leads.services.ingest import ingest_restricted
 from leads.services.leads import lead_touch, lead_update
@@ -250,10 +251,32 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
         _identify_apply(event=event, lead=lead, restricted=restricted)
     elif event.type == "group":
         _group_apply(event=event, lead=lead, restricted=restricted)
-    elif event.type in ("email.unsubscribed", "email.complained") and not lead.unsubscribed:
-        lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)
+    elif event.type in ("email.unsubscribed", "email.complained"):
+        _unsubscribe_apply(event=event, lead=lead)
     if event.type in SOURCE_TYPES and not lead.source:
         _source_apply(event=event, lead=lead)
+
+
+def _unsubscribe_apply(*, event: Event, lead: Lead) -> None:
+    """An unsubscribe or a spam complaint (from a provider, or from our own
+    link): no more marketing email, and the consent is withdrawn with the
+    evidence (our own link withdrew it already, so that changes nothing)."""
+    if not lead.unsubscribed:
+        lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)
+    if lead.consent_state != ConsentState.WITHDRAWN:
+        consent_set(
+            lead=lead,
+            state=ConsentState.WITHDRAWN,
+            source=ConsentSource.UNSUBSCRIBE,
+            source_detail=_provider_detail(event),
+            occurred_at=event.occurred_at,
+            cause=event,
+        )
+
+
+def _provider_detail(event: Event) -> str:
+    # Stored as it came (type and sender), not in words of one language.
+    return f"{event.type} ({event.source})"
 
 
 # The events that tell where a lead came from; the first one a lead without a
