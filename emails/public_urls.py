@@ -6,4 +6,5 @@ from emails import public_views
 
 urlpatterns = [
     path("unsubscribe/<str:token>/", public_views.unsubscribe, name="email-unsubscribe"),
+    path("confirm/<str:token>/", public_views.consent_confirm_view, name="email-consent-confirm"),
 ]

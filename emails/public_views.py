@@ -9,7 +9,13 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from emails.links import unsubscribe_token_read
+from emails.consent import (
+    Confirmation,
+    confirmation_look,
+    consent_confirm,
+    consent_wording,
+)
+from emails.links import ConfirmTokenExpired, confirm_token_read, unsubscribe_token_read
 from emails.unsubscribe import unsubscribe_record
 from leads.models import Lead
 from leads.selectors import lead_language
@@ -54,3 +60,37 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             )
             return _page(request, "emails/public/unsubscribed.html", {"lead": lead})
         return _page(request, "emails/public/unsubscribe.html", {"lead": lead})
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def consent_confirm_view(request: HttpRequest, token: str) -> HttpResponse:
+    """The double opt-in link. GET shows what the person agrees to, with one
+    button; POST confirms. A GET alone does not, for the same reason as
+    unsubscribing: mail scanners open links, and a scanner's visit is no one's
+    consent (nor evidence of it)."""
+    try:
+        record_id = confirm_token_read(token)
+    except ConfirmTokenExpired:
+        return _page(request, "emails/public/confirm_expired.html", {}, status=410)
+    found: Confirmation | None = None
+    if record_id is not None:
+        found = confirmation_look(record_id=record_id)
+    if record_id is None or found is None:
+        return _invalid(request)
+    # The wording is kept in the language the page showed it in.
+    with translation.override(lead_language(found.lead)):
+        if request.method == "POST":
+            found = consent_confirm(
+                record_id=record_id,
+                ip_address=client_address(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+            if found is None:
+                return _invalid(request)
+        context = {
+            "status": found.status,
+            "lead": found.lead,
+            "wording": consent_wording(organisation=found.organisation),
+        }
+        return _page(request, "emails/public/confirm.html", context)
