@@ -3,7 +3,8 @@ rules of who may move it where.
 
 The rules (``consent_transition``, pure, shared by every source):
 
-- Withdrawing is always allowed, from any source: saying no must never fail.
+- Withdrawing is always allowed, from any source that can speak for the person
+  (not unverified ingestion, below): saying no must never fail.
 - ``withdrawn`` is left only by the person's own act (a form they submitted, the
   confirmation link of a request made after it) or by an admin. An import or the
   API cannot lift it: a list bought or synced later must not overrule a "no".
@@ -14,9 +15,10 @@ The rules (``consent_transition``, pure, shared by every source):
   the email can ask again, a script submitting a form cannot flood an inbox.
 - A confirmation link confirms only a pending lead.
 - ``unknown`` (forgetting what we knew) is a person's correction: a user only.
-- Unverified ingestion (a public write key) may ask for ``pending`` (which sends
-  the confirmation email) or ``withdrawn``, never ``confirmed``: anyone holding the
-  website's key could otherwise confirm anybody.
+- Unverified ingestion (a public write key) may only ask for ``pending`` (which
+  sends the confirmation email, so the person decides): anyone holding the
+  website's key could otherwise confirm anybody, or unsubscribe a whole list
+  (the same reason an ingest key cannot send ``email.unsubscribed``).
 
 Every change is one ``ConsentRecord`` and one derived ``consent.changed`` event
 (from, to, source), written with the lead's fields in one transaction. The
@@ -83,11 +85,15 @@ def consent_transition(
     """Whether a lead whose consent is ``current`` (since ``changed_at``) may
     become ``new`` from ``source``. ``admin``: asked by an admin user;
     ``restricted``: from unverified ingestion. See the module's rules."""
+    if restricted and new != ConsentState.PENDING:
+        return Transition(
+            Outcome.REFUSED, _("unverified data can only ask for consent, not set it")
+        )
     if new == ConsentState.WITHDRAWN:
         if current == ConsentState.WITHDRAWN:
             return Transition(Outcome.UNCHANGED, _("consent is withdrawn already"))
         return Transition(Outcome.CHANGED)
-    refused = _refusal(current=current, new=new, source=source, admin=admin, restricted=restricted)
+    refused = _refusal(current=current, new=new, source=source, admin=admin)
     if refused:
         return Transition(Outcome.REFUSED, refused)
     if current == ConsentState.CONFIRMED and new == ConsentState.PENDING:
@@ -101,10 +107,8 @@ def consent_transition(
     return Transition(Outcome.CHANGED)
 
 
-def _refusal(*, current: str, new: str, source: str, admin: bool, restricted: bool) -> str:
+def _refusal(*, current: str, new: str, source: str, admin: bool) -> str:
     """Why a change to ``new`` (not a withdrawal) is not allowed; "" if it is."""
-    if restricted and new != ConsentState.PENDING:
-        return _("unverified data can only ask for consent, not confirm it")
     if source == ConsentSource.CONFIRMATION:
         if new != ConsentState.CONFIRMED or current != ConsentState.PENDING:
             return _("there is no pending request to confirm")
