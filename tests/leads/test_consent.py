@@ -16,6 +16,7 @@ from leads.services.consent import (
     consent_set,
     consent_transition,
 )
+from leads.services.email_events import bounce_type
 from leads.services.imports import import_guess_mapping, leads_import_stream
 from leads.services.ingest import INGEST_MARK
 from tests.factories import ConsentRecordFactory, EventFactory, LeadFactory, UserFactory
@@ -498,3 +499,20 @@ def test_profile_needs_a_reason_and_sales_cannot_change(client, marketer, sales)
     assert 'data-consent-state="unknown"' in page
     assert f'action="/leads/{lead.pk}/consent/"' not in page
     assert not ConsentRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("event_type", "reason", "expected"),
+    [
+        ("bounced", None, "hard"),
+        ("bounced", "bounced", "hard"),
+        ("bounced", "timed_out", "soft"),
+        ("bounced", "blocked", "soft"),
+        ("rejected", "invalid", "hard"),
+        ("rejected", "bounced", "hard"),
+        ("rejected", "spam", "soft"),
+        ("rejected", None, "soft"),
+    ],
+)
+def test_anymail_bounce_types(event_type, reason, expected):
+    assert bounce_type(event_type=event_type, reject_reason=reason) == expected
