@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.scope import batch_cached
+from core.vocabulary import CONSENT_CHANGED
 from leads.models import (
     Event,
     Lead,
@@ -407,6 +408,9 @@ def dependency_keys(event: Event) -> set[str]:
         return {ALWAYS}
     if event.type == "score.changed":
         return {"field:score", f"field:score.{event.properties.get('category')}"}
+    if event.type == CONSENT_CHANGED:
+        # The state is a field rule; the event itself is not countable.
+        return {"field:consent_state"}
     if event.type == "grade.changed":
         # One event tells of the grade and of both axes.
         return {"field:grade", "field:fit_grade", "field:engagement_grade"}
