@@ -40,7 +40,7 @@ def _invalid(request: HttpRequest) -> HttpResponse:
 # No CSRF: the link is the credential, and RFC 8058's one-click POST comes from
 # the mail provider, without a cookie or a form of ours.
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET: a page with one button (link scanners fetch GETs, so a GET changes
     nothing); POST: unsubscribe, the button's or a provider's one-click
@@ -63,7 +63,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def consent_confirm_view(request: HttpRequest, token: str) -> HttpResponse:
     """The double opt-in link. GET shows what the person agrees to, with one
     button; POST confirms. A GET alone does not, for the same reason as

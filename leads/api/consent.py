@@ -68,9 +68,15 @@ class ConsentSerializer(serializers.Serializer[Lead]):
         return list(ConsentRecordSerializer(consent_trail(lead=lead), many=True).data)
 
 
+# What the API may set ("unknown" is a user's correction on the profile).
+SETTABLE_STATES = [
+    (value, label) for value, label in ConsentState.choices if value != ConsentState.UNKNOWN
+]
+
+
 class ConsentInSerializer(serializers.Serializer[dict[str, Any]]):
     state = serializers.ChoiceField(
-        choices=[ConsentState.PENDING, ConsentState.CONFIRMED, ConsentState.WITHDRAWN],
+        choices=SETTABLE_STATES,
         help_text="pending sends the double opt-in email (when it is required); "
         "confirmed: you hold the proof (give the wording); withdrawn: the person said no.",
     )

@@ -46,6 +46,7 @@ def _subscribe(lead, **kwargs):
         source_detail="Newsletter form",
         **kwargs,
     )
+    assert record is not None
     drain()
     return record
 
@@ -116,6 +117,7 @@ def test_the_sweeper_sends_what_a_lost_message_did_not(mailoutbox):
     lead = LeadFactory.create()
     # Recorded, but the worker's message never arrived (no drain).
     record = consent_set(lead=lead, state=ConsentState.PENDING, source=ConsentSource.API)
+    assert record is not None
     Event.objects.filter(type="consent.changed").update(processed_at=timezone.now())
 
     later = timezone.now() + dt.timedelta(minutes=1)
@@ -129,6 +131,7 @@ def test_the_sweeper_sends_what_a_lost_message_did_not(mailoutbox):
 def test_a_claim_whose_worker_died_is_taken_again_later(mailoutbox):
     lead = LeadFactory.create()
     record = consent_set(lead=lead, state=ConsentState.PENDING, source=ConsentSource.API)
+    assert record is not None
     ConsentRecord.objects.filter(pk=record.pk).update(confirmation_claimed_at=timezone.now())
 
     assert consent_confirmation_send(record_id=record.pk) is False

@@ -31,7 +31,9 @@ def anonymous():
 def test_get_shows_one_button_and_changes_nothing(anonymous):
     lead = LeadFactory.create(email="pat@example.com", consent_state=ConsentState.CONFIRMED)
 
-    response = anonymous.get(_path(unsubscribe_url(lead=lead, send_key="s-1")))
+    path = _path(unsubscribe_url(lead=lead, send_key="s-1"))
+    assert anonymous.head(path).status_code == 200
+    response = anonymous.get(path)
 
     assert response.status_code == 200
     assert response["Referrer-Policy"] == "no-referrer"

@@ -106,6 +106,7 @@ def test_consent_set_writes_the_lead_the_evidence_and_the_event(admin_user):
         wording="Yes, send me news",
         user=admin_user,
     )
+    assert record is not None
 
     lead.refresh_from_db()
     assert (lead.consent_state, lead.consent_changed_at is not None) == ("confirmed", True)
@@ -153,6 +154,7 @@ def test_a_bad_ip_address_is_left_out_not_an_error():
     lead = LeadFactory.create()
 
     record = consent_set(lead=lead, state=P, source=FORM, ip_address="not, an ip")
+    assert record is not None
 
     assert record.ip_address is None
 
