@@ -7,6 +7,8 @@ import datetime as dt
 import io
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from leads.models import ConsentRecord, ConsentSource, ConsentState, Event, Lead
@@ -518,3 +520,21 @@ def test_profile_needs_a_reason_and_sales_cannot_change(client, marketer, sales)
 )
 def test_anymail_bounce_types(event_type, reason, expected):
     assert bounce_type(event_type=event_type, reject_reason=reason) == expected
+
+
+def test_profile_queries_do_not_grow_with_the_trail(client, admin_user):
+    few, many = LeadFactory.create(), LeadFactory.create()
+    for lead, count in ((few, 2), (many, 15)):
+        for _ in range(count):
+            ConsentRecordFactory.create(lead=lead, created_by=UserFactory.create())
+    client.force_login(admin_user)
+    client.get(f"/leads/{few.pk}/")
+
+    with CaptureQueriesContext(connection) as few_queries:
+        client.get(f"/leads/{few.pk}/")
+    with CaptureQueriesContext(connection) as many_queries:
+        page = client.get(f"/leads/{many.pk}/").content.decode()
+
+    assert len(many_queries.captured_queries) == len(few_queries.captured_queries)
+    assert page.count("data-consent-record=") == 10
+    assert "Older changes are in the lead's data export." in page
