@@ -30,6 +30,7 @@ app.conf.update(
         "pages.tasks.review_warm": {"queue": "periodic"},
         "flows.tasks.wakeups_fire": {"queue": "flows"},
         "flows.tasks.delivery_send": {"queue": "deliveries"},
+        "emails.tasks.consent_confirmation_send": {"queue": "deliveries"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered
     # if the worker process dies mid-task. Effects are idempotent (see DESIGN.md).

@@ -250,6 +250,9 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "flows.models.DeliveryStatus",
         "FitGradeEnum": "core.vocabulary.FitGrade",
         "EngagementGradeEnum": "core.vocabulary.EngagementGrade",
+        "ConsentStateEnum": "leads.models.ConsentState",
+        "ConsentSourceEnum": "leads.models.ConsentSource",
+        "ConsentSettableStateEnum": "leads.api.consent.SETTABLE_STATES",
     },
 }
 

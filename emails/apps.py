@@ -8,3 +8,11 @@ class EmailsConfig(AppConfig):
 
     name = "emails"
     verbose_name = "Emails"
+
+    def ready(self) -> None:
+        from emails.consent import confirmations_sweep, consent_changed_react
+        from leads.services.background import sweep_register
+        from leads.services.reactions import reaction_register
+
+        reaction_register(name="emails", react=consent_changed_react)
+        sweep_register(name="consent-confirmations", part=confirmations_sweep)

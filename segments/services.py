@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core.vocabulary import CONSENT_CHANGED
 from leads.models import (
     Event,
     Lead,
@@ -399,6 +400,9 @@ def dependency_keys(event: Event) -> set[str]:
         return {ALWAYS}
     if event.type == "score.changed":
         return {"field:score", f"field:score.{event.properties.get('category')}"}
+    if event.type == CONSENT_CHANGED:
+        # The state is a field rule; the event itself is not countable.
+        return {"field:consent_state"}
     if event.type == "grade.changed":
         # One event tells of the grade and of both axes.
         return {"field:grade", "field:fit_grade", "field:engagement_grade"}

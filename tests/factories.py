@@ -8,6 +8,9 @@ from django.utils import timezone
 
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
+    ConsentRecord,
+    ConsentSource,
+    ConsentState,
     Event,
     FieldDefinition,
     Heartbeat,
@@ -291,3 +294,13 @@ class ReviewLogEntryFactory(factory.django.DjangoModelFactory[ReviewLogEntry]):
 
     subject = "settings"
     summary = "Hot threshold 50 to 60"
+
+
+class ConsentRecordFactory(factory.django.DjangoModelFactory[ConsentRecord]):
+    class Meta:
+        model = ConsentRecord
+
+    lead = factory.SubFactory(LeadFactory)
+    state = ConsentState.PENDING
+    source = ConsentSource.FORM
+    occurred_at = factory.LazyFunction(timezone.now)

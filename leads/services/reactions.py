@@ -10,9 +10,11 @@ the apps were loaded in:
    ``grade.changed``;
 1. ``segments`` (registered by ``segments``): re-check the segments the event can
    change, emitting ``segment.entered`` / ``segment.left``;
-2. ``flows`` (registered by ``flows``): resume the waits listening for the
+2. ``emails`` (registered by ``emails``): a lead whose consent became pending
+   gets its double opt-in email (a task sent after the commit);
+3. ``flows`` (registered by ``flows``): resume the waits listening for the
    event, then enroll the lead in flows whose triggers match;
-3. ``hooks`` (registered by ``flows``): deliver the event to the outbound
+4. ``hooks`` (registered by ``flows``): deliver the event to the outbound
    webhook subscriptions of its hook event types.
 
 Scoring goes first so that segments and flows see the grade the change left;
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from leads.models import Event, Lead
 
-REACTION_ORDER = ("scoring", "segments", "flows", "hooks")
+REACTION_ORDER = ("scoring", "segments", "emails", "flows", "hooks")
 
 
 class React(Protocol):

@@ -24,7 +24,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from core.vocabulary import COUNTABLE_TYPES, EngagementGrade, FitGrade, Grade
-from leads.models import FieldDefinition, FieldType, LeadSource, Stage
+from leads.models import ConsentState, FieldDefinition, FieldType, LeadSource, Stage
 from scoring.models import ScoreCategory
 
 FIELD_TYPES: dict[str, str] = {
@@ -51,6 +51,7 @@ FIELD_TYPES: dict[str, str] = {
     "fit_grade": "choice",
     "engagement_grade": "choice",
     "source": "choice",
+    "consent_state": "choice",
 }
 # Choice columns stored blank ("") when unknown: blank counts as not set.
 BLANK_CHOICE_FIELDS = ("source",)
@@ -433,6 +434,8 @@ def _choice_options(name: str, definitions: dict[str, FieldDefinition]) -> list[
         return list(EngagementGrade.values)
     if name == "source":
         return list(LeadSource.values)
+    if name == "consent_state":
+        return list(ConsentState.values)
     definition = definitions.get(name[7:]) if name.startswith("custom.") else None
     return list(definition.options) if definition and definition.type == FieldType.CHOICE else []
 

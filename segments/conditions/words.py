@@ -11,7 +11,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import EngagementGrade, FitGrade, Grade
-from leads.models import LeadSource, Stage
+from leads.models import ConsentState, LeadSource, Stage
 from segments.conditions.schema import NO_VALUE, RELATIVE
 from segments.conditions.tree import group_children
 from segments.names import Names
@@ -40,6 +40,7 @@ FIELD_LABELS = {
     "fit_grade": _("Fit grade"),
     "engagement_grade": _("Engagement grade"),
     "source": _("Source"),
+    "consent_state": _("Marketing consent"),
 }
 OP_LABELS = {
     "is": _("is"),
@@ -90,6 +91,7 @@ CHOICE_LABELS = {
     "fit_grade": dict(FitGrade.choices),
     "engagement_grade": dict(EngagementGrade.choices),
     "source": dict(LeadSource.choices),
+    "consent_state": dict(ConsentState.choices),
 }
 
 

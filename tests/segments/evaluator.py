@@ -40,6 +40,7 @@ STANDARD_FIELDS: dict[str, str] = {
     "fit_grade": "choice",
     "engagement_grade": "choice",
     "source": "choice",
+    "consent_state": "choice",
 }
 SUPPORTED_OPERATORS: dict[str, frozenset[str]] = {
     "text": frozenset(
