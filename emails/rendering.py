@@ -56,7 +56,10 @@ _ANCHOR_HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
 _MARKDOWN_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _MARKDOWN_AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>\s]+)>")
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+# A line break in the text is a line break in the email (a signature, an address).
+_MARKDOWN = MarkdownIt(
+    "commonmark", {"html": False, "linkify": False, "typographer": False, "breaks": True}
+)
 
 TEXT_COLOR = "#1f2937"
 MUTED_COLOR = "#6b7280"
