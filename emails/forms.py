@@ -86,16 +86,18 @@ class TemplateForm(_StyledForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
+        # Checked even when a field is missing, so that every problem shows at once;
+        # a field with an error of its own keeps that one.
         problems = template_problems(
-            name=cleaned["name"],
-            subject=cleaned["subject"],
+            name=cleaned.get("name", ""),
+            subject=cleaned.get("subject", ""),
             preheader=cleaned.get("preheader", ""),
             blocks=cleaned.get("blocks", []),
             template=self.template,
         )
         for field_name, messages in problems.items():
+            if field_name in self.errors:
+                continue
             for message in messages:
                 self.add_error(field_name, message)
         return cleaned

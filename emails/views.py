@@ -138,7 +138,17 @@ def _unsaved_from_post(
     from rendering."""
     form = TemplateForm(request.POST, template=template)
     form.is_valid()
-    problems = [str(error) for errors in form.errors.values() for error in errors]
+    # Empty required fields are for saving to say; the preview names the rest,
+    # each with its field's label unless the sentence names its place itself.
+    problems = [
+        error.message % (error.params or {})
+        if name == "blocks"
+        else f"{form.fields[name].label}: {error.message % (error.params or {})}"
+        for name, errors in form.errors.as_data().items()
+        if name in form.fields
+        for error in errors
+        if error.code != "required"
+    ]
     blocks = form.cleaned_data.get("blocks")
     if "blocks" in form.errors and blocks is None:
         return form, None, problems

@@ -136,10 +136,11 @@ def test_preview_of_a_saved_template_shows_problems_but_still_renders(client, ma
     client.force_login(marketer)
 
     html = client.post(
-        f"/emails/templates/{template.pk}/preview/", _form(subject="Hi {{ nope }}")
+        f"/emails/templates/{template.pk}/preview/", _form(name="", subject="Hi {{ nope }}")
     ).content.decode()
 
-    assert "There is no lead field called “nope”." in html
+    assert "<li>Subject: There is no lead field called “nope”.</li>" in html
+    assert "required" not in html
     assert 'id="preview-subject">Hi</td>' in html
 
 
