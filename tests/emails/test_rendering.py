@@ -237,3 +237,24 @@ def test_a_merge_tag_cannot_reach_outside_the_lead():
 
     assert email.subject == ""
     assert '<p style="margin:0 0 12px 0;">xy{% include' in email.html
+
+
+def test_a_value_cannot_leave_its_attribute_or_its_text():
+    lead = LeadFactory.create(
+        first_name='"><script>alert(1)</script>',
+        custom_fields={"ref": '" onmouseover="alert(1)'},
+    )
+    template = EmailTemplateFactory.create(
+        blocks=[
+            {"type": "heading", "text": "Hi {{ first_name }}"},
+            {"type": "button", "label": "Go", "url": "https://acme.example/?r={{ custom.ref }}"},
+            {"type": "image", "src": "https://acme.example/a.png", "alt": "{{ first_name }}"},
+        ]
+    )
+
+    email = email_render(template=template, lead=lead)
+
+    assert "<script>" not in email.html
+    assert "Hi &quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</h1>" in email.html
+    assert 'href="https://acme.example/?r=&quot; onmouseover=&quot;alert(1)"' in email.html
+    assert 'alt="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in email.html
