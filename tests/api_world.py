@@ -14,6 +14,7 @@ from leads.models import ApiKey, Segment
 from scoring.models import ScoreCategory
 from segments.services import segment_create
 from tests.factories import (
+    EmailTemplateFactory,
     EventFactory,
     FieldDefinitionFactory,
     LeadFactory,
@@ -58,6 +59,7 @@ def api_world() -> dict[str, int]:
     field = FieldDefinitionFactory.create(key="plan")
     task = TaskFactory.create(lead=lead, title="Call back")
     opportunity = OpportunityFactory.create(lead=lead, name="Pilot", value=12000)
+    email_template = EmailTemplateFactory.create(name="Welcome")
     return {
         "leads": lead.pk,
         "flows": flow.pk,
@@ -72,6 +74,7 @@ def api_world() -> dict[str, int]:
         "tasks": task.pk,
         "hooks": hook.pk,
         "opportunities": opportunity.pk,
+        "email-templates": email_template.pk,
     }
 
 

@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from emails.models import EmailTemplate, OutboxMessage, Sender
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
     ConsentRecord,
@@ -304,3 +305,40 @@ class ConsentRecordFactory(factory.django.DjangoModelFactory[ConsentRecord]):
     state = ConsentState.PENDING
     source = ConsentSource.FORM
     occurred_at = factory.LazyFunction(timezone.now)
+
+
+class SenderFactory(factory.django.DjangoModelFactory[Sender]):
+    class Meta:
+        model = Sender
+
+    name = "Acme Marketing"
+    address = factory.Sequence(lambda n: f"news{n}@acme.example")
+
+
+class EmailTemplateFactory(factory.django.DjangoModelFactory[EmailTemplate]):
+    class Meta:
+        model = EmailTemplate
+
+    name = factory.Sequence(lambda n: f"Template {n}")
+    subject = 'Hello {{ first_name | default: "there" }}'
+    preheader = "What is new at Acme"
+    sender = factory.SubFactory(SenderFactory)
+    blocks = factory.LazyFunction(
+        lambda: [
+            {"type": "heading", "text": 'Welcome, {{ first_name | default: "friend" }}'},
+            {"type": "text", "text": "Thanks for signing up at **{{ company_name }}**."},
+            {"type": "button", "label": "Get started", "url": "https://acme.example/start"},
+        ]
+    )
+
+
+class OutboxMessageFactory(factory.django.DjangoModelFactory[OutboxMessage]):
+    class Meta:
+        model = OutboxMessage
+
+    from_email = "Acme Marketing <news@acme.example>"
+    to = factory.LazyFunction(lambda: ["lead@acme.example"])
+    subject = "Hello"
+    text = "Hello\n"
+    html = "<html><body><p>Hello</p></body></html>"
+    message_id = factory.Sequence(lambda n: f"<{n}.outbox@acme.example>")

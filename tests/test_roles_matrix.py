@@ -13,8 +13,10 @@ from flows.lifecycle import flow_create
 from flows.models import Flow
 from leads.models import Lead, Segment, Task
 from tests.factories import (
+    EmailTemplateFactory,
     LeadFactory,
     NotificationFactory,
+    OutboxMessageFactory,
     SegmentFactory,
     TaskFactory,
     UserFactory,
@@ -69,6 +71,12 @@ PAGES: list[tuple[str, dict]] = [
     ("/settings/integrations/", ADMIN),
     ("/settings/privacy/", ADMIN),
     ("/settings/webhooks/", ADMIN),
+    ("/settings/email/", ADMIN),
+    ("/emails/templates/", STAFF),
+    ("/emails/templates/new/", STAFF),
+    ("/emails/templates/{email_template}/", STAFF),
+    ("/emails/sent/", ADMIN),
+    ("/emails/sent/{outbox_message}/", ADMIN),
     ("/account/password/", ALL),
     ("/account/language/", ALL),
     ("/api/v1/leads/", API_ALL),
@@ -99,6 +107,8 @@ PAGES: list[tuple[str, dict]] = [
     ("/api/v1/notifications/", API_ALL),
     ("/api/v1/hooks/", API_ADMIN),
     ("/api/v1/hooks/event-types/", API_ADMIN),
+    ("/api/v1/email-templates/", API_STAFF),
+    ("/api/v1/email-templates/{email_template}/", API_STAFF),
 ]
 
 # Writes: (method, path, data, expected). Each runs on fresh data.
@@ -183,6 +193,30 @@ WRITES: list[tuple[str, str, dict, dict]] = [
     ),
     (
         "post",
+        "/api/v1/email-templates/",
+        {"name": "Matrix mail", "subject": "Hi"},
+        {"admin": 201, "marketer": 201, "sales": 403, "anonymous": 401},
+    ),
+    (
+        "post",
+        "/api/v1/email-templates/{email_template}/preview/",
+        {"lead": 0},
+        {"admin": 400, "marketer": 400, "sales": 403, "anonymous": 401},
+    ),
+    (
+        "post",
+        "/emails/templates/new/",
+        {"name": "Matrix page mail", "subject": "Hi", "kind": "marketing", "blocks": "[]"},
+        {"admin": 302, "marketer": 302, "sales": 403, "anonymous": "login"},
+    ),
+    (
+        "post",
+        "/settings/email/",
+        {"form": "sender", "name": "Lena", "address": "lena@x.example"},
+        {"admin": 302, "marketer": 403, "sales": 403, "anonymous": "login"},
+    ),
+    (
+        "post",
         "/settings/webhooks/",
         {"target_url": "https://hooks.example/x", "events": ["lead.mql"]},
         {"admin": 302, "marketer": 403, "sales": 403, "anonymous": "login"},
@@ -206,6 +240,8 @@ def world():
         "flow": flow_create(name="Matrix").pk,
         "segment": SegmentFactory.create(name="Static", static=True).pk,
         "their_task": TaskFactory.create(lead=theirs, assignee=rep2, title="Theirs").pk,
+        "email_template": EmailTemplateFactory.create(name="Matrix template").pk,
+        "outbox_message": OutboxMessageFactory.create().pk,
     }
     NotificationFactory.create(user=rep2, lead=theirs, message="for rep two")
     return users, ids

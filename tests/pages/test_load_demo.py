@@ -52,11 +52,11 @@ def test_load_demo_twice_loads_the_same_data_once(fast_hasher):
     users = "users admin/marketer/sales (password: leadflow)"
     assert first_out.getvalue() == (
         f"Demo data: 300 leads (300 new), {events} events ({events} new), "
-        f"5 segments (5 new), 6 flows (6 new), {users}\n"
+        f"5 segments (5 new), 6 flows (6 new), 2 email templates (2 new), {users}\n"
     )
     assert second_out.getvalue() == (
         f"Demo data: 300 leads (0 new), {events} events (0 new), 5 segments (0 new), "
-        f"6 flows (0 new), {users}\n"
+        f"6 flows (0 new), 2 email templates (0 new), {users}\n"
     )
     segments = {s.name: s.member_count for s in Segment.objects.all()}
     assert sorted(segments) == [
@@ -306,3 +306,20 @@ def test_load_demo_has_outcomes_that_follow_who_the_lead_is(fast_hasher):
     assert Lead.objects.filter(stage="opportunity").count() == (
         Opportunity.objects.filter(status="open").count()
     )
+
+
+@pytest.mark.django_db
+def test_load_demo_has_a_sender_the_postal_address_and_two_templates(fast_hasher):
+    from emails.models import EmailSettings, EmailTemplate, Sender
+    from emails.rendering import email_render
+
+    call_command("load_demo", "--no-replay", stdout=StringIO())
+
+    assert list(Sender.objects.values_list("address", flat=True)) == ["lena@leadflow.example"]
+    assert EmailSettings.objects.get().postal_address.startswith("Leadflow GmbH\n")
+    templates = {t.name: t for t in EmailTemplate.objects.all()}
+    assert sorted(templates) == ["Pricing follow-up", "Willkommen"]
+    lead = Lead.objects.exclude(first_name="").order_by("id")[0]
+    email = email_render(template=templates["Willkommen"], lead=lead, unsubscribe_url="https://u")
+    assert email.subject == f"Willkommen bei Leadflow, {lead.first_name}"
+    assert "Friedrichstraße 123" in email.text
