@@ -8,3 +8,9 @@ class EmailsConfig(AppConfig):
 
     name = "emails"
     verbose_name = "Emails"
+
+    def ready(self) -> None:
+        from emails.reactions import email_sends_on_event
+        from leads.services.reactions import reaction_register
+
+        reaction_register(name="emails", react=email_sends_on_event)

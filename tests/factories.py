@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from emails.models import EmailKind, EmailSettings, EmailTemplate, Sender
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
     Event,
@@ -291,3 +292,38 @@ class ReviewLogEntryFactory(factory.django.DjangoModelFactory[ReviewLogEntry]):
 
     subject = "settings"
     summary = "Hot threshold 50 to 60"
+
+
+class SenderFactory(factory.django.DjangoModelFactory[Sender]):
+    class Meta:
+        model = Sender
+
+    name = "Leadflow Team"
+    address = factory.Sequence(lambda n: f"team{n}@example.com")
+
+
+class EmailTemplateFactory(factory.django.DjangoModelFactory[EmailTemplate]):
+    class Meta:
+        model = EmailTemplate
+
+    name = factory.Sequence(lambda n: f"Welcome {n}")
+    subject = 'Welcome, {{ first_name | fallback: "there" }}'
+    preheader = "Three things to try first"
+    sender = factory.SubFactory(SenderFactory)
+    kind = EmailKind.MARKETING
+    blocks = factory.LazyFunction(
+        lambda: [
+            {"type": "heading", "text": "Hello {{ first_name }}"},
+            {"type": "text", "text": "Glad to have you at {{ company_name }}."},
+            {"type": "button", "text": "See the guide", "url": "https://example.com/guide?a=1&b=2"},
+        ]
+    )
+
+
+class EmailSettingsFactory(factory.django.DjangoModelFactory[EmailSettings]):
+    class Meta:
+        model = EmailSettings
+
+    postal_address = "Leadflow GmbH, Hauptstr. 1, 10115 Berlin"
+    sends_per_minute = 10000
+    frequency_cap = 0

@@ -10,9 +10,12 @@ the apps were loaded in:
    ``grade.changed``;
 1. ``segments`` (registered by ``segments``): re-check the segments the event can
    change, emitting ``segment.entered`` / ``segment.left``;
-2. ``flows`` (registered by ``flows``): resume the waits listening for the
+2. ``emails`` (registered by ``emails``): keep the first delivery, open,
+   click, bounce and unsubscribe of the email an ``email.*`` event is about on
+   its send (nothing to do for other events);
+3. ``flows`` (registered by ``flows``): resume the waits listening for the
    event, then enroll the lead in flows whose triggers match;
-3. ``hooks`` (registered by ``flows``): deliver the event to the outbound
+4. ``hooks`` (registered by ``flows``): deliver the event to the outbound
    webhook subscriptions of its hook event types.
 
 Scoring goes first so that segments and flows see the grade the change left;
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from leads.models import Event, Lead
 
-REACTION_ORDER = ("scoring", "segments", "flows", "hooks")
+REACTION_ORDER = ("scoring", "segments", "emails", "flows", "hooks")
 
 
 class React(Protocol):
