@@ -31,7 +31,7 @@ app.conf.update(
         "flows.tasks.wakeups_fire": {"queue": "flows"},
         "flows.tasks.delivery_send": {"queue": "deliveries"},
         "emails.tasks.email_sends_due": {"queue": "periodic"},
-        "emails.tasks.email_send": {"queue": "deliveries"},
+        "emails.tasks.email_sends_drain": {"queue": "deliveries"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered
     # if the worker process dies mid-task. Effects are idempotent (see DESIGN.md).

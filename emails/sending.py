@@ -29,6 +29,8 @@ import contextlib
 import datetime as dt
 import logging
 import smtplib
+import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +69,6 @@ from leads.outages import task_send
 logger = logging.getLogger(__name__)
 
 SEND_RETRY_DELAYS = (60, 300, 1800, 7200)
-# A new send is sent by its own task at once; beat sends it when that message
-# was lost.
-SEND_SWEEP_SECONDS = 60
 # Without a postal address marketing email waits; look again this often.
 NO_ADDRESS_RECHECK_SECONDS = 600
 OPEN = (SendStatus.QUEUED, SendStatus.HELD, SendStatus.SENDING)
@@ -109,8 +108,6 @@ def email_send_queue(
 ) -> EmailSend:
     """Record an email to ``lead`` once per ``key``: skipped now with the reason
     (``emails.rules.send_skip_reason``), or queued and sent after commit."""
-    from emails.tasks import email_send_task
-
     if require_double_opt_in is None:
         require_double_opt_in = email_settings().require_double_opt_in
     reason = send_skip_reason(
@@ -131,13 +128,13 @@ def email_send_queue(
             "reason": (reason or "")[:300],
             "message_id": make_msgid(domain=_domain(template)).strip("<>"),
             "token": get_random_string(32, TOKEN_CHARS),
-            "next_attempt_at": None if reason else now + dt.timedelta(seconds=SEND_SWEEP_SECONDS),
+            "next_attempt_at": None if reason else now,
         },
     )
     if created and send.status == SendStatus.QUEUED:
-        # A message that never leaves (broker down) or is lost with a worker is
-        # covered by next_attempt_at: beat's email_sends_due sends it then.
-        transaction.on_commit(lambda: task_send(email_send_task, send.pk))
+        # Whether the kick's message leaves or not, the send is due: beat's
+        # email_sends_due finds it within seconds if no drain does.
+        transaction.on_commit(email_sends_kick)
     return send
 
 
@@ -155,88 +152,138 @@ class Claimed:
     postal_address: str
 
 
-def email_send_claim(*, send_id: int, now: dt.datetime | None = None) -> Claimed | None:
-    """Take a send whose time has come, in a short transaction of its own, after
-    the rules at send time: skipped when the lead may no longer receive it, held
-    while a rule holds it back; None then, or when it is in another sender's
-    hands or done. The lead is locked first (as event processing does)."""
+# A drain takes up to this many due sends at once: their claims share one
+# transaction and their messages one SMTP session, so an email costs about one
+# statement of its own (its "sent" record) instead of a transaction of ten.
+CLAIM_BATCH = 20
+
+
+def email_sends_claim(
+    *, limit: int = CLAIM_BATCH, now: dt.datetime | None = None
+) -> tuple[list[Claimed], bool]:
+    """Take up to ``limit`` sends whose time has come, oldest first, in one short
+    transaction, after the rules at send time: a send the lead may no longer
+    receive is skipped, one a rule holds back is held until its time; the rest
+    are marked ``sending`` and returned, with whether any send was due at all.
+
+    Leads are locked before their sends, as event processing does, and both
+    skip what is locked: a busy lead's send is left for the next round, and two
+    claimers never wait on each other."""
     now = now or timezone.now()
-    lead_id = (
-        EmailSend.objects.filter(pk=send_id, status__in=OPEN)
-        .values_list("lead_id", flat=True)
-        .first()
+    fresh = now - dt.timedelta(seconds=claim_seconds())
+    due = (
+        Q(status__in=OPEN)
+        & ~Q(status=SendStatus.SENDING, claimed_at__gt=fresh)
+        & (Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
     )
-    if lead_id is None:
-        return None
+    candidates = list(
+        EmailSend.objects.filter(due)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", "lead_id")[:limit]
+    )
+    if not candidates:
+        return [], False
     config = email_settings()
     with transaction.atomic():
-        lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
-        send = (
-            EmailSend.objects.select_for_update(skip_locked=True)
-            .filter(pk=send_id, status__in=OPEN)
-            .first()
+        leads = {
+            lead.pk: lead
+            for lead in Lead.objects.select_for_update(skip_locked=True)
+            .filter(pk__in={lead_id for _, lead_id in candidates})
+            .order_by("pk")
+        }
+        sends = list(
+            EmailSend.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("template__sender")
+            .filter(due, pk__in=[pk for pk, lead_id in candidates if lead_id in leads])
+            .order_by("id")
         )
-        if send is None or lead is None:
-            return None
-        if send.status == SendStatus.SENDING:
-            if send.claimed_at and send.claimed_at > now - dt.timedelta(seconds=claim_seconds()):
-                return None
-            if _already_out(send):
-                # The backend has it (a sender died before recording).
-                _sent_update(send, now=now, provider="outbox", provider_id=send.message_id)
-                return None
-        elif (
-            send.next_attempt_at
-            and send.next_attempt_at > now
-            and (send.status == SendStatus.HELD or send.attempts)
-        ):
-            return None  # a hold or a retry whose time has not come
-        if send.attempts > len(SEND_RETRY_DELAYS):
-            _fail(send, gettext("The sender stopped during the last try."))
-            return None
-        template = (
-            EmailTemplate.objects.select_related("sender").filter(pk=send.template_id or 0).first()
-        )
-        if template is None:
-            _fail(send, gettext("The email's template was deleted."))
-            return None
-        skip = send_skip_reason(
-            lead=lead, kind=send.kind, require_double_opt_in=config.require_double_opt_in
-        )
-        if skip is not None:
-            _finish(send, SendStatus.SKIPPED, skip)
-            return None
-        held = _hold(send=send, lead=lead, config=config, now=now)
-        if held is not None:
-            reason, until = held
-            send.status, send.reason, send.next_attempt_at = SendStatus.HELD, reason[:300], until
-            send.claimed_at = None
-            send.save(update_fields=["status", "reason", "next_attempt_at", "claimed_at"])
-            return None
-        send.status = SendStatus.SENDING
-        send.reason = ""
-        send.attempts += 1
-        send.claimed_at = now
-        send.to_email = lead.email or ""
-        # Beat looks at it again if this claim is never settled.
-        send.next_attempt_at = now + dt.timedelta(seconds=claim_seconds())
-        send.save(
-            update_fields=[
-                "status",
-                "reason",
-                "attempts",
-                "claimed_at",
-                "to_email",
-                "next_attempt_at",
-            ]
-        )
+        counts = _marketing_counts(sends=sends, config=config, now=now)
+        claimed = [
+            item
+            for send in sends
+            if (item := _decide(send, leads[send.lead_id], config=config, now=now, counts=counts))
+        ]
+        claimed = _within_rate(claimed, config=config, now=now)
+        for item in claimed:
+            item.send.status = SendStatus.SENDING
+            item.send.reason = ""
+            item.send.attempts += 1
+            item.send.claimed_at = now
+            # Beat looks at it again if this claim is never settled.
+            item.send.next_attempt_at = now + dt.timedelta(seconds=claim_seconds())
+            item.send.to_email = item.lead.email or ""
+        if claimed:
+            EmailSend.objects.bulk_update(
+                [item.send for item in claimed],
+                ["status", "reason", "attempts", "claimed_at", "next_attempt_at", "to_email"],
+            )
+    return claimed, True
+
+
+def _decide(
+    send: EmailSend, lead: Lead, *, config: EmailSettings, now: dt.datetime, counts: _Counts
+) -> Claimed | None:
+    """One send of a claim: skipped, held, failed (recorded here; None), or to go."""
+    if send.status == SendStatus.SENDING and _already_out(send):
+        # The backend has it: a sender died before recording it.
+        _sent_update(send, now=now, provider="outbox", provider_id=send.message_id)
+        return None
+    if send.attempts > len(SEND_RETRY_DELAYS):
+        _fail(send, gettext("The sender stopped during the last try."))
+        return None
+    template = send.template
+    if template is None:
+        _fail(send, gettext("The email's template was deleted."))
+        return None
+    skip = send_skip_reason(
+        lead=lead, kind=send.kind, require_double_opt_in=config.require_double_opt_in
+    )
+    if skip is not None:
+        _finish(send, SendStatus.SKIPPED, skip)
+        return None
+    held = _hold(send=send, lead=lead, config=config, now=now, counts=counts)
+    if held is not None:
+        reason, until = held
+        send.status, send.reason, send.next_attempt_at = SendStatus.HELD, reason[:300], until
+        send.claimed_at = None
+        send.save(update_fields=["status", "reason", "next_attempt_at", "claimed_at"])
+        return None
+    if send.kind == EmailKind.MARKETING:
+        counts.sent[lead.pk] = [*counts.sent.get(lead.pk, []), now]
     return Claimed(send=send, lead=lead, template=template, postal_address=config.postal_address)
 
 
+@dataclass
+class _Counts:
+    """Each lead's marketing emails sent (or being sent) in the cap's period."""
+
+    sent: dict[int, list[dt.datetime]]
+
+
+def _marketing_counts(
+    *, sends: list[EmailSend], config: EmailSettings, now: dt.datetime
+) -> _Counts:
+    leads = {send.lead_id for send in sends if send.kind == EmailKind.MARKETING}
+    if not leads or not config.frequency_cap:
+        return _Counts(sent={})
+    since = now - frequency_window(config.frequency_period)
+    rows = (
+        EmailSend.objects.filter(lead_id__in=leads, kind=EmailKind.MARKETING)
+        .filter(Q(status=SendStatus.SENT, sent_at__gte=since) | Q(status=SendStatus.SENDING))
+        .exclude(pk__in=[send.pk for send in sends])
+        .values_list("lead_id", "sent_at")
+    )
+    sent: dict[int, list[dt.datetime]] = {}
+    for lead_id, sent_at in rows:
+        sent.setdefault(lead_id, []).append(sent_at or now)
+    return _Counts(sent=sent)
+
+
 def _hold(
-    *, send: EmailSend, lead: Lead, config: EmailSettings, now: dt.datetime
+    *, send: EmailSend, lead: Lead, config: EmailSettings, now: dt.datetime, counts: _Counts
 ) -> tuple[str, dt.datetime] | None:
-    """What holds the send back now, in words, and until when; None: it may go."""
+    """What holds the send back now, in words, and until when; None: it may go
+    (the rate is checked for the batch, ``_within_rate``)."""
     marketing = send.kind == EmailKind.MARKETING
     if marketing and not config.postal_address.strip():
         return (
@@ -255,34 +302,43 @@ def _hold(
     if opens is not None:
         return gettext("Held until the send window opens in the lead's time zone."), opens
     if marketing and config.frequency_cap:
-        since = now - frequency_window(config.frequency_period)
-        recent = (
-            EmailSend.objects.filter(lead_id=lead.pk, kind=EmailKind.MARKETING)
-            .filter(Q(status=SendStatus.SENT, sent_at__gte=since) | Q(status=SendStatus.SENDING))
-            .exclude(pk=send.pk)
-        )
-        times = sorted(t or now for t in recent.values_list("sent_at", flat=True))
+        times = sorted(counts.sent.get(lead.pk, []))
         if len(times) >= config.frequency_cap:
             # When the oldest send counted leaves the period, one more may go.
-            until = max(times[len(times) - config.frequency_cap], since) + frequency_window(
-                config.frequency_period
-            )
+            window = frequency_window(config.frequency_period)
+            until = times[len(times) - config.frequency_cap] + window
             return gettext("Held: the lead reached the limit of marketing emails."), until
-    if config.sends_per_minute:
-        minute = int(now.timestamp() // 60)
-        rate_key = f"emails:sent:{minute}"
-        cache.add(rate_key, 0, timeout=180)
-        try:
-            count = cache.incr(rate_key)
-        except ValueError:  # expired between the two calls
-            cache.set(rate_key, 1, timeout=180)
-            count = 1
-        if count > config.sends_per_minute:
-            until = dt.datetime.fromtimestamp((minute + 1) * 60, tz=dt.UTC)
-            # Spread over the next minute's first seconds, not all at its start.
-            until += dt.timedelta(milliseconds=send.pk % 5000)
-            return gettext("Held: the sending rate per minute is reached."), until
     return None
+
+
+def _within_rate(
+    claimed: list[Claimed], *, config: EmailSettings, now: dt.datetime
+) -> list[Claimed]:
+    """The sends the instance's rate per minute lets go now (a counter per minute
+    in the cache, shared by every worker with Redis); the others are held until
+    the next minute."""
+    if not claimed or not config.sends_per_minute:
+        return claimed
+    minute = int(now.timestamp() // 60)
+    rate_key = f"emails:sent:{minute}"
+    cache.add(rate_key, 0, timeout=180)
+    try:
+        after = cache.incr(rate_key, len(claimed))
+    except ValueError:  # expired between the two calls
+        cache.set(rate_key, len(claimed), timeout=180)
+        after = len(claimed)
+    allowed = max(0, config.sends_per_minute - (after - len(claimed)))
+    if allowed >= len(claimed):
+        return claimed
+    until = dt.datetime.fromtimestamp((minute + 1) * 60, tz=dt.UTC)
+    reason = gettext("Held: the sending rate per minute is reached.")
+    for item in claimed[allowed:]:
+        send = item.send
+        send.status, send.reason, send.claimed_at = SendStatus.HELD, reason, None
+        # Spread over the next minute's first seconds, not all at its start.
+        send.next_attempt_at = until + dt.timedelta(milliseconds=send.pk % 5000)
+        send.save(update_fields=["status", "reason", "next_attempt_at", "claimed_at"])
+    return claimed[:allowed]
 
 
 def _already_out(send: EmailSend) -> bool:
@@ -344,12 +400,47 @@ def email_message_build(*, claimed: Claimed) -> AnymailMessage:
     return message
 
 
-def email_send(*, send_id: int) -> str:
-    """Claim, render and send with no transaction open, record; returns the send's
-    status after this try ("" when there was nothing to do)."""
-    claimed = email_send_claim(send_id=send_id)
-    if claimed is None:
-        return ""
+DRAIN_KEY = "emails:drain-queued"
+# A drain hands over to a new one after this long, so that one task never holds
+# a worker's child for the length of a big send.
+DRAIN_SECONDS = 30
+
+
+def email_sends_kick() -> None:
+    """Have a worker drain the due sends, unless a drain is queued and not yet
+    started (it will see what is committed now). The drain drops the key when
+    it starts; a lost message or key is covered by beat (``email_sends_due``)."""
+    from emails.tasks import email_sends_drain_task
+
+    if cache.add(DRAIN_KEY, 1, timeout=10) and not task_send(email_sends_drain_task):
+        cache.delete(DRAIN_KEY)
+
+
+def email_sends_drain(*, seconds: float = DRAIN_SECONDS) -> list[str]:
+    """Claim due sends a batch at a time and send them until none is due (or the
+    time is up: then a new drain goes on); each send's status after its try."""
+    cache.delete(DRAIN_KEY)
+    deadline = time.monotonic() + seconds
+    outcomes: list[str] = []
+    helped = False
+    while True:
+        claimed, found = email_sends_claim()
+        if not found:
+            return outcomes
+        if len(claimed) == CLAIM_BATCH and not helped:
+            # More than a batch is due: another worker child may help.
+            email_sends_kick()
+            helped = True
+        outcomes += [_send_one(item) for item in claimed]
+        if time.monotonic() > deadline:
+            email_sends_kick()
+            return outcomes
+        if not claimed:
+            # Due sends, all in another claimer's hands or their leads busy.
+            time.sleep(0.05)
+
+
+def _send_one(claimed: Claimed) -> str:
     send = claimed.send
     claimed_at = send.claimed_at
     try:
@@ -427,6 +518,12 @@ def _smtp_send(
     DATA unfinished and the connection closed, so the server drops the message."""
     if connection.connection is None:
         connection.open()
+        sock = getattr(connection.connection, "sock", None)
+        if sock is not None:
+            # The final "." goes in a write of its own after the record: with
+            # Nagle's algorithm it would wait for the server's delayed ACK of the
+            # body (40 ms a message here).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     smtp = connection.connection
     assert smtp is not None
     encoding = message.encoding or settings.DEFAULT_CHARSET
@@ -525,17 +622,11 @@ def _record_failure(send: EmailSend, claimed_at: dt.datetime | None, exc: Except
     return SendStatus.QUEUED
 
 
-def email_sends_due(*, limit: int = 1000) -> list[int]:
-    """Sends whose time came (from beat): holds that end, retries, claims that
-    expired, and new sends whose message was lost."""
-    from emails.tasks import email_send_task
-
-    ids = list(
-        EmailSend.objects.filter(status__in=OPEN, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    for send_id in ids:
-        if not task_send(email_send_task, send_id):
-            break
-    return ids
+def email_sends_due() -> int:
+    """From beat: how many sends are due (new ones no drain took, holds that
+    end, retries, claims that expired); a drain is kicked when there are any."""
+    due = EmailSend.objects.filter(status__in=OPEN, next_attempt_at__lte=timezone.now()).count()
+    if due:
+        cache.delete(DRAIN_KEY)
+        email_sends_kick()
+    return due
