@@ -247,7 +247,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- email ----------------------------------------------------------------------
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# With no provider configured, email goes to the outbox in the app (the "Sent
+# emails" page): the embedded default shows the whole loop without an account.
+# EMAIL_BACKEND picks another (SMTP, or an anymail backend with its settings).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="emails.backends.OutboxBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadflow@localhost")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)

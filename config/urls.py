@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/v1/", include("scoring.api.urls")),
     path("api/v1/", include("segments.api.urls")),
     path("api/v1/", include("flows.api.urls")),
+    path("api/v1/", include("emails.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
@@ -17,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("pages.urls")),
     path("", include("flows.urls")),
+    path("", include("emails.urls")),
     path("", include("segments.urls")),
     path("", include("leads.urls")),
 ]

@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from emails.models import EmailKind, EmailSettings, EmailTemplate, Sender
+from emails.models import EmailSettings, EmailTemplate, OutboxMessage, Sender
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
     Event,
@@ -298,24 +298,23 @@ class SenderFactory(factory.django.DjangoModelFactory[Sender]):
     class Meta:
         model = Sender
 
-    name = "Leadflow Team"
-    address = factory.Sequence(lambda n: f"team{n}@example.com")
+    name = "Acme Marketing"
+    address = factory.Sequence(lambda n: f"news{n}@acme.example")
 
 
 class EmailTemplateFactory(factory.django.DjangoModelFactory[EmailTemplate]):
     class Meta:
         model = EmailTemplate
 
-    name = factory.Sequence(lambda n: f"Welcome {n}")
-    subject = 'Welcome, {{ first_name | fallback: "there" }}'
-    preheader = "Three things to try first"
+    name = factory.Sequence(lambda n: f"Template {n}")
+    subject = 'Hello {{ first_name | default: "there" }}'
+    preheader = "What is new at Acme"
     sender = factory.SubFactory(SenderFactory)
-    kind = EmailKind.MARKETING
     blocks = factory.LazyFunction(
         lambda: [
-            {"type": "heading", "text": "Hello {{ first_name }}"},
-            {"type": "text", "text": "Glad to have you at {{ company_name }}."},
-            {"type": "button", "text": "See the guide", "url": "https://example.com/guide?a=1&b=2"},
+            {"type": "heading", "text": 'Welcome, {{ first_name | default: "friend" }}'},
+            {"type": "text", "text": "Thanks for signing up at **{{ company_name }}**."},
+            {"type": "button", "label": "Get started", "url": "https://acme.example/start"},
         ]
     )
 
@@ -327,3 +326,15 @@ class EmailSettingsFactory(factory.django.DjangoModelFactory[EmailSettings]):
     postal_address = "Leadflow GmbH, Hauptstr. 1, 10115 Berlin"
     sends_per_minute = 10000
     frequency_cap = 0
+
+
+class OutboxMessageFactory(factory.django.DjangoModelFactory[OutboxMessage]):
+    class Meta:
+        model = OutboxMessage
+
+    from_email = "Acme Marketing <news@acme.example>"
+    to = factory.LazyFunction(lambda: ["lead@acme.example"])
+    subject = "Hello"
+    text = "Hello\n"
+    html = "<html><body><p>Hello</p></body></html>"
+    message_id = factory.Sequence(lambda n: f"<{n}.outbox@acme.example>")

@@ -6,6 +6,7 @@ import "./app.css";
 import Collapse from "bootstrap/js/dist/collapse";
 import Dropdown from "bootstrap/js/dist/dropdown";
 import { Chart, registerables } from "chart.js";
+import { blockEditors } from "./emails/blocks.js";
 
 Chart.register(...registerables);
 
@@ -21,6 +22,7 @@ function enhance(root) {
   for (const el of root.querySelectorAll('[data-bs-toggle="dropdown"]')) Dropdown.getOrCreateInstance(el);
   for (const el of root.querySelectorAll(".collapse")) Collapse.getOrCreateInstance(el, { toggle: false });
   drawCharts(root);
+  blockEditors(root);
 }
 
 document.addEventListener("DOMContentLoaded", () => enhance(document));

@@ -24,6 +24,8 @@ from django.utils import timezone
 from core.roles import Role
 from core.scope import event_scope, processing_batch
 from core.vocabulary import LEAD_ACTIVITY_TYPES
+from emails.models import EmailKind, EmailTemplate, Sender
+from emails.services import email_settings_get, email_settings_update, template_create
 from flows.engine import flows_on_event
 from flows.lifecycle import flow_publish
 from flows.models import Flow
@@ -1116,6 +1118,98 @@ def _segments() -> int:
     return created
 
 
+DEMO_SENDER = ("Lena von Leadflow", "lena@leadflow.example", "hallo@leadflow.example")
+DEMO_POSTAL_ADDRESS = "Leadflow GmbH\nFriedrichstraße 123\n10117 Berlin\nDeutschland"
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "name": "Willkommen",
+        "subject": 'Willkommen bei Leadflow, {{ first_name | default: "schön, dass Sie da sind" }}',
+        "preheader": "Drei Schritte, mit denen Ihr Team in der ersten Woche startet",
+        "kind": EmailKind.MARKETING,
+        "blocks": [
+            {"type": "heading", "text": 'Hallo {{ first_name | default: "und willkommen" }}!'},
+            {
+                "type": "text",
+                "text": 'Schön, dass **{{ company_name | default: "Ihr Team" }}** Leadflow '
+                "ausprobiert. Die meisten Teams fangen mit diesen drei Schritten an:",
+            },
+            {
+                "type": "text",
+                "text": "1. Leads importieren (CSV oder API)\n"
+                "2. Ein Segment für Ihre besten Kontakte anlegen\n"
+                "3. Einen Flow starten, der auf Besuche der Preisseite reagiert",
+            },
+            {"type": "button", "label": "Zum Dashboard", "url": f"{SITE}/app"},
+            {"type": "divider"},
+            {
+                "type": "columns",
+                "left": [
+                    {"type": "heading", "text": "Segmente", "level": 2},
+                    {
+                        "type": "text",
+                        "text": "Gruppieren Sie Leads danach, "
+                        f"[was sie tun]({SITE}/docs/segments).",
+                    },
+                ],
+                "right": [
+                    {"type": "heading", "text": "Flows", "level": 2},
+                    {
+                        "type": "text",
+                        "text": f"Reagieren Sie [in Minuten]({SITE}/docs/flows) darauf.",
+                    },
+                ],
+            },
+            {"type": "spacer", "height": 16},
+            {
+                "type": "text",
+                "text": "Fragen? Antworten Sie einfach auf diese E-Mail.\n\n"
+                'Viele Grüße\n{{ owner.first_name | default: "Lena" }} von Leadflow',
+            },
+        ],
+    },
+    {
+        "name": "Pricing follow-up",
+        "subject": '{{ first_name | default: "Hi" }}, questions about pricing?',
+        "preheader": "A short note after your visit to our pricing page",
+        "kind": EmailKind.MARKETING,
+        "blocks": [
+            {"type": "heading", "text": 'Hi {{ first_name | default: "there" }},'},
+            {
+                "type": "text",
+                "text": "you had a look at our pricing recently. Teams the size of "
+                '{{ company_name | default: "yours" }} usually start on **Growth**: '
+                "unlimited flows, 10,000 leads and email sending included.",
+            },
+            {"type": "button", "label": "Compare the plans", "url": f"{SITE}/pricing"},
+            {
+                "type": "text",
+                "text": 'Would a 20-minute call help? {{ owner.name | default: "Our team" }} '
+                f"can walk you through it: [pick a time]({SITE}/demo).",
+            },
+            {"type": "divider"},
+            {"type": "text", "text": "Best,\nThe Leadflow team"},
+        ],
+    },
+]
+
+
+def _emails(created_by: User | None) -> int:
+    """A sender, the footer's postal address and two templates, each made once."""
+    name, address, reply_to = DEMO_SENDER
+    sender = Sender.objects.filter(address=address).first() or Sender.objects.create(
+        name=name, address=address, reply_to=reply_to
+    )
+    if not email_settings_get().postal_address:
+        email_settings_update(postal_address=DEMO_POSTAL_ADDRESS)
+    created = 0
+    for spec in DEMO_TEMPLATES:
+        if EmailTemplate.objects.filter(name__iexact=spec["name"]).exists():
+            continue
+        template_create(sender=sender, created_by=created_by, **spec)
+        created += 1
+    return created
+
+
 def _online_behaviour(created_by: User | None) -> dict[str, Any]:
     return scoring_columns(
         [
@@ -1244,6 +1338,7 @@ class Command(BaseCommand):
             _users()
             new_leads, new_events = _apply(specs, now)
         new_segments = _segments()
+        new_templates = _emails(get_user_model().objects.filter(username="marketer").first())
         new_flows = _flows(replay=not options["no_replay"])
         leads = Lead.objects.filter(email__in=[s.email for s in specs]).count()
         events = Event.objects.filter(source=SOURCE).count()
@@ -1251,5 +1346,6 @@ class Command(BaseCommand):
             f"Demo data: {leads} leads ({new_leads} new), {events} events ({new_events} new), "
             f"{len(DEMO_SEGMENTS)} segments ({new_segments} new), "
             f"{len(_demo_flows())} flows ({new_flows} new), "
+            f"{len(DEMO_TEMPLATES)} email templates ({new_templates} new), "
             f"users {'/'.join(u[0] for u in USERS)} (password: {DEMO_PASSWORD})"
         )
