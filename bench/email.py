@@ -69,14 +69,14 @@ def twenty_blocks() -> list[dict[str, object]]:
     blocks: list[dict[str, object]] = []
     for n in range(4):
         blocks += [
-            {"type": "heading", "text": f"Part {n + 1}, {{{{ first_name }}}}"},
+            {"type": "heading", "text": f"Part {n + 1}, {{{{ first_name }}}}", "level": 2},
             {
                 "type": "text",
-                "text": 'Hello {{ first_name | fallback: "there" }} at {{ company_name }}: '
-                "here is what changed this week, and what to try next.",
+                "text": 'Hello {{ first_name | default: "there" }} at {{ company_name }}: '
+                "here is **what changed** this week, and what to try next.",
             },
-            {"type": "button", "text": "Read more", "url": f"https://example.com/read/{n}"},
-            {"type": "image", "url": f"https://example.com/img/{n}.png", "alt": "Chart"},
+            {"type": "button", "label": "Read more", "url": f"https://example.com/read/{n}"},
+            {"type": "image", "src": f"https://example.com/img/{n}.png", "alt": "Chart"},
             {
                 "type": "columns",
                 "left": [{"type": "text", "text": "Left {{ job_title }}"}],

@@ -32,6 +32,7 @@ app.conf.update(
         "flows.tasks.delivery_send": {"queue": "deliveries"},
         "emails.tasks.email_sends_due": {"queue": "periodic"},
         "emails.tasks.email_sends_drain": {"queue": "deliveries"},
+        "emails.tasks.consent_confirmation_send": {"queue": "deliveries"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered
     # if the worker process dies mid-task. Effects are idempotent (see DESIGN.md).

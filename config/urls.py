@@ -15,6 +15,7 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),
     # Opens and clicks of the emails Leadflow sends.
     path("e/", include("emails.tracking_urls")),
+    path("email/", include("emails.public_urls")),
     path("admin/", admin.site.urls),
     path("", include("pages.urls")),
     path("", include("flows.urls")),

@@ -65,6 +65,13 @@ OPPORTUNITY_WON = "opportunity.won"
 OPPORTUNITY_LOST = "opportunity.lost"
 OPPORTUNITY_TYPES = (OPPORTUNITY_OPENED, OPPORTUNITY_WON, OPPORTUNITY_LOST)
 
+# A lead's marketing consent changed (``leads.services.consent``): a derived event
+# with from, to and source; the evidence is its ``ConsentRecord``. Not countable
+# by a segment's activity rule: what matters is the state the lead is in, not how
+# often it moved (a flow can trigger on it; the emails app sends the double
+# opt-in email when it becomes pending).
+CONSENT_CHANGED = "consent.changed"
+
 
 class Grade(models.TextChoices):
     """How hot a lead is, from its score (scoring decides the thresholds)."""

@@ -5,6 +5,7 @@ reported them."""
 
 from __future__ import annotations
 
+from emails.consent import consent_changed_react
 from emails.models import EmailSend
 from leads.models import Event, Lead
 from leads.services.email_events import machine_flagged
@@ -34,3 +35,10 @@ def email_sends_on_event(*, event: Event, lead: Lead) -> None:
     else:
         return
     sends.update(**{field: event.occurred_at})
+
+
+def emails_on_event(*, event: Event, lead: Lead) -> None:
+    """The app's reaction (``REACTION_ORDER``): consent that became pending, then
+    the sends an email event is about."""
+    consent_changed_react(event=event, lead=lead)
+    email_sends_on_event(event=event, lead=lead)

@@ -51,6 +51,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext
 
+from emails.consent import email_settings
 from emails.links import unsubscribe_url
 from emails.models import (
     EmailKind,
@@ -89,11 +90,6 @@ def claim_seconds() -> int:
     """A claim older than this belonged to a sender that died: an SMTP timeout and
     a provider's API call are well inside it."""
     return int(getattr(settings, "EMAIL_SEND_CLAIM_SECONDS", 120))
-
-
-def email_settings() -> EmailSettings:
-    """The team's email settings (the defaults, unsaved, until an admin saves them)."""
-    return EmailSettings.objects.order_by("pk").first() or EmailSettings()
 
 
 def email_send_queue(

@@ -618,10 +618,23 @@ class ConsentRecord(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # A pending request's double opt-in email: taken by a worker (``claimed``)
+    # before the send, ``sent`` after it. A claim that never became a send (a
+    # worker killed in between) is taken again after a while.
+    confirmation_claimed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["lead_id", "occurred_at", "id"]
-        indexes = [models.Index(fields=["lead", "occurred_at"], name="consent_lead_time_idx")]
+        indexes = [
+            models.Index(fields=["lead", "occurred_at"], name="consent_lead_time_idx"),
+            # The sweeper's look for confirmation emails still to send: a few rows.
+            models.Index(
+                fields=["created_at"],
+                name="consent_unconfirmed_idx",
+                condition=Q(state="pending", confirmation_sent_at__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.state} ({self.source})"

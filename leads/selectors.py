@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import (
     Exists,
@@ -262,3 +263,14 @@ def task_assignees() -> QuerySet[User]:
         )
         .order_by("username")
     )
+
+
+def lead_language(lead: Lead) -> str:
+    """The language of the emails and pages a lead gets: its own when it is one
+    the site speaks ("de-AT" counts as "de"), else the site's default."""
+    spoken = {code for code, _name in settings.LANGUAGES}
+    code = (lead.language or "").strip().lower().replace("_", "-")
+    if code in spoken:
+        return code
+    base = code.split("-", 1)[0]
+    return base if base in spoken else str(settings.LANGUAGE_CODE)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from pages.views import dashboard, lifecycle, profile, review
+from pages.views import consent, dashboard, lifecycle, profile, review
 from pages.views import settings as settings_pages
 
 urlpatterns = [
@@ -92,4 +92,5 @@ urlpatterns = [
         name="lead-opportunity-lose",
     ),
     path("leads/<int:pk>/source/", lifecycle.lead_source_update, name="lead-source-update"),
+    path("leads/<int:pk>/consent/", consent.lead_consent_update, name="lead-consent-update"),
 ]

@@ -9,6 +9,9 @@ from django.utils import timezone
 from emails.models import EmailSettings, EmailTemplate, OutboxMessage, Sender
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
+    ConsentRecord,
+    ConsentSource,
+    ConsentState,
     Event,
     FieldDefinition,
     Heartbeat,
@@ -338,3 +341,13 @@ class OutboxMessageFactory(factory.django.DjangoModelFactory[OutboxMessage]):
     text = "Hello\n"
     html = "<html><body><p>Hello</p></body></html>"
     message_id = factory.Sequence(lambda n: f"<{n}.outbox@acme.example>")
+
+
+class ConsentRecordFactory(factory.django.DjangoModelFactory[ConsentRecord]):
+    class Meta:
+        model = ConsentRecord
+
+    lead = factory.SubFactory(LeadFactory)
+    state = ConsentState.PENDING
+    source = ConsentSource.FORM
+    occurred_at = factory.LazyFunction(timezone.now)

@@ -15,9 +15,10 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
 from core.roles import Role
+from emails.consent import email_settings
 from emails.models import EmailTemplate, SendStatus
 from emails.rules import send_skip_reason
-from emails.sending import email_send_queue, email_settings
+from emails.sending import email_send_queue
 from flows.nodes.base import (
     EMAIL_TEMPLATE,
     NO_CHANGE,

@@ -99,6 +99,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "owner",
             "tags",
             "unsubscribed",
+            "consent_state",
+            "consent_changed_at",
+            "email_bounced_at",
             "score",
             "grade",
             "fit_grade",
@@ -134,6 +137,10 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "created_at",
             "updated_at",
             "last_activity_at",
+            # Consent moves by its rules, with evidence: ``/leads/{id}/consent/``.
+            "consent_state",
+            "consent_changed_at",
+            "email_bounced_at",
         ]
 
     @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
@@ -361,6 +368,15 @@ class EmailEventInSerializer(serializers.Serializer[dict[str, Any]]):
     campaign = serializers.CharField(required=False, max_length=255, allow_blank=True)
     url = serializers.URLField(required=False, max_length=2000, allow_blank=True)
     provider = serializers.SlugField(required=False, max_length=30, default="generic")
+    bounce_type = serializers.ChoiceField(
+        choices=["hard", "soft"],
+        required=False,
+        default="hard",
+        help_text=(
+            "For a bounce: hard (the address does not exist; no more marketing "
+            "email goes to it) or soft (a full mailbox, a server down)."
+        ),
+    )
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):

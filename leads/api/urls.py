@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from leads.api import opportunities, tasks, views
+from leads.api import consent, opportunities, tasks, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("leads", views.LeadViewSet, basename="lead")
@@ -19,5 +19,10 @@ urlpatterns = [
         "leads/<int:lead_pk>/opportunities/",
         opportunities.LeadOpportunityViewSet.as_view({"get": "list", "post": "create"}),
         name="lead-opportunities",
+    ),
+    path(
+        "leads/<int:lead_pk>/consent/",
+        consent.LeadConsentViewSet.as_view({"get": "retrieve", "post": "create"}),
+        name="lead-consent",
     ),
 ]

@@ -411,6 +411,7 @@ class EmailEventViewSet(viewsets.GenericViewSet[Any]):
                 message_id=data.get("message_id", ""),
                 campaign=data.get("campaign", ""),
                 url=data.get("url", ""),
+                extra={"bounce_type": data["bounce_type"]} if data["type"] == "bounced" else None,
             )
             for data in valid
         ]

@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from core.vocabulary import LEAD_ACTIVITY_TYPES
-from leads.models import Event, Lead, LeadSource
+from leads.models import ConsentSource, ConsentState, Event, Lead, LeadSource
+from leads.services.consent import ConsentRefused, consent_set
 from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
 from leads.services.ingest import ingest_restricted
 from leads.services.leads import lead_touch, lead_update
@@ -45,6 +46,10 @@ TRAIT_ALIASES = {
 }
 # Keys that identify rather than describe; handled by lead resolution.
 IDENTITY_TRAITS = {"email", "userId", "user_id", "anonymousId", "id"}
+# The lead's marketing consent and the sentence it agreed to: not fields, they
+# move by the consent rules (``leads.services.consent``).
+CONSENT_TRAIT = "marketing_consent"
+CONSENT_WORDING_TRAIT = "marketing_consent_wording"
 # Segment's reserved traits with no standard field of ours: kept under these
 # names, so a custom field with that key (``website``, ``signed_up_at`` …) takes
 # them, and the raw traits keep them otherwise.
@@ -70,7 +75,7 @@ def traits_to_changes(
     for key, value in traits.items():
         # Identity traits are handled by lead resolution; tags are given to
         # lead_update on their own (see ``traits_tags``).
-        if key in IDENTITY_TRAITS or key == "tags":
+        if key in IDENTITY_TRAITS or key == CONSENT_TRAIT or key == "tags":
             continue
         if key in TRAIT_ALIASES:
             candidates[TRAIT_ALIASES[key]] = value
@@ -250,10 +255,111 @@ def event_apply(*, event: Event, lead: Lead, touched: bool = False) -> None:
         _identify_apply(event=event, lead=lead, restricted=restricted)
     elif event.type == "group":
         _group_apply(event=event, lead=lead, restricted=restricted)
-    elif event.type in ("email.unsubscribed", "email.complained") and not lead.unsubscribed:
-        lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)
+    elif event.type in ("email.unsubscribed", "email.complained"):
+        _unsubscribe_apply(event=event, lead=lead)
+    elif event.type == "email.bounced":
+        _bounce_apply(event=event, lead=lead)
+    elif event.type == "form.submitted":
+        _form_consent_apply(event=event, lead=lead, restricted=restricted)
     if event.type in SOURCE_TYPES and not lead.source:
         _source_apply(event=event, lead=lead)
+
+
+def _unsubscribe_apply(*, event: Event, lead: Lead) -> None:
+    """An unsubscribe or a spam complaint (from a provider, or from our own
+    link): no more marketing email, and the consent is withdrawn with the
+    evidence (our own link withdrew it already, so that changes nothing)."""
+    if not lead.unsubscribed:
+        lead_update(lead=lead, changes={"unsubscribed": True}, cause=event)
+    if lead.consent_state != ConsentState.WITHDRAWN:
+        consent_set(
+            lead=lead,
+            state=ConsentState.WITHDRAWN,
+            source=ConsentSource.UNSUBSCRIBE,
+            source_detail=_provider_detail(event),
+            occurred_at=event.occurred_at,
+            cause=event,
+        )
+
+
+def _bounce_apply(*, event: Event, lead: Lead) -> None:
+    """A hard bounce of the lead's address (``bounce_type`` "hard", see
+    ``email_events.bounce_type``): no more marketing email to it. A soft one
+    (a full mailbox) changes nothing, nor a bounce of an address the lead no
+    longer has."""
+    properties = event.properties or {}
+    if properties.get("bounce_type") != "hard" or lead.email_bounced_at is not None:
+        return
+    address = str(properties.get("email") or event.email or "").lower()
+    if address and address != lead.email:
+        return
+    lead_update(lead=lead, changes={"email_bounced_at": event.occurred_at}, cause=event)
+
+
+def consent_state_read(value: Any) -> str | None:
+    """A consent trait or property as a state: a state's key ("pending",
+    "confirmed", "withdrawn"), or true (asks: pending) / false (withdrawn).
+    None for anything else."""
+    if value is True:
+        return str(ConsentState.PENDING)
+    if value is False:
+        return str(ConsentState.WITHDRAWN)
+    if isinstance(value, str) and value.strip().lower() in (
+        ConsentState.PENDING,
+        ConsentState.CONFIRMED,
+        ConsentState.WITHDRAWN,
+    ):
+        return value.strip().lower()
+    return None
+
+
+def _consent_apply(
+    *, event: Event, lead: Lead, state: str, source: str, detail: str, restricted: bool
+) -> None:
+    """Move the lead's consent as an event asks, with the event's context (IP,
+    browser) and wording as evidence; what the rules refuse is logged."""
+    properties = event.properties or {}
+    context = event.context if isinstance(event.context, dict) else {}
+    if restricted and state == ConsentState.CONFIRMED:
+        # Anyone holding the website's key could send this: ask the person.
+        state = str(ConsentState.PENDING)
+    wording = properties.get(CONSENT_WORDING_TRAIT) or properties.get("consent_wording")
+    try:
+        consent_set(
+            lead=lead,
+            state=state,
+            source=source,
+            source_detail=detail,
+            occurred_at=event.occurred_at,
+            ip_address=str(context.get("ip") or "") or None,
+            user_agent=str(context.get("userAgent") or ""),
+            wording=str(wording) if isinstance(wording, str) else "",
+            cause=event,
+            restricted=restricted,
+        )
+    except ConsentRefused as refused:
+        logger.info("consent of lead %s kept: %s", lead.pk, refused.message)
+
+
+def _form_consent_apply(*, event: Event, lead: Lead, restricted: bool) -> None:
+    """A form whose ``marketing_consent`` box was ticked asks for consent
+    (pending: the double opt-in email confirms it); an unticked box says
+    nothing (it is no withdrawal)."""
+    value = (event.properties or {}).get(CONSENT_TRAIT)
+    if value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "on")):
+        _consent_apply(
+            event=event,
+            lead=lead,
+            state=str(ConsentState.PENDING),
+            source=ConsentSource.FORM,
+            detail=event.name[:DETAIL_LENGTH],
+            restricted=restricted,
+        )
+
+
+def _provider_detail(event: Event) -> str:
+    # Stored as it came (type and sender), not in words of one language.
+    return f"{event.type} ({event.source})"
 
 
 # The events that tell where a lead came from; the first one a lead without a
@@ -281,11 +387,24 @@ def _identify_apply(*, event: Event, lead: Lead, restricted: bool) -> None:
     if refused_tags is not None:
         raw["tags"] = refused_tags
     _trait_email(traits.get("email"), lead=lead, standard=standard, raw=raw)
+    consent = consent_state_read(traits.get(CONSENT_TRAIT))
+    if consent is None and CONSENT_TRAIT in traits:
+        # No state we know: kept as it came.
+        raw[CONSENT_TRAIT] = traits[CONSENT_TRAIT]
     if restricted:
         standard, custom, raw = fill_only(lead=lead, standard=standard, custom=custom, raw=raw)
     lead_update(
         lead=lead, changes=standard, custom=custom, raw_traits=raw, tags_add=tags, cause=event
     )
+    if consent is not None:
+        _consent_apply(
+            event=event,
+            lead=lead,
+            state=consent,
+            source=ConsentSource.API,
+            detail="identify",
+            restricted=restricted,
+        )
 
 
 def _trait_email(email: Any, *, lead: Lead, standard: dict[str, Any], raw: dict[str, Any]) -> None:

@@ -73,6 +73,21 @@ ANYMAIL_TYPES = {
 }
 
 
+# Anymail's reasons for a bounce that are about the sending, not the address (a
+# server that timed out, blocked the sender or refused the content): soft. The
+# rest of anymail's "bounced" (a temporary failure is "deferred" there) and a
+# "rejected" for a bounced or invalid address are hard: the address does not work.
+SOFT_BOUNCE_REASONS = {"timed_out", "blocked", "spam"}
+HARD_REJECT_REASONS = {"bounced", "invalid"}
+
+
+def bounce_type(*, event_type: str, reject_reason: str | None) -> str:
+    """ "hard" or "soft" for one of anymail's ``bounced`` / ``rejected`` events."""
+    if event_type == "rejected":
+        return "hard" if reject_reason in HARD_REJECT_REASONS else "soft"
+    return "soft" if reject_reason in SOFT_BOUNCE_REASONS else "hard"
+
+
 def email_event_build(
     *,
     type_: str,
@@ -138,6 +153,10 @@ def anymail_tracking_received(sender: Any, event: Any, esp_name: str, **kwargs: 
             extra["machine"] = machine
     if event.mta_response:
         extra["mta_response"] = str(event.mta_response)[:500]
+    if kind == "email.bounced":
+        extra["bounce_type"] = bounce_type(
+            event_type=event.event_type, reject_reason=event.reject_reason
+        )
     campaign = ""
     if event.tags:
         campaign = str(event.tags[0])

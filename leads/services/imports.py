@@ -27,6 +27,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from leads.models import (
+    ConsentSource,
+    ConsentState,
     Event,
     FieldDefinition,
     ImportStatus,
@@ -39,6 +41,7 @@ from leads.models import (
 from leads.outages import outage, task_send_on_commit
 from leads.services.apply import MAX_COMPANY_SIZE
 from leads.services.background import ClaimLost, job_claim
+from leads.services.consent import ConsentRefused, consent_set
 from leads.services.events import SYSTEM_SOURCE, events_record
 from leads.services.fields import FieldValueError, custom_value_clean
 from leads.services.leads import STAGE_DATE_FIELDS, leads_stage_reached
@@ -68,6 +71,7 @@ IMPORT_FIELDS: list[tuple[str, StrOrPromise]] = [
     ("source", gettext_lazy("Source")),
     ("source_detail", gettext_lazy("Source detail (campaign, list)")),
     ("unsubscribed", gettext_lazy("Unsubscribed")),
+    ("consent_state", gettext_lazy("Marketing consent (pending, confirmed, withdrawn)")),
     ("tags", gettext_lazy("Tags (separated by ; or ,)")),
 ]
 HEADER_ALIASES = {
@@ -91,6 +95,9 @@ HEADER_ALIASES = {
     "tag": "tags",
     "channel": "source",
     "lead_source": "source",
+    "consent": "consent_state",
+    "marketing_consent": "consent_state",
+    "opt_in": "consent_state",
 }
 # What a CSV may say for a source besides our own keys and labels.
 SOURCE_WORDS = {
@@ -232,8 +239,8 @@ def _standard_cell(target: str, value: str) -> Any:
         cleaned = value.lower()
         if cleaned not in Stage.values:
             raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
-    elif target == "source":
-        cleaned = import_source_clean(value)
+    elif target in ("source", "consent_state"):
+        cleaned = _CHOICE_CELLS[target](value)
     elif target == "unsubscribed":
         if value.lower() not in BOOL_WORDS:
             raise RowError(f"unsubscribed: {value!r} is not yes/no.")
@@ -242,6 +249,22 @@ def _standard_cell(target: str, value: str) -> Any:
     if limit and isinstance(cleaned, str) and len(cleaned) > limit:
         raise RowError(f"{target}: longer than {limit} characters.")
     return cleaned
+
+
+# What an import may set: not "unknown" (forgetting is a user's correction).
+IMPORT_CONSENT_STATES = (ConsentState.PENDING, ConsentState.CONFIRMED, ConsentState.WITHDRAWN)
+
+
+def _consent_cell(value: str) -> str:
+    """A consent cell as a state: its key or its English label; raises RowError."""
+    word = value.strip().lower()
+    by_label = {str(ConsentState(key).label).lower(): key for key in IMPORT_CONSENT_STATES}
+    found = word if word in IMPORT_CONSENT_STATES else by_label.get(word)
+    if found is None:
+        raise RowError(
+            f"consent_state: {value!r} is not one of {', '.join(IMPORT_CONSENT_STATES)}."
+        )
+    return str(found)
 
 
 def import_source_clean(value: str) -> str:
@@ -353,6 +376,12 @@ def _import_rows(batch: list[tuple[int, list[str]]], run: ImportRun) -> dict[str
     columns, definitions, run_key = run.columns, run.definitions, run.key
     errors: list[dict[str, Any]] = []
     rows, row_numbers = _rows_by_email(batch, columns, definitions, errors)
+    # Consent is not a field to overwrite: it moves by its rules, with evidence.
+    consents = {
+        email: standard.pop("consent_state")
+        for email, (standard, _, _) in rows.items()
+        if "consent_state" in standard
+    }
     existing = {
         lead.email: lead
         # Locked, so a worker applying an event to one of them waits for us
@@ -380,6 +409,8 @@ def _import_rows(batch: list[tuple[int, list[str]]], run: ImportRun) -> dict[str
     if changed:
         Lead.objects.bulk_update(changed, [*sorted(update_fields), "updated_at"], batch_size=500)
     _stages_reached(new_leads, changes, now)
+    if consents:
+        _consents_set(consents, existing, new_leads, run)
 
     derived = [
         Event(
@@ -425,6 +456,35 @@ def _import_rows(batch: list[tuple[int, list[str]]], run: ImportRun) -> dict[str
         "failed": len(errors),
         "errors": sorted(errors, key=lambda e: e["row"]),
     }
+
+
+def _consents_set(
+    consents: dict[str, str],
+    existing: dict[str | None, Lead],
+    new_leads: list[Lead],
+    run: ImportRun,
+) -> None:
+    """Each row's consent through the consent rules, the file's name as the
+    evidence's detail. A change the rules refuse (lifting a withdrawal) leaves
+    the consent as it was; the rest of the row is imported."""
+    leads = {**existing, **{lead.email: lead for lead in new_leads}}
+    for email, state in consents.items():
+        lead = leads.get(email)
+        if lead is None:
+            continue
+        try:
+            consent_set(
+                lead=lead,
+                state=state,
+                source=ConsentSource.IMPORT,
+                source_detail=run.source_detail,
+            )
+        except ConsentRefused as refused:
+            logger.info("import kept a lead's consent: %s", refused.message)
+
+
+# Cells whose words are read as one of a field's choices.
+_CHOICE_CELLS = {"source": import_source_clean, "consent_state": _consent_cell}
 
 
 def _rows_by_email(

@@ -29,6 +29,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from leads.models import (
+    ConsentRecord,
     Event,
     Identity,
     IdentityKind,
@@ -150,6 +151,20 @@ def lead_export(*, lead: Lead) -> Iterator[str]:
             "created_at",
             author=F("author__username"),
         ),
+        # The evidence of the lead's marketing consent: what they agreed to, when,
+        # from where (their right of access covers it as much as the rest).
+        "consent": export_rows(
+            ConsentRecord.objects.filter(lead=lead).order_by("occurred_at", "id"),
+            "state",
+            "source",
+            "source_detail",
+            "occurred_at",
+            "ip_address",
+            "user_agent",
+            "wording",
+            "created_at",
+            created_by=F("created_by__username"),
+        ),
         "notifications": export_rows(
             Notification.objects.filter(lead=lead).order_by("id"),
             "message",
@@ -222,6 +237,7 @@ def lead_erase(*, lead: Lead, user: User | None, via: str) -> LeadErasure:
     gone("opportunities", Opportunity.objects.filter(lead=lead))
     gone("notes", Note.objects.filter(lead=lead))
     gone("notifications", Notification.objects.filter(lead=lead))
+    gone("consent_records", ConsentRecord.objects.filter(lead=lead))
     gone("waiting_events", _waiting_events(lead))
     gone("identities", Identity.objects.filter(lead=lead))
     gone("events", Event.objects.filter(lead=lead))

@@ -30,6 +30,7 @@ from leads.services.leads import lead_update
 from leads.services.notes import note_create
 from leads.services.policy import lead_change_refusals, lead_values, owner_refusal
 from pages.forms.profile import LeadOwnerStageForm, NoteForm, ScoreAdjustForm
+from pages.selectors.consent import consent_panel
 from pages.selectors.lifecycle import lifecycle_panel
 from pages.selectors.profile import (
     TIMELINE_FILTERS,
@@ -177,6 +178,7 @@ def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict
         **_timeline_context(request, lead),
         **_notes_context(lead, forms.get("note_form")),
         **lifecycle_panel(lead, user=request.user),
+        **consent_panel(lead, user=request.user),
         "tags": list(lead.tags.all()),
         "segments": list(segments),
         "enrollments": lead_enrollments(lead=lead, limit=SECTION_LIMIT),

@@ -22,6 +22,7 @@ from tests.factories import (
     EmailTemplateFactory,
     EventFactory,
     LeadFactory,
+    SenderFactory,
 )
 from tests.flows.helpers import drain, graph, published
 
@@ -33,7 +34,16 @@ BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KH
 @pytest.fixture
 def template(db):
     EmailSettingsFactory.create()
-    return EmailTemplateFactory.create(name="Welcome")
+    return EmailTemplateFactory.create(
+        name="Welcome",
+        subject='Welcome, {{ first_name | default: "there" }}',
+        sender=SenderFactory.create(name="Leadflow Team", address="team@example.com"),
+        blocks=[
+            {"type": "heading", "text": "Hello {{ first_name }}", "level": 1},
+            {"type": "text", "text": "Glad to have you at {{ company_name }}."},
+            {"type": "button", "label": "See the guide", "url": "https://example.com/guide?a=1&b=2"},
+        ],
+    )
 
 
 @pytest.fixture
@@ -82,7 +92,7 @@ def test_the_email_arrives_with_both_parts_merge_tags_headers_and_tracking(
     message = received.message
     assert message["Subject"] == "Welcome, Ada"
     assert message["To"] == "ada@example.com"
-    assert message["From"] == f"Leadflow Team <{template.sender.address}>"
+    assert message["From"] == "Leadflow Team <team@example.com>"
     assert message["Message-ID"] == f"<{send.message_id}>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<http://testserver/\S+>", message["List-Unsubscribe"].strip())

@@ -8,6 +8,9 @@ from django.core.management import call_command
 
 from flows.models import Delivery, Enrollment, StepRun
 from leads.models import (
+    ConsentRecord,
+    ConsentSource,
+    ConsentState,
     Event,
     Identity,
     Lead,
@@ -18,6 +21,7 @@ from leads.models import (
     SegmentMembership,
     Task,
 )
+from leads.services.consent import consent_set
 from leads.services.privacy import lead_erase, lead_export
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
@@ -268,3 +272,37 @@ def test_a_leads_opportunities_are_exported_and_erased(admin_user):
     record = lead_erase(lead=lead, user=admin_user, via="web")
     assert record.rows["opportunities"] == 1
     assert not Opportunity.objects.exists()
+
+
+def test_the_consent_trail_is_exported_and_erased(admin_user):
+    lead = LeadFactory.create(email="eve@x.example")
+    other = LeadFactory.create()
+    consent_set(
+        lead=lead,
+        state=ConsentState.PENDING,
+        source=ConsentSource.FORM,
+        source_detail="Newsletter",
+        ip_address="192.0.2.4",
+        user_agent="Safari",
+        wording="Yes, send me news",
+    )
+    consent_set(lead=lead, state=ConsentState.WITHDRAWN, source=ConsentSource.USER, user=admin_user)
+    consent_set(lead=other, state=ConsentState.PENDING, source=ConsentSource.API)
+
+    data = json.loads("".join(lead_export(lead=lead)))
+
+    assert [
+        (c["state"], c["source"], c["source_detail"], c["ip_address"], c["user_agent"])
+        for c in data["consent"]
+    ] == [
+        ("pending", "form", "Newsletter", "192.0.2.4", "Safari"),
+        ("withdrawn", "user", "", None, ""),
+    ]
+    assert data["consent"][0]["wording"] == "Yes, send me news"
+    assert data["consent"][1]["created_by"] == admin_user.username
+    assert data["lead"]["consent_state"] == "withdrawn"
+
+    record = lead_erase(lead=lead, user=admin_user, via="web")
+
+    assert record.rows["consent_records"] == 2
+    assert list(ConsentRecord.objects.values_list("lead_id", flat=True)) == [other.pk]
