@@ -41,7 +41,11 @@ def template(db):
         blocks=[
             {"type": "heading", "text": "Hello {{ first_name }}", "level": 1},
             {"type": "text", "text": "Glad to have you at {{ company_name }}."},
-            {"type": "button", "label": "See the guide", "url": "https://example.com/guide?a=1&b=2"},
+            {
+                "type": "button",
+                "label": "See the guide",
+                "url": "https://example.com/guide?a=1&b=2",
+            },
         ],
     )
 
@@ -238,3 +242,36 @@ def test_an_unsubscribed_lead_is_skipped_and_the_flow_goes_on(smtp_server, templ
     assert (step.status, step.output["skipped"]) == ("completed", "skipped: unsubscribed")
     assert StepRun.objects.get(node_id="tag").status == "completed"
     assert EmailSend.objects.get().status == SendStatus.SKIPPED
+
+
+def test_the_unsubscribe_link_works_without_login_and_the_next_send_is_skipped(
+    smtp_server, flow, template, client
+):
+    published(
+        "Newsletter",
+        graph(
+            ("t", "app.event", {"event": "Read a post"}),
+            ("news", "email.send", {"template": template.pk}),
+        ),
+    )
+    lead = _signed_up(email="ada@example.com")
+    link = smtp_server.received[0].message["List-Unsubscribe"].strip().strip("<>")
+
+    assert client.get(_local(link)).status_code == 200  # a page with one button
+    lead.refresh_from_db()
+    assert lead.unsubscribed is False
+    # The one-click POST a mail provider makes (RFC 8058), with no session.
+    response = client.post(_local(link), {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    drain()
+    lead.refresh_from_db()
+    assert lead.unsubscribed is True
+    assert flow_email_stats(flow=flow)["send"]["unsubscribed"] == 1
+
+    EventFactory.create(lead=lead, name="Read a post")
+    drain()
+
+    assert len(smtp_server.received) == 1
+    step = StepRun.objects.get(node_id="news")
+    assert step.output["skipped"] == "skipped: unsubscribed"
+    assert EmailSend.objects.get(node_id="news").status == SendStatus.SKIPPED

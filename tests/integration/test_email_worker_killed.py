@@ -46,7 +46,7 @@ class SlowMailbox(Mailbox):
     send spends between "sending" and "sent" is long enough for the kill to
     catch sends in the middle."""
 
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
         await asyncio.sleep(0.004)
