@@ -56,7 +56,7 @@ def test_marketing_email_without_a_postal_address_is_held_with_the_reason(smtp_s
 @pytest.mark.parametrize(
     ("now", "zone", "opens"),
     [
-        # 08:00 in Berlin (UTC+1 in December) is inside 09:00–17:00? No: it opens at 09:00.
+        # 08:00 in Berlin (UTC+1 in December): the window opens at 09:00 there.
         (dt.datetime(2026, 12, 7, 7, 0, tzinfo=dt.UTC), "Europe/Berlin", "2026-12-07 08:00"),
         (dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC), "Europe/Berlin", None),
         # 17:30 in New York: tomorrow 09:00 there, 14:00 UTC.
