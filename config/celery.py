@@ -30,6 +30,8 @@ app.conf.update(
         "pages.tasks.review_warm": {"queue": "periodic"},
         "flows.tasks.wakeups_fire": {"queue": "flows"},
         "flows.tasks.delivery_send": {"queue": "deliveries"},
+        "emails.tasks.email_sends_due": {"queue": "periodic"},
+        "emails.tasks.email_sends_drain": {"queue": "deliveries"},
         "emails.tasks.consent_confirmation_send": {"queue": "deliveries"},
     },
     # At-least-once: a message is acknowledged after its task ran, and re-delivered
@@ -52,6 +54,8 @@ app.conf.update(
         # Due waits are claimed often: a wait's precision is this interval.
         "wakeups-claim": {"task": "flows.tasks.wakeups_claim", "schedule": 2.0},
         "deliveries-due": {"task": "flows.tasks.deliveries_due", "schedule": 10.0},
+        # Held emails whose time came, retries, and sends whose message was lost.
+        "email-sends-due": {"task": "emails.tasks.email_sends_due", "schedule": 10.0},
         # Decay and expiry of points. Hourly: a period ends within the hour, and a
         # run with nothing due only reads.
         "scores-decay": {"task": "scoring.tasks.scores_decay", "schedule": 3600.0},

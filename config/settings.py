@@ -262,6 +262,13 @@ SPECTACULAR_SETTINGS = {
 # EMAIL_BACKEND picks another (SMTP, or an anymail backend with its settings).
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="emails.backends.OutboxBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadflow@localhost")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+# A mailbox that unsubscribes whoever writes to it, offered in List-Unsubscribe
+# beside the one-click link (blank: the link only).
+EMAIL_UNSUBSCRIBE_MAILTO = env.str("EMAIL_UNSUBSCRIBE_MAILTO", default="")
+# A send claimed longer ago than this belonged to a sender that died.
+EMAIL_SEND_CLAIM_SECONDS = env.int("EMAIL_SEND_CLAIM_SECONDS", default=120)
 ANYMAIL = {
     # Anymail checks this HTTP basic auth on every tracking webhook; providers that
     # sign their payloads get their signing key in addition.

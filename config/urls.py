@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("v1/", include(("leads.api.tracking_urls", "tracking"))),
     path("anymail/", include("anymail.urls")),
+    # Opens and clicks of the emails Leadflow sends.
+    path("e/", include("emails.tracking_urls")),
     path("email/", include("emails.public_urls")),
     path("admin/", admin.site.urls),
     path("", include("pages.urls")),

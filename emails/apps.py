@@ -10,9 +10,10 @@ class EmailsConfig(AppConfig):
     verbose_name = "Emails"
 
     def ready(self) -> None:
-        from emails.consent import confirmations_sweep, consent_changed_react
+        from emails.consent import confirmations_sweep
+        from emails.reactions import emails_on_event
         from leads.services.background import sweep_register
         from leads.services.reactions import reaction_register
 
-        reaction_register(name="emails", react=consent_changed_react)
+        reaction_register(name="emails", react=emails_on_event)
         sweep_register(name="consent-confirmations", part=confirmations_sweep)

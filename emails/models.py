@@ -111,3 +111,73 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class SendStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    # Waiting for its time: the rate, the lead's frequency cap, the send window,
+    # or a setting an admin must fill in (the reason says which).
+    HELD = "held", _("Held")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Failed")
+
+
+class EmailSend(models.Model):
+    """One email to one lead, recorded before it goes out under a unique key
+    (``step:<steprun id>`` for a flow's step), and sent by its own task.
+
+    ``sending`` is committed before the provider is called: a sender that dies
+    after that leaves the row to the next claim, which decides by the backend
+    whether it may send again (``emails.sending``). The flow and node are plain
+    columns: emails sits below flows."""
+
+    key = models.CharField(max_length=200, unique=True)
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="email_sends")
+    template = models.ForeignKey(
+        EmailTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="sends"
+    )
+    kind = models.CharField(max_length=14, choices=EmailKind.choices)
+    subject_override = models.CharField(max_length=300, blank=True)
+    flow_id = models.PositiveIntegerField(null=True, blank=True)
+    node_id = models.CharField(max_length=64, blank=True)
+    # The address it went to, as it was when sent.
+    to_email = models.EmailField(max_length=254, blank=True)
+    status = models.CharField(max_length=8, choices=SendStatus.choices, default=SendStatus.QUEUED)
+    # Why it is skipped or held, in words an admin reads.
+    reason = models.CharField(max_length=300, blank=True)
+    last_error = models.TextField(blank=True)
+    # Ours, without the angle brackets; fixed when the row is made, the same on
+    # every try, so a receiver can drop a repeat by it.
+    message_id = models.CharField(max_length=255, unique=True)
+    provider = models.CharField(max_length=40, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    # The random part of the open pixel's and the tracked links' URLs.
+    token = models.CharField(max_length=32, unique=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="emailsend_due_idx",
+                condition=models.Q(status__in=["queued", "held", "sending"]),
+            ),
+            models.Index(fields=["flow_id", "node_id"], name="emailsend_node_idx"),
+            models.Index(fields=["lead", "sent_at"], name="emailsend_lead_sent_idx"),
+            models.Index(fields=["provider_message_id"], name="emailsend_provider_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"

@@ -51,11 +51,12 @@ SELECT_PICKERS = {
     picks.STATIC_SEGMENT,
     picks.SALES_USER,
     picks.SCORE_CATEGORY,
+    picks.EMAIL_TEMPLATE,
     picks.LEAD_FIELD,
     picks.SETTABLE_FIELD,
     picks.TRIGGER,
 }
-INTEGER_PICKERS = {picks.SEGMENT, picks.STATIC_SEGMENT, picks.SALES_USER}
+INTEGER_PICKERS = {picks.SEGMENT, picks.STATIC_SEGMENT, picks.SALES_USER, picks.EMAIL_TEMPLATE}
 SUGGEST_PICKERS = {picks.EVENT_NAME, picks.PAGE_URL, picks.FORM_NAME, picks.TAG}
 WEEKDAY_LABELS = (
     gettext_lazy("Mon"),
@@ -426,6 +427,9 @@ class NodeConfigForm:
             f.choices.extend((str(pk), name) for pk, name in users)
         elif picker == picks.SCORE_CATEGORY:
             f.choices.extend(self._load(picker, selectors.score_category_choices))
+        elif picker == picks.EMAIL_TEMPLATE:
+            templates = self._load(picker, selectors.email_template_choices)
+            f.choices.extend((str(pk), name) for pk, name in templates)
         elif picker in (picks.LEAD_FIELD, picks.SETTABLE_FIELD):
             labels = standard_field_labels()
             if picker == picks.LEAD_FIELD:

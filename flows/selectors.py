@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.roles import Role
+from emails.models import EmailSend, EmailTemplate, SendStatus
 from flows.models import Enrollment, Flow, FlowStatus, StepRun, StepStatus
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import (
@@ -58,6 +59,10 @@ def segment_choices(*, static_only: bool = False) -> list[tuple[int, str]]:
     if static_only:
         segments = segments.filter(kind=SegmentKind.STATIC)
     return list(segments.values_list("pk", "name"))
+
+
+def email_template_choices() -> list[tuple[int, str]]:
+    return list(EmailTemplate.objects.order_by("name", "id").values_list("pk", "name"))
 
 
 def sales_user_choices() -> list[tuple[int, str]]:
@@ -134,7 +139,34 @@ def flow_node_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
             node["waiting"] += row["n"]
         elif row["status"] == StepStatus.FAILED:
             node["failed"] += row["n"]
+    for node_id, email in flow_email_stats(flow=flow).items():
+        stats.setdefault(node_id, {"entered": 0, "completed": 0, "waiting": 0, "failed": 0})
+        stats[node_id]["email"] = email  # type: ignore[assignment]
     return stats
+
+
+EMAIL_COUNTS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
+
+
+def flow_email_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
+    """Per "Send email" node: how many of its emails were sent, delivered,
+    opened (by a person), clicked, bounced, led to an unsubscribe; and how many
+    wait (held) or were skipped. One aggregate query over the flow's sends."""
+    rows = (
+        EmailSend.objects.filter(flow_id=flow.pk)
+        .values("node_id")
+        .annotate(
+            sent=Count("id", filter=Q(status=SendStatus.SENT)),
+            delivered=Count("delivered_at"),
+            opened=Count("opened_at"),
+            clicked=Count("clicked_at"),
+            bounced=Count("bounced_at"),
+            unsubscribed=Count("unsubscribed_at"),
+            held=Count("id", filter=Q(status=SendStatus.HELD)),
+            skipped=Count("id", filter=Q(status=SendStatus.SKIPPED)),
+        )
+    )
+    return {row.pop("node_id"): row for row in rows}
 
 
 def flow_names(flow_ids: Iterable[int]) -> dict[int, str]:

@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from emails.models import EmailTemplate, OutboxMessage, Sender
+from emails.models import EmailSettings, EmailTemplate, OutboxMessage, Sender
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
     ConsentRecord,
@@ -330,6 +330,15 @@ class EmailTemplateFactory(factory.django.DjangoModelFactory[EmailTemplate]):
             {"type": "button", "label": "Get started", "url": "https://acme.example/start"},
         ]
     )
+
+
+class EmailSettingsFactory(factory.django.DjangoModelFactory[EmailSettings]):
+    class Meta:
+        model = EmailSettings
+
+    postal_address = "Leadflow GmbH, Hauptstr. 1, 10115 Berlin"
+    sends_per_minute = 10000
+    frequency_cap = 0
 
 
 class OutboxMessageFactory(factory.django.DjangoModelFactory[OutboxMessage]):

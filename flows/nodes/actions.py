@@ -15,7 +15,12 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
 from core.roles import Role
+from emails.consent import email_settings
+from emails.models import EmailTemplate, SendStatus
+from emails.rules import send_skip_reason
+from emails.sending import email_send_queue
 from flows.nodes.base import (
+    EMAIL_TEMPLATE,
     NO_CHANGE,
     SALES_USER,
     SCORE_CATEGORY,
@@ -928,6 +933,81 @@ for _node_key, _label, _description, _add in (
             pickers={"segment": STATIC_SEGMENT},
         )
     )
+
+
+def _email_template(config: dict[str, Any]) -> EmailTemplate | None:
+    return EmailTemplate.objects.filter(pk=config.get("template") or 0).first()
+
+
+def _template_exists(config: dict[str, Any]) -> dict[str, list[str]]:
+    if _email_template(config) is None:
+        return {"template": [gettext("Choose an email template that exists.")]}
+    return {}
+
+
+def _send_email(ctx: StepContext) -> StepResult:
+    template = _email_template(ctx.config)
+    if template is None:
+        raise StepError(gettext("The email template of this step was deleted."))
+    send = email_send_queue(
+        key=_key(ctx),
+        lead=ctx.lead,
+        template=template,
+        subject_override=ctx.config.get("subject", ""),
+        flow_id=ctx.enrollment.flow_id,
+        node_id=ctx.step.node_id,
+    )
+    output: dict[str, Any] = {"email": send.pk}
+    if send.status == SendStatus.SKIPPED:
+        # Not sent, and the flow goes on: the step log says why.
+        output["skipped"] = gettext("skipped: %(reason)s") % {"reason": send.reason}
+    return StepResult(output=output)
+
+
+def _simulate_send_email(sim: Simulation, node: dict[str, Any]) -> SimResult:
+    template = _email_template(node["config"])
+    if template is None:
+        return SimResult(NO_CHANGE, gettext("no email: its template was deleted"))
+    reason = send_skip_reason(
+        lead=sim.lead,
+        kind=template.kind,
+        require_double_opt_in=email_settings().require_double_opt_in,
+    )
+    if reason is not None:
+        return SimResult(NO_CHANGE, gettext("skipped: %(reason)s") % {"reason": reason})
+    return SimResult(
+        WOULD_APPLY,
+        gettext("email '%(name)s' to %(email)s (not sent)")
+        % {"name": template.name, "email": sim.lead.email},
+    )
+
+
+register(
+    NodeType(
+        key="email.send",
+        kind="action",
+        label=gettext_lazy("Send email"),
+        description=gettext_lazy(
+            "Sends the lead an email made from a template. Marketing email goes only "
+            "to leads who may receive it (consent, not unsubscribed, not bounced); "
+            "the others are skipped and the flow goes on. Emails wait for the send "
+            "window, the sending rate and the lead's limit of emails; none is dropped."
+        ),
+        icon="mail",
+        schema=obj(
+            {
+                "template": {"type": "integer", "minimum": 1},
+                "subject": {"type": "string", "maxLength": 300},
+            },
+            ("template",),
+        ),
+        execute=_send_email,
+        simulate=_simulate_send_email,
+        check=_template_exists,
+        summary=lambda c, n: n.email_templates[c["template"]],
+        pickers={"template": EMAIL_TEMPLATE},
+    )
+)
 
 
 def _webhook(ctx: StepContext) -> StepResult:

@@ -38,6 +38,7 @@ SEGMENT = "segment"
 STATIC_SEGMENT = "static_segment"
 SALES_USER = "sales_user"
 SCORE_CATEGORY = "score_category"
+EMAIL_TEMPLATE = "email_template"
 LEAD_FIELD = "lead_field"  # standard fields, owner, and custom fields by bare key
 SETTABLE_FIELD = "settable_field"  # standard fields a flow may set, custom as custom.<key>
 TRIGGER = "trigger"  # a trigger type; its config sits next to it under "config"
@@ -107,6 +108,7 @@ class Names(RecordNames):
     config names something that is gone."""
 
     flows: dict[int, str] = field(default_factory=dict)
+    email_templates: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

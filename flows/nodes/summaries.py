@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from emails.models import EmailTemplate
 from flows.models import Flow
 from flows.nodes.base import (
+    EMAIL_TEMPLATE,
     LEAD_FIELD,
     REGISTRY,
     SALES_USER,
@@ -32,6 +34,7 @@ class Refs(RecordRefs):
     """The ids and keys configs point at, gathered to load their names in bulk."""
 
     flows: set[int] = field(default_factory=set)
+    email_templates: set[int] = field(default_factory=set)
 
 
 def config_value(config: Any, path: str) -> Any:
@@ -49,6 +52,8 @@ def config_refs(node_type: NodeType, config: Any, refs: Refs) -> None:
         value = config_value(config, path)
         if kind in (SEGMENT, STATIC_SEGMENT) and is_id(value):
             refs.segments.add(value)
+        elif kind == EMAIL_TEMPLATE and is_id(value):
+            refs.email_templates.add(value)
         elif kind == SALES_USER and is_id(value):
             refs.users.add(value)
         elif kind == SCORE_CATEGORY and isinstance(value, str):
@@ -88,6 +93,10 @@ def node_type_label(key: str) -> str:
 def names_load(refs: Refs) -> Names:
     """The names of everything in ``refs``: one query per kind that has any."""
     names = Names(**vars(record_names_load(refs)))
+    if refs.email_templates:
+        names.email_templates = dict(
+            EmailTemplate.objects.filter(pk__in=refs.email_templates).values_list("pk", "name")
+        )
     if refs.flows:
         names.flows = dict(Flow.objects.filter(pk__in=refs.flows).values_list("pk", "name"))
     return names

@@ -36,6 +36,7 @@ from flows.rules import (
     unopened_streak_reached,
 )
 from leads.models import Event, Segment, Stage
+from leads.services.email_events import machine_flagged
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -114,6 +115,9 @@ _segment_trigger(
 
 
 def _email_matches(event: Event, config: dict[str, Any]) -> bool:
+    if machine_flagged(event):
+        # A proxy's or scanner's open: recorded on the timeline, never a reaction.
+        return False
     if config.get("campaign") and event.name != config["campaign"]:
         return False
     return text_matches(config.get("url"), event.properties.get("url"))
@@ -164,7 +168,7 @@ def _email_streak(event: Event, lead_id: int) -> list[str]:
     # index's (the tie on the id only a filter), so the scan starts at the event.
     recent = Event.objects.filter(
         lead_id=lead_id, type__in=EMAIL_STREAK_TYPES, occurred_at__lte=event.occurred_at
-    )
+    ).exclude(type="email.opened", properties__has_key="machine")
     if event.pk is not None:
         recent = recent.exclude(occurred_at=event.occurred_at, id__gt=event.pk)
     kinds = list(

@@ -15,6 +15,52 @@ from leads.services.events import events_record
 
 logger = logging.getLogger(__name__)
 
+# Opens and clicks are keyed by the message, whoever reports them (our pixel
+# and redirect, or the provider's webhook), under one source: one open of a
+# message is one event, one click of a link in it is one event.
+TRACKED_SOURCE = "email"
+TRACKED_TYPES = ("opened", "clicked")
+
+# An open this soon after sending is a prefetch (a scanner, a client fetching
+# images on arrival), not a person reading.
+MACHINE_OPEN_SECONDS = 5
+# User agents of the image proxies that fetch every image on arrival (Apple Mail
+# Privacy Protection sends a bare "Mozilla/5.0"; Google and Yahoo name theirs).
+MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "ggpht.com", "bot", "crawler", "spider")
+
+
+def machine_open_reason(*, user_agent: str, seconds_after_send: float | None) -> str:
+    """Why an open was a machine's, not a person's ("" when it looks like one).
+    The one rule for our pixel and the providers' webhooks alike; flagged opens
+    are recorded, and triggers and scoring do not count them."""
+    agent = (user_agent or "").strip()
+    if seconds_after_send is not None and 0 <= seconds_after_send < MACHINE_OPEN_SECONDS:
+        return "prefetch"
+    if agent == "Mozilla/5.0":
+        return "proxy"
+    lowered = agent.lower()
+    if any(name in lowered for name in MACHINE_AGENTS):
+        return "proxy"
+    return ""
+
+
+def email_event_key(*, type_: str, message_id: str, url: str = "", machine: bool = False) -> str:
+    """The idempotency key of an open or a click of one message (under
+    ``TRACKED_SOURCE``): a machine's open gets its own, so that the person's
+    open after a prefetch is still recorded."""
+    message_id = message_id.strip().strip("<>")
+    if type_ == "clicked":
+        link = hashlib.sha256(url.encode()).hexdigest()[:24]
+        return f"email.clicked:{message_id}:{link}"[:255]
+    return f"email.opened:{message_id}{':machine' if machine else ''}"[:255]
+
+
+def machine_flagged(event: Event) -> bool:
+    """Whether an email event is a machine's open (see ``machine_open_reason``)."""
+    properties = event.properties if isinstance(event.properties, dict) else {}
+    return bool(properties.get("machine"))
+
+
 # Anymail's normalized event types that mean something for a lead.
 ANYMAIL_TYPES = {
     "delivered": "email.delivered",
@@ -67,6 +113,12 @@ def email_event_build(
     if url:
         properties["url"] = url
     properties.update(extra or {})
+    source = f"email:{provider}"
+    if type_ in TRACKED_TYPES and message_id:
+        machine = bool(properties.get("machine"))
+        event_id = email_event_key(type_=type_, message_id=message_id, url=url, machine=machine)
+        source = TRACKED_SOURCE
+        properties["provider"] = provider
     if not event_id:
         basis = "|".join([type_, email, message_id, url, occurred.isoformat()])
         event_id = "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
@@ -77,7 +129,7 @@ def email_event_build(
         email=email,
         occurred_at=occurred,
         received_at=now,
-        source=f"email:{provider}",
+        source=source,
         idempotency_key=event_id[:255],
     )
 
@@ -95,6 +147,10 @@ def anymail_tracking_received(sender: Any, event: Any, esp_name: str, **kwargs: 
         extra["metadata"] = dict(event.metadata)
     if event.description:
         extra["description"] = str(event.description)[:500]
+    if kind == "email.opened":
+        machine = machine_open_reason(user_agent=event.user_agent or "", seconds_after_send=None)
+        if machine:
+            extra["machine"] = machine
     if event.mta_response:
         extra["mta_response"] = str(event.mta_response)[:500]
     if kind == "email.bounced":

@@ -11,7 +11,9 @@ the apps were loaded in:
 1. ``segments`` (registered by ``segments``): re-check the segments the event can
    change, emitting ``segment.entered`` / ``segment.left``;
 2. ``emails`` (registered by ``emails``): a lead whose consent became pending
-   gets its double opt-in email (a task sent after the commit);
+   gets its double opt-in email (a task sent after the commit); an ``email.*``
+   event's first delivery, open, click, bounce or unsubscribe is kept on the
+   send it is about;
 3. ``flows`` (registered by ``flows``): resume the waits listening for the
    event, then enroll the lead in flows whose triggers match;
 4. ``hooks`` (registered by ``flows``): deliver the event to the outbound
