@@ -28,7 +28,7 @@ class FlowSettingsForm(forms.Form):
     reentry = forms.ChoiceField(
         label=gettext_lazy("A lead may go through this flow"),
         choices=list(REENTRY_WORDS.items()),
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
     )
     reentry_days = forms.IntegerField(
         label=gettext_lazy("Days"),
