@@ -44,6 +44,7 @@ from flows.nodes.summaries import graph_refs, names_load
 from flows.rules import SETTABLE_FIELDS, TRIGGER_ONCE, Entry, event_match_keys, graph_index
 from leads.models import Event, Lead, SegmentMembership
 from scoring.models import LeadScore, ScoringSettings
+from segments.conditions.words import ACTIVITY_LABELS
 
 # Outcome of the trigger step.
 MATCHED = "matched"
@@ -162,7 +163,9 @@ class _DryRun:
                 return (
                     None,
                     event,
-                    gettext("No trigger matches %(event)s. The flow starts on: %(triggers)s.")
+                    gettext(
+                        "No trigger of this flow starts on %(event)s. It starts on: %(triggers)s."
+                    )
                     % {"event": _event_text(event), "triggers": starts},
                 )
             return node, event, ""
@@ -179,22 +182,21 @@ class _DryRun:
         kinds = {"types": ", ".join(sorted(types)), "count": len(recent)}
         if not recent:
             reason = gettext(
-                "The lead has no events of the kinds the triggers listen to (%(types)s)."
+                "The lead has done nothing yet that a trigger of this flow listens for."
             )
         elif len(recent) == 1:
             reason = gettext(
-                "The lead's only event of the kinds the triggers listen to (%(types)s) "
-                "matches no trigger."
+                "The one thing the lead did that a trigger listens for does not fit its settings."
             )
         elif len(recent) == EVENT_SCAN_LIMIT:
             reason = gettext(
-                "None of the lead's latest %(count)s events of the kinds the triggers "
-                "listen to (%(types)s) matches a trigger."
+                "None of the latest %(count)s things the lead did that a trigger listens for "
+                "fits its settings."
             )
         else:
             reason = gettext(
-                "None of the lead's %(count)s events of the kinds the triggers listen to "
-                "(%(types)s) matches a trigger."
+                "None of the %(count)s things the lead did that a trigger listens for "
+                "fits its settings."
             )
         return (
             None,
@@ -330,8 +332,26 @@ def _entry_reason(entry: Entry, flow: Flow) -> str:
     return gettext("This flow lets a lead in every time.")
 
 
+def _event_words(event_type: str) -> str:
+    """An event's type as the segment editor names it ("App event")."""
+    derived = {
+        "grade.changed": gettext("Grade changed"),
+        "score.changed": gettext("Score changed"),
+        "segment.entered": gettext("Entered a segment"),
+        "segment.left": gettext("Left a segment"),
+        "field.changed": gettext("Field changed"),
+        "lead.created": gettext("Lead created"),
+        "tag.added": gettext("Tag added"),
+        "tag.removed": gettext("Tag removed"),
+        "identify": gettext("Details updated"),
+    }
+    if event_type in ACTIVITY_LABELS:
+        return str(ACTIVITY_LABELS[event_type])
+    return derived.get(event_type, event_type)
+
+
 def _event_text(event: Event) -> str:
-    what = event.type + (f" '{event.name}'" if event.name else "")
+    what = "“" + _event_words(event.type) + (f": {event.name}" if event.name else "") + "”"
     if event.pk is None:
         return gettext("the made-up event %(event)s") % {"event": what}
     return gettext("event #%(id)s, %(event)s of %(date)s") % {

@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from core.vocabulary import EngagementGrade, FitGrade, Grade
 from flows import selectors
-from flows.graph import config_problems, required_name
+from flows.graph import config_problems
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes import base as picks
 from flows.nodes.actions import SETTABLE_FIELDS
@@ -788,11 +788,6 @@ class NodeConfigForm:
             inside = parts[:depth] == rows_name.split(".") and len(parts) > depth
             if inside and parts[depth] in positions:
                 parts[depth] = str(positions[parts[depth]])
-        missing = required_name(message)
-        if missing is not None:
-            name = ".".join([*parts, missing])
-            if name in by_name:
-                return by_name[name], gettext("This is required.")
         for end in range(len(parts), 0, -1):
             target = by_name.get(".".join(parts[:end]))
             if target is not None:

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes.base import config_mask, config_unmask
+from flows.wording import problem_sentence
 
 MAX_NODES = 500
 NODE_ID = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -63,76 +64,23 @@ def graph_unmask(graph: Any, *, stored: Any) -> Any:
 
 
 def config_problems(node_type: NodeType, config: Any) -> dict[str, list[str]]:
-    """Problems of one node's config: JSON Schema first, then the type's own checks."""
+    """Problems of one node's config, as sentences a marketer understands
+    ("Choose how many points."): JSON Schema first, then the type's own checks.
+    A missing setting is reported at its own path, like any other."""
     errors: dict[str, list[str]] = {}
     validator = Draft202012Validator(node_type.schema)
     for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
-        path = ".".join(str(p) for p in error.path)
-        errors.setdefault(path, []).append(_message(error))
+        parts = [str(p) for p in error.path]
+        if error.validator == "required":
+            missing = re.match(r"'(.+)' is a required property", error.message)
+            parts.append(missing.group(1) if missing else "")
+        path = ".".join(p for p in parts if p)
+        message = problem_sentence(node_type.key, path, error)
+        if message not in errors.get(path, []):
+            errors.setdefault(path, []).append(message)
     if not errors and node_type.check is not None:
         errors.update(node_type.check(config))
     return errors
-
-
-def required_message(name: str) -> str:
-    """The message for a missing setting; the config form finds the field by it."""
-    return gettext("'%(name)s' is required") % {"name": name}
-
-
-def required_name(message: str) -> str | None:
-    """The setting a ``required_message`` names, or None for another message."""
-    pattern = re.escape(gettext("'%(name)s' is required")).replace(re.escape("%(name)s"), "(.+)")
-    match = re.fullmatch(pattern, message)
-    return match.group(1) if match else None
-
-
-def _message(error: Any) -> str:
-    """A JSON Schema error in the user's language. The English texts are the
-    validator's own; a keyword not listed keeps its English message."""
-    keyword, value, instance = error.validator, error.validator_value, error.instance
-    if keyword == "required":
-        missing = re.match(r"'(.+)' is a required property", error.message)
-        return required_message(missing.group(1) if missing else str(value))
-    if keyword == "additionalProperties":
-        return gettext("Unknown settings: %(names)s") % {
-            "names": error.message.split("(")[-1].rstrip(")")
-        }
-    if keyword == "not":
-        return gettext("0 is not allowed here.")
-    messages = {
-        "enum": gettext("%(instance)s is not one of %(value)s"),
-        "const": gettext("%(value)s was expected"),
-        "type": gettext("%(instance)s is not of type %(value)s"),
-        "minimum": gettext("%(instance)s is less than the minimum of %(value)s"),
-        "maximum": gettext("%(instance)s is greater than the maximum of %(value)s"),
-        "exclusiveMinimum": gettext(
-            "%(instance)s is less than or equal to the minimum of %(value)s"
-        ),
-        "exclusiveMaximum": gettext(
-            "%(instance)s is greater than or equal to the maximum of %(value)s"
-        ),
-        "pattern": gettext("%(instance)s does not match %(value)s"),
-        "minLength": gettext("%(instance)s is too short"),
-        "maxLength": gettext("%(instance)s is too long"),
-        "minItems": gettext("%(instance)s is too short"),
-        "maxItems": gettext("%(instance)s is too long"),
-        "minProperties": gettext("%(instance)s does not have enough properties"),
-        "maxProperties": gettext("%(instance)s has too many properties"),
-    }
-    if keyword in ("minLength", "minItems") and value == 1:
-        template = gettext("%(instance)s should be non-empty")
-    elif keyword in ("maxLength", "maxItems") and value == 0:
-        template = gettext("%(instance)s is expected to be empty")
-    elif keyword in messages:
-        template = messages[keyword]
-    else:
-        return str(error.message)
-    if keyword == "type":
-        types = value if isinstance(value, list) else [value]
-        shown = ", ".join(repr(t) for t in types)
-    else:
-        shown = repr(value)
-    return template % {"instance": repr(instance), "value": shown}
 
 
 def graph_validate(graph: Any) -> dict[str, Any]:
@@ -145,7 +93,11 @@ def graph_validate(graph: Any) -> dict[str, Any]:
     outgoing = _edges_connected(shaped.get("edges", []), nodes, problems)
     _reachability_checked(nodes, outgoing, problems)
     for node_id in _find_cycle(outgoing):
-        problems.add(node_id, "node", gettext("This node is part of a loop."))
+        problems.add(
+            node_id,
+            "node",
+            gettext("This step is part of a loop: a lead would go round it forever."),
+        )
     problems.raise_any()
     return shaped
 
@@ -172,15 +124,15 @@ def _graph_shaped(graph: Any) -> dict[str, Any]:
     """The graph, once it has the shape the checks below walk: lists of nodes and
     edges, and not too many nodes."""
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
-        raise GraphError({"graph": [gettext('Expected {"nodes": [...], "edges": [...]}.')]})
+        raise GraphError({"graph": [gettext("The flow's steps cannot be read.")]})
     if not isinstance(graph.get("edges", []), list):
-        raise GraphError({"graph": [gettext("edges must be a list.")]})
+        raise GraphError({"graph": [gettext("The connections cannot be read.")]})
     if len(graph["nodes"]) > MAX_NODES:
         # Not walked at all: the loop search below recurses once per node.
         raise GraphError(
             {
                 "nodes": {},
-                "graph": [gettext("A flow has at most %(count)d nodes.") % {"count": MAX_NODES}],
+                "graph": [gettext("A flow has at most %(count)d steps.") % {"count": MAX_NODES}],
             }
         )
     return graph
@@ -192,10 +144,15 @@ def _nodes_checked(raw_nodes: list[Any], problems: _Problems) -> dict[str, dict[
     for index, node in enumerate(raw_nodes):
         node_id = node.get("id") if isinstance(node, dict) else None
         if not isinstance(node_id, str) or not node_id:
-            problems.general.append(gettext("Node %(index)d has no id.") % {"index": index})
+            problems.general.append(
+                gettext("Step %(index)d has no id: reload the page and try again.")
+                % {"index": index + 1}
+            )
             continue
         if node_id in nodes:
-            problems.add(node_id, "id", gettext("Two nodes share this id."))
+            problems.add(
+                node_id, "id", gettext("Two steps share this id: delete one and add it again.")
+            )
             continue
         nodes[node_id] = node
         node_type = _node_type(node)
@@ -203,7 +160,8 @@ def _nodes_checked(raw_nodes: list[Any], problems: _Problems) -> dict[str, dict[
             problems.add(
                 node_id,
                 "type",
-                gettext("Unknown node type %(type)s.") % {"type": repr(node.get("type"))},
+                gettext("This kind of step (%(type)s) does not exist: delete it.")
+                % {"type": node.get("type")},
             )
             continue
         for path, messages in config_problems(node_type, node.get("config", {})).items():
@@ -220,7 +178,10 @@ def _edges_connected(
     seen_handles: set[tuple[str, str]] = set()
     for index, edge in enumerate(edges):
         if not isinstance(edge, dict):
-            problems.general.append(gettext("Edge %(index)d is not an object.") % {"index": index})
+            problems.general.append(
+                gettext("Connection %(index)d cannot be read: delete it and connect again.")
+                % {"index": index + 1}
+            )
             continue
         source, target = edge.get("source"), edge.get("target")
         handle = edge.get("sourceHandle") or "next"
@@ -230,8 +191,8 @@ def _edges_connected(
             source = target = None
         if source not in nodes or target not in nodes:
             problems.general.append(
-                gettext("Edge %(edge)s connects a node that does not exist.")
-                % {"edge": edge.get("id", index)}
+                gettext("A connection (%(edge)s) leads to or from a step that does not exist.")
+                % {"edge": edge.get("id", index + 1)}
             )
             continue
         if _edge_refused(source, handle, target, nodes, seen_handles, problems):
@@ -259,18 +220,29 @@ def _edge_refused(
             problems.add(
                 source,
                 "edges",
-                gettext("No output %(handle)s; outputs: %(outputs)s.")
-                % {"handle": repr(handle), "outputs": ", ".join(handles) or gettext("none")},
+                gettext(
+                    "This step has no output “%(handle)s”; its outputs are: %(outputs)s. "
+                    "Connect one of those instead."
+                )
+                % {"handle": handle, "outputs": ", ".join(handles) or gettext("none")},
             )
             return True
     if target_type is not None and target_type.kind == "trigger":
-        problems.add(target, "edges", gettext("Nothing can lead into a trigger."))
+        problems.add(
+            target,
+            "edges",
+            gettext("A trigger starts the flow, so nothing can lead into it."),
+        )
         return True
     if (source, handle) in seen_handles:
         problems.add(
             source,
             "edges",
-            gettext("Output %(handle)s is connected twice.") % {"handle": repr(handle)},
+            gettext(
+                "The output “%(handle)s” leads to two steps: a lead can only go one way. "
+                "Remove one of the connections."
+            )
+            % {"handle": handle},
         )
         return True
     return False
@@ -284,7 +256,9 @@ def _reachability_checked(
         n for n, node in nodes.items() if getattr(_node_type(node), "kind", "") == "trigger"
     ]
     if not triggers:
-        problems.general.append(gettext("A flow needs at least one trigger."))
+        problems.general.append(
+            gettext("Add a trigger: it decides which leads start the flow, and when.")
+        )
         return
     reachable: set[str] = set()
     stack = list(triggers)
@@ -296,7 +270,7 @@ def _reachability_checked(
         stack.extend(outgoing[current])
     for node_id in nodes:
         if node_id not in reachable:
-            problems.add(node_id, "node", gettext("No trigger leads here."))
+            problems.add(node_id, "node", gettext("No trigger leads to this step."))
 
 
 def _node_type(node: dict[str, Any]) -> NodeType | None:

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 
@@ -46,6 +47,13 @@ class Flow(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Two flows named alike ("Welcome", "welcome") cannot be told apart in
+            # the list, the score breakdown or the review.
+            models.UniqueConstraint(Lower("name"), name="flow_name_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext, ngettext
 
-from flows.lifecycle import flow_create
+from flows.lifecycle import flow_create, flow_name_free
 from flows.models import Flow, Reentry
 from flows.selectors import ScoringStep, scoring_steps
 from flows.templates_catalog import Canvas
@@ -191,7 +191,7 @@ def suggestions_draft_create(
         )
     name = gettext("Suggested scoring %(month)s") % {"month": month} if month else ""
     flow = flow_create(
-        name=name.strip() or gettext("Suggested scoring"),
+        name=flow_name_free(base=name.strip() or gettext("Suggested scoring")),
         description=gettext("Made from the scoring review's suggestions; review and publish."),
         reentry=Reentry.ALWAYS,
         graph=suggestions_graph(usable, reasons),

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from core.roles import Role
 from emails.models import EmailSend, EmailTemplate, SendStatus
+
+from flows.changes import GraphChanges, graph_changes, graph_differs
 from flows.models import Enrollment, Flow, FlowStatus, StepRun, StepStatus
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import (
@@ -52,6 +54,36 @@ def node_summaries(graph: Any) -> dict[str, str]:
         node["id"]: node_summary(str(node.get("type") or ""), node.get("config", {}), names)
         for node in valid
     }
+
+
+def flow_changes(*, flow: Flow) -> GraphChanges | None:
+    """What the draft changes against the live version, or None for a flow
+    never published."""
+    if flow.published is None:
+        return None
+    live = flow.published.graph
+    return graph_changes(
+        live,
+        flow.draft,
+        before_summaries=node_summaries(live),
+        after_summaries=node_summaries(flow.draft),
+    )
+
+
+def flows_listed() -> list[Flow]:
+    """The flows of the list page, newest change first, each with its
+    enrollment count and ``unpublished`` (a live flow whose draft would do
+    something else). Two queries."""
+    flows: list[Flow] = list(
+        Flow.objects.select_related("published")
+        .annotate(enrollment_count=Count("enrollments"))
+        .order_by("-updated_at", "-id")
+    )
+    for flow in flows:
+        flow.unpublished = flow.published is not None and graph_differs(  # type: ignore[attr-defined]
+            flow.published.graph, flow.draft
+        )
+    return flows
 
 
 def segment_choices(*, static_only: bool = False) -> list[tuple[int, str]]:

@@ -8,20 +8,22 @@ flow's draft can be published right away or changed first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy
 
-from flows.lifecycle import flow_create
+from flows.lifecycle import flow_create, flow_name_free
 from flows.models import Flow, Reentry
+from flows.preview import graph_preview_svg
 from leads.models import Segment
 from segments.services import segment_create
 
 if TYPE_CHECKING:
+    from django.utils.safestring import SafeString
     from django_stubs_ext import StrOrPromise
 
 ROW = 140  # vertical distance between steps on the canvas
@@ -108,7 +110,7 @@ def scoring_columns(
     return canvas.graph()
 
 
-def email_engagement(created_by: User | None) -> dict[str, Any]:
+def email_engagement(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     def email(activity: str) -> dict[str, Any]:
         return {"activity": activity}
 
@@ -135,7 +137,7 @@ DECISION_MAKER = _any_title(
 )
 
 
-def negative_signals(created_by: User | None) -> dict[str, Any]:
+def negative_signals(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     # Bounces are the provider's permanent ones: a soft bounce (deferred) records
     # no event at all (leads.services.email_events).
     return scoring_columns(
@@ -176,7 +178,7 @@ def negative_signals(created_by: User | None) -> dict[str, Any]:
     )
 
 
-def b2b_fit(created_by: User | None) -> dict[str, Any]:
+def b2b_fit(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     canvas = Canvas()
     start = canvas.node("new-lead", "lead.created", {}, row=0)
     checks = [
@@ -211,7 +213,7 @@ def b2b_fit(created_by: User | None) -> dict[str, Any]:
     return canvas.graph()
 
 
-def app_activity(created_by: User | None) -> dict[str, Any]:
+def app_activity(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     def event(name: str, **extra: Any) -> dict[str, Any]:
         return {"event": name, **extra}
 
@@ -239,7 +241,7 @@ def app_activity(created_by: User | None) -> dict[str, Any]:
     )
 
 
-def notify_sales_hot(created_by: User | None) -> dict[str, Any]:
+def notify_sales_hot(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     canvas = Canvas()
     hot = canvas.node("hot", "grade.changed", {"grade": "hot"}, row=0)
     open_lead = canvas.node(
@@ -294,10 +296,17 @@ STUDENT_OR_JOB_SEEKER = _any_title(
 )
 
 
-def disqualify_dead_ends(created_by: User | None) -> dict[str, Any]:
-    segment = _segment(name=DEAD_END_SEGMENT, conditions=DEAD_END_CONDITIONS, created_by=created_by)
+def disqualify_dead_ends(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
+    # A preview draws the graph only: no segment is made for it.
+    segment = (
+        None
+        if preview
+        else _segment(name=DEAD_END_SEGMENT, conditions=DEAD_END_CONDITIONS, created_by=created_by)
+    )
     canvas = Canvas()
-    entered = canvas.node("dead-end", "segment.entered", {"segment": segment.pk}, row=0)
+    entered = canvas.node(
+        "dead-end", "segment.entered", {"segment": segment.pk if segment else 0}, row=0
+    )
     silent = canvas.node(
         "disqualify-silent", "lead.disqualify", {"reason": "No email opens in 60 days"}, row=1
     )
@@ -328,9 +337,9 @@ def disqualify_dead_ends(created_by: User | None) -> dict[str, Any]:
     return canvas.graph()
 
 
-def notify_sales_warm(created_by: User | None) -> dict[str, Any]:
+def notify_sales_warm(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     """Like ``notify_sales_hot``, from warm on (B2B: sales reaches out earlier)."""
-    graph = notify_sales_hot(created_by)
+    graph = notify_sales_hot(created_by, preview=preview)
     for node in graph["nodes"]:
         if node["id"] == "hot":
             node["config"] = {"grade": "warm"}
@@ -341,7 +350,7 @@ def notify_sales_warm(created_by: User | None) -> dict[str, Any]:
     return graph
 
 
-def b2c_engagement(created_by: User | None) -> dict[str, Any]:
+def b2c_engagement(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     def page(path: str) -> dict[str, Any]:
         return {"url": {"op": "contains", "value": path}}
 
@@ -370,6 +379,10 @@ def b2c_engagement(created_by: User | None) -> dict[str, Any]:
     )
 
 
+class GraphBuild(Protocol):
+    def __call__(self, created_by: User | None, *, preview: bool = False) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class FlowTemplate:
     key: str
@@ -377,9 +390,19 @@ class FlowTemplate:
     # of whoever made it.
     name: StrOrPromise
     description: StrOrPromise
-    build: Callable[[User | None], dict[str, Any]]
+    build: GraphBuild
     reentry: str = Reentry.ALWAYS
     reentry_days: int | None = None
+
+    def preview_svg(self) -> SafeString:
+        """A picture of the template's graph, for the gallery."""
+        return _preview_svg(self.key, str(self.name))
+
+
+@lru_cache(maxsize=64)
+def _preview_svg(key: str, title: str) -> SafeString:
+    # The graphs are fixed; the title is in the language of the page.
+    return graph_preview_svg(FLOW_TEMPLATES[key].build(None, preview=True), title=title)
 
 
 TEMPLATES: list[FlowTemplate] = [
@@ -477,9 +500,10 @@ def flow_create_from_template(
     created_by: User | None = None,
 ) -> Flow:
     """A new flow whose draft is the template's graph; named, described and with
-    the re-entry rule of the template unless given."""
+    the re-entry rule of the template unless given (a template's name that a
+    flow has already gets a number). A name given that a flow has is refused."""
     return flow_create(
-        name=name or str(template.name),
+        name=name or flow_name_free(base=str(template.name)),
         description=str(template.description) if description is None else description,
         reentry=reentry or template.reentry,
         reentry_days=reentry_days if reentry else template.reentry_days,

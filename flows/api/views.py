@@ -1,6 +1,8 @@
-"""Flows API: CRUD (optionally from a template), the draft graph, validate,
-publish, pause / resume, versions and restoring one, enrollments and their step
-logs, per-node stats, the node registry and the flow templates."""
+"""Flows API: CRUD (optionally from a template; names unique, case ignored; only
+a flow never published can be deleted), duplicate, the draft graph, validate,
+publish, pause / resume, archive / unarchive, versions and restoring one,
+enrollments and their step logs, per-node stats, the node registry and the
+flow templates."""
 
 from __future__ import annotations
 
@@ -26,14 +28,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import ADMIN_MARKETER, ALL_ROLES
+from flows.changes import graph_differs
 from flows.dryrun import flow_dry_run
 from flows.graph import GraphError, graph_mask, graph_unmask, graph_validate
 from flows.lifecycle import (
     DraftConflict,
+    FlowRefused,
     flow_create,
+    flow_delete,
     flow_draft_save,
+    flow_duplicate,
     flow_publish,
     flow_set_status,
+    flow_unarchive,
+    flow_update,
     flow_version_restore,
 )
 from flows.models import Enrollment, Flow, FlowStatus, FlowVersion, Reentry, StepRun, StepStatus
@@ -58,6 +66,10 @@ class FlowSerializer(serializers.ModelSerializer[Flow]):
     published_version = serializers.IntegerField(
         source="published.number", read_only=True, default=None, allow_null=True
     )
+    unpublished_changes = serializers.SerializerMethodField(
+        help_text="Whether the draft would do something the published version does not "
+        "(steps, settings or connections; moving steps on the canvas is no change)."
+    )
 
     class Meta:
         model = Flow
@@ -69,6 +81,7 @@ class FlowSerializer(serializers.ModelSerializer[Flow]):
             "reentry",
             "reentry_days",
             "published_version",
+            "unpublished_changes",
             "draft_revision",
             "created_at",
             "updated_at",
@@ -79,10 +92,14 @@ class FlowSerializer(serializers.ModelSerializer[Flow]):
             "id",
             "status",
             "published_version",
+            "unpublished_changes",
             "draft_revision",
             "created_at",
             "updated_at",
         ]
+
+    def get_unpublished_changes(self, flow: Flow) -> bool:
+        return flow.published is not None and graph_differs(flow.published.graph, flow.draft)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         template = FLOW_TEMPLATES.get(attrs.get("template", ""))
@@ -106,22 +123,38 @@ class FlowSerializer(serializers.ModelSerializer[Flow]):
         request = self.context["request"]
         user = request.user if isinstance(request.user, User) else None
         template = FLOW_TEMPLATES.get(validated_data.get("template", ""))
-        if template is not None:
-            return flow_create_from_template(
-                template=template,
-                name=validated_data.get("name", ""),
-                description=validated_data.get("description"),
-                reentry=validated_data["reentry"],
+        try:
+            if template is not None:
+                return flow_create_from_template(
+                    template=template,
+                    name=validated_data.get("name", ""),
+                    description=validated_data.get("description"),
+                    reentry=validated_data["reentry"],
+                    reentry_days=validated_data.get("reentry_days"),
+                    created_by=user,
+                )
+            return flow_create(
+                name=validated_data["name"],
+                description=validated_data.get("description", ""),
+                reentry=validated_data.get("reentry", Reentry.ONCE),
                 reentry_days=validated_data.get("reentry_days"),
                 created_by=user,
             )
-        return flow_create(
-            name=validated_data["name"],
-            description=validated_data.get("description", ""),
-            reentry=validated_data.get("reentry", Reentry.ONCE),
-            reentry_days=validated_data.get("reentry_days"),
-            created_by=user,
-        )
+        except FlowRefused as refused:
+            raise ValidationError({refused.field: [refused.message]}) from refused
+
+    def update(self, instance: Flow, validated_data: dict[str, Any]) -> Flow:
+        rule = "reentry" in validated_data or "reentry_days" in validated_data
+        try:
+            return flow_update(
+                flow=instance,
+                name=validated_data.get("name"),
+                description=validated_data.get("description"),
+                reentry=validated_data.get("reentry", instance.reentry) if rule else None,
+                reentry_days=validated_data.get("reentry_days", instance.reentry_days),
+            )
+        except FlowRefused as refused:
+            raise ValidationError({refused.field: [refused.message]}) from refused
 
 
 class DraftSerializer(serializers.Serializer[dict[str, Any]]):
@@ -298,6 +331,43 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet[Flow]):
     def get_queryset(self) -> QuerySet[Flow]:
         return Flow.objects.select_related("published").order_by("-id")
 
+    def perform_destroy(self, instance: Flow) -> None:
+        """Only a flow never published: a published one is archived instead (400)."""
+        try:
+            flow_delete(flow=instance)
+        except FlowRefused as refused:
+            raise ValidationError({refused.field: [refused.message]}) from refused
+
+    @extend_schema(
+        request=inline_serializer(
+            "FlowDuplicate",
+            {
+                "name": serializers.CharField(
+                    required=False,
+                    max_length=200,
+                    help_text="The copy's name; “Copy of …” when left out.",
+                )
+            },
+        ),
+        responses={201: FlowSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def duplicate(self, request: Request, pk: str | None = None) -> Response:
+        """A new draft flow with this flow's draft, description and re-entry rule."""
+        flow = self.get_object()
+        name = request.data.get("name", "") if isinstance(request.data, dict) else ""
+        if not isinstance(name, str):
+            raise ValidationError({"name": [gettext("Expected text.")]})
+        try:
+            copy = flow_duplicate(
+                flow=flow,
+                name=name,
+                created_by=request.user if isinstance(request.user, User) else None,
+            )
+        except FlowRefused as refused:
+            raise ValidationError({refused.field: [refused.message]}) from refused
+        return Response(FlowSerializer(copy).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(methods=["GET"], responses=DraftSerializer)
     @extend_schema(
         methods=["PUT"],
@@ -407,6 +477,12 @@ class FlowViewSet(UserLanguageMixin, viewsets.ModelViewSet[Flow]):
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str | None = None) -> Response:
         return self._status(FlowStatus.ARCHIVED)
+
+    @extend_schema(request=None, responses=FlowSerializer)
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request: Request, pk: str | None = None) -> Response:
+        """Bring an archived flow back: paused if it was published, else a draft."""
+        return Response(FlowSerializer(flow_unarchive(flow=self.get_object())).data)
 
     @extend_schema(responses=VersionSerializer(many=True))
     @action(detail=True, methods=["get"])

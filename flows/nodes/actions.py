@@ -93,7 +93,8 @@ def _category_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     if not ScoreCategory.objects.filter(key=config.get("category")).exists():
         return {
             "category": [
-                gettext("No score category %(key)s.") % {"key": repr(config.get("category"))}
+                gettext("The score category “%(key)s” does not exist: choose another.")
+                % {"key": config.get("category")}
             ]
         }
     return {}
@@ -514,7 +515,14 @@ def _simulate_assign(sim: Simulation, node: dict[str, Any]) -> SimResult:
 
 def _user_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     if config.get("user") and not User.objects.filter(pk=config["user"], is_active=True).exists():
-        return {"user": [gettext("No active user %(id)s.") % {"id": config["user"]}]}
+        return {
+            "user": [
+                gettext(
+                    "The sales rep chosen (user %(id)s) is not active any more: choose another."
+                )
+                % {"id": config["user"]}
+            ]
+        }
     return {}
 
 
@@ -579,7 +587,12 @@ def _field_problems(config: dict[str, Any]) -> dict[str, list[str]]:
     if field.startswith("custom."):
         definition = custom_definitions().get(field[7:])
         if definition is None:
-            return {"field": [gettext("No custom field %(key)s.") % {"key": repr(field[7:])}]}
+            return {
+                "field": [
+                    gettext("The custom field “%(key)s” does not exist: choose another field.")
+                    % {"key": field[7:]}
+                ]
+            }
         try:
             custom_value_clean(definition, value, lenient=True)
         except FieldValueError as exc:

@@ -277,7 +277,7 @@ def _wait_until_problems(config: dict[str, Any]) -> dict[str, list[str]]:
     spec = config.get("event", {})
     trigger = REGISTRY.get(spec.get("type", ""))
     if trigger is None or trigger.kind != "trigger":
-        return {"event.type": [gettext("Expected a trigger type, such as email.activity.")]}
+        return {"event.type": [gettext("Choose the event to wait for.")]}
     return {
         f"event.config.{k}" if k else "event.config": v
         for k, v in config_problems(trigger, spec.get("config", {})).items()

@@ -76,7 +76,12 @@ EMAIL_ACTIVITIES = [
 
 def _segment_exists(config: dict[str, Any]) -> dict[str, list[str]]:
     if not Segment.objects.filter(pk=config.get("segment") or 0).exists():
-        return {"segment": [gettext("No segment %(id)s.") % {"id": config.get("segment")}]}
+        return {
+            "segment": [
+                gettext("The segment chosen (%(id)s) was deleted: choose another.")
+                % {"id": config.get("segment")}
+            ]
+        }
     return {}
 
 

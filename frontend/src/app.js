@@ -27,3 +27,13 @@ function enhance(root) {
 
 document.addEventListener("DOMContentLoaded", () => enhance(document));
 document.addEventListener("htmx:afterSettle", (event) => enhance(event.target));
+
+// A <dialog> whose content htmx loaded opens itself; the server closes it by
+// sending the "leadflow:dialog-close" event (HX-Trigger) once the form is done.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const dialog = event.target.closest("dialog");
+  if (dialog && !dialog.open && event.target.childElementCount) dialog.showModal();
+});
+document.body.addEventListener("leadflow:dialog-close", () => {
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+});

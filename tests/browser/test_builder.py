@@ -276,7 +276,7 @@ def test_testing_a_flow_on_a_lead_highlights_its_path_and_writes_nothing(
     effects = test.locator(".lf-test-steps .lf-test-effect")
     expect(effects).to_have_text(
         [
-            "starts on App event: Requested demo, by the made-up event track 'Requested demo'",
+            "starts on App event: Requested demo, by the made-up event “App event: Requested demo”",
             "yes: job title contains “CEO” (“CEO”)",
             "+5 Fit: Decision maker (score 12 → 17)",
             "task 'Call Kim Lee' for Sam Rep (the owner); "
@@ -295,7 +295,7 @@ def test_testing_a_flow_on_a_lead_highlights_its_path_and_writes_nothing(
     test.get_by_label("The lead's latest matching event").check()
     test.get_by_role("button", name="Run", exact=True).click()
     expect(test.locator(".lf-test-trigger")).to_have_text(
-        "The lead has no events of the kinds the triggers listen to (track). "
+        "The lead has done nothing yet that a trigger of this flow listens for. "
         "The flow starts on: App event: Requested demo."
     )
     expect(page.locator(".lf-on-path")).to_have_count(0)

@@ -84,8 +84,8 @@ def test_publish_errors_come_back_per_node(marketer_api):
     error = response.json()["error"]
     assert error["code"] == "invalid_graph"
     assert error["nodes"] == {
-        "t": {"config": ["'event' is required"]},
-        "s": {"config.category": ["No score category 'nope'."]},
+        "t": {"config.event": ["Give the name of the app event."]},
+        "s": {"config.category": ["The score category “nope” does not exist: choose another."]},
     }
     assert Flow.objects.get().status == "draft"
 

@@ -113,8 +113,8 @@ def test_the_flow_list_offers_the_templates_in_german(client, german):
     html = client.get("/flows/").content.decode()
     response = client.post("/flows/", {"name": "", "template": "b2b-fit"})
 
-    assert '<option value="b2b-fit">B2B-Fit bewerten</option>' in html
-    assert "<li><strong>Vertrieb bei heißem Lead benachrichtigen</strong>: Wird ein Lead" in html
+    assert '<h3 id="template-b2b-fit" class="h6 card-title">B2B-Fit bewerten</h3>' in html
+    assert '<p class="small text-muted flex-grow-1">Wird ein Lead' in html
     assert response.status_code == 302
     flow = Flow.objects.get()
     assert flow.name == "B2B-Fit bewerten"
@@ -156,8 +156,14 @@ def test_the_node_form_answers_in_the_users_language(client, german):
     assert '<div class="form-text">Negativ, um Punkte abzuziehen.</div>' in shown
     assert '<button type="submit" class="btn btn-primary btn-sm">Übernehmen</button>' in shown
     body = invalid.content.decode()
-    assert '<div class="invalid-feedback d-block">0 ist hier nicht erlaubt.</div>' in body
-    assert '<div class="invalid-feedback d-block">Dieses Feld ist erforderlich.</div>' in body
+    # The sentences in the user's language (as far as the catalog has them yet).
+    with translation.override("de"):
+        zero = translation.gettext("“%(label)s” cannot be 0.") % {"label": "Punkte"}
+        reason = translation.gettext(
+            "Say why the lead gets the points: the reason is shown on its profile."
+        )
+    assert f'<div class="invalid-feedback d-block">{zero}</div>' in body
+    assert f'<div class="invalid-feedback d-block">{reason}</div>' in body
     configured = json.loads(applied.headers["HX-Trigger"])["leadflow:node-configured"]
     assert configured["summary"] == "Segment betreten: Hot"
 
@@ -201,10 +207,23 @@ def test_publishing_problems_come_back_in_the_users_language(marketer_api, marke
 
     error = response.json()["error"]
     assert error["message"] == "Der Flow hat Probleme; siehe die einzelnen Knoten."
-    assert error["graph"] == ["Ein Flow braucht mindestens einen Trigger."]
+    with translation.override("de"):
+        expected = {
+            "graph": [
+                translation.gettext(
+                    "Add a trigger: it decides which leads start the flow, and when."
+                )
+            ],
+            "reason": translation.gettext(
+                "Say why the lead gets the points: the reason is shown on its profile."
+            ),
+            "points": translation.gettext("“%(label)s” must be at most %(limit)s.")
+            % {"label": "Punkte", "limit": 1000},
+        }
+    assert error["graph"] == expected["graph"]
     assert error["nodes"]["s"] == {
-        "config": ["„reason“ ist erforderlich"],
-        "config.points": ["5000 ist größer als das Maximum von 1000"],
+        "config.reason": [expected["reason"]],
+        "config.points": [expected["points"]],
     }
 
 
@@ -236,28 +255,34 @@ def test_a_test_run_is_described_in_the_users_language(client, german):
         (
             "matched",
             "startet bei App-Ereignis: Requested demo, "
-            "durch das ausgedachte Ereignis track 'Requested demo'",
+            "durch das ausgedachte Ereignis “App-Ereignis: Requested demo”",
         ),
         ("would_apply", "Tag vip hinzufügen"),
         ("ended", "Ende des Flows"),
     ]
 
 
-def test_schema_problems_keep_the_validators_english_words():
-    from flows.graph import config_problems, required_name
+def test_schema_problems_are_sentences_that_name_the_setting():
+    from flows.graph import config_problems
     from flows.nodes import REGISTRY
 
     with translation.override("en"):
         problems = config_problems(REGISTRY["score.adjust"], {"points": 5000, "category": "fit"})
+        unknown = config_problems(
+            REGISTRY["score.adjust"],
+            {"points": 5, "category": "fit", "reason": "x", "color": "red"},
+        )
+        typed = config_problems(REGISTRY["sales.notify"], {"title": "x", "due_in": {"amount": "a"}})
 
     assert problems == {
-        "": ["'reason' is required"],
-        "points": ["5000 is greater than the maximum of 1000"],
+        "reason": ["Say why the lead gets the points: the reason is shown on its profile."],
+        "points": ["“Points” must be at most 1000."],
     }
-    assert required_name("'reason' is required") == "reason"
-    with translation.override("de"):
-        assert required_name("„reason“ ist erforderlich") == "reason"
-        assert required_name("'reason' is required") is None
+    assert unknown == {"": ["This step has settings it does not know: 'color'. Delete them."]}
+    assert typed == {
+        "due_in.amount": ["“Amount” takes a whole number."],
+        "due_in.unit": ["Choose a unit: minutes, hours, days …"],
+    }
 
 
 # --- the catalogs -----------------------------------------------------------------

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 DEMO = {"type": "track", "name": "Requested demo", "properties": {}}
-START = "starts on App event: Requested demo, by the made-up event track 'Requested demo'"
+START = "starts on App event: Requested demo, by the made-up event “App event: Requested demo”"
 
 
 def demo_graph(**notify: Any) -> dict[str, Any]:
@@ -420,8 +420,8 @@ def test_an_event_no_trigger_matches_says_so(flow):
 
     assert result["trigger"] == {
         "matched": False,
-        "reason": "No trigger matches the made-up event track 'Downloaded whitepaper'. "
-        "The flow starts on: App event: Requested demo.",
+        "reason": "No trigger of this flow starts on the made-up event "
+        "“App event: Downloaded whitepaper”. It starts on: App event: Requested demo.",
         "event": {
             "id": None,
             "type": "track",
@@ -444,7 +444,7 @@ def test_without_an_event_the_lead_needs_one_that_matches(flow):
     result = dry_run(flow, lead, None)
     assert result["trigger"] == {
         "matched": False,
-        "reason": "The lead has no events of the kinds the triggers listen to (track). "
+        "reason": "The lead has done nothing yet that a trigger of this flow listens for. "
         "The flow starts on: App event: Requested demo.",
         "event": None,
     }
@@ -453,14 +453,14 @@ def test_without_an_event_the_lead_needs_one_that_matches(flow):
     EventFactory.create(lead=lead, type="page", name="Pricing")
     result = dry_run(flow, lead, None)
     assert result["trigger"]["reason"] == (
-        "The lead's only event of the kinds the triggers listen to (track) matches no trigger. "
+        "The one thing the lead did that a trigger listens for does not fit its settings. "
         "The flow starts on: App event: Requested demo."
     )
     EventFactory.create(lead=lead, type="track", name="Invited a colleague")
     result = dry_run(flow, lead, None)
     assert result["trigger"]["reason"] == (
-        "None of the lead's 2 events of the kinds the triggers listen to (track) matches a "
-        "trigger. The flow starts on: App event: Requested demo."
+        "None of the 2 things the lead did that a trigger listens for fits its settings. "
+        "The flow starts on: App event: Requested demo."
     )
 
 
@@ -498,7 +498,7 @@ def test_the_latest_real_matching_event_or_a_made_up_one():
         "t",
         "matched",
         f"starts on App event: Requested demo where plan is pro, by event #{pro.pk}, "
-        "track 'Requested demo' of 2026-02-27 09:00 UTC",
+        "“App event: Requested demo” of 2026-02-27 09:00 UTC",
         "next",
     )
     assert real["path"] == ["t", "tag"]
@@ -630,15 +630,19 @@ def test_the_api_takes_a_graph_and_reports_its_problems_per_node(marketer_api, f
             "message": "The flow has problems; see each node.",
             "fields": {},
             "nodes": {
-                "t": {"config": ["'event' is required"]},
-                "s": {"config.category": ["No score category 'nope'."]},
+                "t": {"config.event": ["Give the name of the app event."]},
+                "s": {
+                    "config.category": ["The score category “nope” does not exist: choose another."]
+                },
             },
             "graph": [],
         }
     }
     empty = flow_create(name="Empty")
     response = marketer_api.post(f"/api/v1/flows/{empty.pk}/dry-run/", {"lead": lead.pk})
-    assert response.json()["error"]["graph"] == ["A flow needs at least one trigger."]
+    assert response.json()["error"]["graph"] == [
+        "Add a trigger: it decides which leads start the flow, and when."
+    ]
 
 
 def test_the_api_refuses_unknown_leads_bad_events_and_sales(marketer_api, sales_api, flow):

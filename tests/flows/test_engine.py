@@ -538,27 +538,35 @@ def test_graph_validation_reports_per_node(segment):
         graph_validate(bad)
     nodes = caught.value.problems["nodes"]
     assert nodes["t"] == {
-        "config.segment": ["No segment 999999."],
-        "edges": ["Nothing can lead into a trigger."],
+        "config.segment": ["The segment chosen (999999) was deleted: choose another."],
+        "edges": ["A trigger starts the flow, so nothing can lead into it."],
     }
-    assert nodes["s"]["config.points"] == ["0 is not allowed here."]
-    assert nodes["s"]["config"] == ["'reason' is required"]
+    assert nodes["s"]["config.points"] == ["“Points” cannot be 0."]
+    assert nodes["s"]["config.reason"] == [
+        "Say why the lead gets the points: the reason is shown on its profile."
+    ]
     assert nodes["c"] == {
         "config.conditions.all[0].field": ["Unknown field 'nope'."],
-        "edges": ["No output 'maybe'; outputs: yes, no."],
+        "edges": [
+            "This step has no output “maybe”; its outputs are: yes, no. "
+            "Connect one of those instead."
+        ],
     }
     assert nodes["x"] == {
-        "type": ["Unknown node type 'teleport'."],
-        "node": ["No trigger leads here."],
+        "type": ["This kind of step (teleport) does not exist: delete it."],
+        "node": ["No trigger leads to this step."],
     }
-    assert nodes["lonely"] == {"node": ["No trigger leads here."]}
-    assert nodes["a"] == {"node": ["This node is part of a loop."]}
-    assert nodes["b"] == {"node": ["This node is part of a loop."]}
+    assert nodes["lonely"] == {"node": ["No trigger leads to this step."]}
+    loop = ["This step is part of a loop: a lead would go round it forever."]
+    assert nodes["a"] == {"node": loop}
+    assert nodes["b"] == {"node": loop}
     with pytest.raises(GraphError) as caught:
         graph_validate(
             {"nodes": [{"id": "a", "type": "tag.add", "config": {"tag": "x"}}], "edges": []}
         )
-    assert caught.value.problems["graph"] == ["A flow needs at least one trigger."]
+    assert caught.value.problems["graph"] == [
+        "Add a trigger: it decides which leads start the flow, and when."
+    ]
 
 
 def test_a_score_step_whose_category_is_gone_fails_alone():

@@ -616,7 +616,7 @@ def test_wait_until_problems_of_the_trigger_config(editor, flow):
     )
 
     assert FormDocument(response.content.decode()).errors == {
-        "event.config": ["At segment: No segment 999999."]
+        "event.config": ["At segment: The segment chosen (999999) was deleted: choose another."]
     }
 
 
@@ -626,17 +626,17 @@ def test_wait_until_problems_of_the_trigger_config(editor, flow):
         (
             "score.adjust",
             {"points": "5", "category": "fit", "reason": ""},
-            {"reason": ["This is required."]},
+            {"reason": ["Say why the lead gets the points: the reason is shown on its profile."]},
         ),
         (
             "score.adjust",
             {"points": "5000", "category": "fit", "reason": "x"},
-            {"points": ["5000 is greater than the maximum of 1000"]},
+            {"points": ["“Points” must be at most 1000."]},
         ),
         (
             "score.adjust",
             {"points": "0", "category": "fit", "reason": "x"},
-            {"points": ["0 is not allowed here."]},
+            {"points": ["“Points” cannot be 0."]},
         ),
         (
             "score.adjust",
@@ -646,24 +646,28 @@ def test_wait_until_problems_of_the_trigger_config(editor, flow):
         (
             "score.adjust",
             {"points": "5", "category": "nope", "reason": "x"},
-            {"category": ["No score category 'nope'."]},
+            {"category": ["The score category “nope” does not exist: choose another."]},
         ),
         (
             "grade.changed",
             {"grade": "purple"},
-            {"grade": ["'purple' is not one of ['cold', 'warm', 'hot']"]},
+            {"grade": ["Choose one of these for “Grade”: Cold, Warm, Hot."]},
         ),
-        ("segment.entered", {"segment": "999999"}, {"segment": ["No segment 999999."]}),
-        ("segment.entered", {"segment": ""}, {"segment": ["This is required."]}),
+        (
+            "segment.entered",
+            {"segment": "999999"},
+            {"segment": ["The segment chosen (999999) was deleted: choose another."]},
+        ),
+        ("segment.entered", {"segment": ""}, {"segment": ["Choose a segment."]}),
         (
             "page.visited",
             {"url.op": "contains", "url.value": ""},
-            {"url.value": ["This is required."]},
+            {"url.value": ["Give the address, or a part of it."]},
         ),
         (
             "sales.notify",
             {"title": "Call", "due_in.amount": "2", "due_in.unit": ""},
-            {"due_in.unit": ["This is required."]},
+            {"due_in.unit": ["Choose a unit: minutes, hours, days …"]},
         ),
         (
             "field.set",
@@ -688,7 +692,7 @@ def test_wait_until_problems_of_the_trigger_config(editor, flow):
                 "where.0.op": "is",
                 "where.0.value": "",
             },
-            {"where.0.value": ["This is required."]},
+            {"where.0.value": ["Give a value."]},
         ),
         (
             "wait",

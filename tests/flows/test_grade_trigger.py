@@ -116,7 +116,7 @@ def test_the_dry_run_matches_and_describes_it_as_the_engine_does():
     )
     assert quiet["trigger"] == {
         "matched": False,
-        "reason": "No trigger matches the made-up event grade.changed 'cold'. "
-        "The flow starts on: Fit reached B or better.",
+        "reason": "No trigger of this flow starts on the made-up event “Grade changed: cold”. "
+        "It starts on: Fit reached B or better.",
         "event": quiet["trigger"]["event"],
     }

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.lifecycle import flow_create
+from flows.lifecycle import flow_create, flow_name_free
 from flows.nodes import REGISTRY
 from tests.factories import LeadFactory
 
@@ -135,7 +135,7 @@ def _assert_error_shape(body: dict[str, Any]) -> None:
 @given(case=GRAPHS)
 def test_any_graph_is_refused_clearly_or_published_and_runnable(marketer_api, case):
     well_formed, graph = case
-    flow = flow_create(name="Fuzzed")
+    flow = flow_create(name=flow_name_free(base="Fuzzed"))
     lead = LeadFactory.create()
     url = f"/api/v1/flows/{flow.pk}"
 
@@ -196,4 +196,4 @@ def test_a_graph_over_the_node_limit_is_refused_without_walking_it(marketer_api)
     response = marketer_api.post(f"/api/v1/flows/{flow.pk}/validate/")
 
     assert response.status_code == 400
-    assert response.json()["error"]["graph"] == ["A flow has at most 500 nodes."]
+    assert response.json()["error"]["graph"] == ["A flow has at most 500 steps."]

@@ -221,7 +221,7 @@ def test_a_mistyped_new_slack_url_is_refused_in_the_side_panel(editor, flow):
     )
 
     assert "HX-Trigger" not in response.headers
-    assert "does not match" in response.content.decode()
+    assert "is not in the form it needs." in response.content.decode()
     assert 'name="slack_webhook" value=""' in response.content.decode()
 
 

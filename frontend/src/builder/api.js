@@ -36,3 +36,9 @@ export function leadName(lead) {
   const name = [lead.first_name, lead.last_name].filter(Boolean).join(" ");
   return name || lead.email || interpolate(gettext("Lead %(id)s"), { id: lead.id }, true);
 }
+
+// Tells the page around the canvas (its header: status, versions, unpublished
+// changes) that the flow changed on the server, so it reloads itself.
+export function flowChanged() {
+  document.body.dispatchEvent(new CustomEvent("leadflow:flow-changed"));
+}

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { gettext } from "../../i18n.js";
-import { call } from "../api.js";
+import { call, flowChanged } from "../api.js";
 import { toGraph } from "../graph.js";
 
 // How long the canvas waits after the last change before it saves the draft.
@@ -59,6 +59,7 @@ export default function useAutosave({ initial, readOnly, nodesRef, edgesRef, set
     }
     revision.current = result.data.revision;
     savedChanges.current = upTo;
+    flowChanged();
     setSaveState((s) => (s === "saving" ? "saved" : s));
     return true;
   }, [readOnly, changes, initial, nodesRef, edgesRef, setNotice]);

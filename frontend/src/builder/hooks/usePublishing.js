@@ -1,18 +1,11 @@
 import { useCallback, useState } from "react";
 import { gettext, interpolate } from "../../i18n.js";
-import { call } from "../api.js";
+import { call, flowChanged } from "../api.js";
 
 // The server's problems for one node, keyed by the path of the field
-// ("config.delay"), as lines; a problem with the node itself has no path shown.
+// ("config.delay"), as lines: each is a sentence that names its setting.
 function problemLines(byPath) {
-  const lines = [];
-  for (const [path, messages] of Object.entries(byPath || {})) {
-    for (const message of messages) {
-      const where = path.replace(/^config\.?/, "");
-      lines.push(where && where !== "id" && where !== "type" ? `${where}: ${message}` : message);
-    }
-  }
-  return lines;
+  return Object.values(byPath || {}).flat();
 }
 
 // Validating and publishing the draft (each saves it first), pausing and
@@ -52,6 +45,7 @@ export default function usePublishing({ initial, save, setNodes, setNotice }) {
       showProblems(null);
       setVersionNumber(result.data.number);
       setFlowStatus("active");
+      flowChanged();
       setNotice({
         kind: "success",
         text: interpolate(gettext("Published version %(number)s."), { number: result.data.number }, true),
@@ -65,8 +59,10 @@ export default function usePublishing({ initial, save, setNodes, setNotice }) {
   const setStatus = useCallback(
     async (action) => {
       const result = await call(initial.urls[action], { method: "POST", csrf: initial.csrfToken });
-      if (result.ok) setFlowStatus(result.data.status);
-      else {
+      if (result.ok) {
+        setFlowStatus(result.data.status);
+        flowChanged();
+      } else {
         const failed =
           action === "pause" ? gettext("The flow could not be paused.") : gettext("The flow could not be resumed.");
         setNotice({ kind: "danger", text: result.data?.error?.message || failed });
