@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import COUNTABLE_TYPES
 from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
+from leads.people import person_name
 from leads.services.ingest import json_loads_limited
 from segments.conditions.schema import (
     COUNT_OPERATORS,
@@ -540,7 +541,7 @@ def _field_node(
 
 def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, str]]:
     if kind == "owner":
-        return [(str(u.pk), u.get_full_name() or u.get_username()) for u in choices.owners]
+        return [(str(u.pk), person_name(u)) for u in choices.owners]
     if kind == "tags":
         return [(t, t) for t in choices.tags]
     if name == "stage":
