@@ -44,6 +44,8 @@ class InviteForm(_StyledForm):
     DELIVERY_PASSWORD = "password"  # noqa: S105 - a choice value, not a password
     DELIVERY_LINK = "link"
 
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
     username = forms.CharField(label=_("Username"), max_length=150)
     email = forms.EmailField(label=_("Email"))
     # The least powerful role unless the admin chooses otherwise.
@@ -67,6 +69,11 @@ class InviteForm(_StyledForm):
         if User.objects.filter(username__iexact=username).exists():
             raise forms.ValidationError(_("This username is taken."), code="unique")
         return username
+
+
+class UserNameForm(forms.Form):
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
 
 
 class ApiKeyForm(_StyledForm):
