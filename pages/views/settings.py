@@ -40,7 +40,6 @@ from leads.services.users import (
     user_role_set,
 )
 from pages.forms.settings import (
-    UserNameForm,
     ApiKeyForm,
     CategoryForm,
     CategorySettingsForm,
@@ -50,6 +49,7 @@ from pages.forms.settings import (
     InviteForm,
     SlackForm,
     ThresholdsForm,
+    UserNameForm,
 )
 from pages.selectors.review import log_rows
 from scoring.models import ReviewLogEntry, ScoreCategory
