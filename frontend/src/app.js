@@ -25,3 +25,17 @@ function enhance(root) {
 
 document.addEventListener("DOMContentLoaded", () => enhance(document));
 document.addEventListener("htmx:afterSettle", (event) => enhance(event.target));
+
+// A request cancelled by a newer one (hx-sync "this:replace", as the segment
+// builder's live count does) is no failure, but htmx logs every error event to
+// the console, unless the request's details already say what the error is. A
+// request that is aborted on purpose says "none", so it stays quiet.
+document.addEventListener("htmx:beforeSend", (event) => {
+  const detail = event.detail;
+  const xhr = detail.xhr;
+  const abort = xhr.abort.bind(xhr);
+  xhr.abort = () => {
+    detail.error = null;
+    abort();
+  };
+});
