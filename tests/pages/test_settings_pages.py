@@ -877,3 +877,37 @@ def test_only_admins_edit_names(client, marketer, sales):
     assert response.status_code in (302, 403)
     sales.refresh_from_db()
     assert sales.first_name == ""
+
+
+@pytest.mark.parametrize(
+    ("label", "key"),
+    [
+        ("Annual revenue (€)", "annual_revenue"),
+        ("Größe des Teams", "groe_des_teams"),
+        ("Café  visits", "cafe_visits"),
+        ("2nd contact", "field_2nd_contact"),
+        ("€€€", ""),
+    ],
+)
+def test_a_field_key_is_made_from_its_label(label, key):
+    from pages.forms.settings import field_key_from_label
+
+    assert field_key_from_label(label) == key
+
+
+def test_a_custom_field_without_a_key_takes_it_from_its_label(client, admin_user):
+    FieldDefinitionFactory.create(key="budget", type="number")
+    client.force_login(admin_user)
+
+    made = client.post("/settings/fields/", {"label": "Annual revenue (€)", "type": "number"})
+    taken = client.post("/settings/fields/", {"label": "Budget", "type": "text"})
+    page = _html(client.get("/settings/fields/"))
+
+    assert made.status_code == 302
+    assert FieldDefinition.objects.get(label="Annual revenue (€)").key == "annual_revenue"
+    assert taken.status_code == 200
+    assert "A field with this key exists." in _html(taken)
+    assert FieldDefinition.objects.count() == 2
+    # The form asks for the label first and proposes the key from it.
+    assert page.index('name="label"') < page.index('name="key"')
+    assert 'data-key-from="id_label"' in page
