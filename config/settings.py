@@ -91,6 +91,8 @@ TEMPLATES = [
                 "leads.context_processors.roles",
                 "leads.context_processors.notifications",
             ],
+            # ``person_name``: one way to name a user on every page.
+            "builtins": ["leads.templatetags.people"],
         },
     },
 ]

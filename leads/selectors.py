@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.roles import ADMIN_MARKETER, Role
 from leads.category_scores import category_scores
-from leads.models import CLOSED_STAGES, Event, Lead, SegmentMembership, Stage, Task
+from leads.models import CLOSED_STAGES, Event, Lead, SegmentMembership, Stage, Task, TaskStatus
 from leads.roles import user_role
 
 
@@ -234,6 +234,16 @@ def lead_tasks(lead: Lead, limit: int = 20) -> list[Any]:
         "-status", F("due_at").asc(nulls_last=True), "-pk"
     )
     return list(tasks[:limit])
+
+
+def lead_task_sections(lead: Lead, limit: int = 20) -> dict[str, list[Any]]:
+    """The profile's tasks split for its tasks box: ``open_tasks`` (soonest due
+    first) and ``closed_tasks`` (done or closed). One query."""
+    tasks = lead_tasks(lead, limit)
+    return {
+        "open_tasks": [t for t in tasks if t.status == TaskStatus.OPEN],
+        "closed_tasks": [t for t in tasks if t.status != TaskStatus.OPEN],
+    }
 
 
 # --- tasks ----------------------------------------------------------------------

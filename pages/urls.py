@@ -13,6 +13,9 @@ urlpatterns = [
         "settings/users/<int:pk>/role/", settings_pages.user_role_change, name="settings-user-role"
     ),
     path(
+        "settings/users/<int:pk>/name/", settings_pages.user_name_change, name="settings-user-name"
+    ),
+    path(
         "settings/users/<int:pk>/active/",
         settings_pages.user_active_change,
         name="settings-user-active",

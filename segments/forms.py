@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.vocabulary import COUNTABLE_TYPES
 from leads.models import FieldDefinition, FieldType, Segment, SegmentKind, Stage
+from leads.people import person_name
 from leads.services.ingest import json_loads_limited
 from segments.conditions.schema import (
     COUNT_OPERATORS,
@@ -44,8 +45,10 @@ from segments.conditions.words import (
 
 ROOT = "c"
 NEW_RULE: dict[str, Any] = {"field": "job_title", "op": "contains"}
+# A new activity rule waits for its activity to be chosen: until then the live
+# count leaves it out (see ``segments.views._without_blank_rules``).
 NEW_ACTIVITY: dict[str, Any] = {
-    "activity": "page",
+    "activity": "",
     "count": {"op": "gte", "value": 1},
     "within_days": 30,
 }
@@ -241,7 +244,8 @@ def _date_from_form(op: str, text: str, text2: str) -> Any:
 
 def _activity_from_form(data: QueryDict, path: str) -> dict[str, Any]:
     activity = data.get(f"{path}-activity", "")
-    rule: dict[str, Any] = {"activity": activity if activity in COUNTABLE_TYPES else "page"}
+    chosen = activity if activity in COUNTABLE_TYPES else "page"
+    rule: dict[str, Any] = {"activity": chosen if activity else ""}
     name = data.get(f"{path}-name", "").strip()
     if name:
         rule["name"] = name
@@ -540,7 +544,7 @@ def _field_node(
 
 def _options(name: str, kind: str, choices: BuilderChoices) -> list[tuple[str, str]]:
     if kind == "owner":
-        return [(str(u.pk), u.get_full_name() or u.get_username()) for u in choices.owners]
+        return [(str(u.pk), person_name(u)) for u in choices.owners]
     if kind == "tags":
         return [(t, t) for t in choices.tags]
     if name == "stage":

@@ -287,7 +287,8 @@ def segment_preview_view(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _without_blank_rules(tree: Any) -> tuple[Any, int]:
-    """The tree with each field rule still waiting for its value (one just added)
+    """The tree with each rule still waiting for its value (a field rule just
+    added) or its activity (an activity rule just added)
     replaced by an empty group of its parent's kind — true in "all", false in
     "any", so it changes nothing — and how many there were. The live count
     leaves such rules out rather than marking them red; saving still insists."""
@@ -301,7 +302,9 @@ def _without_blank_rules(tree: Any) -> tuple[Any, int]:
             if kind in node and isinstance(node[kind], list):
                 return {**node, kind: [walk(child, kind) for child in node[kind]]}
         waiting = node.get("value") in (None, "", [])
-        if "field" in node and node.get("op") not in NO_VALUE and waiting:
+        if ("field" in node and node.get("op") not in NO_VALUE and waiting) or (
+            "activity" in node and not node.get("activity")
+        ):
             blank += 1
             return {parent: []}
         return node

@@ -18,7 +18,34 @@ function drawCharts(root) {
   }
 }
 
+// A new custom field's key follows its label ("Annual revenue (€)" becomes
+// annual_revenue, as pages/forms/settings.py's field_key_from_label makes it)
+// until the key is edited by hand.
+function fieldKey(label) {
+  let key = label
+    .normalize("NFKD")
+    .replace(/\P{ASCII}/gu, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "");
+  if (key && !/^[a-z]/.test(key)) key = `field_${key}`;
+  return key.slice(0, 64).replace(/_+$/, "");
+}
+
+function followLabel(keyInput) {
+  const label = document.getElementById(keyInput.dataset.keyFrom);
+  if (!label || keyInput.dataset.following) return;
+  keyInput.dataset.following = keyInput.value === "" || keyInput.value === fieldKey(label.value) ? "yes" : "no";
+  label.addEventListener("input", () => {
+    if (keyInput.dataset.following === "yes") keyInput.value = fieldKey(label.value);
+  });
+  keyInput.addEventListener("input", () => {
+    keyInput.dataset.following = keyInput.value === "" ? "yes" : "no";
+  });
+}
+
 function enhance(root) {
+  for (const el of root.querySelectorAll("input[data-key-from]")) followLabel(el);
   for (const el of root.querySelectorAll('[data-bs-toggle="dropdown"]')) Dropdown.getOrCreateInstance(el);
   for (const el of root.querySelectorAll(".collapse")) Collapse.getOrCreateInstance(el, { toggle: false });
   drawCharts(root);
@@ -36,4 +63,17 @@ document.addEventListener("htmx:afterSwap", (event) => {
 });
 document.body.addEventListener("leadflow:dialog-close", () => {
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+});
+// A request cancelled by a newer one (hx-sync "this:replace", as the segment
+// builder's live count does) is no failure, but htmx logs every error event to
+// the console, unless the request's details already say what the error is. A
+// request that is aborted on purpose says "none", so it stays quiet.
+document.addEventListener("htmx:beforeSend", (event) => {
+  const detail = event.detail;
+  const xhr = detail.xhr;
+  const abort = xhr.abort.bind(xhr);
+  xhr.abort = () => {
+    detail.error = null;
+    abort();
+  };
 });

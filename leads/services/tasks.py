@@ -17,6 +17,7 @@ from django.utils.translation import gettext
 
 from core.roles import Role
 from leads.models import Notification, Stage, Task, TaskStatus
+from leads.people import person_name
 from leads.roles import user_role
 from leads.selectors import user_language
 
@@ -27,7 +28,7 @@ ASSIGNABLE_ROLES = (Role.SALES, Role.ADMIN)
 
 
 def _display_name(user: User) -> str:
-    return user.get_full_name() or user.get_username()
+    return person_name(user)
 
 
 def _actor(user: User | None) -> str:

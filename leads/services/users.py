@@ -47,13 +47,21 @@ def user_reset_link_send(*, user: User, domain: str, use_https: bool) -> None:
 
 
 @transaction.atomic
-def user_invite(*, username: str, email: str, role: str) -> tuple[User, str]:
+def user_invite(
+    *, username: str, email: str, role: str, first_name: str = "", last_name: str = ""
+) -> tuple[User, str]:
     """Create an active user with ``role`` and a random password, returned once so
     it can be handed over or replaced by a reset link."""
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}.")
     password = secrets.token_urlsafe(12)
-    user = User.objects.create_user(username=username, email=email, password=password)
+    user = User.objects.create_user(
+        username=username,
+        email=email,
+        password=password,
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+    )
     user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user, password
 
@@ -67,6 +75,13 @@ def user_role_set(*, user: User, role: str, by: User) -> None:
         raise UserChangeRefused(gettext("You cannot change your own role."))
     user.groups.remove(*Group.objects.filter(name__in=Role.values))
     user.groups.add(Group.objects.get_or_create(name=role)[0])
+
+
+def user_name_set(*, user: User, first_name: str, last_name: str) -> None:
+    """Give ``user`` the full name every page shows for them (``person_name``);
+    blank shows the username."""
+    user.first_name, user.last_name = first_name.strip(), last_name.strip()
+    user.save(update_fields=["first_name", "last_name"])
 
 
 def user_active_set(*, user: User, active: bool, by: User) -> None:

@@ -6,6 +6,7 @@ htmx they redirect back to the list."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -20,10 +21,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.http import HtmxHttpRequest
 from core.roles import ADMIN_MARKETER, ALL_ROLES
+from core.vocabulary import Grade
 from leads.decorators import role_required
 from leads.models import Notification, Task, TaskStatus
+from leads.people import person_name
 from leads.roles import user_role
-from leads.selectors import lead_tasks, task_assignees, tasks_actionable_by
+from leads.selectors import lead_task_sections, task_assignees, tasks_actionable_by
 from leads.services import tasks as task_services
 from leads.services.tasks import snooze_until
 
@@ -35,6 +38,34 @@ NOTIFICATION_PAGE_SIZE = 30
 # Soonest due first; tasks without a due date last.
 DUE_ORDER = (F("due_at").asc(nulls_last=True), "id")
 DATETIME_SHOWN = "SHORT_DATETIME_FORMAT"
+# "My tasks" sorted within each group by the lead's score or grade (?sort=);
+# hottest first is the minus. Ties keep the due order.
+TASK_SORTS = ("due", "score", "-score", "grade", "-grade")
+GRADE_RANK: dict[str, int] = {Grade.COLD: 0, Grade.WARM: 1, Grade.HOT: 2}
+
+
+def task_sort_key(sort: str) -> Callable[[Task], tuple[int, ...]] | None:
+    """The key that orders tasks (their leads loaded) by ``sort``; None for the
+    due order they already have."""
+    sign = -1 if sort.startswith("-") else 1
+    if sort.lstrip("-") == "score":
+        return lambda task: (sign * task.lead.score,)
+    if sort.lstrip("-") == "grade":
+        return lambda task: (
+            sign * GRADE_RANK.get(task.lead.grade, 0),
+            sign * task.lead.score,
+        )
+    return None
+
+
+def _sort_links(sort: str) -> dict[str, str]:
+    """Where each sortable column's header leads: first click the highest
+    first, a second click turns it round."""
+    return {
+        "due": "due",
+        "score": "score" if sort == "-score" else "-score",
+        "grade": "grade" if sort == "-grade" else "-grade",
+    }
 
 
 # --- reads ----------------------------------------------------------------------
@@ -85,6 +116,12 @@ def task_list(request: HtmxHttpRequest) -> HttpResponse:
             F("completed_at").desc(nulls_last=True), "-id"
         )[:DONE_SHOWN]
     )
+    sort = request.GET.get("sort", "due")
+    if sort not in TASK_SORTS:
+        sort = "due"
+    key = task_sort_key(sort)
+    if key is not None:
+        open_tasks.sort(key=key)
     overdue = [t for t in open_tasks if t.due_at is not None and t.due_at < now]
     today = [t for t in open_tasks if t.due_at is not None and now <= t.due_at < end_of_today]
     upcoming = [t for t in open_tasks if t.due_at is None or t.due_at >= end_of_today]
@@ -123,6 +160,8 @@ def task_list(request: HtmxHttpRequest) -> HttpResponse:
         "now": now,
         "assignees": list(task_assignees()),
         "sees_all": user_role(request.user) in ADMIN_MARKETER,
+        "sort": sort,
+        "sort_links": _sort_links(sort),
     }
     return render(request, "leads/tasks.html", context)
 
@@ -165,7 +204,10 @@ def _task_row(
     actions: bool = True,
 ) -> HttpResponse:
     """The task's row for htmx to swap in (422 with the error shown when the
-    action was refused); without htmx, a message and back to the list."""
+    action was refused); without htmx, a message and back to the list. Asked
+    from a lead's profile (``from=profile``), its tasks box, or back to it."""
+    if request.POST.get("from") == "profile":
+        return _profile_tasks(request, task, notice=notice, error=error)
     if not request.htmx:
         if error:
             messages.error(request, error)
@@ -185,25 +227,34 @@ def _task_row(
     return render(request, "leads/_task_row.html", context, status=422 if error else 200)
 
 
+def _profile_tasks(
+    request: HtmxHttpRequest, task: Task, *, notice: str = "", error: str = ""
+) -> HttpResponse:
+    said = gettext("%(task)s: %(notice)s") % {"task": task.title, "notice": notice}
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif notice:
+            messages.success(request, said)
+        return redirect("lead-detail", pk=task.lead_id)
+    context = {
+        "lead": task.lead,
+        **lead_task_sections(task.lead),
+        "now": timezone.now(),
+        "tasks_notice": said if notice else "",
+        "tasks_error": error,
+    }
+    return render(request, "leads/_profile_tasks.html", context, status=422 if error else 200)
+
+
 @role_required(*ALL_ROLES)
 @require_POST
 def task_complete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(tasks_actionable_by(request.user), pk=pk)
     task_services.task_complete(task=task, user=request.user)
-    if request.POST.get("from") == "profile":
-        # Completed from the lead's profile: answer with its tasks section.
-        if not request.htmx:
-            messages.success(request, gettext("%(task)s: Completed.") % {"task": task.title})
-            return redirect("lead-detail", pk=task.lead_id)
-        return render(
-            request,
-            "leads/_profile_tasks.html",
-            {
-                "lead": task.lead,
-                "tasks": lead_tasks(task.lead),
-                "tasks_notice": gettext("%(task)s: Completed.") % {"task": task.title},
-            },
-        )
+    if request.POST.get("from") == "dashboard" and request.htmx:
+        # Completed from the dashboard: answer with its item there.
+        return render(request, "leads/_dashboard_task.html", {"task": task, "now": timezone.now()})
     return _task_row(request, task, notice=gettext("Completed."))
 
 
@@ -240,7 +291,7 @@ def task_reassign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return _task_row(request, task, error=" ".join(exc.messages))
     # A rep who hands over a task on someone else's lead can no longer act on it.
     still_actionable = tasks_actionable_by(request.user).filter(pk=task.pk).exists()
-    name = assignee.get_full_name() or assignee.get_username()
+    name = person_name(assignee)
     return _task_row(
         request,
         task,

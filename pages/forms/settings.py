@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class InviteForm(_StyledForm):
     DELIVERY_PASSWORD = "password"  # noqa: S105 - a choice value, not a password
     DELIVERY_LINK = "link"
 
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
     username = forms.CharField(label=_("Username"), max_length=150)
     email = forms.EmailField(label=_("Email"))
     # The least powerful role unless the admin chooses otherwise.
@@ -67,6 +70,11 @@ class InviteForm(_StyledForm):
         if User.objects.filter(username__iexact=username).exists():
             raise forms.ValidationError(_("This username is taken."), code="unique")
         return username
+
+
+class UserNameForm(forms.Form):
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
 
 
 class ApiKeyForm(_StyledForm):
@@ -106,33 +114,56 @@ class _FieldOptionsMixin(_StyledForm):
             return []
 
 
+def field_key_from_label(label: str) -> str:
+    """A custom field's key made from its label, as the form proposes it while
+    the label is typed (``app.js`` does the same): "Annual revenue (€)" →
+    ``annual_revenue``. Accents lose their marks; a key must start with a letter."""
+    text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode().lower()
+    key = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    if key and not key[0].isalpha():
+        key = f"field_{key}"
+    return key[:64].rstrip("_")
+
+
 class FieldCreateForm(_FieldOptionsMixin):
+    label = forms.CharField(label=_("Label"), max_length=120)
     key = forms.CharField(
         label=_("Key"),
         max_length=64,
-        help_text=_("Lower-case letters, digits and underscores; cannot change later."),
+        required=False,
+        help_text=_(
+            "Made from the label; you can change it before saving. Lower-case letters, "
+            "digits and underscores; cannot change later."
+        ),
+        widget=forms.TextInput(attrs={"data-key-from": "id_label"}),
     )
-    label = forms.CharField(label=_("Label"), max_length=120)
     type = forms.ChoiceField(label=_("Type"), choices=FieldType.choices)
 
-    def clean_key(self) -> str:
-        key: str = self.cleaned_data["key"].strip()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        key = (data.get("key") or "").strip() or field_key_from_label(data.get("label", ""))
+        if "label" in data or key:
+            problem = self._key_problem(key)
+            if problem:
+                self.add_error("key", problem)
+            else:
+                data["key"] = key
+        if "type" in data:
+            data["options"] = self._clean_options(data["type"])
+        return data
+
+    @staticmethod
+    def _key_problem(key: str) -> forms.ValidationError | None:
         if not FIELD_KEY_PATTERN.fullmatch(key):
-            raise forms.ValidationError(
+            return forms.ValidationError(
                 _("Start with a letter; use lower-case letters, digits and underscores."),
                 code="invalid",
             )
         if key in RESERVED_KEYS:
-            raise forms.ValidationError(_("This is a standard lead field."), code="reserved")
+            return forms.ValidationError(_("This is a standard lead field."), code="reserved")
         if FieldDefinition.objects.filter(key=key).exists():
-            raise forms.ValidationError(_("A field with this key exists."), code="unique")
-        return key
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if "type" in data:
-            data["options"] = self._clean_options(data["type"])
-        return data
+            return forms.ValidationError(_("A field with this key exists."), code="unique")
+        return None
 
 
 class FieldEditForm(_FieldOptionsMixin):

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Abs, TruncDate
 from django.utils import timezone
 
@@ -26,6 +26,8 @@ from scoring.models import ScoreChange
 WEEK = dt.timedelta(days=7)
 CHART_DAYS = 30
 LIST_LIMIT = 5
+# A rep's next tasks on the dashboard: enough for a morning.
+TASK_LIMIT = 8
 SCORE_CHANGES_LIMIT = 8
 
 
@@ -173,31 +175,38 @@ def dashboard_daily(*, user: Any, now: dt.datetime, days: int = CHART_DAYS) -> D
 class TaskDigest:
     due_today: int
     overdue: int
+    upcoming: int
+    # The open tasks to do next: overdue first, then the soonest due.
     tasks: list[Task]
 
 
-def dashboard_tasks(*, user: Any, now: dt.datetime, limit: int = LIST_LIMIT) -> TaskDigest:
-    """The user's open tasks due for the rest of today (as on "My tasks": due from
-    now until midnight), the soonest first, and how many are overdue. One query
-    for the counts, one for the list when there is something due."""
+def dashboard_tasks(*, user: Any, now: dt.datetime, limit: int = TASK_LIMIT) -> TaskDigest:
+    """The user's open tasks: how many are overdue, due for the rest of today (as
+    on "My tasks": from now until midnight) and due later (or without a date),
+    and the first ``limit`` of them, the longest overdue first, with their leads.
+    One query for the counts, one for the list when there is any."""
     end_of_today = dt.datetime.combine(
         timezone.localdate(now) + dt.timedelta(days=1),
         dt.time(0, 0),
         tzinfo=timezone.get_current_timezone(),
     )
     mine = Task.objects.filter(assignee_id=user.pk, status=TaskStatus.OPEN)
-    counts = mine.filter(due_at__lt=end_of_today).aggregate(
-        today=Count("id", filter=Q(due_at__gte=now)),
+    counts = mine.aggregate(
+        today=Count("id", filter=Q(due_at__gte=now, due_at__lt=end_of_today)),
         overdue=Count("id", filter=Q(due_at__lt=now)),
+        upcoming=Count("id", filter=Q(due_at__gte=end_of_today) | Q(due_at__isnull=True)),
     )
     tasks: list[Task] = []
-    if counts["today"]:
+    if any(counts.values()):
         tasks = list(
-            mine.filter(due_at__gte=now, due_at__lt=end_of_today)
-            .select_related("lead")
-            .order_by("due_at", "id")[:limit]
+            mine.select_related("lead").order_by(F("due_at").asc(nulls_last=True), "id")[:limit]
         )
-    return TaskDigest(due_today=counts["today"], overdue=counts["overdue"], tasks=tasks)
+    return TaskDigest(
+        due_today=counts["today"],
+        overdue=counts["overdue"],
+        upcoming=counts["upcoming"],
+        tasks=tasks,
+    )
 
 
 def dashboard_hot_leads(*, user: Any, limit: int = LIST_LIMIT) -> list[Lead]:

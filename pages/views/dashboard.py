@@ -6,7 +6,7 @@ import json
 
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext
 
 from core.http import HtmxHttpRequest
@@ -51,5 +51,6 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
             "daily_chart": _daily_chart(dashboard.daily),
             "chart_days": len(dashboard.daily.days),
             "backlog": events_backlog() if dashboard.team_wide else None,
+            "now": timezone.now(),
         },
     )

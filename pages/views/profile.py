@@ -16,7 +16,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
@@ -25,7 +25,7 @@ from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
 from leads.decorators import role_required
 from leads.models import Lead, Note, SegmentMembership, Stage
 from leads.roles import user_role
-from leads.selectors import lead_owner_choices, lead_tasks, leads_visible_to
+from leads.selectors import lead_owner_choices, lead_task_sections, leads_visible_to
 from leads.services.leads import lead_update
 from leads.services.notes import note_create
 from leads.services.policy import lead_change_refusals, lead_values, owner_refusal
@@ -43,6 +43,8 @@ from scoring.selectors import lead_score_breakdown
 from scoring.services import score_adjust_by_hand, scoring_settings
 
 SECTION_LIMIT = 20
+# Timeline kinds left out until asked for.
+TIMELINE_HIDDEN = ("flows",)
 HISTORY_DAYS = 90
 TIMELINE_FILTER_LABELS = {
     "events": gettext_lazy("Events"),
@@ -76,9 +78,10 @@ def _can_adjust(user: Any) -> bool:
 
 
 def _selected_filters(request: HtmxHttpRequest) -> list[str]:
-    """The timeline's type filters; all of them unless the filter form was sent."""
+    """The timeline's type filters; unless the filter form was sent, all but the
+    flows' steps (many, and seldom what a rep looks for: one tick shows them)."""
     if "filtered" not in request.GET:
-        return list(TIMELINE_FILTERS)
+        return [f for f in TIMELINE_FILTERS if f not in TIMELINE_HIDDEN]
     chosen = set(request.GET.getlist("kind"))
     return [f for f in TIMELINE_FILTERS if f in chosen]
 
@@ -153,7 +156,7 @@ def _timeline_context(request: HtmxHttpRequest, lead: Lead) -> dict[str, Any]:
         ],
         "filter_query": filter_query,
         "more_query": urlencode({"before": page.next_cursor}) + "&" + filter_query,
-        "all_filters": len(selected) == len(TIMELINE_FILTERS),
+        "all_filters": "filtered" not in request.GET or len(selected) == len(TIMELINE_FILTERS),
     }
 
 
@@ -182,7 +185,8 @@ def _profile_context(request: HtmxHttpRequest, lead: Lead, **forms: Any) -> dict
         "tags": list(lead.tags.all()),
         "segments": list(segments),
         "enrollments": lead_enrollments(lead=lead, limit=SECTION_LIMIT),
-        "tasks": lead_tasks(lead, SECTION_LIMIT),
+        **lead_task_sections(lead, SECTION_LIMIT),
+        "now": timezone.now(),
     }
 
 

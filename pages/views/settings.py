@@ -35,6 +35,7 @@ from leads.services.users import (
     integration_settings_update,
     user_active_set,
     user_invite,
+    user_name_set,
     user_reset_link_send,
     user_role_set,
 )
@@ -48,6 +49,7 @@ from pages.forms.settings import (
     InviteForm,
     SlackForm,
     ThresholdsForm,
+    UserNameForm,
 )
 from pages.selectors.review import log_rows
 from scoring.models import ReviewLogEntry, ScoreCategory
@@ -115,7 +117,11 @@ def user_list(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         user, password = user_invite(
-            username=data["username"], email=data["email"], role=data["role"]
+            username=data["username"],
+            email=data["email"],
+            role=data["role"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
         )
         if data["delivery"] == InviteForm.DELIVERY_LINK:
             user_reset_link_send(
@@ -166,6 +172,22 @@ def user_role_change(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except UserChangeRefused as exc:
         return _user_row_response(request, user, str(exc))
     return _user_row_response(request, get_object_or_404(_user_rows(), pk=pk))
+
+
+@admin_only
+@require_POST
+def user_name_change(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Set a user's first and last name (the name every page shows for them)."""
+    user = get_object_or_404(_user_rows(), pk=pk)
+    form = UserNameForm(request.POST)
+    if not form.is_valid():
+        return _user_row_response(request, user, gettext("A name can have 150 characters."))
+    user_name_set(
+        user=user,
+        first_name=form.cleaned_data["first_name"],
+        last_name=form.cleaned_data["last_name"],
+    )
+    return _user_row_response(request, user)
 
 
 @admin_only

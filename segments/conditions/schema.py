@@ -204,7 +204,9 @@ class _Checker:
         unknown = set(node) - {"activity", "name", "where", "count", "within_days", "between"}
         if unknown:
             self.fail(path, _unknown_keys(unknown))
-        if node.get("activity") not in COUNTABLE_TYPES:
+        if node.get("activity") in ("", None):
+            self.fail(f"{path}.activity", gettext("Choose an activity."))
+        elif node.get("activity") not in COUNTABLE_TYPES:
             self.fail(f"{path}.activity", _expected_one_of(COUNTABLE_TYPES))
         if "name" in node and not (isinstance(node["name"], str) and node["name"]):
             self.fail(f"{path}.name", gettext("Expected a non-empty string."))

@@ -1,17 +1,23 @@
-"""At a phone's width (390 px) the settings pages fit the screen: the page never
-scrolls sideways, and the action buttons stay inside it."""
+"""At a phone's width (390 px) the pages fit the screen: the page never scrolls
+sideways, the action buttons stay inside it, and a sales rep can do the whole
+day: dashboard, tasks, a lead's profile, complete a task, add a note."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, ViewportSize, expect
 
+from leads.models import Note, Task
 from leads.services.users import identity_secret_rotate
 from tests.factories import (
     DeliveryFactory,
     HookSubscriptionFactory,
     LeadFactory,
     ReviewLogEntryFactory,
+    TaskFactory,
 )
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -50,7 +56,10 @@ def test_webhooks_and_integrations_fit_a_phone(page: Page, live_server, login):
     box = turn_off.bounding_box()
     assert box is not None
     assert box["x"] + box["width"] <= PHONE["width"]
-    # The sign-out button in the top bar wraps onto the screen rather than off it.
+    # The top bar's menu folds behind a button; opened, sign-out is on the screen.
+    expect(page.get_by_role("button", name="Log out")).to_be_hidden()
+    page.get_by_role("button", name="Menu").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
     logout = page.get_by_role("button", name="Log out").bounding_box()
     assert logout is not None
     assert logout["x"] + logout["width"] <= PHONE["width"]
@@ -103,3 +112,87 @@ def test_the_leads_list_and_the_scoring_review_fit_a_phone(page: Page, live_serv
     changed = page.locator("#review-log tbody td").nth(2).bounding_box()
     assert changed is not None
     assert changed["width"] >= 200
+
+
+def _inside(page: Page, locator) -> None:
+    """The element is visible and wholly on the phone's screen (left to right)."""
+    expect(locator).to_be_visible()
+    box = locator.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= PHONE["width"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sales_reps_day_on_a_phone(page: Page, live_server, login):
+    rep = login(page, "sales", "clara")
+    rep.first_name, rep.last_name = "Clara", "Keller"
+    rep.save(update_fields=["first_name", "last_name"])
+    now = timezone.now()
+    kim = LeadFactory.create(
+        first_name="Kim",
+        last_name="Ortega",
+        company_name="Ortega Logistics",
+        owner=rep,
+        score=85,
+        grade="hot",
+    )
+    lou = LeadFactory.create(first_name="Lou", last_name="Baker", owner=rep, score=20)
+    TaskFactory.create(lead=kim, assignee=rep, title="Call Kim", due_at=now - dt.timedelta(hours=2))
+    TaskFactory.create(lead=lou, assignee=rep, title="Email Lou", due_at=now + dt.timedelta(days=2))
+    page.set_viewport_size(PHONE)
+
+    # The dashboard: the rep's name in the menu, the overdue and upcoming tasks
+    # with their leads' scores.
+    page.goto(f"{live_server.url}/")
+    page.get_by_role("button", name="Menu").click()
+    expect(page.locator("#topbar-user")).to_contain_text("Clara Keller")
+    page.get_by_role("button", name="Menu").click()
+    tasks = page.locator("#dashboard-task-list li")
+    expect(tasks).to_have_count(2)
+    expect(tasks.first).to_contain_text("Call Kim")
+    expect(tasks.first).to_contain_text("85")
+    expect(tasks.nth(1)).to_contain_text("Email Lou")
+    expect(page.locator("[data-overdue]")).to_have_text("1 task overdue")
+    assert _page_width(page) == PHONE["width"]
+
+    # My tasks, through the menu: a list of cards, each with its actions on screen.
+    page.get_by_role("button", name="Menu").click()
+    page.locator("#topbar-menu").get_by_role("link", name="Tasks").click()
+    page.wait_for_url(f"{live_server.url}/tasks/")
+    card = page.locator("#tasks-overdue tbody tr").first
+    expect(card).to_contain_text("Call Kim")
+    _inside(page, card.get_by_role("button", name="Complete “Call Kim”"))
+    _inside(page, card.get_by_role("button", name="Snooze"))
+    assert _page_width(page) == PHONE["width"]
+
+    # Kim's profile: the open task and the note box come first.
+    card.get_by_role("link", name="Kim Ortega").click()
+    page.wait_for_url(f"{live_server.url}/leads/{kim.pk}/")
+    complete = page.locator("#profile-tasks").get_by_role("button", name="Complete “Call Kim”")
+    _inside(page, complete)
+    viewport_bottom = PHONE["height"]
+    box = complete.bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= viewport_bottom
+    assert _page_width(page) == PHONE["width"]
+
+    complete.click()
+    expect(page.locator("#profile-tasks")).to_contain_text("Call Kim: Completed.")
+    expect(page.locator("#profile-no-open-tasks")).to_be_visible()
+
+    note = page.get_by_label("New note")
+    note.fill("Called: wants a demo next Tuesday.")
+    _inside(page, page.get_by_role("button", name="Add note"))
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#profile-notes .note").first).to_contain_text(
+        "Called: wants a demo next Tuesday."
+    )
+    expect(page.locator("#profile-notes .note").first).to_contain_text("Clara Keller")
+    assert _page_width(page) == PHONE["width"]
+
+    assert Task.objects.get(title="Call Kim").status == "done"
+    assert list(Note.objects.filter(lead=kim).values_list("body", "author__username")) == [
+        ("Called: wants a demo next Tuesday.", "clara")
+    ]
+    page.screenshot(path="test-results/phone-rep-day-profile.png", full_page=True)

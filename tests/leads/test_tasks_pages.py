@@ -580,3 +580,123 @@ def test_completing_a_task_from_the_lead_profile(client, sales):
     assert "Call Pat: Completed." in body
     assert f'action="/tasks/{task.pk}/complete/"' not in body
     assert plain["Location"] == f"/leads/{lead.pk}/"
+
+
+# --- the rep's day: scores on tasks, sorting, completing from anywhere ------------
+
+
+def _scored_tasks(sales):
+    """Three open tasks due today on leads of different scores and grades."""
+    spec = [
+        ("Call Ada", 40, "warm", 1),
+        ("Email Ben", 90, "hot", 2),
+        ("Visit Cy", 10, "cold", 3),
+    ]
+    for title, score, grade, hours in spec:
+        lead = LeadFactory.create(owner=sales, score=score, grade=grade)
+        TaskFactory.create(
+            lead=lead, assignee=sales, title=title, due_at=NOW + dt.timedelta(hours=hours)
+        )
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("", ["Call Ada", "Email Ben", "Visit Cy"]),
+        ("due", ["Call Ada", "Email Ben", "Visit Cy"]),
+        ("-score", ["Email Ben", "Call Ada", "Visit Cy"]),
+        ("score", ["Visit Cy", "Call Ada", "Email Ben"]),
+        ("-grade", ["Email Ben", "Call Ada", "Visit Cy"]),
+        ("grade", ["Visit Cy", "Call Ada", "Email Ben"]),
+        ("nonsense", ["Call Ada", "Email Ben", "Visit Cy"]),
+    ],
+)
+def test_my_tasks_sorted_by_the_leads_score_or_grade(client, sales, sort, expected):
+    _scored_tasks(sales)
+    client.force_login(sales)
+
+    page = client.get(f"/tasks/?sort={sort}").content.decode()
+
+    assert titles(section(page, "today")) == expected
+
+
+def test_task_rows_show_the_leads_score_and_grade_and_headers_sort(client, sales):
+    _scored_tasks(sales)
+    client.force_login(sales)
+
+    first = client.get("/tasks/").content.decode()
+    by_score = client.get("/tasks/?sort=-score").content.decode()
+
+    today = section(first, "today")
+    assert re.findall(r"<span class=\"fw-semibold\" data-score[^>]*>(\d+)</span>", today) == [
+        "40",
+        "90",
+        "10",
+    ]
+    assert re.findall(r'data-grade="(\w+)"', today) == ["warm", "hot", "cold"]
+    # A header sorts the highest first, and a second click turns it round.
+    assert '<a class="link-body-emphasis" href="?sort=-score" data-sort="score">' in today
+    assert '<a class="link-body-emphasis" href="?sort=score" data-sort="score">' in by_score
+    assert '<a class="link-body-emphasis" href="?sort=-grade" data-sort="grade">' in by_score
+    # One row of actions: complete, snooze, reassign (its form folded in a menu).
+    row = today.split("<tr id=")[1]
+    assert re.findall(
+        r'<button type="(?:submit|button)" class="btn btn-sm [^"]*"[^>]*>([^<]+)<', row
+    ) == [
+        "Complete",
+        "Snooze",
+        "Reassign",
+        "Reassign",
+    ]
+    assert row.count('class="lf-task-actions') == 0
+    assert row.count("lf-task-actions") == 1
+
+
+def test_my_tasks_sorted_query_count(client, sales, django_assert_max_num_queries):
+    for n in range(30):
+        TaskFactory.create(
+            assignee=sales,
+            lead=LeadFactory.create(owner=sales, score=n),
+            due_at=NOW + dt.timedelta(hours=n - 10),
+        )
+    client.force_login(sales)
+    with django_assert_max_num_queries(8):
+        response = client.get("/tasks/?sort=-grade")
+    assert len(row_ids(response.content.decode())) == 30
+
+
+def test_completing_a_task_from_the_dashboard(client, sales):
+    lead = LeadFactory.create(owner=sales, first_name="Pat", last_name="Lee")
+    task = TaskFactory.create(lead=lead, assignee=sales, title="Call Pat", due_at=NOW)
+    client.force_login(sales)
+
+    dashboard = client.get("/").content.decode()
+    answer = client.post(f"/tasks/{task.pk}/complete/", {"from": "dashboard"}, **HX)
+    task.refresh_from_db()
+
+    item = '<li class="list-group-item px-0 d-flex gap-2 align-items-start"'
+    assert f'{item} id="dashboard-task-{task.pk}">' in dashboard
+    assert task.status == "done"
+    body = answer.content.decode()
+    assert body.startswith(f'{item} id="dashboard-task-{task.pk}">')
+    assert "Completed." in body
+    assert f'action="/tasks/{task.pk}/complete/"' not in body
+
+
+def test_snoozing_a_task_from_the_lead_profile(client, sales):
+    lead = LeadFactory.create(owner=sales)
+    task = TaskFactory.create(lead=lead, assignee=sales, title="Call Pat", due_at=NOW)
+    client.force_login(sales)
+
+    answer = client.post(
+        f"/tasks/{task.pk}/snooze/", {"from": "profile", "until": "tomorrow"}, **HX
+    )
+    refused = client.post(f"/tasks/{task.pk}/snooze/", {"from": "profile", "until": "never"}, **HX)
+    task.refresh_from_db()
+
+    assert task.due_at == dt.datetime(2025, 6, 12, 9, 0, tzinfo=dt.UTC)
+    body = answer.content.decode()
+    assert body.startswith('<section class="card" id="profile-tasks"')
+    assert "Call Pat: Snoozed until" in body
+    assert refused.status_code == 422
+    assert "Choose how long to snooze" in refused.content.decode()

@@ -201,8 +201,15 @@ def test_sales_rep_sees_only_their_own_and_unassigned_leads(dataset, sales):
         ("Ada", 30),
         ("Ben", 5),
     ]
-    assert (board.tasks.due_today, board.tasks.overdue) == (2, 2)
-    assert [t.title for t in board.tasks.tasks] == ["Call Ada", "Email Ben"]
+    assert (board.tasks.due_today, board.tasks.overdue, board.tasks.upcoming) == (2, 2, 1)
+    # Overdue first, then the soonest due: today's and the later ones alike.
+    assert [t.title for t in board.tasks.tasks] == [
+        "Late 1",
+        "Late 2",
+        "Call Ada",
+        "Email Ben",
+        "Tomorrow",
+    ]
 
 
 def test_chart_counts_new_leads_and_mqls_per_day(dataset, marketer, sales):
@@ -294,7 +301,7 @@ def test_empty_dashboard_says_what_to_do_next(client, marketer, sales):
     assert "No lead entered a flow in the last 7 days." in page
     assert "No score changes in the last 7 days." in page
     assert "No hot leads yet." in page
-    assert "Nothing more due today." in page
+    assert "No open tasks." in page
     assert sum(_chart(page)["data"]["datasets"][0]["data"]) == 0
 
     client.force_login(sales)

@@ -141,7 +141,10 @@ def test_profile_shows_header_score_sections_and_timeline(client, admin_user, sa
     assert "Wants a demo" in page
     assert 'id="profile-timeline-list"' in page
     assert 'data-kind="score"' in page
-    assert 'data-kind="step"' in page
+    # Flow steps are in the timeline only when asked for ("Flows" ticked).
+    assert 'data-kind="step"' not in page
+    flows_box = '<input class="form-check-input" type="checkbox" name="kind" value="flows"'
+    assert f'{flows_box} id="timeline-kind-flows">' in page
     assert 'data-kind="segment_in"' in page
     assert 'data-kind="task"' in page
     assert 'data-kind="note"' in page
@@ -149,6 +152,15 @@ def test_profile_shows_header_score_sections_and_timeline(client, admin_user, sa
     assert "score.changed" not in page
     # The manual adjustment form is there for an admin.
     assert f'action="/leads/{lead.pk}/score/"' in page
+    # What a rep came for comes first: open tasks, the note box, then the score;
+    # the flows are folded away.
+    order = ['id="profile-tasks"', 'id="profile-notes"', 'id="profile-score"', 'id="profile-flows"']
+    assert [page.index(marker) for marker in order] == sorted(page.index(m) for m in order)
+    assert '<details class="card" id="profile-flows">' in page
+    with_steps = client.get(
+        f"/leads/{lead.pk}/timeline/?filtered=1&kind=flows", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert 'data-kind="step"' in with_steps
 
 
 def test_empty_profile_says_what_to_do_next(client, marketer):
@@ -159,7 +171,7 @@ def test_empty_profile_says_what_to_do_next(client, marketer):
 
     assert "Not in any segment." in page
     assert "Not in any flow yet." in page
-    assert "No tasks for this lead." in page
+    assert "No open tasks for this lead. Flows create tasks with a “Notify sales” step." in page
     assert "No notes yet." in page
     assert "No points yet." in page
     assert "Nothing has happened yet." in page
@@ -242,7 +254,10 @@ def test_breakdown_groups_by_reason_with_flow_node_and_user(client, marketer, ad
     table = page.split('id="score-breakdown"')[1].split("</table>")[0]
     assert table.count(f'<a href="/flows/{flow.pk}/" data-flow>Nurture</a>') == 2
     assert f'<a href="/flows/{flow.pk}/#node-n1" data-node>' in table
-    assert f'<a href="/flows/{flow.pk}/#node-n2" data-node>' in table
+    assert f'<a href="/flows/{flow.pk}/#node-n2" data-node>Adjust lead score</a>' in table
+    # Steps are named by their labels; their internal ids are not shown.
+    assert ">n1<" not in table
+    assert ">n2<" not in table
     assert table.count('<a href="mailto:admin-t@example.com" data-user>admin-t</a>') == 2
     assert "2 changes" in table
     assert ">+20</td>" in table
@@ -335,7 +350,8 @@ def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api,
     def shown(reason: dict) -> tuple[str, str, str]:
         if reason["flow"]:
             node = reason["node"]
-            who = f"{reason['flow']['name']} \u203a {node['label']} {node['id']}"
+            # The step by its label, never its id.
+            who = f"{reason['flow']['name']} \u203a {node['label']}"
         else:
             who = reason["user"] or reason["source"].capitalize()
         return reason["reason"], who, f"{reason['points']:+d}"

@@ -810,3 +810,104 @@ def test_the_scoring_page_fits_a_phone(client, admin_user):
     cells = re.findall(r'class="(col-[^"]*)"', page.split('id="scoring-grades"')[1])
     assert cells
     assert all(cell.startswith("col-12 col-sm-") for cell in cells if "col-sm" in cell)
+
+
+# --- one name per person -----------------------------------------------------------
+
+
+def test_invite_with_a_full_name(client, admin_user):
+    client.force_login(admin_user)
+
+    client.post(
+        "/settings/users/",
+        {
+            "first_name": " Nora ",
+            "last_name": "Lindqvist",
+            "username": "nora",
+            "email": "nora@example.com",
+            "role": "sales",
+            "delivery": "password",
+        },
+    )
+
+    nora = User.objects.get(username="nora")
+    assert (nora.first_name, nora.last_name) == ("Nora", "Lindqvist")
+    page = _html(client.get("/settings/users/"))
+    assert f'<tr id="user-{nora.pk}"' in page
+    assert '<span class="fw-semibold" data-name>Nora Lindqvist</span>' in page
+
+
+def test_edit_a_users_name_shows_it_everywhere(client, admin_user, sales):
+    lead = LeadFactory.create(owner=sales, first_name="Kim", last_name="Ortega")
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/settings/users/{sales.pk}/name/",
+        {"first_name": "Clara", "last_name": "Keller"},
+        HTTP_HX_REQUEST="true",
+    )
+    cleared = User.objects.create_user(username="no-name", first_name="X", last_name="Y")
+    client.post(f"/settings/users/{cleared.pk}/name/", {"first_name": " ", "last_name": ""})
+
+    assert response.status_code == 200
+    row = _html(response)
+    assert row.startswith(f'\n<tr id="user-{sales.pk}"')
+    assert '<span class="fw-semibold" data-name>Clara Keller</span>' in row
+    assert 'value="Clara"' in row
+    sales.refresh_from_db()
+    assert (sales.first_name, sales.last_name) == ("Clara", "Keller")
+    cleared.refresh_from_db()
+    assert (cleared.first_name, cleared.last_name) == ("", "")
+    # The same name in the owner column and filter of the leads list, and on the profile.
+    leads = _html(client.get("/leads/"))
+    assert re.search(rf'<option value="{sales.pk}"[^>]*>Clara Keller</option>', leads)
+    assert "<td>Clara Keller</td>" in leads
+    profile = _html(client.get(f"/leads/{lead.pk}/"))
+    assert "<strong data-owner>Clara Keller</strong>" in profile
+    # And in the top bar, for the rep themselves.
+    client.force_login(sales)
+    assert '<span id="topbar-user">Clara Keller' in _html(client.get("/"))
+
+
+def test_only_admins_edit_names(client, marketer, sales):
+    client.force_login(marketer)
+
+    response = client.post(f"/settings/users/{sales.pk}/name/", {"first_name": "Evil"})
+
+    assert response.status_code in (302, 403)
+    sales.refresh_from_db()
+    assert sales.first_name == ""
+
+
+@pytest.mark.parametrize(
+    ("label", "key"),
+    [
+        ("Annual revenue (€)", "annual_revenue"),
+        ("Größe des Teams", "groe_des_teams"),
+        ("Café  visits", "cafe_visits"),
+        ("2nd contact", "field_2nd_contact"),
+        ("€€€", ""),
+    ],
+)
+def test_a_field_key_is_made_from_its_label(label, key):
+    from pages.forms.settings import field_key_from_label
+
+    assert field_key_from_label(label) == key
+
+
+def test_a_custom_field_without_a_key_takes_it_from_its_label(client, admin_user):
+    FieldDefinitionFactory.create(key="budget", type="number")
+    client.force_login(admin_user)
+
+    made = client.post("/settings/fields/", {"label": "Annual revenue (€)", "type": "number"})
+    taken = client.post("/settings/fields/", {"label": "Budget", "type": "text"})
+    page = _html(client.get("/settings/fields/"))
+
+    assert made.status_code == 302
+    assert FieldDefinition.objects.get(label="Annual revenue (€)").key == "annual_revenue"
+    assert taken.status_code == 200
+    assert "A field with this key exists." in _html(taken)
+    assert FieldDefinition.objects.count() == 2
+    # The form asks for the label first and proposes the key from it.
+    assert page.index('name="label"') < page.index('name="key"')
+    assert 'data-key-from="id_label"' in page

@@ -954,3 +954,34 @@ def test_the_profile_links_current_segments_and_shows_the_history(client, market
     lead.owner = UserFactory.create(role="sales")
     lead.save()
     assert client.get(f"/leads/{lead.pk}/segments/", **HTMX).status_code == 404
+
+
+def test_an_activity_rule_just_added_leaves_the_count_alone_until_chosen(client, marketer, people):
+    client.force_login(marketer)
+    start = {"c-match": "all", **rule("c-0", "job_title", "contains", "CEO")}
+    before = client.post("/segments/preview/", start, **HTMX).content.decode()
+    builder = _builder(client, start, "add-activity:c")
+    added = {
+        **start,
+        "c-1-kind": "activity",
+        "c-1-activity": "",
+        "c-1-count_op": "gte",
+        "c-1-count": "1",
+        "c-1-days": "30",
+    }
+    waiting = client.post("/segments/preview/", added, **HTMX).content.decode()
+    chosen = client.post(
+        "/segments/preview/", {**added, "c-1-activity": "page"}, **HTMX
+    ).content.decode()
+
+    assert '<option value="" selected>Choose an activity…</option>' in builder
+    count = re.compile(r'<span class="display-6" id="segment-count">(\d+)</span>')
+    assert count.findall(before) == ["2"]
+    assert count.findall(waiting) == ["2"]
+    assert "1 rule without a value yet is left out of the count." in waiting
+    # Chosen, it counts: none of the CEOs visited a page in the last 30 days.
+    assert count.findall(chosen) == ["0"]
+    # Saving still insists on the activity.
+    saved = client.post("/segments/new/", {"name": "Busy", "kind": "dynamic", **added})
+    assert saved.status_code == 422
+    assert "Choose an activity." in saved.content.decode()

@@ -36,6 +36,7 @@ from flows.templates_catalog import (
     scoring_columns,
 )
 from leads.models import (
+    CLOSED_STAGES,
     Event,
     Lead,
     LeadSource,
@@ -44,6 +45,7 @@ from leads.models import (
     Segment,
     Stage,
     Tag,
+    Task,
 )
 from leads.services.events import derived_collected, events_process
 from scoring.services import grades_recompute, scoring_settings
@@ -876,6 +878,42 @@ def _users() -> None:
         user.groups.add(Group.objects.get(name=role))
 
 
+# A sales rep's day: follow-ups on their hottest leads, some overdue, some due
+# today, some later (hours from now; negative is overdue). Keyed, so a second
+# load adds none.
+REP_TASKS = [
+    ("Call back about the pricing question", -26, "high"),
+    ("Send the case study they asked for", -3, "normal"),
+    ("Book a demo with the team", 2, "urgent"),
+    ("Follow up on the trial", 5, "normal"),
+    ("Check in after the webinar", 30, "low"),
+    ("Prepare the proposal", 75, "high"),
+]
+
+
+def _rep_tasks(now: datetime) -> None:
+    """Open tasks for the demo sales rep on their highest-scoring leads."""
+    rep = get_user_model().objects.filter(username="sales").first()
+    if rep is None:
+        return
+    leads = list(
+        Lead.objects.filter(owner=rep)
+        .exclude(stage__in=CLOSED_STAGES)
+        .order_by("-score", "id")[: len(REP_TASKS)]
+    )
+    for n, (lead, (title, hours, priority)) in enumerate(zip(leads, REP_TASKS, strict=False)):
+        Task.objects.get_or_create(
+            source_key=f"demo:rep-task:{n}",
+            defaults={
+                "lead": lead,
+                "assignee": rep,
+                "title": title,
+                "due_at": now + timedelta(hours=hours),
+                "priority": priority,
+            },
+        )
+
+
 def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
     """Insert the leads and events that are missing. Returns (new leads, new events)."""
     emails = [spec.email for spec in specs]
@@ -1340,6 +1378,7 @@ class Command(BaseCommand):
         new_segments = _segments()
         new_templates = _emails(get_user_model().objects.filter(username="marketer").first())
         new_flows = _flows(replay=not options["no_replay"])
+        _rep_tasks(now)
         leads = Lead.objects.filter(email__in=[s.email for s in specs]).count()
         events = Event.objects.filter(source=SOURCE).count()
         self.stdout.write(
