@@ -11,4 +11,9 @@ urlpatterns = [
         name="flow-version-restore",
     ),
     path("flows/<int:flow_id>/node-form/", views.flow_node_form, name="flow-node-form"),
+    path(
+        "flows/<int:flow_id>/condition-count/",
+        views.flow_condition_count,
+        name="flow-condition-count",
+    ),
 ]

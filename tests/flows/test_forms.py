@@ -198,7 +198,10 @@ def test_form_posts_to_itself_and_swaps_itself(editor, flow):
     assert f'hx-post="/flows/{flow.pk}/node-form/"' in html
     assert 'hx-target="this"' in html
     assert 'hx-swap="outerHTML"' in html
-    assert ">Apply</button>" in html
+    # Settings apply as they are typed: no Apply button.
+    # (a secret only when it is left: its box empties when the form is shown again)
+    assert "hx-trigger=\"submit, change, input[target.type!='password'] delay:500ms\"" in html
+    assert "Apply</button>" not in html
     assert "Adds a tag." in html
 
 
@@ -408,12 +411,13 @@ def test_valid_post_sends_the_parsed_config_and_summary(editor, flow):
         "node": "n1",
         "type": "score.adjust",
         "config": {"points": 10, "category": "fit", "reason": "decision maker"},
+        "complete": True,
         "summary": "+10 Fit: decision maker",
+        "problems": [],
     }
     doc = FormDocument(response.content.decode())
     assert doc.values["points"] == "10"
     assert doc.errors == {}
-    assert "Applied" in response.content.decode()
 
 
 def test_nested_object_booleans_and_enums_are_typed(editor, flow):
@@ -528,7 +532,8 @@ def test_half_a_time_window_is_an_error_on_the_missing_end(editor, flow):
 
     doc = FormDocument(response.content.decode())
     assert doc.errors == {"between.1": ["Enter both times, or neither."]}
-    assert "HX-Trigger" not in response.headers
+    assert configured(response)["complete"] is False
+    assert configured(response)["problems"] == ["Until: Enter both times, or neither."]
 
 
 def test_field_set_value_takes_the_field_type(editor, flow):
@@ -564,13 +569,16 @@ def test_condition_tree_as_json(editor, flow):
     response = post_form(editor, flow, "condition", {"conditions": json.dumps(tree)})
 
     assert configured(response)["config"] == {"conditions": tree}
-    assert configured(response)["summary"] == "1 condition"
+    assert configured(response)["summary"] == "Job title contains “CEO”"
 
 
 def test_condition_tree_problems_point_into_the_json(editor, flow):
     bad_json = post_form(editor, flow, "condition", {"conditions": '{"all": ['})
     bad_rule = post_form(
-        editor, flow, "condition", {"conditions": '{"all": [{"field": "nope", "op": "eq"}]}'}
+        editor,
+        flow,
+        "condition",
+        {"conditions": '{"all": [{"field": "nope", "op": "eq"}]}', "conditions-as-json": "1"},
     )
 
     assert FormDocument(bad_json.content.decode()).errors == {
@@ -578,8 +586,12 @@ def test_condition_tree_problems_point_into_the_json(editor, flow):
     }
     errors = FormDocument(bad_rule.content.decode()).errors["conditions"]
     assert errors
-    assert all(e.startswith("At all[0]") for e in errors)
-    assert "HX-Trigger" not in bad_rule.headers
+    assert all(e.startswith("At all[0]") for e in errors), errors
+    # Kept as typed, with what is still wrong, so that leaving the step loses nothing.
+    assert configured(bad_rule)["complete"] is False
+    rule = {"field": "nope", "op": "eq"}
+    assert configured(bad_rule)["config"] == {"conditions": {"all": [rule]}}
+    assert configured(bad_rule)["problems"] == [f"Conditions: {e}" for e in errors]
 
 
 def test_wait_until_summarises_the_awaited_trigger(editor, flow):
@@ -701,9 +713,13 @@ def test_invalid_posts_show_errors_next_to_their_fields(editor, flow, node_type,
     response = post_form(editor, flow, node_type, data)
 
     assert response.status_code == 200
-    assert "HX-Trigger" not in response.headers
     doc = FormDocument(response.content.decode())
     assert doc.errors == errors
+    # The canvas keeps what was typed, with the problems, and no summary yet.
+    event = configured(response)
+    assert (event["complete"], event["summary"]) == (False, "")
+    messages = sorted(m for ms in errors.values() for m in ms)
+    assert sorted(p.partition(": ")[2] for p in event["problems"]) == messages
     for name in errors:
         if name in doc.classes:
             assert "is-invalid" in doc.classes[name]
@@ -889,7 +905,20 @@ def test_node_summaries_resolve_names_in_few_queries(django_assert_max_num_queri
                     ]
                 }
             },
-            "Any of 2 conditions",
+            "Score is at least 1 or 1 more",
+        ),
+        (
+            "condition",
+            {
+                "conditions": {
+                    "all": [
+                        {"field": "job_title", "op": "contains", "value": "CEO"},
+                        {"any": [{"activity": "page", "count": {"op": "gte", "value": 2}}]},
+                        {"field": "score", "op": "gte", "value": 1},
+                    ]
+                }
+            },
+            "Job title contains “CEO” and 2 more",
         ),
         ("wait", {"amount": 1, "unit": "hours", "weekdays": [5, 6]}, "Wait 1 hour, then Sat, Sun"),
         ("sales.notify", {"title": "Call {lead}"}, "Call {lead}"),
