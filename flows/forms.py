@@ -17,18 +17,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
 
 from django.http import QueryDict
 from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_lazy
 
-from core.vocabulary import EngagementGrade, FitGrade, Grade
+from core.vocabulary import COUNTABLE_TYPES, EngagementGrade, FitGrade, Grade
 from flows import selectors
 from flows.graph import config_problems, required_name
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes import base as picks
 from flows.nodes.actions import SETTABLE_FIELDS
 from flows.nodes.base import SECRET_SET, config_checkable, secret_value_set
+from flows.nodes.summaries import config_value
 from leads.models import FieldDefinition, Stage, TaskPriority
 from leads.selectors import lead_owner_choices
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
@@ -281,6 +283,8 @@ class NodeConfigForm:
         self._parse_failed: set[str] = set()
         # For each rows field: filtered property name -> row index.
         self._row_of: dict[str, dict[str, int]] = {}
+        # A wait-until's awaited trigger: its own settings' fields, in place of JSON.
+        self._nested = self._nested_trigger(config, data)
         schema = node_type.schema
         self.fields = self._build_fields(schema, "", set(schema.get("required", [])), True)
         self.bound = data is not None
@@ -290,6 +294,25 @@ class NodeConfigForm:
             self._validate()
         else:
             self._bind_config(self.fields, config if isinstance(config, dict) else {})
+
+    def _nested_trigger(self, config: Any, data: QueryDict | None) -> tuple[str, NodeType] | None:
+        """(path, trigger type) of the trigger settings nested in this node's
+        settings (``event.config`` beside ``event.type``), when one is chosen."""
+        for path, picker in self.node_type.pickers.items():
+            if picker != picks.TRIGGER:
+                continue
+            parent = path.rpartition(".")[0]
+            key: Any = (
+                data.get(path, "")
+                if data is not None
+                else config_value(config, path)
+                if isinstance(config, dict)
+                else None
+            )
+            trigger = REGISTRY.get(key) if isinstance(key, str) else None
+            if trigger is not None and trigger.kind == "trigger":
+                return (f"{parent}.config" if parent else "config"), trigger
+        return None
 
     def is_valid(self) -> bool:
         return self.bound and not self.general and not self.problems()
@@ -347,7 +370,7 @@ class NodeConfigForm:
         *,
         in_row: bool = False,
     ) -> ConfigField:
-        picker = "" if in_row else self.node_type.pickers.get(path, "")
+        picker = "" if in_row else self._picker_at(path)
         key = path.rpartition(".")[2]
         f = ConfigField(
             name=path,
@@ -361,7 +384,7 @@ class NodeConfigForm:
             help="" if in_row else self._text(HELP, path, prop.get("description", "")),
             in_row=in_row,
         )
-        if not self._picker_widget(f):
+        if not self._nested_fields(f) and not self._picker_widget(f):
             self._schema_widget(f)
         if picker == picks.CONDITION_TREE:
             f.widget = "conditions"
@@ -372,6 +395,34 @@ class NodeConfigForm:
         if f.widget not in ("text", "number", "select", "json"):
             f.html_required = False
         return f
+
+    def _picker_at(self, path: str) -> str:
+        if path in self.node_type.pickers:
+            return self.node_type.pickers[path]
+        if self._nested is not None and path.startswith(f"{self._nested[0]}."):
+            return self._nested[1].pickers.get(path[len(self._nested[0]) + 1 :], "")
+        return ""
+
+    def _nested_fields(self, f: ConfigField) -> bool:
+        """Give the nested trigger's settings their own fields; False if none is chosen."""
+        if self._nested is None or f.name != self._nested[0]:
+            return False
+        trigger = self._nested[1]
+        schema = {
+            **trigger.schema,
+            # Once per lead is the trigger's own business, not the wait's.
+            "properties": {
+                key: spec
+                for key, spec in trigger.schema.get("properties", {}).items()
+                if key != "once_per_lead"
+            },
+        }
+        f.widget = "group"
+        f.label = gettext("%(trigger)s: settings") % {"trigger": trigger.label}
+        f.children = self._build_fields(
+            schema, f"{f.name}.", set(schema.get("required", [])), f.required
+        )
+        return True
 
     def _picker_widget(self, f: ConfigField) -> bool:
         """Give the field the widget its picker asks for; False if it has none."""
@@ -679,9 +730,13 @@ class NodeConfigForm:
         root: BuilderNode = builder_nodes(tree, choices, f.tree_errors)
         return {
             "root": root,
+            # The count of a read-only panel reads the tree from the URL.
+            "count_query": urlencode(
+                {"type": self.node_type.key, "config": json.dumps({f.key: f.tree})}
+            ),
             "choices": choices,
             "field_choices": choices.field_choices(),
-            "activity_choices": list(ACTIVITY_LABELS.items()),
+            "activity_choices": [(a, ACTIVITY_LABELS[a]) for a in COUNTABLE_TYPES],
             "count_choices": list(COUNT_LABELS.items()),
             "form_url": form_url,
         }

@@ -234,15 +234,21 @@ def flow_node_form(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
 
 
 @role_required(*ADMIN_MARKETER)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def flow_condition_count(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
     """How many leads the condition being edited in the side panel sends
-    through "yes" right now, read from the node form as it is typed."""
+    through "yes" right now, read from the node form as it is typed (POST), or
+    from ``config`` (GET: a read-only panel, whose disabled fields send nothing)."""
     get_object_or_404(Flow, pk=flow_id)
-    node_type = REGISTRY.get(request.POST.get("type", ""))
+    params = request.POST if request.method == "POST" else request.GET
+    node_type = REGISTRY.get(params.get("type", ""))
     if node_type is None:
         raise Http404("Unknown node type.")
-    form = NodeConfigForm(node_type, node_id="count", data=request.POST)
+    if request.method == "POST":
+        form = NodeConfigForm(node_type, node_id="count", data=request.POST)
+    else:
+        config, _problem = config_from_param(request.GET.get("config", ""))
+        form = NodeConfigForm(node_type, node_id="count", config=config)
     tree_field = form.tree_field()
     count: int | None = None
     if tree_field is not None and isinstance(tree_field.tree, dict):

@@ -23,6 +23,7 @@ from flows.selectors import node_summaries
 from tests.factories import (
     EventFactory,
     FieldDefinitionFactory,
+    LeadFactory,
     ScoreCategoryFactory,
     SegmentFactory,
     TagFactory,
@@ -603,7 +604,7 @@ def test_wait_until_summarises_the_awaited_trigger(editor, flow):
         "wait.until",
         {
             "event.type": "segment.entered",
-            "event.config": json.dumps({"segment": hot.pk}),
+            "event.config.segment": str(hot.pk),
             "within_days": "3",
         },
     )
@@ -622,14 +623,34 @@ def test_wait_until_problems_of_the_trigger_config(editor, flow):
         "wait.until",
         {
             "event.type": "segment.entered",
-            "event.config": '{"segment": 999999}',
+            "event.config.segment": "999999",
             "within_days": "3",
         },
     )
 
     assert FormDocument(response.content.decode()).errors == {
-        "event.config": ["At segment: No segment 999999."]
+        "event.config.segment": ["No segment 999999."]
     }
+
+
+def test_wait_until_shows_the_awaited_triggers_own_fields(editor, flow):
+    hot = SegmentFactory.create(name="Hot leads")
+    config = {"event": {"type": "segment.entered", "config": {"segment": hot.pk}}}
+
+    doc = FormDocument(get_form(editor, flow, "wait.until", config).content.decode())
+    switched = post_form(
+        editor, flow, "wait.until", {"event.type": "email.activity", "within_days": "3"}
+    )
+
+    # No JSON: the trigger's own settings, its segment picked from a list.
+    assert "event.config" not in doc.values
+    assert doc.selected["event.config.segment"] == str(hot.pk)
+    assert (str(hot.pk), "Hot leads") in doc.options["event.config.segment"]
+    assert "event.config.once_per_lead" not in doc.values
+    # Another trigger chosen: its fields, and what it still needs.
+    other = FormDocument(switched.content.decode())
+    assert other.options["event.config.activity"][0] == ("", "Choose…")
+    assert other.errors == {"event.config.activity": ["This is required."]}
 
 
 @pytest.mark.parametrize(
@@ -930,3 +951,102 @@ def test_node_summaries_resolve_names_in_few_queries(django_assert_max_num_queri
 )
 def test_node_summary(key, config, summary):
     assert node_summary(key, config) == summary
+
+
+# --- the If/else's condition builder ----------------------------------------------------
+
+
+def test_a_condition_is_edited_in_the_segment_builder(editor, flow):
+    tree = {"any": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+
+    doc = FormDocument(get_form(editor, flow, "condition", {"conditions": tree}).content.decode())
+
+    assert doc.selected["c-match"] == "any"
+    assert doc.selected["c-0-field"] == "job_title"
+    assert doc.selected["c-0-op"] == "contains"
+    assert doc.values["c-0-value"] == "CEO"
+    # The JSON is there for the advanced switch, hidden.
+    assert json.loads(doc.values["conditions"]) == tree
+    assert doc.values["conditions-as-json"] == []
+
+
+def builder_post(**fields: str) -> dict[str, str]:
+    """The node form of an If/else as the browser posts it from the builder."""
+    return {"conditions": "", "conditions-shown": "", "c-match": "all", **fields}
+
+
+def test_the_builder_fields_become_the_condition(editor, flow):
+    response = post_form(
+        editor,
+        flow,
+        "condition",
+        builder_post(
+            **{"c-0-kind": "field", "c-0-field": "job_title", "c-0-op": "contains"},
+            **{"c-0-value": "CEO", "c-1-kind": "segment", "c-1-segop": "not_in"},
+            **{"c-1-segment": str(SegmentFactory.create(name="Customers").pk)},
+        ),
+    )
+
+    event = configured(response)
+    rules = event["config"]["conditions"]["all"]
+    assert rules[0] == {"field": "job_title", "op": "contains", "value": "CEO"}
+    assert rules[1]["op"] == "not_in"
+    assert event["summary"] == "Job title contains “CEO” and 1 more"
+
+
+def test_a_builder_edit_answers_with_the_builder_and_the_typed_condition(editor, flow):
+    response = post_form(
+        editor,
+        flow,
+        "condition",
+        builder_post(
+            **{"c-0-kind": "field", "c-0-field": "job_title", "c-0-op": "contains"},
+            **{"c-0-value": "CEO", "builder_action": "add-activity:c"},
+        ),
+    )
+
+    html = response.content.decode()
+    assert html.startswith('<div id="condition-builder"')
+    assert 'name="c-1-activity"' in html
+    event = configured(response)
+    assert event["complete"] is True
+    assert event["config"]["conditions"]["all"][1]["activity"] == "page"
+
+
+def test_the_live_count_of_a_condition(editor, flow):
+    LeadFactory.create(job_title="CEO")
+    LeadFactory.create(job_title="CEO and founder")
+    LeadFactory.create(job_title="Engineer")
+    url = reverse("flow-condition-count", args=[flow.pk])
+    rule = {"c-0-kind": "field", "c-0-field": "job_title", "c-0-op": "contains"}
+
+    counted = editor.post(
+        url, {"type": "condition", **builder_post(**rule, **{"c-0-value": "CEO"})}
+    )
+    unfinished = editor.post(url, {"type": "condition", **builder_post(**rule)})
+
+    assert '<span id="condition-count"><strong>2</strong> leads would go through' in (
+        counted.content.decode()
+    )
+    assert 'id="condition-count-pending"' in unfinished.content.decode()
+
+
+def test_the_live_count_is_for_staff(sales, flow):
+    client = Client()
+    client.force_login(sales)
+    url = reverse("flow-condition-count", args=[flow.pk])
+    assert client.post(url, {"type": "condition"}).status_code == 403
+
+
+def test_the_live_count_of_a_read_only_condition(editor, flow):
+    LeadFactory.create(job_title="CEO")
+    tree = {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+
+    html = get_form(editor, flow, "condition", {"conditions": tree}, readonly="1").content.decode()
+    start = html.index('hx-get="') + len('hx-get="')
+    url = html[start : html.index('"', start)].replace("&amp;", "&")
+    counted = editor.get(url)
+
+    assert '<span id="condition-count"><strong>1</strong> lead would go through' in (
+        counted.content.decode()
+    )

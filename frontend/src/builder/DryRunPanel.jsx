@@ -153,12 +153,14 @@ function Result({ data, types, lead, summaries }) {
       ) : (
         <p className="alert alert-warning py-1 px-2 small mb-2 lf-test-trigger">{trigger.reason}</p>
       )}
-      <p className={`small mb-2 lf-test-entry ${entry.allowed ? "text-success" : "text-body-secondary"}`}>
-        <span className="fw-semibold">
-          {entry.allowed ? gettext("Would enter the flow now.") : gettext("Would not enter the flow now.")}
-        </span>{" "}
-        {entry.reason}
-      </p>
+      {trigger.matched && (
+        <p className={`small mb-2 lf-test-entry ${entry.allowed ? "text-success" : "text-body-secondary"}`}>
+          <span className="fw-semibold">
+            {entry.allowed ? gettext("Would enter the flow now.") : gettext("Would not enter the flow now.")}
+          </span>{" "}
+          {entry.reason}
+        </p>
+      )}
       {steps.length > 0 && (
         <ol className="lf-test-steps">
           {steps.map((step, index) => (
