@@ -11,12 +11,13 @@ function panelForm(target) {
   return target ? target.querySelector("form.lf-node-form") : null;
 }
 
-// The settings typed into `form` and not sent yet are sent now (the step is
-// being left): by fetch, since htmx drops the requests of a form that is gone;
-// the answer's "leadflow:node-configured" event updates the node as usual.
+// The settings typed into `form` and not answered yet are sent now (the step
+// is being left): by fetch, since htmx drops the requests of a form that is
+// gone, and the events of its answers no longer reach the page; the answer's
+// "leadflow:node-configured" event updates the node as usual.
 function flush(form) {
-  if (!form || form.dataset.readonly === "1" || form.lfSent === serialize(form)) return;
-  form.lfSent = serialize(form);
+  if (!form || form.dataset.readonly === "1" || form.lfAnswered === serialize(form)) return;
+  form.lfAnswered = serialize(form);
   fetch(form.getAttribute("hx-post"), {
     method: "POST",
     body: new FormData(form),
@@ -46,6 +47,11 @@ export default function useNodePanel({ initial, readOnly, types, singleId, nodes
     const beforeRequest = (event) => {
       const elt = event.detail && event.detail.elt;
       if (elt && elt.matches && elt.matches("form.lf-node-form")) elt.lfSent = serialize(elt);
+    };
+    const afterRequest = (event) => {
+      const detail = event.detail || {};
+      const elt = detail.elt;
+      if (detail.successful && elt && elt.matches && elt.matches("form.lf-node-form")) elt.lfAnswered = elt.lfSent;
     };
     const beforeSwap = (event) => {
       const detail = event.detail || {};
@@ -78,7 +84,7 @@ export default function useNodePanel({ initial, readOnly, types, singleId, nodes
     };
     const afterSwap = () => {
       const form = panelForm(target);
-      if (form) form.lfSent = serialize(form);
+      if (form) form.lfSent = form.lfAnswered = serialize(form);
       if (!focused) return;
       const { name, value, start, end } = focused;
       focused = null;
@@ -104,11 +110,13 @@ export default function useNodePanel({ initial, readOnly, types, singleId, nodes
     };
     target.addEventListener("htmx:load", loaded);
     target.addEventListener("htmx:beforeRequest", beforeRequest);
+    target.addEventListener("htmx:afterRequest", afterRequest);
     target.addEventListener("htmx:beforeSwap", beforeSwap);
     target.addEventListener("htmx:afterSwap", afterSwap);
     return () => {
       target.removeEventListener("htmx:load", loaded);
       target.removeEventListener("htmx:beforeRequest", beforeRequest);
+      target.removeEventListener("htmx:afterRequest", afterRequest);
       target.removeEventListener("htmx:beforeSwap", beforeSwap);
       target.removeEventListener("htmx:afterSwap", afterSwap);
     };
