@@ -17,22 +17,36 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
 
 from django.http import QueryDict
 from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_lazy
 
-from core.vocabulary import EngagementGrade, FitGrade, Grade
+from core.vocabulary import COUNTABLE_TYPES, EngagementGrade, FitGrade, Grade
 from flows import selectors
 from flows.graph import config_problems
 from flows.nodes import REGISTRY, NodeType
 from flows.nodes import base as picks
 from flows.nodes.actions import SETTABLE_FIELDS
 from flows.nodes.base import SECRET_SET, config_checkable, secret_value_set
-from leads.models import Stage, TaskPriority
+from flows.nodes.summaries import config_value
+from leads.models import FieldDefinition, Stage, TaskPriority
+from leads.selectors import lead_owner_choices
 from leads.services.fields import BOOL_WORDS, STANDARD_FIELDS
 from leads.services.ingest import json_loads_limited
+from segments.conditions.words import ACTIVITY_LABELS, COUNT_LABELS
+from segments.forms import (
+    NEW_RULE,
+    BuilderChoices,
+    BuilderNode,
+    activity_types_in,
+    builder_apply,
+    builder_nodes,
+    tree_from_form,
+)
 from segments.names import standard_field_labels
+from segments.selectors import event_names
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -227,6 +241,12 @@ class ConfigField:
     # to clear it. Its input never carries the value.
     secret_set: bool = False
     secret_clear: bool = False
+    # A condition tree (widget "conditions"): the tree, its problems by tree
+    # path, and whether it is edited as JSON rather than in the builder.
+    tree: Any = None
+    tree_errors: dict[str, list[str]] = field(default_factory=dict)
+    json_mode: bool = False
+    builder: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -264,6 +284,8 @@ class NodeConfigForm:
         self._parse_failed: set[str] = set()
         # For each rows field: filtered property name -> row index.
         self._row_of: dict[str, dict[str, int]] = {}
+        # A wait-until's awaited trigger: its own settings' fields, in place of JSON.
+        self._nested = self._nested_trigger(config, data)
         schema = node_type.schema
         self.fields = self._build_fields(schema, "", set(schema.get("required", [])), True)
         self.bound = data is not None
@@ -274,8 +296,54 @@ class NodeConfigForm:
         else:
             self._bind_config(self.fields, config if isinstance(config, dict) else {})
 
+    def _nested_trigger(self, config: Any, data: QueryDict | None) -> tuple[str, NodeType] | None:
+        """(path, trigger type) of the trigger settings nested in this node's
+        settings (``event.config`` beside ``event.type``), when one is chosen."""
+        for path, picker in self.node_type.pickers.items():
+            if picker != picks.TRIGGER:
+                continue
+            parent = path.rpartition(".")[0]
+            key: Any = (
+                data.get(path, "")
+                if data is not None
+                else config_value(config, path)
+                if isinstance(config, dict)
+                else None
+            )
+            trigger = REGISTRY.get(key) if isinstance(key, str) else None
+            if trigger is not None and trigger.kind == "trigger":
+                return (f"{parent}.config" if parent else "config"), trigger
+        return None
+
     def is_valid(self) -> bool:
-        return self.bound and not self.general and not any(f.errors for f in self._all_fields())
+        return self.bound and not self.general and not self.problems()
+
+    def problems(self) -> list[str]:
+        """Every problem of the posted settings, in the form's order, each with
+        the label of its field ("Points: This is required.")."""
+        found = list(self.general)
+        for f in self._all_fields_in_order():
+            found.extend(f"{f.label}: {message}" for message in f.errors)
+            for messages in f.tree_errors.values():
+                found.extend(f"{f.label}: {message}" for message in messages)
+        return found
+
+    def tree_field(self) -> ConfigField | None:
+        """The form's condition tree, if it has one."""
+        return next((f for f in self.fields if f.widget == "conditions"), None)
+
+    def _all_fields_in_order(self) -> list[ConfigField]:
+        found: list[ConfigField] = []
+
+        def walk(fields: list[ConfigField]) -> None:
+            for f in fields:
+                found.append(f)
+                walk(f.children)
+                for row in f.rows:
+                    walk(row)
+
+        walk(self.fields)
+        return found
 
     # --- building -------------------------------------------------------------------
 
@@ -303,7 +371,7 @@ class NodeConfigForm:
         *,
         in_row: bool = False,
     ) -> ConfigField:
-        picker = "" if in_row else self.node_type.pickers.get(path, "")
+        picker = "" if in_row else self._picker_at(path)
         key = path.rpartition(".")[2]
         f = ConfigField(
             name=path,
@@ -317,8 +385,10 @@ class NodeConfigForm:
             help="" if in_row else self._text(HELP, path, prop.get("description", "")),
             in_row=in_row,
         )
-        if not self._picker_widget(f):
+        if not self._nested_fields(f) and not self._picker_widget(f):
             self._schema_widget(f)
+        if picker == picks.CONDITION_TREE:
+            f.widget = "conditions"
         if not in_row and path in self.node_type.secrets:
             f.widget = "secret"
             f.input_type = "password"
@@ -326,6 +396,34 @@ class NodeConfigForm:
         if f.widget not in ("text", "number", "select", "json"):
             f.html_required = False
         return f
+
+    def _picker_at(self, path: str) -> str:
+        if path in self.node_type.pickers:
+            return self.node_type.pickers[path]
+        if self._nested is not None and path.startswith(f"{self._nested[0]}."):
+            return self._nested[1].pickers.get(path[len(self._nested[0]) + 1 :], "")
+        return ""
+
+    def _nested_fields(self, f: ConfigField) -> bool:
+        """Give the nested trigger's settings their own fields; False if none is chosen."""
+        if self._nested is None or f.name != self._nested[0]:
+            return False
+        trigger = self._nested[1]
+        schema = {
+            **trigger.schema,
+            # Once per lead is the trigger's own business, not the wait's.
+            "properties": {
+                key: spec
+                for key, spec in trigger.schema.get("properties", {}).items()
+                if key != "once_per_lead"
+            },
+        }
+        f.widget = "group"
+        f.label = gettext("%(trigger)s: settings") % {"trigger": trigger.label}
+        f.children = self._build_fields(
+            schema, f"{f.name}.", set(schema.get("required", [])), f.required
+        )
+        return True
 
     def _picker_widget(self, f: ConfigField) -> bool:
         """Give the field the widget its picker asks for; False if it has none."""
@@ -492,6 +590,8 @@ class NodeConfigForm:
             f.value = [str(v) for v in value] if isinstance(value, list) else []
         elif f.widget == "json":
             f.value = "" if value is MISSING else json.dumps(value, indent=2, ensure_ascii=False)
+        elif f.widget == "conditions":
+            self._show_tree(f, value if isinstance(value, dict) else MISSING)
         elif f.widget == "scalar":
             f.value = self._scalar_text(f, value)
         elif f.widget == "secret":
@@ -553,21 +653,14 @@ class NodeConfigForm:
             if f.widget == "group":
                 self._bind_data(f.children, data)
             elif f.widget == "rows":
-                pattern = re.compile(re.escape(f.name) + r"\.(\d{1,3})\.")
-                indexes = sorted({int(m.group(1)) for key in data if (m := pattern.match(key))})[
-                    :MAX_ROWS
-                ]
-                for position, index in enumerate(indexes):
-                    row = self._row(f, position)
-                    for cell in row:
-                        posted = f"{f.name}.{index}.{cell.key}"
-                        cell.value = data.get(posted, "")
-                    f.rows.append(row)
+                self._bind_rows(f, data)
             elif f.widget == "times":
                 for child in f.children:
                     child.value = data.get(child.name, "")
             elif f.widget == "checkbox":
                 f.value = f.name in data
+            elif f.widget == "conditions":
+                self._bind_tree(f, data)
             elif f.widget == "checkboxes":
                 f.value = data.getlist(f.name)
             elif f.widget == "secret":
@@ -578,6 +671,79 @@ class NodeConfigForm:
                 f.value = data.get(f.name, "")
                 if f.widget == "select":
                     self._keep_unlisted_option(f)
+
+    def _bind_rows(self, f: ConfigField, data: QueryDict) -> None:
+        pattern = re.compile(re.escape(f.name) + r"\.(\d{1,3})\.")
+        indexes = sorted({int(m.group(1)) for key in data if (m := pattern.match(key))})[:MAX_ROWS]
+        for position, index in enumerate(indexes):
+            row = self._row(f, position)
+            for cell in row:
+                posted = f"{f.name}.{index}.{cell.key}"
+                cell.value = data.get(posted, "")
+            f.rows.append(row)
+
+    def _show_tree(self, f: ConfigField, tree: Any) -> None:
+        f.tree = None if tree is MISSING else tree
+        f.value = "" if tree is MISSING else json.dumps(tree, indent=2, ensure_ascii=False)
+
+    def _bind_tree(self, f: ConfigField, data: QueryDict) -> None:
+        """The tree from the builder's fields, or from the JSON when that was
+        edited (it differs from the JSON the form last showed); then the
+        builder's edit (add a rule, remove a group) if one was asked for."""
+        f.json_mode = f"{f.name}-as-json" in data
+        text = data.get(f.name, "")
+        shown = data.get(f"{f.name}-shown", "")
+        tree: Any
+        if text.strip() != shown.strip() or "c-match" not in data:
+            f.value = text
+            tree = self._parse_json(f, text.strip())
+            f.tree = None if tree is MISSING else tree
+            # JSON that does not read stays shown as typed, with its problem.
+            f.json_mode = f.json_mode or tree is MISSING
+        else:
+            tree = tree_from_form(data, definitions=self._definitions())
+            action = data.get("builder_action", "")
+            if action:
+                tree = builder_apply(tree, action)
+            f.tree = tree
+            f.value = json.dumps(tree, indent=2, ensure_ascii=False)
+
+    def _definitions(self) -> dict[str, Any]:
+        return self._load("definitions", lambda: {d.key: d for d in FieldDefinition.objects.all()})
+
+    def builders_prepare(self, form_url: str) -> None:
+        """Load what the condition tree's builder shows (its choices: fields,
+        segments, owners, …), which edits post to ``form_url``."""
+        tree_field = self.tree_field()
+        if tree_field is not None:
+            tree_field.builder = self._builder(tree_field, form_url)
+
+    def _builder(self, f: ConfigField, form_url: str) -> dict[str, Any]:
+        """What the segment builder's templates need to show ``f``'s tree."""
+        tree = f.tree if isinstance(f.tree, dict) and _is_group(f.tree) else None
+        if tree is None:
+            tree = {"all": [dict(NEW_RULE)]} if f.tree is None else {"all": [f.tree]}
+        choices = BuilderChoices(
+            definitions=self._definitions(),
+            categories=list(selectors.score_category_choices()),
+            owners=list(lead_owner_choices()),
+            tags=selectors.tag_names(),
+            segments=list(selectors.segment_choices(static_only=False)),
+            event_names=event_names(types=activity_types_in(tree)),
+        )
+        root: BuilderNode = builder_nodes(tree, choices, f.tree_errors)
+        return {
+            "root": root,
+            # The count of a read-only panel reads the tree from the URL.
+            "count_query": urlencode(
+                {"type": self.node_type.key, "config": json.dumps({f.key: f.tree})}
+            ),
+            "choices": choices,
+            "field_choices": choices.field_choices(),
+            "activity_choices": [(a, ACTIVITY_LABELS[a]) for a in COUNTABLE_TYPES],
+            "count_choices": list(COUNT_LABELS.items()),
+            "form_url": form_url,
+        }
 
     # --- parsing ----------------------------------------------------------------------
 
@@ -591,6 +757,14 @@ class NodeConfigForm:
             value = self._parse(f, out)
             if value is not MISSING:
                 out[f.key] = value
+            elif (
+                f.name in self._parse_failed
+                and f.widget in ("text", "number", "scalar")
+                and str(f.value).strip()
+            ):
+                # Kept as typed, so that leaving the step loses nothing; the
+                # form and publishing still say what is wrong with it.
+                out[f.key] = str(f.value).strip()
         return out
 
     def _parse(self, f: ConfigField, siblings: dict[str, Any]) -> Any:
@@ -608,6 +782,8 @@ class NodeConfigForm:
             return self._parse_times(f)
         if f.widget == "secret":
             return self._parse_secret(f)
+        if f.widget == "conditions":
+            return MISSING if f.tree is None else f.tree
         text = str(f.value).strip()
         if f.widget == "json":
             return self._parse_json(f, text)
@@ -771,6 +947,16 @@ class NodeConfigForm:
         by_name = self._by_name()
         config = config_checkable(self.node_type, self.config)
         for path, messages in config_problems(self.node_type, config).items():
+            head, _dot, rest = path.partition(".")
+            tree_field = by_name.get(head)
+            if (
+                tree_field is not None
+                and tree_field.widget == "conditions"
+                and rest
+                and not tree_field.json_mode
+            ):
+                tree_field.tree_errors.setdefault(rest, []).extend(messages)
+                continue
             for message in messages:
                 target, text = self._locate(path, message, by_name)
                 if target is None:
@@ -792,13 +978,17 @@ class NodeConfigForm:
             target = by_name.get(".".join(parts[:end]))
             if target is not None:
                 rest = ".".join(parts[end:])
-                if rest and target.widget == "json":
+                if rest and target.widget in ("json", "conditions"):
                     return target, gettext("At %(path)s: %(problem)s") % {
                         "path": rest,
                         "problem": message,
                     }
                 return target, message
         return None, message
+
+
+def _is_group(tree: dict[str, Any]) -> bool:
+    return len(tree) == 1 and isinstance(tree.get("all", tree.get("any")), list)
 
 
 def _number(text: str, *, integer: bool = False) -> int | float | None:

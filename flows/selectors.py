@@ -15,10 +15,11 @@ from django.utils import timezone
 
 from core.roles import Role
 from emails.models import EmailSend, EmailTemplate, SendStatus
-
 from flows.changes import GraphChanges, graph_changes, graph_differs
+from flows.graph import config_problems
 from flows.models import Enrollment, Flow, FlowStatus, StepRun, StepStatus
 from flows.nodes import REGISTRY
+from flows.nodes.base import Names
 from flows.nodes.summaries import (
     Refs,
     graph_refs,
@@ -84,6 +85,21 @@ def flows_listed() -> list[Flow]:
             flow.published.graph, flow.draft
         )
     return flows
+
+
+def default_summaries() -> dict[str, str]:
+    """The summary of each node type whose default settings are complete, so a
+    step just added shows what it will do rather than "not configured"."""
+    found: dict[str, str] = {}
+    for key, node_type in REGISTRY.items():
+        defaults = {
+            name: spec["default"]
+            for name, spec in node_type.schema.get("properties", {}).items()
+            if "default" in spec
+        }
+        if not config_problems(node_type, defaults):
+            found[key] = node_summary(key, defaults, Names())
+    return found
 
 
 def segment_choices(*, static_only: bool = False) -> list[tuple[int, str]]:

@@ -17,4 +17,9 @@ urlpatterns = [
     path("flows/<int:pk>/delete/", views.flow_delete_page, name="flow-delete"),
     path("flows/<int:pk>/changes/", views.flow_changes_page, name="flow-changes"),
     path("flows/<int:flow_id>/node-form/", views.flow_node_form, name="flow-node-form"),
+    path(
+        "flows/<int:flow_id>/condition-count/",
+        views.flow_condition_count,
+        name="flow-condition-count",
+    ),
 ]

@@ -42,9 +42,11 @@ from flows.lifecycle import (
 from flows.models import Flow, FlowStatus, FlowVersion
 from flows.nodes import REGISTRY
 from flows.nodes.summaries import node_summary
-from flows.selectors import flow_changes, flows_listed, node_summaries
+from flows.selectors import default_summaries, flow_changes, flows_listed, node_summaries
 from flows.templates_catalog import FLOW_TEMPLATES, TEMPLATES, flow_create_from_template
 from leads.decorators import role_required
+from segments.conditions import ConditionError, validate
+from segments.selectors import segment_preview
 
 # The builder's version menu lists the newest ones; the API pages through all.
 VERSIONS_LISTED = 50
@@ -232,6 +234,7 @@ def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) ->
     version read-only), node types, summaries and the URLs it talks to."""
     graph = version.graph if version is not None else flow.draft
     api = f"/api/v1/flows/{flow.pk}/"
+    defaults = default_summaries()
     return {
         "flow": {
             "id": flow.pk,
@@ -243,7 +246,9 @@ def builder_data(flow: Flow, *, version: FlowVersion | None, csrf_token: str) ->
         "revision": flow.draft_revision,
         "readOnly": version is not None,
         "viewing": version.number if version is not None else None,
-        "nodeTypes": [t.describe() for t in REGISTRY.values()],
+        "nodeTypes": [
+            {**t.describe(), "defaultSummary": defaults.get(t.key)} for t in REGISTRY.values()
+        ],
         "summaries": node_summaries(graph),
         "csrfToken": csrf_token,
         "urls": {
@@ -312,8 +317,11 @@ def flow_version_restore_page(request: HtmxHttpRequest, pk: int, number: int) ->
 @require_http_methods(["GET", "POST"])
 def flow_node_form(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
     """The side panel's form for one node. GET shows it filled from ``config``
-    (JSON); POST validates it and, when valid, sends the canvas the parsed config
-    and its summary in the ``leadflow:node-configured`` event."""
+    (JSON); POST (sent as the settings are typed) reads it back and sends the
+    canvas what was typed in the ``leadflow:node-configured`` event: the config,
+    its summary when it is complete, else the problems still to fix, which the
+    form shows next to their fields. A POST with ``builder_action`` (an edit in
+    a condition tree's builder) answers with the builder alone."""
     flow = get_object_or_404(Flow, pk=flow_id)
     params = request.POST if request.method == "POST" else request.GET
     node_type = REGISTRY.get(params.get("type", ""))
@@ -326,23 +334,66 @@ def flow_node_form(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
     if request.method == "GET":
         config, problem = config_from_param(request.GET.get("config", ""))
         form = NodeConfigForm(node_type, node_id=node_id, config=config)
+        form.builders_prepare(reverse("flow-node-form", args=[flow.pk]))
         if problem:
             form.general.append(problem)
         context.update(form=form, readonly=request.GET.get("readonly") == "1")
         return render(request, "flows/_node_form.html", context)
     form = NodeConfigForm(node_type, node_id=node_id, data=request.POST)
-    if not form.is_valid():
-        return render(request, "flows/_node_form.html", {**context, "form": form})
-    config = form.config
-    saved = NodeConfigForm(node_type, node_id=node_id, config=config)
-    response = render(request, "flows/_node_form.html", {**context, "form": saved, "applied": True})
+    valid = form.is_valid()
+    form.builders_prepare(reverse("flow-node-form", args=[flow.pk]))
+    tree_field = form.tree_field()
+    if request.POST.get("builder_action") and tree_field is not None:
+        response = render(
+            request, "flows/_conditions.html", {**context, "form": form, "field": tree_field}
+        )
+    elif valid:
+        # Shown as saved: typed values as read ("+10" as 10), a blank row to add one.
+        saved = NodeConfigForm(node_type, node_id=node_id, config=form.config)
+        saved.builders_prepare(reverse("flow-node-form", args=[flow.pk]))
+        saved_tree = saved.tree_field()
+        if saved_tree is not None and tree_field is not None:
+            saved_tree.json_mode = tree_field.json_mode
+        response = render(request, "flows/_node_form.html", {**context, "form": saved})
+    else:
+        response = render(request, "flows/_node_form.html", {**context, "form": form})
     return trigger_client_event(
         response,
         "leadflow:node-configured",
         {
             "node": node_id,
             "type": node_type.key,
-            "config": config,
-            "summary": node_summary(node_type.key, config),
+            "config": form.config,
+            "complete": valid,
+            "summary": node_summary(node_type.key, form.config) if valid else "",
+            "problems": form.problems() if not valid else [],
         },
     )
+
+
+@role_required(*ADMIN_MARKETER)
+@require_http_methods(["GET", "POST"])
+def flow_condition_count(request: HtmxHttpRequest, flow_id: int) -> HttpResponse:
+    """How many leads the condition being edited in the side panel sends
+    through "yes" right now, read from the node form as it is typed (POST), or
+    from ``config`` (GET: a read-only panel, whose disabled fields send nothing)."""
+    get_object_or_404(Flow, pk=flow_id)
+    params = request.POST if request.method == "POST" else request.GET
+    node_type = REGISTRY.get(params.get("type", ""))
+    if node_type is None:
+        raise Http404("Unknown node type.")
+    if request.method == "POST":
+        form = NodeConfigForm(node_type, node_id="count", data=request.POST)
+    else:
+        config, _problem = config_from_param(request.GET.get("config", ""))
+        form = NodeConfigForm(node_type, node_id="count", config=config)
+    tree_field = form.tree_field()
+    count: int | None = None
+    if tree_field is not None and isinstance(tree_field.tree, dict):
+        try:
+            tree = validate(tree_field.tree)
+        except ConditionError:
+            pass
+        else:
+            count, _sample = segment_preview(tree=tree, user=request.user, sample=0)
+    return render(request, "flows/_condition_count.html", {"count": count})

@@ -48,6 +48,7 @@ FORM_NAME = "form_name"
 TAG = "tag"
 WEEKDAYS = "weekdays"
 TIME_WINDOW = "time_window"
+CONDITION_TREE = "condition_tree"  # a segment-like condition tree, edited in the segment builder
 
 
 @dataclass

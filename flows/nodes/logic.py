@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Any
 
 from django.db.models import BooleanField, Case, Q, Value, When
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from flows.nodes.base import (
+    CONDITION_TREE,
     NO,
     REGISTRY,
     TIME_WINDOW,
@@ -31,8 +32,9 @@ from flows.nodes.explain import condition_why
 from flows.nodes.simulation import WHEN, Simulation, lower_first, simulate_end
 from leads.models import Lead
 from segments.conditions import ConditionError, compile_tree, validate
-from segments.conditions.tree import rules_in
+from segments.conditions.tree import group_children, rules_in
 from segments.conditions.truth import DecidedCompiler
+from segments.conditions.words import rule_words
 
 UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 
@@ -76,16 +78,27 @@ def _truth_column(q: Q) -> Case:
 
 
 def _condition_summary(config: dict[str, Any], names: Names) -> str:
+    """The first rule in words and how many more: "Job title contains “CEO” or
+    4 more"."""
     tree = config["conditions"]
-    group = "all" if "all" in tree else "any"
-    rules = tree.get(group)
-    if not isinstance(rules, list) or not rules:
+    if group_children(tree) is None:
         return ""
-    if len(rules) == 1:
-        return gettext("1 condition")
-    if group == "all":
-        return gettext("All of %(count)d conditions") % {"count": len(rules)}
-    return gettext("Any of %(count)d conditions") % {"count": len(rules)}
+    rules = rules_in(tree)
+    if not rules:
+        return ""
+    first = rule_words(rules[0], names)
+    more = len(rules) - 1
+    if not more:
+        return first
+    if "any" in tree:
+        return ngettext("%(rule)s or %(count)d more", "%(rule)s or %(count)d more", more) % {
+            "rule": first,
+            "count": more,
+        }
+    return ngettext("%(rule)s and %(count)d more", "%(rule)s and %(count)d more", more) % {
+        "rule": first,
+        "count": more,
+    }
 
 
 register(
@@ -103,6 +116,7 @@ register(
         simulate=_simulate_condition,
         check=_tree_problems,
         summary=_condition_summary,
+        pickers={"conditions": CONDITION_TREE},
     )
 )
 

@@ -142,16 +142,21 @@ def test_two_tabs_do_not_overwrite_each_other(page: Page, live_server, login):
 
 
 def configure(page: Page, node: Locator, fill: dict[str, str], select: dict[str, str]) -> None:
-    """Open a node's settings in the side panel, fill them in and apply."""
+    """Open a node's settings in the side panel and fill them in: they apply as
+    they are typed (here, at the latest when the last box is left)."""
     node.click()
-    panel = page.locator(".lf-panel form")
+    panel = page.locator(".lf-panel form[data-ready]")
     expect(panel).to_be_visible()
-    for label, value in select.items():
-        panel.get_by_label(label, exact=True).select_option(label=value)
-    for label, value in fill.items():
-        panel.get_by_label(label, exact=True).fill(value)
-    panel.get_by_role("button", name="Apply").click()
-    expect(page.locator(".lf-panel").get_by_role("status")).to_have_text("Applied")
+    steps = [("select", label, value) for label, value in select.items()]
+    steps += [("fill", label, value) for label, value in fill.items()]
+    for index, (verb, label, value) in enumerate(steps):
+        control = panel.get_by_label(label, exact=True)
+        if index < len(steps) - 1:
+            control.select_option(label=value) if verb == "select" else control.fill(value)
+            continue
+        with page.expect_response(lambda r: "/node-form/" in r.url and r.request.method == "POST"):
+            control.select_option(label=value) if verb == "select" else control.fill(value)
+            control.press("Tab")
 
 
 def test_marketer_builds_a_flow_that_scores_and_notifies_through_the_worker(
@@ -284,7 +289,7 @@ def test_testing_a_flow_on_a_lead_highlights_its_path_and_writes_nothing(
         ]
     )
     expect(test.locator(".lf-test-entry")).to_have_text(
-        "Would enter now. Not enrolled before; this flow lets a lead in once."
+        "Would enter the flow now. Not enrolled before; this flow lets a lead in once."
     )
     for node_id in ("t", "ceo", "score", "notify"):
         expect(canvas_node(page, node_id)).to_have_class(re.compile(r"\blf-on-path\b"))
@@ -403,10 +408,12 @@ def test_the_canvas_by_keyboard(page: Page, live_server, login):
     expect(tag).to_be_focused()
 
     # Enter selects the focused node and opens its settings.
-    expect(page.locator(".lf-panel form")).to_have_count(0)
+    expect(page.locator(".lf-panel form[data-ready]")).to_have_count(0)
     page.keyboard.press("Enter")
     expect(tag.locator(".lf-node")).to_have_class(re.compile(r"\blf-selected\b"))
-    expect(page.locator(".lf-panel form").get_by_label("Tag", exact=True)).to_have_value("vip")
+    expect(
+        page.locator(".lf-panel form[data-ready]").get_by_label("Tag", exact=True)
+    ).to_have_value("vip")
 
     # Arrow keys move it.
     before = tag.bounding_box()
@@ -505,7 +512,7 @@ def test_a_node_secret_is_never_shown_and_survives_editing_and_copying(
     # The side panel says it is set, and editing the URL keeps it.
     webhook = canvas_node(page, "w")
     configure(page, webhook, {"URL": "https://crm.example/v2"}, {})
-    panel = page.locator(".lf-panel form")
+    panel = page.locator(".lf-panel form[data-ready]")
     expect(panel.get_by_label("Signing secret", exact=True)).to_have_value("")
     expect(panel.locator("[data-secret]")).to_have_attribute("data-secret", "set")
     saved(page)

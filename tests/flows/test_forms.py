@@ -23,6 +23,7 @@ from flows.selectors import node_summaries
 from tests.factories import (
     EventFactory,
     FieldDefinitionFactory,
+    LeadFactory,
     ScoreCategoryFactory,
     SegmentFactory,
     TagFactory,
@@ -198,7 +199,10 @@ def test_form_posts_to_itself_and_swaps_itself(editor, flow):
     assert f'hx-post="/flows/{flow.pk}/node-form/"' in html
     assert 'hx-target="this"' in html
     assert 'hx-swap="outerHTML"' in html
-    assert ">Apply</button>" in html
+    # Settings apply as they are typed: no Apply button.
+    # (a secret only when it is left: its box empties when the form is shown again)
+    assert "hx-trigger=\"submit, change, input[target.type!='password'] delay:500ms\"" in html
+    assert "Apply</button>" not in html
     assert "Adds a tag." in html
 
 
@@ -408,12 +412,13 @@ def test_valid_post_sends_the_parsed_config_and_summary(editor, flow):
         "node": "n1",
         "type": "score.adjust",
         "config": {"points": 10, "category": "fit", "reason": "decision maker"},
+        "complete": True,
         "summary": "+10 Fit: decision maker",
+        "problems": [],
     }
     doc = FormDocument(response.content.decode())
     assert doc.values["points"] == "10"
     assert doc.errors == {}
-    assert "Applied" in response.content.decode()
 
 
 def test_nested_object_booleans_and_enums_are_typed(editor, flow):
@@ -528,7 +533,8 @@ def test_half_a_time_window_is_an_error_on_the_missing_end(editor, flow):
 
     doc = FormDocument(response.content.decode())
     assert doc.errors == {"between.1": ["Enter both times, or neither."]}
-    assert "HX-Trigger" not in response.headers
+    assert configured(response)["complete"] is False
+    assert configured(response)["problems"] == ["Until: Enter both times, or neither."]
 
 
 def test_field_set_value_takes_the_field_type(editor, flow):
@@ -564,13 +570,16 @@ def test_condition_tree_as_json(editor, flow):
     response = post_form(editor, flow, "condition", {"conditions": json.dumps(tree)})
 
     assert configured(response)["config"] == {"conditions": tree}
-    assert configured(response)["summary"] == "1 condition"
+    assert configured(response)["summary"] == "Job title contains “CEO”"
 
 
 def test_condition_tree_problems_point_into_the_json(editor, flow):
     bad_json = post_form(editor, flow, "condition", {"conditions": '{"all": ['})
     bad_rule = post_form(
-        editor, flow, "condition", {"conditions": '{"all": [{"field": "nope", "op": "eq"}]}'}
+        editor,
+        flow,
+        "condition",
+        {"conditions": '{"all": [{"field": "nope", "op": "eq"}]}', "conditions-as-json": "1"},
     )
 
     assert FormDocument(bad_json.content.decode()).errors == {
@@ -578,8 +587,12 @@ def test_condition_tree_problems_point_into_the_json(editor, flow):
     }
     errors = FormDocument(bad_rule.content.decode()).errors["conditions"]
     assert errors
-    assert all(e.startswith("At all[0]") for e in errors)
-    assert "HX-Trigger" not in bad_rule.headers
+    assert all(e.startswith("At all[0]") for e in errors), errors
+    # Kept as typed, with what is still wrong, so that leaving the step loses nothing.
+    assert configured(bad_rule)["complete"] is False
+    rule = {"field": "nope", "op": "eq"}
+    assert configured(bad_rule)["config"] == {"conditions": {"all": [rule]}}
+    assert configured(bad_rule)["problems"] == [f"Conditions: {e}" for e in errors]
 
 
 def test_wait_until_summarises_the_awaited_trigger(editor, flow):
@@ -591,7 +604,7 @@ def test_wait_until_summarises_the_awaited_trigger(editor, flow):
         "wait.until",
         {
             "event.type": "segment.entered",
-            "event.config": json.dumps({"segment": hot.pk}),
+            "event.config.segment": str(hot.pk),
             "within_days": "3",
         },
     )
@@ -610,14 +623,34 @@ def test_wait_until_problems_of_the_trigger_config(editor, flow):
         "wait.until",
         {
             "event.type": "segment.entered",
-            "event.config": '{"segment": 999999}',
+            "event.config.segment": "999999",
             "within_days": "3",
         },
     )
 
     assert FormDocument(response.content.decode()).errors == {
-        "event.config": ["At segment: The segment chosen (999999) was deleted: choose another."]
+        "event.config.segment": ["The segment chosen (999999) was deleted: choose another."]
     }
+
+
+def test_wait_until_shows_the_awaited_triggers_own_fields(editor, flow):
+    hot = SegmentFactory.create(name="Hot leads")
+    config = {"event": {"type": "segment.entered", "config": {"segment": hot.pk}}}
+
+    doc = FormDocument(get_form(editor, flow, "wait.until", config).content.decode())
+    switched = post_form(
+        editor, flow, "wait.until", {"event.type": "email.activity", "within_days": "3"}
+    )
+
+    # No JSON: the trigger's own settings, its segment picked from a list.
+    assert "event.config" not in doc.values
+    assert doc.selected["event.config.segment"] == str(hot.pk)
+    assert (str(hot.pk), "Hot leads") in doc.options["event.config.segment"]
+    assert "event.config.once_per_lead" not in doc.values
+    # Another trigger chosen: its fields, and what it still needs.
+    other = FormDocument(switched.content.decode())
+    assert other.options["event.config.activity"][0] == ("", "Choose…")
+    assert other.errors == {"event.config.activity": ["This is required."]}
 
 
 @pytest.mark.parametrize(
@@ -705,9 +738,13 @@ def test_invalid_posts_show_errors_next_to_their_fields(editor, flow, node_type,
     response = post_form(editor, flow, node_type, data)
 
     assert response.status_code == 200
-    assert "HX-Trigger" not in response.headers
     doc = FormDocument(response.content.decode())
     assert doc.errors == errors
+    # The canvas keeps what was typed, with the problems, and no summary yet.
+    event = configured(response)
+    assert (event["complete"], event["summary"]) == (False, "")
+    messages = sorted(m for ms in errors.values() for m in ms)
+    assert sorted(p.partition(": ")[2] for p in event["problems"]) == messages
     for name in errors:
         if name in doc.classes:
             assert "is-invalid" in doc.classes[name]
@@ -893,7 +930,20 @@ def test_node_summaries_resolve_names_in_few_queries(django_assert_max_num_queri
                     ]
                 }
             },
-            "Any of 2 conditions",
+            "Score is at least 1 or 1 more",
+        ),
+        (
+            "condition",
+            {
+                "conditions": {
+                    "all": [
+                        {"field": "job_title", "op": "contains", "value": "CEO"},
+                        {"any": [{"activity": "page", "count": {"op": "gte", "value": 2}}]},
+                        {"field": "score", "op": "gte", "value": 1},
+                    ]
+                }
+            },
+            "Job title contains “CEO” and 2 more",
         ),
         ("wait", {"amount": 1, "unit": "hours", "weekdays": [5, 6]}, "Wait 1 hour, then Sat, Sun"),
         ("sales.notify", {"title": "Call {lead}"}, "Call {lead}"),
@@ -905,3 +955,102 @@ def test_node_summaries_resolve_names_in_few_queries(django_assert_max_num_queri
 )
 def test_node_summary(key, config, summary):
     assert node_summary(key, config) == summary
+
+
+# --- the If/else's condition builder ----------------------------------------------------
+
+
+def test_a_condition_is_edited_in_the_segment_builder(editor, flow):
+    tree = {"any": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+
+    doc = FormDocument(get_form(editor, flow, "condition", {"conditions": tree}).content.decode())
+
+    assert doc.selected["c-match"] == "any"
+    assert doc.selected["c-0-field"] == "job_title"
+    assert doc.selected["c-0-op"] == "contains"
+    assert doc.values["c-0-value"] == "CEO"
+    # The JSON is there for the advanced switch, hidden.
+    assert json.loads(doc.values["conditions"]) == tree
+    assert doc.values["conditions-as-json"] == []
+
+
+def builder_post(**fields: str) -> dict[str, str]:
+    """The node form of an If/else as the browser posts it from the builder."""
+    return {"conditions": "", "conditions-shown": "", "c-match": "all", **fields}
+
+
+def test_the_builder_fields_become_the_condition(editor, flow):
+    response = post_form(
+        editor,
+        flow,
+        "condition",
+        builder_post(
+            **{"c-0-kind": "field", "c-0-field": "job_title", "c-0-op": "contains"},
+            **{"c-0-value": "CEO", "c-1-kind": "segment", "c-1-segop": "not_in"},
+            **{"c-1-segment": str(SegmentFactory.create(name="Customers").pk)},
+        ),
+    )
+
+    event = configured(response)
+    rules = event["config"]["conditions"]["all"]
+    assert rules[0] == {"field": "job_title", "op": "contains", "value": "CEO"}
+    assert rules[1]["op"] == "not_in"
+    assert event["summary"] == "Job title contains “CEO” and 1 more"
+
+
+def test_a_builder_edit_answers_with_the_builder_and_the_typed_condition(editor, flow):
+    response = post_form(
+        editor,
+        flow,
+        "condition",
+        builder_post(
+            **{"c-0-kind": "field", "c-0-field": "job_title", "c-0-op": "contains"},
+            **{"c-0-value": "CEO", "builder_action": "add-activity:c"},
+        ),
+    )
+
+    html = response.content.decode()
+    assert html.startswith('<div id="condition-builder"')
+    assert 'name="c-1-activity"' in html
+    event = configured(response)
+    assert event["complete"] is True
+    assert event["config"]["conditions"]["all"][1]["activity"] == "page"
+
+
+def test_the_live_count_of_a_condition(editor, flow):
+    LeadFactory.create(job_title="CEO")
+    LeadFactory.create(job_title="CEO and founder")
+    LeadFactory.create(job_title="Engineer")
+    url = reverse("flow-condition-count", args=[flow.pk])
+    rule = {"c-0-kind": "field", "c-0-field": "job_title", "c-0-op": "contains"}
+
+    counted = editor.post(
+        url, {"type": "condition", **builder_post(**rule, **{"c-0-value": "CEO"})}
+    )
+    unfinished = editor.post(url, {"type": "condition", **builder_post(**rule)})
+
+    assert '<span id="condition-count"><strong>2</strong> leads would go through' in (
+        counted.content.decode()
+    )
+    assert 'id="condition-count-pending"' in unfinished.content.decode()
+
+
+def test_the_live_count_is_for_staff(sales, flow):
+    client = Client()
+    client.force_login(sales)
+    url = reverse("flow-condition-count", args=[flow.pk])
+    assert client.post(url, {"type": "condition"}).status_code == 403
+
+
+def test_the_live_count_of_a_read_only_condition(editor, flow):
+    LeadFactory.create(job_title="CEO")
+    tree = {"all": [{"field": "job_title", "op": "contains", "value": "CEO"}]}
+
+    html = get_form(editor, flow, "condition", {"conditions": tree}, readonly="1").content.decode()
+    start = html.index('hx-get="') + len('hx-get="')
+    url = html[start : html.index('"', start)].replace("&amp;", "&")
+    counted = editor.get(url)
+
+    assert '<span id="condition-count"><strong>1</strong> lead would go through' in (
+        counted.content.decode()
+    )

@@ -220,7 +220,8 @@ def test_a_mistyped_new_slack_url_is_refused_in_the_side_panel(editor, flow):
         {"type": "sales.notify", "node": "n", "title": "Hi", "slack_webhook": "http://x.example"},
     )
 
-    assert "HX-Trigger" not in response.headers
+    event = json.loads(response.headers["HX-Trigger"])["leadflow:node-configured"]
+    assert (event["complete"], event["summary"]) == (False, "")
     assert "is not in the form it needs." in response.content.decode()
     assert 'name="slack_webhook" value=""' in response.content.decode()
 

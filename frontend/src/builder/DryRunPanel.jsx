@@ -2,30 +2,31 @@
 // flow, and see the path it would take with each step's effect. Nothing is
 // written; the canvas highlights the path.
 import { useEffect, useId, useMemo, useRef, useState } from "react";
-import { gettext } from "../i18n.js";
+import { gettext, interpolate } from "../i18n.js";
 import { call, leadName } from "./api.js";
 import { TRIGGER_EVENT_TYPES, triggerEvent } from "./graph.js";
 
 const LEADS_LISTED = 10;
 const SEARCH_DELAY_MS = 250;
+// Each step's outcome, in the same form: what the step does with the lead.
 function outcomeLabel(outcome) {
   switch (outcome) {
     case "matched":
-      return gettext("starts");
+      return gettext("Starts");
     case "would_apply":
-      return gettext("would do");
+      return gettext("Would do");
     case "no_change":
-      return gettext("no change");
+      return gettext("No change");
     case "yes":
-      return gettext("yes");
+      return gettext("Yes");
     case "no":
-      return gettext("no");
+      return gettext("No");
     case "waited":
-      return gettext("waits");
+      return gettext("Waits");
     case "timeout":
-      return gettext("times out");
+      return gettext("Times out");
     case "ended":
-      return gettext("ends");
+      return gettext("Ends");
     default:
       return outcome;
   }
@@ -129,10 +130,22 @@ function LeadPicker({ leadsUrl, lead, onPick }) {
   );
 }
 
-function Result({ data, types }) {
+function Result({ data, types, lead, summaries }) {
   const { trigger, entry, steps, notes } = data;
+  const name = lead ? leadName(lead) : "";
+  // A step as the canvas labels it, with the tested lead's name in place of {lead}.
+  const stepTitle = (step) => {
+    const label = types[step.type]?.label || step.type;
+    const summary = (summaries && summaries[step.node]) || "";
+    return summary ? `${label}: ${summary.split("{lead}").join(name)}` : label;
+  };
   return (
     <section className="lf-test-result" aria-label={gettext("Test result")}>
+      {name && (
+        <h3 className="h6 mb-1 lf-test-title">
+          {interpolate(gettext("What would happen to %(name)s"), { name }, true)}
+        </h3>
+      )}
       {trigger.matched ? (
         <p className="small mb-1">
           <span className="text-muted">{gettext("Trigger:")}</span> {trigger.summary}
@@ -140,18 +153,20 @@ function Result({ data, types }) {
       ) : (
         <p className="alert alert-warning py-1 px-2 small mb-2 lf-test-trigger">{trigger.reason}</p>
       )}
-      <p className={`small mb-2 lf-test-entry ${entry.allowed ? "text-success" : "text-danger"}`}>
-        <span className="fw-semibold">
-          {entry.allowed ? gettext("Would enter now.") : gettext("Would not enter now.")}
-        </span>{" "}
-        {entry.reason}
-      </p>
+      {trigger.matched && (
+        <p className={`small mb-2 lf-test-entry ${entry.allowed ? "text-success" : "text-body-secondary"}`}>
+          <span className="fw-semibold">
+            {entry.allowed ? gettext("Would enter the flow now.") : gettext("Would not enter the flow now.")}
+          </span>{" "}
+          {entry.reason}
+        </p>
+      )}
       {steps.length > 0 && (
         <ol className="lf-test-steps">
           {steps.map((step, index) => (
             <li key={`${step.node}-${index}`} data-node-id={step.node} data-outcome={step.outcome}>
               <div className="d-flex align-items-baseline gap-2">
-                <span className="lf-test-node text-truncate">{types[step.type]?.label || step.type}</span>
+                <span className="lf-test-node text-truncate">{stepTitle(step)}</span>
                 <span className={`badge lf-outcome lf-outcome-${step.outcome}`}>{outcomeLabel(step.outcome)}</span>
               </div>
               <div className="lf-test-effect">{step.effect}</div>
@@ -173,6 +188,7 @@ function Result({ data, types }) {
 export default function DryRunPanel({
   urls,
   types,
+  summaries,
   triggers,
   readOnly,
   hidden,
@@ -380,7 +396,7 @@ export default function DryRunPanel({
             {gettext("The flow changed since this test: run it again to see the new path.")}
           </p>
         )}
-        {outcome && outcome.data && <Result data={outcome.data} types={types} />}
+        {outcome && outcome.data && <Result data={outcome.data} types={types} lead={lead} summaries={summaries} />}
       </div>
     </aside>
   );

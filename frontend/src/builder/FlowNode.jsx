@@ -1,7 +1,7 @@
 import { Handle, Position } from "@xyflow/react";
 import { memo, useContext } from "react";
 import { formatNumber, gettext, interpolate } from "../i18n.js";
-import { NodeLeadsContext, TypesContext } from "./context.js";
+import { InsertContext, NodeLeadsContext, TypesContext } from "./context.js";
 import { handleLabel, kindLabel } from "./graph.js";
 
 const COUNT_KEYS = ["entered", "completed", "waiting", "failed"];
@@ -55,9 +55,44 @@ function countText(key, count) {
   }
 }
 
+// A summary with its placeholders ({lead}) shown as such, not as raw braces.
+export function SummaryText({ text }) {
+  const parts = text.split(/(\{lead\})/);
+  return parts.map((part, index) =>
+    part === "{lead}" ? (
+      <span key={index} className="lf-placeholder" title={gettext("Replaced by the lead's name")}>
+        {gettext("lead's name")}
+      </span>
+    ) : (
+      part
+    ),
+  );
+}
+
+// What the node says under its kind: the summary of its settings, else what is
+// still missing (not an error: nothing failed), else that it waits for settings.
+function NodeSummary({ data }) {
+  if (data.summary) {
+    return (
+      <div className="lf-node-summary">
+        <SummaryText text={data.summary} />
+      </div>
+    );
+  }
+  if (data.pending && data.pending.length) {
+    return (
+      <div className="lf-node-summary lf-unset">
+        {interpolate(gettext("To finish — %(problem)s"), { problem: data.pending[0] }, true)}
+      </div>
+    );
+  }
+  return <div className="lf-node-summary lf-unset">{gettext("Not configured yet")}</div>;
+}
+
 function FlowNode({ id, data, selected }) {
   const types = useContext(TypesContext);
   const showLeads = useContext(NodeLeadsContext);
+  const insert = useContext(InsertContext);
   const type = types[data.nodeType];
   const kind = type ? type.kind : "unknown";
   const outputs = type ? type.outputs : [];
@@ -72,9 +107,7 @@ function FlowNode({ id, data, selected }) {
       <div className="lf-node-kind">
         {kindLabel(kind)} · <span className="lf-node-label">{type ? type.label : data.nodeType}</span>
       </div>
-      <div className={data.summary ? "lf-node-summary" : "lf-node-summary lf-unset"}>
-        {data.summary || gettext("Not configured yet")}
-      </div>
+      <NodeSummary data={data} />
       {data.stats && (
         <div className="lf-node-stats" role="group" aria-label={gettext("Leads at this step")}>
           {COUNT_KEYS.map((key) => {
@@ -84,7 +117,7 @@ function FlowNode({ id, data, selected }) {
                 key={key}
                 type="button"
                 // Not a drag handle, and its keys are its own (Enter, Delete), not the node's.
-                className={`lf-stat lf-stat-${key} nodrag nokey`}
+                className={`lf-stat lf-stat-${key}${data.stats[key] ? "" : " lf-stat-zero"} nodrag nokey`}
                 title={gettext("List these leads")}
                 aria-label={said}
                 onClick={(event) => {
@@ -127,6 +160,30 @@ function FlowNode({ id, data, selected }) {
             {handle !== "next" && <span className="lf-handle-label">{handleLabel(handle)}</span>}
           </Handle>
         ))}
+        {insert &&
+          insert.editable &&
+          outputs.map((handle, index) =>
+            insert.connected.has(`${id}:${handle}`) ? null : (
+              <button
+                key={handle}
+                type="button"
+                className="lf-add-after nodrag nopan nokey"
+                style={{ left: `${((index + 1) * 100) / (outputs.length + 1)}%` }}
+                aria-label={
+                  handle === "next"
+                    ? gettext("Add a step after this one")
+                    : interpolate(gettext("Add a step after “%(output)s”"), { output: handleLabel(handle) }, true)
+                }
+                title={gettext("Add a step here")}
+                onClick={(event) => {
+                  event.stopPropagation();
+                  insert.open({ source: id, handle }, event.currentTarget);
+                }}
+              >
+                +
+              </button>
+            ),
+          )}
       </div>
     </div>
   );

@@ -1,6 +1,7 @@
 // Conversions between the server's graph JSON and React Flow's nodes and
 // edges, the rules a connection must obey, and the layered auto-layout.
 import dagre from "@dagrejs/dagre";
+import { MarkerType } from "@xyflow/react";
 import { gettext } from "../i18n.js";
 
 export const NODE_WIDTH = 240;
@@ -23,15 +24,55 @@ export function toCanvas(graph, types, summaries) {
   return { nodes, edges };
 }
 
+// Every connection ends in an arrow. A condition's output is named once, on
+// its node's handle, not again on the line.
+export const EDGE_MARKER = { type: MarkerType.ArrowClosed, width: 18, height: 18, color: "#6b7280" };
+
 export function canvasEdge(edge) {
   const handle = edge.sourceHandle || "next";
   return {
     id: edge.id,
+    type: "leadflow",
     source: edge.source,
     sourceHandle: handle,
     target: edge.target,
-    label: handle === "next" ? undefined : handleLabel(handle),
+    markerEnd: EDGE_MARKER,
   };
+}
+
+// Where a node of the default size fits at `at` or below it, clear of `nodes`.
+export function freeSpot(at, nodes, skip = null) {
+  const gap = 24;
+  const spot = { x: at.x, y: at.y };
+  for (let tries = 0; tries < 200; tries += 1) {
+    const hit = nodes.find((n) => {
+      if (n.id === skip) return false;
+      const w = n.measured?.width || NODE_WIDTH;
+      const h = n.measured?.height || NODE_HEIGHT;
+      return (
+        spot.x < n.position.x + w + gap &&
+        spot.x + NODE_WIDTH + gap > n.position.x &&
+        spot.y < n.position.y + h + gap &&
+        spot.y + NODE_HEIGHT + gap > n.position.y
+      );
+    });
+    if (!hit) return spot;
+    spot.y = hit.position.y + (hit.measured?.height || NODE_HEIGHT) + gap;
+  }
+  return spot;
+}
+
+// The nodes reachable from `start` along `edges`, `start` included.
+export function downstream(start, edges) {
+  const seen = new Set();
+  const stack = [start];
+  while (stack.length) {
+    const id = stack.pop();
+    if (seen.has(id)) continue;
+    seen.add(id);
+    for (const e of edges) if (e.source === id) stack.push(e.target);
+  }
+  return seen;
 }
 
 export function toGraph(nodes, edges) {

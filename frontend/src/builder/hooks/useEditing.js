@@ -1,7 +1,37 @@
 import { useReactFlow } from "@xyflow/react";
 import { useCallback } from "react";
 import { DRAG_TYPE } from "../Palette.jsx";
-import { canvasEdge, connectionProblem, layered, newNodeId, nodeAriaLabel } from "../graph.js";
+import {
+  NODE_HEIGHT,
+  NODE_WIDTH,
+  canvasEdge,
+  connectionProblem,
+  downstream,
+  freeSpot,
+  layered,
+  newNodeId,
+  nodeAriaLabel,
+} from "../graph.js";
+
+// Vertical room between a step and the next one.
+const STEP_GAP = 70;
+
+// A new node of `type` at `position`, with its settings' defaults, selected.
+function freshNode(type, position, nodes) {
+  const config = {};
+  for (const [name, spec] of Object.entries(type.config_schema.properties || {})) {
+    if (spec.default !== undefined) config[name] = spec.default;
+  }
+  const summary = type.defaultSummary || "";
+  return {
+    id: newNodeId(type.key, nodes),
+    type: "leadflow",
+    position,
+    selected: true,
+    data: { nodeType: type.key, config, summary, complete: type.defaultSummary != null, problems: [] },
+    ariaLabel: nodeAriaLabel(type, summary),
+  };
+}
 
 // Edits made on the canvas itself: React Flow's changes (moving, deleting,
 // selecting), new connections, nodes added from the palette (by click or by
@@ -68,7 +98,7 @@ export default function useEditing({
   );
 
   // A node of the type, with its settings' defaults, selected alone: where it
-  // was dropped, or near the middle of the canvas, each one a little further.
+  // was dropped, or near the middle of the canvas, below anything already there.
   const addNode = useCallback(
     (typeKey, position) => {
       const type = types[typeKey];
@@ -76,28 +106,85 @@ export default function useEditing({
       let at = position;
       if (!at) {
         const box = wrapper.current.getBoundingClientRect();
-        const centre = screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 3 });
-        const offset = (nodesRef.current.length % 6) * 24;
-        at = { x: centre.x - 120 + offset, y: centre.y + offset };
+        const centre = screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 4 });
+        at = freeSpot({ x: centre.x - NODE_WIDTH / 2, y: centre.y }, nodesRef.current);
       }
       record();
-      const id = newNodeId(typeKey, nodesRef.current);
-      const config = {};
-      for (const [name, spec] of Object.entries(type.config_schema.properties || {})) {
-        if (spec.default !== undefined) config[name] = spec.default;
-      }
-      const node = {
-        id,
-        type: "leadflow",
-        position: at,
-        selected: true,
-        data: { nodeType: typeKey, config, summary: "", problems: [] },
-        ariaLabel: nodeAriaLabel(type, ""),
-      };
+      const node = freshNode(type, at, nodesRef.current);
       setNodes((list) => [...list.map((n) => ({ ...n, selected: false })), node]);
       touched();
     },
     [types, readOnly, wrapper, nodesRef, screenToFlowPosition, record, setNodes, touched],
+  );
+
+  // A step added after an output ({ source, handle }), connected to it and
+  // placed below it; or on a connection ({ edge }), between its two ends, the
+  // steps below moved down to make room.
+  const insertStep = useCallback(
+    (typeKey, place) => {
+      const type = types[typeKey];
+      if (!type || readOnly || type.kind === "trigger") return;
+      const nodes = nodesRef.current;
+      const edges = edgesRef.current;
+      const firstOutput = type.outputs[0];
+      if (place.edge) {
+        const edge = edges.find((e) => e.id === place.edge);
+        const target = edge && nodes.find((n) => n.id === edge.target);
+        if (!edge || !target || !firstOutput) return;
+        record();
+        const node = freshNode(type, { ...target.position }, nodes);
+        const shift = NODE_HEIGHT + STEP_GAP;
+        const below = downstream(target.id, edges);
+        const handle = edge.sourceHandle || "next";
+        setNodes((list) => [
+          ...list.map((n) => ({
+            ...n,
+            selected: false,
+            position: below.has(n.id) ? { x: n.position.x, y: n.position.y + shift } : n.position,
+          })),
+          node,
+        ]);
+        setEdges((list) => [
+          ...list.filter((e) => e.id !== edge.id),
+          canvasEdge({
+            id: `${edge.source}-${handle}-${node.id}`,
+            source: edge.source,
+            sourceHandle: handle,
+            target: node.id,
+          }),
+          canvasEdge({
+            id: `${node.id}-${firstOutput}-${target.id}`,
+            source: node.id,
+            sourceHandle: firstOutput,
+            target: target.id,
+          }),
+        ]);
+        touched();
+        return;
+      }
+      const source = nodes.find((n) => n.id === place.source);
+      if (!source) return;
+      const sourceType = types[source.data.nodeType];
+      const outputs = sourceType ? sourceType.outputs : ["next"];
+      const index = Math.max(0, outputs.indexOf(place.handle));
+      const spread = (index - (outputs.length - 1) / 2) * (NODE_WIDTH + 40);
+      const height = source.measured?.height || NODE_HEIGHT;
+      const at = freeSpot({ x: source.position.x + spread, y: source.position.y + height + STEP_GAP }, nodes);
+      record();
+      const node = freshNode(type, at, nodes);
+      setNodes((list) => [...list.map((n) => ({ ...n, selected: false })), node]);
+      setEdges((list) => [
+        ...list,
+        canvasEdge({
+          id: `${source.id}-${place.handle}-${node.id}`,
+          source: source.id,
+          sourceHandle: place.handle,
+          target: node.id,
+        }),
+      ]);
+      touched();
+    },
+    [types, readOnly, nodesRef, edgesRef, record, setNodes, setEdges, touched],
   );
   const onDragOver = useCallback((event) => {
     if (event.dataTransfer.types.includes(DRAG_TYPE)) {
@@ -111,9 +198,9 @@ export default function useEditing({
       if (!key) return;
       event.preventDefault();
       const at = screenToFlowPosition({ x: event.clientX, y: event.clientY });
-      addNode(key, { x: at.x - 120, y: at.y - 30 });
+      addNode(key, freeSpot({ x: at.x - NODE_WIDTH / 2, y: at.y - 30 }, nodesRef.current));
     },
-    [addNode, screenToFlowPosition],
+    [addNode, screenToFlowPosition, nodesRef],
   );
 
   const autoLayout = useCallback(() => {
@@ -123,5 +210,15 @@ export default function useEditing({
     window.requestAnimationFrame(() => fitView({ padding: 0.2 }));
   }, [record, setNodes, edgesRef, touched, fitView]);
 
-  return { onNodesChange, onEdgesChange, isValidConnection, onConnect, addNode, onDragOver, onDrop, autoLayout };
+  return {
+    onNodesChange,
+    onEdgesChange,
+    isValidConnection,
+    onConnect,
+    addNode,
+    insertStep,
+    onDragOver,
+    onDrop,
+    autoLayout,
+  };
 }
