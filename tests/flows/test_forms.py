@@ -650,7 +650,7 @@ def test_wait_until_shows_the_awaited_triggers_own_fields(editor, flow):
     # Another trigger chosen: its fields, and what it still needs.
     other = FormDocument(switched.content.decode())
     assert other.options["event.config.activity"][0] == ("", "Choose…")
-    assert other.errors == {"event.config.activity": ["This is required."]}
+    assert other.errors == {"event.config.activity": ["Choose what the lead did with the email."]}
 
 
 @pytest.mark.parametrize(
