@@ -405,7 +405,10 @@ def flows_create(count: int, *, segment_ids: Sequence[int], rng: random.Random) 
             trigger = canvas.node("t", "page.visited", {"url": url}, row=0)
             canvas.edge(trigger, canvas.node("s", "score.adjust", score, row=1))
         elif kind == 2:
-            config = {"activity": "clicked", "campaign": CAMPAIGNS[n % len(CAMPAIGNS)]}
+            config: dict[str, Any] = {
+                "activity": "clicked",
+                "campaign": CAMPAIGNS[n % len(CAMPAIGNS)],
+            }
             trigger = canvas.node("t", "email.activity", config, row=0)
             canvas.edge(trigger, canvas.node("s", "score.adjust", score, row=1))
         elif kind == 3 and segment_ids:
@@ -477,7 +480,7 @@ def inbound_messages(*, count: int, leads: int, seed: int, tag: str) -> list[dic
                 {**base, "type": f"email.{activity}", "campaign": rng.choice(CAMPAIGNS)}
             )
         else:
-            traits = (
+            traits: dict[str, Any] = (
                 {"job_title": rng.choice(TITLES)}
                 if rng.random() < 0.5
                 else {"company_size": rng.choice([5, 20, 60, 300])}
@@ -696,7 +699,7 @@ def latency_phase(
     finally:
         server.stop()
     with psycopg.connect(conninfo) as conn:
-        processed = dict(
+        processed: dict[str, Any] = dict(
             conn.execute(
                 "SELECT idempotency_key, extract(epoch FROM processed_at) FROM leads_event "
                 "WHERE source = 'segment' AND idempotency_key = ANY(%s)",

@@ -316,12 +316,12 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
     # Each lead's changes, in the order they were made, go from 0 to its score with
     # no gap and no overlap: no two of its events were applied at once.
     chains: dict[str, list[tuple[int, int]]] = {}
-    for user, properties in (
+    for changed, properties in (
         Event.objects.filter(type="score.changed")
         .order_by("pk")
         .values_list("lead__external_id", "properties")
     ):
-        chains.setdefault(user, []).append((properties["from"], properties["to"]))
+        chains.setdefault(str(changed), []).append((properties["from"], properties["to"]))
     broken = {
         user: chain
         for user, chain in chains.items()

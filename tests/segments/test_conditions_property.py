@@ -652,7 +652,9 @@ def test_the_per_lead_statement_answers_what_the_compiled_tree_selects(
         former = {}
         for lead_id in Lead.objects.values_list("id", flat=True):
             answers[lead_id] = _evaluate(lead_id, watched, NOW)
-            row = Lead.objects.filter(pk=lead_id).values(**former_checks).get()
+            row: dict[str, Any] = dict(
+                Lead.objects.filter(pk=lead_id).values(**former_checks).get()
+            )
             former[lead_id] = {w.pk: bool(row[f"s{w.pk}"]) for w in watched}
         transaction.set_rollback(True)
 

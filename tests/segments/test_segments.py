@@ -8,8 +8,8 @@ from django.utils import timezone
 from core.scope import processing_batch
 from leads.models import Event, Lead, Segment, SegmentMembership
 from leads.services.events import events_process
+from segments.check import ALWAYS
 from segments.services import (
-    ALWAYS,
     segment_create,
     segment_recompute,
     segments_check_lead,
