@@ -1116,7 +1116,7 @@ def _segments() -> int:
     return created
 
 
-def _online_behaviour(created_by: User | None) -> dict[str, Any]:
+def _online_behaviour(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     return scoring_columns(
         [
             (
