@@ -185,7 +185,9 @@ def test_the_api_duplicates_archives_and_deletes_drafts_only(marketer_api):
     assert sorted(Flow.objects.values_list("name", flat=True)) == ["Welcome", "Welcome 2"]
 
 
-def test_the_api_says_when_a_live_flow_has_unpublished_changes(marketer_api):
+def test_the_api_says_when_a_live_flow_has_unpublished_changes(
+    marketer_api, django_assert_max_num_queries
+):
     live = published("Welcome", LIVE)
     moved = {
         **LIVE,
@@ -199,8 +201,15 @@ def test_the_api_says_when_a_live_flow_has_unpublished_changes(marketer_api):
     assert marketer_api.get(url).json()["unpublished_changes"] is False
     flow_draft_save(flow=live, graph=graph(("t", "lead.created", {})), revision=1)
     assert marketer_api.get(url).json()["unpublished_changes"] is True
-    listed = marketer_api.get("/api/v1/flows/").json()["results"]
-    assert [(f["name"], f["unpublished_changes"]) for f in listed] == [("Welcome", True)]
+    for n in range(5):
+        published(f"Live {n}", LIVE)
+    # Key or session, user, role, the page of flows with their versions.
+    with django_assert_max_num_queries(5):
+        listed = marketer_api.get("/api/v1/flows/").json()["results"]
+    assert [(f["name"], f["unpublished_changes"]) for f in listed] == [
+        *[(f"Live {n}", False) for n in reversed(range(5))],
+        ("Welcome", True),
+    ]
 
 
 def test_sales_cannot_manage_flows(sales_api, client, sales):

@@ -1248,7 +1248,7 @@ def _emails(created_by: User | None) -> int:
     return created
 
 
-def _online_behaviour(created_by: User | None) -> dict[str, Any]:
+def _online_behaviour(created_by: User | None, *, preview: bool = False) -> dict[str, Any]:
     return scoring_columns(
         [
             (
