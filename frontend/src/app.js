@@ -44,7 +44,22 @@ function followLabel(keyInput) {
   });
 }
 
+// The leads list's bulk bar shows only the input the chosen action needs.
+function bulkInputs(form) {
+  const action = form.querySelector('[name="bulk-action"]');
+  if (!action || form.dataset.bulkReady) return;
+  form.dataset.bulkReady = "yes";
+  const show = () => {
+    for (const box of form.querySelectorAll("[data-bulk-for]")) {
+      box.hidden = !box.dataset.bulkFor.split(" ").includes(action.value);
+    }
+  };
+  action.addEventListener("change", show);
+  show();
+}
+
 function enhance(root) {
+  for (const form of root.querySelectorAll("form[data-bulk-form]")) bulkInputs(form);
   for (const el of root.querySelectorAll("input[data-key-from]")) followLabel(el);
   for (const el of root.querySelectorAll('[data-bs-toggle="dropdown"]')) Dropdown.getOrCreateInstance(el);
   for (const el of root.querySelectorAll(".collapse")) Collapse.getOrCreateInstance(el, { toggle: false });

@@ -69,3 +69,27 @@ def test_a_custom_fields_key_follows_its_label_until_edited(page: Page, live_ser
     assert list(FieldDefinition.objects.values_list("key", "label")) == [
         ("cafe_visits_web", "Café visits (web)!")
     ]
+
+
+def test_the_bulk_bar_shows_only_the_chosen_actions_input(page: Page, live_server, login):
+    LeadFactory.create(first_name="Ada")
+    login(page, "marketer")
+    page.goto(f"{live_server.url}/leads/")
+    owner, tag, stage = (
+        page.get_by_label("New owner"),
+        page.get_by_label("Tag", exact=True).last,
+        page.get_by_label("New stage"),
+    )
+
+    page.get_by_label("Bulk action").select_option("owner")
+    expect(owner).to_be_visible()
+    expect(tag).to_be_hidden()
+    expect(stage).to_be_hidden()
+
+    page.get_by_label("Bulk action").select_option("tag_remove")
+    expect(owner).to_be_hidden()
+    expect(tag).to_be_visible()
+
+    page.get_by_label("Bulk action").select_option("stage")
+    expect(tag).to_be_hidden()
+    expect(stage).to_be_visible()

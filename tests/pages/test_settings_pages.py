@@ -861,7 +861,7 @@ def test_edit_a_users_name_shows_it_everywhere(client, admin_user, sales):
     # The same name in the owner column and filter of the leads list, and on the profile.
     leads = _html(client.get("/leads/"))
     assert re.search(rf'<option value="{sales.pk}"[^>]*>Clara Keller</option>', leads)
-    assert "<td>Clara Keller</td>" in leads
+    assert '<td data-label="Owner">Clara Keller</td>' in leads
     profile = _html(client.get(f"/leads/{lead.pk}/"))
     assert "<strong data-owner>Clara Keller</strong>" in profile
     # And in the top bar, for the rep themselves.
