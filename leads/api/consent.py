@@ -38,7 +38,10 @@ REFUSED = OpenApiResponse(
 
 class ConsentRecordSerializer(serializers.ModelSerializer[ConsentRecord]):
     created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="The user who set it on the profile or through the API; null otherwise.",
     )
 
     class Meta:
