@@ -199,6 +199,10 @@ def events_inbox_drain() -> int:
                     break
                 moved += count
                 events_process(event_ids=ids)
+            # Events moved by a pass that stopped half way (an outage; its task is
+            # retried, and finds the inbox empty) wait in the database: go on with
+            # those too, as a small message of ids would.
+            events_process(event_ids=[], drain=True)
             # Answered: from here a request rings again. One that stored its
             # events before this without ringing (a ring was on its way) is found
             # by the look below.
