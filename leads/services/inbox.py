@@ -193,16 +193,20 @@ def events_inbox_drain() -> int:
         with _mover(path) as mine:
             if not mine:
                 return moved
-            # From here, a request rings again: what it stores after this
-            # mover's last look must not wait for the sweeper.
-            conn.execute("UPDATE bell SET rung = 0")
             while True:
                 count, ids = _move(conn)
                 if not count:
                     break
                 moved += count
                 events_process(event_ids=ids)
-        # A ring while this process held the lock found it held and left: look
-        # once more now that it is free.
+            # Events moved by a pass that stopped half way (an outage; its task is
+            # retried, and finds the inbox empty) wait in the database: go on with
+            # those too, as a small message of ids would.
+            events_process(event_ids=[], drain=True)
+            # Answered: from here a request rings again. One that stored its
+            # events before this without ringing (a ring was on its way) is found
+            # by the look below.
+            conn.execute("UPDATE bell SET rung = 0")
+        # So is a ring that came while this process held the lock, and left.
         if conn.execute("SELECT 1 FROM inbox LIMIT 1").fetchone() is None:
             return moved

@@ -104,12 +104,10 @@ def _processed(embedded: Embedded) -> int:
     )
 
 
-# Stores events as the web does, from a process of its own that then ends: into
-# the database (as the REST API does) or the inbox (as the tracking API does).
+# Stores events as the web does, from a process of its own that then ends.
 RECORD = """
 from django.utils import timezone
 from leads.services.events import events_record
-from leads.services.inbox import events_receive
 from leads.services.ingest import segment_message_to_event
 now = timezone.now()
 first, count = {first}, {count}
@@ -119,7 +117,7 @@ for start in range(first, first + count, 50):
          "messageId": f"m-{{n}}"}}
         for n in range(start, min(start + 50, first + count))
     ]
-    {record}(events=[
+    events_record(events=[
         segment_message_to_event(m, type_=None, received_at=now, sent_at=None) for m in messages
     ])
 """
@@ -135,11 +133,8 @@ def test_pool_children_forked_again_and_again_leave_sqlite_whole(embedded, worke
     # When events are stored in a few parts and processed by pool children that
     # are replaced again and again.
     part = EVENTS // PARTS
-    for n, first in enumerate(range(0, EVENTS, part)):
-        record = "events_receive" if n % 2 else "events_record"
-        embedded.manage(
-            "shell", "-c", RECORD.format(first=first, count=part, leads=LEADS, record=record)
-        )
+    for first in range(0, EVENTS, part):
+        embedded.manage("shell", "-c", RECORD.format(first=first, count=part, leads=LEADS))
     # Then every event is processed and the database is whole, while the main
     # process kept writing its heartbeat.
     deadline = time.monotonic() + 240
@@ -151,9 +146,6 @@ def test_pool_children_forked_again_and_again_leave_sqlite_whole(embedded, worke
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert _processed(embedded) == EVENTS, log[-3000:]
     assert embedded.query("PRAGMA integrity_check") == [("ok",)]
-    # The inbox's half went through the inbox, which is empty now.
-    with contextlib.closing(sqlite3.connect(embedded.data / "leadflow.inbox.sqlite3")) as inbox:
-        assert inbox.execute("SELECT count(*) FROM inbox").fetchone() == (0,)
     assert "disk I/O error" not in log
     assert "malformed" not in log
     assert "worker heartbeat not written" not in log
