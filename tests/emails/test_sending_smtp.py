@@ -147,6 +147,7 @@ def test_the_pixel_and_the_link_each_record_one_event(smtp_server, flow, client)
             "unsubscribed": 0,
             "held": 0,
             "skipped": 0,
+            "text": "1 sent · 0 delivered · 1 opened · 1 clicked · 0 bounced · 0 unsubscribed",
         }
     }
 
