@@ -81,8 +81,6 @@ PROVIDER_IDEMPOTENCY: dict[str, Callable[[EmailSend], tuple[str, str]]] = {
     # Brevo: "idempotencyKey" among the message's headers, a UUID, kept 30 minutes.
     "brevo": lambda send: ("idempotencyKey", str(uuid.uuid5(uuid.NAMESPACE_URL, send.key))),
     "sendinblue": lambda send: ("idempotencyKey", str(uuid.uuid5(uuid.NAMESPACE_URL, send.key))),
-    # Resend: the key as a header of the message, kept 24 hours.
-    "resend": lambda send: ("Resend-Idempotency-Key", send.key),
 }
 
 

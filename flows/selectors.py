@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from core.roles import Role
 from emails.models import EmailSend, EmailTemplate, SendStatus
@@ -196,7 +197,7 @@ def flow_node_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
 EMAIL_COUNTS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
 
 
-def flow_email_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
+def flow_email_stats(*, flow: Flow) -> dict[str, dict[str, Any]]:
     """Per "Send email" node: how many of its emails were sent, delivered,
     opened (by a person), clicked, bounced, led to an unsubscribe; and how many
     wait (held) or were skipped. One aggregate query over the flow's sends."""
@@ -214,7 +215,27 @@ def flow_email_stats(*, flow: Flow) -> dict[str, dict[str, int]]:
             skipped=Count("id", filter=Q(status=SendStatus.SKIPPED)),
         )
     )
-    return {row.pop("node_id"): row for row in rows}
+    stats = {row.pop("node_id"): row for row in rows}
+    for counts in stats.values():
+        counts["text"] = email_counts_text(counts)
+    return stats
+
+
+def email_counts_text(counts: dict[str, Any]) -> str:
+    """A step's email counts in words, as the canvas shows them."""
+    words = [
+        ngettext("%(count)s sent", "%(count)s sent", counts["sent"]),
+        ngettext("%(count)s delivered", "%(count)s delivered", counts["delivered"]),
+        ngettext("%(count)s opened", "%(count)s opened", counts["opened"]),
+        ngettext("%(count)s clicked", "%(count)s clicked", counts["clicked"]),
+        ngettext("%(count)s bounced", "%(count)s bounced", counts["bounced"]),
+        ngettext("%(count)s unsubscribed", "%(count)s unsubscribed", counts["unsubscribed"]),
+    ]
+    keys: tuple[str, ...] = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
+    if counts["held"]:
+        words.append(ngettext("%(count)s held", "%(count)s held", counts["held"]))
+        keys += ("held",)
+    return " · ".join(word % {"count": counts[key]} for word, key in zip(words, keys, strict=True))
 
 
 def flow_names(flow_ids: Iterable[int]) -> dict[int, str]:

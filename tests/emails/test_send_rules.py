@@ -116,6 +116,7 @@ def test_over_the_rate_sends_wait_for_the_next_minute(smtp_server):
     statuses = sorted(EmailSend.objects.get(pk=s.pk).status for s in sends)
     assert statuses == [SendStatus.HELD, SendStatus.SENT, SendStatus.SENT]
     held = EmailSend.objects.get(status=SendStatus.HELD)
+    assert held.next_attempt_at is not None
     assert held.next_attempt_at >= NOW + dt.timedelta(minutes=1)
     assert len(smtp_server.received) == 2
 

@@ -5,28 +5,6 @@ import { InsertContext, NodeLeadsContext, TypesContext } from "./context.js";
 import { handleLabel, kindLabel } from "./graph.js";
 
 const COUNT_KEYS = ["entered", "completed", "waiting", "failed"];
-const EMAIL_KEYS = ["sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "held"];
-
-// A "Send email" step's counts of its emails, as shown.
-function emailCountText(key, count) {
-  const number = formatNumber(count);
-  switch (key) {
-    case "sent":
-      return interpolate(gettext("%(count)s sent"), { count: number }, true);
-    case "delivered":
-      return interpolate(gettext("%(count)s delivered"), { count: number }, true);
-    case "opened":
-      return interpolate(gettext("%(count)s opened"), { count: number }, true);
-    case "clicked":
-      return interpolate(gettext("%(count)s clicked"), { count: number }, true);
-    case "bounced":
-      return interpolate(gettext("%(count)s bounced"), { count: number }, true);
-    case "unsubscribed":
-      return interpolate(gettext("%(count)s unsubscribed"), { count: number }, true);
-    default:
-      return interpolate(gettext("%(count)s held"), { count: number }, true);
-  }
-}
 
 // A count on a published flow's node: as shown, and as said to a screen reader.
 function countText(key, count) {
@@ -132,13 +110,8 @@ function FlowNode({ id, data, selected }) {
         </div>
       )}
       {data.stats && data.stats.email && (
-        <div className="lf-node-email-stats" role="group" aria-label={gettext("Emails of this step")}>
-          {EMAIL_KEYS.filter((key) => key !== "held" || data.stats.email.held > 0).map((key) => (
-            <span key={key} className={`lf-email-stat lf-email-stat-${key}`}>
-              {emailCountText(key, data.stats.email[key] || 0)}
-            </span>
-          ))}
-        </div>
+        // Worded by the server, in the marketer's language.
+        <div className="lf-node-email-stats">{data.stats.email.text}</div>
       )}
       {problems.length > 0 && (
         <ul className="lf-node-problems" role="alert">
