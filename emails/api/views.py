@@ -94,7 +94,7 @@ class EmailTemplateSerializer(serializers.ModelSerializer[EmailTemplate]):
         return self._saved(lambda: template_update(template=instance, **changes))
 
 
-class PreviewSerializer(serializers.Serializer[dict[str, Any]]):
+class EmailPreviewSerializer(serializers.Serializer[dict[str, Any]]):
     lead = serializers.IntegerField(
         min_value=1, max_value=2**63 - 1, help_text="The id of the lead to render the email for."
     )
@@ -142,7 +142,7 @@ class EmailTemplateViewSet(viewsets.ModelViewSet[EmailTemplate]):
             ) from None
 
     @extend_schema(
-        request=PreviewSerializer,
+        request=EmailPreviewSerializer,
         responses={200: PreviewResult, 400: OpenApiResponse(description="No such lead.")},
     )
     @action(detail=True, methods=["post"])
@@ -150,7 +150,7 @@ class EmailTemplateViewSet(viewsets.ModelViewSet[EmailTemplate]):
         """The template rendered for a lead, as it would be sent (with the footer's
         unsubscribe link pointing nowhere, and no tracking)."""
         template = self.get_object()
-        serializer = PreviewSerializer(data=request.data)
+        serializer = EmailPreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lead = (
             leads_visible_to(request.user)

@@ -1012,9 +1012,17 @@ def test_a_builder_edit_answers_with_the_builder_and_the_typed_condition(editor,
     html = response.content.decode()
     assert html.startswith('<div id="condition-builder"')
     assert 'name="c-1-activity"' in html
+    # The new activity rule waits for its activity: what was typed is kept, and
+    # the step says what is missing instead of counting a rule nobody set.
     event = configured(response)
-    assert event["complete"] is True
-    assert event["config"]["conditions"]["all"][1]["activity"] == "page"
+    assert event["complete"] is False
+    assert event["problems"] == ["Conditions: Choose an activity."]
+    assert event["config"]["conditions"]["all"][0] == {
+        "field": "job_title",
+        "op": "contains",
+        "value": "CEO",
+    }
+    assert event["config"]["conditions"]["all"][1]["activity"] == ""
 
 
 def test_the_live_count_of_a_condition(editor, flow):

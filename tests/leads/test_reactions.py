@@ -3,7 +3,7 @@ documented order whatever order the apps load in."""
 
 import pytest
 
-from emails.consent import consent_changed_react
+from emails.reactions import emails_on_event
 from flows.engine import LISTENING, flows_on_event
 from flows.hooks import hooks_on_event
 from leads.services import reactions as registry
@@ -15,7 +15,7 @@ def test_apps_registered_scoring_then_segments_then_emails_then_flows():
     assert [(r.name, r.react) for r in registry.reactions()] == [
         ("scoring", scoring_on_event),
         ("segments", segments_on_event),
-        ("emails", consent_changed_react),
+        ("emails", emails_on_event),
         ("flows", flows_on_event),
         ("hooks", hooks_on_event),
     ]

@@ -37,7 +37,11 @@ NOW = dt.datetime(2025, 6, 11, 12, 0, tzinfo=dt.UTC)
 
 def _flow(name: str = "Nurture") -> tuple[Flow, FlowVersion]:
     graph = {"nodes": [{"id": "n1", "type": "score.adjust", "config": {}}], "edges": []}
-    version = FlowVersionFactory.create(flow__name=name, graph=graph)
+    # Flow names are unique: a second "Nurture" gets its number, as the app's own would.
+    taken = Flow.objects.filter(name__istartswith=name).count()
+    version = FlowVersionFactory.create(
+        flow__name=name if not taken else f"{name} ({taken + 1})", graph=graph
+    )
     return version.flow, version
 
 

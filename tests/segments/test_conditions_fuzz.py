@@ -155,7 +155,9 @@ def test_any_tree_is_refused_with_paths_or_counted(marketer_api, account, data):
         ) or (preview.json()["error"]["code"] == "parse_error")
         return
     assert 0 <= preview.json()["count"] <= 2
-    flow = marketer_api.post("/api/v1/flows/", {"name": "Branch"}, format="json").json()
+    flow = marketer_api.post(
+        "/api/v1/flows/", {"name": f"Branch {uuid.uuid4().hex[:8]}"}, format="json"
+    ).json()
     graph = {
         "nodes": [
             {"id": "t", "type": "lead.created", "config": {}},
