@@ -201,13 +201,13 @@ def test_the_list_shows_kind_count_refresh_and_creator(
     ceo_row = next(r for r in rows if f'href="/segments/{ceos.pk}/"' in r)
     ceos.refresh_from_db()
     assert "Dynamic" in ceo_row
-    assert '<td class="text-end">2</td>' in ceo_row
+    assert '<td class="text-end" data-label="Members">2</td>' in ceo_row
     assert ceos.last_refreshed_at is not None
     assert ceos.last_refreshed_at.isoformat()[:19] in ceo_row
     assert "marketer-t" in ceo_row
     vip_row = next(r for r in rows if f'href="/segments/{static.pk}/"' in r)
     assert "Static" in vip_row
-    assert '<td class="text-end">1</td>' in vip_row
+    assert '<td class="text-end" data-label="Members">1</td>' in vip_row
 
 
 # --- the builder ---------------------------------------------------------------------------
@@ -787,7 +787,9 @@ def test_members_are_listed_newest_first_a_page_at_a_time(
     client.force_login(marketer)
     with django_assert_max_num_queries(6):
         page = client.get(f"/segments/{segment.pk}/").content.decode()
-    shown = [int(pk) for pk in re.findall(r'<td><a href="/leads/(\d+)/">', page)]
+    shown = [
+        int(pk) for pk in re.findall(r'<td class="lf-stack-inline"><a href="/leads/(\d+)/">', page)
+    ]
     newest_first = [lead.pk for lead in reversed(leads)]
     assert shown == newest_first[:50]
     seen = list(shown)
@@ -797,7 +799,10 @@ def test_members_are_listed_newest_first_a_page_at_a_time(
             break
         with django_assert_max_num_queries(5):
             page = client.get(html.unescape(more.group(1)), **HTMX).content.decode()
-        seen += [int(pk) for pk in re.findall(r'<td><a href="/leads/(\d+)/">', page)]
+        seen += [
+            int(pk)
+            for pk in re.findall(r'<td class="lf-stack-inline"><a href="/leads/(\d+)/">', page)
+        ]
     assert seen == newest_first
 
 
