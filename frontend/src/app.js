@@ -58,7 +58,25 @@ function bulkInputs(form) {
   show();
 }
 
+// A filter form folded behind a "Filters" button on a phone: the button tells
+// how many filters are set (the sort order is not one).
+function filterCount(form) {
+  const badge = document.querySelector(`[data-bs-target="#${form.id}"] [data-filter-badge]`);
+  if (!badge) return;
+  const show = () => {
+    const active = [...form.elements].filter(
+      (el) => el.name && el.type !== "hidden" && el.name !== "sort" && !el.disabled && el.value !== "",
+    ).length;
+    badge.textContent = String(active);
+    badge.hidden = active === 0;
+  };
+  form.addEventListener("change", show);
+  form.addEventListener("input", show);
+  show();
+}
+
 function enhance(root) {
+  for (const form of root.querySelectorAll("form[data-filter-count]")) filterCount(form);
   for (const form of root.querySelectorAll("form[data-bulk-form]")) bulkInputs(form);
   for (const el of root.querySelectorAll("input[data-key-from]")) followLabel(el);
   for (const el of root.querySelectorAll('[data-bs-toggle="dropdown"]')) Dropdown.getOrCreateInstance(el);

@@ -17,7 +17,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from core.vocabulary import Grade
-from flows.models import Flow
+from flows.models import Flow, FlowVersion
 from flows.presets import scoring_set_up
 from flows.scoring_review import CurrentPoints, current_points
 from flows.selectors import scoring_steps
@@ -89,11 +89,26 @@ class LogRow:
     lines: list[LogLine]
 
 
-def _points_words(points: dict[str, Any]) -> str:
+def _points_words(points: dict[str, Any], steps: dict[str, str]) -> str:
+    """The points of a scoring flow's steps, each step named by its label or
+    reason as the builder shows it, not by its id."""
     return ", ".join(
-        f"{key} {value:+d}" if isinstance(value, int) else f"{key} {value}"
+        f"{steps.get(key, key)} {value:+d}"
+        if isinstance(value, int)
+        else f"{steps.get(key, key)} {value}"
         for key, value in points.items()
     )
+
+
+def _step_names(graph: Any) -> dict[str, str]:
+    nodes = graph.get("nodes", []) if isinstance(graph, dict) else []
+    names = {}
+    for node in nodes:
+        config = node.get("config") or {}
+        name = node.get("label") or config.get("reason")
+        if name:
+            names[str(node.get("id"))] = str(name)
+    return names
 
 
 def log_rows(entries: list[ReviewLogEntry]) -> list[LogRow]:
@@ -104,6 +119,21 @@ def log_rows(entries: list[ReviewLogEntry]) -> list[LogRow]:
     flow_ids = {e.changes.get("flow") for e in entries if isinstance(e.changes, dict)}
     flows = {f.pk: f.name for f in Flow.objects.filter(pk__in=[i for i in flow_ids if i])}
     categories = dict(ScoreCategory.objects.values_list("key", "label"))
+    numbers = {
+        e.changes.get("version")
+        for e in entries
+        if isinstance(e.changes, dict) and "points" in e.changes
+    }
+    graphs: dict[tuple[Any, Any], Any] = (
+        {
+            (flow_id, number): graph
+            for flow_id, number, graph in FlowVersion.objects.filter(
+                flow_id__in=[i for i in flow_ids if i], number__in=[n for n in numbers if n]
+            ).values_list("flow_id", "number", "graph")
+        }
+        if numbers
+        else {}
+    )
     rows = []
     for entry in entries:
         changes = entry.changes if isinstance(entry.changes, dict) else {}
@@ -122,7 +152,8 @@ def log_rows(entries: list[ReviewLogEntry]) -> list[LogRow]:
             elif field == "version":
                 lines.append(LogLine(gettext("Version: %(number)s") % {"number": value}))
             elif field == "points" and isinstance(value, dict):
-                words = _points_words(value)
+                graph = graphs.get((changes.get("flow"), changes.get("version")))
+                words = _points_words(value, _step_names(graph))
                 lines.append(LogLine(gettext("Points: %(points)s") % {"points": words}))
             elif field == "flows" and isinstance(value, list):
                 made = ", ".join(str(v) for v in value) or gettext("none")

@@ -177,22 +177,31 @@ class _Checker:
         name = node.get("field")
         kind = field_type(name, self.definitions) if isinstance(name, str) else None
         if kind is None:
-            self.fail(f"{path}.field", gettext("Unknown field %(name)s.") % {"name": repr(name)})
+            self.fail(
+                f"{path}.field",
+                (
+                    gettext("There is no field called “%(name)s”.") % {"name": name}
+                    if isinstance(name, str) and name
+                    else gettext("Choose a field.")
+                ),
+            )
             return
         op = node.get("op")
         if op not in OPERATORS[kind]:
             self.fail(
                 f"{path}.op",
-                gettext("%(op)s is not an operator for %(kind)s fields; use one of: %(ops)s.")
-                % {"op": repr(op), "kind": kind, "ops": ", ".join(OPERATORS[kind])},
+                gettext("Choose how to compare this field.")
+                if op in ("", None)
+                else gettext("“%(op)s” does not work with this field; choose one of: %(ops)s.")
+                % {"op": op, "ops": _operator_words(OPERATORS[kind])},
             )
             return
         if op in NO_VALUE:
             if node.get("value") is not None:
-                self.fail(f"{path}.value", gettext("%(op)s takes no value.") % {"op": op})
+                self.fail(f"{path}.value", gettext("This comparison takes no value."))
             return
         if "value" not in node:
-            self.fail(f"{path}.value", gettext("A value is required."))
+            self.fail(f"{path}.value", gettext("Enter a value."))
             return
         message = value_problem(kind, op, node["value"], str(name), self.definitions)
         if message:
@@ -207,9 +216,9 @@ class _Checker:
         if node.get("activity") in ("", None):
             self.fail(f"{path}.activity", gettext("Choose an activity."))
         elif node.get("activity") not in COUNTABLE_TYPES:
-            self.fail(f"{path}.activity", _expected_one_of(COUNTABLE_TYPES))
+            self.fail(f"{path}.activity", gettext("Choose an activity from the list."))
         if "name" in node and not (isinstance(node["name"], str) and node["name"]):
-            self.fail(f"{path}.name", gettext("Expected a non-empty string."))
+            self.fail(f"{path}.name", gettext("Enter some text."))
         where = node.get("where", {})
         if not isinstance(where, dict):
             self.fail(f"{path}.where", gettext("Expected an object of property filters."))
@@ -219,12 +228,7 @@ class _Checker:
         if _bad_count(node.get("count", {"op": "gte", "value": 1})):
             self.fail(
                 f"{path}.count",
-                gettext("Expected %(shape)s.")
-                % {
-                    "shape": '{"op": "gte" | "lte" | "eq", "value": '
-                    + gettext("a whole number ≥ 0")
-                    + "}"
-                },
+                gettext("Choose how many times: at least, at most or exactly a whole number."),
             )
         self.activity_window(node, path)
 
@@ -242,7 +246,7 @@ class _Checker:
             if not _is_int(days) or not 1 <= days <= MAX_DAYS:
                 self.fail(
                     f"{path}.within_days",
-                    gettext("Expected a whole number of days, 1 to %(max)s.") % {"max": MAX_DAYS},
+                    gettext("Enter a whole number of days from 1 to %(max)s.") % {"max": MAX_DAYS},
                 )
         if "between" in node:
             problem = value_problem("date", "between", node["between"], "between", {})
@@ -261,10 +265,10 @@ class _Checker:
             self.fail(f"{path}.op", _expected_one_of(PROPERTY_OPERATORS))
         elif op in ("gt", "gte", "lt", "lte"):
             if not _is_number(value):
-                self.fail(f"{path}.value", gettext("Expected a number."))
+                self.fail(f"{path}.value", gettext("Enter a number."))
         elif op in ("contains", "starts_with", "ends_with"):
             if not isinstance(value, str) or not value:
-                self.fail(f"{path}.value", gettext("Expected a non-empty string."))
+                self.fail(f"{path}.value", gettext("Enter some text."))
         elif not isinstance(value, str | int | float | bool) or value is None:
             self.fail(f"{path}.value", gettext("Expected a string, number or boolean."))
 
@@ -276,14 +280,20 @@ class _Checker:
             self.fail(path, _unknown_keys(unknown))
         segment = node.get("segment")
         if not _is_int(segment):
-            self.fail(f"{path}.segment", gettext("Expected a segment id."))
+            self.fail(f"{path}.segment", gettext("Choose a segment."))
         elif self.segment_ids is not None and segment not in self.segment_ids:
-            self.fail(f"{path}.segment", gettext("No segment %(id)s.") % {"id": segment})
+            self.fail(f"{path}.segment", gettext("The chosen segment does not exist any more."))
         if node.get("op") not in ("in", "not_in"):
             self.fail(
                 f"{path}.op",
-                gettext("Expected %(first)s or %(second)s.") % {"first": "in", "second": "not_in"},
+                gettext("Choose “in the segment” or “not in the segment”."),
             )
+
+
+def _operator_words(ops: tuple[str, ...] | list[str]) -> str:
+    from segments.conditions.words import OP_LABELS  # words reads this module
+
+    return ", ".join(f"“{OP_LABELS.get(op, op)}”" for op in ops)
 
 
 def _unknown_keys(keys: set[str]) -> str:
@@ -336,7 +346,7 @@ def value_problem(
     if kind == "date":
         return _date_problem(op, value)
     if kind == "boolean":
-        return None if isinstance(value, bool) else gettext("Expected true or false.")
+        return None if isinstance(value, bool) else gettext("Choose yes or no.")
     if kind == "choice":
         return _choice_problem(op, value, _choice_options(name, definitions))
     if kind == "owner":
@@ -349,10 +359,10 @@ def value_problem(
 def _text_problem(op: str, value: Any) -> str | None:
     if op == "in":
         ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-        return None if ok else gettext("Expected a non-empty list of strings.")
+        return None if ok else gettext("Enter at least one value.")
     if isinstance(value, str) and value != "":
         return None
-    return gettext("Expected a non-empty string.")
+    return gettext("Enter some text.")
 
 
 def _number_problem(op: str, value: Any, name: str) -> str | None:
@@ -363,14 +373,14 @@ def _number_problem(op: str, value: Any, name: str) -> str | None:
         ok = isinstance(value, list) and len(value) == 2 and all(map(check, value))
         if not ok:
             if whole:
-                return gettext("Expected [low, high], two whole numbers.")
-            return gettext("Expected [low, high], two numbers.")
+                return gettext("Enter two whole numbers, the lower one first.")
+            return gettext("Enter two numbers, the lower one first.")
         if value[0] > value[1]:
-            return gettext("The low bound is above the high bound.")
+            return gettext("The first number is larger than the second.")
         return None
     if check(value):
         return None
-    return gettext("Expected a whole number.") if whole else gettext("Expected a number.")
+    return gettext("Enter a whole number.") if whole else gettext("Enter a number.")
 
 
 def _date_problem(op: str, value: Any) -> str | None:
@@ -378,39 +388,39 @@ def _date_problem(op: str, value: Any) -> str | None:
         ok = _is_int(value) and 0 <= value <= MAX_DAYS
         if ok:
             return None
-        return gettext("Expected a whole number of days, 0 to %(max)s.") % {"max": MAX_DAYS}
+        return gettext("Enter a whole number of days from 0 to %(max)s.") % {"max": MAX_DAYS}
     if op == "between":
         if not (isinstance(value, list) and len(value) == 2):
-            return gettext("Expected [first day, last day] as YYYY-MM-DD.")
+            return gettext("Choose a first and a last day.")
         first, last = parse_date(value[0]), parse_date(value[1])
         if first is None or last is None:
-            return gettext("Expected [first day, last day] as YYYY-MM-DD.")
+            return gettext("Choose a first and a last day.")
         return None if first <= last else gettext("The first day is after the last day.")
     if parse_date(value):
         return None
-    return gettext("Expected a date as YYYY-MM-DD (years 1900 to 9000).")
+    return gettext("Choose a date between the years 1900 and 9000.")
 
 
 def _choice_problem(op: str, value: Any, options: list[str]) -> str | None:
     values = value if op == "in" else [value]
     if op == "in" and (not isinstance(value, list) or not value):
-        return gettext("Expected a non-empty list.")
+        return gettext("Choose at least one option.")
     bad = [v for v in values if v not in options]
-    return gettext("Not one of: %(options)s.") % {"options": ", ".join(options)} if bad else None
+    return gettext("Choose from: %(options)s.") % {"options": ", ".join(options)} if bad else None
 
 
 def _owner_problem(op: str, value: Any) -> str | None:
     if op == "in":
         ok = isinstance(value, list) and value and all(map(_is_int, value))
-        return None if ok else gettext("Expected a non-empty list of user ids.")
-    return None if _is_int(value) else gettext("Expected a user id.")
+        return None if ok else gettext("Choose at least one person.")
+    return None if _is_int(value) else gettext("Choose a person.")
 
 
 def _tags_problem(op: str, value: Any) -> str | None:
     if op in ("has", "has_not"):
-        return None if isinstance(value, str) and value else gettext("Expected a tag name.")
+        return None if isinstance(value, str) and value else gettext("Enter a tag.")
     ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
-    return None if ok else gettext("Expected a non-empty list of tag names.")
+    return None if ok else gettext("Enter at least one tag.")
 
 
 def _bad_count(count: Any) -> bool:

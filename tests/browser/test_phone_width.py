@@ -17,6 +17,7 @@ from tests.factories import (
     HookSubscriptionFactory,
     LeadFactory,
     ReviewLogEntryFactory,
+    SegmentMembershipFactory,
     TaskFactory,
 )
 
@@ -112,6 +113,56 @@ def test_the_leads_list_and_the_scoring_review_fit_a_phone(page: Page, live_serv
     changed = page.locator("#review-log tbody td").nth(2).bounding_box()
     assert changed is not None
     assert changed["width"] >= 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lead_filters_fold_behind_a_button_on_a_phone(page: Page, live_server, login):
+    login(page, "sales", "sales-filters-phone")
+    LeadFactory.create(first_name="Ada", stage="lead")
+    page.set_viewport_size(PHONE)
+
+    # Two filters set (the sort order is not one): the form is folded away and
+    # the button says how many filters are on.
+    page.goto(f"{live_server.url}/leads/?q=Ada&stage=lead&sort=score")
+    expect(page.locator("#lead-rows tr")).to_have_count(1)
+    toggle = page.get_by_role("button", name="Filters")
+    expect(toggle).to_have_text("Filters 2")
+    expect(page.locator("#lead-filters")).to_be_hidden()
+
+    # Opened, a third filter counts at once.
+    toggle.click()
+    expect(page.get_by_label("Stage", exact=True)).to_be_visible()
+    page.locator("#lead-tag").fill("vip")
+    expect(toggle).to_have_text("Filters 3")
+
+    # On a laptop the form is always open and there is no button.
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{live_server.url}/leads/")
+    expect(page.locator("#lead-filters")).to_be_visible()
+    expect(page.get_by_role("button", name="Filters")).to_be_hidden()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_segments_and_their_members_fit_a_phone(page: Page, live_server, login):
+    login(page, "marketer", "marketer-segments-phone")
+    membership = SegmentMembershipFactory.create(
+        segment__name="Decision makers at companies of twenty-five people or more",
+        segment__description="Founders, C-level, VPs, heads and directors " * 3,
+        segment__member_count=1,
+        lead__email="alexandrina.featherstonehaugh@very-long-company-domain.example.com",
+        lead__company_name="International Widgets and Sprockets Holding",
+    )
+    page.set_viewport_size(PHONE)
+
+    page.goto(f"{live_server.url}/segments/")
+    expect(page.locator("#segment-table td[data-label='Members']")).to_have_text("1")
+    assert _page_width(page) == PHONE["width"]
+
+    page.goto(f"{live_server.url}/segments/{membership.segment.pk}/")
+    expect(page.locator("#member-rows td[data-label='Company']")).to_have_text(
+        "International Widgets and Sprockets Holding"
+    )
+    assert _page_width(page) == PHONE["width"]
 
 
 def _inside(page: Page, locator) -> None:

@@ -546,7 +546,7 @@ def test_graph_validation_reports_per_node(segment):
         "Say why the lead gets the points: the reason is shown on its profile."
     ]
     assert nodes["c"] == {
-        "config.conditions.all[0].field": ["Unknown field 'nope'."],
+        "config.conditions.all[0].field": ["There is no field called “nope”."],
         "edges": [
             "This step has no output “maybe”; its outputs are: yes, no. "
             "Connect one of those instead."

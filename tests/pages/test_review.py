@@ -14,7 +14,13 @@ from flows.models import Flow, FlowStatus
 from leads.models import Lead
 from scoring.models import ReviewLogEntry
 from scoring.services import scoring_settings
-from tests.factories import EventFactory, FlowFactory, LeadFactory, ReviewLogEntryFactory
+from tests.factories import (
+    EventFactory,
+    FlowFactory,
+    FlowVersionFactory,
+    LeadFactory,
+    ReviewLogEntryFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +166,11 @@ def test_marketers_see_a_preset_but_cannot_apply_it(client, marketer):
 
 def test_the_review_log_shows_changes_as_readable_lines(client, marketer):
     flow = FlowFactory.create(name="Pricing points")
+    steps = [
+        {"id": "n1", "type": "score.adjust", "config": {"points": 5, "reason": "Saw pricing"}},
+        {"id": "n2", "type": "score.adjust", "label": "Demo booked", "config": {"points": 20}},
+    ]
+    FlowVersionFactory.create(flow=flow, number=2, graph={"nodes": steps, "edges": []})
     ReviewLogEntryFactory.create(
         summary="Settings",
         changes={
@@ -169,7 +180,9 @@ def test_the_review_log_shows_changes_as_readable_lines(client, marketer):
         },
     )
     ReviewLogEntryFactory.create(
-        subject="flow", summary="Flow", changes={"flow": flow.pk, "version": 2, "points": {"n1": 5}}
+        subject="flow",
+        summary="Flow",
+        changes={"flow": flow.pk, "version": 2, "points": {"n1": 5, "n2": 20}},
     )
     client.force_login(marketer)
 
@@ -183,7 +196,7 @@ def test_the_review_log_shows_changes_as_readable_lines(client, marketer):
     assert "<li>Cap on the total: none → 90</li>" in html
     assert f'<li><a href="/flows/{flow.pk}/">Flow: Pricing points</a></li>' in html
     assert "<li>Version: 2</li>" in html
-    assert "<li>Points: n1 +5</li>" in html
+    assert "<li>Points: Saw pricing +5, Demo booked +20</li>" in html
     assert "{&#x27;" not in html
 
 

@@ -259,17 +259,18 @@ def test_validation_names_the_path_of_each_bad_rule():
     with pytest.raises(ConditionError) as caught:
         validate(tree, segment_ids=set())
     assert caught.value.fields == {
-        "all[0].field": ["Unknown field 'shoe_size'."],
+        "all[0].field": ["There is no field called “shoe_size”."],
         "all[1].op": [
-            "'contains' is not an operator for number fields; use one of: "
-            "eq, ne, gt, gte, lt, lte, between, is_set, is_not_set."
+            "“contains” does not work with this field; choose one of: “equals”, "
+            "“does not equal”, “is more than”, “is at least”, “is less than”, "
+            "“is at most”, “is between”, “is set”, “is not set”."
         ],
-        "all[2].any[0].value": ["Expected a whole number."],
-        "all[2].any[1].value": ["A value is required."],
-        "all[3].count": ['Expected {"op": "gte" | "lte" | "eq", "value": a whole number ≥ 0}.'],
-        "all[3].within_days": ["Expected a whole number of days, 1 to 36500."],
-        "all[4].segment": ["Expected a segment id."],
-        "all[4].op": ["Expected in or not_in."],
+        "all[2].any[0].value": ["Enter a whole number."],
+        "all[2].any[1].value": ["Enter a value."],
+        "all[3].count": ["Choose how many times: at least, at most or exactly a whole number."],
+        "all[3].within_days": ["Enter a whole number of days from 1 to 36500."],
+        "all[4].segment": ["Choose a segment."],
+        "all[4].op": ["Choose “in the segment” or “not in the segment”."],
     }
     with pytest.raises(ConditionError) as caught:
         validate({"field": "x"})
@@ -288,9 +289,9 @@ def test_whole_number_fields_and_date_range_are_validated():
             }
         )
     assert caught.value.fields == {
-        "all[0].value": ["Expected a whole number."],
-        "all[1].value": ["Expected a date as YYYY-MM-DD (years 1900 to 9000)."],
-        "all[2].between": ["Expected [first day, last day] as YYYY-MM-DD."],
+        "all[0].value": ["Enter a whole number."],
+        "all[1].value": ["Choose a date between the years 1900 and 9000."],
+        "all[2].between": ["Choose a first and a last day."],
     }
 
 

@@ -51,10 +51,10 @@ def test_compiled_rule_agrees_with_the_truth_in_memory(rule):
 def test_only_real_grades_are_valid():
     with pytest.raises(ConditionError) as bad:
         validate({"all": [{"field": "fit_grade", "op": "is", "value": "E"}]})
-    assert bad.value.fields == {"all[0].value": ["Not one of: A, B, C, D."]}
+    assert bad.value.fields == {"all[0].value": ["Choose from: A, B, C, D."]}
     with pytest.raises(ConditionError) as bad:
         validate({"all": [{"field": "engagement_grade", "op": "in", "value": ["5"]}]})
-    assert bad.value.fields == {"all[0].value": ["Not one of: 1, 2, 3, 4."]}
+    assert bad.value.fields == {"all[0].value": ["Choose from: 1, 2, 3, 4."]}
 
 
 def test_rules_in_words():

@@ -201,13 +201,13 @@ def test_the_list_shows_kind_count_refresh_and_creator(
     ceo_row = next(r for r in rows if f'href="/segments/{ceos.pk}/"' in r)
     ceos.refresh_from_db()
     assert "Dynamic" in ceo_row
-    assert '<td class="text-end">2</td>' in ceo_row
+    assert '<td class="text-end" data-label="Members">2</td>' in ceo_row
     assert ceos.last_refreshed_at is not None
     assert ceos.last_refreshed_at.isoformat()[:19] in ceo_row
     assert "marketer-t" in ceo_row
     vip_row = next(r for r in rows if f'href="/segments/{static.pk}/"' in r)
     assert "Static" in vip_row
-    assert '<td class="text-end">1</td>' in vip_row
+    assert '<td class="text-end" data-label="Members">1</td>' in vip_row
 
 
 # --- the builder ---------------------------------------------------------------------------
@@ -482,7 +482,7 @@ def test_the_live_count_marks_problems_next_to_their_rules(client, marketer, peo
     assert '<div id="errors-c-0" class="lf-errors" hx-swap-oob="true"></div>' in page
     assert (
         '<div id="errors-c-1" class="lf-errors" hx-swap-oob="true">'
-        '<div class="invalid-feedback d-block">Expected a whole number.</div></div>'
+        '<div class="invalid-feedback d-block">Enter a whole number.</div></div>'
     ) in page
 
 
@@ -504,14 +504,14 @@ def test_a_rule_without_its_value_yet_is_left_out_of_the_count_not_marked(client
     # The blank rule in "any" counts as false there, so the group matches no one.
     assert '<span class="display-6" id="segment-count">0</span>' in page
     assert "2 rules without a value yet are left out of the count." in page
-    assert "A value is required." not in page
+    assert "Enter a value." not in page
     assert '<div id="errors-c-1" class="lf-errors" hx-swap-oob="true"></div>' in page
     assert f'<span class="display-6" id="segment-count">{Lead.objects.count()}</span>' in alone
     assert "1 rule without a value yet is left out of the count." in alone
     # Saving still insists on the value.
     saved = client.post("/segments/new/", {"name": "Blank", "kind": "dynamic", **data})
     assert saved.status_code == 422
-    assert "A value is required." in saved.content.decode()
+    assert "Enter a value." in saved.content.decode()
 
 
 # --- saving --------------------------------------------------------------------------------
@@ -628,7 +628,7 @@ def test_invalid_input_shows_the_error_at_its_rule_and_keeps_the_rest(client, ma
     assert "This field is required." in page
     errors = re.search(r'<div id="errors-c-1-0" class="lf-errors">(.*?)</div></div>', page, re.S)
     assert errors
-    assert "Expected [low, high], two whole numbers." in errors.group(1)
+    assert "Enter two whole numbers, the lower one first." in errors.group(1)
     assert '<div id="errors-c-0" class="lf-errors"></div>' in page
     values = form_values(page)
     assert values["c-0-value"] == ["CEO"]
@@ -643,8 +643,15 @@ def test_a_german_marketer_sees_condition_errors_in_german(client, marketer):
     user_language_set(user=marketer, language="de")
     client.force_login(marketer)
 
-    # When they save a range rule whose low bound is not a number
-    response = client.post("/segments/new/", {**NESTED, "c-1-0-value": "many"})
+    # When they save a date range whose first day is after its last day
+    response = client.post(
+        "/segments/new/",
+        {
+            **NESTED,
+            **rule("c-1-0", "created_at", "between", "2026-02-01"),
+            "c-1-0-value2": "2026-01-01",
+        },
+    )
 
     # Then the error next to the rule is German, and nothing is saved
     page = response.content.decode()
@@ -652,8 +659,8 @@ def test_a_german_marketer_sees_condition_errors_in_german(client, marketer):
     assert not Segment.objects.exists()
     errors = re.search(r'<div id="errors-c-1-0" class="lf-errors">(.*?)</div></div>', page, re.S)
     assert errors
-    assert "Erwartet wird [untere, obere Grenze], zwei ganze Zahlen." in errors.group(1)
-    assert "Expected [low, high], two whole numbers." not in page
+    assert "Der erste Tag liegt nach dem letzten Tag." in errors.group(1)
+    assert "The first day is after the last day." not in page
 
 
 def test_the_api_answers_condition_errors_in_english_for_an_api_key(full_api, marketer):
@@ -673,8 +680,8 @@ def test_the_api_answers_condition_errors_in_english_for_an_api_key(full_api, ma
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "conditions.all[0].field": ["Unknown field 'shoe_size'."],
-        "conditions.all[1].value": ["The low bound is above the high bound."],
+        "conditions.all[0].field": ["There is no field called “shoe_size”."],
+        "conditions.all[1].value": ["The first number is larger than the second."],
         "conditions.all[2]": ["Use within_days or between, not both."],
     }
     assert not Segment.objects.exists()
@@ -780,7 +787,9 @@ def test_members_are_listed_newest_first_a_page_at_a_time(
     client.force_login(marketer)
     with django_assert_max_num_queries(6):
         page = client.get(f"/segments/{segment.pk}/").content.decode()
-    shown = [int(pk) for pk in re.findall(r'<td><a href="/leads/(\d+)/">', page)]
+    shown = [
+        int(pk) for pk in re.findall(r'<td class="lf-stack-inline"><a href="/leads/(\d+)/">', page)
+    ]
     newest_first = [lead.pk for lead in reversed(leads)]
     assert shown == newest_first[:50]
     seen = list(shown)
@@ -790,7 +799,10 @@ def test_members_are_listed_newest_first_a_page_at_a_time(
             break
         with django_assert_max_num_queries(5):
             page = client.get(html.unescape(more.group(1)), **HTMX).content.decode()
-        seen += [int(pk) for pk in re.findall(r'<td><a href="/leads/(\d+)/">', page)]
+        seen += [
+            int(pk)
+            for pk in re.findall(r'<td class="lf-stack-inline"><a href="/leads/(\d+)/">', page)
+        ]
     assert seen == newest_first
 
 

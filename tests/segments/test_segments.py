@@ -141,7 +141,7 @@ def test_segment_of_segments_and_cycles(create, marketer_api):
     }
     unknown = create({"name": "X", "conditions": {"all": [{"segment": 999999, "op": "in"}]}})
     assert unknown.json()["error"]["fields"] == {
-        "conditions.all[0].segment": ["No segment 999999."]
+        "conditions.all[0].segment": ["The chosen segment does not exist any more."]
     }
     in_use = marketer_api.delete(f"/api/v1/segments/{ceos['id']}/")
     assert in_use.status_code == 400
@@ -164,9 +164,9 @@ def test_bad_tree_is_400_with_paths(create):
     )
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "conditions.all[0].field": ["Unknown field 'shoe_size'."],
+        "conditions.all[0].field": ["There is no field called “shoe_size”."],
         "conditions.all[1].any[0].value": [
-            "Not one of: subscriber, lead, mql, sql, opportunity, customer, lost, disqualified."
+            "Choose from: subscriber, lead, mql, sql, opportunity, customer, lost, disqualified."
         ],
     }
     assert not Segment.objects.exists()
@@ -186,7 +186,9 @@ def test_preview_counts_and_samples_an_unsaved_tree(marketer_api):
         {"conditions": {"all": [{"field": "nope", "op": "is", "value": "x"}]}},
         format="json",
     )
-    assert bad.json()["error"]["fields"] == {"conditions.all[0].field": ["Unknown field 'nope'."]}
+    assert bad.json()["error"]["fields"] == {
+        "conditions.all[0].field": ["There is no field called “nope”."]
+    }
 
 
 def test_static_segment_add_remove_and_csv(create, marketer_api):

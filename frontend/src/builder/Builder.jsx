@@ -23,7 +23,7 @@ import useLiveStats from "./hooks/useLiveStats.js";
 import useNodePanel from "./hooks/useNodePanel.js";
 import usePublishing from "./hooks/usePublishing.js";
 import useShortcuts from "./hooks/useShortcuts.js";
-import { reactFlowLabels, saveLabel, statusLabel } from "./labels.js";
+import { reactFlowLabels, saveLabel } from "./labels.js";
 
 const nodeTypesForFlow = { leadflow: FlowNode };
 const edgeTypesForFlow = { leadflow: FlowEdge };
@@ -171,12 +171,6 @@ export default function Builder({ initial }) {
             </p>
           )}
           <div className="lf-toolbar" role="toolbar" aria-label={gettext("Flow actions")}>
-            <span className={`badge lf-status lf-status-${flowStatus}`}>{statusLabel(flowStatus)}</span>
-            <span className="text-muted small">
-              {versionNumber
-                ? interpolate(gettext("version %(number)s"), { number: formatNumber(versionNumber) }, true)
-                : gettext("never published")}
-            </span>
             {!readOnly && (
               <>
                 <button

@@ -19,21 +19,6 @@ export function saveLabel(state) {
   }
 }
 
-export function statusLabel(status) {
-  switch (status) {
-    case "draft":
-      return gettext("draft");
-    case "active":
-      return gettext("active");
-    case "paused":
-      return gettext("paused");
-    case "archived":
-      return gettext("archived");
-    default:
-      return status;
-  }
-}
-
 // React Flow's own labels (controls, minimap, keyboard help), in our words.
 export function reactFlowLabels() {
   return {
