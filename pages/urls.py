@@ -95,5 +95,6 @@ urlpatterns = [
         name="lead-opportunity-lose",
     ),
     path("leads/<int:pk>/source/", lifecycle.lead_source_update, name="lead-source-update"),
+    path("leads/<int:pk>/locale/", lifecycle.lead_locale_update, name="lead-locale-update"),
     path("leads/<int:pk>/consent/", consent.lead_consent_update, name="lead-consent-update"),
 ]

@@ -6,11 +6,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.vocabulary import INBOUND_TYPES
 from leads.category_scores import category_scores
+from leads.locales import language_codes, language_of, time_zone_of
 from leads.models import ApiKey, Event, FieldDefinition, FieldType, Lead, LeadSource, Stage
 from leads.roles import user_role
 from leads.services.fields import (
@@ -86,6 +88,8 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "industry",
             "country",
             "city",
+            "language",
+            "time_zone",
             "stage",
             "mql_at",
             "sql_at",
@@ -114,6 +118,14 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "last_activity_at",
         ]
         extra_kwargs = {
+            "language": {
+                "help_text": "The language emails and pages for the lead use: one of the "
+                'site\'s languages ("de", "en"; "de-DE" is taken as "de"); blank for the '
+                "site's default."
+            },
+            "time_zone": {
+                "help_text": "The lead's IANA time zone (\"Europe/Berlin\"); blank for the site's."
+            },
             "source": {
                 "help_text": "Where the lead came from: set from its first page view, a "
                 "form, an import, or api for a lead created here, unless given."
@@ -160,6 +172,28 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
         if taken.exists():
             raise serializers.ValidationError("A lead with this email already exists.")
         return value
+
+    def validate_language(self, value: str) -> str:
+        if not value:
+            return ""
+        code = language_of(value)
+        if code is None:
+            raise serializers.ValidationError(
+                gettext("%(value)s is not one of the languages here: %(codes)s.")
+                % {"value": value, "codes": ", ".join(language_codes())}
+            )
+        return code
+
+    def validate_time_zone(self, value: str) -> str:
+        if not value:
+            return ""
+        zone = time_zone_of(value)
+        if zone is None:
+            raise serializers.ValidationError(
+                gettext('%(value)s is not a time zone; use an IANA name like "Europe/Berlin".')
+                % {"value": value}
+            )
+        return zone
 
     def validate_external_id(self, value: str | None) -> str | None:
         if not value:

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from core.vocabulary import LEAD_ACTIVITY_TYPES
+from leads.locales import language_of, time_zone_of
 from leads.models import ConsentSource, ConsentState, Event, Lead, LeadSource
 from leads.services.consent import ConsentRefused, consent_set
 from leads.services.fields import FieldValueError, custom_definitions, custom_value_clean
@@ -144,6 +145,24 @@ def _address_trait(value: Any, candidates: dict[str, Any], raw: dict[str, Any]) 
     return True
 
 
+def _language_trait(value: Any, candidates: dict[str, Any], raw: dict[str, Any]) -> bool:
+    """``language`` or ``locale`` ("de-DE"): one of the site's languages."""
+    code = language_of(value)
+    if code is None:
+        return False
+    candidates["language"] = code
+    return True
+
+
+def _time_zone_trait(value: Any, candidates: dict[str, Any], raw: dict[str, Any]) -> bool:
+    """``timezone``: an IANA time zone."""
+    zone = time_zone_of(value)
+    if zone is None:
+        return False
+    candidates["time_zone"] = zone
+    return True
+
+
 # Traits whose value is taken apart: each sorts its parts into the candidates for
 # standard fields and the raw bag, and answers False when the value has a shape
 # it does not know (the trait is then kept raw as it is).
@@ -151,6 +170,11 @@ STRUCTURED_TRAITS: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], boo
     "name": _name_trait,
     "company": _company_trait,
     "address": _address_trait,
+    "language": _language_trait,
+    "locale": _language_trait,
+    "timezone": _time_zone_trait,
+    "time_zone": _time_zone_trait,
+    "timeZone": _time_zone_trait,
 }
 
 

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
+from leads.locales import language_codes, language_of, time_zone_of
 from leads.models import (
     ConsentSource,
     ConsentState,
@@ -67,6 +68,8 @@ IMPORT_FIELDS: list[tuple[str, StrOrPromise]] = [
     ("industry", gettext_lazy("Industry")),
     ("country", gettext_lazy("Country")),
     ("city", gettext_lazy("City")),
+    ("language", gettext_lazy("Language (de, en; de-DE)")),
+    ("time_zone", gettext_lazy("Time zone (Europe/Berlin)")),
     ("stage", gettext_lazy("Lifecycle stage")),
     ("source", gettext_lazy("Source")),
     ("source_detail", gettext_lazy("Source detail (campaign, list)")),
@@ -98,6 +101,9 @@ HEADER_ALIASES = {
     "consent": "consent_state",
     "marketing_consent": "consent_state",
     "opt_in": "consent_state",
+    "locale": "language",
+    "timezone": "time_zone",
+    "tz": "time_zone",
 }
 # What a CSV may say for a source besides our own keys and labels.
 SOURCE_WORDS = {
@@ -239,7 +245,7 @@ def _standard_cell(target: str, value: str) -> Any:
         cleaned = value.lower()
         if cleaned not in Stage.values:
             raise RowError(f"stage: {value!r} is not one of {', '.join(Stage.values)}.")
-    elif target in ("source", "consent_state"):
+    elif target in _CHOICE_CELLS:
         cleaned = _CHOICE_CELLS[target](value)
     elif target == "unsubscribed":
         if value.lower() not in BOOL_WORDS:
@@ -484,7 +490,26 @@ def _consents_set(
 
 
 # Cells whose words are read as one of a field's choices.
-_CHOICE_CELLS = {"source": import_source_clean, "consent_state": _consent_cell}
+def _language_cell(value: str) -> str:
+    code = language_of(value)
+    if code is None:
+        raise RowError(f"language: {value!r} is not one of {', '.join(language_codes())}.")
+    return code
+
+
+def _time_zone_cell(value: str) -> str:
+    zone = time_zone_of(value)
+    if zone is None:
+        raise RowError(f"time_zone: {value!r} is not a time zone like Europe/Berlin.")
+    return zone
+
+
+_CHOICE_CELLS = {
+    "source": import_source_clean,
+    "consent_state": _consent_cell,
+    "language": _language_cell,
+    "time_zone": _time_zone_cell,
+}
 
 
 def _rows_by_email(

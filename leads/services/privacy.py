@@ -78,9 +78,10 @@ class LeadDataPart:
 
 
 # Erased in this order, before the lead's own rows: flows' deliveries and steps
-# go first (nothing may still send the lead's data), then scoring's ledger.
-# Exported in the same order, after the lead's own sections.
-LEAD_DATA_ORDER = ("flows", "scoring")
+# go first (nothing may still send the lead's data), then the emails sent to the
+# lead and what the outbox kept of them, then scoring's ledger. Exported in the
+# same order, after the lead's own sections.
+LEAD_DATA_ORDER = ("flows", "emails", "scoring")
 _parts: dict[str, LeadDataPart] = {}
 
 

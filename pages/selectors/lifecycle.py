@@ -13,7 +13,12 @@ from leads.models import Lead, Opportunity, OpportunityStatus, Stage
 from leads.roles import user_role
 from leads.services.leads import STAGE_DATE_FIELDS
 from leads.services.policy import opportunity_refusal
-from pages.forms.lifecycle import LeadSourceForm, OpportunityLoseForm, OpportunityOpenForm
+from pages.forms.lifecycle import (
+    LeadLocaleForm,
+    LeadSourceForm,
+    OpportunityLoseForm,
+    OpportunityOpenForm,
+)
 
 # The way a lead goes; lost and disqualified are shown only when reached.
 LIFECYCLE_PATH = (Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER)
@@ -65,6 +70,7 @@ def lifecycle_panel(
     lose_form: OpportunityLoseForm | None = None,
     lose_id: int | None = None,
     source_form: LeadSourceForm | None = None,
+    locale_form: LeadLocaleForm | None = None,
 ) -> dict[str, Any]:
     """What the panel shows: the steps, the deals and the forms (bound ones
     with their errors, after a refused POST)."""
@@ -77,4 +83,6 @@ def lifecycle_panel(
         "lose_id": lose_id,
         "source_form": source_form
         or LeadSourceForm(initial={"source": lead.source, "source_detail": lead.source_detail}),
+        "locale_form": locale_form
+        or LeadLocaleForm(initial={"language": lead.language, "time_zone": lead.time_zone}),
     }

@@ -24,7 +24,12 @@ from leads.roles import user_role
 from leads.services.leads import lead_update
 from leads.services.outcomes import opportunity_lose, opportunity_open, opportunity_win
 from leads.services.policy import lead_change_refusals, lead_values, opportunity_refusal
-from pages.forms.lifecycle import LeadSourceForm, OpportunityLoseForm, OpportunityOpenForm
+from pages.forms.lifecycle import (
+    LeadLocaleForm,
+    LeadSourceForm,
+    OpportunityLoseForm,
+    OpportunityOpenForm,
+)
 from pages.selectors.lifecycle import lifecycle_panel
 from pages.views.profile import INVALID, _header_context, _lead, _profile_context
 
@@ -169,6 +174,37 @@ def lead_source_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 form,
                 ValidationError({k: [v] for k, v in refused.items()}),
                 source_form=form,
+            )
+        changed = lead_update(lead=lead, changes=changes)
+    return _answer(request, lead, gettext("Saved.") if changed else gettext("Nothing changed."))
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_locale_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Set the lead's language and time zone (anyone who may edit the lead)."""
+    form = LeadLocaleForm(request.POST)
+    with transaction.atomic():
+        lead = _lead(request, pk, lock=True)
+        if not form.is_valid():
+            return _refused(request, lead, form, locale_form=form)
+        changes = {
+            "language": form.cleaned_data["language"],
+            "time_zone": form.cleaned_data["time_zone"],
+        }
+        refused = lead_change_refusals(
+            role=user_role(request.user),
+            user_id=request.user.pk,
+            current=lead_values(lead),
+            changes=changes,
+        )
+        if refused:
+            return _refused(
+                request,
+                lead,
+                form,
+                ValidationError({k: [v] for k, v in refused.items()}),
+                locale_form=form,
             )
         changed = lead_update(lead=lead, changes=changes)
     return _answer(request, lead, gettext("Saved.") if changed else gettext("Nothing changed."))

@@ -187,3 +187,40 @@ def test_the_timeline_shows_a_lost_deal_with_its_value_and_reason(client, sales)
     assert '<span class="badge text-bg-light border">opportunity.lost</span>' in body
     deal = '<span class="small text-body-secondary" data-deal>2,500.00 EUR · No budget</span>'
     assert deal in body
+
+
+def test_language_and_time_zone_are_editable_on_the_profile(client, sales):
+    lead = LeadFactory.create()
+    client.force_login(sales)
+    body = client.get(f"/leads/{lead.pk}/").content.decode()
+    assert 'data-locale="|"' in body
+    assert '<option value="" selected>The site&#x27;s default</option>' in body
+
+    response = client.post(
+        f"/leads/{lead.pk}/locale/", {"language": "de", "time_zone": "europe/berlin"}, **HTMX
+    )
+
+    assert response.status_code == 200
+    lead.refresh_from_db()
+    assert (lead.language, lead.time_zone) == ("de", "Europe/Berlin")
+    html = response.content.decode()
+    assert 'data-locale="de|Europe/Berlin"' in html
+    assert '<option value="de" selected>Deutsch</option>' in html
+
+
+def test_a_wrong_time_zone_is_said_and_nothing_is_saved(client, sales):
+    lead = LeadFactory.create(language="en", time_zone="UTC")
+    client.force_login(sales)
+
+    response = client.post(
+        f"/leads/{lead.pk}/locale/", {"language": "de", "time_zone": "Berlin"}, **HTMX
+    )
+
+    assert response.status_code == 422
+    assert "This is not a time zone. Use a name like &quot;Europe/Berlin&quot;." in (
+        response.content.decode()
+    )
+    # What was typed stays in the form.
+    assert 'value="Berlin"' in response.content.decode()
+    lead.refresh_from_db()
+    assert (lead.language, lead.time_zone) == ("en", "UTC")
