@@ -27,6 +27,7 @@ SORTS = [
     ("score", _("Score")),
     ("activity", _("Last activity")),
     ("fit", _("Fit points")),
+    ("engagement", _("Engagement points")),
 ]
 
 
@@ -47,7 +48,8 @@ class LeadFilterForm(forms.Form):
     tag = forms.CharField(required=False, max_length=100)
     score_min = forms.IntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
     score_max = forms.IntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
-    sort = forms.ChoiceField(required=False, choices=SORTS)
+    # A sort key, or ``<key>:asc`` for the other way round (see ``sort_parse``).
+    sort = forms.CharField(required=False, max_length=20)
 
     def values(self) -> dict[str, Any]:
         self.is_valid()
