@@ -112,6 +112,7 @@ def _rows(leads: list[Lead], columns: list[LeadColumn]) -> list[dict[str, Any]]:
             "lead": lead,
             "cells": [
                 {
+                    "key": column.key,
                     "label": column.label,
                     "text": _cell_text(
                         lead_column_value(lead, column, scores.points(lead) if need_points else {})
