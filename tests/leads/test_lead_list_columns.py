@@ -186,7 +186,7 @@ def test_a_header_sorts_by_its_column_and_again_the_other_way(client, marketer):
     page = client.get("/leads/?grade=&stage=lead").content.decode()
     assert (
         '<th scope="col" data-column="company" aria-sort="none"><a class="lf-sort '
-        'link-body-emphasis text-decoration-none" href="/leads/?stage=lead&amp;sort=company"'
+        'link-body-emphasis text-decoration-none text-nowrap" href="/leads/?stage=lead&amp;sort=company"'
     ) in page
     # A column that does not sort has no link and no aria-sort.
     assert '<th scope="col" data-column="stage">Stage</th>' in page
