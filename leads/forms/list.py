@@ -22,12 +22,18 @@ GREAT_FIT = "great_fit"
 VIEWS = [(GREAT_FIT, _("Great fit, not yet engaged"))]
 
 
+# Each way round, so that a phone (where the table has no headers) sorts both ways.
 SORTS = [
     ("created", _("Newest")),
+    ("created:asc", _("Oldest")),
     ("score", _("Score")),
+    ("score:asc", _("Score, lowest first")),
     ("activity", _("Last activity")),
+    ("activity:asc", _("Least recent activity")),
     ("fit", _("Fit points")),
+    ("fit:asc", _("Fit points, lowest first")),
     ("engagement", _("Engagement points")),
+    ("engagement:asc", _("Engagement points, lowest first")),
 ]
 
 

@@ -186,7 +186,8 @@ def test_a_header_sorts_by_its_column_and_again_the_other_way(client, marketer):
     page = client.get("/leads/?grade=&stage=lead").content.decode()
     assert (
         '<th scope="col" data-column="company" aria-sort="none"><a class="lf-sort '
-        'link-body-emphasis text-decoration-none text-nowrap" href="/leads/?stage=lead&amp;sort=company"'
+        'link-body-emphasis text-decoration-none text-nowrap" '
+        'href="/leads/?stage=lead&amp;sort=company"'
     ) in page
     # A column that does not sort has no link and no aria-sort.
     assert '<th scope="col" data-column="stage">Stage</th>' in page
@@ -209,7 +210,10 @@ def test_an_ascending_sort_composes_with_a_filter(client, marketer):
     LeadFactory.create(email="cold@x.example", score=5, grade="cold")
     client.force_login(marketer)
 
-    assert _ids(client.get("/leads/?grade=hot&sort=score:asc")) == [low.pk, high.pk]
+    page = client.get("/leads/?grade=hot&sort=score:asc")
+    assert _ids(page) == [low.pk, high.pk]
+    # The sort select (a phone's way to sort) offers it too.
+    assert b'<option value="score:asc" selected>Score, lowest first</option>' in page.content
     csv = client.get("/leads/export.csv?grade=hot&sort=score:asc").getvalue().decode()
     assert [row.split(",")[1] for row in csv.splitlines()[1:]] == [
         "low@x.example",
