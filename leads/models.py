@@ -554,6 +554,9 @@ class UserPreference(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
     )
     language = models.CharField(max_length=8, choices=settings.LANGUAGES, blank=True)
+    # The leads list's columns (``leads.columns`` keys) in their order; null until
+    # the user chooses, which means the default columns.
+    lead_columns = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.language or 'browser'}"

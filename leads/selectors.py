@@ -136,67 +136,98 @@ def leads_filter(leads: QuerySet[Lead], filters: LeadFilters) -> QuerySet[Lead]:
 #
 # Each sort is a total order ending in the id, and a cursor is the sort value and
 # id of the last row shown, so a page never repeats or skips a row, whatever ties
-# there are and whatever rows are added meanwhile.
+# there are and whatever rows are added meanwhile. A sort is its key, highest or
+# newest first, or ``<key>:asc`` for the other way round.
 
-LEAD_SORTS = ("created", "score", "activity", "fit")
+LEAD_SORTS = ("created", "score", "activity", "fit", "engagement", "company", "job_title")
 SORT_FIELDS = {
     "created": "created_at",
     "score": "score",
     "activity": "last_activity_at",
-    # Points in the fit category, read by ``leads_sorted``.
+    # Points in a score category, read by ``leads_sorted``.
     "fit": "fit_points",
+    "engagement": "engagement_points",
+    "company": "company_name",
+    "job_title": "job_title",
 }
-# Sorts by a whole number (the rest are by a time).
-NUMBER_SORTS = ("score", "fit")
+# Sorts by a whole number, by text, and (the rest) by a time.
+NUMBER_SORTS = ("score", "fit", "engagement")
+TEXT_SORTS = ("company", "job_title")
+# Sorts on a column that may be null (nulls come last either way).
+NULLABLE_SORTS = ("activity",)
+ASCENDING = ":asc"
 
-LeadCursor = tuple[int | dt.datetime | None, int]
+LeadCursor = tuple[int | str | dt.datetime | None, int]
+
+
+def sort_parse(sort: str) -> tuple[str, bool]:
+    """``(key, ascending)`` of a sort made by ``sort_join``."""
+    key, ascending = (sort[: -len(ASCENDING)], True) if sort.endswith(ASCENDING) else (sort, False)
+    return key, ascending
+
+
+def sort_join(key: str, ascending: bool) -> str:
+    return f"{key}{ASCENDING}" if ascending else key
 
 
 def leads_sorted(leads: QuerySet[Lead], sort: str) -> QuerySet[Lead]:
-    if sort == "activity":
-        return leads.order_by(F("last_activity_at").desc(nulls_last=True), "-id")
-    if sort == "fit":
-        leads = leads.annotate(fit_points=category_scores().points_of("fit"))
-    return leads.order_by(f"-{SORT_FIELDS[sort]}", "-id")
+    key, ascending = sort_parse(sort)
+    if key in ("fit", "engagement"):
+        leads = leads.annotate(**{SORT_FIELDS[key]: category_scores().points_of(key)})
+    field = F(SORT_FIELDS[key])
+    if ascending:
+        return leads.order_by(field.asc(nulls_last=True), "id")
+    return leads.order_by(field.desc(nulls_last=True), "-id")
 
 
 def leads_after(leads: QuerySet[Lead], *, sort: str, cursor: LeadCursor) -> QuerySet[Lead]:
     """The rows that come after ``cursor`` in ``sort`` order."""
+    key, ascending = sort_parse(sort)
     value, pk = cursor
-    field = SORT_FIELDS[sort]
+    field = SORT_FIELDS[key]
+    beyond, id_beyond = ("gt", "id__gt") if ascending else ("lt", "id__lt")
     if value is None:
-        # Only "activity" has nulls, and they come last.
-        return leads.filter(**{f"{field}__isnull": True, "id__lt": pk})
-    after = Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": pk})
-    if sort == "activity":
-        after |= Q(last_activity_at__isnull=True)
+        # Nulls come last, in id order.
+        return leads.filter(**{f"{field}__isnull": True, id_beyond: pk})
+    after = Q(**{f"{field}__{beyond}": value}) | Q(**{field: value, id_beyond: pk})
+    if key in NULLABLE_SORTS:
+        after |= Q(**{f"{field}__isnull": True})
     return leads.filter(after)
 
 
 def lead_cursor(lead: Lead, sort: str) -> str:
     """The cursor after ``lead``: ``<sort value>~<id>`` (an empty value for null)."""
-    value = getattr(lead, SORT_FIELDS[sort])
-    text = "" if value is None else str(value) if sort in NUMBER_SORTS else value.isoformat()
+    key, _ascending = sort_parse(sort)
+    value = getattr(lead, SORT_FIELDS[key])
+    if value is None:
+        text = ""
+    elif key in NUMBER_SORTS or key in TEXT_SORTS:
+        text = str(value)
+    else:
+        text = value.isoformat()
     return f"{text}~{lead.pk}"
 
 
 def lead_cursor_parse(text: str, sort: str) -> LeadCursor | None:
     """A cursor made by ``lead_cursor``, or None when it is not one. A bare id (as
     older links carry) stands for the row with that id."""
+    key, _ascending = sort_parse(sort)
     if text.isdigit():
         rows = leads_sorted(Lead.objects.filter(pk=int(text)), sort)
-        row = rows.values(SORT_FIELDS[sort], "id").first()
-        return (row[SORT_FIELDS[sort]], row["id"]) if row else None
+        row = rows.values(SORT_FIELDS[key], "id").first()
+        return (row[SORT_FIELDS[key]], row["id"]) if row else None
     raw_value, sep, raw_id = text.rpartition("~")
     if not sep or not raw_id.isdigit():
         return None
-    if sort in NUMBER_SORTS:
+    if key in TEXT_SORTS:
+        return raw_value, int(raw_id)
+    if key in NUMBER_SORTS:
         try:
             return int(raw_value), int(raw_id)
         except ValueError:
             return None
     if not raw_value:
-        return (None, int(raw_id)) if sort == "activity" else None
+        return (None, int(raw_id)) if key in NULLABLE_SORTS else None
     try:
         moment = parse_datetime(raw_value)
     except ValueError:

@@ -60,6 +60,7 @@ urlpatterns = [
     ),
     path("leads/", lead_lists.lead_list, name="lead-list"),
     path("leads/bulk/", lead_lists.lead_bulk, name="lead-bulk"),
+    path("leads/columns/", lead_lists.lead_columns, name="lead-columns"),
     path("leads/export.csv", lead_lists.lead_export, name="lead-export"),
     path("leads/exports/", lead_lists.lead_export_start_view, name="lead-export-start"),
     path("leads/jobs/<int:pk>/", lead_lists.lead_job_detail, name="lead-job-detail"),

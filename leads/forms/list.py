@@ -22,11 +22,18 @@ GREAT_FIT = "great_fit"
 VIEWS = [(GREAT_FIT, _("Great fit, not yet engaged"))]
 
 
+# Each way round, so that a phone (where the table has no headers) sorts both ways.
 SORTS = [
     ("created", _("Newest")),
+    ("created:asc", _("Oldest")),
     ("score", _("Score")),
+    ("score:asc", _("Score, lowest first")),
     ("activity", _("Last activity")),
+    ("activity:asc", _("Least recent activity")),
     ("fit", _("Fit points")),
+    ("fit:asc", _("Fit points, lowest first")),
+    ("engagement", _("Engagement points")),
+    ("engagement:asc", _("Engagement points, lowest first")),
 ]
 
 
@@ -47,7 +54,8 @@ class LeadFilterForm(forms.Form):
     tag = forms.CharField(required=False, max_length=100)
     score_min = forms.IntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
     score_max = forms.IntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
-    sort = forms.ChoiceField(required=False, choices=SORTS)
+    # A sort key, or ``<key>:asc`` for the other way round (see ``sort_parse``).
+    sort = forms.CharField(required=False, max_length=20)
 
     def values(self) -> dict[str, Any]:
         self.is_valid()

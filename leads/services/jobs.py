@@ -15,11 +15,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files import File
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from leads.columns import user_lead_columns
 from leads.models import JobKind, JobStatus, LeadJob
 from leads.outages import outage, task_send_on_commit
-from leads.selectors import LeadFilters, leads_filter, leads_visible_to
+from leads.selectors import LeadFilters, leads_filter, leads_visible_to, user_language
 from leads.services import bulk
 from leads.services.background import ClaimLost, JobClaim, job_claim
 from leads.services.exports import export_leads, export_rows
@@ -103,10 +104,17 @@ def lead_job_run(*, job_id: int) -> None:
 
 
 def _export(job: LeadJob, claim: JobClaim) -> int:
-    leads = export_leads(user=job.created_by, filters=LeadFilters(**job.filters), sort=job.sort)
-    with tempfile.TemporaryFile(mode="w+b") as spool:
+    # The columns its maker has chosen when it runs, labelled in their language.
+    columns = user_lead_columns(job.created_by)
+    leads = export_leads(
+        user=job.created_by, filters=LeadFilters(**job.filters), sort=job.sort, columns=columns
+    )
+    with (
+        tempfile.TemporaryFile(mode="w+b") as spool,
+        translation.override(user_language(job.created_by) or None),
+    ):
         done = -1  # the header line is not a lead
-        for line in export_rows(leads):
+        for line in export_rows(leads, columns):
             spool.write(line.encode("utf-8"))
             done += 1
             if done and done % PROGRESS_EVERY == 0:

@@ -4,6 +4,7 @@ or on every lead matching the filter, and a streamed CSV export of the filter.""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,13 +13,23 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils import formats, timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from core.http import HtmxHttpRequest
 from core.roles import ALL_ROLES
 from core.vocabulary import EngagementGrade, FitGrade
+from leads.category_scores import category_scores
+from leads.columns import (
+    BUILT_IN_COLUMNS,
+    FIXED_COLUMNS,
+    LeadColumn,
+    columns_need_points,
+    lead_column_value,
+    lead_columns_available,
+    user_lead_columns,
+)
 from leads.decorators import role_required
 from leads.forms.list import (
     BULK_ACTIONS,
@@ -40,11 +51,14 @@ from leads.selectors import (
     leads_filter,
     leads_sorted,
     leads_visible_to,
+    sort_join,
+    sort_parse,
 )
 from leads.services import bulk
 from leads.services.exports import export_leads, export_rows
 from leads.services.jobs import lead_job_start
 from leads.services.policy import bulk_action_refusal, bulk_actions_allowed, owner_refusal
+from leads.services.preferences import user_lead_columns_set
 
 PAGE_SIZE = 50
 
@@ -68,7 +82,8 @@ def _filters(data: QueryDict) -> tuple[LeadFilters, str, dict[str, str]]:
     )
     # A quick filter brings its own order: great fits by fit points, best first.
     default = "fit" if values["view"] == GREAT_FIT else "created"
-    sort = values["sort"] if values["sort"] in LEAD_SORTS else default
+    sort = values["sort"] or ""
+    sort = sort if sort_parse(sort)[0] in LEAD_SORTS else default
     params = {name: str(value) for name, value in values.items() if value not in (None, "")}
     if sort == default:
         params.pop("sort", None)
@@ -79,10 +94,77 @@ def _matching(user: Any, filters: LeadFilters) -> QuerySet[Lead]:
     return leads_filter(leads_visible_to(user), filters)
 
 
+def _cell_text(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dt.datetime):
+        return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    return str(value)
+
+
+def _rows(leads: list[Lead], columns: list[LeadColumn]) -> list[dict[str, Any]]:
+    scores = category_scores()
+    need_points = columns_need_points(columns)
+    return [
+        {
+            "lead": lead,
+            "cells": [
+                {
+                    "key": column.key,
+                    "label": column.label,
+                    "text": _cell_text(
+                        lead_column_value(lead, column, scores.points(lead) if need_points else {})
+                    ),
+                }
+                for column in columns
+            ],
+        }
+        for lead in leads
+    ]
+
+
+def _headers(columns: list[LeadColumn], sort: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Each chosen column's header: its label, and for a sortable one the link
+    that sorts by it (the other way round when the list is sorted by it already)
+    and its ``aria-sort``."""
+    key, ascending = sort_parse(sort)
+    headers = []
+    for column in columns:
+        header: dict[str, Any] = {"label": column.label, "key": column.key}
+        if column.sort:
+            current = column.sort == key
+            next_sort = sort_join(column.sort, not ascending) if current else column.sort
+            link = {**params, "sort": next_sort}
+            header["url"] = f"{reverse('lead-list')}?{urlencode(link)}"
+            header["aria_sort"] = (
+                ("ascending" if ascending else "descending") if current else "none"
+            )
+            header["arrow"] = ("▲" if ascending else "▼") if current else ""
+        headers.append(header)
+    return headers
+
+
+def _sort_other_label(sort: str) -> str:
+    """The sort select's words for a sort it does not list (one made by clicking
+    a column's header), or "" for one it lists."""
+    if sort in dict(SORTS):
+        return ""
+    key, ascending = sort_parse(sort)
+    label = next((str(c.label) for c in BUILT_IN_COLUMNS if c.sort == key), key)
+    if ascending:
+        return gettext("%(column)s, lowest first") % {"column": label}
+    return gettext("%(column)s, highest first") % {"column": label}
+
+
 def _list_context(request: HtmxHttpRequest, data: QueryDict) -> dict[str, Any]:
     filters, sort, params = _filters(data)
     matching = _matching(request.user, filters)
+    columns = user_lead_columns(request.user, _available(request.user))
     leads = leads_sorted(matching, sort).select_related("owner").prefetch_related("tags")
+    if columns_need_points(columns):
+        leads = category_scores().with_points(leads)
     cursor = lead_cursor_parse(data.get("after", ""), sort) if data.get("after") else None
     if cursor is not None:
         leads = leads_after(leads, sort=sort, cursor=cursor)
@@ -97,6 +179,12 @@ def _list_context(request: HtmxHttpRequest, data: QueryDict) -> dict[str, Any]:
     first_page = cursor is None
     return {
         "leads": page,
+        "rows": _rows(page, columns),
+        "columns": columns,
+        "headers": _headers(columns, sort, params),
+        "sort_other_label": _sort_other_label(sort),
+        "fixed_columns": FIXED_COLUMNS,
+        "column_count": len(FIXED_COLUMNS) + len(columns) + 1,
         "next_url": next_url,
         "filters": filters,
         "sort": sort,
@@ -133,6 +221,7 @@ def _choices_context(user: Any) -> dict[str, Any]:
         "engagement_grades": EngagementGrade.choices,
         "great_fit": GREAT_FIT,
         "sorts": SORTS,
+        "column_choices": _column_choices(user),
     }
 
 
@@ -150,6 +239,51 @@ def lead_list(request: HtmxHttpRequest) -> HttpResponse:
             request, "leads/_lead_results.html", {**context, **_choices_context(request.user)}
         )
     return render(request, "leads/lead_list.html", {**context, **_choices_context(request.user)})
+
+
+# --- columns ------------------------------------------------------------------------
+
+
+def _available(user: Any) -> list[LeadColumn]:
+    """Every column there is, read once a request (kept on the request's user)."""
+    available: list[LeadColumn] | None = getattr(user, "_lead_columns_available", None)
+    if available is None:
+        available = lead_columns_available()
+        user._lead_columns_available = available
+    return available
+
+
+def _column_choices(user: Any) -> list[dict[str, Any]]:
+    """Every column for the columns panel: the chosen ones in their order, then
+    the rest."""
+    available = _available(user)
+    chosen = user_lead_columns(user, available)
+    rest = [column for column in available if column not in chosen]
+    return [{"column": column, "chosen": column in chosen} for column in [*chosen, *rest]]
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def lead_columns(request: HtmxHttpRequest) -> HttpResponse:
+    """Save the columns panel: the checked columns in the order listed, one of
+    them first moved up or down when an arrow was pressed (``move``:
+    ``<key>:up`` or ``<key>:down``). Back to the list with its filter."""
+    order = request.POST.getlist("order")
+    checked = set(request.POST.getlist("column"))
+    key, _sep, way = request.POST.get("move", "").rpartition(":")
+    if key in order and way in ("up", "down"):
+        at = order.index(key)
+        to = at - 1 if way == "up" else at + 1
+        if 0 <= to < len(order):
+            order[at], order[to] = order[to], order[at]
+    user_lead_columns_set(user=request.user, columns=[k for k in order if k in checked])
+    query = request.POST.get("query", "")
+    if way:
+        # Keep the panel open for the next move.
+        query = f"{query}&columns=open" if query else "columns=open"
+    url = reverse("lead-list")
+    target = f"{url}?{query}#columns" if query else url
+    return redirect(target)
 
 
 # --- bulk actions -------------------------------------------------------------------
@@ -284,9 +418,12 @@ def lead_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
     """The leads matching the list's filter, in its order, as CSV, streamed in
     chunks so that memory stays flat however many there are."""
     filters, sort, _params = _filters(request.GET)
-    leads = export_leads(user=request.user, filters=filters, sort=sort)
+    columns = user_lead_columns(request.user)
+    leads = export_leads(user=request.user, filters=filters, sort=sort, columns=columns)
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(export_rows(leads), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        export_rows(leads, columns), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
     return response
 

@@ -94,7 +94,7 @@ def test_jobs_handed_over_while_the_broker_is_down_run_once_the_sweeper_runs(
     assert (job.attempts, job.resends, job.rows_total, job.rows_done) == (1, 1, 3, 3)
     with job.file.open("rb") as exported:
         lines = exported.read().decode().splitlines()
-    assert sorted(line.split(",")[0] for line in lines[1:]) == [
+    assert sorted(line.split(",")[1] for line in lines[1:]) == [
         "ceo0@x.example",
         "ceo1@x.example",
         "ceo2@x.example",

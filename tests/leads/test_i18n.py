@@ -49,7 +49,8 @@ def test_a_german_user_gets_german_pages(client, sales):
     assert "<span>neu diese Woche</span>" in dashboard
     assert '<a href="/tasks/">Aufgaben</a>' in dashboard
     assert ">Abmelden</button>" in dashboard
-    assert "<th>Letzte Aktivität</th>" in leads
+    assert 'data-column="last_activity" aria-sort="none">' in leads
+    assert ">Letzte Aktivität</a></th>" in leads
     assert 'placeholder="Name, E-Mail oder Firma"' in leads
     assert "<span>new this week</span>" not in dashboard
 
