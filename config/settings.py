@@ -266,6 +266,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="emails.backends.OutboxBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadflow@localhost")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+# Seconds an SMTP server may keep a send waiting before it counts as failed (and
+# is retried); without it a silent server would hold a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # A mailbox that unsubscribes whoever writes to it, offered in List-Unsubscribe
 # beside the one-click link (blank: the link only).
 EMAIL_UNSUBSCRIBE_MAILTO = env.str("EMAIL_UNSUBSCRIBE_MAILTO", default="")

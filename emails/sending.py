@@ -544,7 +544,15 @@ def _smtp_send(
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     smtp.send(body)
-    before_accept()
+    try:
+        before_accept()
+    except BaseException:
+        # Leave DATA unfinished: drop the socket without QUIT (a QUIT now would be
+        # read as part of the message, and its reply never come), so the server
+        # discards what it got.
+        smtp.close()
+        connection.connection = None
+        raise
     smtp.send(b".\r\n")
     code, reply = smtp.getreply()
     if code != 250:
