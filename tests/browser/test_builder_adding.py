@@ -185,7 +185,9 @@ def test_settings_typed_are_kept_when_the_step_is_left(page: Page, live_server, 
 
     # Something still missing is said on the step, not in red, and kept too.
     panel.get_by_label("Points", exact=True).fill("")
-    expect(score.locator(".lf-node-summary")).to_have_text("To finish — Points: This is required.")
+    expect(score.locator(".lf-node-summary")).to_have_text(
+        "To finish — Points: Choose how many points."
+    )
     expect(score).not_to_have_class(re.compile(r"\blf-invalid\b"))
 
 

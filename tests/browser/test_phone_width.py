@@ -131,7 +131,7 @@ def test_the_lead_filters_fold_behind_a_button_on_a_phone(page: Page, live_serve
 
     # Opened, a third filter counts at once.
     toggle.click()
-    expect(page.get_by_label("Stage", exact=True)).to_be_visible()
+    expect(page.locator("#lead-stage")).to_be_visible()
     page.locator("#lead-tag").fill("vip")
     expect(toggle).to_have_text("Filters 3")
 
