@@ -10,7 +10,7 @@ are unsaved rows, the postal address is given.
     .venv/bin/python bench/email_render.py              # 2,000 renders
     .venv/bin/python bench/email_render.py --record     # the same, recorded in RESULTS.md
 
-``bench/email.py`` reuses ``twenty_block_template`` and ``render_times``.
+``bench/email_send.py`` reuses ``twenty_block_template`` and ``render_times``.
 """
 
 from __future__ import annotations

@@ -27,17 +27,7 @@ everything.
     .venv/bin/python bench/email.py --record        # and append them to bench/RESULTS.md
 """
 
-# ruff: noqa: E402 (the path is set before the imports, see below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on the path, and its name
-# would hide the standard library's ``email`` package: the project's root instead.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.insert(0, str(_BENCH.parent))
 
 import argparse
 import datetime as dt
@@ -45,13 +35,14 @@ import logging
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from multiprocessing import Pool
 
-from bench.machine import machine
-from bench.stack import (
+from machine import machine
+from stack import (
     ROOT,
     app_env,
     broker_connect,
@@ -250,7 +241,7 @@ def run(args: argparse.Namespace) -> str:
     now = dt.datetime.now(dt.UTC)
     return (
         f"## email: {now:%Y-%m-%d %H:%M} UTC\n\n"
-        "`bench/email.py`: emails per second through one Celery worker to a local SMTP "
+        "`bench/email_send.py`: emails per second through one Celery worker to a local SMTP "
         "server (aiosmtpd) against raw `smtplib` loops sending the same rendered "
         "messages, and the render time of a 20-block template.\n\n"
         f"- machine: {m['arch']}, {m['cores']} cores, {m['ram']} RAM; Python {m['python']}, "
