@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from core.roles import ADMIN_MARKETER, ALL_ROLES, Role
 from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.api.errors import error_body
+from leads.api.pagination import OrderedCursorPagination
 from leads.api.permissions import HumanOnly, RoleAccess
 from leads.api.serializers import (
     AcceptedSerializer,
@@ -50,6 +51,8 @@ from leads.services.privacy import lead_erase, lead_export_response
 from leads.services.users import integration_settings
 
 CATEGORY_PARAM = "score."
+# The leads API's ``ordering``: fields that are never empty, so that a keyset can page them.
+LEAD_ORDERING = ("id", "score", "created_at", "updated_at")
 MAX_POINTS = 2**31 - 1
 
 
@@ -145,6 +148,13 @@ def _whole(value: Any, name: str) -> int | None:
                 "(a lead with no points there has 0).",
             ),
             OpenApiParameter("score.{category}_max", int, description="Points at most."),
+            OpenApiParameter(
+                "ordering",
+                str,
+                enum=[f"{sign}{name}" for name in LEAD_ORDERING for sign in ("", "-")],
+                description="Sort by this field, '-' first for descending (ties by id); "
+                "newest first by default.",
+            ),
         ]
     )
 )
@@ -158,6 +168,8 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
     # Deleting a lead erases it and all its data: an admin's decision.
     delete_roles = frozenset({Role.ADMIN})
     filterset_class = LeadFilter
+    pagination_class = OrderedCursorPagination
+    ordering_fields = LEAD_ORDERING
 
     def get_queryset(self) -> QuerySet[Lead]:
         return leads_for_output(leads_visible_to(self.request.user))

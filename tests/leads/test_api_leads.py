@@ -322,3 +322,72 @@ def test_leads_filter_by_points_in_a_category(marketer_api):
         "score.fit_avg": ["Expected score.<category>_min or score.<category>_max."],
         "score.looks": ["No score category 'looks'."],
     }
+
+
+def _walk(api, url):
+    """Every page from ``url`` on, following ``next``; the ids in order and the pages."""
+    seen, pages = [], []
+    while url:
+        response = api.get(url)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        pages.append(body)
+        seen += [row["id"] for row in body["results"]]
+        url = body["next"]
+    return seen, pages
+
+
+def test_ordering_by_score_pages_every_lead_once_ties_by_id(marketer_api):
+    # Given leads of which many share a score.
+    leads = LeadFactory.create_batch(9)
+    for lead, score in zip(leads, [5, 0, 0, 12, 0, 5, 30, 0, 12], strict=True):
+        Lead.objects.filter(pk=lead.pk).update(score=score)
+    by_score = sorted(Lead.objects.values_list("score", "id"), key=lambda r: (-r[0], -r[1]))
+    # When the API is read by score, highest first, two at a time.
+    seen, pages = _walk(marketer_api, "/api/v1/leads/?ordering=-score&page_size=2")
+    # Then each lead comes once, by score and then by id, across the ties.
+    assert seen == [pk for _, pk in by_score]
+    assert [row["score"] for page in pages for row in page["results"]] == [
+        30,
+        12,
+        12,
+        5,
+        5,
+        0,
+        0,
+        0,
+        0,
+    ]
+    assert pages[0]["previous"] is None
+    # And "previous" from the third page gives the second page again.
+    back = marketer_api.get(pages[2]["previous"]).json()
+    assert [row["id"] for row in back["results"]] == [row["id"] for row in pages[1]["results"]]
+    assert back["next"] is not None
+
+
+def test_ordering_ascending_with_filters(marketer_api):
+    leads = LeadFactory.create_batch(4)
+    for lead, score in zip(leads, [40, 10, 20, 10], strict=True):
+        Lead.objects.filter(pk=lead.pk).update(score=score)
+    seen, _ = _walk(marketer_api, "/api/v1/leads/?ordering=score&score_min=15&page_size=1")
+    assert seen == [leads[2].pk, leads[0].pk]
+    by_created, _ = _walk(marketer_api, "/api/v1/leads/?ordering=created_at&page_size=3")
+    assert by_created == sorted(
+        Lead.objects.values_list("id", flat=True),
+        key=lambda pk: (Lead.objects.get(pk=pk).created_at, pk),
+    )
+
+
+def test_unknown_ordering_and_bad_cursor_are_clear_errors(marketer_api):
+    LeadFactory.create_batch(2)
+    bad = marketer_api.get("/api/v1/leads/?ordering=-email")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"]["ordering"] == [
+        "Expected one of: id, -id, score, -score, created_at, -created_at, updated_at, -updated_at."
+    ]
+    assert marketer_api.get("/api/v1/leads/?cursor=nonsense").status_code == 404
+    # A cursor of one ordering is not read under another.
+    first = marketer_api.get("/api/v1/leads/?ordering=score&page_size=1").json()
+    cursor = first["next"].split("cursor=")[1].split("&")[0]
+    other = marketer_api.get(f"/api/v1/leads/?ordering=created_at&cursor={cursor}")
+    assert other.status_code == 404
