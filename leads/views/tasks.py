@@ -166,9 +166,30 @@ def task_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "leads/tasks.html", context)
 
 
+# Everyone's open tasks sorted by their lead's score (?sort=), keyset-paged by
+# (score, id); the due order is the default.
+ALL_TASK_SORTS = ("due", "-score", "score")
+
+
+def _score_cursor(task: Task) -> str:
+    return f"{task.lead.score}|{task.pk}"
+
+
+def _after_score_cursor(tasks: QuerySet[Task], cursor: str, *, descending: bool) -> QuerySet[Task]:
+    """Tasks after ``cursor`` in the score order; an unreadable cursor is ignored."""
+    score_text, _, id_text = cursor.rpartition("|")
+    if not id_text.isdigit() or not score_text.lstrip("-").isdigit():
+        return tasks
+    score, pk = int(score_text), int(id_text)
+    if descending:
+        return tasks.filter(Q(lead__score__lt=score) | Q(lead__score=score, pk__gt=pk))
+    return tasks.filter(Q(lead__score__gt=score) | Q(lead__score=score, pk__gt=pk))
+
+
 def _all_open_tasks(request: HtmxHttpRequest) -> HttpResponse:
-    """Everyone's open tasks, soonest due first, keyset-paginated by (due, id);
-    ``?assignee=<user id>`` or ``none`` (unassigned) narrows them."""
+    """Everyone's open tasks, soonest due first (or by the lead's score, either
+    way), keyset-paginated; ``?assignee=<user id>`` or ``none`` (unassigned)
+    narrows them."""
     tasks = Task.objects.filter(status=TaskStatus.OPEN).select_related("lead", "assignee")
     assignees = list(task_assignees())
     assignee = request.GET.get("assignee", "")
@@ -180,9 +201,23 @@ def _all_open_tasks(request: HtmxHttpRequest) -> HttpResponse:
     elif assignee:
         error = gettext("Choose an assignee from the list.")
         assignee = ""
+    sort = request.GET.get("sort", "due")
+    if sort not in ALL_TASK_SORTS:
+        sort = "due"
     after = request.GET.get("after", "")
-    page = list(_after_task_cursor(tasks.order_by(*DUE_ORDER), after)[: ALL_PAGE_SIZE + 1])
-    next_after = _task_cursor(page[ALL_PAGE_SIZE - 1]) if len(page) > ALL_PAGE_SIZE else ""
+    if sort == "due":
+        ordered = _after_task_cursor(tasks.order_by(*DUE_ORDER), after)
+        cursor = _task_cursor
+    else:
+        descending = sort == "-score"
+        ordered = _after_score_cursor(
+            tasks.order_by("-lead__score" if descending else "lead__score", "id"),
+            after,
+            descending=descending,
+        )
+        cursor = _score_cursor
+    page = list(ordered[: ALL_PAGE_SIZE + 1])
+    next_after = cursor(page[ALL_PAGE_SIZE - 1]) if len(page) > ALL_PAGE_SIZE else ""
     context = {
         "tasks": page[:ALL_PAGE_SIZE],
         "next_after": next_after,
@@ -190,6 +225,8 @@ def _all_open_tasks(request: HtmxHttpRequest) -> HttpResponse:
         "assignees": assignees,
         "filter_error": error,
         "now": timezone.now(),
+        "sort": sort,
+        "score_link": "score" if sort == "-score" else "-score",
     }
     template = "leads/tasks_rows.html" if request.htmx and after else "leads/tasks_all.html"
     return render(request, template, context)

@@ -367,6 +367,35 @@ def test_all_open_tasks_load_more(client, admin_user):
     assert "Load more" not in more
 
 
+@pytest.mark.parametrize("sort", ["-score", "score"])
+def test_all_open_tasks_by_lead_score_page_every_task_once(client, admin_user, sort):
+    # Given 55 open tasks whose leads share a few scores.
+    created = [
+        TaskFactory.create(lead=LeadFactory.create(score=(n % 4) * 10), due_at=NOW)
+        for n in range(55)
+    ]
+    client.force_login(admin_user)
+    # When everyone's tasks are sorted by the lead's score and the next page loaded.
+    first = client.get(f"/tasks/?scope=all&sort={sort}").content.decode()
+    more_url = re.search(r'hx-get="(/tasks/\?scope=all[^"]*)"', first)
+    assert more_url is not None
+    more = client.get(more_url.group(1).replace("&amp;", "&"), **HX).content.decode()
+    # Then every task comes once, by score (highest first for "-score"), ties by id.
+    sign = -1 if sort == "-score" else 1
+    expected = sorted(created, key=lambda task: (sign * task.lead.score, task.pk))
+    assert row_ids(first) + row_ids(more) == [task.pk for task in expected]
+    # The header says how the list is sorted and turns it round on a click.
+    assert (
+        'aria-sort="descending"' in first if sort == "-score" else 'aria-sort="ascending"' in first
+    )
+    turned = "score" if sort == "-score" else "-score"
+    assert f'sort={turned}" data-sort="score"' in first
+    # An unknown sort is the due order.
+    assert row_ids(client.get("/tasks/?scope=all&sort=bogus").content.decode())[:3] == [
+        task.pk for task in created[:3]
+    ]
+
+
 def test_actions_from_everyones_list(client, admin_user, sales):
     task = TaskFactory.create(assignee=sales, due_at=NOW)
     client.force_login(admin_user)
