@@ -266,8 +266,8 @@ def _send_for_action(*, send_id: int, action: str) -> EmailSend:
         raise SendActionRefused(_("The email is no longer there."))
     if action not in send_actions(status=send.status, held_for=send.held_for):
         raise SendActionRefused(
-            _("The email is %(status)s now; nothing was changed.")
-            % {"status": send.get_status_display().lower()}
+            _("Nothing was changed: the email's status is now “%(status)s”.")
+            % {"status": send.get_status_display()}
         )
     return send
 

@@ -16,7 +16,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.http import HtmxHttpRequest
@@ -358,8 +358,8 @@ def held_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 _ACTIONS = {
-    SEND_NOW: (email_send_now, _lazy("The email goes out now, outside the send window.")),
-    RETRY: (email_send_retry, _lazy("The email is tried again now.")),
+    SEND_NOW: (email_send_now, gettext_lazy("The email goes out now, outside the send window.")),
+    RETRY: (email_send_retry, gettext_lazy("The email is tried again now.")),
 }
 
 
