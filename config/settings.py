@@ -274,6 +274,10 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 EMAIL_UNSUBSCRIBE_MAILTO = env.str("EMAIL_UNSUBSCRIBE_MAILTO", default="")
 # A send claimed longer ago than this belonged to a sender that died.
 EMAIL_SEND_CLAIM_SECONDS = env.int("EMAIL_SEND_CLAIM_SECONDS", default=120)
+# SMTP sessions a sending worker child keeps open: a batch's messages go out side
+# by side, each up to its final ".", and one statement records them all sent.
+# Providers cap connections per client (often 10 to 20 across all workers).
+EMAIL_SMTP_SESSIONS = env.int("EMAIL_SMTP_SESSIONS", default=10)
 ANYMAIL = {
     # Anymail checks this HTTP basic auth on every tracking webhook; providers that
     # sign their payloads get their signing key in addition.

@@ -124,6 +124,16 @@ class SendStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class HoldReason(models.TextChoices):
+    """What a held send waits for; the held sends page words it and offers what
+    an admin may do about it (``emails.rules.held_send_actions``)."""
+
+    POSTAL_ADDRESS = "address", _("the sender's postal address is missing")
+    SEND_WINDOW = "window", _("waiting for the send window in the lead's time zone")
+    FREQUENCY_CAP = "cap", _("the lead reached the limit of marketing emails")
+    RATE = "rate", _("the sending rate per minute is reached")
+
+
 class EmailSend(models.Model):
     """One email to one lead, recorded before it goes out under a unique key
     (``step:<steprun id>`` for a flow's step), and sent by its own task.
@@ -147,6 +157,11 @@ class EmailSend(models.Model):
     status = models.CharField(max_length=8, choices=SendStatus.choices, default=SendStatus.QUEUED)
     # Why it is skipped or held, in words an admin reads.
     reason = models.CharField(max_length=300, blank=True)
+    # Which rule holds it (blank unless held): the page's words and actions.
+    held_for = models.CharField(max_length=8, choices=HoldReason.choices, blank=True)
+    # An admin chose "send now" for a send waiting for the window: it goes
+    # outside it (the other rules still apply).
+    send_window_waived = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
     # Ours, without the angle brackets; fixed when the row is made, the same on
     # every try, so a receiver can drop a repeat by it.
@@ -177,6 +192,12 @@ class EmailSend(models.Model):
             models.Index(fields=["flow_id", "node_id"], name="emailsend_node_idx"),
             models.Index(fields=["lead", "sent_at"], name="emailsend_lead_sent_idx"),
             models.Index(fields=["provider_message_id"], name="emailsend_provider_id_idx"),
+            # The held sends page: held and failed ones, newest first.
+            models.Index(
+                fields=["status", "-created_at"],
+                name="emailsend_attention_idx",
+                condition=models.Q(status__in=["held", "failed"]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ import zoneinfo
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from emails.models import EmailKind, FrequencyPeriod
+from emails.models import EmailKind, FrequencyPeriod, HoldReason, SendStatus
 from leads.models import ConsentState, Lead
 
 
@@ -74,3 +74,62 @@ def _site_zone() -> dt.tzinfo:
 def frequency_window(period: str) -> dt.timedelta:
     """How far back the per-lead frequency cap counts."""
     return dt.timedelta(days=7 if period == FrequencyPeriod.WEEK else 1)
+
+
+# What an admin may do with a send that needs attention (the held sends page and
+# its services both ask here).
+SEND_NOW = "send-now"
+RETRY = "retry"
+CANCEL = "cancel"
+
+
+def send_actions(*, status: str, held_for: str) -> tuple[str, ...]:
+    """The actions a send offers, in the order shown.
+
+    A failed send may be retried: it is claimed again under the rules at send
+    time (consent, suppression, the window, the cap), so nothing is sent that
+    should not be. Of the holds only the send window gives way to "send now":
+    it is the team's own preference for the hour. The frequency cap is a
+    promise to the lead, the rate protects the sending reputation and the
+    provider's limits, and the postal address is the law; those wait (or are
+    cancelled). Anything not yet sent may be cancelled."""
+    if status == SendStatus.FAILED:
+        return (RETRY, CANCEL)
+    if status == SendStatus.HELD and held_for == HoldReason.SEND_WINDOW:
+        return (SEND_NOW, CANCEL)
+    if status in (SendStatus.HELD, SendStatus.QUEUED):
+        return (CANCEL,)
+    return ()
+
+
+def send_explanation(*, status: str, held_for: str, frequency_period: str) -> str:
+    """What the admin reads beside a held or failed send: why, what happens next
+    and why an action is missing."""
+    if status == SendStatus.FAILED:
+        return _(
+            "The mail server or provider refused it, or could not be reached on any try. "
+            "Retry sends it again now, after the rules at send time."
+        )
+    if held_for == HoldReason.POSTAL_ADDRESS:
+        return _(
+            "Marketing email must carry the sender's postal address. Add it in the email "
+            "settings; held emails go out within ten minutes after."
+        )
+    if held_for == HoldReason.SEND_WINDOW:
+        return _(
+            "It goes when the send window opens in the lead's time zone. Send now sends it "
+            "outside the window; consent and the frequency cap still apply."
+        )
+    if held_for == HoldReason.FREQUENCY_CAP:
+        period = _("this week") if frequency_period == FrequencyPeriod.WEEK else _("today")
+        return _(
+            "The lead already got as many marketing emails as the cap allows %(period)s; it "
+            "goes when an earlier one leaves the period. The cap protects the lead and cannot "
+            "be overridden here: cancel the email or change the cap in the email settings."
+        ) % {"period": period}
+    if held_for == HoldReason.RATE:
+        return _(
+            "The sending rate per minute is reached; it goes out in the next minute. The rate "
+            "protects your sending reputation and cannot be overridden here."
+        )
+    return _("It is tried again at the time shown.")

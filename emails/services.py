@@ -15,12 +15,15 @@ from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from emails.blocks import block_texts, blocks_problems
 from emails.merge_tags import merge_tag_problems
-from emails.models import EmailKind, EmailSettings, EmailTemplate, Sender
+from emails.models import EmailKind, EmailSend, EmailSettings, EmailTemplate, Sender, SendStatus
 from emails.rendering import RenderedEmail, email_render
+from emails.rules import CANCEL, RETRY, SEND_NOW, send_actions
+from emails.sending import email_sends_kick
 from leads.models import FieldDefinition, Lead
 
 # What the preview and a test put where the unsubscribe link goes: nobody is
@@ -246,3 +249,63 @@ def email_settings_update(**changes: Any) -> EmailSettings:
         setattr(current, name, value)
     current.save(update_fields=[*changes, "updated_at"])
     return current
+
+
+# --- sends that need an admin: the held sends page ---------------------------------
+
+
+class SendActionRefused(Exception):
+    """The send cannot take this action (any more): in words for the admin."""
+
+
+def _send_for_action(*, send_id: int, action: str) -> EmailSend:
+    """The send, locked, if ``action`` is one it offers now; a drain that claimed
+    it meanwhile has it ``sending`` and the action is refused."""
+    send = EmailSend.objects.select_for_update().filter(pk=send_id).first()
+    if send is None:
+        raise SendActionRefused(_("The email is no longer there."))
+    if action not in send_actions(status=send.status, held_for=send.held_for):
+        raise SendActionRefused(
+            _("Nothing was changed: the email's status is now “%(status)s”.")
+            % {"status": send.get_status_display()}
+        )
+    return send
+
+
+@transaction.atomic
+def email_send_retry(*, send_id: int) -> EmailSend:
+    """Try a failed send again now, with its tries counted afresh. It is claimed
+    like any due send, so the rules at send time decide again (an address that
+    unsubscribed meanwhile is skipped)."""
+    send = _send_for_action(send_id=send_id, action=RETRY)
+    send.status, send.attempts, send.claimed_at = SendStatus.QUEUED, 0, None
+    send.next_attempt_at = timezone.now()
+    send.save(update_fields=["status", "attempts", "claimed_at", "next_attempt_at"])
+    transaction.on_commit(email_sends_kick)
+    return send
+
+
+@transaction.atomic
+def email_send_now(*, send_id: int) -> EmailSend:
+    """Send a send held for the send window now, outside the window; consent,
+    suppression and the frequency cap still apply when it is claimed."""
+    send = _send_for_action(send_id=send_id, action=SEND_NOW)
+    send.status, send.send_window_waived = SendStatus.QUEUED, True
+    send.reason, send.held_for = "", ""
+    send.next_attempt_at = timezone.now()
+    send.save(
+        update_fields=["status", "send_window_waived", "reason", "held_for", "next_attempt_at"]
+    )
+    transaction.on_commit(email_sends_kick)
+    return send
+
+
+@transaction.atomic
+def email_send_cancel(*, send_id: int, user: User) -> EmailSend:
+    """Never send it: skipped, with who cancelled it as the reason."""
+    send = _send_for_action(send_id=send_id, action=CANCEL)
+    send.status, send.held_for = SendStatus.SKIPPED, ""
+    send.reason = (_("cancelled by %(user)s") % {"user": user.get_username()})[:300]
+    send.claimed_at = send.next_attempt_at = None
+    send.save(update_fields=["status", "held_for", "reason", "claimed_at", "next_attempt_at"])
+    return send

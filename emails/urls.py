@@ -23,6 +23,8 @@ urlpatterns = [
     ),
     path("emails/sent/", views.outbox_list, name="email-outbox"),
     path("emails/sent/<int:pk>/", views.outbox_detail, name="email-outbox-detail"),
+    path("emails/held/", views.held_list, name="email-held"),
+    path("emails/held/<int:pk>/<slug:action>/", views.held_action, name="email-held-action"),
     path("settings/email/", views.email_settings_page, name="settings-email"),
     path(
         "settings/email/senders/<int:pk>/delete/",

@@ -4,15 +4,19 @@ and marketers); senders and email settings, and the outbox of the embedded defau
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db.models import ProtectedError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.http import HtmxHttpRequest
@@ -20,11 +24,16 @@ from core.roles import ADMIN_MARKETER, Role
 from emails import selectors
 from emails.blocks import block_type_labels, blocks_problems
 from emails.forms import EmailSettingsForm, SenderForm, TemplateForm
-from emails.models import EmailTemplate, OutboxMessage, Sender
+from emails.models import EmailSend, EmailTemplate, OutboxMessage, Sender, SendStatus
+from emails.rules import CANCEL, RETRY, SEND_NOW, send_actions, send_explanation
 from emails.services import (
     EMAIL_SETTINGS_FIELDS,
+    SendActionRefused,
     SenderInUse,
     TemplateInvalid,
+    email_send_cancel,
+    email_send_now,
+    email_send_retry,
     email_settings_get,
     email_settings_update,
     sender_create,
@@ -41,6 +50,7 @@ from leads.models import Lead
 builders_only = role_required(*ADMIN_MARKETER)
 admin_only = role_required(Role.ADMIN)
 OUTBOX_PAGE_SIZE = 50
+HELD_PAGE_SIZE = 50
 
 
 def _sample_lead() -> Lead:
@@ -299,3 +309,81 @@ def outbox_list(request: HtmxHttpRequest) -> HttpResponse:
 def outbox_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(OutboxMessage, pk=pk)
     return render(request, "emails/outbox_detail.html", {"message": message})
+
+
+# --- admins: held and failed sends ------------------------------------------------
+
+
+@dataclass
+class AttentionRow:
+    send: EmailSend
+    explanation: str
+    actions: tuple[str, ...]
+
+
+def _held_filter(value: str | None) -> str:
+    return value if value in (SendStatus.HELD, SendStatus.FAILED) else ""
+
+
+@admin_only
+@require_GET
+def held_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Sends that wait (held, with the rule and the time they are tried again) and
+    sends that failed (with their error), with what an admin may do about each."""
+    status = _held_filter(request.GET.get("status"))
+    page = Paginator(selectors.sends_needing_attention(status=status), HELD_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    period = email_settings_get().frequency_period
+    rows = [
+        AttentionRow(
+            send=send,
+            explanation=send_explanation(
+                status=send.status, held_for=send.held_for, frequency_period=period
+            ),
+            actions=send_actions(status=send.status, held_for=send.held_for),
+        )
+        for send in page.object_list
+    ]
+    counts = selectors.attention_counts()
+    context = {
+        "page": page,
+        "rows": rows,
+        "status": status,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "actions": {"send_now": SEND_NOW, "retry": RETRY, "cancel": CANCEL},
+    }
+    return render(request, "emails/held_list.html", context)
+
+
+_ACTIONS = {
+    SEND_NOW: (email_send_now, gettext_lazy("The email goes out now, outside the send window.")),
+    RETRY: (email_send_retry, gettext_lazy("The email is tried again now.")),
+}
+
+
+@admin_only
+@require_POST
+def held_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
+    """Send now, retry or cancel one send, then back to the list as it was."""
+    try:
+        if action == CANCEL:
+            assert isinstance(request.user, User)
+            email_send_cancel(send_id=pk, user=request.user)
+            messages.success(request, gettext("The email is cancelled; it will not be sent."))
+        elif action in _ACTIONS:
+            service, done = _ACTIONS[action]
+            service(send_id=pk)
+            messages.success(request, str(done))
+        else:
+            raise Http404
+    except SendActionRefused as refused:
+        messages.error(request, str(refused))
+    query = {
+        name: value
+        for name in ("status", "page")
+        if (value := request.POST.get(name, "")) and (name != "status" or _held_filter(value))
+    }
+    url = reverse("email-held")
+    return redirect(f"{url}?{urlencode(query)}" if query else url)

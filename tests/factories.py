@@ -6,7 +6,15 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from emails.models import EmailSettings, EmailTemplate, OutboxMessage, Sender
+from emails.models import (
+    EmailKind,
+    EmailSend,
+    EmailSettings,
+    EmailTemplate,
+    OutboxMessage,
+    Sender,
+    SendStatus,
+)
 from flows.models import Delivery, Enrollment, Flow, FlowVersion, HookSubscription, StepRun
 from leads.models import (
     ConsentRecord,
@@ -339,6 +347,21 @@ class EmailSettingsFactory(factory.django.DjangoModelFactory[EmailSettings]):
     postal_address = "Leadflow GmbH, Hauptstr. 1, 10115 Berlin"
     sends_per_minute = 10000
     frequency_cap = 0
+
+
+class EmailSendFactory(factory.django.DjangoModelFactory[EmailSend]):
+    class Meta:
+        model = EmailSend
+
+    key = factory.Sequence(lambda n: f"test:{n}")
+    lead = factory.SubFactory(LeadFactory)
+    template = factory.SubFactory(EmailTemplateFactory)
+    kind = EmailKind.MARKETING
+    to_email = factory.LazyAttribute(lambda send: send.lead.email or "")
+    message_id = factory.Sequence(lambda n: f"{n}.send@acme.example")
+    token = factory.Sequence(lambda n: f"{n:032d}")
+    status = SendStatus.QUEUED
+    next_attempt_at = factory.LazyFunction(timezone.now)
 
 
 class OutboxMessageFactory(factory.django.DjangoModelFactory[OutboxMessage]):
