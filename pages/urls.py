@@ -76,6 +76,11 @@ urlpatterns = [
         profile.lead_profile_timeline,
         name="lead-profile-timeline",
     ),
+    path(
+        "leads/<int:pk>/score/reasons/",
+        profile.lead_profile_score_reasons,
+        name="lead-profile-score-reasons",
+    ),
     path("leads/<int:pk>/update/", profile.lead_profile_update, name="lead-profile-update"),
     path("leads/<int:pk>/score/", profile.lead_profile_score, name="lead-profile-score"),
     path("leads/<int:pk>/notes/", profile.lead_profile_note, name="lead-profile-note"),

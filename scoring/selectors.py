@@ -126,6 +126,9 @@ class ScoreBreakdown:
     # (key, label, points) of every category, in the categories' order.
     categories: list[tuple[str, str, int]]
     reasons: list[ScoreReason]
+    # How many reasons there are in all (more than ``reasons`` when a limit cut
+    # the list).
+    reasons_total: int = 0
 
 
 # Ledger rows from flow steps are keyed ``step:<step run id>``.
@@ -135,19 +138,21 @@ _STEP_ID = (
 )
 
 
-def _breakdown_sql(origins: StepOrigins | None) -> str:
+def _breakdown_sql(origins: StepOrigins | None, *, limited: bool = False) -> str:
     """The ledger of one lead grouped by category, reason, source, user, and the
     flow and node of the step that gave the points. The step is joined once, not
     looked up per column: three correlated subqueries per row took half a second
     for a lead with 10,000 changes, the join takes milliseconds. Names are model
-    constants and the registered origins' SQL; the lead is a bound parameter."""
+    constants and the registered origins' SQL; the lead is a bound parameter (and,
+    when ``limited``, the number of rows: the count of all groups comes with each)."""
 
     flow, node, node_type = origins.columns if origins else ("NULL", "NULL", "NULL")
     joins = origins.joins.format(step_id=_STEP_ID) if origins else ""
     group = f"c.key, c.label, sc.reason, sc.source, sc.created_by_id, {flow}, {node}, {node_type}"
     return (
         f"SELECT {group}, SUM(sc.delta) AS points, COUNT(*) AS changes, "  # noqa: S608
-        "SUM(sc.capped) AS capped, MAX(COALESCE(c.cap, t.total_cap)) AS cap "
+        "SUM(sc.capped) AS capped, MAX(COALESCE(c.cap, t.total_cap)) AS cap, "
+        "COUNT(*) OVER () AS reasons "
         f"FROM {ScoreChange._meta.db_table} sc "
         f"JOIN {ScoreCategory._meta.db_table} c ON c.id = sc.category_id "
         f"LEFT JOIN (SELECT total_cap FROM {ScoringSettings._meta.db_table} "
@@ -156,20 +161,24 @@ def _breakdown_sql(origins: StepOrigins | None) -> str:
         "WHERE sc.lead_id = %s "
         f"GROUP BY {group} "
         # Ties in points in a stable order: by reason, then category.
-        "ORDER BY points DESC, sc.reason, c.key"
+        "ORDER BY points DESC, sc.reason, c.key" + (" LIMIT %s" if limited else "")
     )
 
 
-def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
+def lead_score_breakdown(*, lead: Lead, limit: int | None = None) -> ScoreBreakdown:
     """A lead's score by category and where its points came from: the ledger
     grouped by reason, with the flow and node (flow steps) or the user (changes
-    by hand) that gave them. Five queries however long the ledger."""
+    by hand) that gave them; the ``limit`` biggest reasons if given (with how
+    many there are in all). Five queries however long the ledger."""
 
     origins = _origins[0] if _origins else None
     scores = dict(LeadScore.objects.filter(lead=lead).values_list("category_id", "score"))
     categories = [(c.key, c.label, scores.get(c.pk, 0)) for c in ScoreCategory.objects.all()]
     with connection.cursor() as cursor:
-        cursor.execute(_breakdown_sql(origins), [lead.pk])
+        if limit is None:
+            cursor.execute(_breakdown_sql(origins), [lead.pk])
+        else:
+            cursor.execute(_breakdown_sql(origins, limited=True), [lead.pk, limit])
         rows = cursor.fetchall()
     flow_ids = {row[5] for row in rows if row[5] is not None}
     user_ids = {row[4] for row in rows if row[4] is not None}
@@ -178,7 +187,7 @@ def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
     reasons = []
     for row in rows:
         key, label, reason, source, user_id, flow_id, node_id, node_type = row[:8]
-        points, changes, capped, cap = row[8:]
+        points, changes, capped, cap = row[8:12]
         known = flow_id in flows
         reasons.append(
             ScoreReason(
@@ -199,7 +208,11 @@ def lead_score_breakdown(*, lead: Lead) -> ScoreBreakdown:
             )
         )
     return ScoreBreakdown(
-        score=lead.score, grade=lead.grade, categories=categories, reasons=reasons
+        score=lead.score,
+        grade=lead.grade,
+        categories=categories,
+        reasons=reasons,
+        reasons_total=rows[0][12] if rows else 0,
     )
 
 

@@ -12,11 +12,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Count, F, Q, QuerySet, Subquery
 from django.db.models.functions import Abs, TruncDate
 from django.utils import timezone
 
 from core.roles import ADMIN_MARKETER
+from core.vocabulary import Grade
 from flows.models import Enrollment, FlowStatus
 from leads.models import Event, Lead, Task, TaskStatus
 from leads.roles import user_role
@@ -80,19 +83,47 @@ class LeadCounts:
     mqls: Trend
 
 
+def _counts(parts: dict[str, QuerySet[Any]]) -> dict[str, int]:
+    """The number of rows of each queryset, in one statement: each count is a
+    subquery of its own, so each is planned alone (an index-only scan, a range of
+    an index) instead of one scan of every row testing every condition."""
+    selects, params = [], []
+    for name, rows in parts.items():
+        # ``name`` is one of the caller's keys, never input.
+        try:
+            sql, part_params = rows.order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:  # a user who sees no leads
+            selects.append(f"0 AS {name}")
+            continue
+        selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS part) AS {name}")  # noqa: S608
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), params)
+        row = cursor.fetchone()
+    return dict(zip(parts, row, strict=True))
+
+
 def dashboard_lead_counts(*, user: Any, now: dt.datetime) -> LeadCounts:
     """Leads the user sees: all of them, those they own, those hot now, the new
     ones this week and the week before (by ``created_at``), and those that became
-    MQLs this week and the week before (by ``mql_at``). One query."""
+    MQLs this week and the week before (by ``mql_at``). One query.
+
+    (As one scan of the user's leads with a filter per figure it was a parallel
+    sequential scan of the whole table, 45 to 70 ms at 100,000 leads on a busy
+    machine, bench/pages.py; counted apart, the total is an index-only scan, the
+    hot leads a partial index, and the weeks ranges of their indexes.)"""
     week, previous = _weeks(now)
-    row = leads_visible_to(user).aggregate(
-        total=Count("id"),
-        mine=Count("id", filter=Q(owner_id=user.pk)),
-        hot=Count("id", filter=Q(grade="hot")),
-        new=Count("id", filter=Q(created_at__gte=week)),
-        new_before=Count("id", filter=Q(created_at__gte=previous, created_at__lt=week)),
-        mql=Count("id", filter=Q(mql_at__gte=week, mql_at__lte=now)),
-        mql_before=Count("id", filter=Q(mql_at__gte=previous, mql_at__lt=week)),
+    leads = leads_visible_to(user)
+    row = _counts(
+        {
+            "total": leads,
+            "mine": leads.filter(owner_id=user.pk),
+            "hot": leads.filter(grade=Grade.HOT),
+            "new": leads.filter(created_at__gte=week),
+            "new_before": leads.filter(created_at__gte=previous, created_at__lt=week),
+            "mql": leads.filter(mql_at__gte=week, mql_at__lte=now),
+            "mql_before": leads.filter(mql_at__gte=previous, mql_at__lt=week),
+        }
     )
     return LeadCounts(
         total=row["total"],
@@ -239,13 +270,18 @@ def dashboard_score_changes(
     """The score changes of the last 7 days with the biggest deltas (up or down),
     on leads the user sees, with their lead and category. One query."""
 
+    order = (Abs("delta").desc(), "-created_at", "-id")
     changes = ScoreChange.objects.filter(created_at__gte=now - WEEK, created_at__lte=now)
     if not dashboard_team_wide(user):
         changes = changes.filter(lead__in=leads_visible_to(user))
+    # The week's biggest ids first, then those rows with their leads: sorting the
+    # week's changes joined to their whole lead rows took 40 to 60 ms at 300,000
+    # changes (bench/pages.py), the ids alone a few.
+    biggest = changes.order_by(*order).values("id")[:limit]
     return list(
-        changes.select_related("lead", "category").order_by(
-            Abs("delta").desc(), "-created_at", "-id"
-        )[:limit]
+        ScoreChange.objects.filter(id__in=Subquery(biggest))
+        .select_related("lead", "category")
+        .order_by(*order)
     )
 
 

@@ -43,6 +43,10 @@ from scoring.selectors import lead_score_breakdown
 from scoring.services import score_adjust_by_hand, scoring_settings
 
 SECTION_LIMIT = 20
+# Reasons of the score shown before "Show all": the biggest, which explain most
+# of it. All 112 of a lead with 10,000 changes took a third of the profile's
+# time to render (bench/pages.py).
+SCORE_REASONS_SHOWN = 10
 # Timeline kinds left out until asked for.
 TIMELINE_HIDDEN = ("flows",)
 HISTORY_DAYS = 90
@@ -135,7 +139,10 @@ def _score_context(
 ) -> dict[str, Any]:
     return {
         "lead": lead,
-        "breakdown": lead_score_breakdown(lead=lead),
+        "breakdown": lead_score_breakdown(
+            lead=lead,
+            limit=None if request.GET.get("reasons") == "all" else SCORE_REASONS_SHOWN,
+        ),
         "history_chart": _history_chart(lead),
         "history_days": HISTORY_DAYS,
         "can_adjust": _can_adjust(request.user),
@@ -225,6 +232,18 @@ def lead_profile_timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         else "leads/_profile_timeline_list.html"
     )
     return render(request, template, _timeline_context(request, lead))
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lead_profile_score_reasons(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Every reason of the score (the profile shows the biggest): the table for
+    htmx, or the profile without it."""
+    lead = _lead(request, pk)
+    if not request.htmx:
+        return redirect(f"{reverse('lead-detail', args=[lead.pk])}?reasons=all#score-breakdown")
+    context = {"lead": lead, "breakdown": lead_score_breakdown(lead=lead)}
+    return render(request, "leads/_profile_score_reasons.html", context)
 
 
 @role_required(*ALL_ROLES)

@@ -367,6 +367,49 @@ def test_api_and_profile_show_the_same_breakdown(client, marketer, marketer_api,
         assert re.search(rf'data-category="{key}">[^<]*: <strong>{points}</strong>', page)
 
 
+def test_profile_shows_the_biggest_reasons_and_loads_the_rest(client, marketer, admin_user):
+    lead = LeadFactory.create()
+    for n in range(1, 13):
+        _manual_points(lead, admin_user, n, f"Reason {n:02d}")
+    client.force_login(marketer)
+
+    page = client.get(f"/leads/{lead.pk}/").content.decode()
+    table = page.split('id="score-breakdown"')[1].split("</table>")[0]
+    more = client.get(f"/leads/{lead.pk}/score/reasons/", **HTMX)
+    without_htmx = client.get(f"/leads/{lead.pk}/score/reasons/")
+    everything = client.get(f"/leads/{lead.pk}/?reasons=all").content.decode()
+
+    # The ten biggest, then a link to the other two.
+    assert re.findall(r">(Reason \d\d) <", table) == [f"Reason {n:02d}" for n in range(12, 2, -1)]
+    assert "Show all 12 reasons</a>" in table
+    assert f'hx-get="/leads/{lead.pk}/score/reasons/"' in table
+    body = more.content.decode()
+    assert more.status_code == 200
+    assert "<html" not in body
+    assert re.findall(r">(Reason \d\d) <", body) == [f"Reason {n:02d}" for n in range(12, 0, -1)]
+    assert "data-all-reasons" not in body
+    assert without_htmx.status_code == 302
+    assert without_htmx["Location"] == f"/leads/{lead.pk}/?reasons=all#score-breakdown"
+    table = everything.split('id="score-breakdown"')[1].split("</table>")[0]
+    assert len(re.findall(r">(Reason \d\d) <", table)) == 12
+    assert "data-all-reasons" not in table
+
+
+def test_breakdown_limit_keeps_the_count_of_every_reason(admin_user):
+    lead = LeadFactory.create()
+    for n in range(1, 5):
+        _manual_points(lead, admin_user, n, f"Reason {n}")
+
+    top = lead_score_breakdown(lead=lead, limit=2)
+    every = lead_score_breakdown(lead=lead)
+
+    assert [r.reason for r in top.reasons] == ["Reason 4", "Reason 3"]
+    assert top.reasons_total == 4
+    assert [r.reason for r in every.reasons] == ["Reason 4", "Reason 3", "Reason 2", "Reason 1"]
+    assert every.reasons_total == 4
+    assert lead_score_breakdown(lead=LeadFactory.create(), limit=2).reasons_total == 0
+
+
 def test_score_history_is_the_cumulative_ledger_per_day(client, admin_user):
     lead = LeadFactory.create()
     today = timezone.localdate()
