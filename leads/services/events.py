@@ -25,10 +25,11 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from core import prepared
+from core.commit import callbacks_mark, commit_leaves_system, on_commit_internal
 from core.scope import event_scope, event_scope_current, processing_batch
 from core.vocabulary import LEAD_ACTIVITY_TYPES
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
-from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send, task_send_on_commit
+from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send
 from leads.services.reactions import lock_probes, reactions
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ def _enqueue(ids: list[int]) -> None:
     from leads.tasks import events_process_task
 
     # The rows are the record: a message lost to a broker outage is sent again
-    # by the sweeper.
-    task_send_on_commit(events_process_task, list(ids))
+    # by the sweeper. Our own workers' doorbell: a commit lost in a crash takes
+    # its events with it, so it needs no durable commit (core.commit).
+    queued = list(ids)
+    on_commit_internal(lambda: task_send(events_process_task, queued))
 
 
 # Columns of one PostgreSQL multi-row insert, with their types for unnest().
@@ -354,7 +357,16 @@ _EVENT_LOCK = (
     f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
     "WHERE id = %s AND processed_at IS NULL FOR UPDATE"
 )
-_EVENTS_PROCESSED = f"UPDATE {Event._meta.db_table} SET processed_at = %s WHERE id = ANY(%s)"  # noqa: S608
+# Marking the events processed also sets how this transaction commits (see
+# core.commit): 'off' when nothing leaves the system, or NULL to keep the
+# server's setting (a durable commit). One-row FROM: set once, no round trip of
+# its own.
+_EVENTS_PROCESSED = (
+    f"UPDATE {Event._meta.db_table} SET processed_at = %s "  # noqa: S608
+    "FROM (SELECT set_config('synchronous_commit', "
+    "coalesce(%s, current_setting('synchronous_commit')), true)) commit_mode "
+    "WHERE id = ANY(%s)"
+)
 
 
 @functools.cache
@@ -418,7 +430,11 @@ def _lead_lock_touching(event: Event) -> Lead | None:
 def _event_process_scoped(
     event_id: int, derived: list[int], scope: dict[str, Any], skip_locked: bool
 ) -> bool:
+    # Only a transaction of our own may choose how it commits: inside a caller's
+    # (a replay, a test), the caller's commit decides.
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
+        callbacks = callbacks_mark()
         event = _event_lock(event_id, skip_locked)
         if event is None:
             return False
@@ -446,7 +462,9 @@ def _event_process_scoped(
                     _react(child, lead)
                     processed.append(child.pk)
         if prepared.enabled():
-            prepared.fetch(_EVENTS_PROCESSED, [timezone.now(), processed])
+            durable = not outermost or commit_leaves_system(since=callbacks)
+            commit = None if durable else "off"
+            prepared.fetch(_EVENTS_PROCESSED, [timezone.now(), commit, processed])
         else:
             Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
         derived[:] = later

@@ -50,7 +50,8 @@ pytestmark = [
 # statement; the derived ``score.changed`` event; the lead's grades, as the 10
 # points move its engagement from 4 to 3, and the derived ``grade.changed`` event;
 # the step and the enrollment done; the hook subscriptions; the events marked
-# processed; COMMIT; and the drain's look for other waiting events.
+# processed, which also sets how the transaction commits (core.commit); COMMIT;
+# and the drain's look for other waiting events.
 EXPECTED: list[str] = [
     (
         "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.id IN (?) AND "
@@ -174,7 +175,10 @@ EXPECTED: list[str] = [
         "SELECT flows_hooksubscription.id AS id, flows_hooksubscription.target_url AS "
         "target_url, flows_hooksubscription.events AS events FROM flows_hooksubscription"
     ),
-    "UPDATE leads_event SET processed_at = ? WHERE id = ANY(?)",
+    (
+        "UPDATE leads_event SET processed_at = ? FROM (SELECT set_config(?, coalesce(?, "
+        "current_setting(?)), true)) commit_mode WHERE id = ANY(?)"
+    ),
     "RELEASE SAVEPOINT sp",
     (
         "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.attempts < ? AND "
