@@ -53,4 +53,5 @@ def callbacks_mark() -> int:
 def commit_leaves_system(*, since: int) -> bool:
     """Whether a callback registered after ``since`` (``callbacks_mark``) sends
     something out of the system once the transaction commits."""
-    return any(not isinstance(func, _Internal) for _, func, _ in connection.run_on_commit[since:])
+    # Django keeps (savepoint ids, callback, robust) per callback.
+    return any(not isinstance(entry[1], _Internal) for entry in connection.run_on_commit[since:])

@@ -78,12 +78,34 @@ def test_an_event_that_queues_an_outbound_delivery_commits_durably(commit_modes)
     scoring = EventFactory.create(lead=lead, name="Signed up")
     quiet = EventFactory.create(lead=lead, name="Viewed dashboard")
 
-    # when both events are processed, each in its transaction,
-    events_process(event_ids=[scoring.pk, quiet.pk])
+    # when each event is processed by a message of its own,
+    events_process(event_ids=[scoring.pk])
+    events_process(event_ids=[quiet.pk])
 
     # then the one whose score change is delivered out commits with the server's
     # setting, the other asynchronously.
     assert commit_modes == {scoring.pk: "on", quiet.pk: "off"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_that_queues_an_outbound_delivery_commits_durably(commit_modes):
+    # Given the same webhook and flow, and two events of two known leads,
+    HookSubscriptionFactory.create(target_url="http://127.0.0.1:9/in", events=["score.changed"])
+    published(
+        "Trial",
+        graph(
+            ("t", "app.event", {"event": "Signed up"}),
+            ("s", "score.adjust", {"points": 5, "category": "engagement", "reason": "Trial"}),
+        ),
+    )
+    quiet = EventFactory.create(lead=LeadFactory.create(), name="Viewed dashboard")
+    scoring = EventFactory.create(lead=LeadFactory.create(), name="Signed up")
+
+    # when one message names both (one transaction),
+    events_process(event_ids=[quiet.pk, scoring.pk])
+
+    # then that transaction is durable, for the delivery of one of them.
+    assert commit_modes == {quiet.pk: "on"}
 
 
 @pytest.mark.django_db
