@@ -3,8 +3,8 @@
 Recording is the hot path of ingestion: one multi-row insert that skips rows whose
 (source, idempotency key) already exists, and one Celery message of ids after
 commit. Processing resolves who the event is about (creating or merging leads),
-applies it to the lead under a row lock, and marks it processed, one transaction
-per event.
+applies it to the lead under a row lock, and marks it processed: consecutive
+events of known leads in one transaction, any other event in one of its own.
 """
 
 from __future__ import annotations
