@@ -3,9 +3,10 @@
 A worker processes a batch in seconds: reads that every event of it repeats
 (the active trigger subscriptions, which keys dynamic segments depend on, score
 categories, scoring settings) are made once per batch, and a flow published or
-a segment saved meanwhile applies from the next batch. Within one event's
-transaction, reads that the event and the events it derives share (the lead's
-waiting listeners, the derived events themselves) are made once. Outside a
+a segment saved meanwhile applies from the next batch. Within one transaction of
+events (an event, or a group of events of known leads), reads that the events
+and the events they derive share (a lead's waiting listeners, the derived
+events themselves) are made once. Outside a
 batch or an event, every read is made every time.
 """
 

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import BooleanField, Case, ExpressionWrapper, F, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from core import prepared
+from core.commit import on_commit_internal
 from core.scope import batch_cached, event_scope_current
 from leads.models import (
     Event,
@@ -351,7 +352,7 @@ def _counts_move(deltas: dict[int, int]) -> None:
     pending: dict[int, int] | None = scope.get("segment_counts")
     if pending is None:
         pending = scope["segment_counts"] = {}
-        transaction.on_commit(partial(_counts_apply, pending), robust=True)
+        on_commit_internal(partial(_counts_apply, pending), robust=True)
     for pk, delta in deltas.items():
         pending[pk] = pending.get(pk, 0) + delta
 

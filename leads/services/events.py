@@ -3,8 +3,8 @@
 Recording is the hot path of ingestion: one multi-row insert that skips rows whose
 (source, idempotency key) already exists, and one Celery message of ids after
 commit. Processing resolves who the event is about (creating or merging leads),
-applies it to the lead under a row lock, and marks it processed, one transaction
-per event.
+applies it to the lead under a row lock, and marks it processed: consecutive
+events of known leads in one transaction, any other event in one of its own.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from core import prepared
+from core.commit import callbacks_mark, commit_leaves_system, on_commit_internal
 from core.scope import event_scope, event_scope_current, processing_batch
 from core.vocabulary import LEAD_ACTIVITY_TYPES
 from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
-from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send, task_send_on_commit
+from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send
 from leads.services.reactions import lock_probes, reactions
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ def _enqueue(ids: list[int]) -> None:
     from leads.tasks import events_process_task
 
     # The rows are the record: a message lost to a broker outage is sent again
-    # by the sweeper.
-    task_send_on_commit(events_process_task, list(ids))
+    # by the sweeper. Our own workers' doorbell: a commit lost in a crash takes
+    # its events with it, so it needs no durable commit (core.commit).
+    queued = list(ids)
+    on_commit_internal(lambda: task_send(events_process_task, queued))
 
 
 # Columns of one PostgreSQL multi-row insert, with their types for unnest().
@@ -220,35 +223,59 @@ DRAIN_LIMIT = 500
 
 
 def events_process(*, event_ids: Sequence[int], drain: bool = False) -> None:
-    """Process events in the order they happened, one transaction each. A failure
-    is recorded on the event and left for the sweeper to retry.
+    """Process events in the order they happened. A failure is recorded on the
+    event and left for the sweeper to retry.
+
+    Consecutive events of known leads go through in one transaction (see
+    ``_group_process``); any other event, or one of a group that failed, in a
+    transaction of its own.
 
     ``drain``: for a small message, then go on with other events waiting in the
     outbox (not those backing off after a failure), skipping any another worker
     holds. Under a stream of small requests, one message then processes what
     many requests sent, and the messages that follow find their events done."""
+    hints: dict[int, _Hint] = {}
     queue = deque(
-        Event.objects.filter(pk__in=event_ids, processed_at__isnull=True)
-        .order_by("occurred_at", "id")
-        .values_list("id", flat=True)
+        _hinted(
+            Event.objects.filter(pk__in=event_ids, processed_at__isnull=True).order_by(
+                "occurred_at", "id"
+            ),
+            hints,
+        )
     )
     with processing_batch():
-        _process_queue(queue, skip_locked=False)
+        _process_queue(queue, hints, skip_locked=False)
         drained = 0
         drain = drain and len(event_ids) < DRAIN_BELOW
         while drain and drained < DRAIN_LIMIT:
             now = timezone.now()
-            waiting = list(
-                _waiting(now)
-                .order_by("received_at", "id")
-                .values_list("id", flat=True)[: min(100, DRAIN_LIMIT - drained)]
+            waiting = _hinted(
+                _waiting(now).order_by("received_at", "id")[: min(100, DRAIN_LIMIT - drained)],
+                hints,
             )
             if not waiting:
                 break
             drained += len(waiting)
-            if not _process_queue(deque(waiting), skip_locked=True):
+            if not _process_queue(deque(waiting), hints, skip_locked=True):
                 # Everything waiting is held by other workers.
                 break
+
+
+# What tells, before an event is locked, whether its lead is known without
+# resolution: (lead_id, user_id, email, anonymous_id, type).
+_Hint = tuple[int | None, str, str, str, str]
+
+
+def _hinted(events: QuerySet[Event], hints: dict[int, _Hint]) -> list[int]:
+    """The ids of ``events``, each one's hint noted in ``hints``: read in the
+    statement that finds them, no round trip of its own."""
+    ids = []
+    for pk, *hint in events.values_list(
+        "id", "lead_id", "user_id", "email", "anonymous_id", "type"
+    ):
+        ids.append(pk)
+        hints[pk] = tuple(hint)  # type: ignore[assignment]
+    return ids
 
 
 def _waiting(now: datetime) -> QuerySet[Event]:
@@ -258,11 +285,30 @@ def _waiting(now: datetime) -> QuerySet[Event]:
     )
 
 
-def _process_queue(queue: deque[int], *, skip_locked: bool) -> int:
+def _process_queue(queue: deque[int], hints: dict[int, _Hint], *, skip_locked: bool) -> int:
     """Process the queued events and what they derive; returns how many this
     worker processed (not skipped)."""
     done = 0
+    # Events of a group that failed: each goes alone, so that the one that
+    # failed is recorded as failed, alone.
+    alone: set[int] = set()
     while queue:
+        group = _group_take(queue, hints, alone)
+        if len(group) > 1:
+            try:
+                taken, processed, later = _group_process(group)
+            except Exception as exc:
+                if outage(exc):
+                    raise
+                logger.info("a group of %s events rolled back (%s): one at a time", len(group), exc)
+                alone.update(group)
+                continue
+            for _ in range(taken):
+                queue.popleft()
+            done += processed
+            queue.extend(later)
+            if taken:
+                continue
         event_id = queue.popleft()
         try:
             derived = event_process(event_id=event_id, skip_locked=skip_locked)
@@ -354,7 +400,16 @@ _EVENT_LOCK = (
     f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
     "WHERE id = %s AND processed_at IS NULL FOR UPDATE"
 )
-_EVENTS_PROCESSED = f"UPDATE {Event._meta.db_table} SET processed_at = %s WHERE id = ANY(%s)"  # noqa: S608
+# Marking the events processed also sets how this transaction commits (see
+# core.commit): 'off' when nothing leaves the system, or NULL to keep the
+# server's setting (a durable commit). One-row FROM: set once, no round trip of
+# its own.
+_EVENTS_PROCESSED = (
+    f"UPDATE {Event._meta.db_table} SET processed_at = %s "  # noqa: S608
+    "FROM (SELECT set_config('synchronous_commit', "
+    "coalesce(%s, current_setting('synchronous_commit')), true)) commit_mode "
+    "WHERE id = ANY(%s)"
+)
 
 
 @functools.cache
@@ -395,13 +450,14 @@ def _lead_lock_touching(event: Event) -> Lead | None:
         return None
     at = event.occurred_at if event.type in LEAD_ACTIVITY_TYPES else None
 
+    known = _known_lead(event.lead_id, event.user_id, event.email, event.anonymous_id, event.type)
     key: dict[str, Any]
-    if event.lead_id:
-        match, key = "id = %(lead)s", {"lead": event.lead_id}
-    elif event.user_id and not (event.email or event.anonymous_id) and event.type != "alias":
-        match, key = "external_id = %(user_id)s", {"user_id": event.user_id}
-    else:
+    if known is None:
         return None
+    if known[0] == "id":
+        match, key = "id = %(lead)s", {"lead": known[1]}
+    else:
+        match, key = "external_id = %(user_id)s", {"user_id": known[1]}
     rows = prepared.fetch(_lead_lock_sql(match), {"at": at, "event": event.pk, **key})
     if not rows:
         return None
@@ -418,39 +474,173 @@ def _lead_lock_touching(event: Event) -> Lead | None:
 def _event_process_scoped(
     event_id: int, derived: list[int], scope: dict[str, Any], skip_locked: bool
 ) -> bool:
+    # Only a transaction of our own may choose how it commits: inside a caller's
+    # (a replay, a test), the caller's commit decides.
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
+        callbacks = callbacks_mark()
         event = _event_lock(event_id, skip_locked)
         if event is None:
             return False
         if _too_deep(event):
             return True
-        lead = _lead_lock_touching(event)
-        touched = lead is not None
-        if lead is None:
-            lead = lead_resolve(event=event)
-        _react(event, lead, touched=touched)
-        processed = [event.pk]
-        later: list[int] = []
-        seen = 0
-        while seen < len(derived):
-            fresh, seen = derived[seen:], len(derived)
-            recorded: dict[int, Event] = scope.get("recorded", {})
-            children = [recorded[i] for i in fresh if i in recorded]
-            unknown = [i for i in fresh if i not in recorded]
-            if unknown:
-                children += Event.objects.filter(pk__in=unknown, processed_at__isnull=True)
-            for child in sorted(children, key=lambda e: e.pk):
-                if child.lead_id != lead.pk:
-                    later.append(child.pk)
-                elif not _too_deep(child):
-                    _react(child, lead)
-                    processed.append(child.pk)
-        if prepared.enabled():
-            prepared.fetch(_EVENTS_PROCESSED, [timezone.now(), processed])
-        else:
-            Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
-        derived[:] = later
+        processed = _event_run(event, derived, scope)
+        _events_mark_processed(processed, outermost=outermost, callbacks=callbacks)
     return True
+
+
+def _event_run(event: Event, derived: list[int], scope: dict[str, Any]) -> list[int]:
+    """Apply a locked event to its lead, then the events it derives about the
+    same lead, under the same lock. Returns the ids processed; leaves in
+    ``derived`` those of events about other leads."""
+    lead = _lead_lock_touching(event)
+    touched = lead is not None
+    if lead is None:
+        lead = lead_resolve(event=event)
+    _react(event, lead, touched=touched)
+    processed = [event.pk]
+    later: list[int] = []
+    seen = 0
+    while seen < len(derived):
+        fresh, seen = derived[seen:], len(derived)
+        recorded: dict[int, Event] = scope.get("recorded", {})
+        children = [recorded[i] for i in fresh if i in recorded]
+        unknown = [i for i in fresh if i not in recorded]
+        if unknown:
+            children += Event.objects.filter(pk__in=unknown, processed_at__isnull=True)
+        for child in sorted(children, key=lambda e: e.pk):
+            if child.lead_id != lead.pk:
+                later.append(child.pk)
+            elif not _too_deep(child):
+                _react(child, lead)
+                processed.append(child.pk)
+    derived[:] = later
+    return processed
+
+
+def _events_mark_processed(processed: list[int], *, outermost: bool, callbacks: int) -> None:
+    if prepared.enabled():
+        durable = not outermost or commit_leaves_system(since=callbacks)
+        commit = None if durable else "off"
+        prepared.fetch(_EVENTS_PROCESSED, [timezone.now(), commit, processed])
+    else:
+        Event.objects.filter(pk__in=processed).update(processed_at=timezone.now())
+
+
+# --- groups -------------------------------------------------------------------------
+
+# Consecutive events of known leads processed in one transaction, at most: a
+# transaction per event spent a third of its round trips on BEGIN, locking the
+# event, marking it processed and COMMIT. More would hold the group's leads
+# locked for longer.
+GROUP_LIMIT = 20
+
+# Both skip what another worker holds: a group never waits for a lock while it
+# holds others (a lead it cannot lock ends the group there), so two workers
+# cannot deadlock on each other's groups; ordered by id all the same.
+_EVENTS_LOCK_MANY = (
+    f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
+    "WHERE id = ANY(%s) AND processed_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED"
+)
+_LEADS_LOCK_MANY = (
+    f"SELECT id, external_id FROM {Lead._meta.db_table} "  # noqa: S608
+    "WHERE id = ANY(%s) OR external_id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED"
+)
+
+
+def _known_lead(
+    lead_id: int | None, user_id: str, email: str, anonymous_id: str, type: str
+) -> tuple[str, Any] | None:
+    """How an event finds its lead without resolution: ("id", its lead's id)
+    when it names it, ("user_id", …) when it carries nothing but a user id; None
+    when it needs ``lead_resolve`` (an email, an anonymous id, an alias)."""
+    if lead_id:
+        return "id", lead_id
+    if user_id and not (email or anonymous_id) and type != "alias":
+        return "user_id", user_id
+    return None
+
+
+def _group_take(queue: deque[int], hints: dict[int, _Hint], alone: set[int]) -> list[int]:
+    """The events at the front of the queue that can go in one transaction: of
+    known leads, by their hints, up to GROUP_LIMIT."""
+    if not prepared.enabled():
+        return []
+    group: list[int] = []
+    for pk in queue:
+        hint = hints.get(pk)
+        if len(group) == GROUP_LIMIT or pk in alone or hint is None or not _known_lead(*hint):
+            break
+        group.append(pk)
+    return group
+
+
+def _group_process(group: list[int]) -> tuple[int, int, list[int]]:
+    """Process the longest run from the front of ``group`` that this worker can
+    lock at once, events and leads, in one transaction: the events of one lead
+    stay in their order, as each event of the run still goes through
+    ``_event_run``. Returns how many of the group it took (0: none, the first is
+    held elsewhere or needs resolution after all), how many it processed, and the
+    ids of derived events about other leads.
+
+    A failure rolls the whole run back; the caller then processes its events one
+    transaction each, so the failing one is recorded alone, as before."""
+    outermost = not connection.in_atomic_block
+    with event_scope() as scope, transaction.atomic():
+        callbacks = callbacks_mark()
+        locked = {
+            row[0]: prepared.instance(Event, row)
+            for row in prepared.fetch(_EVENTS_LOCK_MANY, [group])
+        }
+        # The run ends at an event not locked (processed meanwhile, or held by
+        # another worker: it goes alone, waiting for it as ever) or whose lead
+        # is not known after all.
+        run: list[tuple[Event, tuple[str, Any]]] = []
+        for pk in group:
+            event = locked.get(pk)
+            known = (
+                _known_lead(
+                    event.lead_id, event.user_id, event.email, event.anonymous_id, event.type
+                )
+                if event is not None
+                else None
+            )
+            if event is None or known is None:
+                break
+            run.append((event, known))
+        if not run:
+            return 0, 0, []
+        leads = prepared.fetch(
+            _LEADS_LOCK_MANY,
+            [
+                [value for by, value in (k for _, k in run) if by == "id"],
+                [value for by, value in (k for _, k in run) if by == "user_id"],
+            ],
+        )
+        held = {("id", pk) for pk, _ in leads} | {("user_id", ext) for _, ext in leads if ext}
+        # A lead another worker holds (or none with the user id: a new user) ends
+        # the run: the event goes alone after this transaction.
+        for index, (_, known) in enumerate(run):
+            if known not in held:
+                del run[index:]
+                break
+        if not run:
+            return 0, 0, []
+        processed: list[int] = []
+        later: list[int] = []
+        for event, _ in run:
+            if _too_deep(event):
+                continue
+            derived: list[int] = []
+            token = _derived_sink.set(derived)
+            try:
+                processed += _event_run(event, derived, scope)
+            finally:
+                _derived_sink.reset(token)
+            later += derived
+        if processed:
+            _events_mark_processed(processed, outermost=outermost, callbacks=callbacks)
+    return len(run), len(run), later
 
 
 def _lock(lead_id: int) -> Lead:

@@ -39,21 +39,26 @@ pytestmark = [
 ]
 
 # The statements as they are sent, normalized by ``normalize``, in order: the
-# message's events; the event's transaction (a savepoint here, as the test runs in
-# one; BEGIN in the worker); the event locked; the lead locked by user id, its
-# activity moved and the event linked, with the flows' lock probe; the dynamic
-# segments, to know which depend on what (once per batch; nothing depends on a
-# track event, so no segment is checked); the flows' trigger subscriptions; the
-# re-entry check; the enrollment with its trigger step; the score step; the
-# categories; the scoring settings (grade thresholds, the total's cap); the ledger
-# row with what counts of it under the caps and the lead's totals, in one
-# statement; the derived ``score.changed`` event; the lead's grades, as the 10
-# points move its engagement from 4 to 3, and the derived ``grade.changed`` event;
-# the step and the enrollment done; the hook subscriptions; the events marked
-# processed; COMMIT; and the drain's look for other waiting events.
+# message's events (with what tells whether their leads are known, for groups of
+# events; one event is no group); the event's transaction (a savepoint here, as
+# the test runs in one; BEGIN in the worker); the event locked; the lead locked
+# by user id, its activity moved and the event linked, with the flows' lock
+# probe; the dynamic segments, to know which depend on what (once per batch;
+# nothing depends on a track event, so no segment is checked); the flows'
+# trigger subscriptions; the re-entry check; the enrollment with its trigger
+# step; the score step; the categories; the scoring settings (grade thresholds,
+# the total's cap); the ledger row with what counts of it under the caps and the
+# lead's totals, in one statement; the derived ``score.changed`` event; the
+# lead's grades, as the 10 points move its engagement from 4 to 3, and the
+# derived ``grade.changed`` event; the step and the enrollment done; the hook
+# subscriptions; the events marked processed, which also sets how the
+# transaction commits (core.commit); COMMIT; and the drain's look for other
+# waiting events (with the same hints).
 EXPECTED: list[str] = [
     (
-        "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.id IN (?) AND "
+        "SELECT leads_event.id AS id, leads_event.lead_id AS lead_id, leads_event.user_id AS "
+        "user_id, leads_event.email AS email, leads_event.anonymous_id AS anonymous_id, "
+        "leads_event.type AS type FROM leads_event WHERE (leads_event.id IN (?) AND "
         "leads_event.processed_at IS NULL) ORDER BY leads_event.occurred_at ASC, ? ASC"
     ),
     "SAVEPOINT sp",
@@ -174,10 +179,15 @@ EXPECTED: list[str] = [
         "SELECT flows_hooksubscription.id AS id, flows_hooksubscription.target_url AS "
         "target_url, flows_hooksubscription.events AS events FROM flows_hooksubscription"
     ),
-    "UPDATE leads_event SET processed_at = ? WHERE id = ANY(?)",
+    (
+        "UPDATE leads_event SET processed_at = ? FROM (SELECT set_config(?, coalesce(?, "
+        "current_setting(?)), true)) commit_mode WHERE id = ANY(?)"
+    ),
     "RELEASE SAVEPOINT sp",
     (
-        "SELECT leads_event.id AS id FROM leads_event WHERE (leads_event.attempts < ? AND "
+        "SELECT leads_event.id AS id, leads_event.lead_id AS lead_id, leads_event.user_id AS "
+        "user_id, leads_event.email AS email, leads_event.anonymous_id AS anonymous_id, "
+        "leads_event.type AS type FROM leads_event WHERE (leads_event.attempts < ? AND "
         "leads_event.processed_at IS NULL AND (leads_event.retry_at IS NULL OR "
         "leads_event.retry_at <= ?::timestamptz)) ORDER BY leads_event.received_at ASC, ? ASC"
         " LIMIT ?"
