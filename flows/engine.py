@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from django.db import connection, transaction
-from django.db.models import F, Field, Model, QuerySet
+from django.db.models import F, Field, Model, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core import prepared
@@ -139,6 +140,42 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
             # One enrollment per flow and event, whichever of its triggers matched.
             if enrollment is not None:
                 entered.add(subscription.flow_id)
+
+
+def segments_heard_by_flows(event_types: Sequence[str]) -> set[tuple[str, int | None]]:
+    """The (event type, segment id) pairs of ``event_types`` that flows react to
+    (a None id: every segment): triggers of active flows, and waits of any of
+    their versions (an enrollment runs on the version it began on). Read once
+    per batch by the per-lead segment check, which writes the other segments'
+    entries and exits processed."""
+    heard: set[tuple[str, int | None]] = set()
+    routes = batch_cached("flow_subscriptions", _active_subscriptions)
+    for event_type in event_types:
+        for subscription, _ in routes.get(event_type, []):
+            key = subscription.match_key
+            heard.add((event_type, int(key) if key.isdigit() else None))
+    graphs = (
+        FlowVersion.objects.filter(flow__status=FlowStatus.ACTIVE)
+        .annotate(text=Cast("graph", TextField()))
+        .filter(text__contains="wait.until")
+        .values_list("graph", flat=True)
+    )
+    for graph in graphs:
+        for node in graph.get("nodes", []):
+            awaited = (node.get("config") or {}).get("event") or {}
+            trigger = (
+                REGISTRY.get(awaited.get("type", "")) if node.get("type") == "wait.until" else None
+            )
+            if trigger is None or trigger.subscribe is None:
+                continue
+            try:
+                event_type, key = trigger.subscribe(awaited.get("config") or {})
+            except (KeyError, TypeError, ValueError):
+                # An unfinished wait cannot be published; nothing to hear.
+                continue
+            if event_type in event_types:
+                heard.add((event_type, int(key) if str(key).isdigit() else None))
+    return heard
 
 
 def entry_check(*, flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetime) -> Entry:

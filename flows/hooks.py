@@ -10,6 +10,7 @@ event costs no query; with some, a matching event costs the delivery's insert.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -67,6 +68,13 @@ def _subscriptions() -> dict[str, list[tuple[int, str]]]:
         for name in events:
             by_type.setdefault(name, []).append((pk, target))
     return by_type
+
+
+def hooks_segments_heard(event_types: Sequence[str]) -> set[tuple[str, int | None]]:
+    """The segment events of ``event_types`` outbound hooks subscribe to: all of
+    a type, whatever the segment (a None id)."""
+    subscribed = batch_cached("hook_subscriptions", _subscriptions)
+    return {(event_type, None) for event_type in event_types if subscribed.get(event_type)}
 
 
 def _mql_threshold() -> int:

@@ -18,13 +18,23 @@ What an event costs here does not grow with the number of segments:
 - All entries and exits of one check are one insert, one update and one insert
   of their ``segment.entered`` / ``segment.left`` events; the member counts move
   after commit, in a statement of their own.
+- Segments that refer to a segment the check moved the lead in or out of are
+  checked in the same call, round after round until nothing moves, instead of
+  through the event loop. The events of the moves are still written (history,
+  the timeline), but only those a flow trigger, a wait or an outbound hook hears
+  (``segment_listeners_register``) are processed: the others are written
+  processed. With hundreds of segments, an event that moved a lead's score
+  used to derive ten such events, each a turn of the loop that only other
+  segments listened to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -51,6 +61,8 @@ from leads.models import (
 from leads.services.events import SYSTEM_SOURCE, events_record
 from segments.conditions import Compiler, dependencies
 from segments.conditions.schema import _rules
+
+logger = logging.getLogger(__name__)
 
 # Keys every dynamic segment depends on: a new lead must be checked against all
 # of them ("has not opened an email" holds for someone who just arrived).
@@ -138,6 +150,46 @@ def segment_index() -> SegmentIndex:
     return batch_cached("segment_index", _index_load)
 
 
+# --- who hears entries and exits ----------------------------------------------------
+
+SEGMENT_EVENT_TYPES = ("segment.entered", "segment.left")
+
+# (event type, segment id) pairs that something hears; a None id: every segment.
+Heard = frozenset[tuple[str, int | None]]
+HeardProbe = Callable[[], Iterable[tuple[str, int | None]]]
+_heard_probes: dict[str, HeardProbe] = {}
+
+
+def segment_listeners_register(*, name: str, heard: HeardProbe) -> None:
+    """Have ``heard()`` tell, once per batch, which ``segment.entered`` /
+    ``segment.left`` events an app above reacts to, as (type, segment id) pairs
+    (a None id for every segment). Those events go through the event loop; the
+    others are written processed. Registered from the app's ``AppConfig.ready``
+    (flows: triggers and waits; hooks: subscriptions)."""
+    _heard_probes[name] = heard
+
+
+def _heard_load() -> Heard:
+    return frozenset(pair for probe in _heard_probes.values() for pair in probe())
+
+
+def segments_heard() -> Heard:
+    """The segment events something reacts to; once per batch (a flow published
+    meanwhile hears them from the next batch on, as its triggers do)."""
+    return batch_cached("segments_heard", _heard_load)
+
+
+def _is_heard(heard: Heard, type_: str, segment_id: int) -> bool:
+    return (type_, segment_id) in heard or (type_, None) in heard
+
+
+def segment_event_settled(event: Event) -> bool:
+    """Whether the segments that refer to the one ``event`` is about were
+    checked already, by the check that wrote it (in this event's transaction)."""
+    scope = event_scope_current()
+    return scope is not None and event.pk in scope.get("segments_settled", ())
+
+
 # --- the statement ------------------------------------------------------------------
 
 
@@ -215,55 +267,124 @@ class Statement:
         )
 
 
-def _compile(segments: Sequence[Watched], now: dt.datetime) -> tuple[Statement, bool]:
-    """The statement for ``segments`` with the clock at ``now``; and whether it
-    can be run at another moment (no value in it derived from now but its
-    moments)."""
-    compiler = Compiler(now, per_lead=True)
-    checks: dict[str, Any] = {
-        f"s{watched.pk}": ExpressionWrapper(
-            compiler.node(watched.conditions), output_field=BooleanField()
-        )
-        for watched in segments
-    }
-    query = Lead.objects.filter(pk=TEMPLATE_LEAD).values(**checks, **_state_columns()).query
-    compiled = query.get_compiler(using=connection.alias)
-    sql, params = compiled.as_sql()
-    # The columns in the order the SELECT gives them.
-    names = tuple(alias for _, _, alias in compiled.select if alias is not None)
+@dataclass(frozen=True)
+class Column:
+    """One segment's answer for the lead as SQL over the lead's row: its
+    ``params`` and, among them, the places of its moments."""
+
+    sql: str
+    params: tuple[Any, ...]
+    moments: tuple[tuple[int, dt.timedelta], ...]
+
+
+def _moments(
+    params: Sequence[Any], compiler: Compiler, now: dt.datetime
+) -> list[tuple[int, dt.timedelta]]:
     adapt = connection.ops.adapt_datetimefield_value
     by_value: dict[Any, dt.timedelta] = {adapt(now + offset): offset for offset in compiler.moments}
-    moments = [
+    return [
         (place, by_value[value])
         for place, value in enumerate(params)
         if isinstance(value, dt.datetime | str) and value in by_value
     ]
-    # The lead's id is the statement's last parameter: its WHERE comes last.
-    if not params or params[-1] != TEMPLATE_LEAD or len(names) != len(checks) + 2:
-        raise AssertionError("the per-lead statement is not shaped as expected")
-    statement = Statement(sql=sql, params=tuple(params), moments=tuple(moments), columns=names)
-    return statement, not compiler.volatile
 
 
-# Compiled statements by their segments' conditions, kept by the process while
-# the conditions stay as they are; emptied when it holds this many.
+def _column(watched: Watched, now: dt.datetime) -> tuple[Column, bool]:
+    """``watched``'s column with the clock at ``now``; and whether it can be run
+    at another moment (no value in it derived from now but its moments)."""
+    compiler = Compiler(now, per_lead=True)
+    check = ExpressionWrapper(compiler.node(watched.conditions), output_field=BooleanField())
+    compiled = (
+        Lead.objects.filter(pk=TEMPLATE_LEAD)
+        .values(check=check)
+        .query.get_compiler(using=connection.alias)
+    )
+    sql, params = compiled.as_sql()
+    ((_, (column_sql, column_params), _),) = compiled.select
+    # A column that needs more than the lead's row (a join) cannot stand beside
+    # the others in one SELECT.
+    if sql != f"SELECT {column_sql} AS {connection.ops.quote_name('check')}{_from_lead()}":
+        raise AssertionError("the per-lead column is not shaped as expected")
+    if list(params) != [*column_params, TEMPLATE_LEAD]:
+        raise AssertionError("the per-lead column is not shaped as expected")
+    moments = _moments(column_params, compiler, now)
+    column = Column(sql=column_sql, params=tuple(column_params), moments=tuple(moments))
+    return column, not compiler.volatile
+
+
+def _from_lead() -> str:
+    table = _table(Lead)
+    return f" FROM {table} WHERE {table}.{connection.ops.quote_name('id')} = %s"
+
+
+@functools.cache
+def _state_sql() -> str:
+    """The lead's open stays and exclusions, as the statement's last columns."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"({raw.sql}) AS {quote(name)}" for name, raw in _state_columns().items())
+
+
+def _assemble(columns: Sequence[tuple[int, Column]]) -> Statement:
+    """One statement of ``columns`` (by segment id) and the lead's state."""
+    quote = connection.ops.quote_name
+    parts: list[str] = []
+    params: list[Any] = []
+    moments: list[tuple[int, dt.timedelta]] = []
+    for pk, column in columns:
+        parts.append(f"{column.sql} AS {quote(f's{pk}')}")
+        moments += [(len(params) + place, offset) for place, offset in column.moments]
+        params += column.params
+    parts.append(_state_sql())
+    return Statement(
+        sql=f"SELECT {', '.join(parts)}{_from_lead()}",
+        params=(*params, TEMPLATE_LEAD),
+        moments=tuple(moments),
+        columns=(*(f"s{pk}" for pk, _ in columns), *_state_columns()),
+    )
+
+
+# Compiled columns by their segment's conditions, and the statements assembled
+# from them by the set of segments, kept by the process while the conditions
+# stay as they are; each emptied when it holds this many. A segment's column is
+# compiled once whatever sets it is checked in (an event's keys, its name, the
+# segments an entry makes worth checking again): the ORM takes longer to
+# compile a column than the database to answer it.
+COLUMNS_KEPT = 5000
 STATEMENTS_KEPT = 500
+_columns: dict[tuple[int, str], Column | None] = {}
 _statements: dict[tuple[tuple[int, str], ...], Statement | None] = {}
+
+
+def _column_kept(watched: Watched, now: dt.datetime) -> tuple[Column, bool]:
+    key = (watched.pk, watched.fingerprint)
+    if key not in _columns:
+        if len(_columns) >= COLUMNS_KEPT:
+            _columns.clear()
+        column, movable = _column(watched, TEMPLATE_NOW)
+        _columns[key] = column if movable else None
+    kept = _columns[key]
+    if kept is None:
+        # Holds days of custom date rules: compiled at each check.
+        return _column(watched, now)[0], False
+    return kept, True
 
 
 def _evaluate(lead_id: int, segments: Sequence[Watched], now: dt.datetime) -> Verdict | None:
     """The lead's verdict on ``segments`` at ``now``."""
     key = tuple((watched.pk, watched.fingerprint) for watched in segments)
-    if key not in _statements:
-        if len(_statements) >= STATEMENTS_KEPT:
-            _statements.clear()
-        statement, movable = _compile(segments, TEMPLATE_NOW)
-        _statements[key] = statement if movable else None
-    kept = _statements[key]
-    if kept is None:
-        # Holds days of custom date rules: compiled at each check.
-        kept, _ = _compile(segments, now)
-    return kept.run(lead_id, now)
+    statement = _statements.get(key)
+    if statement is None:
+        columns, movable = [], True
+        for watched in segments:
+            column, kept = _column_kept(watched, now)
+            columns.append((watched.pk, column))
+            movable = movable and kept
+        statement = _assemble(columns)
+        if movable:
+            if len(_statements) >= STATEMENTS_KEPT:
+                _statements.clear()
+            _statements[key] = statement
+    return statement.run(lead_id, now)
 
 
 # --- entering and leaving ---------------------------------------------------------------
@@ -290,12 +411,23 @@ def _table(model: type[Any]) -> str:
     return str(connection.ops.quote_name(model._meta.db_table))
 
 
-def _moves(*, lead_id: int, enter: Sequence[Watched], leave: Sequence[Watched], depth: int) -> None:
+@dataclass(frozen=True)
+class Move:
+    """One stay opened or closed by a check."""
+
+    membership_id: int
+    segment: Watched
+    type: str
+    depth: int
+
+
+def _moves(
+    *, lead_id: int, enter: Sequence[Watched], leave: Sequence[Watched], depth: int
+) -> list[Move]:
     """Open a stay in each of ``enter``, close the open one in each of ``leave``;
-    announce those this transaction made (a concurrent recompute may have made
-    one already, and announced it)."""
-    now = timezone.now()
-    at = connection.ops.adapt_datetimefield_value(now)
+    return those this transaction made (a concurrent recompute may have made one
+    already, and announced it)."""
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
     moved: dict[int, tuple[int, str]] = {}
     with connection.cursor() as cursor:
         if enter:
@@ -319,24 +451,38 @@ def _moves(*, lead_id: int, enter: Sequence[Watched], leave: Sequence[Watched], 
                 [at, lead_id, *(watched.pk for watched in leave)],
             )
             moved.update({segment_id: (mid, "segment.left") for mid, segment_id in cursor})
-    if not moved:
-        return
-    _counts_move({pk: 1 if type_ == "segment.entered" else -1 for pk, (_, type_) in moved.items()})
-    names = {watched.pk: watched.name for watched in (*enter, *leave)}
-    events_record(
-        events=[
-            segment_event(
-                membership_id=mid,
-                lead_id=lead_id,
-                segment_id=segment_id,
-                name=names[segment_id],
-                type_=type_,
-                at=now,
-                depth=depth,
-            )
-            for segment_id, (mid, type_) in sorted(moved.items())
-        ]
-    )
+    by_pk = {watched.pk: watched for watched in (*enter, *leave)}
+    return [
+        Move(membership_id=mid, segment=by_pk[segment_id], type=type_, depth=depth)
+        for segment_id, (mid, type_) in sorted(moved.items())
+    ]
+
+
+def _announce(*, lead_id: int, moves: Sequence[Move]) -> None:
+    """The events of the moves, in the order they were made, in one insert: those
+    nothing above segments hears are written processed (their dependents were
+    checked already); the others are processed next, under the same lock, and
+    their segments' dependents are not checked again."""
+    now = timezone.now()
+    heard = segments_heard()
+    events = []
+    for move in moves:
+        event = segment_event(
+            membership_id=move.membership_id,
+            lead_id=lead_id,
+            segment_id=move.segment.pk,
+            name=move.segment.name,
+            type_=move.type,
+            at=now,
+            depth=move.depth,
+        )
+        if not _is_heard(heard, move.type, move.segment.pk):
+            event.processed_at = now
+        events.append(event)
+    waiting = events_record(events=events)
+    scope = event_scope_current()
+    if scope is not None and waiting:
+        scope.setdefault("segments_settled", set()).update(waiting)
 
 
 def _counts_move(deltas: dict[int, int]) -> None:
@@ -357,9 +503,27 @@ def _counts_move(deltas: dict[int, int]) -> None:
         pending[pk] = pending.get(pk, 0) + delta
 
 
+# The counts' own transaction, in one round trip; it does not wait for its
+# commit to reach the disk (``set_config`` of ``synchronous_commit``, for this
+# transaction only): with hundreds of segments most events move a count, and a
+# flush per event was a sixth of the worker's time (bench/account.py, 500
+# segments). A crash of the database may lose the last moves of a count, which
+# the next recompute sets exactly; it never loses a stay.
+_COUNTS_MOVE = (
+    f"UPDATE {Segment._meta.db_table} s "  # noqa: S608
+    "SET member_count = greatest(s.member_count + d.delta, 0) "
+    "FROM unnest(%s::bigint[], %s::int[]) AS d(id, delta), "
+    "set_config('synchronous_commit', 'off', true) AS durability "
+    "WHERE s.id = d.id"
+)
+
+
 def _counts_apply(deltas: dict[int, int]) -> None:
     moved = {pk: delta for pk, delta in deltas.items() if delta}
     if not moved:
+        return
+    if prepared.enabled() and connection.get_autocommit():
+        prepared.fetch(_COUNTS_MOVE, [list(moved), list(moved.values())])
         return
     # Never below zero, whatever a concurrent recount did; the next recompute
     # sets the exact number.
@@ -372,22 +536,45 @@ def _counts_apply(deltas: dict[int, int]) -> None:
     )
 
 
+# Rounds of segments referring to segments the round before moved the lead in or
+# out of; cycles are refused when a segment is saved, so a chain ends long before.
+ROUNDS_LIMIT = 16
+
+
 def lead_check(*, lead_id: int, keys: set[str], cause: Event | None = None) -> None:
     """Re-check, for this lead only, the dynamic segments that depend on ``keys``;
-    enter or leave where the answer changed. The lead is locked by the caller."""
-    candidates = segment_index().candidates(keys, cause)
-    if not candidates:
-        return
-    verdict = _evaluate(lead_id, candidates, timezone.now())
-    if verdict is None:
-        return
-    enter, leave = [], []
-    for watched in candidates:
-        matches = verdict.matches[watched.pk] and watched.pk not in verdict.excluded
-        if matches and watched.pk not in verdict.stays:
-            enter.append(watched)
-        elif not matches and watched.pk in verdict.stays:
-            leave.append(watched)
-    if enter or leave:
-        depth = cause.depth + 1 if cause is not None else 0
-        _moves(lead_id=lead_id, enter=enter, leave=leave, depth=depth)
+    enter or leave where the answer changed, then check the segments that refer
+    to those, until nothing moves. The lead is locked by the caller."""
+    index = segment_index()
+    candidates = index.candidates(keys, cause)
+    depth = cause.depth + 1 if cause is not None else 0
+    moves: list[Move] = []
+    for round_ in range(ROUNDS_LIMIT + 1):
+        if not candidates:
+            break
+        if round_ == ROUNDS_LIMIT:
+            logger.error("lead %s: segments still moving after %s rounds", lead_id, round_)
+            break
+        verdict = _evaluate(lead_id, candidates, timezone.now())
+        if verdict is None:
+            return
+        enter, leave = [], []
+        for watched in candidates:
+            matches = verdict.matches[watched.pk] and watched.pk not in verdict.excluded
+            if matches and watched.pk not in verdict.stays:
+                enter.append(watched)
+            elif not matches and watched.pk in verdict.stays:
+                leave.append(watched)
+        if not enter and not leave:
+            break
+        # Each round one deeper, as when every entry was an event checked in turn.
+        made = _moves(lead_id=lead_id, enter=enter, leave=leave, depth=depth + round_)
+        moves += made
+        candidates = index.candidates({f"segment:{move.segment.pk}" for move in made}, None)
+    if moves:
+        deltas: dict[int, int] = {}
+        for move in moves:
+            step = 1 if move.type == "segment.entered" else -1
+            deltas[move.segment.pk] = deltas.get(move.segment.pk, 0) + step
+        _counts_move(deltas)
+        _announce(lead_id=lead_id, moves=moves)

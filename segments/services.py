@@ -40,7 +40,7 @@ from leads.outages import task_send, task_send_on_commit
 from leads.services.background import resend_due
 from leads.services.bulk import BATCH_SIZE, BulkResult, Progress, id_batches
 from leads.services.events import events_record
-from segments.check import ALWAYS, lead_check, segment_event
+from segments.check import ALWAYS, lead_check, segment_event, segment_event_settled
 from segments.conditions import (
     ConditionError,
     compile_tree,
@@ -412,6 +412,10 @@ def dependency_keys(event: Event) -> set[str]:
 def segments_on_event(*, event: Event, lead: Lead) -> None:
     """The pipeline's reaction (registered by ``LeadsConfig.ready``): re-check
     the segments that the applied event can change."""
+    if segment_event_settled(event):
+        # Written by a check that also checked the segments referring to its
+        # segment: heard by flows or hooks, nothing left for segments.
+        return
     segments_check_lead(lead=lead, keys=dependency_keys(event), cause=event)
 
 

@@ -94,12 +94,21 @@ _EVENT_COLUMNS = (
     ("error", "text"),
     ("lead_id", "int8"),
 )
-# Built from the constants above only; every value travels as a bound parameter.
-_PG_INSERT = (
-    f"INSERT INTO {Event._meta.db_table} ({', '.join(c for c, _ in _EVENT_COLUMNS)}) "  # noqa: S608
-    f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for _, t in _EVENT_COLUMNS)}) "
-    "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id"
-)
+
+
+def _pg_insert_sql(columns: Sequence[tuple[str, str]]) -> str:
+    # Built from the constants above only; every value travels as a bound parameter.
+    return (
+        f"INSERT INTO {Event._meta.db_table} ({', '.join(c for c, _ in columns)}) "  # noqa: S608
+        f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for _, t in columns)}) "
+        "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id"
+    )
+
+
+_PG_INSERT = _pg_insert_sql(_EVENT_COLUMNS)
+# Events recorded as history only (``Event.processed_at`` set by the caller: no
+# reaction hears them); ingestion's statement above stays as it is.
+_PG_INSERT_PROCESSED = _pg_insert_sql((*_EVENT_COLUMNS, ("processed_at", "timestamptz")))
 
 
 def _pg_insert(events: Sequence[Event]) -> list[int]:
@@ -134,19 +143,27 @@ def _pg_insert(events: Sequence[Event]) -> list[int]:
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
+    statement = _PG_INSERT
+    if any(event.processed_at is not None for event in events):
+        statement = _PG_INSERT_PROCESSED
+        columns.append([event.processed_at for event in events])
     connection.ensure_connection()
     # Wrapped as Django wraps its own cursors: a dropped connection is then an
     # OperationalError that callers know as an outage (a retry, a 503), not a
     # failure of the events.
     with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
-        cursor.execute(_PG_INSERT, columns)
+        cursor.execute(statement, columns)
         return [row[0] for row in cursor.fetchall()]
 
 
 def events_record(*, events: Sequence[Event]) -> list[int]:
     """Insert events, skipping duplicates of (source, idempotency key), and have a
     worker process them after commit. Returns the ids still waiting to be processed
-    among the given keys (a duplicate of a processed event is not returned)."""
+    among the given keys (a duplicate of a processed event is not returned).
+
+    An event given with ``processed_at`` is history that nothing reacts to (an
+    entry into a segment that no flow or hook hears): it is written processed and
+    no worker is asked for it."""
     if not events:
         return []
     # No savepoint of its own inside an outer transaction: a failure fails the
@@ -177,6 +194,8 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
             for event, pk in zip(events, ids, strict=True):
                 event.pk = pk
                 recorded[pk] = event
+        if inserted and any(event.processed_at is not None for event in events):
+            ids = [pk for event, pk in zip(events, ids, strict=True) if event.processed_at is None]
         _enqueue(ids)
     return ids
 
