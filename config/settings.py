@@ -276,7 +276,8 @@ EMAIL_UNSUBSCRIBE_MAILTO = env.str("EMAIL_UNSUBSCRIBE_MAILTO", default="")
 EMAIL_SEND_CLAIM_SECONDS = env.int("EMAIL_SEND_CLAIM_SECONDS", default=120)
 # SMTP sessions a sending worker child keeps open: a batch's messages go out side
 # by side, each up to its final ".", and one statement records them all sent.
-# Providers cap connections per client (often 10 to 20 across all workers).
+# Providers limit concurrent connections per client: keep this times the
+# sending worker children under their limit.
 EMAIL_SMTP_SESSIONS = env.int("EMAIL_SMTP_SESSIONS", default=10)
 ANYMAIL = {
     # Anymail checks this HTTP basic auth on every tracking webhook; providers that

@@ -166,11 +166,12 @@ def email_sends_claim(
     """Take up to ``limit`` sends whose time has come, oldest first, in one short
     transaction, after the rules at send time: a send the lead may no longer
     receive is skipped, one a rule holds back is held until its time; the rest
-    are marked ``sending`` and returned, with whether any send was due at all.
+    are marked ``sending`` and returned, with whether any due send was free to
+    take.
 
     Sends and leads are locked skipping what is locked: a busy lead's send is
-    left for the next round, and two claimers never wait on each other nor take
-    the same send."""
+    left for a later round (beat's ``email_sends_due`` kicks one), and two
+    claimers never wait on each other nor take the same send."""
     now = now or timezone.now()
     fresh = now - dt.timedelta(seconds=claim_seconds())
     due = (
@@ -180,27 +181,20 @@ def email_sends_claim(
     )
     config = email_settings()
     with transaction.atomic():
-        # The sends first, skipping those another claimer holds: parallel drains
-        # each take a batch of their own instead of all reaching for the oldest
-        # twenty and all but one coming away empty. Their leads next, skipping
-        # the busy ones (a lead's events are being processed). Neither waits, so
-        # the order cannot deadlock with event processing, which locks the lead.
+        # Each send with its lead, both locked, skipping what is locked: another
+        # claimer's sends, and leads whose events are being processed (their
+        # sends wait for the next round). Parallel drains so each take a batch
+        # of their own instead of all reaching for the oldest twenty. Nothing
+        # here waits, so it cannot deadlock with event processing.
         sends = list(
-            EmailSend.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("template__sender")
+            EmailSend.objects.select_for_update(skip_locked=True, of=("self", "lead"))
+            .select_related("template__sender", "lead")
             .filter(due)
             .order_by("next_attempt_at", "id")[:limit]
         )
         if not sends:
             return [], False
-        leads = {
-            lead.pk: lead
-            for lead in Lead.objects.select_for_update(skip_locked=True)
-            .filter(pk__in={send.lead_id for send in sends})
-            .order_by("pk")
-        }
-        # A busy lead's send stays as it is, for the next round.
-        sends = [send for send in sends if send.lead_id in leads]
+        leads = {send.lead_id: send.lead for send in sends}
         counts = _marketing_counts(sends=sends, config=config, now=now)
         claimed = [
             item
@@ -460,9 +454,6 @@ def email_sends_drain(*, seconds: float = DRAIN_SECONDS) -> list[str]:
         if time.monotonic() > deadline:
             email_sends_kick()
             return outcomes
-        if not claimed:
-            # Due sends, all their leads busy.
-            time.sleep(0.05)
 
 
 def _send_claimed(claimed: list[Claimed]) -> list[str]:

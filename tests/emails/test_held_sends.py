@@ -165,7 +165,8 @@ def test_send_now_is_refused_for_a_send_held_by_the_frequency_cap(client, admin_
 
     send.refresh_from_db()
     assert send.status == SendStatus.HELD
-    assert "Nothing was changed: the email&#x27;s status is now “Held”." in response.content.decode()
+    html = response.content.decode()
+    assert "Nothing was changed: the email&#x27;s status is now “Held”." in html
 
 
 @time_machine.travel(NOW, tick=False)
@@ -226,7 +227,8 @@ def test_a_send_claimed_meanwhile_is_not_cancelled(client, admin_user):
 
     send.refresh_from_db()
     assert send.status == SendStatus.SENDING
-    assert "Nothing was changed: the email&#x27;s status is now “Sending”." in response.content.decode()
+    html = response.content.decode()
+    assert "Nothing was changed: the email&#x27;s status is now “Sending”." in html
 
 
 def test_the_hold_is_recorded_by_the_sender(smtp_server):

@@ -12,7 +12,7 @@ from flows.graph import GraphError, graph_validate
 from flows.lifecycle import flow_set_status
 from flows.models import Delivery, Enrollment, StepRun, Wakeup
 from flows.services import webhook_signature
-from leads.models import Event, Notification, Task
+from leads.models import ConsentState, Event, Notification, Task
 from leads.services.events import events_process
 from scoring.models import LeadScore, ScoreChange
 from scoring.services import scoring_mismatches
@@ -91,6 +91,31 @@ def test_entered_segment_scores_and_notifies_the_owner(segment, rep, mailoutbox)
         ("score", "completed"),
         ("notify", "completed"),
     ]
+
+
+def test_a_rep_is_told_about_a_lead_who_unsubscribed_from_marketing(segment, rep, mailoutbox):
+    # Sales notifications are transactional: the lead's unsubscribe and withdrawn
+    # consent keep marketing email from the lead, not the rep's note about them.
+    published(
+        "Hot CEO",
+        graph(
+            ("t", "segment.entered", {"segment": segment.pk}),
+            ("notify", "sales.notify", {"title": "Call {lead}", "priority": "high"}),
+        ),
+    )
+    lead = LeadFactory.create(
+        email="ceo@x.example",
+        first_name="Ada",
+        last_name="King",
+        owner=rep,
+        unsubscribed=True,
+        consent_state=ConsentState.WITHDRAWN,
+    )
+
+    identify(lead, title="CEO")
+
+    assert [m.to for m in mailoutbox] == [["rep1@example.com"]]
+    assert Task.objects.get(lead=lead).title == "Call Ada King"
 
 
 def test_unowned_lead_goes_round_robin_and_gets_an_owner(segment, rep):
