@@ -87,7 +87,8 @@ def _counts(parts: dict[str, QuerySet[Any]]) -> dict[str, int]:
     """The number of rows of each queryset, in one statement: each count is a
     subquery of its own, so each is planned alone (an index-only scan, a range of
     an index) instead of one scan of every row testing every condition."""
-    selects, params = [], []
+    selects: list[str] = []
+    params: list[Any] = []
     for name, rows in parts.items():
         # ``name`` is one of the caller's keys, never input.
         try:

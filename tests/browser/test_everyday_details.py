@@ -1,13 +1,18 @@
 """Small things a marketer meets every day: a request that a newer one replaces
 (``hx-sync="this:replace"``) is cancelled quietly, with nothing logged as an
-error in the console; a new custom field's key is made from its label."""
+error in the console; a new custom field's key is made from its label; the
+score's reasons beyond the ten biggest load on demand."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from leads.models import FieldDefinition
+from scoring.models import ScoreCategory, ScoreSource
+from scoring.services import score_adjust
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,3 +98,32 @@ def test_the_bulk_bar_shows_only_the_chosen_actions_input(page: Page, live_serve
     page.get_by_label("Bulk action").select_option("stage")
     expect(tag).to_be_hidden()
     expect(stage).to_be_visible()
+
+
+REASON = re.compile(r"Reason \d\d")
+
+
+def test_the_profile_loads_every_reason_of_the_score_on_demand(page: Page, live_server, login):
+    marketer = login(page, "marketer")
+    lead = LeadFactory.create(first_name="Ada", last_name="King")
+    engagement = ScoreCategory.objects.get(key="engagement")
+    for n in range(1, 13):
+        score_adjust(
+            lead=lead,
+            delta=n,
+            category=engagement,
+            reason=f"Reason {n:02d}",
+            source=ScoreSource.MANUAL,
+            source_key=f"manual:browser-{n}",
+            created_by=marketer,
+        )
+
+    page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    breakdown = page.locator("#score-breakdown")
+    expect(breakdown.locator("tbody tr", has_text=REASON)).to_have_count(10)
+    expect(breakdown).not_to_contain_text("Reason 02")
+    breakdown.get_by_role("link", name="Show all 12 reasons").click()
+
+    expect(breakdown.locator("tbody tr", has_text=REASON)).to_have_count(12)
+    expect(breakdown.locator("tbody tr").last).to_contain_text("Reason 01")
+    expect(breakdown.get_by_role("link", name="Show all 12 reasons")).to_have_count(0)
