@@ -336,3 +336,61 @@ def test_a_flow_condition_reaching_past_retention_is_refused(settings):
             "Events are kept for 6 months. Count in the last 181 days at most."
         ]
     }
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_converts_a_table_of_events():
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target: tuple[str, str]) -> None:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([target])
+
+    latest = ("leads", "0023_event_partitions")
+    before = set(event_partitions())
+    now = timezone.now()
+    long_ago = month_start(now, months=-7) + timedelta(days=3)
+    migrate(("leads", "0022_lead_list_columns"))
+    try:
+        # Given the plain table with events of this month and of seven months ago
+        with connection.cursor() as cursor:
+            for key, at in (("a", now), ("b", long_ago), ("c", now.replace(year=1970))):
+                cursor.execute(
+                    "INSERT INTO leads_event (type, name, properties, context, user_id, "
+                    "anonymous_id, email, occurred_at, received_at, source, idempotency_key, "
+                    "error, attempts, depth) VALUES ('track', 'x', '{}', '{}', 'u', '', '', "
+                    "%s, %s, 'api', %s, '', 0, 0) RETURNING id",
+                    [at, now, key],
+                )
+
+        # when it is migrated
+        migrate(latest)
+    finally:
+        migrate(latest)
+
+    # then every event is in its month's partition (the far one in the default)
+    by_key = dict(Event.objects.values_list("idempotency_key", "pk"))
+    assert {key: _partition_of(pk) for key, pk in by_key.items()} == {
+        "a": partition_name(month_start(now)),
+        "b": partition_name(month_start(long_ago)),
+        "c": DEFAULT_PARTITION,
+    }
+    # its keys are claimed, and new events take ids after the old ones
+    assert events_record(events=[_event(key="b", occurred_at=now)]) == [by_key["b"]]
+    (new,) = events_record(events=[_event(key="d", occurred_at=now)])
+    assert new > max(by_key.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'leads_event'::regclass "
+            "AND contype IN ('p', 'f', 'u') ORDER BY contype, conname"
+        )
+        constraints = [row[0] for row in cursor.fetchall()]
+    assert constraints[-1] == "leads_event_pkey"
+    assert constraints[0].startswith("leads_event_lead_id_")
+    assert len(constraints) == 2
+    # A flush empties tables but keeps tables: the next tests find the months they expect.
+    with connection.cursor() as cursor:
+        for start in set(event_partitions()) - before:
+            cursor.execute(f"DROP TABLE {partition_name(start)}")
