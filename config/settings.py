@@ -297,7 +297,7 @@ EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=30)
 # partitioned by month; manage.py events_partitions, run daily by beat, drops
 # older months once all their events are processed). 0 keeps everything. With
 # it set, segment and flow rules cannot count events further back.
-EVENT_RETENTION_MONTHS = env.int("EVENT_RETENTION_MONTHS", default=0)
+EVENT_RETENTION_MONTHS = max(0, env.int("EVENT_RETENTION_MONTHS", default=0))
 # Detach old months and rename them leads_event_archive_YYYY_MM (for a dump,
 # then DROP TABLE by hand) instead of dropping them.
 EVENT_RETENTION_ARCHIVE = env.bool("EVENT_RETENTION_ARCHIVE", default=False)
