@@ -59,7 +59,7 @@ test-fast: install assets
 # Every benchmark in bench/, each on its own scratch PostgreSQL database and Redis,
 # appended to bench/RESULTS.md with its raw baseline, the ratio, the machine and the
 # date. Takes the better part of an hour on two cores; BENCHES picks a subset.
-BENCHES ?= ingest imports segmentation flows pages builder scoring
+BENCHES ?= ingest imports segmentation flows pages builder scoring partitions
 bench: install assets
 	@for name in $(BENCHES); do \
 		echo "== bench/$$name.py"; \

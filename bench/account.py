@@ -443,8 +443,8 @@ def account_build(
     rng = random.Random(seed)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE leads_lead, leads_event, leads_segment, leads_tag, leads_apikey, flows_flow "
-            "RESTART IDENTITY CASCADE"
+            "TRUNCATE leads_lead, leads_event, leads_eventkey, leads_segment, leads_tag, "
+            "leads_apikey, flows_flow RESTART IDENTITY CASCADE"
         )
     leads_create(conninfo, leads=leads, rng=rng)
     vacuum_analyze(conninfo, ["leads_lead", "leads_event", "leads_lead_tags"])

@@ -124,6 +124,7 @@ OUT_OF_REACH = 2_000_000_000
 # The tables one measurement writes; emptied before each.
 RUN_TABLES = (
     "leads_event",
+    "leads_eventkey",
     "flows_enrollment",
     "flows_steprun",
     "flows_wakeup",

@@ -342,7 +342,7 @@ def raw_batches(
 def table_reset(conninfo: str) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         # CASCADE: whatever comes to reference events is bench data too.
-        conn.execute("TRUNCATE leads_event CASCADE")
+        conn.execute("TRUNCATE leads_event, leads_eventkey CASCADE")
         # Dirty pages from the previous phase are flushed now, not during the next.
         with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
             conn.execute("CHECKPOINT")

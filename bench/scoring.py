@@ -67,8 +67,8 @@ def generate(conninfo: str, leads: int) -> float:
     active = NOW - dt.timedelta(days=45)
     with psycopg.connect(conninfo) as conn:
         conn.execute(
-            "TRUNCATE leads_lead, scoring_scorechange, scoring_leadscore, leads_event "
-            "RESTART IDENTITY CASCADE"
+            "TRUNCATE leads_lead, scoring_scorechange, scoring_leadscore, leads_event, "
+            "leads_eventkey RESTART IDENTITY CASCADE"
         )
         conn.execute(
             "UPDATE scoring_scoringsettings SET warm_threshold = 2000000000, "

@@ -22,6 +22,7 @@ app.conf.update(
     task_routes={
         "leads.tasks.events_sweep": {"queue": "periodic"},
         "leads.tasks.broker_purge": {"queue": "periodic"},
+        "leads.tasks.events_partitions": {"queue": "periodic"},
         "leads.tasks.segments_refresh": {"queue": "periodic"},
         "leads.tasks.jobs_sweep": {"queue": "periodic"},
         "flows.tasks.wakeups_claim": {"queue": "periodic"},
@@ -61,6 +62,9 @@ app.conf.update(
         "scores-decay": {"task": "scoring.tasks.scores_decay", "schedule": 3600.0},
         # The scoring review's figures ready before anyone opens the page.
         "review-warm": {"task": "pages.tasks.review_warm", "schedule": 300.0},
+        # PostgreSQL: the events table's months ahead, and its retention
+        # (manage.py events_partitions; a no-op on SQLite).
+        "events-partitions": {"task": "leads.tasks.events_partitions", "schedule": 86400.0},
     },
 )
 

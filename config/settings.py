@@ -298,6 +298,14 @@ INGEST_RATE_LIMIT = env.int("INGEST_RATE_LIMIT", default=5000)
 INGEST_RATE_WINDOW = env.int("INGEST_RATE_WINDOW", default=10)
 # Unprocessed events older than this are re-enqueued by the beat sweeper.
 EVENT_SWEEP_AFTER_SECONDS = env.int("EVENT_SWEEP_AFTER_SECONDS", default=30)
+# PostgreSQL: months of events kept besides the current one (the table is
+# partitioned by month; manage.py events_partitions, run daily by beat, drops
+# older months once all their events are processed). 0 keeps everything. With
+# it set, segment and flow rules cannot count events further back.
+EVENT_RETENTION_MONTHS = max(0, env.int("EVENT_RETENTION_MONTHS", default=0))
+# Detach old months and rename them leads_event_archive_YYYY_MM (for a dump,
+# then DROP TABLE by hand) instead of dropping them.
+EVENT_RETENTION_ARCHIVE = env.bool("EVENT_RETENTION_ARCHIVE", default=False)
 
 # --- flows ------------------------------------------------------------------------
 # A flow step that calls on people (a sales task, a notification) does nothing for

@@ -10,6 +10,7 @@ class FlowsConfig(AppConfig):
     def ready(self) -> None:
         from flows.engine import (
             LISTENING,
+            enrollments_trigger_release,
             flows_on_event,
             listeners_probed,
             segments_heard_by_flows,
@@ -19,6 +20,7 @@ class FlowsConfig(AppConfig):
         from flows.privacy import lead_flows_erase, lead_flows_export
         from flows.selectors import score_step_origins
         from leads.services.metrics import metrics_register
+        from leads.services.partitions import event_references_register
         from leads.services.privacy import lead_data_register
         from leads.services.reactions import reaction_register
         from scoring.selectors import step_origins_register
@@ -43,6 +45,8 @@ class FlowsConfig(AppConfig):
         )
         lead_data_register(name="flows", export=lead_flows_export, erase=lead_flows_erase)
         metrics_register(name="flows", collect=flows_metrics)
+        # Enrollments keep their trigger event without a database constraint.
+        event_references_register(name="flows", release=enrollments_trigger_release)
         # Scoring sits below flows: breakdowns learn from here which flow and
         # node gave a step's points.
         step_origins_register(score_step_origins())

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from django.db import connection, transaction
 from django.db.models import F, Field, Model, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -621,3 +622,12 @@ def wakeups_release_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=5))
     """Claimed but never fired (a lost message): claim them again."""
     cutoff = timezone.now() - older_than
     return Wakeup.objects.filter(claimed_at__lt=cutoff).update(claimed_at=None)
+
+
+def enrollments_trigger_release(ids_sql: str, params: list[Any]) -> None:
+    """Forget the trigger event of enrollments whose event is about to be dropped
+    by the events' retention (``ids_sql`` selects their ids): what a database
+    foreign key's SET NULL would have done, had the partitioned table one."""
+    # ids_sql is built by leads.services.partitions from table names, values bound.
+    ids = RawSQL(ids_sql, params)  # noqa: S611
+    Enrollment.objects.filter(trigger_event_id__in=ids).update(trigger_event=None)

@@ -109,8 +109,17 @@ class Enrollment(models.Model):
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrollments")
     version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="enrollments")
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="enrollments")
+    # No constraint in the database: on PostgreSQL the events table is partitioned
+    # by month, and a foreign key would have to name the partition key too. Django
+    # still sets it to null when an event is deleted; a dropped month of events
+    # releases it through leads.services.partitions.event_references_register.
     trigger_event = models.ForeignKey(
-        "leads.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "leads.Event",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     trigger_node = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=EnrollmentStatus.choices, default="active")

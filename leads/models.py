@@ -278,6 +278,9 @@ class Event(models.Model):
     depth = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        # On PostgreSQL (migration 0023) the table is partitioned by month of
+        # ``occurred_at``, its primary key is (id, occurred_at) and this
+        # constraint is not in the database: ``EventKey`` keeps keys unique there.
         constraints = [
             models.UniqueConstraint(fields=["source", "idempotency_key"], name="event_idempotency"),
         ]
@@ -302,6 +305,32 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.name}".strip()
+
+
+class EventKey(models.Model):
+    """The (source, idempotency key) of every event recorded on PostgreSQL.
+
+    There the events table is partitioned by month of ``occurred_at``, and a
+    unique index on a partitioned table must hold the partition key, so it can
+    no longer say "one event per key" across months: the same email open from
+    the pixel and from the provider's webhook can carry different times.
+    ``events_record`` claims the key here first and inserts only the events
+    whose key was new, in one statement. SQLite keeps the plain table with its
+    unique constraint and leaves this one empty. ``received_at`` lets the
+    retention of ``manage.py events_partitions`` forget keys with their events.
+    """
+
+    source = models.CharField(max_length=40)
+    idempotency_key = models.CharField(max_length=255)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "idempotency_key"], name="event_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.idempotency_key}"
 
 
 class ApiScope(models.TextChoices):

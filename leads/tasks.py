@@ -36,6 +36,13 @@ def events_sweep() -> int:
     return event_services.events_sweep()
 
 
+@shared_task(name="leads.tasks.events_partitions")
+def events_partitions_task() -> None:
+    from django.core.management import call_command
+
+    call_command("events_partitions")
+
+
 @shared_task(name="leads.tasks.broker_purge")
 def broker_purge() -> int:
     from leads.services.health import embedded_broker_purge

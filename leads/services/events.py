@@ -28,7 +28,7 @@ from core import prepared
 from core.commit import callbacks_mark, commit_leaves_system, on_commit_internal
 from core.scope import event_scope, event_scope_current, processing_batch
 from core.vocabulary import LEAD_ACTIVITY_TYPES
-from leads.models import Event, Heartbeat, Identity, IdentityKind, Lead
+from leads.models import Event, EventKey, Heartbeat, Identity, IdentityKind, Lead
 from leads.outages import BROKER_ERRORS, broker_probe, outage, task_send
 from leads.services.reactions import lock_probes, reactions
 
@@ -97,11 +97,25 @@ _EVENT_COLUMNS = (
 
 
 def _pg_insert_sql(columns: Sequence[tuple[str, str]]) -> str:
-    # Built from the constants above only; every value travels as a bound parameter.
+    """Built from the constants above only; every value travels as a bound parameter.
+
+    The events table is partitioned by month on PostgreSQL, where no unique index
+    can span months: each event's (source, idempotency key) is claimed in
+    ``leads_eventkey`` first, and only the events whose key was new are inserted,
+    in the same statement. The first of two rows with one key in a batch wins, as
+    it did with the unique index. Rows go in in the batch's order."""
+    names = ", ".join(c for c, _ in columns)
     return (
-        f"INSERT INTO {Event._meta.db_table} ({', '.join(c for c, _ in columns)}) "  # noqa: S608
-        f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for _, t in columns)}) "
-        "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id"
+        f"WITH batch AS (SELECT * FROM unnest({', '.join(f'%b::{t}[]' for _, t in columns)}) "  # noqa: S608
+        f"WITH ORDINALITY AS r({names}, n)), "
+        "distinct_rows AS (SELECT DISTINCT ON (source, idempotency_key) * FROM batch "
+        "ORDER BY source, idempotency_key, n), "
+        f"claimed AS (INSERT INTO {EventKey._meta.db_table} (source, idempotency_key, received_at) "
+        "SELECT source, idempotency_key, received_at FROM distinct_rows "
+        "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING source, idempotency_key) "
+        f"INSERT INTO {Event._meta.db_table} ({names}) "
+        f"SELECT {names} FROM distinct_rows JOIN claimed USING (source, idempotency_key) "
+        "ORDER BY n RETURNING id"
     )
 
 
@@ -153,7 +167,38 @@ def _pg_insert(events: Sequence[Event]) -> list[int]:
     # failure of the events.
     with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
         cursor.execute(statement, columns)
-        return [row[0] for row in cursor.fetchall()]
+        # Ids come from one sequence in the order rows go in: sorted, they are
+        # in the order of the events given.
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def event_keys_claim(*, events: Sequence[Event]) -> list[Event]:
+    """Of ``events`` about to be written as they are (history already
+    processed, such as the demo's), those whose (source, idempotency key) is new.
+    On PostgreSQL their keys are claimed in ``leads_eventkey``; call it in the
+    transaction that inserts them. Elsewhere the unique constraint of the events
+    table decides, with ``bulk_create(ignore_conflicts=True)``."""
+    if connection.vendor != "postgresql" or not events:
+        return list(events)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EventKey._meta.db_table} (source, idempotency_key, received_at) "  # noqa: S608
+            "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[]) "
+            "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING source, idempotency_key",
+            [
+                [event.source for event in events],
+                [event.idempotency_key for event in events],
+                [event.received_at for event in events],
+            ],
+        )
+        claimed = set(cursor.fetchall())
+    new: list[Event] = []
+    for event in events:
+        key = (event.source, event.idempotency_key)
+        if key in claimed:
+            claimed.discard(key)
+            new.append(event)
+    return new
 
 
 def events_record(*, events: Sequence[Event]) -> list[int]:
@@ -177,7 +222,8 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
         inserted = len(ids) == len(events)
         if not inserted:
             # Duplicates (or a backend without RETURNING here): a resent event that
-            # is still unprocessed is handed to the worker again.
+            # is still unprocessed is handed to the worker again. Found through the
+            # index of unprocessed events: the outbox is small next to the table.
             by_source: dict[str, list[str]] = {}
             for event in events:
                 by_source.setdefault(event.source, []).append(event.idempotency_key)

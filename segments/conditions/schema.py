@@ -21,10 +21,13 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.utils.translation import gettext
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from core.vocabulary import COUNTABLE_TYPES, EngagementGrade, FitGrade, Grade
 from leads.models import ConsentState, FieldDefinition, FieldType, LeadSource, Stage
+from leads.services.partitions import event_retention_days
 from scoring.models import ScoreCategory
 
 FIELD_TYPES: dict[str, str] = {
@@ -235,6 +238,7 @@ class _Checker:
     def activity_window(self, node: dict[str, Any], path: str) -> None:
         """The days an activity rule counts in: the last ``within_days``, or the
         dates ``between``, or (neither) all time."""
+        problems = sum(len(messages) for messages in self.errors.values())
         if "within_days" in node and "between" in node:
             self.fail(
                 path,
@@ -252,6 +256,47 @@ class _Checker:
             problem = value_problem("date", "between", node["between"], "between", {})
             if problem:
                 self.fail(f"{path}.between", problem)
+        window_ok = sum(len(messages) for messages in self.errors.values()) == problems
+        if settings.EVENT_RETENTION_MONTHS and window_ok:
+            self.retention_window(node, path, settings.EVENT_RETENTION_MONTHS)
+
+    def retention_window(self, node: dict[str, Any], path: str, months: int) -> None:
+        """With retention set, older events are gone: a rule that counts further
+        back would count less than it says, so it is refused."""
+        days = event_retention_days(months)
+        kept = ngettext(
+            "Events are kept for %(months)s month.",
+            "Events are kept for %(months)s months.",
+            months,
+        ) % {"months": months}
+        if "within_days" in node:
+            if node["within_days"] > days:
+                self.fail(
+                    f"{path}.within_days",
+                    kept
+                    + " "
+                    + gettext("Count in the last %(days)s days at most.") % {"days": days},
+                )
+        elif "between" in node:
+            earliest = timezone.localdate() - dt.timedelta(days=days)
+            start = parse_date(node["between"][0])
+            if start is not None and start < earliest:
+                self.fail(
+                    f"{path}.between",
+                    kept
+                    + " "
+                    + gettext("Choose dates from %(date)s on.") % {"date": earliest.isoformat()},
+                )
+        else:
+            self.fail(
+                path,
+                kept
+                + " "
+                + gettext(
+                    "A rule cannot count them ever: count them in the last %(days)s days at most."
+                )
+                % {"days": days},
+            )
 
     def property_filter(self, prop: Any, test: Any, path: str) -> None:
         if not isinstance(prop, str) or not PROPERTY_NAME.match(prop):

@@ -158,20 +158,38 @@ EXPECTED: list[str] = [
         "category, counted"
     ),
     (
-        "INSERT INTO leads_event (type, name, properties, context, user_id, anonymous_id, "
-        "email, occurred_at, received_at, source, idempotency_key, depth, attempts, resends, "
-        "error, lead_id) SELECT * FROM unnest(?…) ON CONFLICT (source, idempotency_key) DO "
-        "NOTHING RETURNING id"
+        "WITH batch AS (SELECT * FROM unnest(?…) WITH ORDINALITY AS r(type, name, properties,"
+        " context, user_id, anonymous_id, email, occurred_at, received_at, source, "
+        "idempotency_key, depth, attempts, resends, error, lead_id, n)), distinct_rows AS "
+        "(SELECT DISTINCT ON (source, idempotency_key) * FROM batch ORDER BY source, "
+        "idempotency_key, n), claimed AS (INSERT INTO leads_eventkey (source, "
+        "idempotency_key, received_at) SELECT source, idempotency_key, received_at FROM "
+        "distinct_rows ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING source, "
+        "idempotency_key) INSERT INTO leads_event (type, name, properties, context, user_id, "
+        "anonymous_id, email, occurred_at, received_at, source, idempotency_key, depth, "
+        "attempts, resends, error, lead_id) SELECT type, name, properties, context, user_id, "
+        "anonymous_id, email, occurred_at, received_at, source, idempotency_key, depth, "
+        "attempts, resends, error, lead_id FROM distinct_rows JOIN claimed USING (source, "
+        "idempotency_key) ORDER BY n RETURNING id"
     ),
     (
         "UPDATE leads_lead SET grade = ?, fit_grade = ?, engagement_grade = ? WHERE "
         "leads_lead.id = ?"
     ),
     (
-        "INSERT INTO leads_event (type, name, properties, context, user_id, anonymous_id, "
-        "email, occurred_at, received_at, source, idempotency_key, depth, attempts, resends, "
-        "error, lead_id) SELECT * FROM unnest(?…) ON CONFLICT (source, idempotency_key) DO "
-        "NOTHING RETURNING id"
+        "WITH batch AS (SELECT * FROM unnest(?…) WITH ORDINALITY AS r(type, name, properties,"
+        " context, user_id, anonymous_id, email, occurred_at, received_at, source, "
+        "idempotency_key, depth, attempts, resends, error, lead_id, n)), distinct_rows AS "
+        "(SELECT DISTINCT ON (source, idempotency_key) * FROM batch ORDER BY source, "
+        "idempotency_key, n), claimed AS (INSERT INTO leads_eventkey (source, "
+        "idempotency_key, received_at) SELECT source, idempotency_key, received_at FROM "
+        "distinct_rows ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING source, "
+        "idempotency_key) INSERT INTO leads_event (type, name, properties, context, user_id, "
+        "anonymous_id, email, occurred_at, received_at, source, idempotency_key, depth, "
+        "attempts, resends, error, lead_id) SELECT type, name, properties, context, user_id, "
+        "anonymous_id, email, occurred_at, received_at, source, idempotency_key, depth, "
+        "attempts, resends, error, lead_id FROM distinct_rows JOIN claimed USING (source, "
+        "idempotency_key) ORDER BY n RETURNING id"
     ),
     "UPDATE flows_steprun SET status = ?, output = ?, finished_at = ? WHERE id = ?",
     "UPDATE flows_enrollment SET status = ?, finished_at = ? WHERE id = ?",

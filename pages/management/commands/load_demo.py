@@ -47,7 +47,7 @@ from leads.models import (
     Tag,
     Task,
 )
-from leads.services.events import derived_collected, events_process
+from leads.services.events import derived_collected, event_keys_claim, events_process
 from scoring.services import grades_recompute, scoring_settings
 from segments.services import segment_create, segment_recompute
 
@@ -1023,7 +1023,10 @@ def _apply(specs: list[DemoLead], now: datetime) -> tuple[int, int]:
                 )
             )
     before = Event.objects.filter(source=SOURCE).count()
-    Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=1000)
+    with transaction.atomic():
+        Event.objects.bulk_create(
+            event_keys_claim(events=events), ignore_conflicts=True, batch_size=1000
+        )
     added = Event.objects.filter(source=SOURCE).count() - before
 
     latest = (
