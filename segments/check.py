@@ -9,14 +9,16 @@ What an event costs here does not grow with the number of segments:
   app event (or a page, an email …) narrows further by its name: a segment that
   counts only "Logged in" cannot change with "Used a feature".
 - The statement that evaluates the candidates (one boolean column each, on the
-  lead's row) is compiled once per batch for each set of candidates: the ORM
-  takes longer to build a statement of hundreds of columns than the database
-  takes to run it. Moments relative to now ("in the last 30 days") are compiled
-  from a template clock and moved to the real now each time it runs, so the
-  answer is the one a statement compiled at that moment would give.
+  lead's row) is assembled from each segment's column, compiled once per
+  process whatever set of candidates it is checked in: the ORM takes longer to
+  compile a column than the database takes to answer it. Moments relative to
+  now ("in the last 30 days") are compiled from a template clock and moved to
+  the real now each time it runs, so the answer is the one a statement
+  compiled at that moment would give.
 - The same statement reads the lead's open stays and exclusions.
-- All entries and exits of one check are one insert, one update and one insert
-  of their ``segment.entered`` / ``segment.left`` events; the member counts move
+- The entries and exits it finds and their ``segment.entered`` /
+  ``segment.left`` events are one statement on PostgreSQL (elsewhere one
+  insert, one update and one insert of the events); the member counts move
   after commit, in a statement of their own.
 - Segments that refer to a segment the check moved the lead in or out of are
   checked in the same call, round after round until nothing moves, instead of
