@@ -246,6 +246,18 @@ def events_record(*, events: Sequence[Event]) -> list[int]:
     return ids
 
 
+def events_written(*, events: Sequence[Event]) -> None:
+    """Have events that the caller inserted itself (unprocessed, with their pk)
+    processed as ``events_record`` has its own: by this worker's loop when one
+    is processing, else by a worker after commit."""
+    scope = event_scope_current()
+    if scope is not None:
+        recorded = scope.setdefault("recorded", {})
+        for event in events:
+            recorded[event.pk] = event
+    _enqueue([event.pk for event in events])
+
+
 def event_derive(
     *,
     lead: Lead,
