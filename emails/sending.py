@@ -844,9 +844,24 @@ def _permanent(exc: Exception) -> bool:
     return isinstance(code, int) and code >= 500
 
 
+def _smtp_reply(code: int, message: bytes | str) -> str:
+    text = message.decode(errors="replace") if isinstance(message, bytes) else message
+    return f"{code} {text}".strip()
+
+
+def send_error_text(exc: Exception) -> str:
+    """What a failed send shows an admin: the server's own reply ("550 5.1.1 …"),
+    not Python's picture of it (``(550, b'5.1.1 …')``)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(_smtp_reply(code, reply) for code, reply in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _smtp_reply(exc.smtp_code, exc.smtp_error)
+    return str(exc) or type(exc).__name__
+
+
 def _record_failure(send: EmailSend, claimed_at: dt.datetime | None, exc: Exception) -> str:
     now = timezone.now()
-    error = str(exc) or type(exc).__name__
+    error = send_error_text(exc)
     with transaction.atomic():
         if isinstance(exc, _Rejected):
             # Recorded sent just before the server said no: it was not sent.

@@ -6,6 +6,7 @@ going out twice."""
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 
 import pytest
 import time_machine
@@ -20,6 +21,7 @@ from emails.sending import (
     email_send_queue,
     email_sends_claim,
     email_sends_drain,
+    send_error_text,
 )
 from leads.models import ConsentState
 from tests.factories import EmailSettingsFactory, EmailTemplateFactory, LeadFactory
@@ -162,4 +164,14 @@ def test_a_server_refusal_after_the_record_is_not_counted_sent(smtp_server):
 
     send.refresh_from_db()
     assert (send.status, send.sent_at) == (SendStatus.FAILED, None)
-    assert "550" in send.last_error
+    assert send.last_error == "550 Message refused"
+
+
+def test_an_smtp_error_is_shown_in_the_servers_words():
+    refused = smtplib.SMTPRecipientsRefused(
+        {"alan@turing.example": (550, b"5.1.1 <alan@turing.example>: User unknown")}
+    )
+    assert send_error_text(refused) == "550 5.1.1 <alan@turing.example>: User unknown"
+    busy = smtplib.SMTPDataError(421, b"Service not available")
+    assert send_error_text(busy) == "421 Service not available"
+    assert send_error_text(TimeoutError()) == "TimeoutError"

@@ -141,7 +141,7 @@ def test_a_refusal_in_a_group_fails_that_send_only(settings):
     assert outcomes == [SendStatus.SENT, SendStatus.FAILED, SendStatus.SENT]
     refused = EmailSend.objects.get(pk=sends[1].pk)
     assert (refused.status, refused.sent_at) == (SendStatus.FAILED, None)
-    assert "550" in refused.last_error
+    assert refused.last_error == "550 Mailbox unavailable"
     assert len(server.received) == 2
 
 
