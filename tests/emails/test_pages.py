@@ -319,3 +319,18 @@ def test_the_nav_shows_emails_to_builders_only(client, marketer, sales):
     assert '<a href="/emails/templates/">Emails</a>' in client.get("/").content.decode()
     client.force_login(UserFactory.create(username="rep", role="sales"))
     assert '<a href="/emails/templates/">Emails</a>' not in client.get("/").content.decode()
+
+
+def test_the_list_shows_merge_tags_as_placeholders_and_escapes_the_rest(client, marketer):
+    EmailTemplateFactory.create(
+        subject='<b>Hi</b> {{ first_name | default: "there" }}, {{ owner.name }}'
+    )
+    client.force_login(marketer)
+
+    listed = client.get("/emails/templates/").content.decode()
+
+    assert (
+        '&lt;b&gt;Hi&lt;/b&gt; <span class="lf-merge-tag" '
+        'title="{{ first_name | default: &quot;there&quot; }}">first name</span>, '
+        '<span class="lf-merge-tag" title="{{ owner.name }}">owner name</span>'
+    ) in listed
