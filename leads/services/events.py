@@ -533,8 +533,12 @@ def _lead_lock_touching(event: Event) -> Lead | None:
         return None
     if known[0] == "id":
         match, key = "id = %(lead)s", {"lead": known[1]}
-    else:
+    elif known[0] == "user_id":
         match, key = "external_id = %(user_id)s", {"user_id": known[1]}
+    else:
+        # What _by_email finds first (the address is unique); _attach would
+        # then have nothing to add.
+        match, key = "email = %(email)s", {"email": known[1]}
     rows = prepared.fetch(_lead_lock_sql(match), {"at": at, "event": event.pk, **key})
     if not rows:
         return None
@@ -620,8 +624,9 @@ _EVENTS_LOCK_MANY = (
     "WHERE id = ANY(%s) AND processed_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED"
 )
 _LEADS_LOCK_MANY = (
-    f"SELECT id, external_id FROM {Lead._meta.db_table} "  # noqa: S608
-    "WHERE id = ANY(%s) OR external_id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED"
+    f"SELECT id, external_id, email FROM {Lead._meta.db_table} "  # noqa: S608
+    "WHERE id = ANY(%s) OR external_id = ANY(%s) OR email = ANY(%s) "
+    "ORDER BY id FOR UPDATE SKIP LOCKED"
 )
 
 
@@ -629,13 +634,16 @@ def _known_lead(
     lead_id: int | None, user_id: str, email: str, anonymous_id: str, type: str
 ) -> tuple[str, Any] | None:
     """How an event finds its lead without resolution: ("id", its lead's id)
-    when it names it, ("user_id", …) when it carries nothing but a user id; None
-    when it needs ``lead_resolve`` (an email, an anonymous id, an alias)."""
+    when it names it, ("user_id", …) or ("email", …) when it carries nothing
+    but a user id or an email (an ESP's event). None when it needs
+    ``lead_resolve`` (an anonymous id, both identifiers, an alias); so does one
+    whose identifier no lead has as its own (a new person, a former address
+    kept as an identity)."""
     if lead_id:
         return "id", lead_id
-    if user_id and not (email or anonymous_id) and type != "alias":
-        return "user_id", user_id
-    return None
+    if anonymous_id or type == "alias" or bool(user_id) == bool(email):
+        return None
+    return ("user_id", user_id) if user_id else ("email", email)
 
 
 def _group_take(queue: deque[int], hints: dict[int, _Hint], alone: set[int]) -> list[int]:
@@ -687,16 +695,16 @@ def _group_process(group: list[int]) -> tuple[int, int, list[int]]:
             run.append((event, known))
         if not run:
             return 0, 0, []
+        keys = [known for _, known in run]
         leads = prepared.fetch(
             _LEADS_LOCK_MANY,
-            [
-                [value for by, value in (k for _, k in run) if by == "id"],
-                [value for by, value in (k for _, k in run) if by == "user_id"],
-            ],
+            [[value for by, value in keys if by == kind] for kind in ("id", "user_id", "email")],
         )
-        held = {("id", pk) for pk, _ in leads} | {("user_id", ext) for _, ext in leads if ext}
-        # A lead another worker holds (or none with the user id: a new user) ends
-        # the run: the event goes alone after this transaction.
+        held = {("id", pk) for pk, _, _ in leads}
+        held |= {("user_id", ext) for _, ext, _ in leads if ext}
+        held |= {("email", email) for _, _, email in leads if email}
+        # A lead another worker holds (or none with the identifier: a new
+        # person) ends the run: the event goes alone after this transaction.
         for index, (_, known) in enumerate(run):
             if known not in held:
                 del run[index:]

@@ -226,12 +226,13 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
         EventFactory.create(lead=None, user_id="u-9", type="track", name="Ping") for _ in range(3)
     ]
     # The batch's ids (1) and its cached reads (5: the last is the outbound hook
-    # subscriptions), then per event: BEGIN, lock
-    # the event, lock the lead (moving its activity, linking the event, telling
-    # that no wait listens), enrollment with its trigger step, score step, ledger
-    # and totals, step done, enrollment done, processed, COMMIT; the derived
+    # subscriptions); the three events of a known lead go in one transaction:
+    # BEGIN, the events locked, their lead locked (3), then per event: lock the
+    # lead (moving its activity, linking the event, telling that no wait
+    # listens), enrollment with its trigger step, score step, ledger and totals,
+    # step done, enrollment done (6); then all processed, COMMIT (2). The derived
     # event's insert is sent on psycopg directly and not counted.
-    with django_assert_num_queries(1 + 5 + 3 * 10):
+    with django_assert_num_queries(1 + 5 + 3 + 3 * 6 + 2):
         events_process(event_ids=[e.pk for e in events])
     lead.refresh_from_db()
     assert lead.score == 6

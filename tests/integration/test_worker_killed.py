@@ -1,11 +1,12 @@
 """Exactly-once scoring when a worker dies: 5,000 tracked events go through the
 real ingest path, two workers share the backlog, one of them (main process and
 pool children) is killed with SIGKILL part-way through, a new worker starts, and
-beat's sweeper re-enqueues what the dead worker had taken. In the end every event
-is processed once in effect: every score is exact, one ledger row per triggering
-event, the ledger agrees with the scores, and each lead's score changes form one
-unbroken chain (its events were applied one at a time, whichever worker took
-them)."""
+beat's sweeper re-enqueues what the dead worker had taken; a second test kills
+each of the two workers in turn, a new one starting after each kill. In the end
+every event is processed once in effect: every score is exact, one ledger row per
+triggering event, the ledger agrees with the scores, and each lead's score
+changes form one unbroken chain (its events were applied one at a time,
+whichever worker took them)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,9 @@ NAMES = [*POINTS, "Viewed dashboard"]
 # message's tracked events are processed before the events they derive, so a
 # round number would catch both messages in flight between the two.
 KILL_AFTER = 1050
+# The second kill of the two-kill variant, well before the end of the backlog;
+# not a multiple of BATCH either.
+SECOND_KILL_AFTER = 2750
 # Shorter than the default, so that the sweeper soon re-enqueues what the killed
 # worker had taken (and, along the way, much of the backlog a second time).
 SWEEP_AFTER_SECONDS = 10
@@ -185,11 +190,19 @@ def _track_processed() -> int:
     return Event.objects.filter(type="track", processed_at__isnull=False).count()
 
 
-def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
-    live_server, ingest_key, celery_processes
-):
-    # Given two flows scoring app events, leads with very different amounts of
-    # activity, and 5,000 events recorded through /v1/batch.
+@dataclass
+class Backlog:
+    users: list[str]
+    # (user, event name) of each tracked event, in the order they were sent.
+    plan: list[tuple[str, str]]
+    expected_score: Counter[str]
+    # How many of the events start a scoring flow.
+    triggering: int
+
+
+def _backlog_recorded(live_server_url: str, ingest_key: str) -> Backlog:
+    """Two flows scoring app events, leads with very different amounts of
+    activity, and 5,000 events recorded through /v1/batch."""
     scoring_settings_update(warm_threshold=WARM, hot_threshold=HOT, mql_threshold=HOT)
     for name, points in POINTS.items():
         published(
@@ -225,7 +238,7 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
             for i, (user, name) in enumerate(plan[start : start + BATCH])
         ]
         response = requests.post(
-            f"{live_server.url}/v1/batch",
+            f"{live_server_url}/v1/batch",
             data=json.dumps({"batch": batch}),
             headers={"Authorization": auth, "Content-Type": "application/json"},
             timeout=30,
@@ -233,35 +246,14 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
         assert response.status_code == 200, response.text
         assert response.json()["accepted"] == BATCH
     assert Event.objects.filter(type="track").count() == EVENTS
+    return Backlog(users=users, plan=plan, expected_score=expected_score, triggering=triggering)
 
-    # When two workers share the backlog, one is killed with part of it done, and
-    # a new one starts.
-    worker = celery_processes.worker("first")
-    other = celery_processes.worker("second")
-    celery_processes.beat()
-    _wait(
-        lambda: _track_processed() >= KILL_AFTER,
-        120,
-        f"{KILL_AFTER} events processed",
-        celery_processes,
-    )
-    assert len(_group_members(worker.pid)) >= 3, "the main process and two pool children"
-    celery_processes.kill(worker)
-    processed_at_kill = _track_processed()
-    assert KILL_AFTER <= processed_at_kill < EVENTS, "the kill must come mid-backlog"
-    unacked = _unacked_messages()
-    assert unacked is None or unacked >= 1, "the killed worker held messages"
-    assert other.poll() is None, "the other worker goes on"
 
-    celery_processes.worker("third")
-    _wait(
-        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
-        240,
-        "every event, derived ones too, to be processed",
-        celery_processes,
-    )
-
-    # Then every event was processed without an error.
+def _assert_exactly_once(backlog: Backlog) -> None:
+    """Every event processed once in effect, whichever workers died meanwhile."""
+    users, plan = backlog.users, backlog.plan
+    expected_score, triggering = backlog.expected_score, backlog.triggering
+    # Every event was processed without an error.
     assert Event.objects.filter(type="track", processed_at__isnull=False).count() == EVENTS
     assert list(Event.objects.exclude(error="").values_list("id", "type", "error")[:5]) == []
 
@@ -364,3 +356,86 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
     except SystemExit as exc:
         pytest.fail(f"scoring_verify exited with {exc.code}:\n{err.getvalue()}")
     assert out.getvalue() == "Scores match the ledger.\n"
+
+
+def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
+    live_server, ingest_key, celery_processes
+):
+    # Given two flows scoring app events, leads with very different amounts of
+    # activity, and 5,000 events recorded through /v1/batch.
+    backlog = _backlog_recorded(live_server.url, ingest_key)
+
+    # When two workers share the backlog, one is killed with part of it done, and
+    # a new one starts.
+    worker = celery_processes.worker("first")
+    other = celery_processes.worker("second")
+    celery_processes.beat()
+    _wait(
+        lambda: _track_processed() >= KILL_AFTER,
+        120,
+        f"{KILL_AFTER} events processed",
+        celery_processes,
+    )
+    assert len(_group_members(worker.pid)) >= 3, "the main process and two pool children"
+    celery_processes.kill(worker)
+    processed_at_kill = _track_processed()
+    assert KILL_AFTER <= processed_at_kill < EVENTS, "the kill must come mid-backlog"
+    unacked = _unacked_messages()
+    assert unacked is None or unacked >= 1, "the killed worker held messages"
+    assert other.poll() is None, "the other worker goes on"
+
+    celery_processes.worker("third")
+    _wait(
+        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
+        240,
+        "every event, derived ones too, to be processed",
+        celery_processes,
+    )
+
+    # Then every event was processed once in effect.
+    _assert_exactly_once(backlog)
+
+
+def test_two_workers_each_killed_mid_backlog_score_every_event_exactly_once(
+    live_server, ingest_key, celery_processes
+):
+    # Given the same account and backlog,
+    backlog = _backlog_recorded(live_server.url, ingest_key)
+
+    # when two workers share it, the first is killed with part of it done and a
+    # third starts, then the second is killed further on and a fourth starts,
+    first = celery_processes.worker("first")
+    second = celery_processes.worker("second")
+    celery_processes.beat()
+    _wait(
+        lambda: _track_processed() >= KILL_AFTER,
+        120,
+        f"{KILL_AFTER} events processed",
+        celery_processes,
+    )
+    assert len(_group_members(first.pid)) >= 3, "the main process and two pool children"
+    celery_processes.kill(first)
+    assert _track_processed() < EVENTS, "the first kill must come mid-backlog"
+    assert second.poll() is None, "the second worker goes on"
+    celery_processes.worker("third")
+    _wait(
+        lambda: _track_processed() >= SECOND_KILL_AFTER,
+        240,
+        f"{SECOND_KILL_AFTER} events processed",
+        celery_processes,
+    )
+    assert len(_group_members(second.pid)) >= 3, "the main process and two pool children"
+    celery_processes.kill(second)
+    assert _track_processed() < EVENTS, "the second kill must come mid-backlog"
+    unacked = _unacked_messages()
+    assert unacked is None or unacked >= 1, "the killed workers held messages"
+    celery_processes.worker("fourth")
+    _wait(
+        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
+        240,
+        "every event, derived ones too, to be processed",
+        celery_processes,
+    )
+
+    # then every event was processed once in effect, as with one kill.
+    _assert_exactly_once(backlog)

@@ -82,27 +82,31 @@ def test_events_of_known_leads_go_through_in_one_transaction_in_order():
     }
 
 
-def test_a_group_ends_at_an_event_that_needs_resolution_and_at_its_limit():
-    # Given events of a known lead around one of a new user and one by email,
-    LeadFactory.create(external_id="u-1", email="one@example.com")
+def test_a_group_takes_events_by_email_and_ends_at_one_that_needs_resolution():
+    # Given a known lead's events by user id and by email (as an ESP sends
+    # them), then a new user's, an anonymous visitor's, and more of the lead's
+    # than a group holds,
+    lead = LeadFactory.create(external_id="u-1", email="one@example.com")
     start = timezone.now() - dt.timedelta(minutes=10)
-    events = [_tracked("u-1", start + dt.timedelta(seconds=n)) for n in range(3)]
-    events.append(_tracked("new-user", start + dt.timedelta(seconds=3)))
-    events.append(
-        EventFactory.create(
-            lead=None, email="one@example.com", occurred_at=start + dt.timedelta(seconds=4)
-        )
+    at = [start + dt.timedelta(seconds=n) for n in range(GROUP_LIMIT + 6)]
+    by_email = EventFactory.create(
+        lead=None, type="email.opened", name="", email="one@example.com", occurred_at=at[2]
     )
-    events += [_tracked("u-1", start + dt.timedelta(seconds=5 + n)) for n in range(GROUP_LIMIT + 1)]
+    events = [_tracked("u-1", at[0]), _tracked("u-1", at[1]), by_email]
+    events.append(_tracked("new-user", at[3]))
+    events.append(EventFactory.create(lead=None, anonymous_id="anon-1", occurred_at=at[4]))
+    events += [_tracked("u-1", at[5 + n]) for n in range(GROUP_LIMIT + 1)]
 
     with CaptureQueriesContext(connection) as captured:
         events_process(event_ids=[e.pk for e in events])
 
-    # then the three known ones went together, the new user and the email
+    # then the lead's first three went together, the new user and the visitor
     # alone, and the rest in a full group and one more.
     assert _transactions(captured) == 1 + 1 + 1 + 2
     assert not Event.objects.filter(processed_at__isnull=True).exists()
-    assert Event.objects.filter(type="lead.created").count() == 1
+    by_email.refresh_from_db()
+    assert by_email.lead_id == lead.pk
+    assert Event.objects.filter(type="lead.created").count() == 2
 
 
 def test_a_failing_event_of_a_group_fails_alone(monkeypatch):
