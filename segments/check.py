@@ -52,6 +52,7 @@ from core.commit import on_commit_internal
 from core.scope import batch_cached, event_scope_current
 from leads.models import (
     Event,
+    EventKey,
     FieldDefinition,
     Lead,
     MembershipSource,
@@ -474,6 +475,11 @@ _MOVES_ANNOUNCED = (
     "RETURNING id, segment_id), "
     "moved AS (SELECT id, segment_id, 'segment.entered' AS type FROM entered "
     "UNION ALL SELECT id, segment_id, 'segment.left' FROM closed), "
+    # The events table is partitioned on PostgreSQL: an event's key is claimed
+    # in the key table, as events_record claims it (leads.EventKey).
+    f"claimed AS (INSERT INTO {EventKey._meta.db_table} (source, idempotency_key, received_at) "
+    "SELECT %(system)s, m.type || ':' || m.id, %(at)s FROM moved m "
+    "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING idempotency_key), "
     f"written AS (INSERT INTO {Event._meta.db_table} (type, name, properties, context, "
     "user_id, anonymous_id, email, occurred_at, received_at, source, idempotency_key, "
     "depth, attempts, resends, error, lead_id, processed_at) "
@@ -484,8 +490,8 @@ _MOVES_ANNOUNCED = (
     "OR (m.type = 'segment.left' AND d.left_heard) THEN NULL ELSE %(at)s END "
     "FROM moved m JOIN unnest(%(ids)s::bigint[], %(names)s::text[], %(entered_heard)s::bool[], "
     "%(left_heard)s::bool[]) AS d(id, name, entered_heard, left_heard) ON d.id = m.segment_id "
+    "JOIN claimed c ON c.idempotency_key = m.type || ':' || m.id "
     "ORDER BY m.segment_id "
-    "ON CONFLICT (source, idempotency_key) DO NOTHING "
     "RETURNING id, idempotency_key, processed_at IS NULL AS waiting) "
     "SELECT m.id, m.segment_id, m.type, w.id, coalesce(w.waiting, false) "
     "FROM moved m LEFT JOIN written w ON w.idempotency_key = m.type || ':' || m.id "
