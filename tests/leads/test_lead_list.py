@@ -80,11 +80,28 @@ def _lead(**fields) -> Lead:
 def test_each_filter(client, marketer, query, expected):
     leads = {
         "ada": _lead(
-            first_name="Ada", email="ada@acme.example", score=10, owner=marketer, tags=["vip"]
+            first_name="Ada",
+            last_name="Lovelace",
+            email="ada@acme.example",
+            score=10,
+            owner=marketer,
+            tags=["vip"],
         ),
-        "grace": _lead(first_name="Grace", email="grace@navy.example", score=50, grade="hot"),
+        # Last names fixed: a made-up one ("Adams", "Estrada") matched "q=ada".
+        "grace": _lead(
+            first_name="Grace",
+            last_name="Hopper",
+            email="grace@navy.example",
+            score=50,
+            grade="hot",
+        ),
         "linus": _lead(
-            first_name="Linus", company_name="Initech", score=40, stage="mql", tags=["vip", "x"]
+            first_name="Linus",
+            last_name="Torvalds",
+            company_name="Initech",
+            score=40,
+            stage="mql",
+            tags=["vip", "x"],
         ),
     }
     client.force_login(marketer)
