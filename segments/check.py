@@ -37,14 +37,24 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest
+from django.db.models.lookups import Exact, GreaterThanOrEqual, LessThanOrEqual
 from django.utils import timezone
 
 from core import prepared
@@ -64,6 +74,7 @@ from leads.models import (
 from leads.services.events import SYSTEM_SOURCE, events_record, events_written
 from segments.conditions import Compiler, dependencies
 from segments.conditions.schema import _rules
+from segments.conditions.truth import choice_truth, number_truth
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +101,48 @@ class Watched:
     # The conditions as text, with the types of the custom fields they name: a
     # compiled statement is kept while these stay the same.
     fingerprint: str
+    # By key, the rules on a score or a grade as (op, value), for a key every
+    # rule of which can be decided on the values an event tells before and
+    # after it (``Moved``).
+    thresholds: dict[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
+
+    def unmoved(self, key: str, moved: Moved) -> bool:
+        """Whether every rule on ``key`` holds alike before and after ``moved``:
+        then a change of that key alone cannot move the lead in or out."""
+        rules = self.thresholds.get(key)
+        if rules is None or key not in moved:
+            return False
+        truth = choice_truth if key in GRADE_KEYS else number_truth
+        before, after = moved[key]
+        return all(truth(before, op, value) == truth(after, op, value) for op, value in rules)
+
+
+# The values a score or grade event tells of its keys, before and after.
+Moved = dict[str, tuple[Any, Any]]
+GRADE_KEYS = ("field:grade", "field:fit_grade", "field:engagement_grade")
+# Grade rules decided in memory: "is set" reads blanks as the compiler does,
+# which these need not match, so a segment with one is always checked.
+GRADE_OPS = ("is", "is_not", "in")
+
+
+def _moved(event: Event) -> Moved:
+    """What ``event`` tells of the score, a category's points or the grades
+    before and after it (nothing for other events, or one without the values)."""
+    props = event.properties or {}
+    moved: Moved = {}
+    if event.type == "score.changed":
+        if "from" in props and "to" in props:
+            moved["field:score"] = (props["from"], props["to"])
+        if "category_from" in props and "category_to" in props and props.get("category"):
+            moved[f"field:score.{props['category']}"] = (
+                props["category_from"],
+                props["category_to"],
+            )
+    elif event.type == "grade.changed":
+        for key, prefix in zip(GRADE_KEYS, ("", "fit_", "engagement_"), strict=True):
+            if f"{prefix}from" in props and f"{prefix}to" in props:
+                moved[key] = (props[f"{prefix}from"], props[f"{prefix}to"])
+    return moved
 
 
 @dataclass(frozen=True)
@@ -98,17 +151,26 @@ class SegmentIndex:
 
     def candidates(self, keys: Iterable[str], cause: Event | None) -> list[Watched]:
         """The segments that depend on ``keys``, by id; for the activity key of
-        ``cause``, only those whose rules count events of its name."""
-        found: dict[int, Watched] = {}
+        ``cause``, only those whose rules count events of its name; for a score
+        or grade ``cause``, only those with a rule whose truth it changes (a
+        score from 12 to 15 cannot move a lead in or out of "score at least
+        50": with hundreds of segments, most of them on scores and grades,
+        that leaves a few of a hundred)."""
+        reached: dict[int, Watched] = {}
+        moves: dict[int, bool] = {}
         own = f"activity:{cause.type}" if cause is not None else ""
+        moved = _moved(cause) if cause is not None else {}
         for key in keys:
             for watched in self.by_key.get(key, ()):
                 if key == own and cause is not None:
                     names = watched.names.get(cause.type)
                     if names is not None and cause.name not in names:
                         continue
-                found[watched.pk] = watched
-        return [found[pk] for pk in sorted(found)]
+                reached[watched.pk] = watched
+                # A segment is checked when any key that reaches it may move it.
+                may_move = not (moved and watched.unmoved(key, moved))
+                moves[watched.pk] = moves.get(watched.pk, False) or may_move
+        return [reached[pk] for pk in sorted(reached) if moves[pk]]
 
 
 def _activity_names(tree: dict[str, Any]) -> dict[str, frozenset[str] | None]:
@@ -122,6 +184,25 @@ def _activity_names(tree: dict[str, Any]) -> dict[str, frozenset[str] | None]:
         elif kind not in names or names[kind] is not None:
             names[kind] = (names.get(kind) or frozenset()) | {rule["name"]}
     return names
+
+
+def _thresholds(tree: dict[str, Any]) -> dict[str, tuple[tuple[str, Any], ...]]:
+    """The rules on scores and grades by key, for keys with no other rule."""
+    rules: dict[str, list[tuple[str, Any]]] = {}
+    undecided: set[str] = set()
+    for rule in _rules(tree):
+        name = rule.get("field")
+        if not isinstance(name, str):
+            continue
+        key = f"field:{name}"
+        if name == "score" or name.startswith("score."):
+            rules.setdefault(key, []).append((rule["op"], rule.get("value")))
+        elif key in GRADE_KEYS:
+            if rule["op"] in GRADE_OPS:
+                rules.setdefault(key, []).append((rule["op"], rule.get("value")))
+            else:
+                undecided.add(key)
+    return {key: tuple(found) for key, found in rules.items() if key not in undecided}
 
 
 def _index_load() -> SegmentIndex:
@@ -140,7 +221,12 @@ def _index_load() -> SegmentIndex:
                 types = dict(FieldDefinition.objects.values_list("key", "type"))
             fingerprint += json.dumps(types, sort_keys=True)
         watched = Watched(
-            pk=pk, name=name, conditions=tree, names=_activity_names(tree), fingerprint=fingerprint
+            pk=pk,
+            name=name,
+            conditions=tree,
+            names=_activity_names(tree),
+            fingerprint=fingerprint,
+            thresholds=_thresholds(tree),
         )
         for key in dependencies(tree) | {ALWAYS}:
             by_key.setdefault(key, []).append(watched)
@@ -236,16 +322,18 @@ def _state_columns() -> dict[str, RawSQL]:
 @dataclass(frozen=True)
 class Statement:
     """The candidates' evaluation for one lead, compiled: ``sql`` with ``params``
-    where the lead's id goes last and each moment at its place."""
+    where the lead's id goes at ``leads`` and each moment at its place."""
 
     sql: str
     params: tuple[Any, ...]
     moments: tuple[tuple[int, dt.timedelta], ...]
     columns: tuple[str, ...]
+    leads: tuple[int, ...]
 
     def run(self, lead_id: int, now: dt.datetime) -> Verdict | None:
         params = list(self.params)
-        params[-1] = lead_id
+        for place in self.leads:
+            params[place] = lead_id
         adapt = connection.ops.adapt_datetimefield_value
         for place, offset in self.moments:
             params[place] = adapt(now + offset)
@@ -272,12 +360,117 @@ class Statement:
 
 @dataclass(frozen=True)
 class Column:
-    """One segment's answer for the lead as SQL over the lead's row: its
+    """One segment's answer for the lead as SQL over the lead's row and the
+    counts of its events (``counts``: the ``Tally`` keys it reads): its
     ``params`` and, among them, the places of its moments."""
 
     sql: str
     params: tuple[Any, ...]
     moments: tuple[tuple[int, dt.timedelta], ...]
+    counts: tuple[str, ...] = ()
+
+
+# --- counting the lead's events once ----------------------------------------------
+#
+# An activity rule ("did X at least 3 times in 30 days") is a count of the
+# lead's events. Compiled on its own it is a subquery that walks the lead's
+# events, and with hundreds of segments a statement held a hundred of them: the
+# same index range read a hundred times (bench/account.py, 500 segments: 13 ms
+# for an email open's check). In the check, every activity rule reads instead a
+# column of one aggregate over the lead's events, ``COUNT(*) FILTER (WHERE …)``
+# per distinct rule, in one pass; rules that differ only in the count they ask
+# for share a column.
+
+ACTIVITY = "lf_activity"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The count of one activity rule's events, as a column of the aggregate."""
+
+    key: str
+    name: str
+    type: str
+    sql: str
+    params: tuple[Any, ...]
+    moments: tuple[tuple[int, dt.timedelta], ...]
+    # How far back its events can be (a window's start), None: any time.
+    since: dt.timedelta | None
+
+
+_tallies: dict[str, Tally] = {}
+
+
+def _tally(rule: dict[str, Any]) -> Tally:
+    """The column counting ``rule``'s events, compiled once per process."""
+    key = json.dumps({k: v for k, v in rule.items() if k != "count"}, sort_keys=True)
+    if key not in _tallies:
+        compiler = Compiler(TEMPLATE_NOW, per_lead=True)
+        query = Event.objects.filter(compiler.activity_events(rule)).query
+        sql, params = query.get_compiler(using=connection.alias).compile(query.where)
+        since = -dt.timedelta(days=rule["within_days"]) if "within_days" in rule else None
+        _tallies[key] = Tally(
+            key=key,
+            name=f"n{len(_tallies)}",
+            type=rule["activity"],
+            sql=sql,
+            params=tuple(params),
+            moments=tuple(_moments(params, compiler, TEMPLATE_NOW)),
+            since=since,
+        )
+    return _tallies[key]
+
+
+class TallyCompiler(Compiler):
+    """The per-lead compiler whose activity rules compare a column of the
+    statement's one aggregate over the lead's events; ``counts`` gathers the
+    columns read."""
+
+    def __init__(self, now: dt.datetime):
+        super().__init__(now, per_lead=True)
+        self.counts: dict[str, None] = {}
+
+    def activity(self, rule: dict[str, Any]) -> Q:
+        tally = _tally(rule)
+        self.counts[tally.key] = None
+        quote = connection.ops.quote_name
+        counted = RawSQL(f"{ACTIVITY}.{quote(tally.name)}", (), output_field=IntegerField())  # noqa: S611
+        count = rule.get("count", {"op": "gte", "value": 1})
+        lookup = {"gte": GreaterThanOrEqual, "lte": LessThanOrEqual, "eq": Exact}[count["op"]]
+        return Q(lookup(counted, count["value"]))
+
+
+def _tallies_sql(keys: Sequence[str]) -> tuple[str, list[Any], list[tuple[int, dt.timedelta]], int]:
+    """The aggregate of the ``keys`` tallies over the lead's events, as a table
+    of one row: its SQL, params, moments and the place of the lead's id."""
+    quote = connection.ops.quote_name
+    table = _table(Event)
+    tallies = [_tallies[key] for key in keys]
+    parts: list[str] = []
+    params: list[Any] = []
+    moments: list[tuple[int, dt.timedelta]] = []
+    for tally in tallies:
+        parts.append(f"COUNT(*) FILTER (WHERE {tally.sql}) AS {quote(tally.name)}")
+        moments += [(len(params) + place, offset) for place, offset in tally.moments]
+        params += tally.params
+    lead = len(params)
+    params.append(TEMPLATE_LEAD)
+    types = sorted({tally.type for tally in tallies})
+    where = (
+        f"{table}.{quote('lead_id')} = %s AND {table}.{quote('type')} "
+        f"IN ({', '.join(['%s'] * len(types))})"
+    )
+    params += types
+    since = [tally.since for tally in tallies]
+    if all(offset is not None for offset in since):
+        # Every rule has a window: the pass reads only the widest one (and, on
+        # PostgreSQL, only the months it reaches).
+        where += f" AND {table}.{quote('occurred_at')} >= %s"
+        widest = min(offset for offset in since if offset is not None)
+        moments.append((len(params), widest))
+        params.append(connection.ops.adapt_datetimefield_value(TEMPLATE_NOW + widest))
+    sql = f"(SELECT {', '.join(parts)} FROM {table} WHERE {where}) {ACTIVITY}"  # noqa: S608
+    return sql, params, moments, lead
 
 
 def _moments(
@@ -295,7 +488,7 @@ def _moments(
 def _column(watched: Watched, now: dt.datetime) -> tuple[Column, bool]:
     """``watched``'s column with the clock at ``now``; and whether it can be run
     at another moment (no value in it derived from now but its moments)."""
-    compiler = Compiler(now, per_lead=True)
+    compiler = TallyCompiler(now)
     check = ExpressionWrapper(compiler.node(watched.conditions), output_field=BooleanField())
     compiled = (
         Lead.objects.filter(pk=TEMPLATE_LEAD)
@@ -311,13 +504,19 @@ def _column(watched: Watched, now: dt.datetime) -> tuple[Column, bool]:
     if list(params) != [*column_params, TEMPLATE_LEAD]:
         raise AssertionError("the per-lead column is not shaped as expected")
     moments = _moments(column_params, compiler, now)
-    column = Column(sql=column_sql, params=tuple(column_params), moments=tuple(moments))
+    column = Column(
+        sql=column_sql,
+        params=tuple(column_params),
+        moments=tuple(moments),
+        counts=tuple(compiler.counts),
+    )
     return column, not compiler.volatile
 
 
-def _from_lead() -> str:
+def _from_lead(tallies: str = "") -> str:
     table = _table(Lead)
-    return f" FROM {table} WHERE {table}.{connection.ops.quote_name('id')} = %s"
+    joined = f", {tallies}" if tallies else ""
+    return f" FROM {table}{joined} WHERE {table}.{connection.ops.quote_name('id')} = %s"
 
 
 @functools.cache
@@ -333,16 +532,27 @@ def _assemble(columns: Sequence[tuple[int, Column]]) -> Statement:
     parts: list[str] = []
     params: list[Any] = []
     moments: list[tuple[int, dt.timedelta]] = []
+    counts: dict[str, None] = {}
     for pk, column in columns:
         parts.append(f"{column.sql} AS {quote(f's{pk}')}")
         moments += [(len(params) + place, offset) for place, offset in column.moments]
         params += column.params
+        counts.update(dict.fromkeys(column.counts))
     parts.append(_state_sql())
+    leads = []
+    tallies = ""
+    if counts:
+        tallies, tally_params, tally_moments, lead = _tallies_sql(list(counts))
+        moments += [(len(params) + place, offset) for place, offset in tally_moments]
+        leads.append(len(params) + lead)
+        params += tally_params
+    leads.append(len(params))
     return Statement(
-        sql=f"SELECT {', '.join(parts)}{_from_lead()}",
+        sql=f"SELECT {', '.join(parts)}{_from_lead(tallies)}",
         params=(*params, TEMPLATE_LEAD),
         moments=tuple(moments),
         columns=(*(f"s{pk}" for pk, _ in columns), *_state_columns()),
+        leads=tuple(leads),
     )
 
 
@@ -361,8 +571,6 @@ _statements: dict[tuple[tuple[int, str], ...], Statement | None] = {}
 def _column_kept(watched: Watched, now: dt.datetime) -> tuple[Column, bool]:
     key = (watched.pk, watched.fingerprint)
     if key not in _columns:
-        if len(_columns) >= COLUMNS_KEPT:
-            _columns.clear()
         column, movable = _column(watched, TEMPLATE_NOW)
         _columns[key] = column if movable else None
     kept = _columns[key]
@@ -377,6 +585,12 @@ def _evaluate(lead_id: int, segments: Sequence[Watched], now: dt.datetime) -> Ve
     key = tuple((watched.pk, watched.fingerprint) for watched in segments)
     statement = _statements.get(key)
     if statement is None:
+        if len(_columns) + len(segments) > COLUMNS_KEPT or len(_tallies) >= COLUMNS_KEPT:
+            # Emptied together, before this statement's columns are made:
+            # columns and statements name the tallies they read.
+            _columns.clear()
+            _statements.clear()
+            _tallies.clear()
         columns, movable = [], True
         for watched in segments:
             column, kept = _column_kept(watched, now)

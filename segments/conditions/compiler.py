@@ -296,24 +296,27 @@ class Compiler:
         return q
 
     # --- activity rules ----------------------------------------------------------
-    def activity(self, rule: dict[str, Any]) -> Q:
-        events = Event.objects.filter(type=rule["activity"])
+    def activity_events(self, rule: dict[str, Any]) -> Q:
+        """The events an activity rule counts, as a condition on ``Event``."""
+        q = Q(type=rule["activity"])
         if "name" in rule:
-            events = events.filter(name=rule["name"])
+            q &= Q(name=rule["name"])
         for prop, test in rule.get("where", {}).items():
-            events = events.filter(self.property(prop, test["op"], test["value"]))
+            q &= self.property(prop, test["op"], test["value"])
         if "within_days" in rule:
-            events = events.filter(
-                occurred_at__gte=self.moment(-dt.timedelta(days=rule["within_days"]))
-            )
+            q &= Q(occurred_at__gte=self.moment(-dt.timedelta(days=rule["within_days"])))
         elif "between" in rule:
             first, last = parse_date(rule["between"][0]), parse_date(rule["between"][1])
             assert first is not None
             assert last is not None
-            events = events.filter(
+            q &= Q(
                 occurred_at__gte=day_start(first),
                 occurred_at__lt=day_start(last + dt.timedelta(days=1)),
             )
+        return q
+
+    def activity(self, rule: dict[str, Any]) -> Q:
+        events = Event.objects.filter(self.activity_events(rule))
         count = rule.get("count", {"op": "gte", "value": 1})
         op, n = count["op"], count["value"]
         if (op == "gte" and n <= 1) or (op == "eq" and n == 0) or (op == "lte" and n == 0):

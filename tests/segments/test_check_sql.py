@@ -75,7 +75,15 @@ def test_a_check_in_a_batch_is_one_statement(segments):
     evaluation = statements(later)[0]
     assert f" AS s{segments[0].pk}" in evaluation
     assert f" AS s{segments[1].pk}" in evaluation
-    assert re.search(r" AS kept_out FROM leads_lead WHERE leads_lead.id = (%s|\?)", evaluation)
+    # The lead's events are read once, for every activity rule, in the pricing
+    # rule's window.
+    assert re.search(
+        r" AS kept_out FROM leads_lead, \(SELECT COUNT\(\*\) FILTER \(WHERE .*\) AS n\w+ "
+        r"FROM leads_event WHERE leads_event.lead_id = (%s|\?) AND leads_event.type IN \((%s|\?)\) "
+        r"AND leads_event.occurred_at >= (%s|\?)\) lf_activity WHERE leads_lead.id = (%s|\?)$",
+        evaluation,
+    )
+    assert evaluation.count("FROM leads_event") == 1
     # Nothing changed: still in the first, not in the second.
     assert list(
         SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).values_list(
@@ -96,4 +104,46 @@ def test_a_check_that_changes_answers_from_the_same_reads(segments):
     assert [(s.segment.name, s.left_at is None) for s in stays] == [
         ("Decision makers", False),
         ("Pricing visitors", True),
+    ]
+
+
+def test_activity_rules_read_the_leads_events_in_one_pass(django_capture_on_commit_callbacks):
+    # Given segments counting pages, opens and an app event, in windows and ever,
+    # two of them the same events with another count.
+    with django_capture_on_commit_callbacks(execute=True):
+        for name, rule in [
+            ("Pricing twice", PRICING["all"][0]),
+            ("Pricing five times", {**PRICING["all"][0], "count": {"op": "gte", "value": 5}}),
+            ("Opened lately", {"activity": "email.opened", "within_days": 7}),
+            (
+                "Never logged in",
+                {"activity": "track", "name": "Logged in", "count": {"op": "eq", "value": 0}},
+            ),
+        ]:
+            segment_create(name=name, conditions={"all": [rule]})
+    lead = LeadFactory.create()
+    for _ in range(2):
+        EventFactory.create(lead=lead, type="page", name="", properties={"url": "/pricing"})
+    EventFactory.create(lead=lead, type="email.opened", name="")
+    with processing_batch(), transaction.atomic():
+        segments_check_lead(lead=lead, keys={"lead.created"})
+        with CaptureQueriesContext(connection) as later:
+            segments_check_lead(lead=lead, keys={"lead.created"})
+    # One pass over the lead's events of the three types, with no window (one
+    # rule reaches back for ever), and one count per distinct set of events.
+    (evaluation,) = statements(later)
+    assert evaluation.count("FROM leads_event") == 1
+    assert evaluation.count("COUNT(*) FILTER") == 3
+    assert (
+        "leads_event.type IN (?, ?, ?)" in evaluation
+        or "leads_event.type IN (%s, %s, %s)" in evaluation
+    )
+    pass_over = re.search(r"FROM leads_event WHERE (.*)\) lf_activity WHERE", evaluation)
+    assert pass_over is not None
+    assert "occurred_at" not in pass_over.group(1)
+    stays = SegmentMembership.objects.filter(lead=lead, left_at__isnull=True)
+    assert sorted(stays.values_list("segment__name", flat=True)) == [
+        "Never logged in",
+        "Opened lately",
+        "Pricing twice",
     ]

@@ -8,8 +8,9 @@ from django.utils import timezone
 from core.scope import processing_batch
 from leads.models import Event, Lead, Segment, SegmentMembership
 from leads.services.events import events_process
-from segments.check import ALWAYS
+from segments.check import ALWAYS, segment_index
 from segments.services import (
+    dependency_keys,
     segment_create,
     segment_recompute,
     segments_check_lead,
@@ -444,3 +445,66 @@ def test_an_app_event_rechecks_only_the_segments_counting_its_name(django_assert
         with transaction.atomic():
             segments_on_event(event=second, lead=lead)
     assert members(logged_in) == ["t@x.example"]
+
+
+def test_a_score_or_grade_change_rechecks_only_the_segments_whose_rules_it_crosses(
+    django_capture_on_commit_callbacks,
+):
+    """Most of an account's segments read scores and grades; a score from 12 to
+    15 cannot move a lead in or out of "score at least 50"."""
+    rules = {
+        "Score 50+": {"field": "score", "op": "gte", "value": 50},
+        "Score 14+": {"field": "score", "op": "gte", "value": 14},
+        "Score 10 to 20": {"field": "score", "op": "between", "value": [10, 20]},
+        "Engaged 5+": {"field": "score.engagement", "op": "gte", "value": 5},
+        "Fit 5+": {"field": "score.fit", "op": "gte", "value": 5},
+        "Hot": {"field": "grade", "op": "is", "value": "hot"},
+        "Fit A": {"field": "fit_grade", "op": "in", "value": ["A"]},
+        "Graded": {"field": "engagement_grade", "op": "is_set"},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        made = {
+            name: segment_create(name=name, conditions={"all": [rule]})
+            for name, rule in rules.items()
+        }
+    # A lead at 12 points, in the one segment that holds at 12, whose score then
+    # rose to 15.
+    lead = LeadFactory.create(email="s@x.example", score=15)
+    SegmentMembershipFactory.create(segment=made["Score 10 to 20"], lead=lead, source="condition")
+    scored = EventFactory.create(
+        lead=lead,
+        type="score.changed",
+        name="engagement",
+        properties={
+            "from": 12,
+            "to": 15,
+            "category": "engagement",
+            "category_from": 3,
+            "category_to": 6,
+            "delta": 3,
+        },
+    )
+    graded = EventFactory.create(
+        lead=lead,
+        type="grade.changed",
+        name="hot",
+        properties={"from": "warm", "to": "hot", "fit_from": "B", "fit_to": "B"},
+    )
+    untold = EventFactory.create(
+        lead=lead, type="score.changed", name="fit", properties={"category": "fit"}
+    )
+    with processing_batch():
+        index = segment_index()
+
+        def checked(event):
+            return [w.name for w in index.candidates(dependency_keys(event), event)]
+
+        assert checked(scored) == ["Score 14+", "Engaged 5+"]
+        # The engagement axis's values are not told: its rule is always checked.
+        assert checked(graded) == ["Hot", "Graded"]
+        # An event that does not tell its values checks everything it can reach.
+        assert checked(untold) == ["Score 50+", "Score 14+", "Score 10 to 20", "Fit 5+"]
+        with transaction.atomic():
+            segments_on_event(event=scored, lead=lead)
+    stays = SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).order_by("segment_id")
+    assert [stay.segment.name for stay in stays] == ["Score 14+", "Score 10 to 20"]
