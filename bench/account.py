@@ -453,7 +453,22 @@ def account_build(
     with psycopg.connect(conninfo, autocommit=True) as conn:
         # The entries of the first recompute are the account's past: processed.
         conn.execute("UPDATE leads_event SET processed_at = now() WHERE processed_at IS NULL")
-    vacuum_analyze(conninfo, ["leads_segmentmembership", "leads_segmentdependency", "leads_event"])
+    # Statistics as a live account's autovacuum keeps them: the flows' tables
+    # too, or the planner takes fifty flows for one and reads every open
+    # enrollment of each for a lead's waits (3 ms instead of 0.6).
+    vacuum_analyze(
+        conninfo,
+        [
+            "leads_segmentmembership",
+            "leads_segmentdependency",
+            "leads_event",
+            "flows_flow",
+            "flows_flowversion",
+            "flows_triggersubscription",
+            "flows_enrollment",
+            "flows_steprun",
+        ],
+    )
     return segment_ids
 
 
