@@ -11,6 +11,7 @@ the callers keep the ORM.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -25,18 +26,70 @@ def enabled() -> bool:
     return connection.vendor == "postgresql"
 
 
+@functools.cache
+def _cursor_class() -> type[Any]:
+    """psycopg's cursor, keeping every statement's conversion.
+
+    psycopg turns a statement's ``%s`` into ``$1``… at each run and keeps the
+    result only for statements under 4,096 characters and 50 parameters, so
+    that an ORM's ever-new bulk inserts do not fill its cache. Ours are a
+    bounded set run again and again, and a segment check of a hundred columns
+    is over both limits: converting it anew was a tenth of the worker's time
+    with 500 segments (bench/account.py). The conversion is psycopg's own; only
+    the cache is ours. Its internals move between versions: ``tests/core``
+    runs a statement through this cursor, so a change there fails the suite,
+    not a worker."""
+    from psycopg import Cursor
+    from psycopg._queries import PostgresQuery
+
+    class KeptQuery(PostgresQuery):
+        def convert(self, query: Any, vars: Any) -> None:
+            if vars is None:
+                super().convert(query, vars)
+                return
+            self.query, self._want_formats, self._order, self._parts = conversion(
+                self._ensure_bytes(query), self._tx.encoding
+            )
+            self.dump(vars)
+
+    class KeptCursor(Cursor[Any]):
+        _query_cls = KeptQuery
+
+    return KeptCursor
+
+
+# The statements whose conversion is kept: the fixed ones, and the segment
+# checks' (``segments.check.STATEMENTS_KEPT`` of them at most).
+STATEMENTS_CONVERTED = 1024
+
+
+@functools.lru_cache(maxsize=STATEMENTS_CONVERTED)
+def conversion(query: bytes, encoding: str) -> Any:
+    """psycopg's conversion of a statement's placeholders, kept."""
+    from psycopg._queries import _query2pg_nocache
+
+    return _query2pg_nocache(query, encoding)
+
+
 def fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """Run one statement on Django's connection, in its transaction; its rows
     (none for a statement without RETURNING). Errors are Django's, and the
     statement is logged where Django logs queries (tests, DEBUG)."""
-    from psycopg import Cursor
+    from psycopg import pq
 
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
     began = time.monotonic()
-    with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, _cursor_class()(connection.connection) as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall() if cursor.description else []
+        # Not ``cursor.description``: it builds an object per column, and a
+        # segment check has hundreds.
+        result = cursor.pgresult
+        rows = (
+            cursor.fetchall()
+            if result is not None and result.status == pq.ExecStatus.TUPLES_OK
+            else []
+        )
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
     return rows
