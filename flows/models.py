@@ -108,7 +108,10 @@ class EnrollmentStatus(models.TextChoices):
 class Enrollment(models.Model):
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrollments")
     version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="enrollments")
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="enrollments")
+    # No index of its own: (lead, flow, created_at) serves every read by lead.
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, related_name="enrollments", db_index=False
+    )
     # No constraint in the database: on PostgreSQL the events table is partitioned
     # by month, and a foreign key would have to name the partition key too. Django
     # still sets it to null when an event is deleted; a dropped month of events

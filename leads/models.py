@@ -247,8 +247,15 @@ class Event(models.Model):
     """Everything that happens to a lead, and the outbox of work: a row with
     ``processed_at`` unset still has to be applied by a worker."""
 
+    # No index of its own: the timeline's (lead, -occurred_at) serves every
+    # read by lead, and each index is a write on the busiest insert there is.
     lead = models.ForeignKey(
-        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Lead,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
     )
     type = models.CharField(max_length=40)
     name = models.CharField(max_length=255, blank=True)
@@ -459,7 +466,10 @@ class SegmentMembership(models.Model):
     leaves and comes back has a row per stay, which is its history."""
 
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="memberships")
+    # No index of its own: (lead, segment) below serves every read by lead.
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
     entered_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=MembershipSource.choices)

@@ -118,7 +118,11 @@ class ScoreChange(models.Model):
     ``occurred_at`` is when the thing happened (the cause's event time),
     ``created_at`` when it was recorded."""
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_changes")
+    # No index of its own: (lead, created_at) and (lead, occurred_at) serve
+    # every read by lead.
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, related_name="score_changes", db_index=False
+    )
     delta = models.IntegerField()
     category = models.ForeignKey(ScoreCategory, on_delete=models.PROTECT, related_name="changes")
     reason = models.CharField(max_length=255)

@@ -191,8 +191,10 @@ EXPECTED: list[str] = [
         "attempts, resends, error, lead_id FROM distinct_rows JOIN claimed USING (source, "
         "idempotency_key) ORDER BY n RETURNING id"
     ),
-    "UPDATE flows_steprun SET status = ?, output = ?, finished_at = ? WHERE id = ?",
-    "UPDATE flows_enrollment SET status = ?, finished_at = ? WHERE id = ?",
+    (
+        "WITH written AS (UPDATE flows_steprun SET status = ?, output = ?, finished_at = ? "
+        "WHERE id = ?) UPDATE flows_enrollment SET status = ?, finished_at = ? WHERE id = ?"
+    ),
     (
         "SELECT flows_hooksubscription.id AS id, flows_hooksubscription.target_url AS "
         "target_url, flows_hooksubscription.events AS events FROM flows_hooksubscription"
