@@ -5,7 +5,8 @@ Each configuration (flows and segments) is built from scratch on a scratch
 database:
 
 - ``--leads`` generated leads (10,000; 100,000 with ``--large``): job titles,
-  companies of various sizes, countries, stages, tags, and a few weeks of
+  companies of various sizes, countries, stages, tags, the source their first
+  page view or import gave them (one in ten none yet), and a few weeks of
   processed history each (app events, pages, email deliveries and opens), so
   that activity rules in windows have something to count;
 - published flows of the kinds real accounts have: the demo's six (fit from
@@ -129,6 +130,10 @@ APP_EVENTS = ["Logged in", "Used a feature", "Invited a teammate", "Signed up fo
 EXTRA_EVENTS = [f"Action {n}" for n in range(10)]
 PAGES = ["/pricing", "/docs/quickstart", "/features", "/blog/lead-scoring", "/integrations"]
 CAMPAIGNS = [f"Campaign {n}" for n in range(6)]
+# Where the leads came from, as their first page view or their import set it
+# (one in ten has none yet: its first page view sets it during the run).
+SOURCES = ["organic", "direct", "paid", "referral", "direct", "social", "email", "organic"]
+SOURCES += ["import", ""]
 
 
 def user_id(index: int) -> str:
@@ -202,7 +207,7 @@ def leads_create(conninfo: str, *, leads: int, rng: random.Random) -> None:
                 "f",
                 "0",
                 "cold",
-                "",
+                SOURCES[n % len(SOURCES)],
                 "",
                 "{}",
                 "{}",

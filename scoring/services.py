@@ -408,6 +408,12 @@ def score_adjust(
     return change
 
 
+_GRADES_WRITE = (
+    f"UPDATE {Lead._meta.db_table} SET grade = %s, fit_grade = %s, "  # noqa: S608
+    "engagement_grade = %s WHERE id = %s"
+)
+
+
 def grade_changed(
     *,
     lead: Lead,
@@ -421,9 +427,16 @@ def grade_changed(
     """Write a lead's new grades and announce them with ``grade.changed`` (named
     after the new grade; from/to are the grade, fit_from/fit_to and
     engagement_from/engagement_to the axes)."""
-    Lead.objects.filter(pk=lead.pk).update(
-        grade=after.grade, fit_grade=after.fit_grade, engagement_grade=after.engagement_grade
-    )
+    if prepared.enabled():
+        # A statement of its own on the hot path: a score step that moves a
+        # grade runs it, and the ORM took longer to build it than to run it.
+        prepared.fetch(
+            _GRADES_WRITE, [after.grade, after.fit_grade, after.engagement_grade, lead.pk]
+        )
+    else:
+        Lead.objects.filter(pk=lead.pk).update(
+            grade=after.grade, fit_grade=after.fit_grade, engagement_grade=after.engagement_grade
+        )
     event_derive(
         lead=lead,
         type="grade.changed",

@@ -172,10 +172,7 @@ EXPECTED: list[str] = [
         "attempts, resends, error, lead_id FROM distinct_rows JOIN claimed USING (source, "
         "idempotency_key) ORDER BY n RETURNING id"
     ),
-    (
-        "UPDATE leads_lead SET grade = ?, fit_grade = ?, engagement_grade = ? WHERE "
-        "leads_lead.id = ?"
-    ),
+    "UPDATE leads_lead SET grade = ?, fit_grade = ?, engagement_grade = ? WHERE id = ?",
     (
         "WITH batch AS (SELECT * FROM unnest(?…) WITH ORDINALITY AS r(type, name, properties,"
         " context, user_id, anonymous_id, email, occurred_at, received_at, source, "
