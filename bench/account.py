@@ -465,7 +465,6 @@ def account_build(
         conninfo,
         [
             "leads_segmentmembership",
-            "leads_segmentdependency",
             "leads_event",
             "flows_flow",
             "flows_flowversion",

@@ -747,7 +747,7 @@ def segments_reset(conninfo: str) -> None:
         ]
         deleted = 0
         if ids:
-            for table in ("leads_segmentmembership", "leads_segmentdependency"):
+            for table in ("leads_segmentmembership",):
                 conn.execute(
                     sql.SQL("DELETE FROM {} WHERE segment_id = ANY(%s)").format(
                         sql.Identifier(table)

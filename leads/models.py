@@ -510,23 +510,6 @@ class SegmentExclusion(models.Model):
         return f"{self.lead_id} kept out of {self.segment_id}"
 
 
-class SegmentDependency(models.Model):
-    """What can change a dynamic segment's outcome for one lead (``field:job_title``,
-    ``activity:page``, ``segment:12``): processing a change looks up only the
-    segments that depend on it."""
-
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="dependencies")
-    key = models.CharField(max_length=120, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["segment", "key"], name="dependency_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.segment_id} ← {self.key}"
-
-
 class TaskPriority(models.TextChoices):
     LOW = "low", _("Low")
     NORMAL = "normal", _("Normal")

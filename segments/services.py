@@ -31,7 +31,6 @@ from leads.models import (
     Lead,
     MembershipSource,
     Segment,
-    SegmentDependency,
     SegmentExclusion,
     SegmentKind,
     SegmentMembership,
@@ -44,7 +43,6 @@ from segments.check import ALWAYS, lead_check, segment_event, segment_event_sett
 from segments.conditions import (
     ConditionError,
     compile_tree,
-    dependencies,
     is_time_relative,
     referenced_segments,
     validate,
@@ -85,16 +83,6 @@ def _reachable(start: set[int]) -> set[int]:
         seen.add(current)
         frontier |= referenced_segments(trees.get(current) or {"all": []}) - seen
     return seen
-
-
-def _index(segment: Segment) -> None:
-    SegmentDependency.objects.filter(segment=segment).delete()
-    if segment.kind != SegmentKind.DYNAMIC:
-        return
-    keys = dependencies(segment.conditions) | {ALWAYS}
-    SegmentDependency.objects.bulk_create(
-        [SegmentDependency(segment=segment, key=key) for key in sorted(keys)]
-    )
 
 
 def _schedule_recompute(segment: Segment) -> None:
@@ -169,7 +157,6 @@ def segment_create(
         time_relative=kind == SegmentKind.DYNAMIC and is_time_relative(tree),
         created_by=created_by,
     )
-    _index(segment)
     if kind == SegmentKind.DYNAMIC:
         _schedule_recompute(segment)
     return segment
@@ -197,10 +184,8 @@ def segment_update(
         segment.time_relative = segment.kind == SegmentKind.DYNAMIC and is_time_relative(tree)
         fields += ["conditions", "time_relative"]
     segment.save(update_fields=fields)
-    if conditions is not None:
-        _index(segment)
-        if segment.kind == SegmentKind.DYNAMIC:
-            _schedule_recompute(segment)
+    if conditions is not None and segment.kind == SegmentKind.DYNAMIC:
+        _schedule_recompute(segment)
     return segment
 
 
