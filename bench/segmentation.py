@@ -483,8 +483,35 @@ def defer_indexes(cursor: psycopg.Cursor[Any], tables: Sequence[str]) -> list[st
         ).fetchall()
         for name, definition in rows:
             cursor.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-            indexes.append(definition)
+            # A partitioned table's index is defined "ON ONLY" the parent: built
+            # again, it must reach every partition.
+            indexes.append(definition.replace(" ON ONLY ", " ON "))
     return indexes + uniques + foreign
+
+
+def partitions_cover(cursor: psycopg.Cursor[Any], *, start: dt.datetime, end: dt.datetime) -> bool:
+    """On a partitioned events table (PostgreSQL, leads/0024), a partition for
+    every month from ``start`` to ``end``, as beat's ``events_partitions``
+    would have made them on a live account over the months (else the history
+    would all land in the default partition). Whether the table is partitioned."""
+    kind = cursor.execute("SELECT relkind FROM pg_class WHERE oid = 'leads_event'::regclass")
+    if kind.fetchone() != ("p",):
+        return False
+    month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month <= end:
+        after = (month + dt.timedelta(days=32)).replace(day=1)
+        cursor.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF leads_event "
+                "FOR VALUES FROM ({}) TO ({})"
+            ).format(
+                sql.Identifier(f"leads_event_p{month:%Y_%m}"),
+                sql.Literal(month),
+                sql.Literal(after),
+            )
+        )
+        month = after
+    return True
 
 
 def generate(conninfo: str, *, leads: int, events: int, seed: int) -> Generated:
@@ -502,14 +529,17 @@ def generate(conninfo: str, *, leads: int, events: int, seed: int) -> Generated:
             "TRUNCATE leads_lead, leads_event, leads_tag, leads_lead_tags, leads_segment "
             "RESTART IDENTITY CASCADE"
         )
+        partitioned = partitions_cover(cursor, start=start, end=anchor)
         restore = defer_indexes(cursor, LOADED_TABLES)
         plan = plan_leads(rng, leads)
         seconds["plan"] = time.perf_counter() - began
 
         began = time.perf_counter()
+        # COPY cannot freeze rows into a partitioned table.
         _copy(
             cursor,
-            f"COPY leads_event ({EVENT_COLUMNS}) FROM STDIN WITH (FREEZE)",
+            f"COPY leads_event ({EVENT_COLUMNS}) FROM STDIN"
+            + ("" if partitioned else " WITH (FREEZE)"),
             event_rows(rng, plan, leads=leads, events=events, start=start),
         )
         seconds["events"] = time.perf_counter() - began
@@ -786,7 +816,6 @@ def measure_segments(
     from leads.models import Lead, Segment, SegmentKind
     from segments.conditions import compile_tree, is_time_relative
     from segments.services import (
-        _index,
         segment_conditions_clean,
         segment_recompute,
         segments_check_lead,
@@ -810,7 +839,6 @@ def measure_segments(
                 conditions=tree,
                 time_relative=is_time_relative(tree),
             )
-            _index(segment)
             segments.append(segment)
             print(f"[{case.key}] first recompute…", flush=True)
             result.first_seconds, result.first_counts = timed(
