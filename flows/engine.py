@@ -12,6 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.db import connection, transaction
@@ -229,13 +230,24 @@ def enroll(
         output={"event": event.pk if event else None},
     )
     if prepared.enabled():
-        _enrollment_insert(enrollment, trigger, now)
+        # Written with the first step's row (``_advance``).
+        opening: Opening | None = Opening(trigger=trigger, now=now)
     else:
+        opening = None
         _lean_insert(enrollment)
         trigger.enrollment = enrollment
         _lean_insert(trigger)
-    _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True)
+    _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True, opening=opening)
     return enrollment
+
+
+@dataclass
+class Opening:
+    """A new enrollment and its trigger step, not written yet: they go with the
+    first step's row, in one statement (PostgreSQL)."""
+
+    trigger: StepRun
+    now: dt.datetime
 
 
 # The enrollment and its trigger step in one round trip (PostgreSQL).
@@ -250,28 +262,78 @@ _ENROLLMENT_INSERT = (
 )
 
 
-def _enrollment_insert(enrollment: Enrollment, trigger: StepRun, now: dt.datetime) -> None:
+# The enrollment, its trigger step and its first step in one round trip
+# (PostgreSQL): with fifty flows an event enters more of them, and each of
+# these was a statement of its own.
+_ENROLLMENT_OPENED = (
+    f"WITH enrollment AS (INSERT INTO {Enrollment._meta.db_table} "  # noqa: S608
+    "(flow_id, version_id, lead_id, trigger_event_id, trigger_node, status, created_at) "
+    "VALUES (%(flow)s, %(version)s, %(lead)s, %(event)s, %(node)s, %(status)s, %(now)s) "
+    f"RETURNING id), trigger AS (INSERT INTO {StepRun._meta.db_table} "
+    "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
+    "started_at, finished_at) SELECT id, %(node)s, %(type)s, 0, %(step_status)s, 1, "
+    "%(output)s, '', %(now)s, %(now)s FROM enrollment RETURNING id, enrollment_id) "
+    # Read from the trigger's row, so that it is numbered first (runs are
+    # listed by id).
+    f"INSERT INTO {StepRun._meta.db_table} "
+    "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
+    "started_at, finished_at) SELECT enrollment_id, %(first_node)s, %(first_type)s, "
+    "%(first_visit)s, %(first_status)s, 1, %(first_output)s, '', %(first_now)s, NULL "
+    "FROM trigger RETURNING enrollment_id, (SELECT id FROM trigger), id"
+)
+
+
+def _enrollment_values(
+    enrollment: Enrollment, trigger: StepRun, now: dt.datetime
+) -> dict[str, Any]:
     enrollment.created_at = trigger.started_at = now
     output = StepRun._meta.get_field("output").get_db_prep_save(trigger.output, connection)
-    ((enrollment.pk, trigger.pk),) = prepared.fetch(
-        _ENROLLMENT_INSERT,
-        {
-            "flow": enrollment.flow_id,
-            "version": enrollment.version_id,
-            "lead": enrollment.lead_id,
-            "event": enrollment.trigger_event_id,
-            "node": enrollment.trigger_node,
-            "status": enrollment.status,
-            "now": now,
-            "type": trigger.node_type,
-            "step_status": trigger.status,
-            "output": output,
-        },
-    )
-    trigger.enrollment = enrollment
-    for obj in (enrollment, trigger):
+    return {
+        "flow": enrollment.flow_id,
+        "version": enrollment.version_id,
+        "lead": enrollment.lead_id,
+        "event": enrollment.trigger_event_id,
+        "node": enrollment.trigger_node,
+        "status": enrollment.status,
+        "now": now,
+        "type": trigger.node_type,
+        "step_status": trigger.status,
+        "output": output,
+    }
+
+
+def _enrollment_written(enrollment: Enrollment, *steps: StepRun) -> None:
+    for step in steps:
+        step.enrollment = enrollment
+    for obj in (enrollment, *steps):
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def _enrollment_insert(enrollment: Enrollment, trigger: StepRun, now: dt.datetime) -> None:
+    ((enrollment.pk, trigger.pk),) = prepared.fetch(
+        _ENROLLMENT_INSERT, _enrollment_values(enrollment, trigger, now)
+    )
+    _enrollment_written(enrollment, trigger)
+
+
+def _enrollment_opened(enrollment: Enrollment, opening: Opening, step: StepRun) -> None:
+    """Insert the enrollment, its trigger step and ``step``, in one statement."""
+    step.started_at = timezone.now()
+    output = StepRun._meta.get_field("output").get_db_prep_save(step.output, connection)
+    ((enrollment.pk, opening.trigger.pk, step.pk),) = prepared.fetch(
+        _ENROLLMENT_OPENED,
+        {
+            **_enrollment_values(enrollment, opening.trigger, opening.now),
+            "first_node": step.node_id,
+            "first_type": step.node_type,
+            "first_visit": step.visit,
+            "first_status": step.status,
+            "first_output": output,
+            "first_now": step.started_at,
+        },
+    )
+    _enrollment_written(enrollment, opening.trigger, step)
 
 
 def _advance(
@@ -281,10 +343,12 @@ def _advance(
     event: Event | None,
     *,
     fresh: bool = False,
+    opening: Opening | None = None,
 ) -> None:
     """Run steps from the given (node, output handle) pairs until every branch
     waits or ends, then settle the enrollment's status. ``fresh``: the
-    enrollment was created in this run, so it has no other steps yet."""
+    enrollment was created in this run, so it has no other steps yet;
+    ``opening``: nor is it written yet, which its first step's row does."""
     index = graph_index(enrollment.version.graph)
     nodes = index.nodes
     queue: deque[str] = deque()
@@ -310,7 +374,10 @@ def _advance(
                 if fresh
                 else StepRun.objects.filter(enrollment=enrollment, node_id=node_id).count()
             )
-        result, unwritten = _execute(enrollment, lead, node, event, visits[node_id], unwritten)
+        result, unwritten = _execute(
+            enrollment, lead, node, event, visits[node_id], unwritten, opening
+        )
+        opening = None
         visits[node_id] += 1
         if result is None:
             failed = True
@@ -323,6 +390,9 @@ def _advance(
         else:
             for handle in result.follow:
                 queue.extend(index.targets(node_id, handle))
+    if opening is not None:
+        # A trigger with nothing after it.
+        _enrollment_insert(enrollment, opening.trigger, opening.now)
     _settle(
         enrollment,
         ended=ended,
@@ -338,9 +408,11 @@ def _execute(
     event: Event | None,
     visit: int,
     unwritten: StepRun | None,
+    opening: Opening | None = None,
 ) -> tuple[StepResult | None, StepRun | None]:
     """Run one step: its row, then its behaviour. ``unwritten``: the step run
-    before, written with this one's insert. Returns the result and, when the
+    before, written with this one's insert; ``opening``: the enrollment, not
+    written yet, which goes with it. Returns the result and, when the
     step completed, its run, whose row the caller writes later
     (``_step_written``)."""
     node_type = REGISTRY[node["type"]]
@@ -352,7 +424,9 @@ def _execute(
         visit=visit,
         status=StepStatus.COMPLETED,
     )
-    if unwritten is not None and prepared.enabled():
+    if opening is not None:
+        _enrollment_opened(enrollment, opening, step)
+    elif unwritten is not None and prepared.enabled():
         _step_insert_after(step, unwritten)
     else:
         if unwritten is not None:

@@ -7,7 +7,12 @@ What an event costs here does not grow with the number of segments:
 - The dynamic segments and the keys they depend on are read once per batch
   (``segment_index``); a change finds the segments it can affect in memory. An
   app event (or a page, an email …) narrows further by its name: a segment that
-  counts only "Logged in" cannot change with "Used a feature".
+  counts only "Logged in" cannot change with "Used a feature". A score or a
+  grade event narrows by its values before and after: "score at least 50"
+  cannot change when a score goes from 12 to 15.
+- Every activity rule of the statement reads one aggregate over the lead's
+  events (``Tally``): the lead's events are read once, however many rules
+  count them.
 - The statement that evaluates the candidates (one boolean column each, on the
   lead's row) is assembled from each segment's column, compiled once per
   process whatever set of candidates it is checked in: the ORM takes longer to

@@ -108,14 +108,13 @@ EXPECTED: list[str] = [
     ),
     (
         "WITH enrollment AS (INSERT INTO flows_enrollment (flow_id, version_id, lead_id, "
-        "trigger_event_id, trigger_node, status, created_at) VALUES (?…) RETURNING id) INSERT"
-        " INTO flows_steprun (enrollment_id, node_id, node_type, visit, status, attempts, "
-        "output, error, started_at, finished_at) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM "
-        "enrollment RETURNING enrollment_id, id"
-    ),
-    (
-        "INSERT INTO flows_steprun (enrollment_id, node_id, node_type, visit, status, "
-        "attempts, output, error, started_at, finished_at) VALUES (?…) RETURNING id"
+        "trigger_event_id, trigger_node, status, created_at) VALUES (?…) RETURNING id), "
+        "trigger AS (INSERT INTO flows_steprun (enrollment_id, node_id, node_type, visit, "
+        "status, attempts, output, error, started_at, finished_at) SELECT id, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ? FROM enrollment RETURNING id, enrollment_id) INSERT INTO flows_steprun "
+        "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
+        "started_at, finished_at) SELECT enrollment_id, ?, ?, ?, ?, ?, ?, ?, ?, NULL FROM "
+        "trigger RETURNING enrollment_id, (SELECT id FROM trigger), id"
     ),
     (
         "SELECT scoring_scorecategory.id, scoring_scorecategory.key, "
