@@ -119,10 +119,27 @@ def _pg_insert_sql(columns: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def _pg_insert_one_sql(columns: Sequence[tuple[str, str]]) -> str:
+    """``_pg_insert_sql`` for one event: scalars, where the batch's statement
+    binds an array per column. Derived events come one at a time, and dumping
+    sixteen arrays of one element was most of the cost of writing one."""
+    names = ", ".join(c for c, _ in columns)
+    values = ", ".join(f"%s::{t}" for _, t in columns)
+    return (
+        f"WITH claimed AS (INSERT INTO {EventKey._meta.db_table} "  # noqa: S608
+        "(source, idempotency_key, received_at) VALUES (%s, %s, %s) "
+        "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING 1) "
+        f"INSERT INTO {Event._meta.db_table} ({names}) SELECT {values} FROM claimed "
+        "RETURNING id"
+    )
+
+
 _PG_INSERT = _pg_insert_sql(_EVENT_COLUMNS)
+_PG_INSERT_ONE = _pg_insert_one_sql(_EVENT_COLUMNS)
 # Events recorded as history only (``Event.processed_at`` set by the caller: no
 # reaction hears them); ingestion's statement above stays as it is.
 _PG_INSERT_PROCESSED = _pg_insert_sql((*_EVENT_COLUMNS, ("processed_at", "timestamptz")))
+_PG_INSERT_ONE_PROCESSED = _pg_insert_one_sql((*_EVENT_COLUMNS, ("processed_at", "timestamptz")))
 
 
 def _pg_insert(events: Sequence[Event]) -> list[int]:
@@ -161,12 +178,22 @@ def _pg_insert(events: Sequence[Event]) -> list[int]:
     if any(event.processed_at is not None for event in events):
         statement = _PG_INSERT_PROCESSED
         columns.append([event.processed_at for event in events])
+    params: list[Any] = columns
+    if len(events) == 1:
+        (event,) = events
+        statement = _PG_INSERT_ONE if statement is _PG_INSERT else _PG_INSERT_ONE_PROCESSED
+        params = [
+            event.source,
+            event.idempotency_key,
+            event.received_at,
+            *(column[0] for column in columns),
+        ]
     connection.ensure_connection()
     # Wrapped as Django wraps its own cursors: a dropped connection is then an
     # OperationalError that callers know as an outage (a retry, a 503), not a
     # failure of the events.
     with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
-        cursor.execute(statement, columns)
+        cursor.execute(statement, params)
         # Ids come from one sequence in the order rows go in: sorted, they are
         # in the order of the events given.
         return sorted(row[0] for row in cursor.fetchall())
