@@ -38,7 +38,6 @@ What an event costs here does not grow with the number of segments:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -306,22 +305,27 @@ def _ids(value: Any) -> set[int]:
     return {int(part) for part in value}
 
 
-def _state_columns() -> dict[str, RawSQL]:
+STATE_COLUMNS = ("member_of", "kept_out")
+
+
+def _state_sql(segments: Sequence[int]) -> str:
+    """The lead's open stays and exclusions among ``segments``, as the
+    statement's last columns. Only the candidates': a lead with a long history
+    has stays in a hundred segments, scattered over as many pages of the table,
+    and reading them all was most of a check's time (bench/account.py, 500
+    segments)."""
     aggregate = "array_agg" if connection.vendor == "postgresql" else "group_concat"
     lead = f"{_table(Lead)}.{connection.ops.quote_name('id')}"
-    # Built from table names only.
-    return {
-        "member_of": RawSQL(  # noqa: S611
-            f"SELECT {aggregate}(m.segment_id) FROM {_table(SegmentMembership)} m "  # noqa: S608
-            f"WHERE m.lead_id = {lead} AND m.left_at IS NULL",
-            (),
-        ),
-        "kept_out": RawSQL(  # noqa: S611
-            f"SELECT {aggregate}(x.segment_id) FROM {_table(SegmentExclusion)} x "  # noqa: S608
-            f"WHERE x.lead_id = {lead}",
-            (),
-        ),
-    }
+    # Built from table names and the segments' ids (integers) only.
+    among = ", ".join(str(int(pk)) for pk in segments)
+    member_of, kept_out = (connection.ops.quote_name(name) for name in STATE_COLUMNS)
+    return (
+        f"(SELECT {aggregate}(m.segment_id) FROM {_table(SegmentMembership)} m "  # noqa: S608  # noqa: S608
+        f"WHERE m.lead_id = {lead} AND m.segment_id IN ({among}) AND m.left_at IS NULL) "
+        f"AS {member_of}, "
+        f"(SELECT {aggregate}(x.segment_id) FROM {_table(SegmentExclusion)} x "
+        f"WHERE x.lead_id = {lead} AND x.segment_id IN ({among})) AS {kept_out}"
+    )
 
 
 @dataclass(frozen=True)
@@ -524,13 +528,6 @@ def _from_lead(tallies: str = "") -> str:
     return f" FROM {table}{joined} WHERE {table}.{connection.ops.quote_name('id')} = %s"
 
 
-@functools.cache
-def _state_sql() -> str:
-    """The lead's open stays and exclusions, as the statement's last columns."""
-    quote = connection.ops.quote_name
-    return ", ".join(f"({raw.sql}) AS {quote(name)}" for name, raw in _state_columns().items())
-
-
 def _assemble(columns: Sequence[tuple[int, Column]]) -> Statement:
     """One statement of ``columns`` (by segment id) and the lead's state."""
     quote = connection.ops.quote_name
@@ -543,7 +540,7 @@ def _assemble(columns: Sequence[tuple[int, Column]]) -> Statement:
         moments += [(len(params) + place, offset) for place, offset in column.moments]
         params += column.params
         counts.update(dict.fromkeys(column.counts))
-    parts.append(_state_sql())
+    parts.append(_state_sql([pk for pk, _ in columns]))
     leads = []
     tallies = ""
     if counts:
@@ -556,7 +553,7 @@ def _assemble(columns: Sequence[tuple[int, Column]]) -> Statement:
         sql=f"SELECT {', '.join(parts)}{_from_lead(tallies)}",
         params=(*params, TEMPLATE_LEAD),
         moments=tuple(moments),
-        columns=(*(f"s{pk}" for pk, _ in columns), *_state_columns()),
+        columns=(*(f"s{pk}" for pk, _ in columns), *STATE_COLUMNS),
         leads=tuple(leads),
     )
 
