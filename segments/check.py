@@ -209,6 +209,19 @@ def _thresholds(tree: dict[str, Any]) -> dict[str, tuple[tuple[str, Any], ...]]:
     return {key: tuple(found) for key, found in rules.items() if key not in undecided}
 
 
+def _field_types() -> str:
+    return json.dumps(dict(FieldDefinition.objects.values_list("key", "type")), sort_keys=True)
+
+
+def _fingerprint(tree: dict[str, Any]) -> str:
+    """The conditions as text, with the types of the custom fields they name
+    (read once per batch)."""
+    fingerprint = json.dumps(tree, sort_keys=True)
+    if '"custom.' in fingerprint:
+        fingerprint += batch_cached("segment_field_types", _field_types)
+    return fingerprint
+
+
 def _index_load() -> SegmentIndex:
     by_key: dict[str, list[Watched]] = {}
     rows = (
@@ -216,14 +229,9 @@ def _index_load() -> SegmentIndex:
         .order_by("pk")
         .values_list("pk", "name", "conditions")
     )
-    types: dict[str, str] | None = None
     for pk, name, conditions in rows:
         tree = conditions or {"all": []}
-        fingerprint = json.dumps(tree, sort_keys=True)
-        if '"custom.' in fingerprint:
-            if types is None:
-                types = dict(FieldDefinition.objects.values_list("key", "type"))
-            fingerprint += json.dumps(types, sort_keys=True)
+        fingerprint = _fingerprint(tree)
         watched = Watched(
             pk=pk,
             name=name,
@@ -898,3 +906,23 @@ def lead_check(*, lead_id: int, keys: set[str], cause: Event | None = None) -> N
         _counts_move(deltas)
         if not together:
             _announce(lead_id=lead_id, moves=moves)
+
+
+# The id a flow's condition is compiled under: no segment has it.
+CONDITION = 0
+
+
+def conditions_hold(*, lead_id: int, tree: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether the lead matches a condition tree (a flow's if / else) at
+    ``now``: the per-lead check's statement for one tree, compiled once per
+    process and prepared, where building the query through the ORM each time
+    cost more than running it."""
+    watched = Watched(
+        pk=CONDITION,
+        name="",
+        conditions=tree,
+        names=_activity_names(tree),
+        fingerprint=_fingerprint(tree),
+    )
+    verdict = _evaluate(lead_id, [watched], now)
+    return verdict is not None and verdict.matches[CONDITION]

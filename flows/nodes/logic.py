@@ -31,7 +31,8 @@ from flows.nodes.base import (
 from flows.nodes.explain import condition_why
 from flows.nodes.simulation import WHEN, Simulation, lower_first, simulate_end
 from leads.models import Lead
-from segments.conditions import ConditionError, compile_tree, validate
+from segments.check import conditions_hold
+from segments.conditions import ConditionError, validate
 from segments.conditions.tree import group_children, rules_in
 from segments.conditions.truth import DecidedCompiler
 from segments.conditions.words import rule_words
@@ -48,8 +49,7 @@ def _tree_problems(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _condition(ctx: StepContext) -> StepResult:
-    tree = ctx.config["conditions"]
-    met = Lead.objects.filter(pk=ctx.lead.pk).filter(compile_tree(tree, now=ctx.now)).exists()
+    met = conditions_hold(lead_id=ctx.lead.pk, tree=ctx.config["conditions"], now=ctx.now)
     return StepResult(follow=("yes",) if met else ("no",), output={"met": met})
 
 

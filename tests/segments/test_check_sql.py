@@ -15,9 +15,11 @@ import re
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from core.scope import processing_batch
 from leads.models import Lead, SegmentMembership
+from segments.check import conditions_hold
 from segments.services import segment_create, segments_check_lead
 from tests.factories import EventFactory, LeadFactory, SegmentMembershipFactory
 
@@ -147,3 +149,25 @@ def test_activity_rules_read_the_leads_events_in_one_pass(django_capture_on_comm
         "Opened lately",
         "Pricing twice",
     ]
+
+
+def test_a_flows_condition_is_the_checks_statement_for_one_tree():
+    # Given a CEO who saw the pricing page twice, and an intern who did not.
+    ceo = LeadFactory.create(job_title="CEO")
+    intern = LeadFactory.create(job_title="Intern")
+    for _ in range(2):
+        EventFactory.create(lead=ceo, type="page", name="", properties={"url": "/pricing"})
+    tree = {"all": [DECISION_MAKERS["all"][0], PRICING["all"][0]]}
+    now = timezone.now()
+    # When a flow's if / else asks for each,
+    answers = [conditions_hold(lead_id=lead.pk, tree=tree, now=now) for lead in (ceo, intern)]
+    with CaptureQueriesContext(connection) as later:
+        conditions_hold(lead_id=ceo.pk, tree=tree, now=now)
+    # then the CEO matches, the intern does not, and asking again is one
+    # statement on the lead's row with one pass over its events.
+    assert answers == [True, False]
+    (statement,) = statements(later)
+    assert statement.count("FROM leads_event") == 1
+    assert statement.endswith("lf_activity WHERE leads_lead.id = %s") or statement.endswith(
+        "lf_activity WHERE leads_lead.id = ?"
+    )
