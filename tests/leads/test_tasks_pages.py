@@ -390,6 +390,13 @@ def test_all_open_tasks_by_lead_score_page_every_task_once(client, admin_user, s
     )
     turned = "score" if sort == "-score" else "-score"
     assert f'sort={turned}" data-sort="score"' in first
+    # So does the sort bar, which a phone shows above the cards.
+    arrow = "↓" if sort == "-score" else "↑"
+    assert (
+        f'<a class="btn btn-outline-secondary active" href="?scope=all&amp;assignee=&amp;'
+        f'sort={turned}" aria-current="true">Score {arrow}</a>'
+    ) in first
+    assert '&amp;sort=due">Due date</a>' in first
     # An unknown sort is the due order.
     assert row_ids(client.get("/tasks/?scope=all&sort=bogus").content.decode())[:3] == [
         task.pk for task in created[:3]
