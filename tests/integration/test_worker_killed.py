@@ -249,6 +249,24 @@ def _backlog_recorded(live_server_url: str, ingest_key: str) -> Backlog:
     return Backlog(users=users, plan=plan, expected_score=expected_score, triggering=triggering)
 
 
+def _killed_after(procs: CeleryProcesses, worker: Any, processed: int, timeout: float) -> int:
+    """Kill ``worker`` (its whole process group) once ``processed`` app events
+    are processed; how many were processed when it died."""
+    _wait(lambda: _track_processed() >= processed, timeout, f"{processed} events processed", procs)
+    assert len(_group_members(worker.pid)) >= 3, "the main process and two pool children"
+    procs.kill(worker)
+    return _track_processed()
+
+
+def _drained(procs: CeleryProcesses) -> None:
+    _wait(
+        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
+        240,
+        "every event, derived ones too, to be processed",
+        procs,
+    )
+
+
 def _assert_exactly_once(backlog: Backlog) -> None:
     """Every event processed once in effect, whichever workers died meanwhile."""
     users, plan = backlog.users, backlog.plan
@@ -370,27 +388,14 @@ def test_worker_killed_mid_backlog_scores_every_event_exactly_once(
     worker = celery_processes.worker("first")
     other = celery_processes.worker("second")
     celery_processes.beat()
-    _wait(
-        lambda: _track_processed() >= KILL_AFTER,
-        120,
-        f"{KILL_AFTER} events processed",
-        celery_processes,
-    )
-    assert len(_group_members(worker.pid)) >= 3, "the main process and two pool children"
-    celery_processes.kill(worker)
-    processed_at_kill = _track_processed()
+    processed_at_kill = _killed_after(celery_processes, worker, KILL_AFTER, 120)
     assert KILL_AFTER <= processed_at_kill < EVENTS, "the kill must come mid-backlog"
     unacked = _unacked_messages()
     assert unacked is None or unacked >= 1, "the killed worker held messages"
     assert other.poll() is None, "the other worker goes on"
 
     celery_processes.worker("third")
-    _wait(
-        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
-        240,
-        "every event, derived ones too, to be processed",
-        celery_processes,
-    )
+    _drained(celery_processes)
 
     # Then every event was processed once in effect.
     _assert_exactly_once(backlog)
@@ -407,35 +412,16 @@ def test_two_workers_each_killed_mid_backlog_score_every_event_exactly_once(
     first = celery_processes.worker("first")
     second = celery_processes.worker("second")
     celery_processes.beat()
-    _wait(
-        lambda: _track_processed() >= KILL_AFTER,
-        120,
-        f"{KILL_AFTER} events processed",
-        celery_processes,
-    )
-    assert len(_group_members(first.pid)) >= 3, "the main process and two pool children"
-    celery_processes.kill(first)
-    assert _track_processed() < EVENTS, "the first kill must come mid-backlog"
+    processed = _killed_after(celery_processes, first, KILL_AFTER, 120)
+    assert processed < EVENTS, "the first kill must come mid-backlog"
     assert second.poll() is None, "the second worker goes on"
     celery_processes.worker("third")
-    _wait(
-        lambda: _track_processed() >= SECOND_KILL_AFTER,
-        240,
-        f"{SECOND_KILL_AFTER} events processed",
-        celery_processes,
-    )
-    assert len(_group_members(second.pid)) >= 3, "the main process and two pool children"
-    celery_processes.kill(second)
-    assert _track_processed() < EVENTS, "the second kill must come mid-backlog"
+    processed = _killed_after(celery_processes, second, SECOND_KILL_AFTER, 240)
+    assert processed < EVENTS, "the second kill must come mid-backlog"
     unacked = _unacked_messages()
     assert unacked is None or unacked >= 1, "the killed workers held messages"
     celery_processes.worker("fourth")
-    _wait(
-        lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
-        240,
-        "every event, derived ones too, to be processed",
-        celery_processes,
-    )
+    _drained(celery_processes)
 
     # then every event was processed once in effect, as with one kill.
     _assert_exactly_once(backlog)
