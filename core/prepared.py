@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
@@ -77,10 +77,14 @@ def fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any
     statement is logged where Django logs queries (tests, DEBUG)."""
     from psycopg import pq
 
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
+    # The wrapper itself, once: every attribute read through Django's
+    # ``connection`` proxy looks the connection up again (a few microseconds,
+    # five times a statement, tens of statements an event).
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    wrapper.ensure_connection()
+    wrapper.validate_no_broken_transaction()
     began = time.monotonic()
-    with connection.wrap_database_errors, _cursor_class()(connection.connection) as cursor:
+    with wrapper.wrap_database_errors, _cursor_class()(wrapper.connection) as cursor:
         cursor.execute(sql, params)
         # Not ``cursor.description``: it builds an object per column, and a
         # segment check has hundreds.
@@ -90,8 +94,8 @@ def fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any
             if result is not None and result.status == pq.ExecStatus.TUPLES_OK
             else []
         )
-    if connection.queries_logged:
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
+    if wrapper.queries_logged:
+        wrapper.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
     return rows
 
 

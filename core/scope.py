@@ -33,6 +33,11 @@ def processing_batch() -> Iterator[None]:
         _batch_cache.reset(token)
 
 
+def batch_current() -> bool:
+    """Whether a batch is being processed (``batch_cached`` reads are kept)."""
+    return _batch_cache.get() is not None
+
+
 def batch_cached(key: str, load: Callable[[], T]) -> T:
     """``load()``, remembered for the rest of the batch being processed (outside
     a batch, loaded every time)."""

@@ -1,6 +1,7 @@
-"""Writes to tasks and notifications: complete, snooze and reassign a task; mark
-notifications read. Every write is a conditional UPDATE, so two people acting on
-the same task at once cannot undo each other's change."""
+"""Writes to tasks and notifications: open a follow-up once per key, complete,
+snooze and reassign a task; notify once per key, mark notifications read. Every
+change is a conditional UPDATE, so two people acting on the same task at once
+cannot undo each other's change."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from core import prepared
 from core.roles import Role
-from leads.models import Notification, Stage, Task, TaskStatus
+from leads.models import Lead, Notification, Stage, Task, TaskStatus
 from leads.people import person_name
 from leads.roles import user_role
 from leads.selectors import user_language
@@ -25,6 +27,106 @@ logger = logging.getLogger(__name__)
 
 # Who may be given a task: the people who work leads.
 ASSIGNABLE_ROLES = (Role.SALES, Role.ADMIN)
+
+
+# --- opened by flows, once per key ------------------------------------------------
+#
+# A notify-sales step runs inside the worker's event transaction, for every lead
+# that enters its flow. ``get_or_create`` takes a savepoint, a read and a write,
+# built by the ORM each time; on PostgreSQL these are one prepared statement each.
+
+_TASK_OPEN = (
+    f"INSERT INTO {Task._meta.db_table} (lead_id, assignee_id, title, due_at, "  # noqa: S608
+    "priority, status, source_key, follow_up, closed_reason, created_at, completed_at) "
+    "VALUES (%(lead)s, %(assignee)s, %(title)s, %(due)s, %(priority)s, %(status)s, %(key)s, "
+    "%(follow_up)s, '', %(now)s, NULL) ON CONFLICT (source_key) DO NOTHING RETURNING id"
+)
+
+_NOTIFICATION_ADD = (
+    f"INSERT INTO {Notification._meta.db_table} (user_id, lead_id, message, "  # noqa: S608
+    "source_key, created_at, read_at) VALUES (%(user)s, %(lead)s, %(message)s, %(key)s, "
+    "%(now)s, NULL) ON CONFLICT (source_key) DO NOTHING"
+)
+
+
+def task_open_once(
+    *,
+    key: str,
+    lead: Lead,
+    assignee: User | None,
+    title: str,
+    due_at: dt.datetime | None,
+    priority: str,
+    follow_up: bool = True,
+) -> tuple[Task, bool]:
+    """The open task keyed ``key``, made with these values unless a task with
+    that key exists: (task, whether it was made now)."""
+    title = title[:255]
+    if not prepared.enabled():
+        return Task.objects.get_or_create(
+            source_key=key,
+            defaults={
+                "lead": lead,
+                "assignee": assignee,
+                "title": title,
+                "due_at": due_at,
+                "priority": priority,
+                "follow_up": follow_up,
+            },
+        )
+    now = timezone.now()
+    rows = prepared.fetch(
+        _TASK_OPEN,
+        {
+            "lead": lead.pk,
+            "assignee": assignee.pk if assignee is not None else None,
+            "title": title,
+            "due": due_at,
+            "priority": priority,
+            "status": TaskStatus.OPEN.value,
+            "key": key,
+            "follow_up": follow_up,
+            "now": now,
+        },
+    )
+    if not rows:
+        # Made before (a step run again after a failure): as it is now.
+        return Task.objects.get(source_key=key), False
+    task = Task(
+        pk=rows[0][0],
+        lead=lead,
+        assignee=assignee,
+        title=title,
+        due_at=due_at,
+        priority=priority,
+        status=TaskStatus.OPEN,
+        source_key=key,
+        follow_up=follow_up,
+        created_at=now,
+    )
+    task._state.adding = False
+    task._state.db = connection.alias
+    return task, True
+
+
+def notification_add_once(*, key: str, user: User, lead: Lead | None, message: str) -> None:
+    """Notify ``user``, unless a notification keyed ``key`` exists."""
+    message = message[:500]
+    if not prepared.enabled():
+        Notification.objects.get_or_create(
+            source_key=key, defaults={"user": user, "lead": lead, "message": message}
+        )
+        return
+    prepared.fetch(
+        _NOTIFICATION_ADD,
+        {
+            "user": user.pk,
+            "lead": lead.pk if lead is not None else None,
+            "message": message,
+            "key": key,
+            "now": timezone.now(),
+        },
+    )
 
 
 def _display_name(user: User) -> str:
