@@ -130,6 +130,7 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
     keys = event_match_keys(name=event.name, properties=event.properties)
     subscriptions = batch_cached("flow_subscriptions", _active_subscriptions).get(event.type, [])
     entered: set[int] = set()
+    settles = Settles()
     for subscription, node in subscriptions:
         if subscription.match_key not in keys or subscription.flow_id in entered:
             continue
@@ -142,10 +143,12 @@ def flows_on_event(*, event: Event, lead: Lead) -> None:
                 lead=lead,
                 node=node,
                 event=event,
+                settles=settles,
             )
             # One enrollment per flow and event, whichever of its triggers matched.
             if enrollment is not None:
                 entered.add(subscription.flow_id)
+    settles.flush()
 
 
 def segments_heard_by_flows(event_types: Sequence[str]) -> set[tuple[str, int | None]]:
@@ -209,10 +212,18 @@ def entry_check(*, flow: Flow, lead: Lead, node: dict[str, Any], now: dt.datetim
 
 
 def enroll(
-    *, flow: Flow, version: FlowVersion, lead: Lead, node: dict[str, Any], event: Event | None
+    *,
+    flow: Flow,
+    version: FlowVersion,
+    lead: Lead,
+    node: dict[str, Any],
+    event: Event | None,
+    settles: Settles | None = None,
 ) -> Enrollment | None:
     """Start the lead on the flow at a trigger node, obeying the re-entry rule;
-    one enrollment per (flow, lead, trigger event), whatever retries happen."""
+    one enrollment per (flow, lead, trigger event), whatever retries happen.
+    ``settles``: the event's other enrollments, whose status this one's first
+    write may carry and which then holds this one's (see ``Settles``)."""
     now = timezone.now()
     if not entry_check(flow=flow, lead=lead, node=node, now=now).allowed:
         return None
@@ -231,23 +242,100 @@ def enroll(
     )
     if prepared.enabled():
         # Written with the first step's row (``_advance``).
-        opening: Opening | None = Opening(trigger=trigger, now=now)
+        opening: Opening | None = Opening(
+            trigger=trigger, now=now, carried=settles.take() if settles is not None else None
+        )
     else:
         opening = None
         _lean_insert(enrollment)
         trigger.enrollment = enrollment
         _lean_insert(trigger)
-    _advance(enrollment, lead, [(node["id"], "next")], event, fresh=True, opening=opening)
+    _advance(
+        enrollment,
+        lead,
+        [(node["id"], "next")],
+        event,
+        fresh=True,
+        opening=opening,
+        settles=settles,
+    )
     return enrollment
 
 
 @dataclass
 class Opening:
     """A new enrollment and its trigger step, not written yet: they go with the
-    first step's row, in one statement (PostgreSQL)."""
+    first step's row, in one statement (PostgreSQL). ``carried``: the settle of
+    the enrollment before it, which that statement writes too."""
 
     trigger: StepRun
     now: dt.datetime
+    carried: Settle | None = None
+
+
+@dataclass
+class Settle:
+    """An enrollment's status once its run stopped, with its last completed
+    step's output, not written yet."""
+
+    enrollment: int
+    status: str
+    finished_at: dt.datetime | None
+    step: StepRun | None
+
+    def params(self) -> dict[str, Any]:
+        values = {
+            "settled": self.enrollment,
+            "settled_status": self.status,
+            "settled_at": self.finished_at,
+        }
+        if self.step is not None:
+            status, output, finished_at = _step_values(self.step)
+            values.update(
+                written=self.step.pk,
+                written_status=status,
+                written_output=output,
+                written_at=finished_at,
+            )
+        return values
+
+
+class Settles:
+    """The settles of one event's enrollments (PostgreSQL). An event of a
+    large account enters several flows, and each of them ended on a statement
+    of its own that set its status. Each is held instead and written with the
+    next enrollment's first statement; the last one, by ``flush``. Between the
+    two only the next flow's trigger and re-entry rule are read, neither of
+    which reads a status."""
+
+    def __init__(self) -> None:
+        self.held: Settle | None = None
+
+    def hold(self, settle: Settle) -> None:
+        self.flush()
+        self.held = settle
+
+    def take(self) -> Settle | None:
+        settle, self.held = self.held, None
+        return settle
+
+    def flush(self) -> None:
+        settle = self.take()
+        if settle is not None:
+            _settle_write(settle)
+
+
+# A held settle, as the first CTEs of an opening (named parameters, as the
+# opening's own).
+_SETTLED = (
+    f"settled AS (UPDATE {Enrollment._meta.db_table} "  # noqa: S608
+    "SET status = %(settled_status)s, finished_at = %(settled_at)s WHERE id = %(settled)s), "
+)
+_WRITTEN = (
+    f"written AS (UPDATE {StepRun._meta.db_table} "  # noqa: S608
+    "SET status = %(written_status)s, output = %(written_output)s, "
+    "finished_at = %(written_at)s WHERE id = %(written)s), "
+)
 
 
 # The enrollment and its trigger step in one round trip (PostgreSQL).
@@ -318,12 +406,23 @@ def _enrollment_insert(enrollment: Enrollment, trigger: StepRun, now: dt.datetim
 
 
 def _enrollment_opened(enrollment: Enrollment, opening: Opening, step: StepRun) -> None:
-    """Insert the enrollment, its trigger step and ``step``, in one statement."""
+    """Insert the enrollment, its trigger step and ``step``, in one statement
+    (which writes the settle it carries, too)."""
     step.started_at = timezone.now()
     output = StepRun._meta.get_field("output").get_db_prep_save(step.output, connection)
+    statement, carried = _ENROLLMENT_OPENED, {}
+    if opening.carried is not None:
+        carried = opening.carried.params()
+        statement = (
+            "WITH "
+            + (_WRITTEN if opening.carried.step is not None else "")
+            + _SETTLED
+            + _ENROLLMENT_OPENED.removeprefix("WITH ")
+        )
     ((enrollment.pk, opening.trigger.pk, step.pk),) = prepared.fetch(
-        _ENROLLMENT_OPENED,
+        statement,
         {
+            **carried,
             **_enrollment_values(enrollment, opening.trigger, opening.now),
             "first_node": step.node_id,
             "first_type": step.node_type,
@@ -344,11 +443,13 @@ def _advance(
     *,
     fresh: bool = False,
     opening: Opening | None = None,
+    settles: Settles | None = None,
 ) -> None:
     """Run steps from the given (node, output handle) pairs until every branch
     waits or ends, then settle the enrollment's status. ``fresh``: the
     enrollment was created in this run, so it has no other steps yet;
-    ``opening``: nor is it written yet, which its first step's row does."""
+    ``opening``: nor is it written yet, which its first step's row does;
+    ``settles``: where its settle is held (see ``Settles``)."""
     index = graph_index(enrollment.version.graph)
     nodes = index.nodes
     queue: deque[str] = deque()
@@ -392,12 +493,15 @@ def _advance(
                 queue.extend(index.targets(node_id, handle))
     if opening is not None:
         # A trigger with nothing after it.
+        if opening.carried is not None:
+            _settle_write(opening.carried)
         _enrollment_insert(enrollment, opening.trigger, opening.now)
     _settle(
         enrollment,
         ended=ended,
         pending=pending if fresh and not failed else None,
         unwritten=unwritten,
+        settles=settles if fresh and not failed else None,
     )
 
 
@@ -541,11 +645,13 @@ def _settle(
     ended: bool,
     pending: bool | None = None,
     unwritten: StepRun | None = None,
+    settles: Settles | None = None,
 ) -> None:
     """Set the enrollment's status from its steps. ``pending``: whether steps
     wait, when the caller ran every step the enrollment has and none failed, so
     no query is needed to tell. ``unwritten``: a completed step run whose row
-    is written with the status."""
+    is written with the status. ``settles``: the write is held there, for the
+    next enrollment's first statement (PostgreSQL)."""
     now = timezone.now()
     if unwritten is not None and not (
         prepared.enabled() and pending is not None and (not ended or pending is False)
@@ -574,18 +680,28 @@ def _settle(
         status, finished = EnrollmentStatus.WAITING, None
     else:
         status, finished = EnrollmentStatus.COMPLETED, now
-    if unwritten is not None:
+    settle = Settle(enrollment=enrollment.pk, status=status, finished_at=finished, step=unwritten)
+    if settles is not None and prepared.enabled():
+        settles.hold(settle)
+    else:
+        _settle_write(settle)
+    enrollment.status = status
+
+
+def _settle_write(settle: Settle) -> None:
+    if settle.step is not None:
         _lean_update(
             Enrollment,
-            enrollment.pk,
+            settle.enrollment,
             prefix=_STEP_WRITTEN,
-            before=[*_step_values(unwritten), unwritten.pk],
-            status=status,
-            finished_at=finished,
+            before=[*_step_values(settle.step), settle.step.pk],
+            status=settle.status,
+            finished_at=settle.finished_at,
         )
     else:
-        _lean_update(Enrollment, enrollment.pk, status=status, finished_at=finished)
-    enrollment.status = status
+        _lean_update(
+            Enrollment, settle.enrollment, status=settle.status, finished_at=settle.finished_at
+        )
 
 
 def step_resume(*, step: StepRun, handle: str) -> None:

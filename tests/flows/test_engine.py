@@ -239,6 +239,65 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
     assert lead.score == 6
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements")
+def test_an_event_entering_three_flows_writes_each_status_with_the_next_flows_first_row(
+    django_assert_num_queries,
+):
+    # Two scoring flows and one that waits, all on the same event.
+    ping_flow(points=2)
+    published(
+        "Pong",
+        graph(
+            ("t", "app.event", {"event": "Ping"}),
+            ("s", "score.adjust", {"points": 3, "category": "engagement", "reason": "Pong"}),
+        ),
+        reentry="always",
+    )
+    published(
+        "Later",
+        graph(
+            ("t", "app.event", {"event": "Ping"}),
+            ("w", "wait", {"amount": 2, "unit": "days"}),
+            ("s", "score.adjust", {"points": 7, "category": "engagement", "reason": "Later"}),
+        ),
+        reentry="always",
+    )
+    lead = LeadFactory.create(external_id="u-3")
+    event = EventFactory.create(lead=None, user_id="u-3", type="track", name="Ping")
+    # The batch's ids (1) and cached reads (5); BEGIN, the event locked, its
+    # lead locked (3); per scoring flow its opening and its ledger (2 x 2);
+    # the waiting flow's opening, its wait's savepoint (2), wake-up and row
+    # (5); its status alone, as the last of the event's (1); processed, COMMIT
+    # (2). The first two flows' statuses went with the next flow's opening.
+    with django_assert_num_queries(1 + 5 + 3 + 2 * 2 + 5 + 1 + 2):
+        events_process(event_ids=[event.pk])
+
+    lead.refresh_from_db()
+    assert lead.score == 5
+    enrollments = list(Enrollment.objects.filter(lead=lead).order_by("id"))
+    assert [(e.flow.name, e.status, e.finished_at is not None) for e in enrollments] == [
+        ("Ping", "completed", True),
+        ("Pong", "completed", True),
+        ("Later", "waiting", False),
+    ]
+    runs = StepRun.objects.filter(enrollment__lead=lead).order_by("id")
+    assert [(r.enrollment.flow.name, r.node_id, r.status) for r in runs] == [
+        ("Ping", "t", "completed"),
+        ("Ping", "s", "completed"),
+        ("Pong", "t", "completed"),
+        ("Pong", "s", "completed"),
+        ("Later", "t", "completed"),
+        ("Later", "w", "waiting"),
+    ]
+    changes = list(ScoreChange.objects.filter(lead=lead).order_by("id"))
+    scored = [r for r in runs if r.node_id == "s"]
+    assert [r.output for r in scored] == [
+        {"score_change": c.pk, "handles": ["next"]} for c in changes
+    ]
+    assert all(r.finished_at is not None for r in scored)
+    assert Wakeup.objects.get().step == runs[5]
+
+
 @pytest.mark.parametrize(
     ("reentry", "days", "expected"), [("once", None, 1), ("always", None, 3), ("days", 7, 1)]
 )
