@@ -20,7 +20,13 @@ from core import prepared
 from core.scope import batch_cached
 from core.vocabulary import EngagementGrade, FitGrade, Grade
 from leads.models import CLOSED_STAGES, Event, Lead
-from leads.services.events import SYSTEM_SOURCE, event_derive, events_record
+from leads.services.events import (
+    SYSTEM_SOURCE,
+    derived_event_ctes,
+    event_derive,
+    events_record,
+    events_written,
+)
 from leads.services.leads import lead_update
 from scoring.models import (
     DecayMode,
@@ -242,10 +248,23 @@ _SCORE_ADD = (
     "l.stage), "
     f"category AS (INSERT INTO {_POINTS} AS s (lead_id, category_id, score) "
     "SELECT %(lead)s, %(category)s, delta FROM change ON CONFLICT (lead_id, category_id) "
-    "DO UPDATE SET score = s.score + excluded.score RETURNING score) "
-    "SELECT change.id, change.delta, lead.score, lead.grade, lead.fit_grade, "
-    "lead.engagement_grade, lead.stage, category.score, counted.fit, counted.engagement "
-    "FROM change, lead, category, counted"
+    "DO UPDATE SET score = s.score + excluded.score RETURNING score), "
+    + derived_event_ctes(
+        rows="change, lead, category",
+        where="change.delta <> 0",
+        key="'score.changed:' || change.id",
+        # ``score.changed``'s properties, as score_adjust builds them.
+        properties=(
+            "jsonb_build_object('delta', change.delta, 'from', lead.score - change.delta, "
+            "'to', lead.score, 'category', %(category_key)s::text, "
+            "'category_from', category.score - change.delta, 'category_to', category.score, "
+            "'reason', %(reason)s::text) || CASE WHEN change.delta <> %(asked)s "
+            "THEN jsonb_build_object('capped', %(asked)s - change.delta) ELSE '{}'::jsonb END"
+        ),
+    )
+    + " SELECT change.id, change.delta, lead.score, lead.grade, lead.fit_grade, "
+    "lead.engagement_grade, lead.stage, category.score, counted.fit, counted.engagement, "
+    "(SELECT id FROM derived) FROM change, lead, category, counted"
 )
 
 
@@ -300,8 +319,22 @@ def score_adjust(
         "fit": fit_id,
         "engagement": engagement_id,
     }
+    depth = cause.depth + 1 if cause is not None else 0
+    announced: int | None = None
     if prepared.enabled():
-        rows = prepared.fetch(_SCORE_ADD, values)
+        rows = prepared.fetch(
+            _SCORE_ADD,
+            {
+                **values,
+                "category_key": category.key,
+                "derived_type": "score.changed",
+                "derived_name": category.key,
+                "derived_lead": lead.pk,
+                "derived_depth": depth,
+                "derived_occurred_at": occurred_at,
+                "derived_received_at": now,
+            },
+        )
         if not rows:
             return None
         (
@@ -315,6 +348,7 @@ def score_adjust(
             category_after,
             fit,
             engagement,
+            announced,
         ) = rows[0]
     else:
         # Stored as Django stores them (UTC, no offset), so they compare as text.
@@ -367,7 +401,6 @@ def score_adjust(
     grades = grades_for(
         total=new_score, fit=fit, engagement=engagement, stage=stage, settings=settings
     )
-    depth = cause.depth + 1 if cause is not None else 0
     props: dict[str, Any] = {
         "delta": counted,
         "from": old_score,
@@ -379,15 +412,35 @@ def score_adjust(
     }
     if change.capped:
         props["capped"] = change.capped
-    event_derive(
-        lead=lead,
-        type="score.changed",
-        name=category.key,
-        properties=props,
-        key=f"score.changed:{change.pk}",
-        depth=depth,
-        occurred_at=occurred_at,
-    )
+    key = f"score.changed:{change.pk}"
+    if announced is not None:
+        # Written by the statement above, with these properties.
+        events_written(
+            events=[
+                Event(
+                    pk=announced,
+                    lead=lead,
+                    type="score.changed",
+                    name=category.key,
+                    properties=props,
+                    occurred_at=occurred_at,
+                    received_at=now,
+                    source=SYSTEM_SOURCE,
+                    idempotency_key=key,
+                    depth=depth,
+                )
+            ]
+        )
+    else:
+        event_derive(
+            lead=lead,
+            type="score.changed",
+            name=category.key,
+            properties=props,
+            key=key,
+            depth=depth,
+            occurred_at=occurred_at,
+        )
     old = Grades(old_grade, old_fit_grade, old_engagement_grade)
     if grades != old:
         grade_changed(

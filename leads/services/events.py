@@ -142,6 +142,31 @@ _PG_INSERT_PROCESSED = _pg_insert_sql((*_EVENT_COLUMNS, ("processed_at", "timest
 _PG_INSERT_ONE_PROCESSED = _pg_insert_one_sql((*_EVENT_COLUMNS, ("processed_at", "timestamptz")))
 
 
+def derived_event_ctes(*, rows: str, where: str, key: str, properties: str) -> str:
+    """Two CTEs, ``derived_key`` and ``derived``, for a statement of another
+    app that derives an event from what it writes, so that the event costs no
+    round trip of its own (PostgreSQL). For a row of ``rows`` (the statement's
+    own CTEs) that passes ``where``, they claim the key ``key`` and insert the
+    event with ``properties``, both SQL expressions over those rows; ``derived``
+    returns its id. The other values are named parameters: ``derived_type``,
+    ``derived_name``, ``derived_lead``, ``derived_depth``,
+    ``derived_occurred_at`` and ``derived_received_at``. The caller then hands
+    the event, with that id, to ``events_written``."""
+    return (
+        f"derived_key AS (INSERT INTO {EventKey._meta.db_table} "  # noqa: S608
+        f"(source, idempotency_key, received_at) SELECT '{SYSTEM_SOURCE}', {key}, "
+        f"%(derived_received_at)s FROM {rows} WHERE {where} "
+        "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING idempotency_key), "
+        f"derived AS (INSERT INTO {Event._meta.db_table} "
+        f"({', '.join(c for c, _ in _EVENT_COLUMNS)}) "
+        "SELECT %(derived_type)s::varchar, %(derived_name)s::varchar, "
+        f"{properties}, '{{}}'::jsonb, '', '', '', %(derived_occurred_at)s::timestamptz, "
+        f"%(derived_received_at)s::timestamptz, '{SYSTEM_SOURCE}', "
+        "derived_key.idempotency_key, %(derived_depth)s::int2, 0, 0, '', "
+        f"%(derived_lead)s::int8 FROM derived_key, {rows} RETURNING id)"
+    )
+
+
 def _pg_insert(events: Sequence[Event]) -> list[int]:
     """One insert of all rows, parameters bound on the server in binary.
 

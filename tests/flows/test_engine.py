@@ -230,9 +230,8 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
     # BEGIN, the events locked, their lead locked (3), then per event: lock the
     # lead (moving its activity, linking the event, telling that no wait
     # listens), enrollment with its trigger step and the score step's row,
-    # ledger and totals, the score step's output with the enrollment done (4);
-    # then all processed, COMMIT (2). The derived event's insert is sent on
-    # psycopg directly and not counted.
+    # ledger, totals and the score.changed event, the score step's output with
+    # the enrollment done (4); then all processed, COMMIT (2).
     with django_assert_num_queries(1 + 5 + 3 + 3 * 4 + 2):
         events_process(event_ids=[e.pk for e in events])
     lead.refresh_from_db()

@@ -47,8 +47,8 @@ pytestmark = [
 # nothing depends on a track event, so no segment is checked); the flows'
 # trigger subscriptions; the re-entry check; the enrollment with its trigger
 # step; the score step; the categories; the scoring settings (grade thresholds,
-# the total's cap); the ledger row with what counts of it under the caps and the
-# lead's totals, in one statement; the derived ``score.changed`` event; the
+# the total's cap); the ledger row with what counts of it under the caps, the
+# lead's totals and the derived ``score.changed`` event, in one statement; the
 # lead's grades, as the 10 points move its engagement from 4 to 3, and the
 # derived ``grade.changed`` event; the step and the enrollment done; the hook
 # subscriptions; the events marked processed, which also sets how the
@@ -151,25 +151,21 @@ EXPECTED: list[str] = [
         "WHERE l.id = ? RETURNING l.score, l.grade, l.fit_grade, l.engagement_grade, "
         "l.stage), category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, "
         "score) SELECT ?, ?, delta FROM change ON CONFLICT (lead_id, category_id) DO UPDATE "
-        "SET score = s.score + excluded.score RETURNING score) SELECT change.id, "
+        "SET score = s.score + excluded.score RETURNING score), derived_key AS (INSERT INTO "
+        "leads_eventkey (source, idempotency_key, received_at) SELECT ?, ? || change.id, ? "
+        "FROM change, lead, category WHERE change.delta <> ? ON CONFLICT (source, "
+        "idempotency_key) DO NOTHING RETURNING idempotency_key), derived AS (INSERT INTO "
+        "leads_event (type, name, properties, context, user_id, anonymous_id, email, "
+        "occurred_at, received_at, source, idempotency_key, depth, attempts, resends, error, "
+        "lead_id) SELECT ?::varchar, ?::varchar, jsonb_build_object(?, change.delta, ?, "
+        "lead.score - change.delta, ?, lead.score, ?, ?::text, ?, category.score - "
+        "change.delta, ?, category.score, ?, ?::text) || CASE WHEN change.delta <> ? THEN "
+        "jsonb_build_object(?, ? - change.delta) ELSE ?::jsonb END, ?::jsonb, ?, ?, ?, "
+        "?::timestamptz, ?::timestamptz, ?, derived_key.idempotency_key, ?::int2, ?, ?, ?, "
+        "?::int8 FROM derived_key, change, lead, category RETURNING id) SELECT change.id, "
         "change.delta, lead.score, lead.grade, lead.fit_grade, lead.engagement_grade, "
-        "lead.stage, category.score, counted.fit, counted.engagement FROM change, lead, "
-        "category, counted"
-    ),
-    (
-        "WITH batch AS (SELECT * FROM unnest(?…) WITH ORDINALITY AS r(type, name, properties,"
-        " context, user_id, anonymous_id, email, occurred_at, received_at, source, "
-        "idempotency_key, depth, attempts, resends, error, lead_id, n)), distinct_rows AS "
-        "(SELECT DISTINCT ON (source, idempotency_key) * FROM batch ORDER BY source, "
-        "idempotency_key, n), claimed AS (INSERT INTO leads_eventkey (source, "
-        "idempotency_key, received_at) SELECT source, idempotency_key, received_at FROM "
-        "distinct_rows ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING source, "
-        "idempotency_key) INSERT INTO leads_event (type, name, properties, context, user_id, "
-        "anonymous_id, email, occurred_at, received_at, source, idempotency_key, depth, "
-        "attempts, resends, error, lead_id) SELECT type, name, properties, context, user_id, "
-        "anonymous_id, email, occurred_at, received_at, source, idempotency_key, depth, "
-        "attempts, resends, error, lead_id FROM distinct_rows JOIN claimed USING (source, "
-        "idempotency_key) ORDER BY n RETURNING id"
+        "lead.stage, category.score, counted.fit, counted.engagement, (SELECT id FROM "
+        "derived) FROM change, lead, category, counted"
     ),
     "UPDATE leads_lead SET grade = ?, fit_grade = ?, engagement_grade = ? WHERE id = ?",
     (
