@@ -4,7 +4,8 @@ Django binds parameters on the client, so PostgreSQL parses and plans every
 statement anew, and its ORM takes longer to build a statement than the database
 takes to run it. The few statements every event runs are written once, as SQL;
 psycopg binds their values on the server and prepares them after a few uses
-(``prepare_threshold`` in the settings). Rows become model instances through
+(``prepare_threshold`` in the settings), and the session plans each prepared
+statement once (``session_start``). Rows become model instances through
 the fields' own converters, as the ORM makes them. PostgreSQL only: on SQLite
 the callers keep the ORM.
 """
@@ -71,10 +72,38 @@ def conversion(query: bytes, encoding: str) -> Any:
     return _query2pg_nocache(query, encoding)
 
 
-def fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
+# Prepared statements kept per connection (psycopg's default is 100): the fixed
+# ones and the segment checks' (``segments.check.STATEMENTS_KEPT`` at most).
+PREPARED_KEPT = 600
+
+
+def session_start(*, connection: Any, **kwargs: Any) -> None:
+    """At a new PostgreSQL session that prepares statements (Django's
+    ``connection_created``, in autocommit, so that no rollback undoes it):
+    keep more of them, and plan each once. By default PostgreSQL plans a
+    prepared statement again at each of its first five runs, and then at every
+    run when its plan without the values looks dearer than those. A segment
+    check's plan costs five times its run (a column per segment, the events
+    table's partitions), and the plan for one lead's row is the same whatever
+    the lead."""
+    if connection.vendor != "postgresql":
+        return
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # A pooler that cannot keep prepared statements.
+        return
+    raw.prepared_max = PREPARED_KEPT
+    raw.execute("SET plan_cache_mode = force_generic_plan")
+
+
+def fetch(
+    sql: str, params: Sequence[Any] | Mapping[str, Any], *, at_once: bool = False
+) -> list[tuple[Any, ...]]:
     """Run one statement on Django's connection, in its transaction; its rows
     (none for a statement without RETURNING). Errors are Django's, and the
-    statement is logged where Django logs queries (tests, DEBUG)."""
+    statement is logged where Django logs queries (tests, DEBUG). ``at_once``:
+    prepared at its first run, not after a few (when the connection prepares
+    at all): for statements that are many and each run a few times."""
     from psycopg import pq
 
     # The wrapper itself, once: every attribute read through Django's
@@ -83,9 +112,10 @@ def fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any
     wrapper = connections[DEFAULT_DB_ALIAS]
     wrapper.ensure_connection()
     wrapper.validate_no_broken_transaction()
+    raw = wrapper.connection
     began = time.monotonic()
-    with wrapper.wrap_database_errors, _cursor_class()(wrapper.connection) as cursor:
-        cursor.execute(sql, params)
+    with wrapper.wrap_database_errors, _cursor_class()(raw) as cursor:
+        cursor.execute(sql, params, prepare=True if at_once and raw.prepare_threshold else None)
         # Not ``cursor.description``: it builds an object per column, and a
         # segment check has hundreds.
         result = cursor.pgresult

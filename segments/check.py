@@ -355,9 +355,9 @@ class Statement:
         for place, offset in self.moments:
             params[place] = adapt(now + offset)
         if prepared.enabled():
-            # Bound on the server and prepared after a few uses: planning a
-            # statement of hundreds of columns costs more than running it.
-            rows = prepared.fetch(self.sql, params)
+            # Bound on the server and prepared at once, planned once: planning
+            # a statement of hundreds of columns costs more than running it.
+            rows = prepared.fetch(self.sql, params, at_once=True)
             row = rows[0] if rows else None
         else:
             with connection.cursor() as cursor:
