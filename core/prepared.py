@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -127,6 +128,29 @@ def fetch(
     if wrapper.queries_logged:
         wrapper.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
     return rows
+
+
+@dataclass
+class Within:
+    """The start of a statement that another module's keyed write finishes, so
+    that the two are one round trip: ``ctes`` (``name AS (…)``, separated by
+    commas, with the named parameters ``params``) run first; the write keys its
+    row with ``key``, an SQL expression over ``rows`` (some of those CTEs, of
+    one row each), and hands the values of ``returning`` (columns of them) to
+    ``done``, which returns the key as written. ``written`` tells whether the
+    statement ran."""
+
+    ctes: str
+    params: Mapping[str, Any]
+    rows: str
+    key: str
+    returning: str
+    done: Callable[[Sequence[Any]], str]
+    written: bool = False
+
+    def finish(self, values: Sequence[Any]) -> str:
+        self.written = True
+        return self.done(values)
 
 
 _converters: dict[type[Model], list[tuple[Any, list[Callable[..., Any]]]]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -353,21 +354,26 @@ _ENROLLMENT_INSERT = (
 # The enrollment, its trigger step and its first step in one round trip
 # (PostgreSQL): with fifty flows an event enters more of them, and each of
 # these was a statement of its own.
-_ENROLLMENT_OPENED = (
-    f"WITH enrollment AS (INSERT INTO {Enrollment._meta.db_table} "  # noqa: S608
+_OPENING_CTES = (
+    f"enrollment AS (INSERT INTO {Enrollment._meta.db_table} "  # noqa: S608
     "(flow_id, version_id, lead_id, trigger_event_id, trigger_node, status, created_at) "
     "VALUES (%(flow)s, %(version)s, %(lead)s, %(event)s, %(node)s, %(status)s, %(now)s) "
     f"RETURNING id), trigger AS (INSERT INTO {StepRun._meta.db_table} "
     "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
     "started_at, finished_at) SELECT id, %(node)s, %(type)s, 0, %(step_status)s, 1, "
-    "%(output)s, '', %(now)s, %(now)s FROM enrollment RETURNING id, enrollment_id) "
-    # Read from the trigger's row, so that it is numbered first (runs are
-    # listed by id).
-    f"INSERT INTO {StepRun._meta.db_table} "
+    "%(output)s, '', %(now)s, %(now)s FROM enrollment RETURNING id, enrollment_id)"
+)
+# Read from the trigger's row, so that it is numbered first (runs are listed by id).
+_FIRST_STEP_INSERT = (
+    f"INSERT INTO {StepRun._meta.db_table} "  # noqa: S608
     "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
     "started_at, finished_at) SELECT enrollment_id, %(first_node)s, %(first_type)s, "
     "%(first_visit)s, %(first_status)s, 1, %(first_output)s, '', %(first_now)s, NULL "
-    "FROM trigger RETURNING enrollment_id, (SELECT id FROM trigger), id"
+    "FROM trigger"
+)
+_ENROLLMENT_OPENED = (
+    f"WITH {_OPENING_CTES} {_FIRST_STEP_INSERT} "  # noqa: S608
+    "RETURNING enrollment_id, (SELECT id FROM trigger), id"
 )
 
 
@@ -405,34 +411,70 @@ def _enrollment_insert(enrollment: Enrollment, trigger: StepRun, now: dt.datetim
     _enrollment_written(enrollment, trigger)
 
 
+def _opening_params(enrollment: Enrollment, opening: Opening, step: StepRun) -> dict[str, Any]:
+    step.started_at = timezone.now()
+    output = StepRun._meta.get_field("output").get_db_prep_save(step.output, connection)
+    return {
+        **(opening.carried.params() if opening.carried is not None else {}),
+        **_enrollment_values(enrollment, opening.trigger, opening.now),
+        "first_node": step.node_id,
+        "first_type": step.node_type,
+        "first_visit": step.visit,
+        "first_status": step.status,
+        "first_output": output,
+        "first_now": step.started_at,
+    }
+
+
+def _carried_ctes(opening: Opening) -> str:
+    """The CTEs of the settle an opening carries, each followed by a comma."""
+    if opening.carried is None:
+        return ""
+    return (_WRITTEN if opening.carried.step is not None else "") + _SETTLED
+
+
 def _enrollment_opened(enrollment: Enrollment, opening: Opening, step: StepRun) -> None:
     """Insert the enrollment, its trigger step and ``step``, in one statement
     (which writes the settle it carries, too)."""
-    step.started_at = timezone.now()
-    output = StepRun._meta.get_field("output").get_db_prep_save(step.output, connection)
-    statement, carried = _ENROLLMENT_OPENED, {}
-    if opening.carried is not None:
-        carried = opening.carried.params()
-        statement = (
-            "WITH "
-            + (_WRITTEN if opening.carried.step is not None else "")
-            + _SETTLED
-            + _ENROLLMENT_OPENED.removeprefix("WITH ")
-        )
+    statement = "WITH " + _carried_ctes(opening) + _ENROLLMENT_OPENED.removeprefix("WITH ")
     ((enrollment.pk, opening.trigger.pk, step.pk),) = prepared.fetch(
-        statement,
-        {
-            **carried,
-            **_enrollment_values(enrollment, opening.trigger, opening.now),
-            "first_node": step.node_id,
-            "first_type": step.node_type,
-            "first_visit": step.visit,
-            "first_status": step.status,
-            "first_output": output,
-            "first_now": step.started_at,
-        },
+        statement, _opening_params(enrollment, opening, step)
     )
     _enrollment_written(enrollment, opening.trigger, step)
+
+
+def _ours(sql: str) -> str:
+    """The engine's named parameters renamed ``flows_…``, apart from those of
+    the statement they go into."""
+    return re.sub(r"%\((\w+)\)s", r"%(flows_\1)s", sql)
+
+
+def _opening_within(enrollment: Enrollment, opening: Opening, step: StepRun) -> prepared.Within:
+    """The enrollment, its trigger step and ``step``'s row as the start of the
+    statement that ``step`` writes (``prepared.Within``): for a first step that
+    writes one keyed row (a score change), the enrollment costs no round trip
+    of its own. The step's key is ``step:<id>``, as ``flows.nodes`` keys it."""
+
+    def done(values: Sequence[Any]) -> str:
+        enrollment.pk, opening.trigger.pk, step.pk = values
+        _enrollment_written(enrollment, opening.trigger, step)
+        return f"step:{step.pk}"
+
+    return prepared.Within(
+        ctes=_ours(
+            _carried_ctes(opening)
+            + _OPENING_CTES
+            + f", opened AS ({_FIRST_STEP_INSERT} RETURNING id, enrollment_id)"
+        ),
+        params={
+            f"flows_{name}": value
+            for name, value in _opening_params(enrollment, opening, step).items()
+        },
+        rows="opened, trigger",
+        key="'step:' || opened.id",
+        returning="opened.enrollment_id, trigger.id, opened.id",
+        done=done,
+    )
 
 
 def _advance(
@@ -528,7 +570,11 @@ def _execute(
         visit=visit,
         status=StepStatus.COMPLETED,
     )
-    if opening is not None:
+    within: prepared.Within | None = None
+    if opening is not None and node_type.opens and not node_type.isolated:
+        # Written by the step's own first statement (or by _run_step).
+        within = _opening_within(enrollment, opening, step)
+    elif opening is not None:
         _enrollment_opened(enrollment, opening, step)
     elif unwritten is not None and prepared.enabled():
         _step_insert_after(step, unwritten)
@@ -537,7 +583,16 @@ def _execute(
             _step_written(unwritten)
         _lean_insert(step)
     result = _run_step(
-        step, enrollment, lead, node_type, node.get("config", {}), event, now, defer=True
+        step,
+        enrollment,
+        lead,
+        node_type,
+        node.get("config", {}),
+        event,
+        now,
+        defer=True,
+        within=within,
+        opening=opening,
     )
     completed = result is not None and step.status == StepStatus.COMPLETED
     return result, step if completed else None
@@ -584,11 +639,21 @@ def _run_step(
     now: dt.datetime,
     *,
     defer: bool = False,
+    within: prepared.Within | None = None,
+    opening: Opening | None = None,
 ) -> StepResult | None:
     """Run a step whose row exists and record what it did; ``defer``: a step
-    that completed is left for the caller to write."""
+    that completed is left for the caller to write. ``within``: the step's row
+    does not exist yet, nor its enrollment's (``opening``): the step's first
+    write makes them, or they are written here once it ran."""
     ctx = StepContext(
-        enrollment=enrollment, step=step, lead=lead, config=config, trigger_event=event, now=now
+        enrollment=enrollment,
+        step=step,
+        lead=lead,
+        config=config,
+        trigger_event=event,
+        now=now,
+        within=within,
     )
     try:
         if node_type.isolated:
@@ -599,9 +664,15 @@ def _run_step(
     except Exception as exc:
         if not node_type.isolated and not isinstance(exc, StepError):
             raise
+        if within is not None and not within.written:
+            assert opening is not None
+            _enrollment_opened(enrollment, opening, step)
         logger.exception("step %s (%s) failed", step.pk, node_type.key)
         _step_failed(step, f"{type(exc).__name__}: {exc}", now)
         return None
+    if within is not None and not within.written:
+        assert opening is not None
+        _enrollment_opened(enrollment, opening, step)
     step.output = result.output
     step.finished_at = now
     if node_type.key == "wait.until":

@@ -4,6 +4,7 @@ in the database in the same transaction, and announced as ``score.changed`` (and
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -233,39 +234,52 @@ _CATEGORY_ADD = (
     "DO UPDATE SET score = s.score + excluded.score RETURNING score"
 )
 
+
 # All of it in one round trip on PostgreSQL (prepared): the points before, what
 # counts of the change, the ledger row, and the totals moved only if the row was
 # inserted (no row comes back if it already existed). Every part of one statement
 # sees the same snapshot, so ``before`` holds the points before the change.
-_SCORE_ADD = (
-    f"WITH before AS ({_BEFORE}), "  # noqa: S608
-    f"counted AS (SELECT fit, engagement, {_COUNTED} AS delta FROM before), "
-    f"change AS (INSERT INTO {_LEDGER} ({_LEDGER_COLUMNS}) "
-    f"SELECT {_LEDGER_VALUES.format(counted='delta')} FROM counted "
-    "ON CONFLICT (source_key) DO NOTHING RETURNING id, delta), "
-    f"lead AS (UPDATE {_LEAD} l SET score = l.score + change.delta FROM change "
-    "WHERE l.id = %(lead)s RETURNING l.score, l.grade, l.fit_grade, l.engagement_grade, "
-    "l.stage), "
-    f"category AS (INSERT INTO {_POINTS} AS s (lead_id, category_id, score) "
-    "SELECT %(lead)s, %(category)s, delta FROM change ON CONFLICT (lead_id, category_id) "
-    "DO UPDATE SET score = s.score + excluded.score RETURNING score), "
-    + derived_event_ctes(
-        rows="change, lead, category",
-        where="change.delta <> 0",
-        key="'score.changed:' || change.id",
-        # ``score.changed``'s properties, as score_adjust builds them.
-        properties=(
-            "jsonb_build_object('delta', change.delta, 'from', lead.score - change.delta, "
-            "'to', lead.score, 'category', %(category_key)s::text, "
-            "'category_from', category.score - change.delta, 'category_to', category.score, "
-            "'reason', %(reason)s::text) || CASE WHEN change.delta <> %(asked)s "
-            "THEN jsonb_build_object('capped', %(asked)s - change.delta) ELSE '{}'::jsonb END"
-        ),
+@functools.cache
+def _score_add_sql(ctes: str = "", rows: str = "", key: str = "", returning: str = "") -> str:
+    """``_SCORE_ADD``, or that statement after a caller's CTEs, keyed by their
+    ``key`` and returning their ``returning`` too (``prepared.Within``)."""
+    ledger_values = _LEDGER_VALUES.format(counted="delta")
+    if key:
+        ledger_values = ledger_values.replace("%(source_key)s", key)
+    also = f", {rows}" if rows else ""
+    return (
+        f"WITH {ctes + ', ' if ctes else ''}before AS ({_BEFORE}), "  # noqa: S608
+        f"counted AS (SELECT fit, engagement, {_COUNTED} AS delta FROM before), "
+        f"change AS (INSERT INTO {_LEDGER} ({_LEDGER_COLUMNS}) "
+        f"SELECT {ledger_values} FROM counted{also} "
+        "ON CONFLICT (source_key) DO NOTHING RETURNING id, delta), "
+        f"lead AS (UPDATE {_LEAD} l SET score = l.score + change.delta FROM change "
+        "WHERE l.id = %(lead)s RETURNING l.score, l.grade, l.fit_grade, l.engagement_grade, "
+        "l.stage), "
+        f"category AS (INSERT INTO {_POINTS} AS s (lead_id, category_id, score) "
+        "SELECT %(lead)s, %(category)s, delta FROM change ON CONFLICT (lead_id, category_id) "
+        "DO UPDATE SET score = s.score + excluded.score RETURNING score), "
+        + derived_event_ctes(
+            rows="change, lead, category",
+            where="change.delta <> 0",
+            key="'score.changed:' || change.id",
+            # ``score.changed``'s properties, as score_adjust builds them.
+            properties=(
+                "jsonb_build_object('delta', change.delta, 'from', lead.score - change.delta, "
+                "'to', lead.score, 'category', %(category_key)s::text, "
+                "'category_from', category.score - change.delta, 'category_to', category.score, "
+                "'reason', %(reason)s::text) || CASE WHEN change.delta <> %(asked)s "
+                "THEN jsonb_build_object('capped', %(asked)s - change.delta) ELSE '{}'::jsonb END"
+            ),
+        )
+        + " SELECT change.id, change.delta, lead.score, lead.grade, lead.fit_grade, "  # noqa: S608
+        "lead.engagement_grade, lead.stage, category.score, counted.fit, counted.engagement, "
+        f"(SELECT id FROM derived){', ' + returning if returning else ''} "
+        f"FROM change, lead, category, counted{also}"
     )
-    + " SELECT change.id, change.delta, lead.score, lead.grade, lead.fit_grade, "
-    "lead.engagement_grade, lead.stage, category.score, counted.fit, counted.engagement, "
-    "(SELECT id FROM derived) FROM change, lead, category, counted"
-)
+
+
+_SCORE_ADD = _score_add_sql()
 
 
 def _category_id(key: str) -> int | None:
@@ -273,6 +287,72 @@ def _category_id(key: str) -> int | None:
         return score_category(key).pk
     except ScoreCategory.DoesNotExist:
         return None
+
+
+def _score_added(
+    values: dict[str, Any], within: prepared.Within | None, *, category: ScoreCategory, depth: int
+) -> tuple[Any, ...] | None:
+    """``_SCORE_ADD`` (after ``within``'s CTEs): its row, or None when the key
+    was taken before."""
+    statement = _SCORE_ADD
+    if within is not None:
+        statement = _score_add_sql(within.ctes, within.rows, within.key, within.returning)
+    rows = prepared.fetch(
+        statement,
+        {
+            **(within.params if within is not None else {}),
+            **values,
+            "category_key": category.key,
+            "derived_type": "score.changed",
+            "derived_name": category.key,
+            "derived_lead": values["lead"],
+            "derived_depth": depth,
+            "derived_occurred_at": values["occurred_at"],
+            "derived_received_at": values["now"],
+        },
+    )
+    if not rows:
+        if within is not None:
+            # Its key is new: the caller's rows went with it.
+            raise RuntimeError("A keyed change within another statement was not written.")
+        return None
+    return rows[0]
+
+
+def _score_added_apart(
+    values: dict[str, Any], *, asked: int, category: ScoreCategory, settings: ScoringSettings
+) -> tuple[Any, ...] | None:
+    """The same in a statement per part (SQLite), the event derived apart."""
+    # Stored as Django stores them (UTC, no offset), so they compare as text.
+    adapt = connection.ops.adapt_datetimefield_value
+    values = {**values, "now": adapt(values["now"]), "occurred_at": adapt(values["occurred_at"])}
+    with connection.cursor() as cursor:
+        cursor.execute(_BEFORE, values)
+        total, points, fit, engagement = cursor.fetchone()
+        counted = counted_points(
+            asked=asked, points=points, total=total, cap=category.cap, total_cap=settings.total_cap
+        )
+        cursor.execute(_LEDGER_INSERT, {**values, "delta": counted})
+        inserted = cursor.fetchone()
+        if inserted is None:
+            return None
+        cursor.execute(_LEAD_ADD, [counted, values["lead"]])
+        new_score, old_grade, old_fit_grade, old_engagement_grade, stage = cursor.fetchone()
+        cursor.execute(_CATEGORY_ADD, [values["lead"], category.pk, counted])
+        category_after = cursor.fetchone()[0]
+    return (
+        inserted[0],
+        counted,
+        new_score,
+        old_grade,
+        old_fit_grade,
+        old_engagement_grade,
+        stage,
+        category_after,
+        fit,
+        engagement,
+        None,
+    )
 
 
 @transaction.atomic(savepoint=False)
@@ -287,9 +367,12 @@ def score_adjust(
     created_by: User | None = None,
     cause: Event | None = None,
     occurred_at: datetime | None = None,
+    within: prepared.Within | None = None,
 ) -> ScoreChange | None:
     """Add ``delta`` points in ``category``. A second call with the same
-    ``source_key`` changes nothing and returns None.
+    ``source_key`` changes nothing and returns None. ``within``: the caller's
+    statement that this change finishes, whose key it takes instead of
+    ``source_key`` (PostgreSQL; see ``prepared.Within``).
 
     The caller holds the lead's lock (the event pipeline does; changes by hand go
     through ``score_adjust_by_hand``): what counts of a rise depends on the points
@@ -320,59 +403,31 @@ def score_adjust(
         "engagement": engagement_id,
     }
     depth = cause.depth + 1 if cause is not None else 0
-    announced: int | None = None
-    if prepared.enabled():
-        rows = prepared.fetch(
-            _SCORE_ADD,
-            {
-                **values,
-                "category_key": category.key,
-                "derived_type": "score.changed",
-                "derived_name": category.key,
-                "derived_lead": lead.pk,
-                "derived_depth": depth,
-                "derived_occurred_at": occurred_at,
-                "derived_received_at": now,
-            },
-        )
-        if not rows:
-            return None
-        (
-            change_id,
-            counted,
-            new_score,
-            old_grade,
-            old_fit_grade,
-            old_engagement_grade,
-            stage,
-            category_after,
-            fit,
-            engagement,
-            announced,
-        ) = rows[0]
-    else:
-        # Stored as Django stores them (UTC, no offset), so they compare as text.
-        adapt = connection.ops.adapt_datetimefield_value
-        values.update(now=adapt(now), occurred_at=adapt(occurred_at))
-        with connection.cursor() as cursor:
-            cursor.execute(_BEFORE, values)
-            total, points, fit, engagement = cursor.fetchone()
-            counted = counted_points(
-                asked=delta,
-                points=points,
-                total=total,
-                cap=category.cap,
-                total_cap=settings.total_cap,
-            )
-            cursor.execute(_LEDGER_INSERT, {**values, "delta": counted})
-            inserted = cursor.fetchone()
-            if inserted is None:
-                return None
-            change_id = inserted[0]
-            cursor.execute(_LEAD_ADD, [counted, lead.pk])
-            new_score, old_grade, old_fit_grade, old_engagement_grade, stage = cursor.fetchone()
-            cursor.execute(_CATEGORY_ADD, [lead.pk, category.pk, counted])
-            category_after = cursor.fetchone()[0]
+    if within is not None and not prepared.enabled():
+        raise ValueError("A change within another statement needs PostgreSQL.")
+    added = (
+        _score_added(values, within, category=category, depth=depth)
+        if prepared.enabled()
+        else _score_added_apart(values, asked=delta, category=category, settings=settings)
+    )
+    if added is None:
+        return None
+    (
+        change_id,
+        counted,
+        new_score,
+        old_grade,
+        old_fit_grade,
+        old_engagement_grade,
+        stage,
+        category_after,
+        fit,
+        engagement,
+        announced,
+        *theirs,
+    ) = added
+    if within is not None:
+        source_key = within.finish(theirs)
     change = ScoreChange(
         pk=change_id,
         lead=lead,

@@ -123,8 +123,10 @@ def _adjust_score(ctx: StepContext) -> StepResult:
         category=category,
         reason=ctx.config["reason"],
         source=ScoreSource.FLOW,
-        source_key=_key(ctx),
+        # With ``within``, the key is the step's, given by the statement.
+        source_key=_key(ctx) if ctx.within is None else "",
         cause=ctx.trigger_event,
+        within=ctx.within,
     )
     return StepResult(output={"score_change": change.pk if change else None})
 
@@ -216,6 +218,7 @@ register(
         pickers={"category": SCORE_CATEGORY},
         # Its one check (the category) comes before its first write.
         isolated=False,
+        opens=True,
     )
 )
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from django.utils.translation import gettext, ngettext
 from jsonschema import Draft202012Validator
 
+from core import prepared
+
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
@@ -61,6 +63,10 @@ class StepContext:
     config: dict[str, Any]
     trigger_event: Event | None
     now: dt.datetime
+    # The enrollment's rows, this step's among them, not written yet: they go
+    # with the step's first write (``NodeType.opens``), which takes its key
+    # from them; the engine writes them itself if the step does not.
+    within: prepared.Within | None = None
 
 
 class StepError(Exception):
@@ -142,6 +148,10 @@ class NodeType:
     # its first write; any other failure fails the whole event, which is
     # retried. It saves two round trips on the hottest steps.
     isolated: bool = True
+    # Its first write can take a new enrollment's rows into its own statement
+    # (``StepContext.within``, PostgreSQL): the rows are its step's key. Only
+    # for a node that is not isolated (a savepoint would come first).
+    opens: bool = False
 
     @cached_property
     def secrets(self) -> tuple[str, ...]:

@@ -45,11 +45,11 @@ pytestmark = [
 # by user id, its activity moved and the event linked, with the flows' lock
 # probe; the dynamic segments, to know which depend on what (once per batch;
 # nothing depends on a track event, so no segment is checked); the flows'
-# trigger subscriptions; the re-entry check; the enrollment with its trigger
-# step; the score step; the categories; the scoring settings (grade thresholds,
-# the total's cap); the ledger row with what counts of it under the caps, the
-# lead's totals and the derived ``score.changed`` event, in one statement; the
-# lead's grades, as the 10 points move its engagement from 4 to 3, and the
+# trigger subscriptions; the re-entry check; the categories; the scoring
+# settings (grade thresholds, the total's cap); the enrollment with its trigger
+# step and the score step's row, the ledger row keyed by that row with what
+# counts of it under the caps, the lead's totals and the derived
+# ``score.changed`` event, all in one statement; the lead's grades, as the 10 points move its engagement from 4 to 3, and the
 # derived ``grade.changed`` event; the step and the enrollment done; the hook
 # subscriptions; the events marked processed, which also sets how the
 # transaction commits (core.commit); COMMIT; and the drain's look for other
@@ -107,16 +107,6 @@ EXPECTED: list[str] = [
         "flows_enrollment.id DESC LIMIT ?"
     ),
     (
-        "WITH enrollment AS (INSERT INTO flows_enrollment (flow_id, version_id, lead_id, "
-        "trigger_event_id, trigger_node, status, created_at) VALUES (?…) RETURNING id), "
-        "trigger AS (INSERT INTO flows_steprun (enrollment_id, node_id, node_type, visit, "
-        "status, attempts, output, error, started_at, finished_at) SELECT id, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ? FROM enrollment RETURNING id, enrollment_id) INSERT INTO flows_steprun "
-        "(enrollment_id, node_id, node_type, visit, status, attempts, output, error, "
-        "started_at, finished_at) SELECT enrollment_id, ?, ?, ?, ?, ?, ?, ?, ?, NULL FROM "
-        "trigger RETURNING enrollment_id, (SELECT id FROM trigger), id"
-    ),
-    (
         "SELECT scoring_scorecategory.id, scoring_scorecategory.key, "
         "scoring_scorecategory.label, scoring_scorecategory.builtin, "
         "scoring_scorecategory.cap, scoring_scorecategory.decay_mode, "
@@ -136,36 +126,44 @@ EXPECTED: list[str] = [
         "scoring_scoringsettings.id ASC LIMIT ?"
     ),
     (
-        "WITH before AS (SELECT l.score AS total, COALESCE((SELECT s.score FROM "
-        "scoring_leadscore s WHERE s.lead_id = l.id AND s.category_id = ?), ?) AS points, "
+        "WITH enrollment AS (INSERT INTO flows_enrollment (flow_id, version_id, lead_id, "
+        "trigger_event_id, trigger_node, status, created_at) VALUES (?…) RETURNING id), "
+        "trigger AS (INSERT INTO flows_steprun (enrollment_id, node_id, node_type, visit, "
+        "status, attempts, output, error, started_at, finished_at) SELECT id, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ? FROM enrollment RETURNING id, enrollment_id), opened AS (INSERT INTO "
+        "flows_steprun (enrollment_id, node_id, node_type, visit, status, attempts, output, "
+        "error, started_at, finished_at) SELECT enrollment_id, ?, ?, ?, ?, ?, ?, ?, ?, NULL "
+        "FROM trigger RETURNING id, enrollment_id), before AS (SELECT l.score AS total, "
         "COALESCE((SELECT s.score FROM scoring_leadscore s WHERE s.lead_id = l.id AND "
-        "s.category_id = ?), ?) AS fit, COALESCE((SELECT s.score FROM scoring_leadscore s "
-        "WHERE s.lead_id = l.id AND s.category_id = ?), ?) AS engagement FROM leads_lead l "
-        "WHERE l.id = ?), counted AS (SELECT fit, engagement, CASE WHEN ? <= ? THEN ? ELSE "
-        "GREATEST(?, LEAST(?, COALESCE(CAST(? AS integer) - points, ?), COALESCE(CAST(? AS "
-        "integer) - total, ?))) END AS delta FROM before), change AS (INSERT INTO "
-        "scoring_scorechange (lead_id, delta, capped, category_id, reason, source, "
-        "source_key, created_by_id, created_at, occurred_at) SELECT ?, delta, ? - delta, ?, "
-        "?, ?, ?, ?, ?, ? FROM counted ON CONFLICT (source_key) DO NOTHING RETURNING id, "
-        "delta), lead AS (UPDATE leads_lead l SET score = l.score + change.delta FROM change "
-        "WHERE l.id = ? RETURNING l.score, l.grade, l.fit_grade, l.engagement_grade, "
-        "l.stage), category AS (INSERT INTO scoring_leadscore AS s (lead_id, category_id, "
-        "score) SELECT ?, ?, delta FROM change ON CONFLICT (lead_id, category_id) DO UPDATE "
-        "SET score = s.score + excluded.score RETURNING score), derived_key AS (INSERT INTO "
-        "leads_eventkey (source, idempotency_key, received_at) SELECT ?, ? || change.id, ? "
-        "FROM change, lead, category WHERE change.delta <> ? ON CONFLICT (source, "
-        "idempotency_key) DO NOTHING RETURNING idempotency_key), derived AS (INSERT INTO "
-        "leads_event (type, name, properties, context, user_id, anonymous_id, email, "
-        "occurred_at, received_at, source, idempotency_key, depth, attempts, resends, error, "
-        "lead_id) SELECT ?::varchar, ?::varchar, jsonb_build_object(?, change.delta, ?, "
-        "lead.score - change.delta, ?, lead.score, ?, ?::text, ?, category.score - "
-        "change.delta, ?, category.score, ?, ?::text) || CASE WHEN change.delta <> ? THEN "
-        "jsonb_build_object(?, ? - change.delta) ELSE ?::jsonb END, ?::jsonb, ?, ?, ?, "
-        "?::timestamptz, ?::timestamptz, ?, derived_key.idempotency_key, ?::int2, ?, ?, ?, "
-        "?::int8 FROM derived_key, change, lead, category RETURNING id) SELECT change.id, "
-        "change.delta, lead.score, lead.grade, lead.fit_grade, lead.engagement_grade, "
-        "lead.stage, category.score, counted.fit, counted.engagement, (SELECT id FROM "
-        "derived) FROM change, lead, category, counted"
+        "s.category_id = ?), ?) AS points, COALESCE((SELECT s.score FROM scoring_leadscore s "
+        "WHERE s.lead_id = l.id AND s.category_id = ?), ?) AS fit, COALESCE((SELECT s.score "
+        "FROM scoring_leadscore s WHERE s.lead_id = l.id AND s.category_id = ?), ?) AS "
+        "engagement FROM leads_lead l WHERE l.id = ?), counted AS (SELECT fit, engagement, "
+        "CASE WHEN ? <= ? THEN ? ELSE GREATEST(?, LEAST(?, COALESCE(CAST(? AS integer) - "
+        "points, ?), COALESCE(CAST(? AS integer) - total, ?))) END AS delta FROM before), "
+        "change AS (INSERT INTO scoring_scorechange (lead_id, delta, capped, category_id, "
+        "reason, source, source_key, created_by_id, created_at, occurred_at) SELECT ?, delta,"
+        " ? - delta, ?, ?, ?, ? || opened.id, ?, ?, ? FROM counted, opened, trigger ON "
+        "CONFLICT (source_key) DO NOTHING RETURNING id, delta), lead AS (UPDATE leads_lead l "
+        "SET score = l.score + change.delta FROM change WHERE l.id = ? RETURNING l.score, "
+        "l.grade, l.fit_grade, l.engagement_grade, l.stage), category AS (INSERT INTO "
+        "scoring_leadscore AS s (lead_id, category_id, score) SELECT ?, ?, delta FROM change "
+        "ON CONFLICT (lead_id, category_id) DO UPDATE SET score = s.score + excluded.score "
+        "RETURNING score), derived_key AS (INSERT INTO leads_eventkey (source, "
+        "idempotency_key, received_at) SELECT ?, ? || change.id, ? FROM change, lead, "
+        "category WHERE change.delta <> ? ON CONFLICT (source, idempotency_key) DO NOTHING "
+        "RETURNING idempotency_key), derived AS (INSERT INTO leads_event (type, name, "
+        "properties, context, user_id, anonymous_id, email, occurred_at, received_at, source,"
+        " idempotency_key, depth, attempts, resends, error, lead_id) SELECT ?::varchar, "
+        "?::varchar, jsonb_build_object(?, change.delta, ?, lead.score - change.delta, ?, "
+        "lead.score, ?, ?::text, ?, category.score - change.delta, ?, category.score, ?, "
+        "?::text) || CASE WHEN change.delta <> ? THEN jsonb_build_object(?, ? - change.delta)"
+        " ELSE ?::jsonb END, ?::jsonb, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, "
+        "derived_key.idempotency_key, ?::int2, ?, ?, ?, ?::int8 FROM derived_key, change, "
+        "lead, category RETURNING id) SELECT change.id, change.delta, lead.score, lead.grade,"
+        " lead.fit_grade, lead.engagement_grade, lead.stage, category.score, counted.fit, "
+        "counted.engagement, (SELECT id FROM derived), opened.enrollment_id, trigger.id, "
+        "opened.id FROM change, lead, category, counted, opened, trigger"
     ),
     "UPDATE leads_lead SET grade = ?, fit_grade = ?, engagement_grade = ? WHERE id = ?",
     (
