@@ -49,8 +49,9 @@ pytestmark = [
 # settings (grade thresholds, the total's cap); the enrollment with its trigger
 # step and the score step's row, the ledger row keyed by that row with what
 # counts of it under the caps, the lead's totals and the derived
-# ``score.changed`` event, all in one statement; the lead's grades, as the 10 points move its engagement from 4 to 3, and the
-# derived ``grade.changed`` event; the step and the enrollment done; the hook
+# ``score.changed`` event, all in one statement; the lead's grades, as the 10
+# points move its engagement from 4 to 3, and the derived ``grade.changed``
+# event; the step and the enrollment done; the hook
 # subscriptions; the events marked processed, which also sets how the
 # transaction commits (core.commit); COMMIT; and the drain's look for other
 # waiting events (with the same hints).
