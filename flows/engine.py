@@ -844,7 +844,20 @@ def listeners_probed(lead_id: int, listening: bool) -> None:
         event_scope_put(f"listeners:{lead_id}", [])
 
 
+def _waits_for_events() -> bool:
+    """Whether any version of an active flow has a wait-until step: read once
+    per batch; without one, no lead's waits are read at all."""
+    return (
+        FlowVersion.objects.filter(flow__status=FlowStatus.ACTIVE)
+        .annotate(text=Cast("graph", TextField()))
+        .filter(text__contains='"wait.until"')
+        .exists()
+    )
+
+
 def _listeners(lead: Lead) -> list[StepRun]:
+    if not batch_cached("flows_wait_for_events", _waits_for_events):
+        return []
     if prepared.enabled() and not prepared.fetch(_LISTENING_PROBE, [lead.pk])[0][0]:
         return []
     return list(

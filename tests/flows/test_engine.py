@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from flows.engine import wakeup_fire, wakeups_claim
+from flows.engine import _waits_for_events, wakeup_fire, wakeups_claim
 from flows.graph import GraphError, graph_validate
 from flows.lifecycle import flow_set_status
 from flows.models import Delivery, Enrollment, StepRun, Wakeup
@@ -451,6 +451,28 @@ def test_wait_until_met_and_timeout():
     claim()
     assert list(quick.tags.values_list("name", flat=True)) == ["activated"]
     assert list(slow.tags.values_list("name", flat=True)) == ["stalled"]
+
+
+def test_a_waits_reads_are_skipped_only_while_no_active_flow_waits_for_events():
+    ping_flow()
+    assert _waits_for_events() is False
+    until = published(
+        "Until",
+        graph(
+            ("t", "app.event", {"event": "Signed up for trial"}),
+            (
+                "u",
+                "wait.until",
+                {
+                    "event": {"type": "app.event", "config": {"event": "Created project"}},
+                    "within_days": 3,
+                },
+            ),
+        ),
+    )
+    assert _waits_for_events() is True
+    flow_set_status(flow=until, status="paused")
+    assert _waits_for_events() is False
 
 
 def test_flows_that_retrigger_each_other_are_stopped_by_the_depth_limit():
