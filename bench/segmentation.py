@@ -15,7 +15,10 @@ measured in-process:
   which is also what the segment builder's preview count runs;
 - a hand-written SQL count of the same leads (``EXISTS`` / ``GROUP BY …
   HAVING``) through psycopg, whose result must equal the segment's member count;
-- ``segments_check_lead`` for random leads, each in a transaction rolled back.
+- ``segments_check_lead`` for random leads, each in a savepoint rolled back
+  (all in one transaction, rolled back too: a worker's session keeps its
+  prepared statements from one transaction to the next, and psycopg forgets
+  them all when a transaction is rolled back).
 
 The clock is pinned to the moment the generated events end, so "in the last 30
 days" means the same leads in every run, a ``--reuse`` run days later included,
@@ -914,21 +917,26 @@ def measure_segments(
                 transaction.set_rollback(True)
             return elapsed * 1000
 
-        for label, keys in key_sets:
-            # As the worker checks: within the batch of a message's events, whose
-            # reads of which segments depend on what are made once.
-            with processing_batch():
-                for lead_id in sample[:10]:
-                    check(lead_id, keys)
-                checks_ms[label] = [check(lead_id, keys) for lead_id in sample]
-            # A check with nothing read before it (the first of a batch).
-            first = [check(lead_id, keys) for lead_id in sample[:50]]
-            print(
-                f"[{label}] check: median {statistics.median(checks_ms[label]):.2f} ms, "
-                f"p95 {p95(checks_ms[label]):.2f} ms; first of a batch: median "
-                f"{statistics.median(first):.2f} ms",
-                flush=True,
-            )
+        # Each check in a savepoint of one transaction that is rolled back:
+        # a transaction rolled back would have psycopg deallocate the prepared
+        # statements, which a worker's session keeps as its transactions commit.
+        with transaction.atomic():
+            for label, keys in key_sets:
+                # As the worker checks: within the batch of a message's events, whose
+                # reads of which segments depend on what are made once.
+                with processing_batch():
+                    for lead_id in sample[:10]:
+                        check(lead_id, keys)
+                    checks_ms[label] = [check(lead_id, keys) for lead_id in sample]
+                # A check with nothing read before it (the first of a batch).
+                first = [check(lead_id, keys) for lead_id in sample[:50]]
+                print(
+                    f"[{label}] check: median {statistics.median(checks_ms[label]):.2f} ms, "
+                    f"p95 {p95(checks_ms[label]):.2f} ms; first of a batch: median "
+                    f"{statistics.median(first):.2f} ms",
+                    flush=True,
+                )
+            transaction.set_rollback(True)
         for result in results:
             result.checks_ms = checks_ms[result.case.key]
     return results, checks_ms
@@ -1109,8 +1117,9 @@ def section(
         "steady-state recompute (later runs, nothing to change), the compiled selection "
         "`Lead.objects.filter(compile_tree(tree)).count()` (the preview count), a "
         "hand-written SQL count of the same leads through psycopg, and "
-        "`segments_check_lead` for random leads in rolled-back transactions (within one "
-        "processing batch per set of keys, as the worker runs it), with the "
+        "`segments_check_lead` for random leads in rolled-back savepoints of one "
+        "transaction (within one processing batch per set of keys, as the worker runs "
+        "it), with the "
         "segment's own dependency keys. The clock is pinned to the end of the generated "
         "window.\n\n"
         f"- machine: {info['arch']}, {info['cores']} cores, {info['ram']} RAM; "
