@@ -420,19 +420,20 @@ def test_a_wakeup_claimed_before_a_pause_waits_for_the_resume():
     assert list(lead.tags.values_list("name", flat=True)) == ["done"]
 
 
+# Waits up to three days for the lead's first project.
+UNTIL_PROJECT = (
+    "u",
+    "wait.until",
+    {"event": {"type": "app.event", "config": {"event": "Created project"}}, "within_days": 3},
+)
+
+
 def test_wait_until_met_and_timeout():
     published(
         "Until",
         graph(
             ("t", "app.event", {"event": "Signed up for trial"}),
-            (
-                "u",
-                "wait.until",
-                {
-                    "event": {"type": "app.event", "config": {"event": "Created project"}},
-                    "within_days": 3,
-                },
-            ),
+            UNTIL_PROJECT,
             extra=(
                 ("met", "tag.add", {"tag": "activated"}),
                 ("late", "tag.add", {"tag": "stalled"}),
@@ -460,14 +461,7 @@ def test_a_waits_reads_are_skipped_only_while_no_active_flow_waits_for_events():
         "Until",
         graph(
             ("t", "app.event", {"event": "Signed up for trial"}),
-            (
-                "u",
-                "wait.until",
-                {
-                    "event": {"type": "app.event", "config": {"event": "Created project"}},
-                    "within_days": 3,
-                },
-            ),
+            UNTIL_PROJECT,
         ),
     )
     assert _waits_for_events() is True
