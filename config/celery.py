@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from celery import Celery, bootsteps
+from celery.signals import task_postrun, task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -83,6 +84,28 @@ if app.conf.broker_url and app.conf.broker_url.startswith("redis"):
     # A Redis that does not answer fails a publish in seconds, instead of the
     # operating system's connect timeout (minutes); the request is not held.
     app.conf.broker_transport_options = {"socket_connect_timeout": 2}
+
+
+# Celery's Django fixup closes the database connections around every task
+# unless told to reuse them. A worker then connected again for each message,
+# and prepared and planned its hot statements (core.prepared) again each time:
+# with 50 flows, a fifth of a 100-event message's time (bench/account.py). The
+# fixup's reuse count is set out of reach, and a task's connections are closed
+# as Django closes a request's: once older than CONN_MAX_AGE (every task on the
+# embedded default, where it is 0), or unusable after an error.
+app.conf.update(CELERY_DB_REUSE_MAX=1_000_000_000)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def connections_tidy(task: Any = None, **kwargs: Any) -> None:
+    """Close the database connections that are too old or broken; not in an
+    eager task (a test's, a request's), whose caller owns the connection."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 class WorkerHeartbeat(bootsteps.StartStopStep):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Field, Model, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
@@ -656,13 +656,16 @@ def _run_step(
         within=within,
     )
     try:
-        if node_type.isolated:
+        if node_type.isolated and node_type.writes:
             with transaction.atomic():
                 result: StepResult = node_type.execute(ctx)
         else:
             result = node_type.execute(ctx)
     except Exception as exc:
         if not node_type.isolated and not isinstance(exc, StepError):
+            raise
+        if not node_type.writes and isinstance(exc, DatabaseError):
+            # No savepoint to go back to: the event's transaction is retried.
             raise
         if within is not None and not within.written:
             assert opening is not None

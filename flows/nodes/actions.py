@@ -1141,6 +1141,7 @@ register(
         schema=obj({}),
         outputs=(),
         execute=lambda ctx: StepResult(follow=(), end=True),
+        writes=False,
         simulate=simulate_end,
         summary=lambda c, n: gettext("End of the flow"),
     )

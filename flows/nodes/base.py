@@ -148,6 +148,13 @@ class NodeType:
     # its first write; any other failure fails the whole event, which is
     # retried. It saves two round trips on the hottest steps.
     isolated: bool = True
+    # Whether its execute writes to the database. One that does not (it decides,
+    # or only reads) runs without the savepoint, which costs two round trips and
+    # would have nothing to undo: a failure of its own still fails only the
+    # step; a database error, after which PostgreSQL takes no further statement
+    # in the transaction, fails the event, which is retried, as a segment check's
+    # does.
+    writes: bool = True
     # Its first write can take a new enrollment's rows into its own statement
     # (``StepContext.within``, PostgreSQL): the rows are its step's key. Only
     # for a node that is not isolated (a savepoint would come first).

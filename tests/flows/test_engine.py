@@ -266,10 +266,11 @@ def test_an_event_entering_three_flows_writes_each_status_with_the_next_flows_fi
     event = EventFactory.create(lead=None, user_id="u-3", type="track", name="Ping")
     # The batch's ids (1) and cached reads (5); BEGIN, the event locked, its
     # lead locked (3); per scoring flow its opening with its ledger row (2 x
-    # 1); the waiting flow's opening, its wait's savepoint (2), wake-up and row
-    # (5); its status alone, as the last of the event's (1); processed, COMMIT
-    # (2). The first two flows' statuses went with the next flow's opening.
-    with django_assert_num_queries(1 + 5 + 3 + 2 * 1 + 5 + 1 + 2):
+    # 1); the waiting flow's opening, its wait's wake-up and row (3; a wait
+    # writes nothing itself, so it takes no savepoint); its status alone, as
+    # the last of the event's (1); processed, COMMIT (2). The first two flows'
+    # statuses went with the next flow's opening.
+    with django_assert_num_queries(1 + 5 + 3 + 2 * 1 + 3 + 1 + 2):
         events_process(event_ids=[event.pk])
 
     lead.refresh_from_db()
@@ -609,6 +610,56 @@ def test_failing_action_retries_with_backoff_then_fails(monkeypatch):
         assert Enrollment.objects.get().status == "failed"
     finally:
         object.__setattr__(node, "execute", original)
+
+
+def test_a_condition_that_fails_fails_its_step_and_a_database_error_fails_the_event(
+    monkeypatch,
+):
+    """A condition writes nothing and runs without a savepoint: its own failure
+    still fails only its step, while a database error, which leaves nothing
+    to go back to, rolls the event back for a retry."""
+    from django.db import DatabaseError
+
+    from flows.nodes import logic
+
+    published(
+        "Check",
+        graph(
+            ("t", "app.event", {"event": "Go"}),
+            ("c", "condition", {"conditions": {"all": [{"field": "country", "op": "is_set"}]}}),
+        ),
+        reentry="always",
+    )
+    lead = LeadFactory.create()
+
+    def broken(**kwargs):
+        raise ValueError("rule cannot be read")
+
+    monkeypatch.setattr(logic, "conditions_hold", broken)
+    EventFactory.create(lead=lead, type="track", name="Go", idempotency_key="one")
+    drain()
+    step = StepRun.objects.get(node_id="c")
+    assert (step.status, step.attempts, step.error) == (
+        "retrying",
+        1,
+        "ValueError: rule cannot be read",
+    )
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+
+    def refused(**kwargs):
+        raise DatabaseError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(logic, "conditions_hold", refused)
+    event = EventFactory.create(lead=lead, type="track", name="Go", idempotency_key="two")
+    events_process(event_ids=[event.pk])
+    event.refresh_from_db()
+    assert event.processed_at is None
+    assert (event.attempts, event.error) == (
+        1,
+        "DatabaseError: canceling statement due to statement timeout",
+    )
+    assert Enrollment.objects.filter(trigger_event_id=event.pk).count() == 0
+    assert StepRun.objects.filter(node_id="c").count() == 1
 
 
 def test_graph_validation_reports_per_node(segment):

@@ -104,3 +104,63 @@ def test_segment_entry_and_exit_exactly_once_through_a_worker(
     assert stay.left_at is not None
     segment.refresh_from_db()
     assert segment.member_count == 0
+
+
+def _worker_sessions() -> dict[int, object]:
+    """The database sessions other than this test's: the worker's."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return dict(cursor.fetchall())
+
+
+def test_a_worker_keeps_its_database_session_from_one_message_to_the_next(
+    celery_worker_process,
+):
+    """Celery's Django fixup closed the connection around every task: each
+    message connected again and prepared its statements again."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from leads.services.events import events_record
+
+    if connection.vendor != "postgresql":
+        pytest.skip("reads PostgreSQL's sessions; the embedded default closes them per task")
+    lead = Lead.objects.create(external_id="kept", email="kept@example.com")
+
+    def batch(name: str) -> None:
+        now = timezone.now()
+        events_record(
+            events=[
+                Event(
+                    lead=lead,
+                    type="track",
+                    name=name,
+                    source="api",
+                    idempotency_key=f"{name}-{n}",
+                    occurred_at=now,
+                    received_at=now,
+                )
+                for n in range(3)
+            ]
+        )
+        wait_for(
+            lambda: not Event.objects.filter(processed_at__isnull=True).exists(),
+            timeout=90,
+            what=f"the worker to process {name}",
+        )
+
+    batch("first")
+    after_first = _worker_sessions()
+    for name in ("second", "third", "fourth"):
+        batch(name)
+    after_last = _worker_sessions()
+
+    kept = after_first.keys() & after_last.keys()
+    assert kept, (after_first, after_last)
+    assert all(after_first[pid] == after_last[pid] for pid in kept)
+    assert Event.objects.filter(lead=lead, type="track", processed_at__isnull=False).count() == 12
