@@ -1,8 +1,10 @@
-"""Exactly one email per lead when the worker dies mid-send: 2,000 leads do what
+"""One email per lead when the worker dies mid-send: 2,000 leads do what
 starts a flow whose step sends them an email through Django's SMTP backend to a
 real SMTP server (aiosmtpd, in this process); the whole worker is killed with
 SIGKILL while sends are in flight, a new one starts, and beat re-sends what the
-dead one had taken. The server then holds exactly one message per lead.
+dead one had taken. The server then holds one message per lead, never two;
+only a kill in the instant between a group's record and its final dots can
+lose that one group (at most ``EMAIL_SMTP_SESSIONS`` messages).
 
 The rule that makes it so for SMTP (``emails.sending``): a send is recorded sent
 after the message went over the wire and before the final "." asks the server
@@ -18,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from emails.models import EmailSend, SendStatus
 from leads.models import ConsentState, Event, Lead
@@ -150,12 +153,18 @@ def test_worker_killed_mid_send_each_lead_receives_exactly_one_email(processes):
         with contextlib.suppress(AssertionError):
             wait_for(lambda: len(server.received) >= LEADS, 30, "the last messages to arrive")
 
-        # Then each lead received exactly one email, and every send says so.
+        # Then no lead received two emails, and every send says it went. A kill
+        # in the instant between a group's record and its final dots loses that
+        # group rather than sending any of it twice (ARCHITECTURE.md): at most
+        # one group of EMAIL_SMTP_SESSIONS messages goes missing.
         received = Counter(rcpt for message in server.received for rcpt in message.rcpt_tos)
         doubled = {address: n for address, n in received.items() if n > 1}
         assert doubled == {}, f"{len(doubled)} leads got more than one email"
-        assert set(received) == {lead.email for lead in leads}
-        assert len(server.received) == LEADS
+        expected = {lead.email for lead in leads}
+        assert set(received) <= expected
+        lost = expected - set(received)
+        assert len(lost) <= settings.EMAIL_SMTP_SESSIONS, f"{len(lost)} leads got no email"
+        assert len(server.received) == LEADS - len(lost)
         assert EmailSend.objects.count() == LEADS
         # What the dead worker had in flight was sent again by the new one.
         resent = EmailSend.objects.filter(attempts__gte=2).count()
