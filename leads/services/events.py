@@ -525,10 +525,14 @@ def _event_process(event_id: int, derived: list[int], skip_locked: bool) -> bool
 
 
 # The hot path's statements (see core.prepared).
-_EVENT_LOCK = (
+# Unlocked on the embedded default: SQLite has no row locks (the transaction
+# holds the database's write lock from its BEGIN). Written out, as ``_lead_by``:
+# the ORM took longer to build the query than SQLite to answer it.
+_EVENT_READ = (
     f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
-    "WHERE id = %s AND processed_at IS NULL FOR UPDATE"
+    "WHERE id = %s AND processed_at IS NULL"
 )
+_EVENT_LOCK = _EVENT_READ + " FOR UPDATE"
 # Marking the events processed also sets how this transaction commits (see
 # core.commit): 'off' when nothing leaves the system, or NULL to keep the
 # server's setting (a durable commit). One-row FROM: set once, no round trip of
@@ -557,15 +561,6 @@ def _lead_lock_sql(match: str) -> str:
         "WHERE e.id = %(event)s AND e.lead_id IS DISTINCT FROM lead.id) "
         f"SELECT *{probes} FROM lead"
     )
-
-
-# The embedded default's: SQLite has no row locks (the transaction holds the
-# database's write lock from its BEGIN). Written out, as ``_lead_by``: the ORM
-# took longer to build the query than SQLite to answer it.
-_EVENT_READ = (
-    f"SELECT {prepared.columns(Event)} FROM {Event._meta.db_table} "  # noqa: S608
-    "WHERE id = %s AND processed_at IS NULL"
-)
 
 
 def _event_lock(event_id: int, skip_locked: bool) -> Event | None:
