@@ -37,10 +37,12 @@ What an event costs here does not grow with the number of segments:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -66,7 +68,6 @@ from core.commit import on_commit_internal
 from core.scope import batch_cached, event_scope_current
 from leads.models import (
     Event,
-    EventKey,
     FieldDefinition,
     Lead,
     MembershipSource,
@@ -149,9 +150,83 @@ def _moved(event: Event) -> Moved:
     return moved
 
 
+# Rules whose truth on a number changes only where the number crosses their
+# value: a score moving between two values can change them only if one of their
+# values lies between the two.
+_CROSSED_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "between")
+
+
+def _crossings(rules: Sequence[tuple[str, Any]]) -> list[float] | None:
+    """The values at which ``rules`` can change truth as a number moves; None
+    if one of them is not a plain comparison of numbers."""
+    values: list[float] = []
+    for op, value in rules:
+        bounds = value if op == "between" else [value]
+        if op not in _CROSSED_OPS or not isinstance(bounds, list | tuple):
+            return None
+        for bound in bounds:
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                return None
+            values.append(float(bound))
+    return values
+
+
+@dataclass(frozen=True)
+class Crossings:
+    """The segments reached by one score key, by the values where their rules
+    on it change truth (sorted), and those that cannot be narrowed that way."""
+
+    values: tuple[float, ...]
+    segments: tuple[Watched, ...]
+    others: tuple[Watched, ...]
+
+    def between(self, before: float, after: float) -> Iterator[Watched]:
+        """Those whose truth may differ at ``before`` and ``after``."""
+        low, high = min(before, after), max(before, after)
+        yield from self.others
+        start = bisect.bisect_left(self.values, low)
+        stop = bisect.bisect_right(self.values, high)
+        yield from self.segments[start:stop]
+
+
+def _crossings_index(key: str, reached: Sequence[Watched]) -> Crossings | None:
+    if key != "field:score" and not key.startswith("field:score."):
+        return None
+    points: list[tuple[float, int, Watched]] = []
+    others: list[Watched] = []
+    for watched in reached:
+        values = _crossings(watched.thresholds.get(key, ())) if key in watched.thresholds else None
+        if values is None:
+            others.append(watched)
+            continue
+        points += [(value, watched.pk, watched) for value in values]
+    points.sort(key=lambda point: (point[0], point[1]))
+    return Crossings(
+        values=tuple(point[0] for point in points),
+        segments=tuple(point[2] for point in points),
+        others=tuple(others),
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 @dataclass(frozen=True)
 class SegmentIndex:
     by_key: dict[str, tuple[Watched, ...]]
+    # For score keys, the same segments by the values their rules cross.
+    crossings: dict[str, Crossings] = field(default_factory=dict)
+
+    def _reached(self, key: str, moved: Moved) -> Iterable[Watched]:
+        crossings = self.crossings.get(key)
+        if crossings is not None and key in moved:
+            before, after = (_number(value) for value in moved[key])
+            if before is not None and after is not None:
+                return crossings.between(before, after)
+        return self.by_key.get(key, ())
 
     def candidates(self, keys: Iterable[str], cause: Event | None) -> list[Watched]:
         """The segments that depend on ``keys``, by id; for the activity key of
@@ -159,13 +234,14 @@ class SegmentIndex:
         or grade ``cause``, only those with a rule whose truth it changes (a
         score from 12 to 15 cannot move a lead in or out of "score at least
         50": with hundreds of segments, most of them on scores and grades,
-        that leaves a few of a hundred)."""
+        that leaves a few of a hundred, found by the values their rules cross
+        rather than by asking each)."""
         reached: dict[int, Watched] = {}
         moves: dict[int, bool] = {}
         own = f"activity:{cause.type}" if cause is not None else ""
         moved = _moved(cause) if cause is not None else {}
         for key in keys:
-            for watched in self.by_key.get(key, ()):
+            for watched in self._reached(key, moved) if moved else self.by_key.get(key, ()):
                 if key == own and cause is not None:
                     names = watched.names.get(cause.type)
                     if names is not None and cause.name not in names:
@@ -222,7 +298,7 @@ def _fingerprint(tree: dict[str, Any]) -> str:
     return fingerprint
 
 
-def _index_load() -> SegmentIndex:
+def _index_build() -> SegmentIndex:
     by_key: dict[str, list[Watched]] = {}
     rows = (
         Segment.objects.filter(kind=SegmentKind.DYNAMIC)
@@ -242,7 +318,45 @@ def _index_load() -> SegmentIndex:
         )
         for key in dependencies(tree) | {ALWAYS}:
             by_key.setdefault(key, []).append(watched)
-    return SegmentIndex(by_key={key: tuple(found) for key, found in by_key.items()})
+    crossings = {key: _crossings_index(key, found) for key, found in by_key.items()}
+    return SegmentIndex(
+        by_key={key: tuple(found) for key, found in by_key.items()},
+        crossings={key: found for key, found in crossings.items() if found is not None},
+    )
+
+
+def _index_signature() -> tuple[Any, ...]:
+    """What the index is built from, short: each dynamic segment's id, name and
+    a digest of its conditions (on PostgreSQL; their text elsewhere), and the
+    custom fields' types when a segment names one. Building the index from 500
+    segments took longer than the database takes to answer this."""
+    table = _table(Segment)
+    text = "conditions::text" if connection.vendor == "postgresql" else "conditions"
+    digest = f"md5({text})" if connection.vendor == "postgresql" else text
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, name, {digest}, {text} LIKE %s FROM {table} "  # noqa: S608
+            "WHERE kind = %s ORDER BY id",
+            ['%"custom.%', SegmentKind.DYNAMIC.value],
+        )
+        rows = [tuple(row) for row in cursor.fetchall()]
+    custom = any(row[3] for row in rows)
+    types = batch_cached("segment_field_types", _field_types) if custom else ""
+    return (connection.vendor, connection.settings_dict["NAME"], tuple(rows), types)
+
+
+# The index this process built last and what it was built from: a batch reads
+# only the signature, and builds again when it differs.
+_kept_index: list[tuple[tuple[Any, ...], SegmentIndex]] = []
+
+
+def _index_load() -> SegmentIndex:
+    signature = _index_signature()
+    if _kept_index and _kept_index[0][0] == signature:
+        return _kept_index[0][1]
+    index = _index_build()
+    _kept_index[:] = [(signature, index)]
+    return index
 
 
 def segment_index() -> SegmentIndex:
@@ -347,13 +461,18 @@ class Statement:
     columns: tuple[str, ...]
     leads: tuple[int, ...]
 
-    def run(self, lead_id: int, now: dt.datetime) -> Verdict | None:
+    def bound(self, lead_id: int, now: dt.datetime) -> list[Any]:
+        """The parameters for ``lead_id`` with the clock at ``now``."""
         params = list(self.params)
         for place in self.leads:
             params[place] = lead_id
         adapt = connection.ops.adapt_datetimefield_value
         for place, offset in self.moments:
             params[place] = adapt(now + offset)
+        return params
+
+    def run(self, lead_id: int, now: dt.datetime) -> Verdict | None:
+        params = self.bound(lead_id, now)
         if prepared.enabled():
             # Bound on the server and prepared at once, planned once: planning
             # a statement of hundreds of columns costs more than running it.
@@ -592,6 +711,11 @@ def _column_kept(watched: Watched, now: dt.datetime) -> tuple[Column, bool]:
 
 def _evaluate(lead_id: int, segments: Sequence[Watched], now: dt.datetime) -> Verdict | None:
     """The lead's verdict on ``segments`` at ``now``."""
+    return _statement(segments, now).run(lead_id, now)
+
+
+def _statement(segments: Sequence[Watched], now: dt.datetime) -> Statement:
+    """The statement that evaluates ``segments`` for a lead at ``now``."""
     key = tuple((watched.pk, watched.fingerprint) for watched in segments)
     statement = _statements.get(key)
     if statement is None:
@@ -601,6 +725,7 @@ def _evaluate(lead_id: int, segments: Sequence[Watched], now: dt.datetime) -> Ve
             _columns.clear()
             _statements.clear()
             _tallies.clear()
+            _decided.clear()
         columns, movable = [], True
         for watched in segments:
             column, kept = _column_kept(watched, now)
@@ -610,8 +735,9 @@ def _evaluate(lead_id: int, segments: Sequence[Watched], now: dt.datetime) -> Ve
         if movable:
             if len(_statements) >= STATEMENTS_KEPT:
                 _statements.clear()
+                _decided.clear()
             _statements[key] = statement
-    return statement.run(lead_id, now)
+    return statement
 
 
 # --- entering and leaving ---------------------------------------------------------------
@@ -685,25 +811,34 @@ def _moves(
     ]
 
 
-# One round's moves and their events in one statement (PostgreSQL): the stays
-# opened and closed, and an event for each, written processed unless something
-# hears it, in the order of the segments. Three round trips were a fifth of an
-# event's statements with hundreds of segments.
-_MOVES_ANNOUNCED = (
-    "WITH entered AS ("  # noqa: S608
+# One round of the check in one statement (PostgreSQL): the candidates'
+# evaluation (``verdict``, the statement ``_evaluate`` runs), what it decides
+# for each (``decided``), the stays it opens and closes, and an event for each,
+# written processed unless something hears it, in the order of the segments.
+# The evaluation and the moves were two round trips a round, and a third of an
+# event's time with hundreds of segments. ``<ids>`` and ``<holds>`` stand for
+# the candidates' ids and their columns of the verdict, in the same order.
+_DECIDED = (
+    "decided AS (SELECT d.id, d.name, d.entered_heard, d.left_heard, "  # noqa: S608
+    "coalesce(d.holds, false) AND d.id <> ALL(coalesce(v.kept_out, '{}')) AS matches, "
+    "d.id = ANY(coalesce(v.member_of, '{}')) AS member "
+    "FROM verdict v, unnest(ARRAY[<ids>]::bigint[], ARRAY[<holds>]::boolean[], "
+    "%(names)s::text[], %(entered_heard)s::bool[], %(left_heard)s::bool[]) "
+    "AS d(id, holds, name, entered_heard, left_heard)), "
+    "entered AS ("
     f"INSERT INTO {SegmentMembership._meta.db_table} (segment_id, lead_id, entered_at, source) "
-    "SELECT id, %(lead)s, %(at)s, %(source)s FROM unnest(%(enter)s::bigint[]) AS s(id) "
+    "SELECT id, %(lead)s, %(at)s, %(source)s FROM decided WHERE matches AND NOT member "
     "ON CONFLICT DO NOTHING RETURNING id, segment_id), "
     f"closed AS (UPDATE {SegmentMembership._meta.db_table} SET left_at = %(at)s "
-    "WHERE lead_id = %(lead)s AND left_at IS NULL AND segment_id = ANY(%(leave)s::bigint[]) "
+    "WHERE lead_id = %(lead)s AND left_at IS NULL "
+    "AND segment_id IN (SELECT id FROM decided WHERE member AND NOT matches) "
     "RETURNING id, segment_id), "
     "moved AS (SELECT id, segment_id, 'segment.entered' AS type FROM entered "
     "UNION ALL SELECT id, segment_id, 'segment.left' FROM closed), "
-    # The events table is partitioned on PostgreSQL: an event's key is claimed
-    # in the key table, as events_record claims it (leads.EventKey).
-    f"claimed AS (INSERT INTO {EventKey._meta.db_table} (source, idempotency_key, received_at) "
-    "SELECT %(system)s, m.type || ':' || m.id, %(at)s FROM moved m "
-    "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING idempotency_key), "
+    # No key is claimed in the key table (leads.EventKey), as events_record
+    # claims one: a stay's event is keyed by the stay, which this statement
+    # just opened or closed, and no other can open or close it again. The
+    # claim was a fifth of the moves' time, with a row and two indexes.
     f"written AS (INSERT INTO {Event._meta.db_table} (type, name, properties, context, "
     "user_id, anonymous_id, email, occurred_at, received_at, source, idempotency_key, "
     "depth, attempts, resends, error, lead_id, processed_at) "
@@ -712,40 +847,61 @@ _MOVES_ANNOUNCED = (
     "'', '', '', %(at)s, %(at)s, %(system)s, m.type || ':' || m.id, %(depth)s, 0, 0, '', "
     "%(lead)s, CASE WHEN (m.type = 'segment.entered' AND d.entered_heard) "
     "OR (m.type = 'segment.left' AND d.left_heard) THEN NULL ELSE %(at)s END "
-    "FROM moved m JOIN unnest(%(ids)s::bigint[], %(names)s::text[], %(entered_heard)s::bool[], "
-    "%(left_heard)s::bool[]) AS d(id, name, entered_heard, left_heard) ON d.id = m.segment_id "
-    "JOIN claimed c ON c.idempotency_key = m.type || ':' || m.id "
+    "FROM moved m JOIN decided d ON d.id = m.segment_id "
     "ORDER BY m.segment_id "
     "RETURNING id, idempotency_key, processed_at IS NULL AS waiting) "
     "SELECT m.id, m.segment_id, m.type, w.id, coalesce(w.waiting, false) "
     "FROM moved m LEFT JOIN written w ON w.idempotency_key = m.type || ':' || m.id "
     "ORDER BY m.segment_id"
 )
+_NAMED = re.compile(r"%\((\w+)\)s")
+# The round's statement by its evaluation's, with the names of its own
+# parameters in their order (emptied with ``_statements``).
+_decided: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 
-def _moves_announced(
-    *, lead_id: int, enter: Sequence[Watched], leave: Sequence[Watched], depth: int
-) -> list[Move]:
-    """``_moves`` and ``_announce`` of one round in one statement (PostgreSQL)."""
-    now = timezone.now()
-    heard = segments_heard()
-    segments = [*enter, *leave]
-    rows = prepared.fetch(
-        _MOVES_ANNOUNCED,
-        {
-            "lead": lead_id,
-            "at": now,
-            "source": MembershipSource.CONDITION.value,
-            "system": SYSTEM_SOURCE,
-            "depth": depth,
-            "enter": [watched.pk for watched in enter],
-            "leave": [watched.pk for watched in leave],
-            "ids": [watched.pk for watched in segments],
-            "names": [watched.name for watched in segments],
-            "entered_heard": [_is_heard(heard, "segment.entered", w.pk) for w in segments],
-            "left_heard": [_is_heard(heard, "segment.left", w.pk) for w in segments],
-        },
+def _decided_sql(statement: Statement, segments: Sequence[Watched]) -> tuple[str, tuple[str, ...]]:
+    kept = _decided.get(statement.sql)
+    if kept is not None:
+        return kept
+    quote = connection.ops.quote_name
+    holds = ", ".join(f"v.{quote(f's{watched.pk}')}" for watched in segments)
+    # Built from the segments' ids (integers) and column names only.
+    tail = _DECIDED.replace("<ids>", ", ".join(str(int(w.pk)) for w in segments)).replace(
+        "<holds>", holds
     )
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return "%s"
+
+    sql = f"WITH verdict AS MATERIALIZED ({statement.sql}), {_NAMED.sub(positional, tail)}"
+    _decided[statement.sql] = kept = (sql, tuple(names))
+    return kept
+
+
+def _checked_and_moved(*, lead_id: int, segments: Sequence[Watched], depth: int) -> list[Move]:
+    """One round of the check on PostgreSQL: evaluate ``segments`` for the lead,
+    open and close its stays by the answers, and write their events, in one
+    statement; return the moves made (a concurrent recompute may have made
+    one already, and announced it)."""
+    now = timezone.now()
+    statement = _statement(segments, now)
+    sql, names = _decided_sql(statement, segments)
+    heard = segments_heard()
+    values: dict[str, Any] = {
+        "lead": lead_id,
+        "at": now,
+        "source": MembershipSource.CONDITION.value,
+        "system": SYSTEM_SOURCE,
+        "depth": depth,
+        "names": [watched.name for watched in segments],
+        "entered_heard": [_is_heard(heard, "segment.entered", w.pk) for w in segments],
+        "left_heard": [_is_heard(heard, "segment.left", w.pk) for w in segments],
+    }
+    params = statement.bound(lead_id, now) + [values[name] for name in names]
+    rows = prepared.fetch(sql, params, at_once=True)
     by_pk = {watched.pk: watched for watched in segments}
     moves, waiting = [], []
     for membership_id, segment_id, type_, event_id, unprocessed in rows:
@@ -878,7 +1034,8 @@ def lead_check(*, lead_id: int, keys: set[str], cause: Event | None = None) -> N
     index = segment_index()
     candidates = index.candidates(keys, cause)
     depth = cause.depth + 1 if cause is not None else 0
-    # On PostgreSQL each round writes its events with its moves.
+    # On PostgreSQL each round is one statement, its events written with its
+    # moves.
     together = prepared.enabled()
     moves: list[Move] = []
     for round_ in range(ROUNDS_LIMIT + 1):
@@ -887,15 +1044,17 @@ def lead_check(*, lead_id: int, keys: set[str], cause: Event | None = None) -> N
         if round_ == ROUNDS_LIMIT:
             logger.error("lead %s: segments still moving after %s rounds", lead_id, round_)
             break
-        verdict = _evaluate(lead_id, candidates, timezone.now())
-        if verdict is None:
-            return
-        enter, leave = _changes(candidates, verdict)
-        if not enter and not leave:
-            break
         # Each round one deeper, as when every entry was an event checked in turn.
-        write = _moves_announced if together else _moves
-        made = write(lead_id=lead_id, enter=enter, leave=leave, depth=depth + round_)
+        if together:
+            made = _checked_and_moved(lead_id=lead_id, segments=candidates, depth=depth + round_)
+        else:
+            verdict = _evaluate(lead_id, candidates, timezone.now())
+            if verdict is None:
+                return
+            enter, leave = _changes(candidates, verdict)
+            made = _moves(lead_id=lead_id, enter=enter, leave=leave, depth=depth + round_)
+        if not made:
+            break
         moves += made
         candidates = index.candidates({f"segment:{move.segment.pk}" for move in made}, None)
     if moves:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from core.scope import processing_batch
 from leads.models import Lead, SegmentMembership
+from segments import check
 from segments.check import conditions_hold
 from segments.services import segment_create, segments_check_lead
 from tests.factories import EventFactory, LeadFactory, SegmentMembershipFactory
@@ -62,19 +63,43 @@ def test_a_check_in_a_batch_is_one_statement(segments):
     lead = LeadFactory.create(job_title="CEO")
     SegmentMembershipFactory.create(segment=segments[0], lead=lead, source="condition")
     fresh = Lead.objects.get(pk=lead.pk)
+    check._kept_index.clear()
     with processing_batch(), transaction.atomic():
         with CaptureQueriesContext(connection) as first:
             segments_check_lead(lead=fresh, keys={"lead.created"})
         with CaptureQueriesContext(connection) as later:
             segments_check_lead(lead=fresh, keys={"lead.created"})
-    # The first of the batch reads the dynamic segments once, then as every later
-    # check: one statement with the lead's stays, exclusions and every dependent
-    # segment's answer as columns of the lead's row.
-    assert len(first.captured_queries) == 2
-    assert statements(first)[0].startswith("SELECT leads_segment.id AS pk, leads_segment.name ")
-    assert statements(first)[1:] == statements(later)
+    with (
+        processing_batch(),
+        transaction.atomic(),
+        CaptureQueriesContext(connection) as next_batch,
+    ):
+        segments_check_lead(lead=fresh, keys={"lead.created"})
+    # The first of the worker's batches reads what the dynamic segments are
+    # (a digest of each), then the segments themselves; on PostgreSQL, also
+    # which segment events flows and hooks hear, as the statement writes the
+    # moves' events too. Then, as every later check: one statement with the
+    # lead's stays, exclusions and every dependent segment's answer as columns
+    # of the lead's row.
+    pg = connection.vendor == "postgresql"
+    heard = statements(first)[2:-1]
+    assert [q.split(" FROM ")[1].split()[0] for q in heard] == (
+        ["flows_triggersubscription", "flows_flowversion", "flows_hooksubscription"] if pg else []
+    )
+    assert len(first.captured_queries) == 3 + len(heard)
+    assert statements(first)[0].startswith("SELECT id, name, ")
+    assert statements(first)[1].startswith("SELECT leads_segment.id AS pk, leads_segment.name ")
+    assert statements(first)[-1:] == statements(later)
     assert len(later.captured_queries) == 1
+    # A later batch reads the digests again, and builds nothing while they are
+    # the same.
+    assert statements(next_batch) == [statements(first)[0], *heard, *statements(later)]
     evaluation = statements(later)[0]
+    if connection.vendor == "postgresql":
+        # There the evaluation leads the statement that also writes the moves.
+        assert evaluation.startswith("WITH verdict AS (SELECT ")
+        assert "entered AS (INSERT INTO leads_segmentmembership " in evaluation
+        evaluation = evaluation[len("WITH verdict AS (") : evaluation.index("), decided AS (")]
     assert f" AS s{segments[0].pk}" in evaluation
     assert f" AS s{segments[1].pk}" in evaluation
     # The lead's events are read once, for every activity rule, in the pricing

@@ -1,5 +1,6 @@
 import datetime as dt
 import io
+import random
 
 import pytest
 from django.db import transaction
@@ -8,7 +9,7 @@ from django.utils import timezone
 from core.scope import processing_batch
 from leads.models import Event, Lead, Segment, SegmentMembership
 from leads.services.events import events_process
-from segments.check import ALWAYS, segment_index
+from segments.check import ALWAYS, SegmentIndex, segment_index
 from segments.services import (
     dependency_keys,
     segment_create,
@@ -508,3 +509,47 @@ def test_a_score_or_grade_change_rechecks_only_the_segments_whose_rules_it_cross
             segments_on_event(event=scored, lead=lead)
     stays = SegmentMembership.objects.filter(lead=lead, left_at__isnull=True).order_by("segment_id")
     assert [stay.segment.name for stay in stays] == ["Score 14+", "Score 10 to 20"]
+
+
+def test_the_segments_a_score_change_crosses_are_found_by_their_values_as_by_asking_each():
+    """With hundreds of segments on scores, the check finds those a move can
+    change by the values their rules cross: the same segments, in the same
+    order, as asking every segment that reads the score."""
+    rng = random.Random(7)
+    ops = ["gte", "gt", "lte", "lt", "eq", "ne", "between", "is_set", "is_not_set"]
+    for n in range(60):
+        field = rng.choice(["score", "score", "score.engagement"])
+        op = rng.choice(ops)
+        value: object = rng.choice([0, 5, 10, 12, 20, 50, -3])
+        if op == "between":
+            value = sorted([rng.randint(-5, 40), rng.randint(-5, 40)])
+        rule: dict[str, object] = {"field": field, "op": op}
+        if not op.startswith("is_"):
+            rule["value"] = value
+        extra = [{"field": "job_title", "op": "contains", "value": "CEO"}] if n % 7 == 0 else []
+        segment_create(name=f"Rule {n}", conditions={"all": [rule, *extra]})
+    with processing_batch():
+        index = segment_index()
+    assert set(index.crossings) == {"field:score", "field:score.engagement"}
+    asking = SegmentIndex(by_key=index.by_key)
+    values = [None, -5, 0, 5, 10, 12, 13, 20, 49, 50, 51]
+    checked = 0
+    for before in values:
+        for after in values:
+            event = Event(
+                type="score.changed",
+                name="engagement",
+                properties={
+                    "from": before,
+                    "to": after,
+                    "category": "engagement",
+                    "category_from": after,
+                    "category_to": before,
+                },
+            )
+            keys = {"field:score", "field:score.engagement"}
+            found = [w.pk for w in index.candidates(keys, event)]
+            assert found == [w.pk for w in asking.candidates(keys, event)], (before, after)
+            checked += len(found)
+    # Moves that cross nothing check nothing; the others, some.
+    assert 0 < checked < len(values) ** 2 * 60
