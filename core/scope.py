@@ -12,7 +12,7 @@ batch or an event, every read is made every time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
@@ -47,6 +47,31 @@ def batch_cached(key: str, load: Callable[[], T]) -> T:
     if key not in cache:
         cache[key] = load()
     return cast(T, cache[key])
+
+
+# What ``kept_while_same`` keeps: by key, the signature it was built from and
+# the value.
+_kept: dict[str, tuple[Hashable, Any]] = {}
+
+
+def kept_while_same(key: str, signature: Callable[[], Hashable], load: Callable[[], T]) -> T:
+    """``load()``, kept by the process from one batch to the next while
+    ``signature()`` stays the same: for what takes longer to build than a short
+    read of what it is built from (hundreds of segments' conditions, dozens of
+    flows' graphs). Call it from a ``batch_cached`` load, so that the signature
+    is read once per batch."""
+    seen = signature()
+    kept = _kept.get(key)
+    if kept is not None and kept[0] == seen:
+        return cast(T, kept[1])
+    value = load()
+    _kept[key] = (seen, value)
+    return value
+
+
+def kept_forget() -> None:
+    """Forget what ``kept_while_same`` keeps (tests)."""
+    _kept.clear()
 
 
 @contextmanager

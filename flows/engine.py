@@ -23,7 +23,13 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core import prepared
-from core.scope import batch_cached, event_scope_forget, event_scope_put, event_scoped
+from core.scope import (
+    batch_cached,
+    event_scope_forget,
+    event_scope_put,
+    event_scoped,
+    kept_while_same,
+)
 from flows.models import (
     Enrollment,
     EnrollmentStatus,
@@ -108,8 +114,33 @@ def _lean_execute(statement: str, values: list[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
+def _subscriptions_signature() -> tuple[Any, ...]:
+    """What the routes are built from, short: every subscription of an active
+    flow, with what the engine reads of its flow and a digest of its version's
+    graph (on PostgreSQL; the graph's text elsewhere)."""
+    tables = (TriggerSubscription, Flow, FlowVersion)
+    subscription, flow, version = (model._meta.db_table for model in tables)
+    graph = "md5(v.graph::text)" if connection.vendor == "postgresql" else "v.graph"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.id, s.flow_id, s.version_id, s.node_id, s.event_type, s.match_key, "  # noqa: S608
+            f"f.reentry, f.reentry_days, f.name, {graph} FROM {subscription} s "
+            f"JOIN {flow} f ON f.id = s.flow_id JOIN {version} v ON v.id = s.version_id "
+            "WHERE f.status = %s ORDER BY s.id",
+            [FlowStatus.ACTIVE.value],
+        )
+        rows = tuple(tuple(row) for row in cursor.fetchall())
+    return (connection.vendor, connection.settings_dict["NAME"], rows)
+
+
 def _active_subscriptions() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
-    """Subscriptions of active flows by event type, each with its trigger node."""
+    """Subscriptions of active flows by event type, each with its trigger node;
+    kept by the worker while they stay the same (with fifty flows, parsing
+    their graphs again for every batch was a fiftieth of its time)."""
+    return kept_while_same("flow_subscriptions", _subscriptions_signature, _subscriptions_build)
+
+
+def _subscriptions_build() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
     by_type: dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]] = {}
     graphs: dict[int, dict[str, dict[str, Any]]] = {}
     subscriptions = TriggerSubscription.objects.filter(

@@ -65,7 +65,7 @@ from django.utils import timezone
 
 from core import prepared
 from core.commit import on_commit_internal
-from core.scope import batch_cached, event_scope_current
+from core.scope import batch_cached, event_scope_current, kept_while_same
 from leads.models import (
     Event,
     FieldDefinition,
@@ -345,18 +345,8 @@ def _index_signature() -> tuple[Any, ...]:
     return (connection.vendor, connection.settings_dict["NAME"], tuple(rows), types)
 
 
-# The index this process built last and what it was built from: a batch reads
-# only the signature, and builds again when it differs.
-_kept_index: list[tuple[tuple[Any, ...], SegmentIndex]] = []
-
-
 def _index_load() -> SegmentIndex:
-    signature = _index_signature()
-    if _kept_index and _kept_index[0][0] == signature:
-        return _kept_index[0][1]
-    index = _index_build()
-    _kept_index[:] = [(signature, index)]
-    return index
+    return kept_while_same("segment_index", _index_signature, _index_build)
 
 
 def segment_index() -> SegmentIndex:

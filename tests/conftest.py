@@ -12,6 +12,7 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from core.scope import kept_forget
 from leads.services.api_keys import api_key_create
 from tests.factories import UserFactory
 
@@ -33,6 +34,13 @@ def _no_persistent_connections(django_db_setup):
     for alias in connections:
         connections.settings[alias]["CONN_MAX_AGE"] = 0
         connections[alias].settings_dict["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept():
+    """Every test starts as a new worker does: with no segment index or flow
+    routes kept from an earlier batch (``core.scope.kept_while_same``)."""
+    kept_forget()
 
 
 @pytest.fixture(autouse=True)

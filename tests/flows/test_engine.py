@@ -225,7 +225,9 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
     events = [
         EventFactory.create(lead=None, user_id="u-9", type="track", name="Ping") for _ in range(3)
     ]
-    # The batch's ids (1) and its cached reads (5: the last is the outbound hook
+    # The batch's ids (1) and its cached reads (7: the dynamic segments' and the
+    # flows' signatures, each followed by what a worker builds from them, kept
+    # for the next batch while they stay the same; the last is the outbound hook
     # subscriptions); the three events of a known lead go in one transaction:
     # BEGIN, the events locked, their lead locked (3), then per event: lock the
     # lead (moving its activity, linking the event, telling that no wait
@@ -233,7 +235,7 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
     # with the ledger, totals and the score.changed event (one statement: the
     # change is keyed by the step's new row), the score step's output with the
     # enrollment done (3); then all processed, COMMIT (2).
-    with django_assert_num_queries(1 + 5 + 3 + 3 * 3 + 2):
+    with django_assert_num_queries(1 + 7 + 3 + 3 * 3 + 2):
         events_process(event_ids=[e.pk for e in events])
     lead.refresh_from_db()
     assert lead.score == 6
@@ -264,13 +266,13 @@ def test_an_event_entering_three_flows_writes_each_status_with_the_next_flows_fi
     )
     lead = LeadFactory.create(external_id="u-3")
     event = EventFactory.create(lead=None, user_id="u-3", type="track", name="Ping")
-    # The batch's ids (1) and cached reads (5); BEGIN, the event locked, its
+    # The batch's ids (1) and cached reads (7, as above); BEGIN, the event locked, its
     # lead locked (3); per scoring flow its opening with its ledger row (2 x
     # 1); the waiting flow's opening, its wait's wake-up and row (3; a wait
     # writes nothing itself, so it takes no savepoint); its status alone, as
     # the last of the event's (1); processed, COMMIT (2). The first two flows'
     # statuses went with the next flow's opening.
-    with django_assert_num_queries(1 + 5 + 3 + 2 * 1 + 3 + 1 + 2):
+    with django_assert_num_queries(1 + 7 + 3 + 2 * 1 + 3 + 1 + 2):
         events_process(event_ids=[event.pk])
 
     lead.refresh_from_db()

@@ -27,7 +27,7 @@ from django.test.utils import CaptureQueriesContext
 from core.scope import processing_batch
 from leads.services import events as event_services
 from leads.services.events import events_process
-from segments.check import segment_index
+from segments.check import segment_index, segments_heard
 from segments.services import segment_create
 from tests.factories import EventFactory, LeadFactory
 from tests.flows.helpers import graph, published
@@ -48,7 +48,8 @@ pytestmark = [
 # probe; the dynamic segments' digests, to know that the worker's index of which
 # depends on what is still theirs (once per batch; an earlier batch built it, and
 # nothing depends on a track event, so no segment is checked); the flows'
-# trigger subscriptions; the re-entry check; the categories; the scoring
+# trigger subscriptions with digests of their graphs, likewise; the re-entry
+# check; the categories; the scoring
 # settings (grade thresholds, the total's cap); the enrollment with its trigger
 # step and the score step's row, the ledger row keyed by that row with what
 # counts of it under the caps, the lead's totals and the derived
@@ -91,19 +92,10 @@ EXPECTED: list[str] = [
         "WHERE kind = ? ORDER BY id"
     ),
     (
-        "SELECT flows_triggersubscription.id, flows_triggersubscription.flow_id, "
-        "flows_triggersubscription.version_id, flows_triggersubscription.node_id, "
-        "flows_triggersubscription.event_type, flows_triggersubscription.match_key, "
-        "flows_flow.id, flows_flow.name, flows_flow.description, flows_flow.status, "
-        "flows_flow.reentry, flows_flow.reentry_days, flows_flow.draft, "
-        "flows_flow.draft_revision, flows_flow.published_id, flows_flow.created_by_id, "
-        "flows_flow.created_at, flows_flow.updated_at, flows_flowversion.id, "
-        "flows_flowversion.flow_id, flows_flowversion.number, flows_flowversion.graph, "
-        "flows_flowversion.created_by_id, flows_flowversion.created_at FROM "
-        "flows_triggersubscription INNER JOIN flows_flow ON "
-        "(flows_triggersubscription.flow_id = flows_flow.id) INNER JOIN flows_flowversion ON "
-        "(flows_triggersubscription.version_id = flows_flowversion.id) WHERE "
-        "flows_flow.status = ?"
+        "SELECT s.id, s.flow_id, s.version_id, s.node_id, s.event_type, s.match_key, "
+        "f.reentry, f.reentry_days, f.name, md5(v.graph::text) FROM flows_triggersubscription"
+        " s JOIN flows_flow f ON f.id = s.flow_id JOIN flows_flowversion v ON v.id = "
+        "s.version_id WHERE f.status = ? ORDER BY s.id"
     ),
     (
         "SELECT flows_enrollment.created_at AS created_at FROM flows_enrollment WHERE "
@@ -286,6 +278,7 @@ def test_one_track_event_of_a_known_lead(django_capture_on_commit_callbacks, mon
     # events_process task does,
     with processing_batch():
         segment_index()
+        segments_heard()
     with CaptureQueriesContext(connection) as captured:
         events_process(event_ids=[event.pk], drain=True)
 
