@@ -322,8 +322,10 @@ class EventKey(models.Model):
     no longer say "one event per key" across months: the same email open from
     the pixel and from the provider's webhook can carry different times.
     ``events_record`` claims the key here first and inserts only the events
-    whose key was new, in one statement. SQLite keeps the plain table with its
-    unique constraint and leaves this one empty. ``received_at`` lets the
+    whose key was new, in one statement. The events of a segment's stays
+    (``segments.check``) claim none: each is keyed by its stay, which the
+    statement that writes it has just opened or closed. SQLite keeps the plain
+    table with its unique constraint and leaves this one empty. ``received_at`` lets the
     retention of ``manage.py events_partitions`` forget keys with their events.
     """
 
