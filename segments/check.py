@@ -809,12 +809,11 @@ def _moves(
 # event's time with hundreds of segments. ``<ids>`` and ``<holds>`` stand for
 # the candidates' ids and their columns of the verdict, in the same order.
 _DECIDED = (
-    "decided AS (SELECT d.id, d.name, d.entered_heard, d.left_heard, "  # noqa: S608
+    "decided AS (SELECT d.id, "  # noqa: S608
     "coalesce(d.holds, false) AND d.id <> ALL(coalesce(v.kept_out, '{}')) AS matches, "
     "d.id = ANY(coalesce(v.member_of, '{}')) AS member "
-    "FROM verdict v, unnest(ARRAY[<ids>]::bigint[], ARRAY[<holds>]::boolean[], "
-    "%(names)s::text[], %(entered_heard)s::bool[], %(left_heard)s::bool[]) "
-    "AS d(id, holds, name, entered_heard, left_heard)), "
+    "FROM verdict v, unnest(ARRAY[<ids>]::bigint[], ARRAY[<holds>]::boolean[]) "
+    "AS d(id, holds)), "
     "entered AS ("
     f"INSERT INTO {SegmentMembership._meta.db_table} (segment_id, lead_id, entered_at, source) "
     "SELECT id, %(lead)s, %(at)s, %(source)s FROM decided WHERE matches AND NOT member "
@@ -828,19 +827,25 @@ _DECIDED = (
     # No key is claimed in the key table (leads.EventKey), as events_record
     # claims one: a stay's event is keyed by the stay, which this statement
     # just opened or closed, and no other can open or close it again. The
-    # claim was a fifth of the moves' time, with a row and two indexes.
+    # claim was a fifth of the moves' time, with a row and two indexes. The
+    # names are read for the moves only, and who hears which segment is told
+    # by ids (a few): binding a name and two flags per candidate was a tenth
+    # of a round's time in the worker.
     f"written AS (INSERT INTO {Event._meta.db_table} (type, name, properties, context, "
     "user_id, anonymous_id, email, occurred_at, received_at, source, idempotency_key, "
     "depth, attempts, resends, error, lead_id, processed_at) "
-    "SELECT m.type, left(d.name, 255), "
-    "jsonb_build_object('segment_id', m.segment_id, 'segment_name', d.name), '{}'::jsonb, "
+    "SELECT m.type, left(g.name, 255), "
+    "jsonb_build_object('segment_id', m.segment_id, 'segment_name', g.name), '{}'::jsonb, "
     "'', '', '', %(at)s, %(at)s, %(system)s, m.type || ':' || m.id, %(depth)s, 0, 0, '', "
-    "%(lead)s, CASE WHEN (m.type = 'segment.entered' AND d.entered_heard) "
-    "OR (m.type = 'segment.left' AND d.left_heard) THEN NULL ELSE %(at)s END "
-    "FROM moved m JOIN decided d ON d.id = m.segment_id "
+    "%(lead)s, CASE WHEN (m.type = 'segment.entered' "
+    "AND (%(entered_all)s OR m.segment_id = ANY(%(entered)s::bigint[]))) "
+    "OR (m.type = 'segment.left' AND (%(left_all)s OR m.segment_id = ANY(%(left)s::bigint[]))) "
+    "THEN NULL ELSE %(at)s END "
+    f"FROM moved m JOIN {Segment._meta.db_table} g ON g.id = m.segment_id "
     "ORDER BY m.segment_id "
-    "RETURNING id, idempotency_key, processed_at IS NULL AS waiting) "
-    "SELECT m.id, m.segment_id, m.type, w.id, coalesce(w.waiting, false) "
+    "RETURNING id, idempotency_key, processed_at IS NULL AS waiting, "
+    "properties ->> 'segment_name' AS segment_name) "
+    "SELECT m.id, m.segment_id, m.type, w.id, coalesce(w.waiting, false), w.segment_name "
     "FROM moved m LEFT JOIN written w ON w.idempotency_key = m.type || ':' || m.id "
     "ORDER BY m.segment_id"
 )
@@ -871,6 +876,21 @@ def _decided_sql(statement: Statement, segments: Sequence[Watched]) -> tuple[str
     return kept
 
 
+def _heard_load_params() -> dict[str, Any]:
+    heard = segments_heard()
+    params: dict[str, Any] = {}
+    for type_, name in (("segment.entered", "entered"), ("segment.left", "left")):
+        params[f"{name}_all"] = (type_, None) in heard
+        params[name] = sorted(pk for kind, pk in heard if kind == type_ and pk is not None)
+    return params
+
+
+def _heard_params() -> dict[str, Any]:
+    """Who hears which segment's events, as the round's statement takes it:
+    whether something hears every segment's, and the ids of those heard."""
+    return batch_cached("segments_heard_params", _heard_load_params)
+
+
 def _checked_and_moved(*, lead_id: int, segments: Sequence[Watched], depth: int) -> list[Move]:
     """One round of the check on PostgreSQL: evaluate ``segments`` for the lead,
     open and close its stays by the answers, and write their events, in one
@@ -879,22 +899,19 @@ def _checked_and_moved(*, lead_id: int, segments: Sequence[Watched], depth: int)
     now = timezone.now()
     statement = _statement(segments, now)
     sql, names = _decided_sql(statement, segments)
-    heard = segments_heard()
     values: dict[str, Any] = {
         "lead": lead_id,
         "at": now,
         "source": MembershipSource.CONDITION.value,
         "system": SYSTEM_SOURCE,
         "depth": depth,
-        "names": [watched.name for watched in segments],
-        "entered_heard": [_is_heard(heard, "segment.entered", w.pk) for w in segments],
-        "left_heard": [_is_heard(heard, "segment.left", w.pk) for w in segments],
+        **_heard_params(),
     }
     params = statement.bound(lead_id, now) + [values[name] for name in names]
     rows = prepared.fetch(sql, params, at_once=True)
     by_pk = {watched.pk: watched for watched in segments}
     moves, waiting = [], []
-    for membership_id, segment_id, type_, event_id, unprocessed in rows:
+    for membership_id, segment_id, type_, event_id, unprocessed, name in rows:
         moves.append(
             Move(membership_id=membership_id, segment=by_pk[segment_id], type=type_, depth=depth)
         )
@@ -903,7 +920,7 @@ def _checked_and_moved(*, lead_id: int, segments: Sequence[Watched], depth: int)
                 membership_id=membership_id,
                 lead_id=lead_id,
                 segment_id=segment_id,
-                name=by_pk[segment_id].name,
+                name=name,
                 type_=type_,
                 at=now,
                 depth=depth,
