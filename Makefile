@@ -48,8 +48,18 @@ demo: migrate
 run: demo assets
 	$(PY) manage.py runstack --host $(HOST) --port $(PORT) --demo-logins
 
+# The whole suite: the tests that run in this process two at a time (one
+# xdist worker per core, each on its own test database and, with REDIS_URL,
+# its own Redis database), then the browser and integration tests one at a
+# time (their servers and Celery workers share the broker). PYTEST_ARGS runs
+# pytest with those arguments instead.
 test: install assets
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(PY) -m pytest -n 2 --ignore=tests/browser --ignore=tests/integration
+	$(PY) -m pytest tests/browser tests/integration
+else
 	$(PY) -m pytest $(PYTEST_ARGS)
+endif
 
 # The inner loop: no browser or integration tests, one xdist worker per core, each
 # on its own test database kept between runs (--create-db after a new migration).

@@ -7,6 +7,7 @@ and ``REDIS_URL`` switch to PostgreSQL and Redis.
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 
@@ -136,7 +137,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- broker and cache -----------------------------------------------------------
+
+
+def redis_database_moved(url: str, offset: int) -> str:
+    """``url`` naming the Redis database ``offset`` after its own (0 when it
+    names none); a URL that names no database by number is returned as it is."""
+    parts = urlsplit(url)
+    number = parts.path.strip("/")
+    if number and not number.isdigit():
+        return url
+    return urlunsplit(parts._replace(path=f"/{int(number or 0) + offset}"))
+
+
 REDIS_URL = env.str("REDIS_URL", default="")
+# Tests that run two at a time (pytest-xdist workers gw0, gw1 …) each get a
+# Redis database of their own, as pytest-django gives each its own test
+# database: one test's cache.clear() or sign-in counts must not reach the
+# other's.
+_TEST_WORKER = env.str("PYTEST_XDIST_WORKER", default="")
+if REDIS_URL and _TEST_WORKER.startswith("gw") and _TEST_WORKER[2:].isdigit():
+    REDIS_URL = redis_database_moved(REDIS_URL, 1 + int(_TEST_WORKER[2:]))
 EMBEDDED_BROKER_PATH = DATA_DIR / "broker.sqlite3"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
