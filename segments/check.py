@@ -156,6 +156,12 @@ def _moved(event: Event) -> Moved:
 _CROSSED_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "between")
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def _crossings(rules: Sequence[tuple[str, Any]]) -> list[float] | None:
     """The values at which ``rules`` can change truth as a number moves; None
     if one of them is not a plain comparison of numbers."""
@@ -165,9 +171,10 @@ def _crossings(rules: Sequence[tuple[str, Any]]) -> list[float] | None:
         if op not in _CROSSED_OPS or not isinstance(bounds, list | tuple):
             return None
         for bound in bounds:
-            if isinstance(bound, bool) or not isinstance(bound, int | float):
+            number = _number(bound)
+            if number is None:
                 return None
-            values.append(float(bound))
+            values.append(number)
     return values
 
 
@@ -208,12 +215,6 @@ def _crossings_index(key: str, reached: Sequence[Watched]) -> Crossings | None:
     )
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 @dataclass(frozen=True)
 class SegmentIndex:
     by_key: dict[str, tuple[Watched, ...]]
@@ -241,7 +242,7 @@ class SegmentIndex:
         own = f"activity:{cause.type}" if cause is not None else ""
         moved = _moved(cause) if cause is not None else {}
         for key in keys:
-            for watched in self._reached(key, moved) if moved else self.by_key.get(key, ()):
+            for watched in self._reached(key, moved):
                 if key == own and cause is not None:
                     names = watched.names.get(cause.type)
                     if names is not None and cause.name not in names:
