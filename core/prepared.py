@@ -130,6 +130,14 @@ def fetch(
     return rows
 
 
+def sequence(table: str) -> str:
+    """The sequence that numbers ``table``'s rows, as PostgreSQL names that of
+    an identity or serial ``id`` column (``tests/test_prepared.py`` checks it for the
+    tables that use it): a statement that writes rows of several tables that
+    refer to each other draws their ids from it first."""
+    return f"{table}_id_seq"
+
+
 @dataclass
 class Within:
     """The start of a statement that another module's keyed write finishes, so

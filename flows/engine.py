@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Field, Model, QuerySet, TextField
@@ -44,9 +44,19 @@ from flows.models import (
 )
 from flows.nodes import REGISTRY, StepContext, StepError, StepResult
 from flows.nodes.logic import wait_until_matches
-from flows.rules import Entry, entry_decide, entry_reads, event_match_keys, graph_index
+from flows.rules import (
+    Entry,
+    GraphIndex,
+    entry_decide,
+    entry_reads,
+    event_match_keys,
+    graph_index,
+)
 from leads.models import Event, Lead
 from leads.outages import outage, task_send
+from scoring.models import ScoreCategory, ScoreSource
+from scoring.series import Ask, Series, series_plan, series_write
+from scoring.services import score_category
 
 logger = logging.getLogger(__name__)
 
@@ -134,54 +144,225 @@ def _subscriptions_signature() -> tuple[Any, ...]:
     return (connection.vendor, connection.settings_dict["NAME"], rows)
 
 
-def _active_subscriptions() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
-    """Subscriptions of active flows by event type, each with its trigger node;
-    kept by the worker while they stay the same (with fifty flows, parsing
-    their graphs again for every batch was a fiftieth of its time)."""
+@dataclass(frozen=True)
+class Scoring:
+    """What a flow does from a trigger when all it does is score: the trigger's
+    one next step adjusts the score (``node``), nothing follows that step, and
+    the flow lets a lead in every time, so nothing is read to decide. Such
+    flows, the most common kind, are run together (``_scored``)."""
+
+    node: str
+    category: str
+    points: int
+    reason: str
+
+
+class Route(NamedTuple):
+    """A subscription of an active flow, its trigger node, and what the flow
+    does from it when it only scores."""
+
+    subscription: TriggerSubscription
+    node: dict[str, Any]
+    scoring: Scoring | None
+
+
+def _active_subscriptions() -> dict[str, list[Route]]:
+    """Routes of active flows by event type: kept by the worker while their
+    subscriptions stay the same (with fifty flows, parsing their graphs again
+    for every batch was a fiftieth of its time)."""
     return kept_while_same("flow_subscriptions", _subscriptions_signature, _subscriptions_build)
 
 
-def _subscriptions_build() -> dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]]:
-    by_type: dict[str, list[tuple[TriggerSubscription, dict[str, Any]]]] = {}
-    graphs: dict[int, dict[str, dict[str, Any]]] = {}
-    subscriptions = TriggerSubscription.objects.filter(
-        flow__status=FlowStatus.ACTIVE
-    ).select_related("flow", "version")
+def _subscriptions_build() -> dict[str, list[Route]]:
+    by_type: dict[str, list[Route]] = {}
+    graphs: dict[int, GraphIndex] = {}
+    # In the order they were made: the flows an event enters go in that order.
+    subscriptions = (
+        TriggerSubscription.objects.filter(flow__status=FlowStatus.ACTIVE)
+        .select_related("flow", "version")
+        .order_by("id")
+    )
     for subscription in subscriptions:
         if subscription.version_id not in graphs:
-            graphs[subscription.version_id] = graph_index(subscription.version.graph).nodes
-        node = graphs[subscription.version_id].get(subscription.node_id)
+            graphs[subscription.version_id] = graph_index(subscription.version.graph)
+        index = graphs[subscription.version_id]
+        node = index.nodes.get(subscription.node_id)
         if node is not None:
-            by_type.setdefault(subscription.event_type, []).append((subscription, node))
+            route = Route(subscription, node, _scoring_only(subscription.flow, index, node))
+            by_type.setdefault(subscription.event_type, []).append(route)
     return by_type
+
+
+def _scoring_only(flow: Flow, index: GraphIndex, trigger: dict[str, Any]) -> Scoring | None:
+    """What the flow does from ``trigger`` if all it does is score (``Scoring``)."""
+    once = bool(trigger.get("config", {}).get("once_per_lead"))
+    if entry_reads(reentry=flow.reentry, once_per_lead=once) != (False, False):
+        return None
+    leaving = [key for key in index.edges if key[0] == trigger["id"]]
+    targets = index.targets(trigger["id"], "next")
+    if leaving != [(trigger["id"], "next")] or len(targets) != 1:
+        return None
+    step = index.nodes.get(targets[0])
+    if step is None or step["type"] != "score.adjust":
+        return None
+    if any(key[0] == step["id"] for key in index.edges):
+        return None
+    config = step.get("config") or {}
+    try:
+        return Scoring(
+            node=step["id"],
+            category=str(config["category"]),
+            points=int(config["points"]),
+            reason=str(config["reason"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def flows_on_event(*, event: Event, lead: Lead) -> None:
     """Route an applied event: resume waits listening for it, enroll the lead in
-    flows whose triggers match. Runs in the event's transaction."""
+    flows whose triggers match. Runs in the event's transaction. Flows that
+    only score (``Scoring``) go first, together, so that the other flows the
+    event enters see the points it earned."""
     _resume_listeners(event=event, lead=lead)
     keys = event_match_keys(name=event.name, properties=event.properties)
-    subscriptions = batch_cached("flow_subscriptions", _active_subscriptions).get(event.type, [])
-    entered: set[int] = set()
-    settles = Settles()
-    for subscription, node in subscriptions:
-        if subscription.match_key not in keys or subscription.flow_id in entered:
+    routes = batch_cached("flow_subscriptions", _active_subscriptions).get(event.type, [])
+    scoring: list[Route] = []
+    others: list[Route] = []
+    scored: set[int] = set()
+    for route in routes:
+        subscription, node = route.subscription, route.node
+        if subscription.match_key not in keys or subscription.flow_id in scored:
             continue
         node_type = REGISTRY[node["type"]]
         assert node_type.matches is not None
-        if node_type.matches(event, node.get("config", {})):
-            enrollment = enroll(
-                flow=subscription.flow,
-                version=subscription.version,
-                lead=lead,
-                node=node,
-                event=event,
-                settles=settles,
-            )
-            # One enrollment per flow and event, whichever of its triggers matched.
-            if enrollment is not None:
-                entered.add(subscription.flow_id)
+        if not node_type.matches(event, node.get("config", {})):
+            continue
+        if route.scoring is not None:
+            scoring.append(route)
+            scored.add(subscription.flow_id)
+        else:
+            others.append(route)
+    settles = Settles()
+    if scoring:
+        _scored(scoring, lead=lead, event=event, settles=settles)
+    # One enrollment per flow and event, whichever of its triggers matched.
+    entered = scored
+    for route in others:
+        if route.subscription.flow_id in entered:
+            continue
+        enrollment = _route_enroll(route, lead=lead, event=event, settles=settles)
+        if enrollment is not None:
+            entered.add(route.subscription.flow_id)
     settles.flush()
+
+
+def _route_enroll(route: Route, *, lead: Lead, event: Event, settles: Settles) -> Enrollment | None:
+    subscription = route.subscription
+    return enroll(
+        flow=subscription.flow,
+        version=subscription.version,
+        lead=lead,
+        node=route.node,
+        event=event,
+        settles=settles,
+    )
+
+
+def _scored(routes: list[Route], *, lead: Lead, event: Event, settles: Settles) -> None:
+    """Enroll the lead in flows that only score, in order, as ``enroll`` would,
+    their changes worked out together (``scoring.series``): one statement
+    writes every enrollment, its two steps, and its score change. One whose
+    rise would move the lead's stage, or whose category is gone, goes through
+    ``enroll`` (which moves the stage with its own events, or fails the step),
+    and the rest go on after it. SQLite enrolls them one by one."""
+    if not prepared.enabled():
+        for route in routes:
+            _route_enroll(route, lead=lead, event=event, settles=settles)
+        return
+    while routes:
+        asks: list[Ask] = []
+        for route in routes:
+            assert route.scoring is not None
+            try:
+                category = score_category(route.scoring.category)
+            except ScoreCategory.DoesNotExist:
+                break
+            asks.append(Ask(category, route.scoring.points, route.scoring.reason))
+        done = 0
+        if asks:
+            series = series_plan(lead=lead, asks=asks)
+            done = len(series.changes)
+            if done:
+                _scored_write(routes[:done], series, lead=lead, event=event)
+        if done == len(routes):
+            return
+        _route_enroll(routes[done], lead=lead, event=event, settles=settles)
+        routes = routes[done + 1 :]
+
+
+@functools.cache
+def _scored_ctes() -> str:
+    """The enrollments and steps of scoring flows, as CTEs of the series'
+    statement (``scoring.series.series_sql``): ids drawn in order, so that each
+    flow's rows come after the one before it, and its trigger's step before
+    its score step (runs are listed by id)."""
+    enrollments, steps = Enrollment._meta.db_table, StepRun._meta.db_table
+    enrollment_ids, step_ids = prepared.sequence(enrollments), prepared.sequence(steps)
+    return (
+        f"flows_ids AS MATERIALIZED (SELECT n, nextval('{enrollment_ids}'::regclass) "  # noqa: S608
+        f"AS enrollment, nextval('{step_ids}'::regclass) AS trigger_step, "
+        f"nextval('{step_ids}'::regclass) AS step FROM series ORDER BY n), "
+        "flows_routes AS (SELECT * FROM jsonb_to_recordset(%(flows_routes)s::jsonb) "
+        "AS r(n int, flow int8, version int8, node varchar, node_type varchar, step varchar)), "
+        f"flows_enrolled AS (INSERT INTO {enrollments} (id, flow_id, version_id, lead_id, "
+        "trigger_event_id, trigger_node, status, created_at, finished_at) "
+        "SELECT i.enrollment, r.flow, r.version, %(lead)s, %(flows_event)s, r.node, "
+        "%(flows_done)s, %(now)s, %(now)s FROM flows_routes r JOIN flows_ids i USING (n) "
+        "ORDER BY n), "
+        f"flows_steps AS (INSERT INTO {steps} (id, enrollment_id, node_id, node_type, visit, "
+        "status, attempts, output, error, started_at, finished_at) "
+        "SELECT s.id, s.enrollment, s.node, s.node_type, 0, %(flows_completed)s, 1, s.output, '', "
+        "%(now)s, %(now)s FROM (SELECT i.trigger_step AS id, i.enrollment, r.node, r.node_type, "
+        "jsonb_build_object('event', %(flows_event)s::int8) AS output "
+        "FROM flows_routes r JOIN flows_ids i USING (n) "
+        "UNION ALL SELECT i.step, i.enrollment, r.step, 'score.adjust', "
+        "jsonb_build_object('score_change', c.id, 'handles', jsonb_build_array('next')) "
+        "FROM flows_routes r JOIN flows_ids i USING (n) JOIN change_ids c USING (n)) s "
+        "ORDER BY s.id)"
+    )
+
+
+def _scored_write(routes: list[Route], series: Series, *, lead: Lead, event: Event) -> None:
+    from psycopg.types.json import Jsonb
+
+    series_write(
+        series,
+        cause=event,
+        source=ScoreSource.FLOW,
+        # A step's change is keyed by the step, as ``flows.nodes`` keys it.
+        key="'step:' || flows_ids.step",
+        between=_scored_ctes(),
+        key_from="JOIN flows_ids USING (n)",
+        params={
+            "flows_routes": Jsonb(
+                [
+                    {
+                        "n": n,
+                        "flow": route.subscription.flow_id,
+                        "version": route.subscription.version_id,
+                        "node": route.node["id"],
+                        "node_type": route.node["type"],
+                        "step": route.scoring.node if route.scoring is not None else None,
+                    }
+                    for n, route in enumerate(routes, 1)
+                ]
+            ),
+            "flows_event": event.pk,
+            "flows_done": EnrollmentStatus.COMPLETED.value,
+            "flows_completed": StepStatus.COMPLETED.value,
+        },
+    )
 
 
 def segments_heard_by_flows(event_types: Sequence[str]) -> set[tuple[str, int | None]]:
@@ -193,7 +374,7 @@ def segments_heard_by_flows(event_types: Sequence[str]) -> set[tuple[str, int | 
     heard: set[tuple[str, int | None]] = set()
     routes = batch_cached("flow_subscriptions", _active_subscriptions)
     for event_type in event_types:
-        for subscription, _ in routes.get(event_type, []):
+        for subscription, _, _ in routes.get(event_type, []):
             key = subscription.match_key
             heard.add((event_type, int(key) if key.isdigit() else None))
     graphs = (

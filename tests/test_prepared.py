@@ -40,3 +40,11 @@ def test_a_statement_without_rows_returns_none_and_named_params_work():
 def _conversions() -> int:
     """How many statements the kept conversion has converted (its misses)."""
     return int(prepared.conversion.cache_info().misses)
+
+
+@pytest.mark.parametrize("table", ["flows_enrollment", "flows_steprun", "scoring_scorechange"])
+def test_the_sequence_named_for_a_table_is_the_one_that_numbers_it(table):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        (qualified,) = cursor.fetchone()
+    assert qualified.split(".")[-1] == prepared.sequence(table)

@@ -167,6 +167,24 @@ def derived_event_ctes(*, rows: str, where: str, key: str, properties: str) -> s
     )
 
 
+def derived_events_insert(select: str) -> str:
+    """An ``INSERT … RETURNING id, idempotency_key`` of events derived by a
+    statement of another app from the rows it writes (PostgreSQL), in the order
+    of ``n``. ``select`` gives each event's ``type``, ``name``, ``properties``,
+    ``key`` and ``n``; the other values are the named parameters of
+    ``derived_event_ctes``. Each key must name a row that the same statement
+    has just written, so it is new by construction and claims nothing in
+    ``leads_eventkey``. The caller hands the events to ``events_written``."""
+    return (
+        f"INSERT INTO {Event._meta.db_table} "  # noqa: S608
+        f"({', '.join(c for c, _ in _EVENT_COLUMNS)}) "
+        "SELECT d.type::varchar, d.name::varchar, d.properties::jsonb, '{}'::jsonb, '', '', '', "
+        "%(derived_occurred_at)s::timestamptz, %(derived_received_at)s::timestamptz, "
+        f"'{SYSTEM_SOURCE}', d.key::varchar, %(derived_depth)s::int2, 0, 0, '', "
+        f"%(derived_lead)s::int8 FROM ({select}) d ORDER BY d.n RETURNING id, idempotency_key"
+    )
+
+
 def _pg_insert(events: Sequence[Event]) -> list[int]:
     """One insert of all rows, parameters bound on the server in binary.
 

@@ -231,10 +231,10 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
     # subscriptions); the three events of a known lead go in one transaction:
     # BEGIN, the events locked, their lead locked (3), then per event: lock the
     # lead (moving its activity, linking the event, telling that no wait
-    # listens), the enrollment with its trigger step and the score step's row
-    # with the ledger, totals and the score.changed event (one statement: the
-    # change is keyed by the step's new row), the score step's output with the
-    # enrollment done (3); then all processed, COMMIT (2).
+    # listens), read its points, and write the enrollment, done, with its two
+    # steps, the ledger row, the totals and the score.changed event (one
+    # statement, tests/flows/test_scoring_flows.py) (3); then all processed,
+    # COMMIT (2).
     with django_assert_num_queries(1 + 7 + 3 + 3 * 3 + 2):
         events_process(event_ids=[e.pk for e in events])
     lead.refresh_from_db()
@@ -242,7 +242,7 @@ def test_statements_per_event_through_a_score_step(django_assert_num_queries):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements")
-def test_an_event_entering_three_flows_writes_each_status_with_the_next_flows_first_row(
+def test_an_event_entering_three_flows_writes_the_scoring_ones_together(
     django_assert_num_queries,
 ):
     # Two scoring flows and one that waits, all on the same event.
@@ -267,12 +267,11 @@ def test_an_event_entering_three_flows_writes_each_status_with_the_next_flows_fi
     lead = LeadFactory.create(external_id="u-3")
     event = EventFactory.create(lead=None, user_id="u-3", type="track", name="Ping")
     # The batch's ids (1) and cached reads (7, as above); BEGIN, the event locked, its
-    # lead locked (3); per scoring flow its opening with its ledger row (2 x
-    # 1); the waiting flow's opening, its wait's wake-up and row (3; a wait
-    # writes nothing itself, so it takes no savepoint); its status alone, as
-    # the last of the event's (1); processed, COMMIT (2). The first two flows'
-    # statuses went with the next flow's opening.
-    with django_assert_num_queries(1 + 7 + 3 + 2 * 1 + 3 + 1 + 2):
+    # lead locked (3); the lead's points read and both scoring flows written
+    # together (2); the waiting flow's opening, its wait's wake-up and row (3;
+    # a wait writes nothing itself, so it takes no savepoint); its status
+    # alone, as the last of the event's (1); processed, COMMIT (2).
+    with django_assert_num_queries(1 + 7 + 3 + 2 + 3 + 1 + 2):
         events_process(event_ids=[event.pk])
 
     lead.refresh_from_db()
