@@ -59,7 +59,9 @@ class Series:
 
     lead: Lead
     changes: list[_Change] = field(default_factory=list)
+    # The points the changes add, and the lead's total after them.
     total: int = 0
+    score: int = 0
     grades: Grades | None = None
     # Points added per category id (0 for a change capped away: its row of
     # points exists all the same, as ``score_adjust`` leaves it).
@@ -131,6 +133,7 @@ def series_plan(*, lead: Lead, asks: Sequence[Ask]) -> Series:
             change.graded = grade_change_properties(before=grades, after=after, score=total)
             grades = after
         series.total += counted
+    series.score = total
     series.grades = grades
     return series
 
@@ -240,7 +243,7 @@ def series_write(
         "derived_received_at": now,
     }
     ((change_ids, event_ids, keys),) = prepared.fetch(series_sql(key, between, key_from), values)
-    lead.score += series.total
+    lead.score = series.score
     lead.grade, lead.fit_grade, lead.engagement_grade = series.grades
     if event_ids:
         written = dict(zip(keys, event_ids, strict=True))
