@@ -29,7 +29,7 @@ from leads.models import Event, Lead
 from leads.services.events import SYSTEM_SOURCE, derived_events_insert, events_written
 from scoring.models import LeadScore, ScoreCategory, ScoreChange
 from scoring.rules import ENGAGEMENT, FIT, Grades, counted_points, grades_for, stage_after_score
-from scoring.services import grade_change_properties, score_category, scoring_settings
+from scoring.services import grade_change_properties, score_category_id, scoring_settings
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def series_plan(*, lead: Lead, asks: Sequence[Ask]) -> Series:
         _BEFORE, [lead.pk]
     )
     points = dict(zip(ids, scores, strict=True))
-    fit_id, engagement_id = (_category_id(key) for key in (FIT, ENGAGEMENT))
+    fit_id, engagement_id = score_category_id(FIT), score_category_id(ENGAGEMENT)
     grades = Grades(grade, fit_grade, engagement_grade)
     series = Series(lead=lead, grades=grades)
     for ask in asks:
@@ -136,13 +136,6 @@ def series_plan(*, lead: Lead, asks: Sequence[Ask]) -> Series:
     series.score = total
     series.grades = grades
     return series
-
-
-def _category_id(key: str) -> int | None:
-    try:
-        return score_category(key).pk
-    except ScoreCategory.DoesNotExist:
-        return None
 
 
 @functools.cache

@@ -282,7 +282,8 @@ def _score_add_sql(ctes: str = "", rows: str = "", key: str = "", returning: str
 _SCORE_ADD = _score_add_sql()
 
 
-def _category_id(key: str) -> int | None:
+def score_category_id(key: str) -> int | None:
+    """The id of the category with this key, None when there is none."""
     try:
         return score_category(key).pk
     except ScoreCategory.DoesNotExist:
@@ -386,7 +387,7 @@ def score_adjust(
     if occurred_at is None:
         occurred_at = cause.occurred_at if cause is not None else now
     settings = batch_cached("scoring_settings", scoring_settings)
-    fit_id, engagement_id = _category_id(FIT), _category_id(ENGAGEMENT)
+    fit_id, engagement_id = score_category_id(FIT), score_category_id(ENGAGEMENT)
     values: dict[str, Any] = {
         "lead": lead.pk,
         "asked": delta,
